@@ -1,0 +1,19 @@
+"""Kiwi: a Redis-compatible key-value engine on RocksDB.
+
+Run a real Redis-compatible server inside your Python process::
+
+    >>> import kiwi
+    >>> with kiwi.Server() as server:
+    ...     r = server.client()
+    ...     r.set("greeting", "hello")
+    ...     r.get("greeting")
+    True
+    b'hello'
+"""
+
+from __future__ import annotations
+
+from kiwi._kiwi import REDIS_VERSION, __version__
+from kiwi.server import Server
+
+__all__ = ["Server", "REDIS_VERSION", "__version__"]

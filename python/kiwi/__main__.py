@@ -1,0 +1,26 @@
+"""``python -m kiwi`` and the ``kiwi-server`` console script."""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+from kiwi import _kiwi
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the Kiwi server with command-line arguments (see ``--help``).
+
+    Example::
+
+        $ kiwi-server --port 7379 --dir ./data
+    """
+    args = list(sys.argv if argv is None else argv)
+    if not args:
+        args = ["kiwi-server"]
+    args[0] = "kiwi-server"
+    return int(_kiwi.run_server_cli(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

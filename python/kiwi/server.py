@@ -1,0 +1,144 @@
+"""An in-process Kiwi server for tests, notebooks and scripts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from types import TracebackType
+from typing import Any, Optional, Union
+
+from kiwi import _kiwi
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class Server:
+    """A Kiwi server running on background threads of this process.
+
+    It speaks RESP2 and RESP3 on ``host:port`` and keeps its data in RocksDB
+    under ``dir``. Without ``port`` a free port is picked; without ``dir`` a
+    temporary directory is used and removed when the server stops.
+
+    Example::
+
+        >>> import kiwi
+        >>> with kiwi.Server() as server:
+        ...     client = server.client(decode_responses=True)
+        ...     client.mset({"a": "1", "b": "2"})
+        ...     client.mget("a", "b")
+        True
+        ['1', '2']
+    """
+
+    def __init__(
+        self,
+        port: Optional[int] = None,
+        dir: Optional[PathLike] = None,
+        host: str = "127.0.0.1",
+        requirepass: Optional[str] = None,
+    ) -> None:
+        self._requested_port = port or 0
+        self._requested_dir = os.fspath(dir) if dir is not None else None
+        self._host = host
+        self._requirepass = requirepass
+        self._handle: Optional[_kiwi.ServerHandle] = None
+        self._tempdir: Optional[str] = None
+        self._dir: Optional[str] = self._requested_dir
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> "Server":
+        """Start serving (idempotent). Returns the server itself."""
+        if self._handle is not None:
+            return self
+        if self._requested_dir is None:
+            self._tempdir = tempfile.mkdtemp(prefix="kiwi-")
+            self._dir = self._tempdir
+        assert self._dir is not None
+        try:
+            self._handle = _kiwi.start_server(
+                self._dir, host=self._host, port=self._requested_port, requirepass=self._requirepass
+            )
+        except BaseException:
+            self._remove_tempdir()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the server, close its connections and release its directory."""
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.stop()
+        self._remove_tempdir()
+
+    def _remove_tempdir(self) -> None:
+        if self._tempdir is not None:
+            shutil.rmtree(self._tempdir, ignore_errors=True)
+            self._tempdir = None
+
+    def __enter__(self) -> "Server":
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.stop()
+
+    def __del__(self) -> None:
+        try:
+            self.stop()
+        except Exception:
+            pass
+
+    # -- facts -------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Whether the server is serving now."""
+        return self._handle is not None and self._handle.running
+
+    @property
+    def host(self) -> str:
+        """The address the server listens on."""
+        return self._host
+
+    @property
+    def port(self) -> int:
+        """The TCP port the server listens on (after :meth:`start`)."""
+        if self._handle is None:
+            raise RuntimeError("the server is not running")
+        return int(self._handle.port)
+
+    @property
+    def dir(self) -> str:
+        """The data directory."""
+        if self._dir is None:
+            raise RuntimeError("the server has not been started")
+        return self._dir
+
+    @property
+    def url(self) -> str:
+        """A ``redis://`` URL for this server."""
+        return f"redis://{self.host}:{self.port}"
+
+    def client(self, **kwargs: Any) -> "redis.Redis":  # type: ignore[name-defined]  # noqa: F821
+        """A ``redis.Redis`` client connected to this server.
+
+        Keyword arguments go to ``redis.Redis`` (``protocol=3``,
+        ``decode_responses=True``, ...). The server's password is used unless
+        one is given.
+        """
+        import redis
+
+        if self._requirepass is not None:
+            kwargs.setdefault("password", self._requirepass)
+        return redis.Redis(host=self.host, port=self.port, **kwargs)
+
+    def __repr__(self) -> str:
+        if self._handle is None:
+            return f"<kiwi.Server stopped dir={self._dir!r}>"
+        return f"<kiwi.Server {self.host}:{self.port} dir={self._dir!r}>"

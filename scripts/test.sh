@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Every test: Rust (unit + integration) and Python (pytest through redis-py
+# against the installed package). Uses the same release profile for both,
+# so RocksDB is built once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kiwi/target}"
+bash scripts/install.sh
+python3 -m pip install -q --disable-pip-version-check "pytest>=8" "pytest-timeout>=2" "redis>=5"
+echo "== cargo test"
+cargo test --release --locked
+echo "== pytest"
+python3 -m pytest -q -p no:cacheprovider tests/python

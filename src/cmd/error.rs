@@ -1,0 +1,39 @@
+//! Errors a command answers, with Redis's exact texts.
+
+use thiserror::Error;
+
+use crate::storage::StorageError;
+
+#[derive(Debug, Error)]
+pub enum CmdError {
+    #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
+    WrongType,
+    #[error("ERR syntax error")]
+    Syntax,
+    #[error("ERR value is not an integer or out of range")]
+    NotInteger,
+    #[error("ERR value is not a valid float")]
+    NotFloat,
+    #[error("ERR increment or decrement would overflow")]
+    Overflow,
+    #[error("ERR no such key")]
+    NoSuchKey,
+    #[error("ERR wrong number of arguments for '{0}' command")]
+    Arity(String),
+    /// `ERR <text>`.
+    #[error("ERR {0}")]
+    Err(String),
+    /// A full error line with its own code (`NOAUTH …`, `WRONGPASS …`).
+    #[error("{0}")]
+    Raw(String),
+    #[error("ERR {0}")]
+    Storage(#[from] StorageError),
+}
+
+impl CmdError {
+    pub fn err(msg: impl Into<String>) -> CmdError {
+        CmdError::Err(msg.into())
+    }
+}
+
+pub type CmdResult<T = crate::resp::Reply> = Result<T, CmdError>;

@@ -1,0 +1,58 @@
+//! The command table and command execution.
+//!
+//! One table serves the RESP server, the embedded Python API and (later)
+//! the Raft state machine: each entry names a command, its arity and flags,
+//! where its keys are, and the function that runs it.
+
+mod args;
+mod error;
+mod glob;
+mod hash;
+mod keys;
+mod server;
+mod session;
+mod strings;
+mod table;
+
+pub use args::{float_arg, int_arg, is, parse_f64, parse_i64, text};
+pub use error::{CmdError, CmdResult};
+pub use glob::glob_match;
+pub use session::Session;
+pub use server::REDIS_VERSION;
+pub use table::{lookup, CommandSpec, Flags, COMMANDS};
+
+use bytes::Bytes;
+
+use crate::engine::Engine;
+use crate::storage::{Ctx, KeyType, Meta, MetaBody};
+
+/// Everything a command function may touch while it runs.
+pub struct Call<'a, 's> {
+    pub engine: &'a Engine,
+    pub session: &'s mut Session,
+    pub ctx: Ctx<'a>,
+    pub args: &'s [Bytes],
+}
+
+impl Call<'_, '_> {
+    /// The string value of a live key; WRONGTYPE when it holds another type.
+    pub fn get_string(&self, key: &[u8]) -> CmdResult<Option<Bytes>> {
+        match self.ctx.get_meta(key)? {
+            None => Ok(None),
+            Some(Meta { body: MetaBody::String(v), .. }) => Ok(Some(v)),
+            Some(_) => Err(CmdError::WrongType),
+        }
+    }
+
+    /// The live meta record of `key`, required to be of type `kind`.
+    pub fn get_typed(&self, key: &[u8], kind: KeyType) -> CmdResult<Option<Meta>> {
+        match self.ctx.get_meta(key)? {
+            Some(m) if m.kind() != kind => Err(CmdError::WrongType),
+            other => Ok(other),
+        }
+    }
+
+    pub fn arg(&self, i: usize) -> &Bytes {
+        &self.args[i]
+    }
+}

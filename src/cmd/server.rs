@@ -1,0 +1,561 @@
+//! Connection and server commands: AUTH, HELLO, PING, SELECT, INFO,
+//! COMMAND, CONFIG, CLIENT, …
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::{glob::glob_match_nocase, int_arg, is, text, Call, CmdError, CmdResult, Flags, COMMANDS};
+use crate::engine::{wall_clock, ClientInfo};
+use crate::resp::{Protocol, Reply};
+use crate::storage::DATABASES;
+
+/// The Redis version Kiwi answers as: clients pick features by it.
+pub const REDIS_VERSION: &str = "7.0.15";
+
+pub fn auth(call: &mut Call<'_, '_>) -> CmdResult {
+    let (user, pass) = match call.args.len() {
+        2 => (None, &call.args[1]),
+        3 => (Some(&call.args[1]), &call.args[2]),
+        _ => return Err(CmdError::Syntax),
+    };
+    check_password(call, user, pass)?;
+    Ok(Reply::OK)
+}
+
+fn check_password(call: &mut Call<'_, '_>, user: Option<&Bytes>, pass: &Bytes) -> CmdResult<()> {
+    let required = call.engine.config.read().requirepass.clone();
+    let Some(required) = required else {
+        if user.is_none() {
+            return Err(CmdError::err(
+                "AUTH <password> called without any password configured for the default user. \
+                 Are you sure your configuration is correct?",
+            ));
+        }
+        // `AUTH default <anything>` succeeds when no password is set.
+        if user.is_some_and(|u| u.as_ref() == b"default") {
+            call.session.authenticated = true;
+            return Ok(());
+        }
+        return Err(wrongpass());
+    };
+    let user_ok = user.is_none_or(|u| u.as_ref() == b"default");
+    if user_ok && pass.as_ref() == required.as_bytes() {
+        call.session.authenticated = true;
+        Ok(())
+    } else {
+        Err(wrongpass())
+    }
+}
+
+fn wrongpass() -> CmdError {
+    CmdError::Raw("WRONGPASS invalid username-password pair or user is disabled.".into())
+}
+
+pub fn hello(call: &mut Call<'_, '_>) -> CmdResult {
+    let args = call.args;
+    let mut protocol = call.session.protocol;
+    let mut i = 1;
+    if args.len() > 1 {
+        let ver = int_arg(&args[1]).map_err(|_| CmdError::err("Protocol version is not an integer or out of range"))?;
+        protocol = match ver {
+            2 => Protocol::Resp2,
+            3 => Protocol::Resp3,
+            _ => return Err(CmdError::Raw("NOPROTO unsupported protocol version".into())),
+        };
+        i = 2;
+    }
+    let mut auth: Option<(Bytes, Bytes)> = None;
+    let mut setname: Option<Bytes> = None;
+    while i < args.len() {
+        let more = args.len() - i - 1;
+        if is(&args[i], "auth") && more >= 2 {
+            auth = Some((args[i + 1].clone(), args[i + 2].clone()));
+            i += 3;
+        } else if is(&args[i], "setname") && more >= 1 {
+            setname = Some(args[i + 1].clone());
+            i += 2;
+        } else {
+            return Err(CmdError::err(format!("Syntax error in HELLO option '{}'", text(&args[i]))));
+        }
+    }
+    if let Some((user, pass)) = &auth {
+        check_password(call, Some(user), pass)?;
+    }
+    if !call.session.authenticated {
+        return Err(CmdError::Raw(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH \
+             <user> <pass> option can be used to authenticate the client and select the RESP protocol version at \
+             the same time"
+                .into(),
+        ));
+    }
+    if let Some(name) = setname {
+        validate_client_name(&name)?;
+        *call.session.info.name.lock() = (!name.is_empty()).then_some(name);
+    }
+    call.session.protocol = protocol;
+    call.session.info.resp.store(protocol.version() as u8, Ordering::Relaxed);
+    Ok(Reply::Map(vec![
+        (Reply::bulk_str("server"), Reply::bulk_str("redis")),
+        (Reply::bulk_str("version"), Reply::bulk_str(REDIS_VERSION)),
+        (Reply::bulk_str("proto"), Reply::Int(protocol.version())),
+        (Reply::bulk_str("id"), Reply::Int(call.session.id() as i64)),
+        (Reply::bulk_str("mode"), Reply::bulk_str("standalone")),
+        (Reply::bulk_str("role"), Reply::bulk_str("master")),
+        (Reply::bulk_str("modules"), Reply::Array(vec![])),
+    ]))
+}
+
+pub fn quit(call: &mut Call<'_, '_>) -> CmdResult {
+    call.session.quit = true;
+    Ok(Reply::OK)
+}
+
+pub fn ping(call: &mut Call<'_, '_>) -> CmdResult {
+    match call.args.len() {
+        1 => Ok(Reply::Status("PONG")),
+        2 => Ok(Reply::Bulk(call.args[1].clone())),
+        _ => Err(CmdError::Arity("ping".into())),
+    }
+}
+
+pub fn echo(call: &mut Call<'_, '_>) -> CmdResult {
+    Ok(Reply::Bulk(call.args[1].clone()))
+}
+
+pub fn select(call: &mut Call<'_, '_>) -> CmdResult {
+    let db = int_arg(&call.args[1])?;
+    if !(0..i64::from(DATABASES)).contains(&db) {
+        return Err(CmdError::err("DB index is out of range"));
+    }
+    call.session.db = db as u8;
+    call.session.info.db.store(db as u8, Ordering::Relaxed);
+    Ok(Reply::OK)
+}
+
+pub fn time(_call: &mut Call<'_, '_>) -> CmdResult {
+    let (secs, micros) = wall_clock();
+    Ok(Reply::Array(vec![
+        Reply::bulk(secs.to_string()),
+        Reply::bulk(micros.to_string()),
+    ]))
+}
+
+pub fn lastsave(call: &mut Call<'_, '_>) -> CmdResult {
+    let (secs, _) = wall_clock();
+    Ok(Reply::Int((secs - call.engine.uptime_secs()) as i64))
+}
+
+// ---------------------------------------------------------------- INFO
+
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "cluster",
+    "keyspace",
+];
+
+pub fn info(call: &mut Call<'_, '_>) -> CmdResult {
+    let mut wanted: Vec<String> = call.args[1..]
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
+    if wanted.is_empty() || wanted.iter().any(|w| w == "default" || w == "all" || w == "everything") {
+        wanted = DEFAULT_SECTIONS.iter().map(|s| s.to_string()).collect();
+    }
+    let mut out = String::new();
+    for section in DEFAULT_SECTIONS {
+        if !wanted.iter().any(|w| w == section) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        info_section(call, section, &mut out)?;
+    }
+    Ok(Reply::Verbatim(out))
+}
+
+fn info_section(call: &Call<'_, '_>, section: &str, out: &mut String) -> CmdResult<()> {
+    let engine = call.engine;
+    let title = {
+        let mut t = section.to_string();
+        t[..1].make_ascii_uppercase();
+        t
+    };
+    let _ = write!(out, "# {title}\r\n");
+    let mut field = |k: &str, v: &dyn std::fmt::Display| {
+        let _ = write!(out, "{k}:{v}\r\n");
+    };
+    match section {
+        "server" => {
+            let uptime = engine.uptime_secs();
+            field("redis_version", &REDIS_VERSION);
+            field("kiwi_version", &env!("CARGO_PKG_VERSION"));
+            field("redis_git_sha1", &"00000000");
+            field("redis_mode", &"standalone");
+            field("os", &std::env::consts::OS);
+            field("arch_bits", &(usize::BITS));
+            field("multiplexing_api", &"epoll");
+            field("process_id", &std::process::id());
+            field("run_id", &engine.run_id);
+            field("tcp_port", &engine.tcp_port.load(Ordering::Relaxed));
+            field("server_time_usec", &{
+                let (s, us) = wall_clock();
+                s * 1_000_000 + us
+            });
+            field("uptime_in_seconds", &uptime);
+            field("uptime_in_days", &(uptime / 86_400));
+            field("hz", &engine.config.read().hz);
+            field("executable", &std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default());
+            field("config_file", &"");
+        }
+        "clients" => {
+            field("connected_clients", &engine.clients.lock().len());
+            field("maxclients", &engine.config.read().maxclients);
+            field("blocked_clients", &0);
+        }
+        "memory" => {
+            let rss = resident_memory();
+            field("used_memory", &rss);
+            field("used_memory_human", &human_bytes(rss));
+            field("used_memory_rss", &rss);
+            field("maxmemory", &0);
+            field("maxmemory_policy", &"noeviction");
+        }
+        "persistence" => {
+            field("loading", &0);
+            field("rdb_changes_since_last_save", &0);
+            field("aof_enabled", &0);
+        }
+        "stats" => {
+            let s = &engine.stats;
+            field("total_connections_received", &s.connections_received.load(Ordering::Relaxed));
+            field("total_commands_processed", &s.commands_processed.load(Ordering::Relaxed));
+            field("rejected_connections", &s.rejected_connections.load(Ordering::Relaxed));
+            field("expired_keys", &s.expired_keys.load(Ordering::Relaxed));
+            field("keyspace_hits", &s.keyspace_hits.load(Ordering::Relaxed));
+            field("keyspace_misses", &s.keyspace_misses.load(Ordering::Relaxed));
+        }
+        "replication" => {
+            field("role", &"master");
+            field("connected_slaves", &0);
+        }
+        "cpu" => {}
+        "cluster" => field("cluster_enabled", &0),
+        "keyspace" => {
+            let _guard = engine.storage().lock().read();
+            for db in 0..DATABASES {
+                let ctx = engine.storage().ctx(db, call.ctx.now_ms);
+                let (mut keys, mut expires) = (0u64, 0u64);
+                ctx.for_each_key(b"", |_, _, expire| {
+                    keys += 1;
+                    expires += u64::from(expire.is_some());
+                    true
+                })?;
+                if keys > 0 {
+                    field(&format!("db{db}"), &format!("keys={keys},expires={expires},avg_ttl=0"));
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn resident_memory() -> u64 {
+    // /proc/self/statm: size resident ... in pages.
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+fn human_bytes(n: u64) -> String {
+    let units = ["B", "K", "M", "G", "T"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < units.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.2}{}", units[unit])
+    }
+}
+
+// ------------------------------------------------------------- COMMAND
+
+pub fn command(call: &mut Call<'_, '_>) -> CmdResult {
+    let args = call.args;
+    if args.len() == 1 {
+        return Ok(Reply::Array(COMMANDS.iter().map(command_info).collect()));
+    }
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    match sub.as_str() {
+        "count" if args.len() == 2 => Ok(Reply::Int(COMMANDS.len() as i64)),
+        "info" => {
+            if args.len() == 2 {
+                return Ok(Reply::Array(COMMANDS.iter().map(command_info).collect()));
+            }
+            Ok(Reply::Array(
+                args[2..]
+                    .iter()
+                    .map(|name| super::lookup(name).map(command_info).unwrap_or(Reply::NilArray))
+                    .collect(),
+            ))
+        }
+        "docs" => {
+            let specs: Vec<_> = if args.len() == 2 {
+                COMMANDS.iter().collect()
+            } else {
+                args[2..].iter().filter_map(|n| super::lookup(n)).collect()
+            };
+            Ok(Reply::Map(
+                specs
+                    .into_iter()
+                    .map(|spec| {
+                        (
+                            Reply::bulk_str(spec.name),
+                            Reply::Map(vec![
+                                (Reply::bulk_str("summary"), Reply::bulk_str("")),
+                                (Reply::bulk_str("since"), Reply::bulk_str("1.0.0")),
+                                (Reply::bulk_str("group"), Reply::bulk_str(command_group(spec.name))),
+                            ]),
+                        )
+                    })
+                    .collect(),
+            ))
+        }
+        "list" => Ok(Reply::Array(COMMANDS.iter().map(|c| Reply::bulk_str(c.name)).collect())),
+        "getkeys" if args.len() >= 3 => {
+            let spec = super::lookup(&args[2]).ok_or_else(|| CmdError::err("Invalid command specified"))?;
+            let cmd_args = &args[2..];
+            if !spec.arity_ok(cmd_args.len()) {
+                return Err(CmdError::err("Invalid number of arguments specified for command"));
+            }
+            if spec.first_key == 0 {
+                return Err(CmdError::err("The command has no key arguments"));
+            }
+            let last = if spec.last_key < 0 {
+                cmd_args.len() as i32 + spec.last_key
+            } else {
+                spec.last_key
+            };
+            let keys = (spec.first_key..=last)
+                .step_by(spec.step.max(1) as usize)
+                .filter_map(|i| cmd_args.get(i as usize).cloned())
+                .map(Reply::Bulk)
+                .collect();
+            Ok(Reply::Array(keys))
+        }
+        "help" => Ok(help_reply("COMMAND", &["COUNT", "DOCS [<command-name> ...]", "GETKEYS <full-command>", "INFO [<command-name> ...]", "LIST"])),
+        _ => Err(unknown_subcommand(&args[1], "COMMAND")),
+    }
+}
+
+fn command_info(spec: &super::CommandSpec) -> Reply {
+    Reply::Array(vec![
+        Reply::bulk_str(spec.name),
+        Reply::Int(i64::from(spec.arity)),
+        Reply::Set(spec.flags.names().into_iter().map(Reply::Status).collect()),
+        Reply::Int(i64::from(spec.first_key)),
+        Reply::Int(i64::from(spec.last_key)),
+        Reply::Int(i64::from(spec.step)),
+        Reply::Set(vec![Reply::Status(if spec.flags.contains(Flags::WRITE) { "@write" } else { "@read" })]),
+        Reply::Set(vec![]),
+        Reply::Array(vec![]),
+        Reply::Array(vec![]),
+    ])
+}
+
+fn command_group(name: &str) -> &'static str {
+    match name {
+        "hset" | "hget" => "hash",
+        "get" | "set" | "setnx" | "setex" | "psetex" | "getset" | "getdel" | "getex" | "mget" | "mset" | "msetnx"
+        | "append" | "strlen" | "getrange" | "substr" | "setrange" | "incr" | "decr" | "incrby" | "decrby"
+        | "incrbyfloat" => "string",
+        "auth" | "hello" | "quit" | "ping" | "echo" | "select" | "client" => "connection",
+        "info" | "command" | "config" | "time" | "lastsave" | "dbsize" | "flushdb" | "flushall" => "server",
+        _ => "generic",
+    }
+}
+
+fn unknown_subcommand(sub: &Bytes, cmd: &str) -> CmdError {
+    CmdError::err(format!("unknown subcommand '{}'. Try {cmd} HELP.", text(sub)))
+}
+
+fn help_reply(cmd: &str, lines: &[&str]) -> Reply {
+    let mut out = vec![Reply::StatusOwned(format!(
+        "{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    ))];
+    out.extend(lines.iter().map(|l| Reply::StatusOwned(l.to_string())));
+    out.push(Reply::Status("HELP"));
+    out.push(Reply::Status("    Print this help."));
+    Reply::Array(out)
+}
+
+// -------------------------------------------------------------- CONFIG
+
+pub fn config(call: &mut Call<'_, '_>) -> CmdResult {
+    let args = call.args;
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    match sub.as_str() {
+        "get" => {
+            if args.len() < 3 {
+                return Err(CmdError::Arity("config|get".into()));
+            }
+            let entries = call.engine.config.read().entries();
+            let mut pairs = Vec::new();
+            for (name, value) in entries {
+                if args[2..].iter().any(|p| glob_match_nocase(p, name.as_bytes())) {
+                    pairs.push((Reply::bulk_str(name), Reply::bulk(value)));
+                }
+            }
+            Ok(Reply::Map(pairs))
+        }
+        "set" => {
+            if args.len() < 4 || args.len() % 2 != 0 {
+                return Err(CmdError::Arity("config|set".into()));
+            }
+            // Validate everything on a copy, then apply at once: all or nothing.
+            let mut updated = call.engine.config.read().clone();
+            for pair in args[2..].chunks(2) {
+                let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+                let value = String::from_utf8_lossy(&pair[1]).into_owned();
+                if let Err(e) = updated.set(&name, &value) {
+                    return Err(match e {
+                        crate::config::ConfigSetError::Unknown => CmdError::err(format!(
+                            "Unknown option or number of arguments for CONFIG SET - '{}'",
+                            text(&pair[0])
+                        )),
+                        other => CmdError::err(format!(
+                            "CONFIG SET failed (possibly related to argument '{}') - {other}",
+                            text(&pair[0])
+                        )),
+                    });
+                }
+            }
+            *call.engine.config.write() = updated;
+            Ok(Reply::OK)
+        }
+        "resetstat" if args.len() == 2 => {
+            let s = &call.engine.stats;
+            for counter in [&s.commands_processed, &s.connections_received, &s.expired_keys, &s.keyspace_hits, &s.keyspace_misses, &s.rejected_connections] {
+                counter.store(0, Ordering::Relaxed);
+            }
+            Ok(Reply::OK)
+        }
+        "rewrite" if args.len() == 2 => Err(CmdError::err("The server is running without a config file")),
+        "help" => Ok(help_reply("CONFIG", &["GET <pattern>", "SET <directive> <value>", "RESETSTAT", "REWRITE"])),
+        _ => Err(unknown_subcommand(&args[1], "CONFIG")),
+    }
+}
+
+// -------------------------------------------------------------- CLIENT
+
+fn validate_client_name(name: &[u8]) -> CmdResult<()> {
+    if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Err(CmdError::err("Client names cannot contain spaces, newlines or special characters."));
+    }
+    Ok(())
+}
+
+pub fn client(call: &mut Call<'_, '_>) -> CmdResult {
+    let args = call.args;
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    match (sub.as_str(), args.len()) {
+        ("id", 2) => Ok(Reply::Int(call.session.id() as i64)),
+        ("getname", 2) => Ok(Reply::bulk_opt(call.session.name())),
+        ("setname", 3) => {
+            validate_client_name(&args[2])?;
+            let name = args[2].clone();
+            *call.session.info.name.lock() = (!name.is_empty()).then_some(name);
+            Ok(Reply::OK)
+        }
+        ("info", 2) => Ok(Reply::Verbatim(client_line(&call.session.info, call.session.db))),
+        ("list", _) => {
+            let mut ids: Option<Vec<u64>> = None;
+            let mut i = 2;
+            while i < args.len() {
+                if is(&args[i], "type") && i + 1 < args.len() {
+                    let kind = String::from_utf8_lossy(&args[i + 1]).to_ascii_lowercase();
+                    if !["normal", "master", "replica", "pubsub"].contains(&kind.as_str()) {
+                        return Err(CmdError::err(format!("Unknown client type '{}'", text(&args[i + 1]))));
+                    }
+                    if kind != "normal" {
+                        ids = Some(Vec::new());
+                    }
+                    i += 2;
+                } else if is(&args[i], "id") && i + 1 < args.len() {
+                    let mut list = Vec::new();
+                    for a in &args[i + 1..] {
+                        let id = super::parse_i64(a)
+                            .filter(|v| *v > 0)
+                            .ok_or_else(|| CmdError::err("Invalid client ID"))?;
+                        list.push(id as u64);
+                    }
+                    ids = Some(list);
+                    i = args.len();
+                } else {
+                    return Err(CmdError::Syntax);
+                }
+            }
+            let mut clients: Vec<_> = call.engine.clients.lock().values().cloned().collect();
+            clients.sort_by_key(|c| c.id);
+            let mut out = String::new();
+            for c in clients {
+                if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) {
+                    continue;
+                }
+                let db = if c.id == call.session.id() { call.session.db } else { c.db.load(Ordering::Relaxed) };
+                out.push_str(&client_line(&c, db));
+            }
+            Ok(Reply::Verbatim(out))
+        }
+        // redis-py announces itself with SETINFO (Redis 7.2); accept it.
+        ("setinfo", 4) => {
+            if !is(&args[2], "lib-name") && !is(&args[2], "lib-ver") {
+                return Err(CmdError::err(format!("Unrecognized option '{}'", text(&args[2]))));
+            }
+            Ok(Reply::OK)
+        }
+        ("no-evict", 3) | ("no-touch", 3) => Ok(Reply::OK),
+        ("help", _) => Ok(help_reply("CLIENT", &["GETNAME", "ID", "INFO", "LIST [TYPE <type>] [ID <id> ...]", "SETNAME <name>"])),
+        ("id" | "getname" | "setname" | "info" | "setinfo" | "no-evict" | "no-touch", _) => {
+            Err(CmdError::Arity(format!("client|{sub}")))
+        }
+        _ => Err(unknown_subcommand(&args[1], "CLIENT")),
+    }
+}
+
+fn client_line(c: &ClientInfo, db: u8) -> String {
+    let name = c.name.lock().clone().map(|n| String::from_utf8_lossy(&n).into_owned()).unwrap_or_default();
+    let age = c.created.elapsed().as_secs();
+    let idle = crate::storage::now_ms().saturating_sub(c.last_active_ms.load(Ordering::Relaxed)) / 1000;
+    let cmd = *c.last_cmd.lock();
+    format!(
+        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 \
+         qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} \
+         user=default redir=-1 resp={}\n",
+        c.id,
+        c.addr,
+        c.laddr,
+        name,
+        age,
+        idle,
+        db,
+        cmd,
+        c.resp.load(Ordering::Relaxed)
+    )
+}

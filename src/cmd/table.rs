@@ -1,0 +1,171 @@
+//! The command table: name, arity, flags, key positions, function.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use super::{hash, keys, server, strings, Call, CmdResult};
+
+/// Command flags (a subset of Redis's, the ones Kiwi acts on or reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flags(u32);
+
+impl Flags {
+    pub const WRITE: Flags = Flags(1);
+    pub const READONLY: Flags = Flags(1 << 1);
+    /// Runs before AUTH (AUTH, HELLO, QUIT).
+    pub const NO_AUTH: Flags = Flags(1 << 2);
+    /// Touches no keys: runs without the storage lock.
+    pub const NO_KEYS: Flags = Flags(1 << 3);
+    pub const FAST: Flags = Flags(1 << 4);
+    pub const ADMIN: Flags = Flags(1 << 5);
+    pub const DENYOOM: Flags = Flags(1 << 6);
+
+    pub const fn union(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+
+    pub const fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The flag names COMMAND INFO reports.
+    pub fn names(self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        for (flag, name) in [
+            (Flags::WRITE, "write"),
+            (Flags::READONLY, "readonly"),
+            (Flags::DENYOOM, "denyoom"),
+            (Flags::ADMIN, "admin"),
+            (Flags::NO_AUTH, "no_auth"),
+            (Flags::FAST, "fast"),
+        ] {
+            if self.contains(flag) {
+                out.push(name);
+            }
+        }
+        out
+    }
+}
+
+pub type Handler = fn(&mut Call<'_, '_>) -> CmdResult;
+
+#[derive(Debug)]
+pub struct CommandSpec {
+    /// Lower-case name, as Redis reports it.
+    pub name: &'static str,
+    /// Redis arity: N = exactly N arguments (name included), -N = at least N.
+    pub arity: i32,
+    pub flags: Flags,
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    pub handler: Handler,
+}
+
+impl CommandSpec {
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i32;
+        if self.arity >= 0 {
+            argc == self.arity
+        } else {
+            argc >= -self.arity
+        }
+    }
+
+    pub fn is_write(&self) -> bool {
+        self.flags.contains(Flags::WRITE)
+    }
+}
+
+const W: Flags = Flags::WRITE.union(Flags::DENYOOM);
+const WF: Flags = W.union(Flags::FAST);
+const WD: Flags = Flags::WRITE;
+const R: Flags = Flags::READONLY;
+const RF: Flags = Flags::READONLY.union(Flags::FAST);
+const C: Flags = Flags::NO_KEYS.union(Flags::FAST);
+const CA: Flags = Flags::NO_KEYS.union(Flags::NO_AUTH).union(Flags::FAST);
+const A: Flags = Flags::NO_KEYS.union(Flags::ADMIN);
+
+macro_rules! commands {
+    ($( $name:literal, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $handler:path; )*) => {
+        &[ $( CommandSpec { name: $name, arity: $arity, flags: $flags, first_key: $first, last_key: $last, step: $step, handler: $handler }, )* ]
+    };
+}
+
+pub static COMMANDS: &[CommandSpec] = commands! {
+    // Connection and server.
+    "auth", -2, CA, 0, 0, 0, server::auth;
+    "hello", -1, CA, 0, 0, 0, server::hello;
+    "quit", -1, CA, 0, 0, 0, server::quit;
+    "ping", -1, C, 0, 0, 0, server::ping;
+    "echo", 2, C, 0, 0, 0, server::echo;
+    "select", 2, C, 0, 0, 0, server::select;
+    "info", -1, Flags::NO_KEYS, 0, 0, 0, server::info;
+    "command", -1, Flags::NO_KEYS, 0, 0, 0, server::command;
+    "config", -2, A, 0, 0, 0, server::config;
+    "client", -2, Flags::NO_KEYS, 0, 0, 0, server::client;
+    "time", 1, C, 0, 0, 0, server::time;
+    "lastsave", 1, C, 0, 0, 0, server::lastsave;
+    "dbsize", 1, RF, 0, 0, 0, keys::dbsize;
+    "flushdb", -1, WD, 0, 0, 0, keys::flushdb;
+    "flushall", -1, WD, 0, 0, 0, keys::flushall;
+    // Strings.
+    "get", 2, RF, 1, 1, 1, strings::get;
+    "set", -3, W, 1, 1, 1, strings::set;
+    "setnx", 3, WF, 1, 1, 1, strings::setnx;
+    "setex", 4, W, 1, 1, 1, strings::setex;
+    "psetex", 4, W, 1, 1, 1, strings::psetex;
+    "getset", 3, WF, 1, 1, 1, strings::getset;
+    "getdel", 2, WF, 1, 1, 1, strings::getdel;
+    "getex", -2, WF, 1, 1, 1, strings::getex;
+    "mget", -2, RF, 1, -1, 1, strings::mget;
+    "mset", -3, W, 1, -1, 2, strings::mset;
+    "msetnx", -3, W, 1, -1, 2, strings::msetnx;
+    "append", 3, WF, 1, 1, 1, strings::append;
+    "strlen", 2, RF, 1, 1, 1, strings::strlen;
+    "getrange", 4, R, 1, 1, 1, strings::getrange;
+    "substr", 4, R, 1, 1, 1, strings::getrange;
+    "setrange", 4, W, 1, 1, 1, strings::setrange;
+    "incr", 2, WF, 1, 1, 1, strings::incr;
+    "decr", 2, WF, 1, 1, 1, strings::decr;
+    "incrby", 3, WF, 1, 1, 1, strings::incrby;
+    "decrby", 3, WF, 1, 1, 1, strings::decrby;
+    "incrbyfloat", 3, WF, 1, 1, 1, strings::incrbyfloat;
+    // Keys.
+    "del", -2, WD, 1, -1, 1, keys::del;
+    "unlink", -2, WF, 1, -1, 1, keys::del;
+    "exists", -2, RF, 1, -1, 1, keys::exists;
+    "type", 2, RF, 1, 1, 1, keys::type_;
+    "keys", 2, R, 0, 0, 0, keys::keys;
+    "scan", -2, R, 0, 0, 0, keys::scan;
+    "rename", 3, WD, 1, 2, 1, keys::rename;
+    "renamenx", 3, WF, 1, 2, 1, keys::renamenx;
+    "randomkey", 1, R, 0, 0, 0, keys::randomkey;
+    // Expiry.
+    "expire", -3, WF, 1, 1, 1, keys::expire;
+    "pexpire", -3, WF, 1, 1, 1, keys::pexpire;
+    "expireat", -3, WF, 1, 1, 1, keys::expireat;
+    "pexpireat", -3, WF, 1, 1, 1, keys::pexpireat;
+    "ttl", 2, RF, 1, 1, 1, keys::ttl;
+    "pttl", 2, RF, 1, 1, 1, keys::pttl;
+    "expiretime", 2, RF, 1, 1, 1, keys::expiretime;
+    "pexpiretime", 2, RF, 1, 1, 1, keys::pexpiretime;
+    "persist", 2, WF, 1, 1, 1, keys::persist;
+    // Hashes (the beginning of the collection types).
+    "hset", -4, WF, 1, 1, 1, hash::hset;
+    "hget", 3, RF, 1, 1, 1, hash::hget;
+};
+
+/// Find a command by name, case-insensitively.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    static INDEX: OnceLock<HashMap<Vec<u8>, &'static CommandSpec>> = OnceLock::new();
+    let index = INDEX.get_or_init(|| COMMANDS.iter().map(|c| (c.name.as_bytes().to_vec(), c)).collect());
+    if name.len() > 32 {
+        return None;
+    }
+    let mut lower = [0u8; 32];
+    let lower = &mut lower[..name.len()];
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    index.get(&lower[..]).copied()
+}

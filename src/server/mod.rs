@@ -1,0 +1,155 @@
+//! The RESP server: a tokio listener, one task per connection, pipelined
+//! request handling, and the active-expiry sweep.
+
+mod connection;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RuntimeConfig;
+use crate::engine::Engine;
+use crate::storage::{now_ms, SweepCursor};
+use crate::KiwiError;
+
+/// Keys the expiry sweep examines per tick.
+const SWEEP_BUDGET: usize = 500;
+
+/// A running server: its own tokio runtime, listener and engine.
+/// [`Server::stop`] (or drop) shuts everything down and closes the storage.
+pub struct Server {
+    runtime: Option<Runtime>,
+    engine: Option<Arc<Engine>>,
+    shutdown: CancellationToken,
+    addr: SocketAddr,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("addr", &self.addr).finish()
+    }
+}
+
+impl Server {
+    /// Open the storage, bind the listener and start serving. Port 0 picks a
+    /// free port; [`Server::addr`] tells which.
+    pub fn start(config: RuntimeConfig) -> Result<Server, KiwiError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("kiwi-worker")
+            .enable_all()
+            .build()
+            .map_err(KiwiError::Io)?;
+        let bind = format!("{}:{}", config.bind, config.port);
+        let std_listener = std::net::TcpListener::bind(&bind).map_err(|e| KiwiError::Bind(bind.clone(), e))?;
+        std_listener.set_nonblocking(true).map_err(KiwiError::Io)?;
+        let addr = std_listener.local_addr().map_err(KiwiError::Io)?;
+        let engine = Arc::new(Engine::open(config)?);
+        engine.tcp_port.store(addr.port(), Ordering::Relaxed);
+        let shutdown = CancellationToken::new();
+        let listener = {
+            let _enter = runtime.enter();
+            TcpListener::from_std(std_listener).map_err(KiwiError::Io)?
+        };
+        runtime.spawn(accept_loop(engine.clone(), listener, shutdown.clone()));
+        runtime.spawn(expiry_loop(engine.clone(), shutdown.clone()));
+        tracing::info!(%addr, dir = %engine.storage().path().display(), "kiwi server ready");
+        Ok(Server { runtime: Some(runtime), engine: Some(engine), shutdown, addr })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn engine(&self) -> Option<&Arc<Engine>> {
+        self.engine.as_ref()
+    }
+
+    /// Block the calling thread until SIGINT or SIGTERM arrives.
+    pub fn wait_for_signal(&self) -> Result<(), KiwiError> {
+        let Some(runtime) = &self.runtime else { return Ok(()) };
+        runtime.block_on(async {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{signal, SignalKind};
+                let mut term = signal(SignalKind::terminate()).map_err(KiwiError::Io)?;
+                let mut int = signal(SignalKind::interrupt()).map_err(KiwiError::Io)?;
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+                    _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                tokio::signal::ctrl_c().await.map_err(KiwiError::Io)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Stop accepting, close every connection, wait for the tasks to end and
+    /// close the storage. Idempotent.
+    pub fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(runtime) = self.runtime.take() {
+            // Tasks see the cancellation at their next await; whatever is
+            // left after the grace period is dropped with the runtime.
+            runtime.shutdown_timeout(Duration::from_secs(2));
+        }
+        if let Some(engine) = self.engine.take() {
+            if let Err(e) = engine.storage().flush() {
+                tracing::warn!(error = %e, "flushing the WAL at shutdown failed");
+            }
+            drop(engine);
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn accept_loop(engine: Arc<Engine>, listener: TcpListener, shutdown: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let engine = engine.clone();
+                let shutdown = shutdown.clone();
+                tokio::spawn(connection::serve(engine, stream, peer, shutdown));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off briefly.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn expiry_loop(engine: Arc<Engine>, shutdown: CancellationToken) {
+    let mut cursor = SweepCursor::default();
+    loop {
+        let hz = engine.config.read().hz.max(1);
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_millis(1000 / u64::from(hz))) => {}
+        }
+        match engine.storage().sweep_expired(&mut cursor, SWEEP_BUDGET, now_ms()) {
+            Ok(n) => {
+                engine.stats.expired_keys.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+        }
+    }
+}

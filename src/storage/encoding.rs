@@ -1,0 +1,216 @@
+//! Byte layout of keys and metadata in RocksDB.
+//!
+//! - `meta` column family: `db ‖ user key` → [`Meta`]
+//! - `data` column family: `db ‖ key length (u32 BE) ‖ user key ‖ version (u64 BE) ‖ sub-key` → value
+//!
+//! Strings keep their value inline in the meta record. Collections keep a
+//! version there; their elements live in `data` under that version, so
+//! deleting or overwriting a collection is one meta write, and elements of
+//! an older version are invisible to the new key and reclaimed later.
+
+use bytes::Bytes;
+
+use super::StorageError;
+
+/// The type of value a key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum KeyType {
+    String = 1,
+    Hash = 2,
+    List = 3,
+    Set = 4,
+    ZSet = 5,
+}
+
+impl KeyType {
+    fn from_byte(b: u8) -> Option<KeyType> {
+        Some(match b {
+            1 => KeyType::String,
+            2 => KeyType::Hash,
+            3 => KeyType::List,
+            4 => KeyType::Set,
+            5 => KeyType::ZSet,
+            _ => return None,
+        })
+    }
+
+    /// The name TYPE answers and SCAN TYPE matches.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyType::String => "string",
+            KeyType::Hash => "hash",
+            KeyType::List => "list",
+            KeyType::Set => "set",
+            KeyType::ZSet => "zset",
+        }
+    }
+
+    pub fn from_name(name: &[u8]) -> Option<KeyType> {
+        Some(match name.to_ascii_lowercase().as_slice() {
+            b"string" => KeyType::String,
+            b"hash" => KeyType::Hash,
+            b"list" => KeyType::List,
+            b"set" => KeyType::Set,
+            b"zset" => KeyType::ZSet,
+            _ => return None,
+        })
+    }
+}
+
+/// Absolute expiry in milliseconds since the Unix epoch; `None` = persistent.
+pub type Expiry = Option<u64>;
+
+/// What the meta column family holds for one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    pub expire_at_ms: Expiry,
+    pub body: MetaBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetaBody {
+    String(Bytes),
+    Collection(CollectionMeta),
+}
+
+/// Header of a collection: its type, the version its elements are stored
+/// under, its element count, and (for lists) the index window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CollectionMeta {
+    pub kind: KeyType,
+    pub version: u64,
+    pub len: u64,
+    /// Lists only: index of the first element and one past the last.
+    pub head: u64,
+    pub tail: u64,
+}
+
+const HEADER_LEN: usize = 1 + 8;
+const COLLECTION_LEN: usize = HEADER_LEN + 8 + 8;
+const LIST_LEN: usize = COLLECTION_LEN + 16;
+
+impl Meta {
+    pub fn string(value: Bytes, expire_at_ms: Expiry) -> Meta {
+        Meta { expire_at_ms, body: MetaBody::String(value) }
+    }
+
+    pub fn kind(&self) -> KeyType {
+        match &self.body {
+            MetaBody::String(_) => KeyType::String,
+            MetaBody::Collection(c) => c.kind,
+        }
+    }
+
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        matches!(self.expire_at_ms, Some(at) if at <= now_ms)
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(match &self.body {
+            MetaBody::String(v) => HEADER_LEN + v.len(),
+            MetaBody::Collection(_) => LIST_LEN,
+        });
+        out.push(self.kind() as u8);
+        out.extend_from_slice(&self.expire_at_ms.unwrap_or(0).to_be_bytes());
+        match &self.body {
+            MetaBody::String(v) => out.extend_from_slice(v),
+            MetaBody::Collection(c) => {
+                out.extend_from_slice(&c.version.to_be_bytes());
+                out.extend_from_slice(&c.len.to_be_bytes());
+                if c.kind == KeyType::List {
+                    out.extend_from_slice(&c.head.to_be_bytes());
+                    out.extend_from_slice(&c.tail.to_be_bytes());
+                }
+            }
+        }
+        out
+    }
+
+    pub fn decode(raw: &[u8]) -> Result<Meta, StorageError> {
+        let corrupt = || StorageError::Corrupt("meta record".into());
+        if raw.len() < HEADER_LEN {
+            return Err(corrupt());
+        }
+        let kind = KeyType::from_byte(raw[0]).ok_or_else(corrupt)?;
+        let expire = read_u64(&raw[1..9]);
+        let expire_at_ms = (expire != 0).then_some(expire);
+        let body = if kind == KeyType::String {
+            MetaBody::String(Bytes::copy_from_slice(&raw[HEADER_LEN..]))
+        } else {
+            let need = if kind == KeyType::List { LIST_LEN } else { COLLECTION_LEN };
+            if raw.len() < need {
+                return Err(corrupt());
+            }
+            let (head, tail) = if kind == KeyType::List {
+                (read_u64(&raw[25..33]), read_u64(&raw[33..41]))
+            } else {
+                (0, 0)
+            };
+            MetaBody::Collection(CollectionMeta {
+                kind,
+                version: read_u64(&raw[9..17]),
+                len: read_u64(&raw[17..25]),
+                head,
+                tail,
+            })
+        };
+        Ok(Meta { expire_at_ms, body })
+    }
+
+    /// Type and expiry from a raw record without copying a string's value.
+    pub fn peek(raw: &[u8]) -> Option<(KeyType, Expiry)> {
+        if raw.len() < HEADER_LEN {
+            return None;
+        }
+        let kind = KeyType::from_byte(raw[0])?;
+        let expire = read_u64(&raw[1..9]);
+        Some((kind, (expire != 0).then_some(expire)))
+    }
+}
+
+fn read_u64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_be_bytes(a)
+}
+
+/// Meta column family key of `key` in database `db`.
+pub fn meta_key(db: u8, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + key.len());
+    out.push(db);
+    out.extend_from_slice(key);
+    out
+}
+
+/// Prefix shared by every element of one version of a collection.
+pub fn data_prefix(db: u8, key: &[u8], version: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + 4 + key.len() + 8);
+    out.push(db);
+    out.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(&version.to_be_bytes());
+    out
+}
+
+/// Data column family key of one element.
+pub fn data_key(db: u8, key: &[u8], version: u64, sub_key: &[u8]) -> Vec<u8> {
+    let mut out = data_prefix(db, key, version);
+    out.extend_from_slice(sub_key);
+    out
+}
+
+/// Split a data key into (db, user key, version, sub-key).
+pub fn split_data_key(raw: &[u8]) -> Option<(u8, &[u8], u64, &[u8])> {
+    if raw.len() < 1 + 4 {
+        return None;
+    }
+    let db = raw[0];
+    let key_len = u32::from_be_bytes([raw[1], raw[2], raw[3], raw[4]]) as usize;
+    let key_end = 5usize.checked_add(key_len)?;
+    if raw.len() < key_end + 8 {
+        return None;
+    }
+    let version = read_u64(&raw[key_end..key_end + 8]);
+    Some((db, &raw[5..key_end], version, &raw[key_end + 8..]))
+}

@@ -1,0 +1,43 @@
+//! The active expiry sweep: walks the meta column family a slice at a time
+//! and deletes keys whose deadline passed, so a key that is never read
+//! again still leaves the disk.
+
+use rocksdb::{Direction, IteratorMode, WriteBatch};
+
+use super::{Meta, Result, Storage};
+
+/// Where the sweep resumes; empty = from the start of the keyspace.
+#[derive(Debug, Default, Clone)]
+pub struct SweepCursor(Vec<u8>);
+
+impl Storage {
+    /// Examine up to `budget` keys from `cursor`, deleting the expired ones.
+    /// Returns how many were deleted. Takes the command lock exclusively.
+    pub fn sweep_expired(&self, cursor: &mut SweepCursor, budget: usize, now_ms: u64) -> Result<usize> {
+        let _guard = self.lock().write();
+        let cf = self.meta_cf();
+        let mut batch = WriteBatch::default();
+        let mut examined = 0;
+        let mut deleted = 0;
+        let mut next = None;
+        for item in self.db.iterator_cf(cf, IteratorMode::From(&cursor.0, Direction::Forward)) {
+            let (k, v) = item?;
+            if examined == budget {
+                next = Some(k.to_vec());
+                break;
+            }
+            examined += 1;
+            if let Some((_, Some(at))) = Meta::peek(&v) {
+                if at <= now_ms {
+                    batch.delete_cf(cf, &k);
+                    deleted += 1;
+                }
+            }
+        }
+        cursor.0 = next.unwrap_or_default();
+        if deleted > 0 {
+            self.write(batch)?;
+        }
+        Ok(deleted)
+    }
+}

@@ -1,0 +1,149 @@
+//! The storage layer: record encoding, atomic batches, expiry, reopening.
+
+use bytes::Bytes;
+use kiwi::storage::{
+    data_key, data_prefix, split_data_key, CollectionMeta, KeyType, Meta, MetaBody, Storage, SweepCursor,
+};
+
+fn open() -> (tempfile::TempDir, Storage) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = Storage::open(dir.path()).expect("open storage");
+    (dir, storage)
+}
+
+#[test]
+fn string_meta_round_trips() {
+    for (value, expire) in [(&b""[..], None), (&b"hello\0world"[..], Some(1_700_000_000_123))] {
+        let meta = Meta::string(Bytes::copy_from_slice(value), expire);
+        let decoded = Meta::decode(&meta.encode()).expect("decodes");
+        assert_eq!(decoded, meta);
+        assert_eq!(decoded.kind(), KeyType::String);
+        assert_eq!(Meta::peek(&meta.encode()), Some((KeyType::String, expire)));
+    }
+}
+
+#[test]
+fn collection_meta_round_trips() {
+    for kind in [KeyType::Hash, KeyType::List, KeyType::Set, KeyType::ZSet] {
+        let meta = Meta {
+            expire_at_ms: Some(42),
+            body: MetaBody::Collection(CollectionMeta {
+                kind,
+                version: 7,
+                len: 3,
+                head: if kind == KeyType::List { 100 } else { 0 },
+                tail: if kind == KeyType::List { 103 } else { 0 },
+            }),
+        };
+        assert_eq!(Meta::decode(&meta.encode()).expect("decodes"), meta);
+    }
+}
+
+#[test]
+fn corrupt_meta_is_an_error_not_a_panic() {
+    for raw in [&b""[..], &[9u8; 9][..], &[2u8, 0, 0][..], &[3u8; 20][..]] {
+        assert!(Meta::decode(raw).is_err(), "{raw:?}");
+    }
+}
+
+#[test]
+fn data_keys_split_back_and_versions_separate() {
+    let key = data_key(3, b"user:1", 99, b"field");
+    assert_eq!(split_data_key(&key), Some((3, &b"user:1"[..], 99, &b"field"[..])));
+    // A key that is a prefix of another never shares a data prefix with it.
+    assert!(!data_prefix(0, b"ab", 1).starts_with(&data_prefix(0, b"a", 1)));
+    assert!(!data_key(0, b"k", 2, b"x").starts_with(&data_prefix(0, b"k", 1)));
+    assert_eq!(split_data_key(b"\0\0\0\0\xff"), None);
+}
+
+#[test]
+fn versions_strictly_increase() {
+    let (_dir, storage) = open();
+    let mut last = 0;
+    for _ in 0..10_000 {
+        let v = storage.next_version();
+        assert!(v > last);
+        last = v;
+    }
+}
+
+#[test]
+fn commit_applies_all_writes_and_rollback_none() {
+    let (_dir, storage) = open();
+    let mut ctx = storage.ctx(0, 1000);
+    ctx.put_meta(b"a", &Meta::string(Bytes::from_static(b"1"), None));
+    ctx.put_meta(b"b", &Meta::string(Bytes::from_static(b"2"), None));
+    // Nothing is visible before commit.
+    assert_eq!(ctx.get_meta(b"a").expect("read"), None);
+    ctx.commit().expect("commit");
+    assert!(ctx.get_meta(b"a").expect("read").is_some());
+    assert!(ctx.get_meta(b"b").expect("read").is_some());
+
+    ctx.put_meta(b"c", &Meta::string(Bytes::from_static(b"3"), None));
+    ctx.delete_key(b"a");
+    ctx.rollback();
+    ctx.commit().expect("empty commit");
+    assert_eq!(ctx.get_meta(b"c").expect("read"), None);
+    assert!(ctx.get_meta(b"a").expect("read").is_some());
+}
+
+#[test]
+fn databases_are_separate_keyspaces() {
+    let (_dir, storage) = open();
+    let mut ctx0 = storage.ctx(0, 1000);
+    ctx0.put_meta(b"k", &Meta::string(Bytes::from_static(b"zero"), None));
+    ctx0.commit().expect("commit");
+    let mut ctx1 = storage.ctx(1, 1000);
+    assert_eq!(ctx1.get_meta(b"k").expect("read"), None);
+    ctx1.put_meta(b"k", &Meta::string(Bytes::from_static(b"one"), None));
+    ctx1.flush_db();
+    ctx1.commit().expect("commit");
+    assert!(ctx0.get_meta(b"k").expect("read").is_some(), "FLUSHDB of db 1 left db 0 alone");
+}
+
+#[test]
+fn expired_keys_read_as_missing_and_the_sweep_removes_them() {
+    let (_dir, storage) = open();
+    let mut ctx = storage.ctx(0, 1000);
+    for i in 0..50 {
+        ctx.put_meta(format!("gone{i}").as_bytes(), &Meta::string(Bytes::from_static(b"x"), Some(1500)));
+    }
+    ctx.put_meta(b"stays", &Meta::string(Bytes::from_static(b"y"), Some(10_000)));
+    ctx.put_meta(b"forever", &Meta::string(Bytes::from_static(b"z"), None));
+    ctx.commit().expect("commit");
+
+    let later = storage.ctx(0, 2000);
+    assert_eq!(later.get_meta(b"gone1").expect("read"), None);
+    assert!(later.get_raw_meta(b"gone1").expect("read").is_some(), "lazy: still on disk");
+
+    let mut cursor = SweepCursor::default();
+    let mut deleted = 0;
+    for _ in 0..10 {
+        deleted += storage.sweep_expired(&mut cursor, 16, 2000).expect("sweep");
+    }
+    assert_eq!(deleted, 50);
+    assert_eq!(later.get_raw_meta(b"gone1").expect("read"), None, "swept from disk");
+    assert!(later.get_meta(b"stays").expect("read").is_some());
+    assert!(later.get_meta(b"forever").expect("read").is_some());
+}
+
+#[test]
+fn data_survives_reopen() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let storage = Storage::open(dir.path()).expect("open");
+        let mut ctx = storage.ctx(5, 1000);
+        ctx.put_meta(b"k", &Meta::string(Bytes::from_static(b"v"), Some(99_999)));
+        ctx.commit().expect("commit");
+    }
+    let storage = Storage::open(dir.path()).expect("reopen");
+    let meta = storage.ctx(5, 1000).get_meta(b"k").expect("read").expect("present");
+    assert_eq!(meta, Meta::string(Bytes::from_static(b"v"), Some(99_999)));
+}
+
+#[test]
+fn a_second_opener_gets_an_error() {
+    let (dir, _storage) = open();
+    let err = Storage::open(dir.path()).expect_err("locked");
+    assert!(err.to_string().contains("cannot open data directory"), "{err}");
+}
