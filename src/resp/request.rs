@@ -219,7 +219,6 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
                     if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
                         return None;
                     }
-                    in_double = false;
                     i += 1;
                     break;
                 } else {
@@ -237,7 +236,6 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
                     if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
                         return None;
                     }
-                    in_single = false;
                     i += 1;
                     break;
                 } else {

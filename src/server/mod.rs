@@ -51,6 +51,8 @@ impl Server {
         let addr = std_listener.local_addr().map_err(KiwiError::Io)?;
         let engine = Arc::new(Engine::open(config)?);
         engine.tcp_port.store(addr.port(), Ordering::Relaxed);
+        // With port 0 the OS chose: CONFIG GET port tells the real one.
+        engine.config.write().port = addr.port();
         let shutdown = CancellationToken::new();
         let listener = {
             let _enter = runtime.enter();

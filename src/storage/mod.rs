@@ -225,14 +225,16 @@ impl<'a> Ctx<'a> {
 
     pub fn put_meta(&mut self, key: &[u8], meta: &Meta) {
         let cf = self.storage.meta_cf();
-        self.batch().put_cf(cf, meta_key(self.db, key), meta.encode());
+        let raw_key = meta_key(self.db, key);
+        self.batch().put_cf(cf, raw_key, meta.encode());
     }
 
     /// Remove `key` whatever its type: one meta delete; a collection's
     /// elements become unreachable and are reclaimed by compaction.
     pub fn delete_key(&mut self, key: &[u8]) {
         let cf = self.storage.meta_cf();
-        self.batch().delete_cf(cf, meta_key(self.db, key));
+        let raw_key = meta_key(self.db, key);
+        self.batch().delete_cf(cf, raw_key);
     }
 
     pub fn put_data(&mut self, raw_key: &[u8], value: &[u8]) {

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use kiwi::cmd::Session;
-use kiwi::resp::{Protocol, Reply};
+use kiwi::resp::Reply;
 use kiwi::{Engine, RuntimeConfig};
 
 /// An engine on a temporary directory that lives as long as the value.
@@ -24,11 +24,5 @@ impl TestEngine {
     pub fn run(&mut self, words: &[&str]) -> Reply {
         let args: Vec<Bytes> = words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect();
         self.engine.execute(&mut self.session, &args)
-    }
-
-    /// Run a command and return its RESP2 encoding as text.
-    pub fn wire(&mut self, words: &[&str]) -> String {
-        let reply = self.run(words);
-        String::from_utf8_lossy(&reply.to_bytes(Protocol::Resp2)).into_owned()
     }
 }

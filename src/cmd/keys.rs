@@ -1,0 +1,464 @@
+//! Keyspace commands: DEL, EXISTS, TYPE, KEYS, SCAN, RENAME, RANDOMKEY,
+//! DBSIZE, FLUSHDB/FLUSHALL and the expiry commands.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+
+use super::strings::count_lookup;
+use super::{glob_match, int_arg, is, text, Call, CmdError, CmdResult};
+use crate::resp::Reply;
+use crate::storage::{data_key, data_prefix, Ctx, KeyType, Meta, MetaBody, DATABASES};
+
+pub fn del(call: &mut Call<'_, '_>) -> CmdResult {
+    let args = call.args;
+    let mut seen = HashSet::new();
+    let mut deleted = 0;
+    for key in &args[1..] {
+        // A key named twice is deleted (and counted) once.
+        if seen.insert(&key[..]) && call.ctx.peek(key)?.is_some() {
+            call.ctx.delete_key(key);
+            deleted += 1;
+        }
+    }
+    Ok(Reply::Int(deleted))
+}
+
+pub fn exists(call: &mut Call<'_, '_>) -> CmdResult {
+    let mut n = 0;
+    // Unlike DEL, a key named twice counts twice.
+    for key in &call.args[1..] {
+        let hit = call.ctx.peek(key)?.is_some();
+        count_lookup(call, hit);
+        n += i64::from(hit);
+    }
+    Ok(Reply::Int(n))
+}
+
+pub fn type_(call: &mut Call<'_, '_>) -> CmdResult {
+    let found = call.ctx.peek(&call.args[1])?;
+    count_lookup(call, found.is_some());
+    Ok(Reply::Status(found.map_or("none", |(kind, _)| kind.name())))
+}
+
+pub fn keys(call: &mut Call<'_, '_>) -> CmdResult {
+    let pattern = &call.args[1][..];
+    let all = pattern == b"*";
+    let mut out = Vec::new();
+    call.ctx.for_each_key(b"", |key, _, _| {
+        if all || glob_match(pattern, key) {
+            out.push(Reply::Bulk(Bytes::copy_from_slice(key)));
+        }
+        true
+    })?;
+    Ok(Reply::Array(out))
+}
+
+/// SCAN's cursor, read like Redis's `strtoul`: an optional sign (a minus
+/// wraps around), decimal digits, no leading space; "" is cursor 0.
+fn parse_cursor(arg: &[u8]) -> Option<u64> {
+    let digits = match arg.first() {
+        None => return Some(0),
+        Some(b'-' | b'+') => &arg[1..],
+        Some(_) => arg,
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v = digits.iter().try_fold(0u64, |v, d| {
+        v.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })?;
+    Some(if arg[0] == b'-' { v.wrapping_neg() } else { v })
+}
+
+pub fn scan(call: &mut Call<'_, '_>) -> CmdResult {
+    let args = call.args;
+    let cursor = parse_cursor(&args[1]).ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let mut count: usize = 10;
+    let mut pattern: Option<&[u8]> = None;
+    // Some(None): a TYPE no key can have, which filters out everything.
+    let mut kind: Option<Option<KeyType>> = None;
+    let mut i = 2;
+    while i < args.len() {
+        let (opt, value) = (&args[i], args.get(i + 1));
+        match value {
+            Some(v) if is(opt, "count") => {
+                let n = int_arg(v)?;
+                if n < 1 {
+                    return Err(CmdError::Syntax);
+                }
+                count = usize::try_from(n).unwrap_or(usize::MAX);
+            }
+            Some(v) if is(opt, "match") => pattern = (&v[..] != b"*").then_some(&v[..]),
+            Some(v) if is(opt, "type") => kind = Some(KeyType::from_name(v)),
+            _ => return Err(CmdError::Syntax),
+        }
+        i += 2;
+    }
+    let start = if cursor == 0 {
+        Vec::new()
+    } else {
+        match call.engine.scan_cursors.lock().get(cursor) {
+            Some(position) => position,
+            // A cursor this server never handed out (or forgot): done.
+            None => return Ok(scan_reply(0, Vec::new())),
+        }
+    };
+    let mut keys = Vec::new();
+    let mut examined = 0;
+    let mut next = None;
+    call.ctx.for_each_key(&start, |key, key_kind, _| {
+        if examined == count {
+            next = Some(key.to_vec());
+            return false;
+        }
+        examined += 1;
+        let wanted =
+            pattern.is_none_or(|p| glob_match(p, key)) && kind.is_none_or(|k| k == Some(key_kind));
+        if wanted {
+            keys.push(Reply::Bulk(Bytes::copy_from_slice(key)));
+        }
+        true
+    })?;
+    let cursor = next.map_or(0, |position| call.engine.scan_cursors.lock().save(position));
+    Ok(scan_reply(cursor, keys))
+}
+
+fn scan_reply(cursor: u64, keys: Vec<Reply>) -> Reply {
+    Reply::Array(vec![Reply::bulk(cursor.to_string()), Reply::Array(keys)])
+}
+
+fn rename_generic(call: &mut Call<'_, '_>, nx: bool) -> CmdResult {
+    let args = call.args;
+    let (from, to) = (&args[1], &args[2]);
+    let Some(meta) = call.ctx.get_meta(from)? else {
+        return Err(CmdError::NoSuchKey);
+    };
+    let done = |ok: bool| {
+        if nx {
+            Reply::Int(i64::from(ok))
+        } else {
+            Reply::OK
+        }
+    };
+    if from == to {
+        return Ok(done(false));
+    }
+    if nx && call.ctx.peek(to)?.is_some() {
+        return Ok(done(false));
+    }
+    let meta = match meta.body {
+        MetaBody::String(_) => meta,
+        MetaBody::Collection(mut coll) => {
+            // Element keys embed the user key: move every element under the
+            // new name and a fresh version, so nothing of an older `to` shows.
+            let db = call.ctx.db;
+            let old_prefix = data_prefix(db, from, coll.version);
+            let version = call.ctx.storage().next_version();
+            for (sub, value) in call.ctx.scan_data(&old_prefix)? {
+                call.ctx.put_data(&data_key(db, to, version, &sub), &value);
+                call.ctx
+                    .delete_data(&data_key(db, from, coll.version, &sub));
+            }
+            coll.version = version;
+            Meta {
+                expire_at_ms: meta.expire_at_ms,
+                body: MetaBody::Collection(coll),
+            }
+        }
+    };
+    call.ctx.put_meta(to, &meta);
+    call.ctx.delete_key(from);
+    Ok(done(true))
+}
+
+pub fn rename(call: &mut Call<'_, '_>) -> CmdResult {
+    rename_generic(call, false)
+}
+
+pub fn renamenx(call: &mut Call<'_, '_>) -> CmdResult {
+    rename_generic(call, true)
+}
+
+/// The first live key at or after `from`, and the one after it.
+type KeyAndNext = (Vec<u8>, Option<Vec<u8>>);
+
+fn two_keys(ctx: &Ctx<'_>, from: &[u8]) -> CmdResult<Option<KeyAndNext>> {
+    let mut found = Vec::with_capacity(2);
+    ctx.for_each_key(from, |key, _, _| {
+        found.push(key.to_vec());
+        found.len() < 2
+    })?;
+    let mut it = found.into_iter();
+    Ok(it.next().map(|first| (first, it.next())))
+}
+
+/// One branch of the key trie under a prefix.
+struct Branch {
+    /// The first key in the branch.
+    first: Vec<u8>,
+    /// The byte after the prefix; None when the prefix itself is the key.
+    byte: Option<u8>,
+    /// Whether `first` is the only key in the branch.
+    alone: bool,
+}
+
+/// A random live key. Databases of up to 1000 keys are sampled uniformly;
+/// larger ones by a random walk down the byte-trie of keys, which costs a
+/// few seeks per level instead of a scan of the whole keyspace. Every key
+/// is reachable, but each branch is equally likely whatever its size, so
+/// keys in sparse branches come up more often than in Redis.
+fn random_key(ctx: &Ctx<'_>) -> CmdResult<Option<Vec<u8>>> {
+    const SMALL: usize = 1000;
+    const MAX_DEPTH: usize = 64;
+    let mut seen = 0usize;
+    let mut pick = None;
+    ctx.for_each_key(b"", |key, _, _| {
+        seen += 1;
+        if seen > SMALL {
+            return false;
+        }
+        if rand::random_range(0..seen) == 0 {
+            pick = Some(key.to_vec());
+        }
+        true
+    })?;
+    if seen <= SMALL {
+        return Ok(pick);
+    }
+    let mut prefix: Vec<u8> = Vec::new();
+    for _ in 0..MAX_DEPTH {
+        let mut branches = Vec::new();
+        let mut seek = prefix.clone();
+        while let Some((first, second)) = two_keys(ctx, &seek)? {
+            if !first.starts_with(&prefix) {
+                break;
+            }
+            if first.len() == prefix.len() {
+                // The prefix is itself a key: a branch of its own; the next
+                // branches start at prefix + 0x00.
+                branches.push(Branch {
+                    first,
+                    byte: None,
+                    alone: true,
+                });
+                seek = [&prefix[..], &[0]].concat();
+                continue;
+            }
+            let byte = first[prefix.len()];
+            let branch = &first[..=prefix.len()];
+            let alone = !second.is_some_and(|s| s.starts_with(branch));
+            branches.push(Branch {
+                first,
+                byte: Some(byte),
+                alone,
+            });
+            match byte.checked_add(1) {
+                Some(b) => seek = [&prefix[..], &[b]].concat(),
+                None => break,
+            }
+        }
+        if branches.is_empty() {
+            // Cannot happen while the lock is held; answer the sample.
+            return Ok(pick);
+        }
+        let branch = branches.swap_remove(rand::random_range(0..branches.len()));
+        match branch.byte {
+            Some(b) if !branch.alone => prefix.push(b),
+            _ => return Ok(Some(branch.first)),
+        }
+    }
+    // Very long shared prefixes: settle for the first key below this one.
+    Ok(two_keys(ctx, &prefix)?.map(|(first, _)| first))
+}
+
+pub fn randomkey(call: &mut Call<'_, '_>) -> CmdResult {
+    Ok(Reply::bulk_opt(random_key(&call.ctx)?))
+}
+
+pub fn dbsize(call: &mut Call<'_, '_>) -> CmdResult {
+    let mut n = 0;
+    call.ctx.for_each_key(b"", |_, _, _| {
+        n += 1;
+        true
+    })?;
+    Ok(Reply::Int(n))
+}
+
+/// FLUSHDB/FLUSHALL accept one optional ASYNC or SYNC (both flush at once).
+fn flush_args(call: &Call<'_, '_>) -> CmdResult<()> {
+    match &call.args[1..] {
+        [] => Ok(()),
+        [mode] if is(mode, "async") || is(mode, "sync") => Ok(()),
+        _ => Err(CmdError::Syntax),
+    }
+}
+
+pub fn flushdb(call: &mut Call<'_, '_>) -> CmdResult {
+    flush_args(call)?;
+    call.ctx.flush_db();
+    Ok(Reply::OK)
+}
+
+pub fn flushall(call: &mut Call<'_, '_>) -> CmdResult {
+    flush_args(call)?;
+    let storage = call.ctx.storage();
+    for db in (0..DATABASES).filter(|&db| db != call.ctx.db) {
+        // The engine holds the write lock; each other database is flushed
+        // in its own batch, the selected one with this command's batch.
+        let mut ctx = storage.ctx(db, call.ctx.now_ms);
+        ctx.flush_db();
+        ctx.commit()?;
+    }
+    call.ctx.flush_db();
+    Ok(Reply::OK)
+}
+
+// ---------------------------------------------------------------------------
+// Expiry.
+
+/// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT: `relative` adds the current time,
+/// `seconds` scales the argument.
+fn expire_generic(call: &mut Call<'_, '_>, relative: bool, seconds: bool, cmd: &str) -> CmdResult {
+    let args = call.args;
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for opt in &args[3..] {
+        if is(opt, "nx") {
+            nx = true;
+        } else if is(opt, "xx") {
+            xx = true;
+        } else if is(opt, "gt") {
+            gt = true;
+        } else if is(opt, "lt") {
+            lt = true;
+        } else {
+            return Err(CmdError::err(format!("Unsupported option {}", text(opt))));
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(CmdError::err(
+            "NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if gt && lt {
+        return Err(CmdError::err(
+            "GT and LT options at the same time are not compatible",
+        ));
+    }
+    // Negative times are allowed (they delete the key); only overflow of the
+    // unit conversion or of the addition of the current time is refused.
+    let invalid = || CmdError::err(format!("invalid expire time in '{cmd}' command"));
+    let mut when = int_arg(&args[2])?;
+    if seconds {
+        when = when.checked_mul(1000).ok_or_else(invalid)?;
+    }
+    let now = i64::try_from(call.ctx.now_ms).unwrap_or(i64::MAX);
+    if relative {
+        when = when.checked_add(now).ok_or_else(invalid)?;
+    }
+    let key = &args[1];
+    let Some(mut meta) = call.ctx.get_meta(key)? else {
+        return Ok(Reply::Int(0));
+    };
+    let current = meta
+        .expire_at_ms
+        .map(|at| i64::try_from(at).unwrap_or(i64::MAX));
+    // No TTL counts as an infinite one for GT and LT.
+    let refused = (nx && current.is_some())
+        || (xx && current.is_none())
+        || (gt && current.is_none_or(|c| when <= c))
+        || (lt && current.is_some_and(|c| when >= c));
+    if refused {
+        return Ok(Reply::Int(0));
+    }
+    if when <= now {
+        call.ctx.delete_key(key);
+    } else {
+        meta.expire_at_ms = Some(when as u64);
+        call.ctx.put_meta(key, &meta);
+    }
+    Ok(Reply::Int(1))
+}
+
+pub fn expire(call: &mut Call<'_, '_>) -> CmdResult {
+    expire_generic(call, true, true, "expire")
+}
+
+pub fn pexpire(call: &mut Call<'_, '_>) -> CmdResult {
+    expire_generic(call, true, false, "pexpire")
+}
+
+pub fn expireat(call: &mut Call<'_, '_>) -> CmdResult {
+    expire_generic(call, false, true, "expireat")
+}
+
+pub fn pexpireat(call: &mut Call<'_, '_>) -> CmdResult {
+    expire_generic(call, false, false, "pexpireat")
+}
+
+/// TTL, PTTL, EXPIRETIME, PEXPIRETIME: -2 for a missing key, -1 without a
+/// TTL; seconds are rounded to the nearest ((ms + 500) / 1000).
+fn ttl_generic(call: &mut Call<'_, '_>, ms: bool, absolute: bool) -> CmdResult {
+    let found = call.ctx.peek(&call.args[1])?;
+    count_lookup(call, found.is_some());
+    let at = match found {
+        None => return Ok(Reply::Int(-2)),
+        Some((_, None)) => return Ok(Reply::Int(-1)),
+        Some((_, Some(at))) => at,
+    };
+    let t = if absolute {
+        at
+    } else {
+        at.saturating_sub(call.ctx.now_ms)
+    };
+    let t = if ms { t } else { t.saturating_add(500) / 1000 };
+    Ok(Reply::Int(i64::try_from(t).unwrap_or(i64::MAX)))
+}
+
+pub fn ttl(call: &mut Call<'_, '_>) -> CmdResult {
+    ttl_generic(call, false, false)
+}
+
+pub fn pttl(call: &mut Call<'_, '_>) -> CmdResult {
+    ttl_generic(call, true, false)
+}
+
+pub fn expiretime(call: &mut Call<'_, '_>) -> CmdResult {
+    ttl_generic(call, false, true)
+}
+
+pub fn pexpiretime(call: &mut Call<'_, '_>) -> CmdResult {
+    ttl_generic(call, true, true)
+}
+
+pub fn persist(call: &mut Call<'_, '_>) -> CmdResult {
+    let key = &call.args[1];
+    match call.ctx.get_meta(key)? {
+        Some(mut meta) if meta.expire_at_ms.is_some() => {
+            meta.expire_at_ms = None;
+            call.ctx.put_meta(key, &meta);
+            Ok(Reply::Int(1))
+        }
+        _ => Ok(Reply::Int(0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cursor;
+
+    #[test]
+    fn cursors() {
+        assert_eq!(parse_cursor(b""), Some(0));
+        assert_eq!(parse_cursor(b"0"), Some(0));
+        assert_eq!(parse_cursor(b"+0"), Some(0));
+        assert_eq!(parse_cursor(b"007"), Some(7));
+        assert_eq!(parse_cursor(b"-1"), Some(u64::MAX));
+        assert_eq!(parse_cursor(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_cursor(b"18446744073709551616"), None);
+        assert_eq!(parse_cursor(b" 0"), None);
+        assert_eq!(parse_cursor(b"-"), None);
+        assert_eq!(parse_cursor(b"abc"), None);
+        assert_eq!(parse_cursor(b"1x"), None);
+    }
+}

@@ -1,0 +1,140 @@
+"""Fixtures for the Kiwi Python test suite.
+
+Two ways to run:
+
+* default: one in-process ``kiwi.Server()`` is started for the session;
+* ``KIWI_TEST_EXTERNAL_PORT=6390``: tests talk to an already running server on
+  127.0.0.1:6390 (e.g. the reference ``redis-server``). Deselect the tests
+  that need a Kiwi of their own with ``-m "not kiwi_only"``.
+
+Tests marked ``kiwi_only`` (persistence, requirepass, the server process)
+always start their own Kiwi, whatever the mode.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from kiwitest import HOST, IO_TIMEOUT, RawConnection, no_retry  # noqa: E402
+
+EXTERNAL_PORT_ENV = "KIWI_TEST_EXTERNAL_PORT"
+KIWI_ONLY = "kiwi_only"
+#: Fixtures that imply a Kiwi of the test's own; tests using them get the marker.
+KIWI_FIXTURES = frozenset({"kiwi_mod"})
+
+ClientFactory = Callable[..., redis.Redis]
+RawFactory = Callable[[], RawConnection]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the suite's marker."""
+    config.addinivalue_line(
+        "markers",
+        f"{KIWI_ONLY}: starts a Kiwi server of its own (needs the kiwi package); "
+        f'deselect with -m "not {KIWI_ONLY}" when testing another server',
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that uses a Kiwi-only fixture, before ``-m`` filtering."""
+    for item in items:
+        if KIWI_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(KIWI_ONLY)
+
+
+def external_port() -> int | None:
+    """The port of an external server under test, if one was configured."""
+    value = os.environ.get(EXTERNAL_PORT_ENV, "").strip()
+    return int(value) if value else None
+
+
+@pytest.fixture(scope="session")
+def server_addr() -> Iterator[tuple[str, int]]:
+    """(host, port) of the shared server under test."""
+    port = external_port()
+    if port is not None:
+        yield HOST, port
+        return
+    import kiwi  # lazily: external mode must work without the package
+
+    with kiwi.Server() as server:
+        yield server.host, server.port
+
+
+@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
+def protocol(request: pytest.FixtureRequest) -> int:
+    """The RESP version the test's clients speak."""
+    return int(request.param)
+
+
+@pytest.fixture
+def make_client(server_addr: tuple[str, int], protocol: int) -> Iterator[ClientFactory]:
+    """Factory for extra clients on the shared server, using the test's protocol.
+
+    Every client made is closed at teardown.
+    """
+    host, port = server_addr
+    clients: list[redis.Redis] = []
+
+    def factory(**kwargs: Any) -> redis.Redis:
+        options: dict[str, Any] = {
+            "protocol": protocol,
+            "socket_timeout": IO_TIMEOUT,
+            "socket_connect_timeout": IO_TIMEOUT,
+            "retry": no_retry(),
+        }
+        options.update(kwargs)
+        client = redis.Redis(host=host, port=port, **options)
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def r(make_client: ClientFactory) -> redis.Redis:
+    """A client on an empty server (FLUSHALL first), once per protocol."""
+    client = make_client()
+    client.flushall()
+    return client
+
+
+@pytest.fixture
+def raw(server_addr: tuple[str, int]) -> Iterator[RawFactory]:
+    """Factory for raw-socket connections to the shared server; closed at teardown."""
+    host, port = server_addr
+    conns: list[RawConnection] = []
+
+    def factory() -> RawConnection:
+        conn = RawConnection(host, port)
+        conns.append(conn)
+        return conn
+
+    yield factory
+    for conn in conns:
+        conn.close()
+
+
+@pytest.fixture
+def kiwi_mod() -> ModuleType:
+    """The ``kiwi`` package, for tests that start servers of their own.
+
+    Using this fixture marks the test ``kiwi_only``. A missing package is an
+    error, not a skip: these tests must run wherever Kiwi is built.
+    """
+    import kiwi
+
+    return kiwi

@@ -1,0 +1,291 @@
+"""Shared helpers for the Kiwi Python test suite.
+
+Plain functions and classes only (fixtures live in ``conftest.py``):
+
+* :func:`wait_until` polls a condition with a deadline instead of sleeping;
+* :func:`run_threads` runs workers in threads, joins them with a deadline and
+  re-raises the first failure;
+* :class:`RawConnection` is a tiny RESP2/RESP3 client over a plain socket, for
+  tests that must see the exact bytes the server sends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+T = TypeVar("T")
+
+HOST = "127.0.0.1"
+#: Default bound for any single blocking socket operation in the suite.
+IO_TIMEOUT = 10.0
+
+
+def wait_until(
+    predicate: Callable[[], T],
+    timeout: float = 5.0,
+    interval: float = 0.01,
+    message: str = "",
+) -> T:
+    """Poll ``predicate`` until it returns a truthy value and return that value.
+
+    Raises ``AssertionError`` when ``timeout`` seconds pass first; the
+    predicate is always evaluated at least once, and once more at the deadline.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"condition not met within {timeout:.1f}s: {message or predicate!r}"
+            )
+        time.sleep(interval)
+
+
+def no_retry() -> Retry:
+    """A redis-py retry policy that never retries.
+
+    redis-py retries ConnectionErrors by default, which would silently hide a
+    server dropping connections and could apply a non-idempotent command
+    (INCR, APPEND) twice; tests want to see the first failure.
+    """
+    return Retry(NoBackoff(), 0)
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def run_threads(workers: Sequence[Callable[[], T]], timeout: float = 30.0) -> list[T]:
+    """Run every worker in its own thread and return their results in order.
+
+    All threads are joined against one shared deadline. The first exception a
+    worker raised is re-raised here; a thread still running at the deadline
+    fails the test (threads are daemons so a hung one cannot block exit).
+    """
+    results: list[Any] = [None] * len(workers)
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def runner(index: int, work: Callable[[], T]) -> None:
+        try:
+            results[index] = work()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            with lock:
+                errors.append(exc)
+
+    threads = [
+        threading.Thread(target=runner, args=(i, w), name=f"kiwi-test-{i}", daemon=True)
+        for i, w in enumerate(workers)
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if errors:
+        raise errors[0]
+    hung = [t.name for t in threads if t.is_alive()]
+    assert not hung, f"threads still running after {timeout}s: {hung}"
+    return results
+
+
+class RespError(str):
+    """An error reply; the string is the message without the leading ``-``."""
+
+
+class ConnectionClosed(Exception):
+    """The peer closed the connection while a reply was expected."""
+
+
+def encode_command(*args: bytes | str | int) -> bytes:
+    """Encode a command as a RESP multibulk request."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if isinstance(arg, int):
+            data = str(arg).encode()
+        elif isinstance(arg, str):
+            data = arg.encode()
+        else:
+            data = bytes(arg)
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+class RawConnection:
+    """A minimal blocking RESP client that exposes the exact reply bytes.
+
+    Every read is bounded by ``timeout``. Parsed values: simple strings are
+    ``str``, bulk and verbatim strings ``bytes`` (verbatim without the
+    ``txt:`` prefix), errors :class:`RespError`, nulls ``None``, arrays
+    ``list``, maps ``dict``, sets ``set``, doubles ``float``, booleans ``bool``.
+    """
+
+    def __init__(self, host: str, port: int, timeout: float = IO_TIMEOUT) -> None:
+        self.timeout = timeout
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._buf = bytearray()
+        self._pos = 0
+
+    # -- lifecycle -----------------------------------------------------------
+    def close(self) -> None:
+        """Close the socket (idempotent)."""
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def __enter__(self) -> RawConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -------------------------------------------------------------
+    def send(self, data: bytes) -> None:
+        """Send raw bytes."""
+        self.sock.sendall(data)
+
+    def send_command(self, *args: bytes | str | int) -> None:
+        """Send one command encoded as a multibulk request."""
+        self.send(encode_command(*args))
+
+    def call(self, *args: bytes | str | int) -> Any:
+        """Send one command and return its parsed reply."""
+        self.send_command(*args)
+        return self.read()
+
+    def call_raw(self, *args: bytes | str | int) -> bytes:
+        """Send one command and return the exact bytes of its reply."""
+        self.send_command(*args)
+        return self.read_raw()
+
+    # -- reading -------------------------------------------------------------
+    def _fill(self) -> None:
+        try:
+            chunk = self.sock.recv(65536)
+        except ConnectionResetError as exc:
+            raise ConnectionClosed("connection reset by peer") from exc
+        if not chunk:
+            raise ConnectionClosed("connection closed by peer")
+        self._buf += chunk
+
+    def _compact(self) -> None:
+        """Drop consumed bytes; only called between replies."""
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0
+
+    def _line(self) -> bytes:
+        while True:
+            end = self._buf.find(b"\r\n", self._pos)
+            if end >= 0:
+                line = bytes(self._buf[self._pos : end])
+                self._pos = end + 2
+                return line
+            self._fill()
+
+    def _exact(self, n: int) -> bytes:
+        while len(self._buf) - self._pos < n:
+            self._fill()
+        data = bytes(self._buf[self._pos : self._pos + n])
+        self._pos += n
+        return data
+
+    def _parse(self) -> Any:
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            return RespError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind in (b"$", b"=", b"!"):
+            length = int(rest)
+            if length < 0:
+                return None
+            data = self._exact(length)
+            if self._exact(2) != b"\r\n":
+                raise AssertionError("bulk payload not followed by CRLF")
+            if kind == b"=":
+                return data[4:]
+            if kind == b"!":
+                return RespError(data.decode())
+            return data
+        if kind in (b"*", b"~", b">"):
+            count = int(rest)
+            if count < 0:
+                return None
+            items = [self._parse() for _ in range(count)]
+            return set(items) if kind == b"~" else items
+        if kind == b"%":
+            return {self._parse(): self._parse() for _ in range(int(rest))}
+        if kind == b"|":
+            for _ in range(2 * int(rest)):
+                self._parse()
+            return self._parse()
+        if kind == b"_":
+            return None
+        if kind == b",":
+            return float(rest)
+        if kind == b"#":
+            return rest == b"t"
+        if kind == b"(":
+            return int(rest)
+        raise AssertionError(f"unexpected RESP line {line!r}")
+
+    def read(self) -> Any:
+        """Read and parse one complete reply."""
+        self._compact()
+        return self._parse()
+
+    def read_raw(self) -> bytes:
+        """Read one complete reply and return its exact bytes."""
+        self._compact()
+        self._parse()
+        return bytes(self._buf[: self._pos])
+
+    # -- connection state checks --------------------------------------------
+    def assert_closed(self, timeout: float = 5.0) -> None:
+        """Assert the server closes the connection without sending more data."""
+        leftover = bytes(self._buf[self._pos :])
+        assert not leftover, f"unexpected extra data before close: {leftover!r}"
+        self.sock.settimeout(timeout)
+        try:
+            chunk = self.sock.recv(65536)
+        except ConnectionResetError:
+            return
+        except socket.timeout:
+            raise AssertionError(f"connection still open after {timeout}s") from None
+        finally:
+            self.sock.settimeout(self.timeout)
+        assert chunk == b"", f"expected close, got data {chunk!r}"
+
+    def assert_silent(self, wait: float = 0.3) -> None:
+        """Assert nothing arrives for ``wait`` seconds and the link stays open."""
+        leftover = bytes(self._buf[self._pos :])
+        assert not leftover, f"unexpected data: {leftover!r}"
+        self.sock.settimeout(wait)
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:
+            return
+        except ConnectionResetError:
+            raise AssertionError("connection was reset") from None
+        finally:
+            self.sock.settimeout(self.timeout)
+        if chunk == b"":
+            raise AssertionError("connection was closed")
+        raise AssertionError(f"unexpected data: {chunk!r}")

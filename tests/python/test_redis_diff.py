@@ -1,0 +1,169 @@
+"""Differential tests: the same commands to Debian's redis-server and to Kiwi.
+
+Each file in ``tests/redis-diff/`` holds one command per line (split like a
+shell line; ``#`` comments and blank lines skipped). Both servers get the
+lines in order on one connection each, and every reply must be byte-for-byte
+identical, under RESP2 and under RESP3. A line starting with ``~`` compares
+the elements of an aggregate reply ignoring their order.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator, List, Tuple, Union
+
+import pytest
+
+import kiwi
+
+DIFF_DIR = Path(__file__).resolve().parent.parent / "redis-diff"
+FILES = sorted(DIFF_DIR.glob("*.txt"))
+
+Reply = Union[bytes, List["Reply"]]
+
+
+def encode(args: List[str]) -> bytes:
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        b = a.encode("utf-8", "surrogateescape")
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+class Conn:
+    """A raw RESP connection that returns each reply's exact bytes."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buf = b""
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("connection closed")
+        self.buf += chunk
+
+    def _line(self, pos: int) -> Tuple[bytes, int]:
+        while True:
+            end = self.buf.find(b"\r\n", pos)
+            if end >= 0:
+                return self.buf[pos:end], end + 2
+            self._fill()
+
+    def _parse(self, pos: int) -> Tuple[Reply, int]:
+        line, pos = self._line(pos)
+        tag, body = line[:1], line[1:]
+        if tag in (b"$", b"=", b"!"):
+            n = int(body)
+            if n < 0:
+                return line, pos
+            while len(self.buf) < pos + n + 2:
+                self._fill()
+            return line + b"\r\n" + self.buf[pos : pos + n], pos + n + 2
+        if tag in (b"*", b"~", b">", b"%"):
+            n = int(body)
+            if n < 0:
+                return line, pos
+            count = n * 2 if tag == b"%" else n
+            items: List[Reply] = [line]
+            for _ in range(count):
+                item, pos = self._parse(pos)
+                items.append(item)
+            return items, pos
+        return line, pos
+
+    def request(self, args: List[str]) -> Reply:
+        self.sock.sendall(encode(args))
+        reply, pos = self._parse(0)
+        self.buf = self.buf[pos:]
+        return reply
+
+
+def normalize(reply: Reply, unordered: bool) -> Reply:
+    if unordered and isinstance(reply, list):
+        head, rest = reply[0], reply[1:]
+        if isinstance(head, bytes) and head[:1] == b"%":
+            pairs = sorted(zip(rest[0::2], rest[1::2]), key=repr)
+            return [head] + [x for pair in pairs for x in pair]
+        return [head] + sorted(rest, key=repr)
+    return reply
+
+
+def read_lines(path: Path) -> Iterator[Tuple[int, bool, List[str]]]:
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        unordered = line.startswith("~")
+        yield number, unordered, shlex.split(line.lstrip("~"))
+
+
+@pytest.fixture(scope="module")
+def reference_port() -> Iterator[int]:
+    """A throwaway Debian redis-server on a free loopback port."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (scripts/setup-system.sh installs it)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    workdir = tempfile.mkdtemp(prefix="kiwi-ref-")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                Conn(port).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("redis-server did not start")
+                time.sleep(0.02)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def kiwi_port() -> Iterator[int]:
+    with kiwi.Server() as server:
+        yield server.port
+
+
+def test_there_are_command_files() -> None:
+    assert FILES, f"no command files in {DIFF_DIR}"
+
+
+@pytest.mark.parametrize("protocol", [2, 3], ids=["resp2", "resp3"])
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_replies_match_redis(path: Path, protocol: int, reference_port: int, kiwi_port: int) -> None:
+    ref, mine = Conn(reference_port), Conn(kiwi_port)
+    try:
+        for conn in (ref, mine):
+            conn.request(["HELLO", str(protocol)])
+            conn.request(["FLUSHALL"])
+        differences = []
+        for number, unordered, args in read_lines(path):
+            expected = normalize(ref.request(args), unordered)
+            got = normalize(mine.request(args), unordered)
+            if expected != got:
+                differences.append(f"{path.name}:{number} {args!r}\n  redis: {expected!r}\n  kiwi:  {got!r}")
+        assert not differences, "\n".join(differences)
+    finally:
+        ref.close()
+        mine.close()

@@ -1,0 +1,206 @@
+"""The standalone ``kiwi-server`` process: flags, signals, restart on a dir.
+
+Runs the console script (``kiwi-server`` on PATH or next to the Python
+interpreter, else ``python -m kiwi``) as a subprocess on loopback.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from kiwitest import HOST, IO_TIMEOUT, RawConnection, free_port, no_retry
+
+pytestmark = pytest.mark.kiwi_only
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 20.0
+
+
+def server_command() -> list[str]:
+    """How to launch the standalone server."""
+    found = shutil.which("kiwi-server")
+    if found:
+        return [found]
+    beside_python = Path(sys.executable).with_name("kiwi-server")
+    if beside_python.is_file():
+        return [str(beside_python)]
+    return [sys.executable, "-m", "kiwi"]
+
+
+@dataclass
+class ServerProcess:
+    """A running ``kiwi-server`` and where it listens."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    dir: Path
+    log: Path
+
+    def client(self, **kwargs: object) -> redis.Redis:
+        """A redis-py client for this process."""
+        return redis.Redis(host=HOST, port=self.port, socket_timeout=IO_TIMEOUT, **kwargs)  # type: ignore[arg-type]
+
+    def output(self) -> str:
+        """Everything the process printed so far."""
+        return self.log.read_text(errors="replace")
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        """Send ``sig`` and return the exit code (bounded wait)."""
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"kiwi-server ignored {sig.name}; output:\n{self.output()}"
+            ) from None
+
+
+def wait_for_ping(server: ServerProcess, password: str | None = None) -> None:
+    """Poll until the server answers PING, failing fast if it exits."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        code = server.proc.poll()
+        if code is not None:
+            raise AssertionError(f"kiwi-server exited with {code}; output:\n{server.output()}")
+        client = server.client(password=password, socket_connect_timeout=1, retry=no_retry())
+        try:
+            if client.ping():
+                return
+        except redis.ConnectionError:
+            pass
+        finally:
+            client.close()
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"kiwi-server not answering after {START_TIMEOUT}s:\n{server.output()}"
+            )
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start ``kiwi-server`` processes; any still running at teardown are killed."""
+    started: list[ServerProcess] = []
+
+    def start(data_dir: Path, *extra: str, password: str | None = None) -> ServerProcess:
+        port = free_port()
+        log = tmp_path / f"kiwi-server-{len(started)}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [
+                    *server_command(),
+                    "--port",
+                    str(port),
+                    "--dir",
+                    str(data_dir),
+                    "--bind",
+                    HOST,
+                    *extra,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        server = ServerProcess(proc, port, data_dir, log)
+        started.append(server)
+        wait_for_ping(server, password)
+        return server
+
+    yield start
+    for server in started:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait(timeout=STOP_TIMEOUT)
+
+
+def test_help_lists_options() -> None:
+    """``--help`` exits 0 and documents every flag."""
+    result = subprocess.run(
+        [*server_command(), "--help"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    text = result.stdout.decode(errors="replace")
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    for flag in ("--port", "--dir", "--bind", "--requirepass"):
+        assert flag in text, f"{flag} missing from --help"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_stops_cleanly_and_data_survives(
+    spawn: Callable[..., ServerProcess], tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Serve, stop with a signal (exit 0, port released), restart on the dir."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    first = spawn(data_dir)
+    client, db3 = first.client(), first.client(db=3)
+    try:
+        assert client.mset({"a": "1", "b": "2"}) is True
+        assert client.set("ttl", "v", ex=3600) is True
+        assert client.hset("h", "f", "v") == 1
+        assert client.incrby("n", 41) == 41
+        assert db3.set("other-db", "x") is True
+        assert client.dbsize() == 5
+    finally:
+        client.close()
+        db3.close()
+
+    assert first.stop(sig) == 0, first.output()
+    with pytest.raises(ConnectionRefusedError):
+        RawConnection(HOST, first.port, timeout=2).close()
+
+    second = spawn(data_dir)
+    client, db3 = second.client(), second.client(db=3)
+    try:
+        assert client.mget("a", "b", "n") == [b"1", b"2", b"41"]
+        assert client.hget("h", "f") == b"v"
+        assert 3500 < client.ttl("ttl") <= 3600
+        assert db3.get("other-db") == b"x"
+    finally:
+        client.close()
+        db3.close()
+    assert second.stop() == 0, second.output()
+
+
+def test_requirepass_flag(spawn: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    """``--requirepass`` guards every command until AUTH."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    server = spawn(data_dir, "--requirepass", "pw-123", password="pw-123")
+    with RawConnection(HOST, server.port) as conn:
+        assert conn.call_raw("GET", "k") == b"-NOAUTH Authentication required.\r\n"
+        assert conn.call_raw("AUTH", "nope") == (
+            b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+        )
+        assert conn.call_raw("AUTH", "pw-123") == b"+OK\r\n"
+        assert conn.call_raw("SET", "k", "v") == b"+OK\r\n"
+    assert server.stop() == 0, server.output()
+
+
+def test_two_servers_side_by_side(spawn: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    """Two processes on different ports and dirs do not share data."""
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    one, two = spawn(tmp_path / "one"), spawn(tmp_path / "two")
+    c1, c2 = one.client(), two.client()
+    try:
+        c1.set("k", "one")
+        assert c2.get("k") is None
+    finally:
+        c1.close()
+        c2.close()
+    assert one.stop() == 0
+    assert two.stop() == 0
