@@ -116,7 +116,11 @@ where
             return 1;
         }
     };
-    println!("Kiwi {} ready to accept connections on {}", crate::version(), server.addr());
+    println!(
+        "Kiwi {} ready to accept connections on {}",
+        crate::version(),
+        server.addr()
+    );
     let code = match server.wait_for_signal() {
         Ok(()) => 0,
         Err(e) => {

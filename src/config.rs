@@ -61,27 +61,31 @@ impl RuntimeConfig {
                 self.requirepass = (!value.is_empty()).then(|| value.to_string());
             }
             "proto-max-bulk-len" => {
-                let v = parse_memory(value).ok_or(ConfigSetError::Invalid("argument couldn't be parsed into an integer"))?;
+                let v = parse_memory(value).ok_or(ConfigSetError::Invalid(
+                    "argument couldn't be parsed into an integer",
+                ))?;
                 if v < 1024 * 1024 {
-                    return Err(ConfigSetError::Invalid("argument must be between 1048576 and 9223372036854775807 inclusive"));
+                    return Err(ConfigSetError::Invalid(
+                        "argument must be between 1048576 and 9223372036854775807 inclusive",
+                    ));
                 }
                 self.proto_max_bulk_len = v as usize;
             }
             "maxclients" => {
-                self.maxclients = value
-                    .parse()
-                    .map_err(|_| ConfigSetError::Invalid("argument couldn't be parsed into an integer"))?;
+                self.maxclients = value.parse().map_err(|_| {
+                    ConfigSetError::Invalid("argument couldn't be parsed into an integer")
+                })?;
             }
             "hz" => {
-                let hz: u32 = value
-                    .parse()
-                    .map_err(|_| ConfigSetError::Invalid("argument couldn't be parsed into an integer"))?;
+                let hz: u32 = value.parse().map_err(|_| {
+                    ConfigSetError::Invalid("argument couldn't be parsed into an integer")
+                })?;
                 self.hz = hz.clamp(1, 500);
             }
             "timeout" => {
-                self.timeout = value
-                    .parse()
-                    .map_err(|_| ConfigSetError::Invalid("argument couldn't be parsed into an integer"))?;
+                self.timeout = value.parse().map_err(|_| {
+                    ConfigSetError::Invalid("argument couldn't be parsed into an integer")
+                })?;
             }
             // Accepted for compatibility; Kiwi persists through RocksDB instead.
             "save" | "appendonly" | "maxmemory" | "maxmemory-policy" => {}
@@ -105,9 +109,17 @@ pub enum ConfigSetError {
 /// Parse `512mb`-style memory sizes as redis.conf does.
 pub fn parse_memory(value: &str) -> Option<u64> {
     let lower = value.to_ascii_lowercase();
-    let (digits, mult) = [("gb", 1u64 << 30), ("mb", 1 << 20), ("kb", 1 << 10), ("g", 1_000_000_000), ("m", 1_000_000), ("k", 1000), ("b", 1)]
-        .iter()
-        .find_map(|(suffix, mult)| lower.strip_suffix(suffix).map(|d| (d.to_string(), *mult)))
-        .unwrap_or((lower.clone(), 1));
+    let (digits, mult) = [
+        ("gb", 1u64 << 30),
+        ("mb", 1 << 20),
+        ("kb", 1 << 10),
+        ("g", 1_000_000_000),
+        ("m", 1_000_000),
+        ("k", 1000),
+        ("b", 1),
+    ]
+    .iter()
+    .find_map(|(suffix, mult)| lower.strip_suffix(suffix).map(|d| (d.to_string(), *mult)))
+    .unwrap_or((lower.clone(), 1));
     digits.parse::<u64>().ok()?.checked_mul(mult)
 }

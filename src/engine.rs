@@ -86,7 +86,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("storage", &self.storage).finish()
+        f.debug_struct("Engine")
+            .field("storage", &self.storage)
+            .finish()
     }
 }
 
@@ -133,7 +135,9 @@ impl Engine {
             last_active_ms: AtomicU64::new(now_ms()),
         });
         self.clients.lock().insert(id, info.clone());
-        self.stats.connections_received.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
         let authenticated = self.config.read().requirepass.is_none();
         Session::new(info, authenticated)
     }
@@ -168,9 +172,14 @@ impl Engine {
         if !session.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
             return Err(CmdError::Raw("NOAUTH Authentication required.".into()));
         }
-        self.stats.commands_processed.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .commands_processed
+            .fetch_add(1, Ordering::Relaxed);
         *session.info.last_cmd.lock() = spec.name;
-        session.info.last_active_ms.store(now_ms(), Ordering::Relaxed);
+        session
+            .info
+            .last_active_ms
+            .store(now_ms(), Ordering::Relaxed);
 
         let now = now_ms();
         let ctx = self.storage.ctx(session.db, now);
@@ -182,7 +191,12 @@ impl Engine {
         } else if !spec.flags.contains(Flags::NO_KEYS) {
             _read_guard = lock.read();
         }
-        let mut call = Call { engine: self, session, ctx, args };
+        let mut call = Call {
+            engine: self,
+            session,
+            ctx,
+            args,
+        };
         let result = (spec.handler)(&mut call);
         match result {
             Ok(reply) => {
@@ -198,7 +212,10 @@ impl Engine {
 
     /// Convenience for callers that hold plain byte strings.
     pub fn execute_args<A: AsRef<[u8]>>(&self, session: &mut Session, args: &[A]) -> Reply {
-        let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a.as_ref())).collect();
+        let args: Vec<Bytes> = args
+            .iter()
+            .map(|a| Bytes::copy_from_slice(a.as_ref()))
+            .collect();
         self.execute(session, &args)
     }
 
@@ -210,7 +227,10 @@ impl Engine {
 /// Redis's text for an unknown command: the name and the first arguments,
 /// each quoted and followed by a space, cut at about 128 characters.
 fn unknown_command(args: &[Bytes]) -> CmdError {
-    let name: String = String::from_utf8_lossy(&args[0]).chars().take(128).collect();
+    let name: String = String::from_utf8_lossy(&args[0])
+        .chars()
+        .take(128)
+        .collect();
     let mut listed = String::new();
     for arg in &args[1..] {
         if listed.len() >= 128 {
@@ -223,11 +243,15 @@ fn unknown_command(args: &[Bytes]) -> CmdError {
         listed.push_str(&cut);
         listed.push_str("' ");
     }
-    CmdError::err(format!("unknown command '{name}', with args beginning with: {listed}"))
+    CmdError::err(format!(
+        "unknown command '{name}', with args beginning with: {listed}"
+    ))
 }
 
 /// Seconds and microseconds of the wall clock (TIME).
 pub fn wall_clock() -> (u64, u64) {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     (d.as_secs(), u64::from(d.subsec_micros()))
 }

@@ -19,7 +19,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not args:
         args = ["kiwi-server"]
     args[0] = "kiwi-server"
-    return int(_kiwi.run_server_cli(args))
+    try:
+        return int(_kiwi.run_server_cli(args))
+    except KeyboardInterrupt:
+        # The server saw the same SIGINT and already shut down cleanly;
+        # Python raises it once the call returns.
+        return 0
 
 
 if __name__ == "__main__":

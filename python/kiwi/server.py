@@ -129,13 +129,10 @@ class Server:
         """A ``redis.Redis`` client connected to this server.
 
         Keyword arguments go to ``redis.Redis`` (``protocol=3``,
-        ``decode_responses=True``, ...). The server's password is used unless
-        one is given.
+        ``decode_responses=True``, ``password=...``).
         """
         import redis
 
-        if self._requirepass is not None:
-            kwargs.setdefault("password", self._requirepass)
         return redis.Redis(host=self.host, port=self.port, **kwargs)
 
     def __repr__(self) -> str:

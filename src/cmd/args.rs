@@ -41,7 +41,10 @@ pub fn int_arg(arg: &[u8]) -> CmdResult<i64> {
 /// `inf`/`-inf` accepted, NaN refused.
 pub fn parse_f64(arg: &[u8]) -> Option<f64> {
     let text = std::str::from_utf8(arg).ok()?;
-    if text.is_empty() || text.starts_with(char::is_whitespace) || text.ends_with(char::is_whitespace) {
+    if text.is_empty()
+        || text.starts_with(char::is_whitespace)
+        || text.ends_with(char::is_whitespace)
+    {
         return None;
     }
     let lower = text.to_ascii_lowercase();

@@ -17,8 +17,8 @@ mod table;
 pub use args::{float_arg, int_arg, is, parse_f64, parse_i64, text};
 pub use error::{CmdError, CmdResult};
 pub use glob::glob_match;
-pub use session::Session;
 pub use server::REDIS_VERSION;
+pub use session::Session;
 pub use table::{lookup, CommandSpec, Flags, COMMANDS};
 
 use bytes::Bytes;
@@ -39,7 +39,10 @@ impl Call<'_, '_> {
     pub fn get_string(&self, key: &[u8]) -> CmdResult<Option<Bytes>> {
         match self.ctx.get_meta(key)? {
             None => Ok(None),
-            Some(Meta { body: MetaBody::String(v), .. }) => Ok(Some(v)),
+            Some(Meta {
+                body: MetaBody::String(v),
+                ..
+            }) => Ok(Some(v)),
             Some(_) => Err(CmdError::WrongType),
         }
     }

@@ -6,7 +6,9 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::{glob::glob_match_nocase, int_arg, is, text, Call, CmdError, CmdResult, Flags, COMMANDS};
+use super::{
+    glob::glob_match_nocase, int_arg, is, text, Call, CmdError, CmdResult, Flags, COMMANDS,
+};
 use crate::engine::{wall_clock, ClientInfo};
 use crate::resp::{Protocol, Reply};
 use crate::storage::DATABASES;
@@ -58,7 +60,8 @@ pub fn hello(call: &mut Call<'_, '_>) -> CmdResult {
     let mut protocol = call.session.protocol;
     let mut i = 1;
     if args.len() > 1 {
-        let ver = int_arg(&args[1]).map_err(|_| CmdError::err("Protocol version is not an integer or out of range"))?;
+        let ver = int_arg(&args[1])
+            .map_err(|_| CmdError::err("Protocol version is not an integer or out of range"))?;
         protocol = match ver {
             2 => Protocol::Resp2,
             3 => Protocol::Resp3,
@@ -77,7 +80,10 @@ pub fn hello(call: &mut Call<'_, '_>) -> CmdResult {
             setname = Some(args[i + 1].clone());
             i += 2;
         } else {
-            return Err(CmdError::err(format!("Syntax error in HELLO option '{}'", text(&args[i]))));
+            return Err(CmdError::err(format!(
+                "Syntax error in HELLO option '{}'",
+                text(&args[i])
+            )));
         }
     }
     if let Some((user, pass)) = &auth {
@@ -85,7 +91,7 @@ pub fn hello(call: &mut Call<'_, '_>) -> CmdResult {
     }
     if !call.session.authenticated {
         return Err(CmdError::Raw(
-            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH \
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH \
              <user> <pass> option can be used to authenticate the client and select the RESP protocol version at \
              the same time"
                 .into(),
@@ -96,7 +102,10 @@ pub fn hello(call: &mut Call<'_, '_>) -> CmdResult {
         *call.session.info.name.lock() = (!name.is_empty()).then_some(name);
     }
     call.session.protocol = protocol;
-    call.session.info.resp.store(protocol.version() as u8, Ordering::Relaxed);
+    call.session
+        .info
+        .resp
+        .store(protocol.version() as u8, Ordering::Relaxed);
     Ok(Reply::Map(vec![
         (Reply::bulk_str("server"), Reply::bulk_str("redis")),
         (Reply::bulk_str("version"), Reply::bulk_str(REDIS_VERSION)),
@@ -167,7 +176,11 @@ pub fn info(call: &mut Call<'_, '_>) -> CmdResult {
         .iter()
         .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
         .collect();
-    if wanted.is_empty() || wanted.iter().any(|w| w == "default" || w == "all" || w == "everything") {
+    if wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| w == "default" || w == "all" || w == "everything")
+    {
         wanted = DEFAULT_SECTIONS.iter().map(|s| s.to_string()).collect();
     }
     let mut out = String::new();
@@ -214,7 +227,12 @@ fn info_section(call: &Call<'_, '_>, section: &str, out: &mut String) -> CmdResu
             field("uptime_in_seconds", &uptime);
             field("uptime_in_days", &(uptime / 86_400));
             field("hz", &engine.config.read().hz);
-            field("executable", &std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default());
+            field(
+                "executable",
+                &std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            );
             field("config_file", &"");
         }
         "clients" => {
@@ -237,12 +255,24 @@ fn info_section(call: &Call<'_, '_>, section: &str, out: &mut String) -> CmdResu
         }
         "stats" => {
             let s = &engine.stats;
-            field("total_connections_received", &s.connections_received.load(Ordering::Relaxed));
-            field("total_commands_processed", &s.commands_processed.load(Ordering::Relaxed));
-            field("rejected_connections", &s.rejected_connections.load(Ordering::Relaxed));
+            field(
+                "total_connections_received",
+                &s.connections_received.load(Ordering::Relaxed),
+            );
+            field(
+                "total_commands_processed",
+                &s.commands_processed.load(Ordering::Relaxed),
+            );
+            field(
+                "rejected_connections",
+                &s.rejected_connections.load(Ordering::Relaxed),
+            );
             field("expired_keys", &s.expired_keys.load(Ordering::Relaxed));
             field("keyspace_hits", &s.keyspace_hits.load(Ordering::Relaxed));
-            field("keyspace_misses", &s.keyspace_misses.load(Ordering::Relaxed));
+            field(
+                "keyspace_misses",
+                &s.keyspace_misses.load(Ordering::Relaxed),
+            );
         }
         "replication" => {
             field("role", &"master");
@@ -261,7 +291,10 @@ fn info_section(call: &Call<'_, '_>, section: &str, out: &mut String) -> CmdResu
                     true
                 })?;
                 if keys > 0 {
-                    field(&format!("db{db}"), &format!("keys={keys},expires={expires},avg_ttl=0"));
+                    field(
+                        &format!("db{db}"),
+                        &format!("keys={keys},expires={expires},avg_ttl=0"),
+                    );
                 }
             }
         }
@@ -274,7 +307,11 @@ fn resident_memory() -> u64 {
     // /proc/self/statm: size resident ... in pages.
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
         .map(|pages| pages * 4096)
         .unwrap_or(0)
 }
@@ -311,7 +348,11 @@ pub fn command(call: &mut Call<'_, '_>) -> CmdResult {
             Ok(Reply::Array(
                 args[2..]
                     .iter()
-                    .map(|name| super::lookup(name).map(command_info).unwrap_or(Reply::NilArray))
+                    .map(|name| {
+                        super::lookup(name)
+                            .map(command_info)
+                            .unwrap_or(Reply::NilArray)
+                    })
                     .collect(),
             ))
         }
@@ -330,19 +371,27 @@ pub fn command(call: &mut Call<'_, '_>) -> CmdResult {
                             Reply::Map(vec![
                                 (Reply::bulk_str("summary"), Reply::bulk_str("")),
                                 (Reply::bulk_str("since"), Reply::bulk_str("1.0.0")),
-                                (Reply::bulk_str("group"), Reply::bulk_str(command_group(spec.name))),
+                                (
+                                    Reply::bulk_str("group"),
+                                    Reply::bulk_str(command_group(spec.name)),
+                                ),
                             ]),
                         )
                     })
                     .collect(),
             ))
         }
-        "list" => Ok(Reply::Array(COMMANDS.iter().map(|c| Reply::bulk_str(c.name)).collect())),
+        "list" => Ok(Reply::Array(
+            COMMANDS.iter().map(|c| Reply::bulk_str(c.name)).collect(),
+        )),
         "getkeys" if args.len() >= 3 => {
-            let spec = super::lookup(&args[2]).ok_or_else(|| CmdError::err("Invalid command specified"))?;
+            let spec = super::lookup(&args[2])
+                .ok_or_else(|| CmdError::err("Invalid command specified"))?;
             let cmd_args = &args[2..];
             if !spec.arity_ok(cmd_args.len()) {
-                return Err(CmdError::err("Invalid number of arguments specified for command"));
+                return Err(CmdError::err(
+                    "Invalid number of arguments specified for command",
+                ));
             }
             if spec.first_key == 0 {
                 return Err(CmdError::err("The command has no key arguments"));
@@ -359,7 +408,16 @@ pub fn command(call: &mut Call<'_, '_>) -> CmdResult {
                 .collect();
             Ok(Reply::Array(keys))
         }
-        "help" => Ok(help_reply("COMMAND", &["COUNT", "DOCS [<command-name> ...]", "GETKEYS <full-command>", "INFO [<command-name> ...]", "LIST"])),
+        "help" => Ok(help_reply(
+            "COMMAND",
+            &[
+                "COUNT",
+                "DOCS [<command-name> ...]",
+                "GETKEYS <full-command>",
+                "INFO [<command-name> ...]",
+                "LIST",
+            ],
+        )),
         _ => Err(unknown_subcommand(&args[1], "COMMAND")),
     }
 }
@@ -372,7 +430,11 @@ fn command_info(spec: &super::CommandSpec) -> Reply {
         Reply::Int(i64::from(spec.first_key)),
         Reply::Int(i64::from(spec.last_key)),
         Reply::Int(i64::from(spec.step)),
-        Reply::Set(vec![Reply::Status(if spec.flags.contains(Flags::WRITE) { "@write" } else { "@read" })]),
+        Reply::Set(vec![Reply::Status(if spec.flags.contains(Flags::WRITE) {
+            "@write"
+        } else {
+            "@read"
+        })]),
         Reply::Set(vec![]),
         Reply::Array(vec![]),
         Reply::Array(vec![]),
@@ -382,17 +444,22 @@ fn command_info(spec: &super::CommandSpec) -> Reply {
 fn command_group(name: &str) -> &'static str {
     match name {
         "hset" | "hget" => "hash",
-        "get" | "set" | "setnx" | "setex" | "psetex" | "getset" | "getdel" | "getex" | "mget" | "mset" | "msetnx"
-        | "append" | "strlen" | "getrange" | "substr" | "setrange" | "incr" | "decr" | "incrby" | "decrby"
-        | "incrbyfloat" => "string",
+        "get" | "set" | "setnx" | "setex" | "psetex" | "getset" | "getdel" | "getex" | "mget"
+        | "mset" | "msetnx" | "append" | "strlen" | "getrange" | "substr" | "setrange" | "incr"
+        | "decr" | "incrby" | "decrby" | "incrbyfloat" => "string",
         "auth" | "hello" | "quit" | "ping" | "echo" | "select" | "client" => "connection",
-        "info" | "command" | "config" | "time" | "lastsave" | "dbsize" | "flushdb" | "flushall" => "server",
+        "info" | "command" | "config" | "time" | "lastsave" | "dbsize" | "flushdb" | "flushall" => {
+            "server"
+        }
         _ => "generic",
     }
 }
 
 fn unknown_subcommand(sub: &Bytes, cmd: &str) -> CmdError {
-    CmdError::err(format!("unknown subcommand '{}'. Try {cmd} HELP.", text(sub)))
+    CmdError::err(format!(
+        "unknown subcommand '{}'. Try {cmd} HELP.",
+        text(sub)
+    ))
 }
 
 fn help_reply(cmd: &str, lines: &[&str]) -> Reply {
@@ -418,14 +485,17 @@ pub fn config(call: &mut Call<'_, '_>) -> CmdResult {
             let entries = call.engine.config.read().entries();
             let mut pairs = Vec::new();
             for (name, value) in entries {
-                if args[2..].iter().any(|p| glob_match_nocase(p, name.as_bytes())) {
+                if args[2..]
+                    .iter()
+                    .any(|p| glob_match_nocase(p, name.as_bytes()))
+                {
                     pairs.push((Reply::bulk_str(name), Reply::bulk(value)));
                 }
             }
             Ok(Reply::Map(pairs))
         }
         "set" => {
-            if args.len() < 4 || args.len() % 2 != 0 {
+            if args.len() < 4 || !args.len().is_multiple_of(2) {
                 return Err(CmdError::Arity("config|set".into()));
             }
             // Validate everything on a copy, then apply at once: all or nothing.
@@ -451,13 +521,30 @@ pub fn config(call: &mut Call<'_, '_>) -> CmdResult {
         }
         "resetstat" if args.len() == 2 => {
             let s = &call.engine.stats;
-            for counter in [&s.commands_processed, &s.connections_received, &s.expired_keys, &s.keyspace_hits, &s.keyspace_misses, &s.rejected_connections] {
+            for counter in [
+                &s.commands_processed,
+                &s.connections_received,
+                &s.expired_keys,
+                &s.keyspace_hits,
+                &s.keyspace_misses,
+                &s.rejected_connections,
+            ] {
                 counter.store(0, Ordering::Relaxed);
             }
             Ok(Reply::OK)
         }
-        "rewrite" if args.len() == 2 => Err(CmdError::err("The server is running without a config file")),
-        "help" => Ok(help_reply("CONFIG", &["GET <pattern>", "SET <directive> <value>", "RESETSTAT", "REWRITE"])),
+        "rewrite" if args.len() == 2 => {
+            Err(CmdError::err("The server is running without a config file"))
+        }
+        "help" => Ok(help_reply(
+            "CONFIG",
+            &[
+                "GET <pattern>",
+                "SET <directive> <value>",
+                "RESETSTAT",
+                "REWRITE",
+            ],
+        )),
         _ => Err(unknown_subcommand(&args[1], "CONFIG")),
     }
 }
@@ -466,7 +553,9 @@ pub fn config(call: &mut Call<'_, '_>) -> CmdResult {
 
 fn validate_client_name(name: &[u8]) -> CmdResult<()> {
     if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
-        return Err(CmdError::err("Client names cannot contain spaces, newlines or special characters."));
+        return Err(CmdError::err(
+            "Client names cannot contain spaces, newlines or special characters.",
+        ));
     }
     Ok(())
 }
@@ -483,7 +572,10 @@ pub fn client(call: &mut Call<'_, '_>) -> CmdResult {
             *call.session.info.name.lock() = (!name.is_empty()).then_some(name);
             Ok(Reply::OK)
         }
-        ("info", 2) => Ok(Reply::Verbatim(client_line(&call.session.info, call.session.db))),
+        ("info", 2) => Ok(Reply::Verbatim(client_line(
+            &call.session.info,
+            call.session.db,
+        ))),
         ("list", _) => {
             let mut ids: Option<Vec<u64>> = None;
             let mut i = 2;
@@ -491,7 +583,10 @@ pub fn client(call: &mut Call<'_, '_>) -> CmdResult {
                 if is(&args[i], "type") && i + 1 < args.len() {
                     let kind = String::from_utf8_lossy(&args[i + 1]).to_ascii_lowercase();
                     if !["normal", "master", "replica", "pubsub"].contains(&kind.as_str()) {
-                        return Err(CmdError::err(format!("Unknown client type '{}'", text(&args[i + 1]))));
+                        return Err(CmdError::err(format!(
+                            "Unknown client type '{}'",
+                            text(&args[i + 1])
+                        )));
                     }
                     if kind != "normal" {
                         ids = Some(Vec::new());
@@ -518,7 +613,11 @@ pub fn client(call: &mut Call<'_, '_>) -> CmdResult {
                 if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) {
                     continue;
                 }
-                let db = if c.id == call.session.id() { call.session.db } else { c.db.load(Ordering::Relaxed) };
+                let db = if c.id == call.session.id() {
+                    call.session.db
+                } else {
+                    c.db.load(Ordering::Relaxed)
+                };
                 out.push_str(&client_line(&c, db));
             }
             Ok(Reply::Verbatim(out))
@@ -526,12 +625,24 @@ pub fn client(call: &mut Call<'_, '_>) -> CmdResult {
         // redis-py announces itself with SETINFO (Redis 7.2); accept it.
         ("setinfo", 4) => {
             if !is(&args[2], "lib-name") && !is(&args[2], "lib-ver") {
-                return Err(CmdError::err(format!("Unrecognized option '{}'", text(&args[2]))));
+                return Err(CmdError::err(format!(
+                    "Unrecognized option '{}'",
+                    text(&args[2])
+                )));
             }
             Ok(Reply::OK)
         }
         ("no-evict", 3) | ("no-touch", 3) => Ok(Reply::OK),
-        ("help", _) => Ok(help_reply("CLIENT", &["GETNAME", "ID", "INFO", "LIST [TYPE <type>] [ID <id> ...]", "SETNAME <name>"])),
+        ("help", _) => Ok(help_reply(
+            "CLIENT",
+            &[
+                "GETNAME",
+                "ID",
+                "INFO",
+                "LIST [TYPE <type>] [ID <id> ...]",
+                "SETNAME <name>",
+            ],
+        )),
         ("id" | "getname" | "setname" | "info" | "setinfo" | "no-evict" | "no-touch", _) => {
             Err(CmdError::Arity(format!("client|{sub}")))
         }
@@ -540,9 +651,15 @@ pub fn client(call: &mut Call<'_, '_>) -> CmdResult {
 }
 
 fn client_line(c: &ClientInfo, db: u8) -> String {
-    let name = c.name.lock().clone().map(|n| String::from_utf8_lossy(&n).into_owned()).unwrap_or_default();
+    let name = c
+        .name
+        .lock()
+        .clone()
+        .map(|n| String::from_utf8_lossy(&n).into_owned())
+        .unwrap_or_default();
     let age = c.created.elapsed().as_secs();
-    let idle = crate::storage::now_ms().saturating_sub(c.last_active_ms.load(Ordering::Relaxed)) / 1000;
+    let idle =
+        crate::storage::now_ms().saturating_sub(c.last_active_ms.load(Ordering::Relaxed)) / 1000;
     let cmd = *c.last_cmd.lock();
     format!(
         "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 \

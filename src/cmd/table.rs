@@ -159,7 +159,12 @@ pub static COMMANDS: &[CommandSpec] = commands! {
 /// Find a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     static INDEX: OnceLock<HashMap<Vec<u8>, &'static CommandSpec>> = OnceLock::new();
-    let index = INDEX.get_or_init(|| COMMANDS.iter().map(|c| (c.name.as_bytes().to_vec(), c)).collect());
+    let index = INDEX.get_or_init(|| {
+        COMMANDS
+            .iter()
+            .map(|c| (c.name.as_bytes().to_vec(), c))
+            .collect()
+    });
     if name.len() > 32 {
         return None;
     }

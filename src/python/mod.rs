@@ -66,8 +66,18 @@ impl PyServerHandle {
     }
 
     fn __repr__(&self) -> String {
-        let state = if self.inner.lock().is_some() { "running" } else { "stopped" };
-        format!("<kiwi ServerHandle {}:{} {} dir={}>", self.host, self.port, state, self.dir.display())
+        let state = if self.inner.lock().is_some() {
+            "running"
+        } else {
+            "stopped"
+        };
+        format!(
+            "<kiwi ServerHandle {}:{} {} dir={}>",
+            self.host,
+            self.port,
+            state,
+            self.dir.display()
+        )
     }
 }
 
@@ -88,7 +98,12 @@ fn start_server(
     config.requirepass = requirepass.filter(|p| !p.is_empty());
     let server = py.detach(|| Server::start(config)).map_err(to_py_err)?;
     let port = server.addr().port();
-    Ok(PyServerHandle { inner: Mutex::new(Some(server)), host, port, dir })
+    Ok(PyServerHandle {
+        inner: Mutex::new(Some(server)),
+        host,
+        port,
+        dir,
+    })
 }
 
 /// Run `kiwi-server` with these arguments (argv[0] first) until SIGINT or

@@ -4,4 +4,6 @@ mod reply;
 mod request;
 
 pub use reply::{format_double, Protocol, Reply};
-pub use request::{split_args, ProtocolError, RequestDecoder, DEFAULT_MAX_BULK_LEN, MAX_INLINE_SIZE};
+pub use request::{
+    split_args, ProtocolError, RequestDecoder, DEFAULT_MAX_BULK_LEN, MAX_INLINE_SIZE,
+};

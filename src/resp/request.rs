@@ -20,6 +20,10 @@ pub const MAX_MULTIBULK_LEN: i64 = i32::MAX as i64;
 pub const DEFAULT_MAX_BULK_LEN: usize = 512 * 1024 * 1024;
 /// Arguments pre-allocated per request at most, whatever the header says.
 const PREALLOC_ARGS: usize = 1024;
+/// Before AUTH, Redis refuses requests larger than these, so an
+/// unauthenticated peer cannot make the server buffer much.
+const UNAUTHENTICATED_MAX_ARGS: i64 = 10;
+const UNAUTHENTICATED_MAX_BULK: usize = 16 * 1024;
 
 /// A malformed request. The text follows `-ERR Protocol error: `.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -42,6 +46,7 @@ impl From<std::io::Error> for ProtocolError {
 #[derive(Debug)]
 pub struct RequestDecoder {
     max_bulk_len: usize,
+    authenticated: bool,
     /// Arguments still expected by the multibulk being read (0 = none open).
     pending: usize,
     args: Vec<Bytes>,
@@ -55,11 +60,22 @@ impl Default for RequestDecoder {
 
 impl RequestDecoder {
     pub fn new(max_bulk_len: usize) -> Self {
-        RequestDecoder { max_bulk_len, pending: 0, args: Vec::new() }
+        RequestDecoder {
+            max_bulk_len,
+            authenticated: true,
+            pending: 0,
+            args: Vec::new(),
+        }
     }
 
     pub fn set_max_bulk_len(&mut self, max: usize) {
         self.max_bulk_len = max;
+    }
+
+    /// Whether the peer has authenticated; before that, requests are
+    /// limited to a few small arguments.
+    pub fn set_authenticated(&mut self, authenticated: bool) {
+        self.authenticated = authenticated;
     }
 
     /// Parse the next whole request from `buf`. `Ok(None)` means more bytes
@@ -82,6 +98,9 @@ impl RequestDecoder {
             let count = parse_int(&buf[1..line_end])
                 .filter(|n| *n <= MAX_MULTIBULK_LEN)
                 .ok_or_else(|| ProtocolError::new("invalid multibulk length"))?;
+            if !self.authenticated && count > UNAUTHENTICATED_MAX_ARGS {
+                return Err(ProtocolError::new("unauthenticated multibulk length"));
+            }
             buf.advance(line_end + 2);
             if count <= 0 {
                 return Ok(Some(Vec::new()));
@@ -109,6 +128,9 @@ impl RequestDecoder {
                 .filter(|n| *n >= 0 && (*n as u64) <= self.max_bulk_len as u64)
                 .ok_or_else(|| ProtocolError::new("invalid bulk length"))?
                 as usize;
+            if !self.authenticated && len > UNAUTHENTICATED_MAX_BULK {
+                return Err(ProtocolError::new("unauthenticated bulk length"));
+            }
             let needed = line_end + 2 + len + 2;
             if buf.len() < needed {
                 // Make room once for a large argument instead of growing in steps.
@@ -153,13 +175,17 @@ fn memchr_cr(buf: &[u8]) -> Option<usize> {
     buf.iter().position(|&b| b == b'\r')
 }
 
-/// Strict decimal parse as Redis's string2ll: optional '-', digits, no spaces.
+/// Strict decimal parse as Redis's string2ll: optional '-', digits, no
+/// spaces, no '+', no leading zeros.
 fn parse_int(s: &[u8]) -> Option<i64> {
-    let text = std::str::from_utf8(s).ok()?;
-    if text.is_empty() || text.starts_with('+') {
+    let digits = s.strip_prefix(b"-").unwrap_or(s);
+    if digits.is_empty()
+        || !digits.iter().all(u8::is_ascii_digit)
+        || (digits[0] == b'0' && s.len() > 1)
+    {
         return None;
     }
-    text.parse::<i64>().ok()
+    std::str::from_utf8(s).ok()?.parse::<i64>().ok()
 }
 
 fn parse_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
@@ -202,7 +228,12 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
                     return None;
                 }
                 let c = line[i];
-                if c == b'\\' && i + 3 < n && line[i + 1] == b'x' && is_hex(line[i + 2]) && is_hex(line[i + 3]) {
+                if c == b'\\'
+                    && i + 3 < n
+                    && line[i + 1] == b'x'
+                    && is_hex(line[i + 2])
+                    && is_hex(line[i + 3])
+                {
                     current.push(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
                     i += 3;
                 } else if c == b'\\' && i + 1 < n {

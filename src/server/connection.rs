@@ -16,16 +16,29 @@ use crate::resp::RequestDecoder;
 /// does not buffer all of its replies in memory.
 const OUTPUT_HIGH_WATER: usize = 64 * 1024;
 
-pub(super) async fn serve(engine: Arc<Engine>, mut stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
+pub(super) async fn serve(
+    engine: Arc<Engine>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
     let _ = stream.set_nodelay(true);
-    let local = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let local = stream
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let (maxclients, max_bulk) = {
         let config = engine.config.read();
         (config.maxclients, config.proto_max_bulk_len)
     };
     if engine.clients.lock().len() >= maxclients {
-        engine.stats.rejected_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+        engine
+            .stats
+            .rejected_connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = stream
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await;
         return;
     }
     let mut session = engine.connect(peer.to_string(), local);
@@ -48,6 +61,7 @@ async fn run(
     let mut output = BytesMut::with_capacity(16 * 1024);
     loop {
         loop {
+            decoder.set_authenticated(session.authenticated);
             match decoder.parse(&mut input) {
                 Ok(Some(args)) => {
                     if args.is_empty() {

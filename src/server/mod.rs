@@ -46,7 +46,8 @@ impl Server {
             .build()
             .map_err(KiwiError::Io)?;
         let bind = format!("{}:{}", config.bind, config.port);
-        let std_listener = std::net::TcpListener::bind(&bind).map_err(|e| KiwiError::Bind(bind.clone(), e))?;
+        let std_listener =
+            std::net::TcpListener::bind(&bind).map_err(|e| KiwiError::Bind(bind.clone(), e))?;
         std_listener.set_nonblocking(true).map_err(KiwiError::Io)?;
         let addr = std_listener.local_addr().map_err(KiwiError::Io)?;
         let engine = Arc::new(Engine::open(config)?);
@@ -61,7 +62,12 @@ impl Server {
         runtime.spawn(accept_loop(engine.clone(), listener, shutdown.clone()));
         runtime.spawn(expiry_loop(engine.clone(), shutdown.clone()));
         tracing::info!(%addr, dir = %engine.storage().path().display(), "kiwi server ready");
-        Ok(Server { runtime: Some(runtime), engine: Some(engine), shutdown, addr })
+        Ok(Server {
+            runtime: Some(runtime),
+            engine: Some(engine),
+            shutdown,
+            addr,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -74,7 +80,9 @@ impl Server {
 
     /// Block the calling thread until SIGINT or SIGTERM arrives.
     pub fn wait_for_signal(&self) -> Result<(), KiwiError> {
-        let Some(runtime) = &self.runtime else { return Ok(()) };
+        let Some(runtime) = &self.runtime else {
+            return Ok(());
+        };
         runtime.block_on(async {
             #[cfg(unix)]
             {
@@ -147,9 +155,15 @@ async fn expiry_loop(engine: Arc<Engine>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(Duration::from_millis(1000 / u64::from(hz))) => {}
         }
-        match engine.storage().sweep_expired(&mut cursor, SWEEP_BUDGET, now_ms()) {
+        match engine
+            .storage()
+            .sweep_expired(&mut cursor, SWEEP_BUDGET, now_ms())
+        {
             Ok(n) => {
-                engine.stats.expired_keys.fetch_add(n as u64, Ordering::Relaxed);
+                engine
+                    .stats
+                    .expired_keys
+                    .fetch_add(n as u64, Ordering::Relaxed);
             }
             Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
         }

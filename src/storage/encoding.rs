@@ -92,7 +92,10 @@ const LIST_LEN: usize = COLLECTION_LEN + 16;
 
 impl Meta {
     pub fn string(value: Bytes, expire_at_ms: Expiry) -> Meta {
-        Meta { expire_at_ms, body: MetaBody::String(value) }
+        Meta {
+            expire_at_ms,
+            body: MetaBody::String(value),
+        }
     }
 
     pub fn kind(&self) -> KeyType {
@@ -138,7 +141,11 @@ impl Meta {
         let body = if kind == KeyType::String {
             MetaBody::String(Bytes::copy_from_slice(&raw[HEADER_LEN..]))
         } else {
-            let need = if kind == KeyType::List { LIST_LEN } else { COLLECTION_LEN };
+            let need = if kind == KeyType::List {
+                LIST_LEN
+            } else {
+                COLLECTION_LEN
+            };
             if raw.len() < need {
                 return Err(corrupt());
             }

@@ -13,20 +13,26 @@ pub struct SweepCursor(Vec<u8>);
 impl Storage {
     /// Examine up to `budget` keys from `cursor`, deleting the expired ones.
     /// Returns how many were deleted. Takes the command lock exclusively.
-    pub fn sweep_expired(&self, cursor: &mut SweepCursor, budget: usize, now_ms: u64) -> Result<usize> {
+    pub fn sweep_expired(
+        &self,
+        cursor: &mut SweepCursor,
+        budget: usize,
+        now_ms: u64,
+    ) -> Result<usize> {
         let _guard = self.lock().write();
         let cf = self.meta_cf();
         let mut batch = WriteBatch::default();
-        let mut examined = 0;
         let mut deleted = 0;
         let mut next = None;
-        for item in self.db.iterator_cf(cf, IteratorMode::From(&cursor.0, Direction::Forward)) {
+        let iter = self
+            .db
+            .iterator_cf(cf, IteratorMode::From(&cursor.0, Direction::Forward));
+        for (examined, item) in iter.enumerate() {
             let (k, v) = item?;
             if examined == budget {
                 next = Some(k.to_vec());
                 break;
             }
-            examined += 1;
             if let Some((_, Some(at))) = Meta::peek(&v) {
                 if at <= now_ms {
                     batch.delete_cf(cf, &k);

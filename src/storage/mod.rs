@@ -17,11 +17,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use parking_lot::RwLock;
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch,
+    WriteOptions, DB,
+};
 use thiserror::Error;
 
 pub use encoding::{
-    data_key, data_prefix, meta_key, split_data_key, CollectionMeta, Expiry, KeyType, Meta, MetaBody,
+    data_key, data_prefix, meta_key, split_data_key, CollectionMeta, Expiry, KeyType, Meta,
+    MetaBody,
 };
 pub use expiry::SweepCursor;
 
@@ -114,11 +118,15 @@ impl Storage {
 
     pub(crate) fn meta_cf(&self) -> &ColumnFamily {
         // Both families are created at open, so the lookup cannot fail.
-        self.db.cf_handle(CF_META).unwrap_or_else(|| unreachable!("meta column family exists"))
+        self.db
+            .cf_handle(CF_META)
+            .unwrap_or_else(|| unreachable!("meta column family exists"))
     }
 
     pub(crate) fn data_cf(&self) -> &ColumnFamily {
-        self.db.cf_handle(CF_DATA).unwrap_or_else(|| unreachable!("data column family exists"))
+        self.db
+            .cf_handle(CF_DATA)
+            .unwrap_or_else(|| unreachable!("data column family exists"))
     }
 
     /// A fresh collection version, strictly increasing across the process
@@ -131,10 +139,12 @@ impl Storage {
         let mut last = self.last_version.load(Ordering::Relaxed);
         loop {
             let next = now_us.max(last + 1);
-            match self
-                .last_version
-                .compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match self.last_version.compare_exchange_weak(
+                last,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return next,
                 Err(seen) => last = seen,
             }
@@ -190,7 +200,9 @@ impl<'a> Ctx<'a> {
 
     /// The meta record of `key` if the key exists and has not expired.
     pub fn get_meta(&self, key: &[u8]) -> Result<Option<Meta>> {
-        Ok(self.get_raw_meta(key)?.filter(|m| !m.is_expired(self.now_ms)))
+        Ok(self
+            .get_raw_meta(key)?
+            .filter(|m| !m.is_expired(self.now_ms)))
     }
 
     /// Type and expiry of a live key without copying its value.
@@ -198,7 +210,8 @@ impl<'a> Ctx<'a> {
         let cf = self.storage.meta_cf();
         match self.storage.db.get_pinned_cf(cf, meta_key(self.db, key))? {
             Some(raw) => {
-                let (kind, expire) = Meta::peek(&raw).ok_or_else(|| StorageError::Corrupt("meta record".into()))?;
+                let (kind, expire) =
+                    Meta::peek(&raw).ok_or_else(|| StorageError::Corrupt("meta record".into()))?;
                 Ok((!matches!(expire, Some(at) if at <= self.now_ms)).then_some((kind, expire)))
             }
             None => Ok(None),
@@ -206,7 +219,10 @@ impl<'a> Ctx<'a> {
     }
 
     /// Meta records of many keys, read together (MGET, EXISTS).
-    pub fn multi_get_meta<'k>(&self, keys: impl IntoIterator<Item = &'k Bytes>) -> Result<Vec<Option<Meta>>> {
+    pub fn multi_get_meta<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k Bytes>,
+    ) -> Result<Vec<Option<Meta>>> {
         let cf = self.storage.meta_cf();
         let encoded: Vec<Vec<u8>> = keys.into_iter().map(|k| meta_key(self.db, k)).collect();
         let results = self.storage.db.batched_multi_get_cf(cf, &encoded, false);
@@ -256,7 +272,11 @@ impl<'a> Ctx<'a> {
     pub fn scan_data(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let cf = self.storage.data_cf();
         let mut out = Vec::new();
-        for item in self.storage.db.iterator_cf(cf, IteratorMode::From(prefix, Direction::Forward)) {
+        for item in self
+            .storage
+            .db
+            .iterator_cf(cf, IteratorMode::From(prefix, Direction::Forward))
+        {
             let (k, v) = item?;
             if !k.starts_with(prefix) {
                 break;
@@ -275,7 +295,11 @@ impl<'a> Ctx<'a> {
     ) -> Result<()> {
         let cf = self.storage.meta_cf();
         let start = meta_key(self.db, from);
-        for item in self.storage.db.iterator_cf(cf, IteratorMode::From(&start, Direction::Forward)) {
+        for item in self
+            .storage
+            .db
+            .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
+        {
             let (k, v) = item?;
             if k.first() != Some(&self.db) {
                 break;

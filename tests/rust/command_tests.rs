@@ -15,9 +15,18 @@ fn unknown_command_and_arity_texts() {
         t.run(&["nosuch", "a", "b"]),
         Reply::error("ERR unknown command 'nosuch', with args beginning with: 'a' 'b' ")
     );
-    assert_eq!(t.run(&["nosuch"]), Reply::error("ERR unknown command 'nosuch', with args beginning with: "));
-    assert_eq!(t.run(&["GET"]), Reply::error("ERR wrong number of arguments for 'get' command"));
-    assert_eq!(t.run(&["set", "k"]), Reply::error("ERR wrong number of arguments for 'set' command"));
+    assert_eq!(
+        t.run(&["nosuch"]),
+        Reply::error("ERR unknown command 'nosuch', with args beginning with: ")
+    );
+    assert_eq!(
+        t.run(&["GET"]),
+        Reply::error("ERR wrong number of arguments for 'get' command")
+    );
+    assert_eq!(
+        t.run(&["set", "k"]),
+        Reply::error("ERR wrong number of arguments for 'set' command")
+    );
 }
 
 #[test]
@@ -33,8 +42,14 @@ fn select_gives_separate_keyspaces() {
     t.run(&["set", "k", "zero"]);
     assert_eq!(t.run(&["select", "3"]), Reply::OK);
     assert_eq!(t.run(&["get", "k"]), Reply::Nil);
-    assert_eq!(t.run(&["select", "16"]), Reply::error("ERR DB index is out of range"));
-    assert_eq!(t.run(&["select", "x"]), Reply::error("ERR value is not an integer or out of range"));
+    assert_eq!(
+        t.run(&["select", "16"]),
+        Reply::error("ERR DB index is out of range")
+    );
+    assert_eq!(
+        t.run(&["select", "x"]),
+        Reply::error("ERR value is not an integer or out of range")
+    );
     t.run(&["select", "0"]);
     assert_eq!(t.run(&["get", "k"]), Reply::bulk_str("zero"));
 }
@@ -47,7 +62,10 @@ fn requirepass_gates_every_command_but_auth_hello_quit() {
     let engine = Engine::open(config).expect("open");
     let mut s = engine.local_session();
     let run = |s: &mut _, words: &[&str]| engine.execute_args(s, words);
-    assert_eq!(run(&mut s, &["get", "k"]), Reply::error("NOAUTH Authentication required."));
+    assert_eq!(
+        run(&mut s, &["get", "k"]),
+        Reply::error("NOAUTH Authentication required.")
+    );
     assert_eq!(
         run(&mut s, &["auth", "wrong"]),
         Reply::error("WRONGPASS invalid username-password pair or user is disabled.")
@@ -61,15 +79,22 @@ fn hello_switches_protocol_and_rejects_others() {
     let mut t = TestEngine::new();
     assert!(matches!(t.run(&["hello", "3"]), Reply::Map(_)));
     assert_eq!(t.session.protocol, kiwi::resp::Protocol::Resp3);
-    assert_eq!(t.run(&["hello", "4"]), Reply::error("NOPROTO unsupported protocol version"));
-    assert_eq!(t.run(&["hello", "2"]).to_bytes(kiwi::resp::Protocol::Resp2)[0], b'*');
+    assert_eq!(
+        t.run(&["hello", "4"]),
+        Reply::error("NOPROTO unsupported protocol version")
+    );
+    assert_eq!(
+        t.run(&["hello", "2"]).to_bytes(kiwi::resp::Protocol::Resp2)[0],
+        b'*'
+    );
 }
 
 #[test]
 fn wrongtype_leaves_the_key_untouched() {
     let mut t = TestEngine::new();
     assert_eq!(t.run(&["hset", "h", "f", "v"]), Reply::Int(1));
-    let wrongtype = Reply::error("WRONGTYPE Operation against a key holding the wrong kind of value");
+    let wrongtype =
+        Reply::error("WRONGTYPE Operation against a key holding the wrong kind of value");
     for cmd in [
         vec!["get", "h"],
         vec!["incr", "h"],
@@ -91,10 +116,19 @@ fn wrongtype_leaves_the_key_untouched() {
 fn incr_family_errors() {
     let mut t = TestEngine::new();
     t.run(&["set", "n", "9223372036854775807"]);
-    assert_eq!(t.run(&["incr", "n"]), Reply::error("ERR increment or decrement would overflow"));
+    assert_eq!(
+        t.run(&["incr", "n"]),
+        Reply::error("ERR increment or decrement would overflow")
+    );
     t.run(&["set", "s", "abc"]);
-    assert_eq!(t.run(&["incr", "s"]), Reply::error("ERR value is not an integer or out of range"));
-    assert_eq!(t.run(&["incrby", "x", "1.5"]), Reply::error("ERR value is not an integer or out of range"));
+    assert_eq!(
+        t.run(&["incr", "s"]),
+        Reply::error("ERR value is not an integer or out of range")
+    );
+    assert_eq!(
+        t.run(&["incrby", "x", "1.5"]),
+        Reply::error("ERR value is not an integer or out of range")
+    );
     assert_eq!(t.run(&["incrby", "x", "5"]), Reply::Int(5));
     assert_eq!(t.run(&["decrby", "x", "7"]), Reply::Int(-2));
 }
@@ -138,7 +172,9 @@ fn mset_is_never_seen_half_applied() {
     let mut args = vec![Bytes::from_static(b"mget")];
     args.extend(keys.iter().map(|k| Bytes::from(k.clone())));
     for _ in 0..300 {
-        let Reply::Array(values) = engine.execute(&mut s, &args) else { panic!("MGET answers an array") };
+        let Reply::Array(values) = engine.execute(&mut s, &args) else {
+            panic!("MGET answers an array")
+        };
         let first = &values[0];
         assert!(values.iter().all(|v| v == first), "torn MSET: {values:?}");
     }

@@ -17,12 +17,19 @@ impl TestEngine {
         let dir = tempfile::tempdir().expect("temp dir");
         let engine = Engine::open(RuntimeConfig::new(dir.path())).expect("open engine");
         let session = engine.local_session();
-        TestEngine { engine, session, _dir: dir }
+        TestEngine {
+            engine,
+            session,
+            _dir: dir,
+        }
     }
 
     /// Run a command given as words; returns the reply.
     pub fn run(&mut self, words: &[&str]) -> Reply {
-        let args: Vec<Bytes> = words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect();
+        let args: Vec<Bytes> = words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
         self.engine.execute(&mut self.session, &args)
     }
 }

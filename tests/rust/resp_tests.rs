@@ -13,7 +13,9 @@ fn decode_all(decoder: &mut RequestDecoder, buf: &mut BytesMut) -> Vec<Vec<Bytes
 }
 
 fn strs(req: &[Bytes]) -> Vec<String> {
-    req.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect()
+    req.iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect()
 }
 
 const PIPELINE: &[u8] = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nv\r\nal\r\n*1\r\n$4\r\nPING\r\nECHO \"a b\" 'c'\r\n*2\r\n$3\r\nGET\r\n$0\r\n\r\n";
@@ -31,7 +33,10 @@ fn expected_pipeline() -> Vec<Vec<String>> {
 fn whole_pipeline_decodes_in_order() {
     let mut decoder = RequestDecoder::default();
     let mut buf = BytesMut::from(PIPELINE);
-    let got: Vec<_> = decode_all(&mut decoder, &mut buf).iter().map(|r| strs(r)).collect();
+    let got: Vec<_> = decode_all(&mut decoder, &mut buf)
+        .iter()
+        .map(|r| strs(r))
+        .collect();
     assert_eq!(got, expected_pipeline());
     assert!(buf.is_empty());
 }
@@ -76,17 +81,44 @@ fn protocol_error(input: &[u8]) -> String {
 
 #[test]
 fn malformed_frames_get_redis_texts() {
-    assert_eq!(protocol_error(b"*abc\r\n"), "Protocol error: invalid multibulk length");
-    assert_eq!(protocol_error(b"*1\r\n$abc\r\n"), "Protocol error: invalid bulk length");
-    assert_eq!(protocol_error(b"*1\r\n$-5\r\n"), "Protocol error: invalid bulk length");
-    assert_eq!(protocol_error(b"*1\r\n$2000000\r\n"), "Protocol error: invalid bulk length");
-    assert_eq!(protocol_error(b"*1\r\nfoo\r\n"), "Protocol error: expected '$', got 'f'");
-    assert_eq!(protocol_error(b"*99999999999\r\n"), "Protocol error: invalid multibulk length");
-    assert_eq!(protocol_error(b"\"unbalanced\r\n"), "Protocol error: unbalanced quotes in request");
+    assert_eq!(
+        protocol_error(b"*abc\r\n"),
+        "Protocol error: invalid multibulk length"
+    );
+    assert_eq!(
+        protocol_error(b"*1\r\n$abc\r\n"),
+        "Protocol error: invalid bulk length"
+    );
+    assert_eq!(
+        protocol_error(b"*1\r\n$-5\r\n"),
+        "Protocol error: invalid bulk length"
+    );
+    assert_eq!(
+        protocol_error(b"*1\r\n$2000000\r\n"),
+        "Protocol error: invalid bulk length"
+    );
+    assert_eq!(
+        protocol_error(b"*1\r\nfoo\r\n"),
+        "Protocol error: expected '$', got 'f'"
+    );
+    assert_eq!(
+        protocol_error(b"*99999999999\r\n"),
+        "Protocol error: invalid multibulk length"
+    );
+    assert_eq!(
+        protocol_error(b"\"unbalanced\r\n"),
+        "Protocol error: unbalanced quotes in request"
+    );
     let long_header = [b"*".as_slice(), &vec![b'1'; 70 * 1024]].concat();
-    assert_eq!(protocol_error(&long_header), "Protocol error: too big mbulk count string");
+    assert_eq!(
+        protocol_error(&long_header),
+        "Protocol error: too big mbulk count string"
+    );
     let long_inline = vec![b'a'; 70 * 1024];
-    assert_eq!(protocol_error(&long_inline), "Protocol error: too big inline request");
+    assert_eq!(
+        protocol_error(&long_inline),
+        "Protocol error: too big inline request"
+    );
 }
 
 #[test]
@@ -103,7 +135,11 @@ fn empty_requests_are_skipped() {
     let mut decoder = RequestDecoder::default();
     let mut buf = BytesMut::from(&b"\r\n*0\r\n*-1\r\nPING\r\n"[..]);
     let reqs = decode_all(&mut decoder, &mut buf);
-    let non_empty: Vec<_> = reqs.iter().filter(|r| !r.is_empty()).map(|r| strs(r)).collect();
+    let non_empty: Vec<_> = reqs
+        .iter()
+        .filter(|r| !r.is_empty())
+        .map(|r| strs(r))
+        .collect();
     assert_eq!(non_empty, vec![vec!["PING".to_string()]]);
 }
 
@@ -140,7 +176,10 @@ fn replies_encode_per_protocol() {
     assert_eq!(enc(&Reply::Double(f64::INFINITY), Resp3), ",inf\r\n");
     assert_eq!(enc(&Reply::Bool(true), Resp2), ":1\r\n");
     assert_eq!(enc(&Reply::Bool(false), Resp3), "#f\r\n");
-    assert_eq!(enc(&Reply::Verbatim("ab".into()), Resp3), "=6\r\ntxt:ab\r\n");
+    assert_eq!(
+        enc(&Reply::Verbatim("ab".into()), Resp3),
+        "=6\r\ntxt:ab\r\n"
+    );
     assert_eq!(enc(&Reply::Verbatim("ab".into()), Resp2), "$2\r\nab\r\n");
     assert_eq!(enc(&Reply::error("ERR a\r\nb"), Resp2), "-ERR a  b\r\n");
 }

@@ -2,7 +2,8 @@
 
 use bytes::Bytes;
 use kiwi::storage::{
-    data_key, data_prefix, split_data_key, CollectionMeta, KeyType, Meta, MetaBody, Storage, SweepCursor,
+    data_key, data_prefix, split_data_key, CollectionMeta, KeyType, Meta, MetaBody, Storage,
+    SweepCursor,
 };
 
 fn open() -> (tempfile::TempDir, Storage) {
@@ -13,7 +14,10 @@ fn open() -> (tempfile::TempDir, Storage) {
 
 #[test]
 fn string_meta_round_trips() {
-    for (value, expire) in [(&b""[..], None), (&b"hello\0world"[..], Some(1_700_000_000_123))] {
+    for (value, expire) in [
+        (&b""[..], None),
+        (&b"hello\0world"[..], Some(1_700_000_000_123)),
+    ] {
         let meta = Meta::string(Bytes::copy_from_slice(value), expire);
         let decoded = Meta::decode(&meta.encode()).expect("decodes");
         assert_eq!(decoded, meta);
@@ -49,7 +53,10 @@ fn corrupt_meta_is_an_error_not_a_panic() {
 #[test]
 fn data_keys_split_back_and_versions_separate() {
     let key = data_key(3, b"user:1", 99, b"field");
-    assert_eq!(split_data_key(&key), Some((3, &b"user:1"[..], 99, &b"field"[..])));
+    assert_eq!(
+        split_data_key(&key),
+        Some((3, &b"user:1"[..], 99, &b"field"[..]))
+    );
     // A key that is a prefix of another never shares a data prefix with it.
     assert!(!data_prefix(0, b"ab", 1).starts_with(&data_prefix(0, b"a", 1)));
     assert!(!data_key(0, b"k", 2, b"x").starts_with(&data_prefix(0, b"k", 1)));
@@ -98,7 +105,10 @@ fn databases_are_separate_keyspaces() {
     ctx1.put_meta(b"k", &Meta::string(Bytes::from_static(b"one"), None));
     ctx1.flush_db();
     ctx1.commit().expect("commit");
-    assert!(ctx0.get_meta(b"k").expect("read").is_some(), "FLUSHDB of db 1 left db 0 alone");
+    assert!(
+        ctx0.get_meta(b"k").expect("read").is_some(),
+        "FLUSHDB of db 1 left db 0 alone"
+    );
 }
 
 #[test]
@@ -106,15 +116,24 @@ fn expired_keys_read_as_missing_and_the_sweep_removes_them() {
     let (_dir, storage) = open();
     let mut ctx = storage.ctx(0, 1000);
     for i in 0..50 {
-        ctx.put_meta(format!("gone{i}").as_bytes(), &Meta::string(Bytes::from_static(b"x"), Some(1500)));
+        ctx.put_meta(
+            format!("gone{i}").as_bytes(),
+            &Meta::string(Bytes::from_static(b"x"), Some(1500)),
+        );
     }
-    ctx.put_meta(b"stays", &Meta::string(Bytes::from_static(b"y"), Some(10_000)));
+    ctx.put_meta(
+        b"stays",
+        &Meta::string(Bytes::from_static(b"y"), Some(10_000)),
+    );
     ctx.put_meta(b"forever", &Meta::string(Bytes::from_static(b"z"), None));
     ctx.commit().expect("commit");
 
     let later = storage.ctx(0, 2000);
     assert_eq!(later.get_meta(b"gone1").expect("read"), None);
-    assert!(later.get_raw_meta(b"gone1").expect("read").is_some(), "lazy: still on disk");
+    assert!(
+        later.get_raw_meta(b"gone1").expect("read").is_some(),
+        "lazy: still on disk"
+    );
 
     let mut cursor = SweepCursor::default();
     let mut deleted = 0;
@@ -122,7 +141,11 @@ fn expired_keys_read_as_missing_and_the_sweep_removes_them() {
         deleted += storage.sweep_expired(&mut cursor, 16, 2000).expect("sweep");
     }
     assert_eq!(deleted, 50);
-    assert_eq!(later.get_raw_meta(b"gone1").expect("read"), None, "swept from disk");
+    assert_eq!(
+        later.get_raw_meta(b"gone1").expect("read"),
+        None,
+        "swept from disk"
+    );
     assert!(later.get_meta(b"stays").expect("read").is_some());
     assert!(later.get_meta(b"forever").expect("read").is_some());
 }
@@ -137,7 +160,11 @@ fn data_survives_reopen() {
         ctx.commit().expect("commit");
     }
     let storage = Storage::open(dir.path()).expect("reopen");
-    let meta = storage.ctx(5, 1000).get_meta(b"k").expect("read").expect("present");
+    let meta = storage
+        .ctx(5, 1000)
+        .get_meta(b"k")
+        .expect("read")
+        .expect("present");
     assert_eq!(meta, Meta::string(Bytes::from_static(b"v"), Some(99_999)));
 }
 
@@ -145,5 +172,8 @@ fn data_survives_reopen() {
 fn a_second_opener_gets_an_error() {
     let (dir, _storage) = open();
     let err = Storage::open(dir.path()).expect_err("locked");
-    assert!(err.to_string().contains("cannot open data directory"), "{err}");
+    assert!(
+        err.to_string().contains("cannot open data directory"),
+        "{err}"
+    );
 }
