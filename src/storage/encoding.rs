@@ -221,3 +221,16 @@ pub fn split_data_key(raw: &[u8]) -> Option<(u8, &[u8], u64, &[u8])> {
     let version = read_u64(&raw[key_end..key_end + 8]);
     Some((db, &raw[5..key_end], version, &raw[key_end + 8..]))
 }
+
+/// The smallest key greater than every key starting with `prefix`
+/// (exclusive upper bound of a prefix scan); `None` if there is none.
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}

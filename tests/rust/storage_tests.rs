@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use kiwi::storage::{
-    data_key, data_prefix, split_data_key, CollectionMeta, KeyType, Meta, MetaBody, Storage,
+    data_key, data_prefix, split_data_key, Cf, CollectionMeta, KeyType, Meta, MetaBody, Storage,
     SweepCursor,
 };
 
@@ -80,9 +80,11 @@ fn commit_applies_all_writes_and_rollback_none() {
     let mut ctx = storage.ctx(0, 1000);
     ctx.put_meta(b"a", &Meta::string(Bytes::from_static(b"1"), None));
     ctx.put_meta(b"b", &Meta::string(Bytes::from_static(b"2"), None));
-    // Nothing is visible before commit.
-    assert_eq!(ctx.get_meta(b"a").expect("read"), None);
+    // The command sees its own writes; nobody else does before commit.
+    assert!(ctx.get_meta(b"a").expect("read").is_some());
+    assert_eq!(storage.ctx(0, 1000).get_meta(b"a").expect("read"), None);
     ctx.commit().expect("commit");
+    assert!(storage.ctx(0, 1000).get_meta(b"a").expect("read").is_some());
     assert!(ctx.get_meta(b"a").expect("read").is_some());
     assert!(ctx.get_meta(b"b").expect("read").is_some());
 
@@ -176,4 +178,84 @@ fn a_second_opener_gets_an_error() {
         err.to_string().contains("cannot open data directory"),
         "{err}"
     );
+}
+
+fn keys_of(ctx: &kiwi::storage::Ctx<'_>, reverse: bool) -> Vec<String> {
+    ctx.iter(Cf::Data, b"p", Some(b"q"), reverse)
+        .map(|item| String::from_utf8(item.expect("read").0).expect("utf8"))
+        .collect()
+}
+
+#[test]
+fn iteration_merges_pending_writes_both_ways() {
+    let (_dir, storage) = open();
+    let mut ctx = storage.ctx(0, 1000);
+    for k in ["p1", "p3", "p5", "p7"] {
+        ctx.put(Cf::Data, k.as_bytes(), b"old");
+    }
+    ctx.put(Cf::Data, b"q0", b"outside the range");
+    ctx.commit().expect("commit");
+
+    ctx.put(Cf::Data, b"p0", b"new");
+    ctx.put(Cf::Data, b"p4", b"new");
+    ctx.delete(Cf::Data, b"p5");
+    ctx.put(Cf::Data, b"p3", b"replaced");
+    ctx.put(Cf::Data, b"p9", b"new");
+    assert_eq!(keys_of(&ctx, false), ["p0", "p1", "p3", "p4", "p7", "p9"]);
+    assert_eq!(keys_of(&ctx, true), ["p9", "p7", "p4", "p3", "p1", "p0"]);
+    assert_eq!(ctx.get(Cf::Data, b"p3").expect("read").as_deref(), Some(&b"replaced"[..]));
+    assert_eq!(ctx.get(Cf::Data, b"p5").expect("read"), None);
+    ctx.commit().expect("commit");
+    assert_eq!(keys_of(&storage.ctx(0, 1000), false), ["p0", "p1", "p3", "p4", "p7", "p9"]);
+}
+
+#[test]
+fn a_pending_flushdb_hides_committed_keys() {
+    let (_dir, storage) = open();
+    let mut ctx = storage.ctx(2, 1000);
+    ctx.put_meta(b"old", &Meta::string(Bytes::from_static(b"x"), None));
+    ctx.commit().expect("commit");
+    ctx.flush_db();
+    assert_eq!(ctx.get_meta(b"old").expect("read"), None);
+    ctx.put_meta(b"new", &Meta::string(Bytes::from_static(b"y"), None));
+    let mut seen = Vec::new();
+    ctx.for_each_key(b"", |k, _, _| {
+        seen.push(k.to_vec());
+        true
+    })
+    .expect("scan");
+    assert_eq!(seen, vec![b"new".to_vec()]);
+    ctx.commit().expect("commit");
+    let after = storage.ctx(2, 1000);
+    assert_eq!(after.get_meta(b"old").expect("read"), None);
+    assert!(after.get_meta(b"new").expect("read").is_some());
+}
+
+fn hash_meta(version: u64, len: u64) -> Meta {
+    Meta {
+        expire_at_ms: None,
+        body: MetaBody::Collection(CollectionMeta { kind: KeyType::Hash, version, len, head: 0, tail: 0 }),
+    }
+}
+
+#[test]
+fn compaction_reclaims_elements_of_dead_versions_only() {
+    let (_dir, storage) = open();
+    let mut ctx = storage.ctx(0, 1000);
+    // "live" keeps version 2; "replaced" moved from version 1 to 3; "deleted" is gone.
+    ctx.put_meta(b"live", &hash_meta(2, 10));
+    ctx.put_meta(b"replaced", &hash_meta(3, 1));
+    for i in 0..10u8 {
+        ctx.put_data(&data_key(0, b"live", 2, &[i]), b"v");
+        ctx.put_data(&data_key(0, b"replaced", 1, &[i]), b"stale");
+        ctx.put_data(&data_key(0, b"deleted", 1, &[i]), b"stale");
+    }
+    ctx.put_data(&data_key(0, b"replaced", 3, b"f"), b"v");
+    ctx.commit().expect("commit");
+    assert_eq!(storage.count_raw(Cf::Data).expect("count"), 31);
+    storage.compact_all();
+    assert_eq!(storage.count_raw(Cf::Data).expect("count"), 11, "only live versions remain");
+    let ctx = storage.ctx(0, 1000);
+    assert_eq!(ctx.scan_data(&data_prefix(0, b"live", 2)).expect("scan").len(), 10);
+    assert_eq!(ctx.scan_data(&data_prefix(0, b"replaced", 3)).expect("scan").len(), 1);
 }

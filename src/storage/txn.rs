@@ -1,0 +1,320 @@
+//! [`Ctx`]: one command's view of the storage.
+//!
+//! Writes collect in an ordered overlay and reach RocksDB as one
+//! `WriteBatch` at [`Ctx::commit`], so a command is atomic on disk. Reads
+//! see the command's own pending writes (read-your-writes), so a command
+//! may read, change and re-read without caring what is committed yet.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use bytes::Bytes;
+use rocksdb::{DBRawIterator, ReadOptions, WriteBatch};
+
+use super::{meta_key, Cf, Expiry, KeyType, Meta, Result, Storage, StorageError};
+
+type Overlay = BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>;
+
+pub struct Ctx<'a> {
+    storage: &'a Storage,
+    pub db: u8,
+    pub now_ms: u64,
+    /// Pending writes: `Some` = put, `None` = delete.
+    pending: Overlay,
+    /// FLUSHDB ran in this command: committed entries of `db` are hidden.
+    flushed: bool,
+}
+
+impl<'a> Ctx<'a> {
+    pub(super) fn new(storage: &'a Storage, db: u8, now_ms: u64) -> Ctx<'a> {
+        Ctx { storage, db, now_ms, pending: BTreeMap::new(), flushed: false }
+    }
+
+    pub fn storage(&self) -> &'a Storage {
+        self.storage
+    }
+
+    // ------------------------------------------------------- generic access
+
+    /// The value at `key` in `cf`, pending writes included.
+    pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.pending.get(&(cf, key.to_vec())) {
+            return Ok(v.clone());
+        }
+        if self.flushed && key.first() == Some(&self.db) {
+            return Ok(None);
+        }
+        Ok(self.storage.db.get_cf(self.storage.cf(cf), key)?)
+    }
+
+    pub fn put(&mut self, cf: Cf, key: &[u8], value: &[u8]) {
+        self.pending.insert((cf, key.to_vec()), Some(value.to_vec()));
+    }
+
+    pub fn delete(&mut self, cf: Cf, key: &[u8]) {
+        self.pending.insert((cf, key.to_vec()), None);
+    }
+
+    /// Entries of `cf` with `lower <= key < upper` (`upper = None`: no end),
+    /// ascending or descending, pending writes merged in.
+    pub fn iter(&self, cf: Cf, lower: &[u8], upper: Option<&[u8]>, reverse: bool) -> RangeIter<'_> {
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_lower_bound(lower.to_vec());
+        if let Some(upper) = upper {
+            opts.set_iterate_upper_bound(upper.to_vec());
+        }
+        let mut raw = self.storage.db.raw_iterator_cf_opt(self.storage.cf(cf), opts);
+        if reverse {
+            raw.seek_to_last();
+        } else {
+            raw.seek_to_first();
+        }
+        let start = (cf, lower.to_vec());
+        let overlay_range = match upper {
+            Some(u) => self.pending.range((Bound::Included(start), Bound::Excluded((cf, u.to_vec())))),
+            None => self.pending.range((Bound::Included(start), Bound::Unbounded)),
+        };
+        let mut overlay: Vec<(Vec<u8>, Option<Vec<u8>>)> = overlay_range
+            .filter(|((c, _), _)| *c == cf)
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect();
+        if !reverse {
+            overlay.reverse(); // popped from the end
+        }
+        RangeIter {
+            raw,
+            overlay,
+            reverse,
+            hide_db: self.flushed.then_some(self.db),
+            failed: false,
+        }
+    }
+
+    /// Every (sub-key, value) under `prefix` in the data family, in order.
+    pub fn scan_data(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let end = super::prefix_end(prefix);
+        self.iter(Cf::Data, prefix, end.as_deref(), false)
+            .map(|item| item.map(|(k, v)| (k[prefix.len()..].to_vec(), v)))
+            .collect()
+    }
+
+    // --------------------------------------------------------- meta records
+
+    /// The raw meta record of `key`, expired or not.
+    pub fn get_raw_meta(&self, key: &[u8]) -> Result<Option<Meta>> {
+        let mk = meta_key(self.db, key);
+        if let Some(v) = self.pending.get(&(Cf::Meta, mk.clone())) {
+            return v.as_deref().map(Meta::decode).transpose();
+        }
+        if self.flushed {
+            return Ok(None);
+        }
+        match self.storage.db.get_pinned_cf(self.storage.meta_cf(), mk)? {
+            Some(raw) => Meta::decode(&raw).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The meta record of `key` if the key exists and has not expired.
+    pub fn get_meta(&self, key: &[u8]) -> Result<Option<Meta>> {
+        Ok(self.get_raw_meta(key)?.filter(|m| !m.is_expired(self.now_ms)))
+    }
+
+    /// Type and expiry of a live key without copying its value.
+    pub fn peek(&self, key: &[u8]) -> Result<Option<(KeyType, Expiry)>> {
+        let mk = meta_key(self.db, key);
+        let found = match self.pending.get(&(Cf::Meta, mk.clone())) {
+            Some(v) => v.as_deref().map(peek_raw).transpose()?,
+            None if self.flushed => None,
+            None => match self.storage.db.get_pinned_cf(self.storage.meta_cf(), mk)? {
+                Some(raw) => Some(peek_raw(&raw)?),
+                None => None,
+            },
+        };
+        Ok(found.filter(|(_, expire)| !matches!(expire, Some(at) if *at <= self.now_ms)))
+    }
+
+    /// Meta records of many keys, read together (MGET).
+    pub fn multi_get_meta<'k>(&self, keys: impl IntoIterator<Item = &'k Bytes>) -> Result<Vec<Option<Meta>>> {
+        if !self.pending.is_empty() || self.flushed {
+            return keys.into_iter().map(|k| self.get_meta(k)).collect();
+        }
+        let encoded: Vec<Vec<u8>> = keys.into_iter().map(|k| meta_key(self.db, k)).collect();
+        let results = self.storage.db.batched_multi_get_cf(self.storage.meta_cf(), &encoded, false);
+        results
+            .into_iter()
+            .map(|r| match r? {
+                Some(raw) => Ok(Some(Meta::decode(&raw)?).filter(|m| !m.is_expired(self.now_ms))),
+                None => Ok(None),
+            })
+            .collect()
+    }
+
+    pub fn put_meta(&mut self, key: &[u8], meta: &Meta) {
+        let mk = meta_key(self.db, key);
+        self.pending.insert((Cf::Meta, mk), Some(meta.encode()));
+    }
+
+    /// Remove `key` whatever its type: one meta delete; a collection's
+    /// elements become unreachable and are reclaimed by compaction.
+    pub fn delete_key(&mut self, key: &[u8]) {
+        let mk = meta_key(self.db, key);
+        self.pending.insert((Cf::Meta, mk), None);
+    }
+
+    /// Visit live keys of this database in key order, starting at `from`
+    /// (inclusive), until `visit` returns false.
+    pub fn for_each_key(&self, from: &[u8], mut visit: impl FnMut(&[u8], KeyType, Expiry) -> bool) -> Result<()> {
+        let start = meta_key(self.db, from);
+        let end = [self.db + 1];
+        let upper = (self.db < u8::MAX).then_some(&end[..]);
+        for item in self.iter(Cf::Meta, &start, upper, false) {
+            let (k, v) = item?;
+            let (kind, expire) = peek_raw(&v)?;
+            if matches!(expire, Some(at) if at <= self.now_ms) {
+                continue;
+            }
+            if !visit(&k[1..], kind, expire) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------- data family shortcuts
+
+    pub fn get_data(&self, raw_key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get(Cf::Data, raw_key)
+    }
+
+    pub fn put_data(&mut self, raw_key: &[u8], value: &[u8]) {
+        self.put(Cf::Data, raw_key, value);
+    }
+
+    pub fn delete_data(&mut self, raw_key: &[u8]) {
+        self.delete(Cf::Data, raw_key);
+    }
+
+    // ------------------------------------------------------------ lifecycle
+
+    /// Remove every key of this database (FLUSHDB): range deletions at
+    /// commit; from now on this context sees the database empty.
+    pub fn flush_db(&mut self) {
+        let db = self.db;
+        self.pending.retain(|(_, k), _| k.first() != Some(&db));
+        self.flushed = true;
+    }
+
+    /// Whether this command has written anything yet.
+    pub fn is_dirty(&self) -> bool {
+        self.flushed || !self.pending.is_empty()
+    }
+
+    /// Apply the collected writes as one atomic batch.
+    pub fn commit(&mut self) -> Result<()> {
+        if !self.is_dirty() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        if self.flushed {
+            let db = self.db;
+            for cf in Cf::ALL {
+                batch.delete_range_cf(self.storage.cf(cf), [db], [db + 1]);
+            }
+        }
+        for ((cf, key), value) in std::mem::take(&mut self.pending) {
+            let handle = self.storage.cf(cf);
+            match value {
+                Some(v) => batch.put_cf(handle, key, v),
+                None => batch.delete_cf(handle, key),
+            }
+        }
+        self.flushed = false;
+        self.storage.write(batch)
+    }
+
+    /// Drop the collected writes (a command that failed half-way).
+    pub fn rollback(&mut self) {
+        self.pending.clear();
+        self.flushed = false;
+    }
+}
+
+fn peek_raw(raw: &[u8]) -> Result<(KeyType, Expiry)> {
+    Meta::peek(raw).ok_or_else(|| StorageError::Corrupt("meta record".into()))
+}
+
+/// Committed entries of a key range merged with a command's pending writes.
+pub struct RangeIter<'a> {
+    raw: DBRawIterator<'a>,
+    /// Pending writes in range, next one last.
+    overlay: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    reverse: bool,
+    /// Committed entries of this database are hidden (FLUSHDB pending).
+    hide_db: Option<u8>,
+    failed: bool,
+}
+
+impl RangeIter<'_> {
+    fn advance_raw(&mut self) {
+        if self.reverse {
+            self.raw.prev();
+        } else {
+            self.raw.next();
+        }
+    }
+}
+
+impl Iterator for RangeIter<'_> {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            // Skip committed entries hidden by a pending FLUSHDB.
+            while let (Some(db), Some(k)) = (self.hide_db, self.raw.key()) {
+                if k.first() != Some(&db) {
+                    break;
+                }
+                self.advance_raw();
+            }
+            let raw_key = self.raw.key();
+            if raw_key.is_none() {
+                if let Err(e) = self.raw.status() {
+                    self.failed = true;
+                    return Some(Err(e.into()));
+                }
+            }
+            let take_overlay = match (raw_key, self.overlay.last()) {
+                (None, None) => return None,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+                (Some(rk), Some((ok, _))) => {
+                    let ord = ok.as_slice().cmp(rk);
+                    if ord == std::cmp::Ordering::Equal {
+                        // The pending write shadows the committed entry.
+                        self.advance_raw();
+                        true
+                    } else {
+                        (ord == std::cmp::Ordering::Less) != self.reverse
+                    }
+                }
+            };
+            if take_overlay {
+                let Some((k, v)) = self.overlay.pop() else { return None };
+                match v {
+                    Some(v) => return Some(Ok((k, v))),
+                    None => continue,
+                }
+            }
+            let item = match (self.raw.key(), self.raw.value()) {
+                (Some(k), Some(v)) => (k.to_vec(), v.to_vec()),
+                _ => return None,
+            };
+            self.advance_raw();
+            return Some(Ok(item));
+        }
+    }
+}
