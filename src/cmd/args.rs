@@ -76,3 +76,23 @@ pub fn is(arg: &[u8], word: &str) -> bool {
 pub fn text(arg: &Bytes) -> String {
     String::from_utf8_lossy(arg).into_owned()
 }
+
+/// A blocking command's timeout in seconds (BLPOP, BZPOPMIN, …): a float,
+/// 0 = forever. Redis's texts for a bad or negative one.
+pub fn timeout_arg(arg: &[u8]) -> CmdResult<Option<std::time::Duration>> {
+    let secs = parse_f64(arg)
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| CmdError::err("timeout is not a float or out of range"))?;
+    if secs < 0.0 {
+        return Err(CmdError::err("timeout is negative"));
+    }
+    if secs == 0.0 {
+        return Ok(None);
+    }
+    // Redis works in whole milliseconds.
+    let ms = (secs * 1000.0).ceil();
+    if ms > (i64::MAX / 2) as f64 {
+        return Err(CmdError::err("timeout is out of range"));
+    }
+    Ok(Some(std::time::Duration::from_millis(ms as u64)))
+}

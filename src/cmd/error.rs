@@ -28,6 +28,21 @@ pub enum CmdError {
     Raw(String),
     #[error("ERR {0}")]
     Storage(#[from] StorageError),
+    /// A blocking command found nothing to take: the connection waits for a
+    /// write to one of the keys (or the timeout) and runs the command again.
+    /// Never reaches a client as an error.
+    #[error("ERR blocking command cannot block here")]
+    Block(BlockOn),
+}
+
+/// What a blocked command waits for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockOn {
+    pub keys: Vec<bytes::Bytes>,
+    /// `None` = wait forever (timeout 0).
+    pub timeout: Option<std::time::Duration>,
+    /// The reply when the timeout passes (nil array for BLPOP, nil for BLMOVE…).
+    pub timeout_reply: crate::resp::Reply,
 }
 
 impl CmdError {

@@ -6,9 +6,15 @@
 use std::collections::HashSet;
 
 use super::strings::count_lookup;
-use super::{Call, CmdError, CmdResult};
+use super::table::{commands, flags::*};
+use super::{Call, CmdError, CmdResult, CommandSpec};
 use crate::resp::Reply;
 use crate::storage::{data_key, CollectionMeta, KeyType, Meta, MetaBody};
+
+pub static COMMANDS: &[CommandSpec] = commands! {
+    "hset", -4, WF, 1, 1, 1, hset;
+    "hget", 3, RF, 1, 1, 1, hget;
+};
 
 /// The collection header of a live hash at `key`; WRONGTYPE for others.
 fn hash_meta(call: &Call<'_, '_>, key: &[u8]) -> CmdResult<Option<(CollectionMeta, Meta)>> {

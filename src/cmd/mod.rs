@@ -5,21 +5,26 @@
 //! where its keys are, and the function that runs it.
 
 mod args;
+mod collection;
 mod error;
 mod glob;
 mod hash;
 mod keys;
+mod list;
 mod server;
 mod session;
+mod set;
 mod strings;
 mod table;
+mod zset;
 
-pub use args::{float_arg, int_arg, is, parse_f64, parse_i64, text};
-pub use error::{CmdError, CmdResult};
+pub use args::{float_arg, int_arg, is, parse_f64, parse_i64, text, timeout_arg};
+pub use collection::Collection;
+pub use error::{BlockOn, CmdError, CmdResult};
 pub use glob::glob_match;
 pub use server::REDIS_VERSION;
 pub use session::Session;
-pub use table::{lookup, CommandSpec, Flags, COMMANDS};
+pub use table::{all as all_commands, group_of, lookup, CommandSpec, Flags};
 
 use bytes::Bytes;
 

@@ -6,9 +6,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::{
-    glob::glob_match_nocase, int_arg, is, text, Call, CmdError, CmdResult, Flags, COMMANDS,
-};
+use super::{glob::glob_match_nocase, int_arg, is, text, Call, CmdError, CmdResult, Flags};
 use crate::engine::{wall_clock, ClientInfo};
 use crate::resp::{Protocol, Reply};
 use crate::storage::DATABASES;
@@ -336,14 +334,18 @@ fn human_bytes(n: u64) -> String {
 pub fn command(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     if args.len() == 1 {
-        return Ok(Reply::Array(COMMANDS.iter().map(command_info).collect()));
+        return Ok(Reply::Array(
+            super::all_commands().map(command_info).collect(),
+        ));
     }
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
     match sub.as_str() {
-        "count" if args.len() == 2 => Ok(Reply::Int(COMMANDS.len() as i64)),
+        "count" if args.len() == 2 => Ok(Reply::Int(super::all_commands().count() as i64)),
         "info" => {
             if args.len() == 2 {
-                return Ok(Reply::Array(COMMANDS.iter().map(command_info).collect()));
+                return Ok(Reply::Array(
+                    super::all_commands().map(command_info).collect(),
+                ));
             }
             Ok(Reply::Array(
                 args[2..]
@@ -358,7 +360,7 @@ pub fn command(call: &mut Call<'_, '_>) -> CmdResult {
         }
         "docs" => {
             let specs: Vec<_> = if args.len() == 2 {
-                COMMANDS.iter().collect()
+                super::all_commands().collect()
             } else {
                 args[2..].iter().filter_map(|n| super::lookup(n)).collect()
             };
@@ -373,7 +375,7 @@ pub fn command(call: &mut Call<'_, '_>) -> CmdResult {
                                 (Reply::bulk_str("since"), Reply::bulk_str("1.0.0")),
                                 (
                                     Reply::bulk_str("group"),
-                                    Reply::bulk_str(command_group(spec.name)),
+                                    Reply::bulk_str(super::group_of(spec.name)),
                                 ),
                             ]),
                         )
@@ -382,7 +384,9 @@ pub fn command(call: &mut Call<'_, '_>) -> CmdResult {
             ))
         }
         "list" => Ok(Reply::Array(
-            COMMANDS.iter().map(|c| Reply::bulk_str(c.name)).collect(),
+            super::all_commands()
+                .map(|c| Reply::bulk_str(c.name))
+                .collect(),
         )),
         "getkeys" if args.len() >= 3 => {
             let spec = super::lookup(&args[2])
@@ -439,20 +443,6 @@ fn command_info(spec: &super::CommandSpec) -> Reply {
         Reply::Array(vec![]),
         Reply::Array(vec![]),
     ])
-}
-
-fn command_group(name: &str) -> &'static str {
-    match name {
-        "hset" | "hget" => "hash",
-        "get" | "set" | "setnx" | "setex" | "psetex" | "getset" | "getdel" | "getex" | "mget"
-        | "mset" | "msetnx" | "append" | "strlen" | "getrange" | "substr" | "setrange" | "incr"
-        | "decr" | "incrby" | "decrby" | "incrbyfloat" => "string",
-        "auth" | "hello" | "quit" | "ping" | "echo" | "select" | "client" => "connection",
-        "info" | "command" | "config" | "time" | "lastsave" | "dbsize" | "flushdb" | "flushall" => {
-            "server"
-        }
-        _ => "generic",
-    }
 }
 
 fn unknown_subcommand(sub: &Bytes, cmd: &str) -> CmdError {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use super::{hash, keys, server, strings, Call, CmdResult};
+use super::{hash, keys, list, server, set, strings, zset, Call, CmdResult};
 
 /// Command flags (a subset of Redis's, the ones Kiwi acts on or reports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,22 +77,58 @@ impl CommandSpec {
     }
 }
 
-const W: Flags = Flags::WRITE.union(Flags::DENYOOM);
-const WF: Flags = W.union(Flags::FAST);
-const WD: Flags = Flags::WRITE;
-const R: Flags = Flags::READONLY;
-const RF: Flags = Flags::READONLY.union(Flags::FAST);
-const C: Flags = Flags::NO_KEYS.union(Flags::FAST);
-const CA: Flags = Flags::NO_KEYS.union(Flags::NO_AUTH).union(Flags::FAST);
-const A: Flags = Flags::NO_KEYS.union(Flags::ADMIN);
+/// Shorthands for the flag sets the command lists use.
+pub(crate) mod flags {
+    use super::Flags;
+    /// Writes that may grow memory.
+    pub const W: Flags = Flags::WRITE.union(Flags::DENYOOM);
+    pub const WF: Flags = W.union(Flags::FAST);
+    /// Writes that only remove.
+    pub const WD: Flags = Flags::WRITE;
+    pub const R: Flags = Flags::READONLY;
+    pub const RF: Flags = Flags::READONLY.union(Flags::FAST);
+    pub const C: Flags = Flags::NO_KEYS.union(Flags::FAST);
+    pub const CA: Flags = Flags::NO_KEYS.union(Flags::NO_AUTH).union(Flags::FAST);
+    pub const A: Flags = Flags::NO_KEYS.union(Flags::ADMIN);
+}
+use flags::*;
 
+/// `commands! { "name", arity, flags, first_key, last_key, step, handler; … }`
+/// builds a command list; each data-type module keeps its own.
 macro_rules! commands {
     ($( $name:literal, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $handler:path; )*) => {
-        &[ $( CommandSpec { name: $name, arity: $arity, flags: $flags, first_key: $first, last_key: $last, step: $step, handler: $handler }, )* ]
+        &[ $( $crate::cmd::CommandSpec { name: $name, arity: $arity, flags: $flags, first_key: $first, last_key: $last, step: $step, handler: $handler }, )* ]
     };
 }
+pub(crate) use commands;
 
-pub static COMMANDS: &[CommandSpec] = commands! {
+/// Every command list with the group COMMAND DOCS reports for it.
+static GROUPS: &[(&str, &[CommandSpec])] = &[
+    ("connection", CONNECTION),
+    ("server", SERVER),
+    ("string", STRINGS),
+    ("generic", KEYS),
+    ("hash", hash::COMMANDS),
+    ("list", list::COMMANDS),
+    ("set", set::COMMANDS),
+    ("sorted-set", zset::COMMANDS),
+];
+
+/// All commands, in table order.
+pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
+    GROUPS.iter().flat_map(|(_, cmds)| cmds.iter())
+}
+
+/// The documentation group of a command.
+pub fn group_of(name: &str) -> &'static str {
+    GROUPS
+        .iter()
+        .find(|(_, cmds)| cmds.iter().any(|c| c.name == name))
+        .map(|(group, _)| *group)
+        .unwrap_or("generic")
+}
+
+static CONNECTION: &[CommandSpec] = commands! {
     // Connection and server.
     "auth", -2, CA, 0, 0, 0, server::auth;
     "hello", -1, CA, 0, 0, 0, server::hello;
@@ -100,16 +136,21 @@ pub static COMMANDS: &[CommandSpec] = commands! {
     "ping", -1, C, 0, 0, 0, server::ping;
     "echo", 2, C, 0, 0, 0, server::echo;
     "select", 2, C, 0, 0, 0, server::select;
+    "client", -2, Flags::NO_KEYS, 0, 0, 0, server::client;
+};
+
+static SERVER: &[CommandSpec] = commands! {
     "info", -1, Flags::NO_KEYS, 0, 0, 0, server::info;
     "command", -1, Flags::NO_KEYS, 0, 0, 0, server::command;
     "config", -2, A, 0, 0, 0, server::config;
-    "client", -2, Flags::NO_KEYS, 0, 0, 0, server::client;
     "time", 1, C, 0, 0, 0, server::time;
     "lastsave", 1, C, 0, 0, 0, server::lastsave;
     "dbsize", 1, RF, 0, 0, 0, keys::dbsize;
     "flushdb", -1, WD, 0, 0, 0, keys::flushdb;
     "flushall", -1, WD, 0, 0, 0, keys::flushall;
-    // Strings.
+};
+
+static STRINGS: &[CommandSpec] = commands! {
     "get", 2, RF, 1, 1, 1, strings::get;
     "set", -3, W, 1, 1, 1, strings::set;
     "setnx", 3, WF, 1, 1, 1, strings::setnx;
@@ -131,7 +172,9 @@ pub static COMMANDS: &[CommandSpec] = commands! {
     "incrby", 3, WF, 1, 1, 1, strings::incrby;
     "decrby", 3, WF, 1, 1, 1, strings::decrby;
     "incrbyfloat", 3, WF, 1, 1, 1, strings::incrbyfloat;
-    // Keys.
+};
+
+static KEYS: &[CommandSpec] = commands! {
     "del", -2, WD, 1, -1, 1, keys::del;
     "unlink", -2, WF, 1, -1, 1, keys::del;
     "exists", -2, RF, 1, -1, 1, keys::exists;
@@ -151,20 +194,12 @@ pub static COMMANDS: &[CommandSpec] = commands! {
     "expiretime", 2, RF, 1, 1, 1, keys::expiretime;
     "pexpiretime", 2, RF, 1, 1, 1, keys::pexpiretime;
     "persist", 2, WF, 1, 1, 1, keys::persist;
-    // Hashes (the beginning of the collection types).
-    "hset", -4, WF, 1, 1, 1, hash::hset;
-    "hget", 3, RF, 1, 1, 1, hash::hget;
 };
 
 /// Find a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     static INDEX: OnceLock<HashMap<Vec<u8>, &'static CommandSpec>> = OnceLock::new();
-    let index = INDEX.get_or_init(|| {
-        COMMANDS
-            .iter()
-            .map(|c| (c.name.as_bytes().to_vec(), c))
-            .collect()
-    });
+    let index = INDEX.get_or_init(|| all().map(|c| (c.name.as_bytes().to_vec(), c)).collect());
     if name.len() > 32 {
         return None;
     }

@@ -234,3 +234,31 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     }
     None
 }
+
+/// Order-preserving encoding of a score: the big-endian bytes of the result
+/// sort exactly as the doubles do (-inf < … < -0 = 0 < … < inf).
+pub fn encode_score(score: f64) -> [u8; 8] {
+    // -0.0 and 0.0 are the same score.
+    let score = if score == 0.0 { 0.0 } else { score };
+    let bits = score.to_bits();
+    let ordered = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    };
+    ordered.to_be_bytes()
+}
+
+pub fn decode_score(raw: [u8; 8]) -> f64 {
+    let ordered = u64::from_be_bytes(raw);
+    let bits = if ordered >> 63 == 1 {
+        ordered & !(1 << 63)
+    } else {
+        !ordered
+    };
+    f64::from_bits(bits)
+}
+
+/// List elements are keyed by a u64 index; a new list starts in the middle
+/// so it can grow 2^63 elements at either end.
+pub const LIST_START_INDEX: u64 = 1 << 63;

@@ -23,7 +23,8 @@ use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOp
 use thiserror::Error;
 
 pub use encoding::{
-    data_key, data_prefix, meta_key, prefix_end, split_data_key, CollectionMeta, Expiry, KeyType, Meta, MetaBody,
+    data_key, data_prefix, decode_score, encode_score, meta_key, prefix_end, split_data_key,
+    CollectionMeta, Expiry, KeyType, Meta, MetaBody, LIST_START_INDEX,
 };
 pub use expiry::SweepCursor;
 pub use txn::{Ctx, RangeIter};
@@ -97,7 +98,10 @@ impl Storage {
     /// already opened by another process is refused by RocksDB's lock file.
     pub fn open(path: impl AsRef<Path>) -> Result<Storage> {
         let path = path.as_ref().to_path_buf();
-        let open_err = |reason: String| StorageError::Open { path: path.clone(), reason };
+        let open_err = |reason: String| StorageError::Open {
+            path: path.clone(),
+            reason,
+        };
         std::fs::create_dir_all(&path).map_err(|e| open_err(e.to_string()))?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
@@ -113,7 +117,9 @@ impl Storage {
             }
             ColumnFamilyDescriptor::new(cf.name(), cf_opts)
         });
-        let db = Arc::new(DB::open_cf_descriptors(&opts, &path, cfs).map_err(|e| open_err(e.into_string()))?);
+        let db = Arc::new(
+            DB::open_cf_descriptors(&opts, &path, cfs).map_err(|e| open_err(e.into_string()))?,
+        );
         reclaim.attach(&db);
         let mut write_opts = WriteOptions::default();
         // The WAL is written on every command, so a crashed process loses
@@ -160,10 +166,12 @@ impl Storage {
         let mut last = self.last_version.load(Ordering::Relaxed);
         loop {
             let next = now_us.max(last + 1);
-            match self
-                .last_version
-                .compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match self.last_version.compare_exchange_weak(
+                last,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return next,
                 Err(seen) => last = seen,
             }
@@ -191,14 +199,18 @@ impl Storage {
     /// overwritten collections (tests and maintenance).
     pub fn compact_all(&self) {
         for cf in Cf::ALL {
-            self.db.compact_range_cf(self.cf(cf), None::<&[u8]>, None::<&[u8]>);
+            self.db
+                .compact_range_cf(self.cf(cf), None::<&[u8]>, None::<&[u8]>);
         }
     }
 
     /// Number of raw entries in a column family (tests and diagnostics).
     pub fn count_raw(&self, cf: Cf) -> Result<usize> {
         let mut n = 0;
-        for item in self.db.iterator_cf(self.cf(cf), rocksdb::IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf(self.cf(cf), rocksdb::IteratorMode::Start)
+        {
             item?;
             n += 1;
         }

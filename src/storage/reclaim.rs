@@ -24,9 +24,10 @@ pub(super) struct ReclaimHandle(Arc<RwLock<Option<Weak<DB>>>>);
 impl ReclaimHandle {
     pub(super) fn install(&self, cf_opts: &mut Options) {
         let handle = self.clone();
-        cf_opts.set_compaction_filter("kiwi-stale-versions", move |_level: u32, key: &[u8], _value: &[u8]| {
-            handle.decide(key)
-        });
+        cf_opts.set_compaction_filter(
+            "kiwi-stale-versions",
+            move |_level: u32, key: &[u8], _value: &[u8]| handle.decide(key),
+        );
     }
 
     pub(super) fn attach(&self, db: &Arc<DB>) {
@@ -51,7 +52,10 @@ impl ReclaimHandle {
         let decision = match db.get_pinned_cf(meta_cf, meta_key(db_index, user_key)) {
             Ok(None) => Decision::Remove,
             Ok(Some(raw)) => match Meta::decode(&raw) {
-                Ok(Meta { body: MetaBody::Collection(c), .. }) if c.version == version => Decision::Keep,
+                Ok(Meta {
+                    body: MetaBody::Collection(c),
+                    ..
+                }) if c.version == version => Decision::Keep,
                 Ok(_) => Decision::Remove,
                 // Unreadable meta: keep the data rather than guess.
                 Err(_) => Decision::Keep,

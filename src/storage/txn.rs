@@ -27,7 +27,13 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub(super) fn new(storage: &'a Storage, db: u8, now_ms: u64) -> Ctx<'a> {
-        Ctx { storage, db, now_ms, pending: BTreeMap::new(), flushed: false }
+        Ctx {
+            storage,
+            db,
+            now_ms,
+            pending: BTreeMap::new(),
+            flushed: false,
+        }
     }
 
     pub fn storage(&self) -> &'a Storage {
@@ -48,7 +54,8 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn put(&mut self, cf: Cf, key: &[u8], value: &[u8]) {
-        self.pending.insert((cf, key.to_vec()), Some(value.to_vec()));
+        self.pending
+            .insert((cf, key.to_vec()), Some(value.to_vec()));
     }
 
     pub fn delete(&mut self, cf: Cf, key: &[u8]) {
@@ -63,7 +70,10 @@ impl<'a> Ctx<'a> {
         if let Some(upper) = upper {
             opts.set_iterate_upper_bound(upper.to_vec());
         }
-        let mut raw = self.storage.db.raw_iterator_cf_opt(self.storage.cf(cf), opts);
+        let mut raw = self
+            .storage
+            .db
+            .raw_iterator_cf_opt(self.storage.cf(cf), opts);
         if reverse {
             raw.seek_to_last();
         } else {
@@ -71,8 +81,12 @@ impl<'a> Ctx<'a> {
         }
         let start = (cf, lower.to_vec());
         let overlay_range = match upper {
-            Some(u) => self.pending.range((Bound::Included(start), Bound::Excluded((cf, u.to_vec())))),
-            None => self.pending.range((Bound::Included(start), Bound::Unbounded)),
+            Some(u) => self
+                .pending
+                .range((Bound::Included(start), Bound::Excluded((cf, u.to_vec())))),
+            None => self
+                .pending
+                .range((Bound::Included(start), Bound::Unbounded)),
         };
         let mut overlay: Vec<(Vec<u8>, Option<Vec<u8>>)> = overlay_range
             .filter(|((c, _), _)| *c == cf)
@@ -117,7 +131,9 @@ impl<'a> Ctx<'a> {
 
     /// The meta record of `key` if the key exists and has not expired.
     pub fn get_meta(&self, key: &[u8]) -> Result<Option<Meta>> {
-        Ok(self.get_raw_meta(key)?.filter(|m| !m.is_expired(self.now_ms)))
+        Ok(self
+            .get_raw_meta(key)?
+            .filter(|m| !m.is_expired(self.now_ms)))
     }
 
     /// Type and expiry of a live key without copying its value.
@@ -135,12 +151,18 @@ impl<'a> Ctx<'a> {
     }
 
     /// Meta records of many keys, read together (MGET).
-    pub fn multi_get_meta<'k>(&self, keys: impl IntoIterator<Item = &'k Bytes>) -> Result<Vec<Option<Meta>>> {
+    pub fn multi_get_meta<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k Bytes>,
+    ) -> Result<Vec<Option<Meta>>> {
         if !self.pending.is_empty() || self.flushed {
             return keys.into_iter().map(|k| self.get_meta(k)).collect();
         }
         let encoded: Vec<Vec<u8>> = keys.into_iter().map(|k| meta_key(self.db, k)).collect();
-        let results = self.storage.db.batched_multi_get_cf(self.storage.meta_cf(), &encoded, false);
+        let results = self
+            .storage
+            .db
+            .batched_multi_get_cf(self.storage.meta_cf(), &encoded, false);
         results
             .into_iter()
             .map(|r| match r? {
@@ -164,7 +186,11 @@ impl<'a> Ctx<'a> {
 
     /// Visit live keys of this database in key order, starting at `from`
     /// (inclusive), until `visit` returns false.
-    pub fn for_each_key(&self, from: &[u8], mut visit: impl FnMut(&[u8], KeyType, Expiry) -> bool) -> Result<()> {
+    pub fn for_each_key(
+        &self,
+        from: &[u8],
+        mut visit: impl FnMut(&[u8], KeyType, Expiry) -> bool,
+    ) -> Result<()> {
         let start = meta_key(self.db, from);
         let end = [self.db + 1];
         let upper = (self.db < u8::MAX).then_some(&end[..]);
@@ -303,7 +329,9 @@ impl Iterator for RangeIter<'_> {
                 }
             };
             if take_overlay {
-                let Some((k, v)) = self.overlay.pop() else { return None };
+                let Some((k, v)) = self.overlay.pop() else {
+                    return None;
+                };
                 match v {
                     Some(v) => return Some(Ok((k, v))),
                     None => continue,

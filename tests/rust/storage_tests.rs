@@ -203,10 +203,16 @@ fn iteration_merges_pending_writes_both_ways() {
     ctx.put(Cf::Data, b"p9", b"new");
     assert_eq!(keys_of(&ctx, false), ["p0", "p1", "p3", "p4", "p7", "p9"]);
     assert_eq!(keys_of(&ctx, true), ["p9", "p7", "p4", "p3", "p1", "p0"]);
-    assert_eq!(ctx.get(Cf::Data, b"p3").expect("read").as_deref(), Some(&b"replaced"[..]));
+    assert_eq!(
+        ctx.get(Cf::Data, b"p3").expect("read").as_deref(),
+        Some(&b"replaced"[..])
+    );
     assert_eq!(ctx.get(Cf::Data, b"p5").expect("read"), None);
     ctx.commit().expect("commit");
-    assert_eq!(keys_of(&storage.ctx(0, 1000), false), ["p0", "p1", "p3", "p4", "p7", "p9"]);
+    assert_eq!(
+        keys_of(&storage.ctx(0, 1000), false),
+        ["p0", "p1", "p3", "p4", "p7", "p9"]
+    );
 }
 
 #[test]
@@ -234,7 +240,13 @@ fn a_pending_flushdb_hides_committed_keys() {
 fn hash_meta(version: u64, len: u64) -> Meta {
     Meta {
         expire_at_ms: None,
-        body: MetaBody::Collection(CollectionMeta { kind: KeyType::Hash, version, len, head: 0, tail: 0 }),
+        body: MetaBody::Collection(CollectionMeta {
+            kind: KeyType::Hash,
+            version,
+            len,
+            head: 0,
+            tail: 0,
+        }),
     }
 }
 
@@ -254,8 +266,22 @@ fn compaction_reclaims_elements_of_dead_versions_only() {
     ctx.commit().expect("commit");
     assert_eq!(storage.count_raw(Cf::Data).expect("count"), 31);
     storage.compact_all();
-    assert_eq!(storage.count_raw(Cf::Data).expect("count"), 11, "only live versions remain");
+    assert_eq!(
+        storage.count_raw(Cf::Data).expect("count"),
+        11,
+        "only live versions remain"
+    );
     let ctx = storage.ctx(0, 1000);
-    assert_eq!(ctx.scan_data(&data_prefix(0, b"live", 2)).expect("scan").len(), 10);
-    assert_eq!(ctx.scan_data(&data_prefix(0, b"replaced", 3)).expect("scan").len(), 1);
+    assert_eq!(
+        ctx.scan_data(&data_prefix(0, b"live", 2))
+            .expect("scan")
+            .len(),
+        10
+    );
+    assert_eq!(
+        ctx.scan_data(&data_prefix(0, b"replaced", 3))
+            .expect("scan")
+            .len(),
+        1
+    );
 }

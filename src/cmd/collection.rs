@@ -1,0 +1,91 @@
+//! What every collection command shares: finding a collection of the
+//! right type, starting a new one, and saving (or deleting) its header.
+
+use super::{Call, CmdError, CmdResult};
+use crate::storage::{CollectionMeta, Expiry, KeyType, Meta, MetaBody, LIST_START_INDEX};
+
+/// A collection's header as a command works on it.
+#[derive(Debug, Clone, Copy)]
+pub struct Collection {
+    pub meta: CollectionMeta,
+    pub expire_at_ms: Expiry,
+    /// False for a collection this command is creating.
+    pub existed: bool,
+}
+
+impl Collection {
+    pub fn version(&self) -> u64 {
+        self.meta.version
+    }
+
+    pub fn len(&self) -> u64 {
+        self.meta.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.meta.len == 0
+    }
+}
+
+impl Call<'_, '_> {
+    /// The live collection of type `kind` at `key`: `None` when the key is
+    /// missing or expired, WRONGTYPE when it holds another type.
+    pub fn collection(&self, key: &[u8], kind: KeyType) -> CmdResult<Option<Collection>> {
+        match self.ctx.get_meta(key)? {
+            None => Ok(None),
+            Some(Meta {
+                body: MetaBody::Collection(meta),
+                expire_at_ms,
+            }) if meta.kind == kind => Ok(Some(Collection {
+                meta,
+                expire_at_ms,
+                existed: true,
+            })),
+            Some(_) => Err(CmdError::WrongType),
+        }
+    }
+
+    /// The collection at `key`, or a new empty one with a fresh version
+    /// (also over an expired key, so its old elements stay invisible).
+    pub fn collection_or_new(&self, key: &[u8], kind: KeyType) -> CmdResult<Collection> {
+        Ok(match self.collection(key, kind)? {
+            Some(c) => c,
+            None => self.new_collection(kind),
+        })
+    }
+
+    /// A new, empty collection header with a fresh version.
+    pub fn new_collection(&self, kind: KeyType) -> Collection {
+        let (head, tail) = if kind == KeyType::List {
+            (LIST_START_INDEX, LIST_START_INDEX)
+        } else {
+            (0, 0)
+        };
+        Collection {
+            meta: CollectionMeta {
+                kind,
+                version: self.ctx.storage().next_version(),
+                len: 0,
+                head,
+                tail,
+            },
+            expire_at_ms: None,
+            existed: false,
+        }
+    }
+
+    /// Write the header back; a collection left empty is deleted, as in Redis.
+    pub fn save_collection(&mut self, key: &[u8], coll: &Collection) {
+        if coll.meta.len == 0 {
+            if coll.existed {
+                self.ctx.delete_key(key);
+            }
+        } else {
+            let meta = Meta {
+                expire_at_ms: coll.expire_at_ms,
+                body: MetaBody::Collection(coll.meta),
+            };
+            self.ctx.put_meta(key, &meta);
+        }
+    }
+}
