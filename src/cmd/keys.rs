@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::strings::count_lookup;
 use super::{glob_match, int_arg, is, text, Call, CmdError, CmdResult};
 use crate::resp::Reply;
-use crate::storage::{data_key, data_prefix, Ctx, KeyType, Meta, MetaBody, DATABASES};
+use crate::storage::{Ctx, KeyType, Meta, MetaBody};
 
 pub fn del(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
@@ -152,14 +152,12 @@ fn rename_generic(call: &mut Call<'_, '_>, nx: bool) -> CmdResult {
         MetaBody::Collection(mut coll) => {
             // Element keys embed the user key: move every element under the
             // new name and a fresh version, so nothing of an older `to` shows.
+            // The old elements become unreachable with `from`'s meta record
+            // and are reclaimed by compaction.
             let db = call.ctx.db;
-            let old_prefix = data_prefix(db, from, coll.version);
             let version = call.ctx.storage().next_version();
-            for (sub, value) in call.ctx.scan_data(&old_prefix)? {
-                call.ctx.put_data(&data_key(db, to, version, &sub), &value);
-                call.ctx
-                    .delete_data(&data_key(db, from, coll.version, &sub));
-            }
+            call.ctx
+                .copy_elements((db, from, coll.version), (db, to, version))?;
             coll.version = version;
             Meta {
                 expire_at_ms: meta.expire_at_ms,
@@ -302,15 +300,7 @@ pub fn flushdb(call: &mut Call<'_, '_>) -> CmdResult {
 
 pub fn flushall(call: &mut Call<'_, '_>) -> CmdResult {
     flush_args(call)?;
-    let storage = call.ctx.storage();
-    for db in (0..DATABASES).filter(|&db| db != call.ctx.db) {
-        // The engine holds the write lock; each other database is flushed
-        // in its own batch, the selected one with this command's batch.
-        let mut ctx = storage.ctx(db, call.ctx.now_ms);
-        ctx.flush_db();
-        ctx.commit()?;
-    }
-    call.ctx.flush_db();
+    call.ctx.flush_all();
     Ok(Reply::OK)
 }
 
