@@ -197,6 +197,9 @@ static KEYS: &[CommandSpec] = commands! {
     "rename", 3, WD, 1, 2, 1, keys::rename;
     "renamenx", 3, WF, 1, 2, 1, keys::renamenx;
     "randomkey", 1, R, 0, 0, 0, keys::randomkey;
+    "copy", -3, W, 1, 2, 1, keys::copy;
+    "touch", -2, RF, 1, -1, 1, keys::touch;
+    "object", -2, R, 2, 2, 1, keys::object;
     // Expiry.
     "expire", -3, WF, 1, 1, 1, keys::expire;
     "pexpire", -3, WF, 1, 1, 1, keys::pexpire;
