@@ -99,10 +99,13 @@ impl Waiter {
     }
 }
 
-/// Who waits on which key, by (database, key).
+/// A key of one database: (database, key).
+pub type DbKey = (u8, Vec<u8>);
+
+/// Who waits on which key.
 #[derive(Debug, Default)]
 pub struct KeyWaiters {
-    by_key: Mutex<HashMap<(u8, Vec<u8>), Vec<Arc<Waiter>>>>,
+    by_key: Mutex<HashMap<DbKey, Vec<Arc<Waiter>>>>,
     registered: AtomicUsize,
 }
 
@@ -111,7 +114,7 @@ impl KeyWaiters {
         self.registered.load(Ordering::Acquire) == 0
     }
 
-    pub fn register(&self, key: &(u8, Vec<u8>), waiter: &Arc<Waiter>) {
+    pub fn register(&self, key: &DbKey, waiter: &Arc<Waiter>) {
         self.by_key
             .lock()
             .entry(key.clone())
@@ -120,7 +123,7 @@ impl KeyWaiters {
         self.registered.fetch_add(1, Ordering::AcqRel);
     }
 
-    pub fn unregister(&self, key: &(u8, Vec<u8>), waiter: &Arc<Waiter>) {
+    pub fn unregister(&self, key: &DbKey, waiter: &Arc<Waiter>) {
         let mut map = self.by_key.lock();
         if let Some(list) = map.get_mut(key) {
             if let Some(pos) = list.iter().position(|w| Arc::ptr_eq(w, waiter)) {

@@ -412,9 +412,7 @@ impl Iterator for RangeIter<'_> {
                 }
             };
             if take_overlay {
-                let Some((k, v)) = self.overlay.pop() else {
-                    return None;
-                };
+                let (k, v) = self.overlay.pop()?;
                 match v {
                     Some(v) => return Some(Ok((k, v))),
                     None => continue,
