@@ -111,7 +111,7 @@ pub struct Directive {
 pub enum Invocation {
     Help,
     Version,
-    Run(Settings),
+    Run(Box<Settings>),
 }
 
 /// Everything `kiwi-server` starts with.
@@ -158,7 +158,7 @@ pub fn parse_invocation(argv: &[String]) -> Result<Invocation, String> {
         }
     }
     directives.extend(current);
-    Ok(Invocation::Run(settings_from(&directives)?))
+    Ok(Invocation::Run(Box::new(settings_from(&directives)?)))
 }
 
 /// Read a redis.conf-style file: `directive value ...` per line, `#` comments.
@@ -206,7 +206,7 @@ pub fn settings_from(directives: &[Directive]) -> Result<Settings, String> {
     Ok(settings)
 }
 
-fn one<'a>(d: &'a Directive) -> Result<&'a str, String> {
+fn one(d: &Directive) -> Result<&str, String> {
     match d.args.as_slice() {
         [value] => Ok(value),
         _ => Err(format!("'{}' takes exactly one value", d.name)),
@@ -346,7 +346,7 @@ where
             println!("{}", version_line());
             return 0;
         }
-        Ok(Invocation::Run(settings)) => settings,
+        Ok(Invocation::Run(settings)) => *settings,
         Err(e) => {
             eprintln!("kiwi-server: {e}");
             return 2;

@@ -8,7 +8,7 @@ fn settings(argv: &[&str]) -> Result<Settings, String> {
         .map(String::from)
         .collect();
     match parse_invocation(&argv)? {
-        Invocation::Run(s) => Ok(s),
+        Invocation::Run(s) => Ok(*s),
         other => Err(format!("not a run: {other:?}")),
     }
 }
