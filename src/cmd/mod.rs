@@ -5,6 +5,7 @@
 //! where its keys are, and the function that runs it.
 
 mod args;
+mod bitmap;
 mod collection;
 mod error;
 mod glob;

@@ -24,7 +24,7 @@ pub(super) fn count_lookup(call: &Call<'_, '_>, hit: bool) {
 
 /// The string at `key` with its expiry; WRONGTYPE for other types.
 /// `read` counts the lookup in the keyspace statistics.
-fn lookup_string(
+pub(super) fn lookup_string(
     call: &Call<'_, '_>,
     key: &[u8],
     read: bool,
@@ -45,7 +45,7 @@ fn lookup_string(
 
 /// Store a string value, or delete the key when its deadline already passed
 /// (SET … PXAT <past> answers OK and leaves no key, like Redis).
-fn store(call: &mut Call<'_, '_>, key: &[u8], value: Bytes, expire_at_ms: Expiry) {
+pub(super) fn store(call: &mut Call<'_, '_>, key: &[u8], value: Bytes, expire_at_ms: Expiry) {
     match expire_at_ms {
         Some(at) if at <= call.ctx.now_ms => call.ctx.delete_key(key),
         _ => call.ctx.put_meta(key, &Meta::string(value, expire_at_ms)),
@@ -57,7 +57,7 @@ fn max_bulk_len(call: &Call<'_, '_>) -> u64 {
 }
 
 /// Redis's checkStringLength: a string may not grow past proto-max-bulk-len.
-fn check_string_length(call: &Call<'_, '_>, size: u64, append: u64) -> CmdResult<()> {
+pub(super) fn check_string_length(call: &Call<'_, '_>, size: u64, append: u64) -> CmdResult<()> {
     match size.checked_add(append) {
         Some(total) if total <= max_bulk_len(call) => Ok(()),
         _ => Err(CmdError::err(

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use super::{hash, keys, list, server, set, strings, transaction, zset, Call, CmdResult};
+use super::{bitmap, hash, keys, list, server, set, strings, transaction, zset, Call, CmdResult};
 
 /// Command flags (a subset of Redis's, the ones Kiwi acts on or reports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +112,7 @@ static GROUPS: &[(&str, &[CommandSpec])] = &[
     ("transactions", TRANSACTIONS),
     ("server", SERVER),
     ("string", STRINGS),
+    ("bitmap", bitmap::COMMANDS),
     ("generic", KEYS),
     ("hash", hash::COMMANDS),
     ("list", list::COMMANDS),
