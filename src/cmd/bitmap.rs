@@ -105,7 +105,7 @@ fn bit_range(start: u64, end: u64, unit: Unit) -> (u64, u64) {
 
 fn count_bits(value: &[u8], first: u64, last: u64) -> u64 {
     let (first_byte, last_byte) = ((first / 8) as usize, (last / 8) as usize);
-    if first % 8 == 0 && last % 8 == 7 {
+    if first.is_multiple_of(8) && last % 8 == 7 {
         return value[first_byte..=last_byte]
             .iter()
             .map(|b| u64::from(b.count_ones()))
