@@ -42,7 +42,7 @@ pub fn hset(call: &mut Call<'_, '_>) -> CmdResult {
         None => (
             CollectionMeta {
                 kind: KeyType::Hash,
-                version: call.ctx.storage().next_version(),
+                version: call.ctx.next_version(),
                 len: 0,
                 head: 0,
                 tail: 0,

@@ -155,7 +155,7 @@ fn rename_generic(call: &mut Call<'_, '_>, nx: bool) -> CmdResult {
             // The old elements become unreachable with `from`'s meta record
             // and are reclaimed by compaction.
             let db = call.ctx.db;
-            let version = call.ctx.storage().next_version();
+            let version = call.ctx.next_version();
             call.ctx
                 .copy_elements((db, from, coll.version), (db, to, version))?;
             coll.version = version;
