@@ -2,5 +2,6 @@
 
 mod command_tests;
 mod common;
+mod raft_storage_tests;
 mod resp_tests;
 mod storage_tests;
