@@ -329,3 +329,22 @@ fn rollback_after_savepoint_undoes_only_what_followed() {
     assert_eq!(value(&fresh, b"committed"), Some(Bytes::from_static(b"0")));
     assert_eq!(value(&fresh, b"b"), None);
 }
+
+#[test]
+fn log_versions_are_disjoint_per_entry_and_from_clock_versions() {
+    use kiwi::storage::{log_versions, VERSIONS_PER_ENTRY};
+    let (first0, end0) = log_versions(0).expect("index 0");
+    let (first1, end1) = log_versions(1).expect("index 1");
+    assert_eq!(end0 - first0, VERSIONS_PER_ENTRY);
+    assert_eq!(end0, first1);
+    assert!(end1 > first1);
+    // Clock versions (microseconds since 1970) never reach the log's half.
+    assert!(first0 >= 1 << 63);
+    let (_dir, storage) = open();
+    assert!(storage.ctx(0, 0).next_version() < first0);
+    // The last usable index ends its range at the top of u64, not past it.
+    let (_, last_end) = log_versions((1 << 43) - 2).expect("last usable index");
+    assert_eq!(last_end, u64::MAX - VERSIONS_PER_ENTRY + 1);
+    assert!(log_versions((1 << 43) - 1).is_err());
+    assert!(log_versions(u64::MAX).is_err());
+}
