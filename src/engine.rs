@@ -13,7 +13,10 @@ use parking_lot::{Mutex, RwLock};
 use crate::cmd::{self, BlockOn, Call, CmdError, CommandSpec, Flags, Session};
 use crate::config::RuntimeConfig;
 use crate::resp::{Protocol, Reply};
-use crate::storage::{now_ms, Storage, StorageError, Touched};
+use crate::storage::{
+    log_versions, now_ms, Ctx, RaftCf, Storage, StorageError, Touched, DATABASES,
+    VERSIONS_PER_ENTRY,
+};
 
 /// What CLIENT LIST/INFO report about one connection.
 #[derive(Debug)]
@@ -316,29 +319,122 @@ impl Engine {
                 _read_guard = lock.read();
             }
         }
+        let (result, mut ctx) = self.call_handler(spec, session, args, ctx);
+        let reply = result?;
+        if ctx.is_dirty() {
+            let touched = (!self.waiters.is_empty()).then(|| ctx.touched());
+            ctx.commit()?;
+            // Still under the lock: EXEC checks WATCH under it too.
+            if let Some(touched) = touched {
+                self.waiters.touch(&touched);
+            }
+        }
+        Ok(reply)
+    }
+
+    /// Run `spec`'s function against `ctx` and hand the context back; a
+    /// failed command's writes are rolled back (to the savepoint, if any).
+    fn call_handler<'a>(
+        &'a self,
+        spec: &'static CommandSpec,
+        session: &mut Session,
+        args: &[Bytes],
+        ctx: Ctx<'a>,
+    ) -> (Result<Reply, CmdError>, Ctx<'a>) {
         let mut call = Call {
             engine: self,
             session,
             ctx,
             args,
         };
-        match (spec.handler)(&mut call) {
-            Ok(reply) => {
-                if call.ctx.is_dirty() {
-                    let touched = (!self.waiters.is_empty()).then(|| call.ctx.touched());
-                    call.ctx.commit()?;
-                    // Still under the lock: EXEC checks WATCH under it too.
-                    if let Some(touched) = touched {
-                        self.waiters.touch(&touched);
-                    }
-                }
-                Ok(reply)
-            }
-            Err(e) => {
-                call.ctx.rollback();
-                Err(e)
-            }
+        let result = (spec.handler)(&mut call);
+        if result.is_err() {
+            call.ctx.rollback();
         }
+        (result, call.ctx)
+    }
+
+    /// Apply one replicated entry (the Raft state machine's path): run
+    /// `commands` against database `db` as of the leader's clock `now_ms`,
+    /// with collection versions derived from `log_index`, so every node
+    /// reaches the same state. The entry's writes and `raft_writes` (last
+    /// applied, membership) reach RocksDB as one batch, under one exclusive
+    /// hold of the command lock. A command that fails answers its error and
+    /// leaves no writes; a storage failure fails the whole entry.
+    pub(crate) fn apply_replicated(
+        &self,
+        db: u8,
+        now_ms: u64,
+        log_index: u64,
+        commands: &[Vec<Bytes>],
+        raft_writes: Vec<(RaftCf, Vec<u8>, Vec<u8>)>,
+    ) -> Result<Vec<Reply>, StorageError> {
+        let _guard = self.storage.lock().write();
+        let mut ctx = self.storage.ctx(db, now_ms);
+        ctx.use_log_versions(log_versions(log_index)?);
+        let mut session = self.replica_session(db);
+        let mut replies = Vec::with_capacity(commands.len());
+        for args in commands {
+            if db >= DATABASES {
+                replies.push(Reply::error("ERR DB index is out of range"));
+                continue;
+            }
+            let spec = match replicable(args) {
+                Ok(spec) => spec,
+                Err(e) => {
+                    replies.push(Reply::Error(e.to_string()));
+                    continue;
+                }
+            };
+            // No command takes more than a handful of versions; stopping
+            // with a margin keeps every entry inside its own range.
+            if ctx.versions_left() < VERSIONS_PER_ENTRY / 2 {
+                replies.push(Reply::error(
+                    "ERR replicated entry creates too many collections",
+                ));
+                continue;
+            }
+            ctx.savepoint();
+            session.db = db;
+            let (result, back) = self.call_handler(spec, &mut session, args, ctx);
+            ctx = back;
+            replies.push(match result {
+                Ok(reply) => reply,
+                Err(CmdError::Block(block)) => block.timeout_reply,
+                // Not the command's fault and maybe not on every node:
+                // the entry must not count as applied.
+                Err(CmdError::Storage(e)) => return Err(e),
+                Err(e) => Reply::Error(e.to_string()),
+            });
+        }
+        for (cf, key, value) in raft_writes {
+            ctx.put_raft(cf, &key, value);
+        }
+        let touched = (!self.waiters.is_empty()).then(|| ctx.touched());
+        ctx.commit()?;
+        if let Some(touched) = touched {
+            self.waiters.touch(&touched);
+        }
+        Ok(replies)
+    }
+
+    /// The session replicated commands run in: no connection, no client
+    /// list entry, already authenticated.
+    fn replica_session(&self, db: u8) -> Session {
+        let info = Arc::new(ClientInfo {
+            id: 0,
+            addr: "raft".into(),
+            laddr: "raft".into(),
+            created: Instant::now(),
+            name: Mutex::new(None),
+            db: AtomicU8::new(db),
+            resp: AtomicU8::new(2),
+            last_cmd: Mutex::new("NULL"),
+            last_active_ms: AtomicU64::new(0),
+        });
+        let mut session = Session::new(info, true);
+        session.db = db;
+        session
     }
 
     /// EXEC: run the queued commands under one exclusive hold of the
@@ -401,6 +497,31 @@ impl Engine {
 
     pub fn protocol_of(session: &Session) -> Protocol {
         session.protocol
+    }
+}
+
+/// The command `args` names, if a replicated entry may carry it: writes and
+/// keyed reads (a read inside a replicated EXEC answers like any other).
+/// Connection, server and transaction-control commands act on one node's
+/// state, not the keyspace, so they never travel through the log.
+fn replicable(args: &[Bytes]) -> Result<&'static CommandSpec, CmdError> {
+    let Some(name) = args.first() else {
+        return Err(CmdError::err("empty command"));
+    };
+    let Some(spec) = cmd::lookup(name) else {
+        return Err(unknown_command(args));
+    };
+    if !spec.arity_ok(args.len()) {
+        return Err(CmdError::Arity(spec.name.to_string()));
+    }
+    let keyed_read = spec.flags.contains(Flags::READONLY) && !spec.flags.contains(Flags::NO_KEYS);
+    if spec.is_write() || keyed_read {
+        Ok(spec)
+    } else {
+        Err(CmdError::err(format!(
+            "'{}' cannot run in a replicated entry",
+            spec.name
+        )))
     }
 }
 

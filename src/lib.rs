@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod engine;
+pub mod raft;
 pub mod resp;
 pub mod server;
 pub mod storage;

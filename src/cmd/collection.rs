@@ -64,7 +64,7 @@ impl Call<'_, '_> {
         Collection {
             meta: CollectionMeta {
                 kind,
-                version: self.ctx.storage().next_version(),
+                version: self.ctx.next_version(),
                 len: 0,
                 head,
                 tail,

@@ -168,7 +168,7 @@ fn relocated(
     match meta.body {
         MetaBody::String(_) => Ok(meta),
         MetaBody::Collection(mut coll) => {
-            let version = call.ctx.storage().next_version();
+            let version = call.ctx.next_version();
             call.ctx
                 .copy_elements((from.0, from.1, coll.version), (to.0, to.1, version))?;
             coll.version = version;

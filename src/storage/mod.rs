@@ -27,7 +27,7 @@ pub use encoding::{
     CollectionMeta, Expiry, KeyType, Meta, MetaBody, LIST_START_INDEX,
 };
 pub use expiry::SweepCursor;
-pub use txn::{Ctx, Flushed, RangeIter, Touched};
+pub use txn::{log_versions, Ctx, Flushed, RangeIter, Touched, VERSIONS_PER_ENTRY};
 
 /// Number of logical databases (SELECT 0..15).
 pub const DATABASES: u8 = 16;
@@ -51,6 +51,30 @@ impl Cf {
             Cf::Meta => "meta",
             Cf::Data => "data",
             Cf::ZScore => "zscore",
+        }
+    }
+}
+
+/// The column families Raft keeps its own state in. They live in the same
+/// database as the data, so applying an entry and recording `last_applied`
+/// is one batch, but they are deliberately not in [`Cf::ALL`]: FLUSHDB,
+/// FLUSHALL, RENAME/COPY and the compaction filter never see them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum RaftCf {
+    /// Big-endian `u64` log index → serialized log entry.
+    Log,
+    /// Named records: vote, committed, last purged, last applied,
+    /// membership, current snapshot.
+    State,
+}
+
+impl RaftCf {
+    pub const ALL: [RaftCf; 2] = [RaftCf::Log, RaftCf::State];
+
+    fn name(self) -> &'static str {
+        match self {
+            RaftCf::Log => "raft_log",
+            RaftCf::State => "raft_state",
         }
     }
 }
@@ -109,14 +133,22 @@ impl Storage {
         opts.set_keep_log_file_num(4);
         opts.increase_parallelism(2);
         let reclaim = reclaim::ReclaimHandle::default();
-        let cfs = Cf::ALL.map(|cf| {
+        let mut cfs: Vec<ColumnFamilyDescriptor> = Cf::ALL
+            .map(|cf| {
+                let mut cf_opts = Options::default();
+                cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+                if cf != Cf::Meta {
+                    reclaim.install(&mut cf_opts);
+                }
+                ColumnFamilyDescriptor::new(cf.name(), cf_opts)
+            })
+            .into();
+        // Raft's families: no compaction filter, they hold no collection elements.
+        cfs.extend(RaftCf::ALL.map(|cf| {
             let mut cf_opts = Options::default();
             cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-            if cf != Cf::Meta {
-                reclaim.install(&mut cf_opts);
-            }
             ColumnFamilyDescriptor::new(cf.name(), cf_opts)
-        });
+        }));
         let db = Arc::new(
             DB::open_cf_descriptors(&opts, &path, cfs).map_err(|e| open_err(e.into_string()))?,
         );
@@ -152,13 +184,55 @@ impl Storage {
             .unwrap_or_else(|| unreachable!("column family {} exists", cf.name()))
     }
 
+    /// One of Raft's column families (see [`RaftCf`]).
+    pub(crate) fn raft_cf(&self, cf: RaftCf) -> &ColumnFamily {
+        self.db
+            .cf_handle(cf.name())
+            .unwrap_or_else(|| unreachable!("column family {} exists", cf.name()))
+    }
+
+    /// The database itself, for the Raft log store and state machine,
+    /// which read and write their own families and build snapshots.
+    pub(crate) fn db(&self) -> &DB {
+        &self.db
+    }
+
+    /// Write a batch, syncing the WAL to disk before returning when `sync`
+    /// (the Raft log and vote must be durable before openraft is told so).
+    pub(crate) fn write_batch(&self, batch: WriteBatch, sync: bool) -> Result<()> {
+        if sync {
+            let mut opts = WriteOptions::default();
+            opts.set_sync(true);
+            self.db.write_opt(batch, &opts)?;
+        } else {
+            self.db.write_opt(batch, &self.write_opts)?;
+        }
+        Ok(())
+    }
+
+    /// Run `read` on a RocksDB snapshot whose collection elements stay
+    /// complete while it runs. The compaction filter judges elements by
+    /// the *current* meta records and RocksDB applies it even to entries a
+    /// snapshot still sees, so it is paused for the duration: elements
+    /// that go stale meanwhile are reclaimed by a later compaction.
+    pub(crate) fn with_stable_snapshot<R>(
+        &self,
+        read: impl FnOnce(&rocksdb::Snapshot<'_>) -> R,
+    ) -> R {
+        let _pause = self.reclaim.pause();
+        let snapshot = self.db.snapshot();
+        read(&snapshot)
+    }
+
     pub(crate) fn meta_cf(&self) -> &ColumnFamily {
         self.cf(Cf::Meta)
     }
 
-    /// A fresh collection version, strictly increasing across the process
-    /// and past restarts (it starts from the clock in microseconds).
-    pub fn next_version(&self) -> u64 {
+    /// A fresh collection version from the clock, strictly increasing
+    /// across the process and past restarts (microseconds). Private on
+    /// purpose: commands take versions through [`Ctx::next_version`], which
+    /// draws them from the log index when applying a Raft entry.
+    fn clock_version(&self) -> u64 {
         let now_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)

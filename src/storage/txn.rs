@@ -5,15 +5,55 @@
 //! see the command's own pending writes (read-your-writes), so a command
 //! may read, change and re-read without caring what is committed yet.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use bytes::Bytes;
 use rocksdb::{DBRawIterator, ReadOptions, WriteBatch};
 
-use super::{data_prefix, meta_key, Cf, Expiry, KeyType, Meta, Result, Storage, StorageError};
+use super::{
+    data_prefix, meta_key, Cf, Expiry, KeyType, Meta, RaftCf, Result, Storage, StorageError,
+};
 
 type Overlay = BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>;
+
+/// Collection versions of a replicated entry: every node derives the same
+/// ones from the entry's log index (see [`log_versions`]).
+struct LogVersions {
+    next: Cell<u64>,
+    end: u64,
+}
+
+/// Set in every version drawn from the Raft log and in none drawn from the
+/// clock (microseconds since 1970 stay below 2^63 for 290,000 years), so the
+/// two kinds never collide on one data directory.
+const LOG_VERSION_BIT: u64 = 1 << 63;
+/// Versions one log entry may hand out: the low bits of a log version.
+pub const VERSIONS_PER_ENTRY: u64 = 1 << 20;
+
+/// The range of collection versions the entry at `log_index` hands out:
+/// `2^63 | log_index << 20` and the 2^20 after it. Fails from index
+/// 2^43 - 1 on, where a range would reach past `u64::MAX` (2^43 entries
+/// last 2.8 years at 100,000 entries a second).
+pub fn log_versions(log_index: u64) -> Result<(u64, u64)> {
+    if log_index >= (1 << 43) - 1 {
+        return Err(StorageError::Corrupt(format!(
+            "log index {log_index} is past the range collection versions can derive from"
+        )));
+    }
+    let first = LOG_VERSION_BIT | (log_index << 20);
+    Ok((first, first + VERSIONS_PER_ENTRY))
+}
+
+/// What undoes one change to the overlay (see [`Ctx::savepoint`]).
+enum Undo {
+    /// Put the key back to this overlay state (`None`: not in the overlay).
+    Key((Cf, Vec<u8>), Option<Option<Vec<u8>>>),
+    Flushed(Flushed),
+    /// The whole overlay as it was before FLUSHALL cleared it.
+    Overlay(Overlay),
+}
 
 pub struct Ctx<'a> {
     storage: &'a Storage,
@@ -23,6 +63,12 @@ pub struct Ctx<'a> {
     pending: Overlay,
     /// FLUSHDB/FLUSHALL ran in this command: which committed entries are hidden.
     flushed: Flushed,
+    /// Drawing versions from the Raft log instead of the clock.
+    log_versions: Option<LogVersions>,
+    /// Raft state written in the same batch as the data (last applied…).
+    raft_writes: Vec<(RaftCf, Vec<u8>, Vec<u8>)>,
+    /// Recording since [`Ctx::savepoint`]: how to undo each change.
+    undo: Option<Vec<Undo>>,
 }
 
 /// Databases a pending FLUSHDB/FLUSHALL empties.
@@ -59,7 +105,80 @@ impl<'a> Ctx<'a> {
             now_ms,
             pending: BTreeMap::new(),
             flushed: Flushed::Nothing,
+            log_versions: None,
+            raft_writes: Vec::new(),
+            undo: None,
         }
+    }
+
+    /// Hand out collection versions from `first..end` (a replicated entry's
+    /// range, [`log_versions`]) instead of the clock.
+    pub(crate) fn use_log_versions(&mut self, (first, end): (u64, u64)) {
+        self.log_versions = Some(LogVersions {
+            next: Cell::new(first),
+            end,
+        });
+    }
+
+    /// A fresh collection version: from the log index when applying a
+    /// replicated entry (the same on every node), else from the clock.
+    pub fn next_version(&self) -> u64 {
+        match &self.log_versions {
+            Some(range) => {
+                let v = range.next.get();
+                if v + 1 < range.end {
+                    range.next.set(v + 1);
+                } else {
+                    // The apply loop stops commands well before this
+                    // (`versions_left`); repeating the last one beats
+                    // wrapping into the next entry's range.
+                    tracing::error!("replicated entry ran out of collection versions");
+                }
+                v
+            }
+            None => self.storage.clock_version(),
+        }
+    }
+
+    /// Versions left in the entry's range (`u64::MAX` when versions come
+    /// from the clock).
+    pub(crate) fn versions_left(&self) -> u64 {
+        match &self.log_versions {
+            Some(range) => range.end - range.next.get(),
+            None => u64::MAX,
+        }
+    }
+
+    /// Add a write to one of Raft's families to this context's batch, so it
+    /// lands atomically with the data.
+    pub(crate) fn put_raft(&mut self, cf: RaftCf, key: &[u8], value: Vec<u8>) {
+        self.raft_writes.push((cf, key.to_vec(), value));
+    }
+
+    /// Start recording from here: [`Ctx::rollback`] now undoes only what
+    /// changed since, so several commands can share one context (one batch)
+    /// and a failing one drops just its own writes.
+    pub fn savepoint(&mut self) {
+        self.undo = Some(Vec::new());
+    }
+
+    fn set_pending(&mut self, key: (Cf, Vec<u8>), value: Option<Vec<u8>>) {
+        match &mut self.undo {
+            Some(undo) => {
+                let prev = self.pending.insert(key.clone(), value);
+                undo.push(Undo::Key(key, prev));
+            }
+            None => {
+                self.pending.insert(key, value);
+            }
+        }
+    }
+
+    fn set_flushed(&mut self, flushed: Flushed) {
+        if let Some(undo) = &mut self.undo {
+            undo.push(Undo::Flushed(self.flushed));
+        }
+        self.flushed = flushed;
     }
 
     pub fn storage(&self) -> &'a Storage {
@@ -80,12 +199,11 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn put(&mut self, cf: Cf, key: &[u8], value: &[u8]) {
-        self.pending
-            .insert((cf, key.to_vec()), Some(value.to_vec()));
+        self.set_pending((cf, key.to_vec()), Some(value.to_vec()));
     }
 
     pub fn delete(&mut self, cf: Cf, key: &[u8]) {
-        self.pending.insert((cf, key.to_vec()), None);
+        self.set_pending((cf, key.to_vec()), None);
     }
 
     /// Entries of `cf` with `lower <= key < upper` (`upper = None`: no end),
@@ -200,14 +318,14 @@ impl<'a> Ctx<'a> {
 
     pub fn put_meta(&mut self, key: &[u8], meta: &Meta) {
         let mk = meta_key(self.db, key);
-        self.pending.insert((Cf::Meta, mk), Some(meta.encode()));
+        self.set_pending((Cf::Meta, mk), Some(meta.encode()));
     }
 
     /// Remove `key` whatever its type: one meta delete; a collection's
     /// elements become unreachable and are reclaimed by compaction.
     pub fn delete_key(&mut self, key: &[u8]) {
         let mk = meta_key(self.db, key);
-        self.pending.insert((Cf::Meta, mk), None);
+        self.set_pending((Cf::Meta, mk), None);
     }
 
     /// Visit live keys of this database in key order, starting at `from`
@@ -253,16 +371,34 @@ impl<'a> Ctx<'a> {
     /// commit; from now on this context sees the database empty.
     pub fn flush_db(&mut self) {
         let db = self.db;
-        self.pending.retain(|(_, k), _| k.first() != Some(&db));
+        match &mut self.undo {
+            Some(undo) => {
+                let removed: Vec<(Cf, Vec<u8>)> = self
+                    .pending
+                    .keys()
+                    .filter(|(_, k)| k.first() == Some(&db))
+                    .cloned()
+                    .collect();
+                for key in removed {
+                    let prev = self.pending.remove(&key);
+                    undo.push(Undo::Key(key, prev));
+                }
+            }
+            None => self.pending.retain(|(_, k), _| k.first() != Some(&db)),
+        }
+        // A context serves one database, so an earlier flush covers this one.
         if self.flushed == Flushed::Nothing {
-            self.flushed = Flushed::Db(db);
+            self.set_flushed(Flushed::Db(db));
         }
     }
 
     /// Remove every key of every database (FLUSHALL), atomically.
     pub fn flush_all(&mut self) {
-        self.pending.clear();
-        self.flushed = Flushed::All;
+        let cleared = std::mem::take(&mut self.pending);
+        if let Some(undo) = &mut self.undo {
+            undo.push(Undo::Overlay(cleared));
+        }
+        self.set_flushed(Flushed::All);
     }
 
     /// Copy every element of one collection version to another key and
@@ -317,7 +453,7 @@ impl<'a> Ctx<'a> {
 
     /// Apply the collected writes as one atomic batch.
     pub fn commit(&mut self) -> Result<()> {
-        if !self.is_dirty() {
+        if !self.is_dirty() && self.raft_writes.is_empty() {
             return Ok(());
         }
         let mut batch = WriteBatch::default();
@@ -338,14 +474,37 @@ impl<'a> Ctx<'a> {
                 None => batch.delete_cf(handle, key),
             }
         }
+        for (cf, key, value) in std::mem::take(&mut self.raft_writes) {
+            batch.put_cf(self.storage.raft_cf(cf), key, value);
+        }
         self.flushed = Flushed::Nothing;
+        self.undo = self.undo.as_ref().map(|_| Vec::new());
         self.storage.write(batch)
     }
 
-    /// Drop the collected writes (a command that failed half-way).
+    /// Drop the collected writes (a command that failed half-way): all of
+    /// them, or those since [`Ctx::savepoint`] when one was set.
     pub fn rollback(&mut self) {
-        self.pending.clear();
-        self.flushed = Flushed::Nothing;
+        match &mut self.undo {
+            Some(undo) => {
+                while let Some(step) = undo.pop() {
+                    match step {
+                        Undo::Key(key, Some(prev)) => {
+                            self.pending.insert(key, prev);
+                        }
+                        Undo::Key(key, None) => {
+                            self.pending.remove(&key);
+                        }
+                        Undo::Flushed(prev) => self.flushed = prev,
+                        Undo::Overlay(prev) => self.pending = prev,
+                    }
+                }
+            }
+            None => {
+                self.pending.clear();
+                self.flushed = Flushed::Nothing;
+            }
+        }
     }
 }
 

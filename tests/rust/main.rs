@@ -3,5 +3,6 @@
 mod cli_tests;
 mod command_tests;
 mod common;
+mod raft_storage_tests;
 mod resp_tests;
 mod storage_tests;

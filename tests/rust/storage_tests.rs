@@ -66,9 +66,10 @@ fn data_keys_split_back_and_versions_separate() {
 #[test]
 fn versions_strictly_increase() {
     let (_dir, storage) = open();
+    let ctx = storage.ctx(0, 0);
     let mut last = 0;
     for _ in 0..10_000 {
-        let v = storage.next_version();
+        let v = ctx.next_version();
         assert!(v > last);
         last = v;
     }
@@ -286,4 +287,66 @@ fn compaction_reclaims_elements_of_dead_versions_only() {
             .len(),
         1
     );
+}
+
+#[test]
+fn rollback_after_savepoint_undoes_only_what_followed() {
+    let (_dir, storage) = open();
+    let string = |v: &'static [u8]| Meta::string(Bytes::from_static(v), None);
+    let mut ctx = storage.ctx(0, 1000);
+    ctx.put_meta(b"committed", &string(b"0"));
+    ctx.commit().expect("commit");
+
+    // Several commands sharing one context: the first one's writes stay.
+    let mut ctx = storage.ctx(0, 1000);
+    ctx.savepoint();
+    ctx.put_meta(b"a", &string(b"1"));
+    ctx.savepoint();
+    // A failing command that wrote, flushed and wrote again.
+    ctx.put_meta(b"a", &string(b"changed"));
+    ctx.put_meta(b"b", &string(b"2"));
+    ctx.flush_db();
+    ctx.put_meta(b"c", &string(b"3"));
+    ctx.flush_all();
+    ctx.put_meta(b"d", &string(b"4"));
+    assert!(ctx.get_meta(b"committed").expect("read").is_none());
+    ctx.rollback();
+
+    let value = |ctx: &kiwi::storage::Ctx<'_>, key: &[u8]| match ctx.get_meta(key).expect("read") {
+        Some(Meta {
+            body: MetaBody::String(v),
+            ..
+        }) => Some(v),
+        _ => None,
+    };
+    assert_eq!(value(&ctx, b"a"), Some(Bytes::from_static(b"1")));
+    for key in [&b"b"[..], b"c", b"d"] {
+        assert_eq!(value(&ctx, key), None);
+    }
+    assert_eq!(value(&ctx, b"committed"), Some(Bytes::from_static(b"0")));
+    ctx.commit().expect("commit");
+
+    let fresh = storage.ctx(0, 1000);
+    assert_eq!(value(&fresh, b"a"), Some(Bytes::from_static(b"1")));
+    assert_eq!(value(&fresh, b"committed"), Some(Bytes::from_static(b"0")));
+    assert_eq!(value(&fresh, b"b"), None);
+}
+
+#[test]
+fn log_versions_are_disjoint_per_entry_and_from_clock_versions() {
+    use kiwi::storage::{log_versions, VERSIONS_PER_ENTRY};
+    let (first0, end0) = log_versions(0).expect("index 0");
+    let (first1, end1) = log_versions(1).expect("index 1");
+    assert_eq!(end0 - first0, VERSIONS_PER_ENTRY);
+    assert_eq!(end0, first1);
+    assert!(end1 > first1);
+    // Clock versions (microseconds since 1970) never reach the log's half.
+    assert!(first0 >= 1 << 63);
+    let (_dir, storage) = open();
+    assert!(storage.ctx(0, 0).next_version() < first0);
+    // The last usable index ends its range at the top of u64, not past it.
+    let (_, last_end) = log_versions((1 << 43) - 2).expect("last usable index");
+    assert_eq!(last_end, u64::MAX - VERSIONS_PER_ENTRY + 1);
+    assert!(log_versions((1 << 43) - 1).is_err());
+    assert!(log_versions(u64::MAX).is_err());
 }
