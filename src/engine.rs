@@ -290,6 +290,107 @@ impl Engine {
         self.run(spec, session, args, false)
     }
 
+    /// A data command that may share a batch with its neighbours in a
+    /// pipeline: known, right arity, touching keys, outside MULTI.
+    fn groupable(&self, session: &Session, args: &[Bytes]) -> Option<&'static CommandSpec> {
+        if session.multi.is_some() || !session.authenticated {
+            return None;
+        }
+        let spec = cmd::lookup(args.first()?)?;
+        (spec.arity_ok(args.len()) && !spec.flags.contains(Flags::NO_KEYS)).then_some(spec)
+    }
+
+    /// Run pipelined requests in order. Consecutive data commands share one
+    /// hold of the storage lock and one RocksDB batch — each behind a
+    /// savepoint, so a failing one drops only its own writes — so a
+    /// pipelining client costs one RocksDB write per batch, not per command.
+    /// Replies come back for the requests run; if one must block, it is
+    /// returned with what it waits for, and the requests after it have not
+    /// run. Nothing runs after QUIT.
+    pub fn execute_pipeline(
+        &self,
+        session: &mut Session,
+        requests: &[Vec<Bytes>],
+    ) -> (Vec<Reply>, Option<BlockOn>) {
+        let mut replies = Vec::with_capacity(requests.len());
+        let mut i = 0;
+        while i < requests.len() && !session.quit {
+            let run = requests[i..]
+                .iter()
+                .take_while(|args| self.groupable(session, args).is_some())
+                .count();
+            if run >= 2 {
+                if let Some(block) = self.run_group(session, &requests[i..i + run], &mut replies) {
+                    return (replies, Some(block));
+                }
+                i += run;
+                continue;
+            }
+            match self.execute_or_block(session, &requests[i]) {
+                Outcome::Reply(reply) => replies.push(reply),
+                Outcome::Block(block) => return (replies, Some(block)),
+            }
+            i += 1;
+        }
+        (replies, None)
+    }
+
+    /// Run a group of data commands under one lock hold and commit them as
+    /// one batch; replies are pushed only once the batch is durable.
+    fn run_group(
+        &self,
+        session: &mut Session,
+        group: &[Vec<Bytes>],
+        replies: &mut Vec<Reply>,
+    ) -> Option<BlockOn> {
+        let specs: Vec<&'static CommandSpec> = group
+            .iter()
+            .filter_map(|a| self.groupable(session, a))
+            .collect();
+        let lock = self.storage.lock();
+        let _read_guard;
+        let _write_guard;
+        if specs.iter().any(|s| s.is_write()) {
+            _write_guard = lock.write();
+        } else {
+            _read_guard = lock.read();
+        }
+        let now = now_ms();
+        let mut ctx = self.storage.ctx(session.db, now);
+        let mut results = Vec::with_capacity(group.len());
+        let mut blocked = None;
+        for (spec, args) in specs.iter().zip(group) {
+            self.stats
+                .commands_processed
+                .fetch_add(1, Ordering::Relaxed);
+            *session.info.last_cmd.lock() = spec.name;
+            ctx.savepoint();
+            let (result, back) = self.call_handler(spec, session, args, ctx);
+            ctx = back;
+            match result {
+                Ok(reply) => results.push(reply),
+                Err(CmdError::Block(block)) => {
+                    blocked = Some(block);
+                    break;
+                }
+                Err(e) => results.push(Reply::Error(e.to_string())),
+            }
+        }
+        session.info.last_active_ms.store(now, Ordering::Relaxed);
+        if ctx.is_dirty() {
+            let touched = (!self.waiters.is_empty()).then(|| ctx.touched());
+            if let Err(e) = ctx.commit() {
+                // Nothing of the group is stored: none of it may look done.
+                let error = Reply::Error(CmdError::from(e).to_string());
+                results.iter_mut().for_each(|r| *r = error.clone());
+            } else if let Some(touched) = touched {
+                self.waiters.touch(&touched);
+            }
+        }
+        replies.extend(results);
+        blocked
+    }
+
     /// Run `spec`. `locked`: the caller (EXEC) already holds the storage
     /// lock exclusively.
     pub(crate) fn run(

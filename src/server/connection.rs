@@ -62,55 +62,81 @@ async fn run<S: ClientStream>(
     let mut decoder = RequestDecoder::new(max_bulk);
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
+    let mut requests: Vec<Vec<bytes::Bytes>> = Vec::new();
     loop {
+        // Take every complete request that arrived (one at a time before
+        // AUTH, whose limits depend on the outcome of the previous one).
+        let mut protocol_error = None;
+        let mut more_ready = false;
         loop {
             decoder.set_authenticated(session.authenticated);
             match decoder.parse(&mut input) {
+                Ok(Some(args)) if args.is_empty() => continue,
                 Ok(Some(args)) => {
-                    if args.is_empty() {
-                        continue;
-                    }
-                    let reply = match engine.execute_or_block(session, &args) {
-                        Outcome::Reply(reply) => reply,
-                        Outcome::Block(block) => {
-                            // Earlier replies go out before this client waits.
-                            if !output.is_empty() {
-                                stream.write_all(&output).await?;
-                                output.clear();
-                            }
-                            let waited = Blocked {
-                                engine,
-                                session,
-                                args: &args,
-                                block,
-                            };
-                            match waited.wait(stream, &mut input, shutdown).await? {
-                                Some(reply) => reply,
-                                None => return Ok(()),
-                            }
-                        }
-                    };
-                    reply.encode(session.protocol, &mut output);
-                    if session.quit {
-                        stream.write_all(&output).await?;
-                        return Ok(());
-                    }
-                    if output.len() >= OUTPUT_HIGH_WATER {
-                        stream.write_all(&output).await?;
-                        output.clear();
+                    requests.push(args);
+                    if !session.authenticated {
+                        more_ready = true;
+                        break;
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    // Answer what came before, then the error, then close.
-                    output.extend_from_slice(b"-ERR ");
-                    output.extend_from_slice(e.to_string().as_bytes());
-                    output.extend_from_slice(b"\r\n");
-                    stream.write_all(&output).await?;
-                    tracing::debug!(error = %e, "protocol error, closing connection");
-                    return Ok(());
+                    protocol_error = Some(e);
+                    break;
                 }
             }
+        }
+        let mut next = 0;
+        while next < requests.len() {
+            let (replies, blocked) = engine.execute_pipeline(session, &requests[next..]);
+            next += replies.len();
+            for reply in replies {
+                reply.encode(session.protocol, &mut output);
+            }
+            if let Some(block) = blocked {
+                // Earlier replies go out before this client waits.
+                if !output.is_empty() {
+                    stream.write_all(&output).await?;
+                    output.clear();
+                }
+                let waited = Blocked {
+                    engine,
+                    session,
+                    args: &requests[next],
+                    block,
+                };
+                match waited.wait(stream, &mut input, shutdown).await? {
+                    Some(reply) => reply.encode(session.protocol, &mut output),
+                    None => return Ok(()),
+                }
+                next += 1;
+            }
+            if session.quit {
+                stream.write_all(&output).await?;
+                return Ok(());
+            }
+            if output.len() >= OUTPUT_HIGH_WATER {
+                stream.write_all(&output).await?;
+                output.clear();
+            }
+        }
+        requests.clear();
+        if let Some(e) = protocol_error {
+            // Answer what came before, then the error, then close.
+            output.extend_from_slice(b"-ERR ");
+            output.extend_from_slice(e.to_string().as_bytes());
+            output.extend_from_slice(b"\r\n");
+            stream.write_all(&output).await?;
+            tracing::debug!(error = %e, "protocol error, closing connection");
+            return Ok(());
+        }
+        if more_ready && !input.is_empty() {
+            // More requests wait in the buffer: parse the next one now.
+            if !output.is_empty() {
+                stream.write_all(&output).await?;
+                output.clear();
+            }
+            continue;
         }
         if !output.is_empty() {
             stream.write_all(&output).await?;
