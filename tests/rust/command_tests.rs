@@ -180,3 +180,48 @@ fn mset_is_never_seen_half_applied() {
     }
     writer.join().expect("writer finished");
 }
+
+fn hset_many(t: &mut TestEngine, key: &str, n: usize) {
+    let mut args = vec!["hset".to_string(), key.to_string()];
+    for i in 0..n {
+        args.push(format!("f{i}"));
+        args.push("v".into());
+    }
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(t.run(&words), Reply::Int(n as i64));
+}
+
+#[test]
+fn deleting_or_overwriting_a_big_collection_writes_no_element() {
+    use kiwi::storage::Cf;
+    let mut t = TestEngine::new();
+    hset_many(&mut t, "big", 20_000);
+    let elements = t.engine.storage().count_raw(Cf::Data).expect("count");
+    assert_eq!(elements, 20_000);
+    // DEL, overwrite and expiry each rewrite only the meta record: the
+    // elements stay until compaction, so the request path did O(1) work.
+    assert_eq!(t.run(&["del", "big"]), Reply::Int(1));
+    assert_eq!(
+        t.engine.storage().count_raw(Cf::Data).expect("count"),
+        elements
+    );
+    hset_many(&mut t, "big", 3);
+    assert_eq!(
+        t.run(&["hlen", "big"]),
+        Reply::Int(3),
+        "the new hash never sees the old fields"
+    );
+    assert_eq!(t.run(&["hget", "big", "f10000"]), Reply::Nil);
+    assert_eq!(t.run(&["set", "big", "now a string"]), Reply::OK);
+    assert_eq!(
+        t.engine.storage().count_raw(Cf::Data).expect("count"),
+        elements + 3
+    );
+    t.engine.storage().compact_all();
+    assert_eq!(
+        t.engine.storage().count_raw(Cf::Data).expect("count"),
+        0,
+        "compaction reclaimed every dead element"
+    );
+    assert_eq!(t.run(&["get", "big"]), Reply::bulk_str("now a string"));
+}
