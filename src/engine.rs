@@ -3,17 +3,17 @@
 //! way in (RESP server, embedded API) uses to run a command.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-use crate::cmd::{self, Call, CmdError, Flags, Session};
+use crate::cmd::{self, BlockOn, Call, CmdError, CommandSpec, Flags, Session};
 use crate::config::RuntimeConfig;
 use crate::resp::{Protocol, Reply};
-use crate::storage::{now_ms, Storage, StorageError};
+use crate::storage::{now_ms, Storage, StorageError, Touched};
 
 /// What CLIENT LIST/INFO report about one connection.
 #[derive(Debug)]
@@ -36,6 +36,7 @@ pub struct Stats {
     pub commands_processed: AtomicU64,
     pub expired_keys: AtomicU64,
     pub rejected_connections: AtomicU64,
+    pub blocked_clients: AtomicU64,
     pub keyspace_hits: AtomicU64,
     pub keyspace_misses: AtomicU64,
 }
@@ -71,6 +72,88 @@ impl ScanCursors {
     }
 }
 
+/// What running a command came to.
+#[derive(Debug)]
+pub enum Outcome {
+    Reply(Reply),
+    /// A blocking command found nothing: wait as [`BlockOn`] says, then run it again.
+    Block(BlockOn),
+}
+
+/// One client waiting for keys to change: a blocked pop sleeps on
+/// `notify`; WATCH reads `touched` at EXEC.
+#[derive(Debug, Default)]
+pub struct Waiter {
+    pub notify: tokio::sync::Notify,
+    touched: AtomicBool,
+}
+
+impl Waiter {
+    pub fn is_touched(&self) -> bool {
+        self.touched.load(Ordering::Acquire)
+    }
+
+    fn touch(&self) {
+        self.touched.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+}
+
+/// A key of one database: (database, key).
+pub type DbKey = (u8, Vec<u8>);
+
+/// Who waits on which key.
+#[derive(Debug, Default)]
+pub struct KeyWaiters {
+    by_key: Mutex<HashMap<DbKey, Vec<Arc<Waiter>>>>,
+    registered: AtomicUsize,
+}
+
+impl KeyWaiters {
+    pub fn is_empty(&self) -> bool {
+        self.registered.load(Ordering::Acquire) == 0
+    }
+
+    pub fn register(&self, key: &DbKey, waiter: &Arc<Waiter>) {
+        self.by_key
+            .lock()
+            .entry(key.clone())
+            .or_default()
+            .push(waiter.clone());
+        self.registered.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn unregister(&self, key: &DbKey, waiter: &Arc<Waiter>) {
+        let mut map = self.by_key.lock();
+        if let Some(list) = map.get_mut(key) {
+            if let Some(pos) = list.iter().position(|w| Arc::ptr_eq(w, waiter)) {
+                list.swap_remove(pos);
+                self.registered.fetch_sub(1, Ordering::AcqRel);
+            }
+            if list.is_empty() {
+                map.remove(key);
+            }
+        }
+    }
+
+    /// Wake everyone waiting on a key the command changed.
+    pub fn touch(&self, touched: &Touched) {
+        let map = self.by_key.lock();
+        if let Some(flushed) = touched.flushed {
+            for ((db, _), list) in map.iter() {
+                if flushed.is_none_or(|f| f == *db) {
+                    list.iter().for_each(|w| w.touch());
+                }
+            }
+        }
+        for key in &touched.keys {
+            if let Some(list) = map.get(key) {
+                list.iter().for_each(|w| w.touch());
+            }
+        }
+    }
+}
+
 pub struct Engine {
     storage: Storage,
     pub config: RwLock<RuntimeConfig>,
@@ -80,6 +163,8 @@ pub struct Engine {
     next_client_id: AtomicU64,
     started: Instant,
     pub run_id: String,
+    /// Clients waiting for keys to change (blocked pops, WATCH).
+    pub waiters: KeyWaiters,
     /// The TCP port the server listens on (0 when there is none).
     pub tcp_port: std::sync::atomic::AtomicU16,
 }
@@ -104,6 +189,7 @@ impl Engine {
             stats: Stats::default(),
             clients: Mutex::new(HashMap::new()),
             scan_cursors: Mutex::new(ScanCursors::default()),
+            waiters: KeyWaiters::default(),
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),
             run_id,
@@ -142,7 +228,8 @@ impl Engine {
         Session::new(info, authenticated)
     }
 
-    pub fn disconnect(&self, session: &Session) {
+    pub fn disconnect(&self, session: &mut Session) {
+        self.unwatch(session);
         self.clients.lock().remove(&session.id());
     }
 
@@ -152,26 +239,63 @@ impl Engine {
     }
 
     /// Run one command and return its reply. `args[0]` is the command name.
+    /// A blocking command that finds nothing answers its timeout reply at
+    /// once (there is no connection to wait on).
     pub fn execute(&self, session: &mut Session, args: &[Bytes]) -> Reply {
-        match self.try_execute(session, args) {
-            Ok(reply) => reply,
-            Err(e) => Reply::Error(e.to_string()),
+        match self.execute_or_block(session, args) {
+            Outcome::Reply(reply) => reply,
+            Outcome::Block(block) => block.timeout_reply,
         }
     }
 
-    fn try_execute(&self, session: &mut Session, args: &[Bytes]) -> Result<Reply, CmdError> {
+    /// Run one command; a blocking command that finds nothing to take
+    /// answers [`Outcome::Block`] and the caller decides how to wait.
+    pub fn execute_or_block(&self, session: &mut Session, args: &[Bytes]) -> Outcome {
+        match self.dispatch(session, args) {
+            Ok(reply) => Outcome::Reply(reply),
+            Err(CmdError::Block(block)) => Outcome::Block(block),
+            Err(e) => Outcome::Reply(Reply::Error(e.to_string())),
+        }
+    }
+
+    fn dispatch(&self, session: &mut Session, args: &[Bytes]) -> Result<Reply, CmdError> {
         let Some(name) = args.first() else {
             return Err(CmdError::err("empty command"));
         };
-        let Some(spec) = cmd::lookup(name) else {
-            return Err(unknown_command(args));
+        let spec = match cmd::lookup(name) {
+            Some(spec) if spec.arity_ok(args.len()) => spec,
+            found => {
+                // Inside MULTI a command that cannot run makes EXEC fail.
+                if session.multi.is_some() {
+                    session.multi_failed = true;
+                }
+                return Err(match found {
+                    Some(spec) => CmdError::Arity(spec.name.to_string()),
+                    None => unknown_command(args),
+                });
+            }
         };
-        if !spec.arity_ok(args.len()) {
-            return Err(CmdError::Arity(spec.name.to_string()));
-        }
         if !session.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
             return Err(CmdError::Raw("NOAUTH Authentication required.".into()));
         }
+        if session.multi.is_some() && !spec.flags.contains(Flags::TRANSACTION) {
+            if let Some(queue) = session.multi.as_mut() {
+                queue.push(args.to_vec());
+            }
+            return Ok(Reply::Status("QUEUED"));
+        }
+        self.run(spec, session, args, false)
+    }
+
+    /// Run `spec`. `locked`: the caller (EXEC) already holds the storage
+    /// lock exclusively.
+    pub(crate) fn run(
+        &self,
+        spec: &'static CommandSpec,
+        session: &mut Session,
+        args: &[Bytes],
+        locked: bool,
+    ) -> Result<Reply, CmdError> {
         self.stats
             .commands_processed
             .fetch_add(1, Ordering::Relaxed);
@@ -181,15 +305,16 @@ impl Engine {
             .last_active_ms
             .store(now_ms(), Ordering::Relaxed);
 
-        let now = now_ms();
-        let ctx = self.storage.ctx(session.db, now);
+        let ctx = self.storage.ctx(session.db, now_ms());
         let lock = self.storage.lock();
         let _read_guard;
         let _write_guard;
-        if spec.is_write() {
-            _write_guard = lock.write();
-        } else if !spec.flags.contains(Flags::NO_KEYS) {
-            _read_guard = lock.read();
+        if !locked {
+            if spec.is_write() {
+                _write_guard = lock.write();
+            } else if !spec.flags.contains(Flags::NO_KEYS) {
+                _read_guard = lock.read();
+            }
         }
         let mut call = Call {
             engine: self,
@@ -197,15 +322,70 @@ impl Engine {
             ctx,
             args,
         };
-        let result = (spec.handler)(&mut call);
-        match result {
+        match (spec.handler)(&mut call) {
             Ok(reply) => {
-                call.ctx.commit()?;
+                if call.ctx.is_dirty() {
+                    let touched = (!self.waiters.is_empty()).then(|| call.ctx.touched());
+                    call.ctx.commit()?;
+                    // Still under the lock: EXEC checks WATCH under it too.
+                    if let Some(touched) = touched {
+                        self.waiters.touch(&touched);
+                    }
+                }
                 Ok(reply)
             }
             Err(e) => {
                 call.ctx.rollback();
                 Err(e)
+            }
+        }
+    }
+
+    /// EXEC: run the queued commands under one exclusive hold of the
+    /// storage lock, so no other client's command lands in between.
+    pub(crate) fn exec_queued(&self, session: &mut Session, queue: Vec<Vec<Bytes>>) -> Reply {
+        let _guard = self.storage.lock().write();
+        if session.watch.as_ref().is_some_and(|w| w.is_touched()) {
+            self.unwatch(session);
+            return Reply::NilArray;
+        }
+        self.unwatch(session);
+        let mut replies = Vec::with_capacity(queue.len());
+        for args in &queue {
+            let reply = match args.first().and_then(|name| cmd::lookup(name)) {
+                Some(spec) => match self.run(spec, session, args, true) {
+                    Ok(reply) => reply,
+                    Err(CmdError::Block(block)) => block.timeout_reply,
+                    Err(e) => Reply::Error(e.to_string()),
+                },
+                None => Reply::Error(unknown_command(args).to_string()),
+            };
+            replies.push(reply);
+        }
+        Reply::Array(replies)
+    }
+
+    /// WATCH: remember `keys` of the session's database; a write to any of
+    /// them makes the next EXEC fail.
+    pub(crate) fn watch(&self, session: &mut Session, keys: &[Bytes]) {
+        let waiter = session
+            .watch
+            .get_or_insert_with(|| Arc::new(Waiter::default()))
+            .clone();
+        for key in keys {
+            let entry = (session.db, key.to_vec());
+            if !session.watched_keys.contains(&entry) {
+                self.waiters.register(&entry, &waiter);
+                session.watched_keys.push(entry);
+            }
+        }
+    }
+
+    /// Forget every watched key of the session.
+    pub fn unwatch(&self, session: &mut Session) {
+        if let Some(waiter) = session.watch.take() {
+            for entry in session.watched_keys.drain(..) {
+                self.waiters.unregister(&entry, &waiter);
             }
         }
     }

@@ -13,7 +13,10 @@ Run a real Redis-compatible server inside your Python process::
 
 from __future__ import annotations
 
+from redis.exceptions import ResponseError
+
 from kiwi._kiwi import REDIS_VERSION, __version__
+from kiwi.embedded import Database, open
 from kiwi.server import Server
 
-__all__ = ["Server", "REDIS_VERSION", "__version__"]
+__all__ = ["Database", "REDIS_VERSION", "ResponseError", "Server", "__version__", "open"]

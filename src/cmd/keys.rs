@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::strings::count_lookup;
 use super::{glob_match, int_arg, is, text, Call, CmdError, CmdResult};
 use crate::resp::Reply;
-use crate::storage::{data_key, data_prefix, Ctx, KeyType, Meta, MetaBody, DATABASES};
+use crate::storage::{Ctx, KeyType, Meta, MetaBody};
 
 pub fn del(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
@@ -147,29 +147,168 @@ fn rename_generic(call: &mut Call<'_, '_>, nx: bool) -> CmdResult {
     if nx && call.ctx.peek(to)?.is_some() {
         return Ok(done(false));
     }
-    let meta = match meta.body {
-        MetaBody::String(_) => meta,
-        MetaBody::Collection(mut coll) => {
-            // Element keys embed the user key: move every element under the
-            // new name and a fresh version, so nothing of an older `to` shows.
-            let db = call.ctx.db;
-            let old_prefix = data_prefix(db, from, coll.version);
-            let version = call.ctx.storage().next_version();
-            for (sub, value) in call.ctx.scan_data(&old_prefix)? {
-                call.ctx.put_data(&data_key(db, to, version, &sub), &value);
-                call.ctx
-                    .delete_data(&data_key(db, from, coll.version, &sub));
-            }
-            coll.version = version;
-            Meta {
-                expire_at_ms: meta.expire_at_ms,
-                body: MetaBody::Collection(coll),
-            }
-        }
-    };
+    let db = call.ctx.db;
+    let meta = relocated(call, meta, (db, from), (db, to))?;
     call.ctx.put_meta(to, &meta);
     call.ctx.delete_key(from);
     Ok(done(true))
+}
+
+/// `meta` as it must be stored under another name: element keys embed the
+/// user key, so a collection's elements are copied under the new name and a
+/// fresh version (nothing of an older key of that name shows through). The
+/// source's elements become unreachable with its meta record and are
+/// reclaimed by compaction.
+fn relocated(
+    call: &mut Call<'_, '_>,
+    meta: Meta,
+    from: (u8, &[u8]),
+    to: (u8, &[u8]),
+) -> CmdResult<Meta> {
+    match meta.body {
+        MetaBody::String(_) => Ok(meta),
+        MetaBody::Collection(mut coll) => {
+            let version = call.ctx.storage().next_version();
+            call.ctx
+                .copy_elements((from.0, from.1, coll.version), (to.0, to.1, version))?;
+            coll.version = version;
+            Ok(Meta {
+                expire_at_ms: meta.expire_at_ms,
+                body: MetaBody::Collection(coll),
+            })
+        }
+    }
+}
+
+/// COPY source destination [DB index] [REPLACE]
+pub fn copy(call: &mut Call<'_, '_>) -> CmdResult {
+    let args = call.args;
+    let (from, to) = (&args[1], &args[2]);
+    let src_db = call.ctx.db;
+    let mut dst_db = src_db;
+    let mut replace = false;
+    let mut i = 3;
+    while i < args.len() {
+        if is(&args[i], "replace") {
+            replace = true;
+            i += 1;
+        } else if is(&args[i], "db") && i + 1 < args.len() {
+            let db = super::int_arg(&args[i + 1])?;
+            if !(0..i64::from(crate::storage::DATABASES)).contains(&db) {
+                return Err(CmdError::err("DB index is out of range"));
+            }
+            dst_db = db as u8;
+            i += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    if src_db == dst_db && from == to {
+        return Err(CmdError::err("source and destination objects are the same"));
+    }
+    let Some(meta) = call.ctx.get_meta(from)? else {
+        return Ok(Reply::Int(0));
+    };
+    call.ctx.db = dst_db;
+    let exists = call.ctx.peek(to);
+    call.ctx.db = src_db;
+    if exists?.is_some() && !replace {
+        return Ok(Reply::Int(0));
+    }
+    let meta = relocated(call, meta, (src_db, from), (dst_db, to))?;
+    call.ctx.db = dst_db;
+    call.ctx.put_meta(to, &meta);
+    call.ctx.db = src_db;
+    Ok(Reply::Int(1))
+}
+
+/// TOUCH key [key ...]: how many exist (Kiwi keeps no access times).
+pub fn touch(call: &mut Call<'_, '_>) -> CmdResult {
+    let mut n = 0;
+    for key in &call.args[1..] {
+        n += i64::from(call.ctx.peek(key)?.is_some());
+    }
+    Ok(Reply::Int(n))
+}
+
+/// OBJECT ENCODING|REFCOUNT|IDLETIME|FREQ|HELP. Encodings are Redis 7.0's
+/// names for a value of that shape and size.
+pub fn object(call: &mut Call<'_, '_>) -> CmdResult {
+    let args = call.args;
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    if sub == "help" && args.len() == 2 {
+        return Ok(Reply::Array(
+            [
+                "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "ENCODING <key>",
+                "    Return the kind of internal representation used in order to store the value",
+                "    associated with a <key>.",
+                "FREQ <key>",
+                "    Return the access frequency index of the <key>. The returned integer is",
+                "    proportional to the logarithm of the recent access frequency of the key.",
+                "IDLETIME <key>",
+                "    Return the idle time of the <key>, that is the approximated number of",
+                "    seconds elapsed since the last access to the key.",
+                "REFCOUNT <key>",
+                "    Return the number of references of the value associated with the specified",
+                "    <key>.",
+                "HELP",
+                "    Print this help.",
+            ]
+            .into_iter()
+            .map(Reply::Status)
+            .collect(),
+        ));
+    }
+    if !matches!(sub.as_str(), "encoding" | "refcount" | "idletime" | "freq") {
+        return Err(CmdError::err(format!(
+            "unknown subcommand '{}'. Try OBJECT HELP.",
+            text(&args[1])
+        )));
+    }
+    if args.len() != 3 {
+        return Err(CmdError::Arity(format!("object|{sub}")));
+    }
+    let Some(meta) = call.ctx.get_meta(&args[2])? else {
+        return Ok(Reply::Nil);
+    };
+    Ok(match sub.as_str() {
+        "encoding" => Reply::bulk_str(encoding_name(&meta)),
+        "refcount" => Reply::Int(1),
+        "idletime" => Reply::Int(0),
+        _ => {
+            return Err(CmdError::err(
+                "An LFU maxmemory policy is not selected, access frequency not tracked. \
+                 Please note that when switching between policies at runtime LRU and LFU data \
+                 will take some time to adjust.",
+            ))
+        }
+    })
+}
+
+fn encoding_name(meta: &Meta) -> &'static str {
+    match &meta.body {
+        MetaBody::String(v) => {
+            if v.len() <= 20 && super::parse_i64(v).is_some() {
+                "int"
+            } else if v.len() <= 44 {
+                "embstr"
+            } else {
+                "raw"
+            }
+        }
+        MetaBody::Collection(c) => match c.kind {
+            KeyType::Hash if c.len <= 128 => "listpack",
+            KeyType::Hash => "hashtable",
+            KeyType::List if c.len <= 128 => "listpack",
+            KeyType::List => "quicklist",
+            KeyType::Set if c.len <= 128 => "listpack",
+            KeyType::Set => "hashtable",
+            KeyType::ZSet if c.len <= 128 => "listpack",
+            KeyType::ZSet => "skiplist",
+            KeyType::String => "raw",
+        },
+    }
 }
 
 pub fn rename(call: &mut Call<'_, '_>) -> CmdResult {
@@ -302,15 +441,7 @@ pub fn flushdb(call: &mut Call<'_, '_>) -> CmdResult {
 
 pub fn flushall(call: &mut Call<'_, '_>) -> CmdResult {
     flush_args(call)?;
-    let storage = call.ctx.storage();
-    for db in (0..DATABASES).filter(|&db| db != call.ctx.db) {
-        // The engine holds the write lock; each other database is flushed
-        // in its own batch, the selected one with this command's batch.
-        let mut ctx = storage.ctx(db, call.ctx.now_ms);
-        ctx.flush_db();
-        ctx.commit()?;
-    }
-    call.ctx.flush_db();
+    call.ctx.flush_all();
     Ok(Reply::OK)
 }
 

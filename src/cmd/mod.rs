@@ -16,6 +16,7 @@ mod session;
 mod set;
 mod strings;
 mod table;
+mod transaction;
 mod zset;
 
 pub use args::{float_arg, int_arg, is, parse_f64, parse_i64, text, timeout_arg};

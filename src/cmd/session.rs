@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::engine::ClientInfo;
+use crate::engine::{ClientInfo, Waiter};
 use crate::resp::Protocol;
 
 #[derive(Debug)]
@@ -15,6 +15,13 @@ pub struct Session {
     /// Set by QUIT: the connection closes after this reply.
     pub quit: bool,
     pub info: Arc<ClientInfo>,
+    /// Commands queued since MULTI (`None` outside a transaction).
+    pub multi: Option<Vec<Vec<Bytes>>>,
+    /// A command queued since MULTI could not run: EXEC must refuse.
+    pub multi_failed: bool,
+    /// WATCHed keys and the waiter that records writes to them.
+    pub watch: Option<Arc<Waiter>>,
+    pub watched_keys: Vec<(u8, Vec<u8>)>,
 }
 
 impl Session {
@@ -25,6 +32,10 @@ impl Session {
             authenticated,
             quit: false,
             info,
+            multi: None,
+            multi_failed: false,
+            watch: None,
+            watched_keys: Vec::new(),
         }
     }
 

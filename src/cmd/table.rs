@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use super::{hash, keys, list, server, set, strings, zset, Call, CmdResult};
+use super::{hash, keys, list, server, set, strings, transaction, zset, Call, CmdResult};
 
 /// Command flags (a subset of Redis's, the ones Kiwi acts on or reports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +19,8 @@ impl Flags {
     pub const FAST: Flags = Flags(1 << 4);
     pub const ADMIN: Flags = Flags(1 << 5);
     pub const DENYOOM: Flags = Flags(1 << 6);
+    /// Runs at once even inside MULTI (MULTI, EXEC, DISCARD, WATCH, QUIT…).
+    pub const TRANSACTION: Flags = Flags(1 << 7);
 
     pub const fn union(self, other: Flags) -> Flags {
         Flags(self.0 | other.0)
@@ -90,6 +92,8 @@ pub(crate) mod flags {
     pub const C: Flags = Flags::NO_KEYS.union(Flags::FAST);
     pub const CA: Flags = Flags::NO_KEYS.union(Flags::NO_AUTH).union(Flags::FAST);
     pub const A: Flags = Flags::NO_KEYS.union(Flags::ADMIN);
+    /// Transaction control: no storage lock of its own, runs inside MULTI.
+    pub const TX: Flags = Flags::NO_KEYS.union(Flags::TRANSACTION).union(Flags::FAST);
 }
 use flags::*;
 
@@ -105,6 +109,7 @@ pub(crate) use commands;
 /// Every command list with the group COMMAND DOCS reports for it.
 static GROUPS: &[(&str, &[CommandSpec])] = &[
     ("connection", CONNECTION),
+    ("transactions", TRANSACTIONS),
     ("server", SERVER),
     ("string", STRINGS),
     ("generic", KEYS),
@@ -132,11 +137,19 @@ static CONNECTION: &[CommandSpec] = commands! {
     // Connection and server.
     "auth", -2, CA, 0, 0, 0, server::auth;
     "hello", -1, CA, 0, 0, 0, server::hello;
-    "quit", -1, CA, 0, 0, 0, server::quit;
+    "quit", -1, CA.union(Flags::TRANSACTION), 0, 0, 0, server::quit;
     "ping", -1, C, 0, 0, 0, server::ping;
     "echo", 2, C, 0, 0, 0, server::echo;
     "select", 2, C, 0, 0, 0, server::select;
     "client", -2, Flags::NO_KEYS, 0, 0, 0, server::client;
+};
+
+static TRANSACTIONS: &[CommandSpec] = commands! {
+    "multi", 1, TX, 0, 0, 0, transaction::multi;
+    "exec", 1, TX, 0, 0, 0, transaction::exec;
+    "discard", 1, TX, 0, 0, 0, transaction::discard;
+    "watch", -2, TX, 1, -1, 1, transaction::watch;
+    "unwatch", 1, TX, 0, 0, 0, transaction::unwatch;
 };
 
 static SERVER: &[CommandSpec] = commands! {
@@ -184,6 +197,9 @@ static KEYS: &[CommandSpec] = commands! {
     "rename", 3, WD, 1, 2, 1, keys::rename;
     "renamenx", 3, WF, 1, 2, 1, keys::renamenx;
     "randomkey", 1, R, 0, 0, 0, keys::randomkey;
+    "copy", -3, W, 1, 2, 1, keys::copy;
+    "touch", -2, RF, 1, -1, 1, keys::touch;
+    "object", -2, R, 2, 2, 1, keys::object;
     // Expiry.
     "expire", -3, WF, 1, 1, 1, keys::expire;
     "pexpire", -3, WF, 1, 1, 1, keys::pexpire;

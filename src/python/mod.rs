@@ -3,6 +3,8 @@
 //! Every call that does real work releases the GIL, and every error becomes
 //! a Python exception: nothing here panics across the FFI boundary.
 
+mod embedded;
+
 use std::path::PathBuf;
 
 use parking_lot::Mutex;
@@ -119,6 +121,8 @@ fn kiwi_extension(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", crate::version())?;
     m.add("REDIS_VERSION", crate::cmd::REDIS_VERSION)?;
     m.add_class::<PyServerHandle>()?;
+    m.add_class::<embedded::EmbeddedEngine>()?;
+    m.add_class::<embedded::EmbeddedConnection>()?;
     m.add_function(wrap_pyfunction!(start_server, m)?)?;
     m.add_function(wrap_pyfunction!(run_server_cli, m)?)?;
     Ok(())

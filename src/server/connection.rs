@@ -2,6 +2,7 @@
 //! in it, answer them all in one write (pipelining), repeat.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -9,7 +10,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::Engine;
+use crate::cmd::{BlockOn, Session};
+use crate::engine::{Engine, Outcome, Waiter};
+use crate::resp::Reply;
 use crate::resp::RequestDecoder;
 
 /// Flush replies once this much output has accumulated, so a long pipeline
@@ -46,13 +49,13 @@ pub(super) async fn serve(
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
-    engine.disconnect(&session);
+    engine.disconnect(&mut session);
 }
 
 async fn run(
     engine: &Engine,
     stream: &mut TcpStream,
-    session: &mut crate::cmd::Session,
+    session: &mut Session,
     max_bulk: usize,
     shutdown: &CancellationToken,
 ) -> std::io::Result<()> {
@@ -67,7 +70,26 @@ async fn run(
                     if args.is_empty() {
                         continue;
                     }
-                    let reply = engine.execute(session, &args);
+                    let reply = match engine.execute_or_block(session, &args) {
+                        Outcome::Reply(reply) => reply,
+                        Outcome::Block(block) => {
+                            // Earlier replies go out before this client waits.
+                            if !output.is_empty() {
+                                stream.write_all(&output).await?;
+                                output.clear();
+                            }
+                            let waited = Blocked {
+                                engine,
+                                session,
+                                args: &args,
+                                block,
+                            };
+                            match waited.wait(stream, &mut input, shutdown).await? {
+                                Some(reply) => reply,
+                                None => return Ok(()),
+                            }
+                        }
+                    };
                     reply.encode(session.protocol, &mut output);
                     if session.quit {
                         stream.write_all(&output).await?;
@@ -104,5 +126,74 @@ async fn run(
         if n == 0 {
             return Ok(());
         }
+    }
+}
+
+/// A client blocked in BLPOP and friends.
+struct Blocked<'a> {
+    engine: &'a Engine,
+    session: &'a mut Session,
+    args: &'a [bytes::Bytes],
+    block: BlockOn,
+}
+
+impl Blocked<'_> {
+    /// Wait until a write to one of the keys lets the command run, or the
+    /// timeout passes (its nil reply). `None`: the client went away or the
+    /// server is stopping.
+    async fn wait(
+        self,
+        stream: &mut TcpStream,
+        input: &mut BytesMut,
+        shutdown: &CancellationToken,
+    ) -> std::io::Result<Option<Reply>> {
+        let Blocked {
+            engine,
+            session,
+            args,
+            block,
+        } = self;
+        let waiter = Arc::new(Waiter::default());
+        let keys: Vec<(u8, Vec<u8>)> = block
+            .keys
+            .iter()
+            .map(|k| (session.db, k.to_vec()))
+            .collect();
+        for key in &keys {
+            engine.waiters.register(key, &waiter);
+        }
+        engine.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
+        let deadline = block.timeout.map(|t| tokio::time::Instant::now() + t);
+        let result = async {
+            loop {
+                // Registered first, then retried: a push in between is not missed.
+                if let Outcome::Reply(reply) = engine.execute_or_block(session, args) {
+                    return Ok(Some(reply));
+                }
+                let timeout = async {
+                    match deadline {
+                        Some(d) => tokio::time::sleep_until(d).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = waiter.notify.notified() => {}
+                    _ = timeout => return Ok(Some(block.timeout_reply.clone())),
+                    _ = shutdown.cancelled() => return Ok(None),
+                    // Requests sent meanwhile wait in the buffer; a close ends the wait.
+                    n = stream.read_buf(input) => {
+                        if n? == 0 {
+                            return Ok(None);
+                        }
+                    }
+                }
+            }
+        }
+        .await;
+        engine.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+        for key in &keys {
+            engine.waiters.unregister(key, &waiter);
+        }
+        result
     }
 }

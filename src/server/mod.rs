@@ -155,10 +155,12 @@ async fn expiry_loop(engine: Arc<Engine>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(Duration::from_millis(1000 / u64::from(hz))) => {}
         }
-        match engine
+        let swept = engine
             .storage()
-            .sweep_expired(&mut cursor, SWEEP_BUDGET, now_ms())
-        {
+            .sweep_expired(&mut cursor, SWEEP_BUDGET, now_ms(), |t| {
+                engine.waiters.touch(t)
+            });
+        match swept {
             Ok(n) => {
                 engine
                     .stats

@@ -4,7 +4,7 @@
 
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
-use super::{Meta, Result, Storage};
+use super::{Meta, Result, Storage, Touched};
 
 /// Where the sweep resumes; empty = from the start of the keyspace.
 #[derive(Debug, Default, Clone)]
@@ -12,17 +12,19 @@ pub struct SweepCursor(Vec<u8>);
 
 impl Storage {
     /// Examine up to `budget` keys from `cursor`, deleting the expired ones.
-    /// Returns how many were deleted. Takes the command lock exclusively.
+    /// Returns the (database, key) pairs deleted. Takes the command lock
+    /// exclusively; `on_deleted` runs under it (to wake WATCHers).
     pub fn sweep_expired(
         &self,
         cursor: &mut SweepCursor,
         budget: usize,
         now_ms: u64,
+        on_deleted: impl FnOnce(&Touched),
     ) -> Result<usize> {
         let _guard = self.lock().write();
         let cf = self.meta_cf();
         let mut batch = WriteBatch::default();
-        let mut deleted = 0;
+        let mut deleted = Vec::new();
         let mut next = None;
         let iter = self
             .db
@@ -36,14 +38,22 @@ impl Storage {
             if let Some((_, Some(at))) = Meta::peek(&v) {
                 if at <= now_ms {
                     batch.delete_cf(cf, &k);
-                    deleted += 1;
+                    if let Some((db, key)) = k.split_first() {
+                        deleted.push((*db, key.to_vec()));
+                    }
                 }
             }
         }
         cursor.0 = next.unwrap_or_default();
-        if deleted > 0 {
-            self.write(batch)?;
+        if deleted.is_empty() {
+            return Ok(0);
         }
-        Ok(deleted)
+        self.write(batch)?;
+        let touched = Touched {
+            keys: deleted,
+            flushed: None,
+        };
+        on_deleted(&touched);
+        Ok(touched.keys.len())
     }
 }

@@ -27,7 +27,7 @@ pub use encoding::{
     CollectionMeta, Expiry, KeyType, Meta, MetaBody, LIST_START_INDEX,
 };
 pub use expiry::SweepCursor;
-pub use txn::{Ctx, RangeIter};
+pub use txn::{Ctx, Flushed, RangeIter, Touched};
 
 /// Number of logical databases (SELECT 0..15).
 pub const DATABASES: u8 = 16;

@@ -11,7 +11,7 @@ use std::ops::Bound;
 use bytes::Bytes;
 use rocksdb::{DBRawIterator, ReadOptions, WriteBatch};
 
-use super::{meta_key, Cf, Expiry, KeyType, Meta, Result, Storage, StorageError};
+use super::{data_prefix, meta_key, Cf, Expiry, KeyType, Meta, Result, Storage, StorageError};
 
 type Overlay = BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>;
 
@@ -21,8 +21,34 @@ pub struct Ctx<'a> {
     pub now_ms: u64,
     /// Pending writes: `Some` = put, `None` = delete.
     pending: Overlay,
-    /// FLUSHDB ran in this command: committed entries of `db` are hidden.
-    flushed: bool,
+    /// FLUSHDB/FLUSHALL ran in this command: which committed entries are hidden.
+    flushed: Flushed,
+}
+
+/// Databases a pending FLUSHDB/FLUSHALL empties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flushed {
+    Nothing,
+    Db(u8),
+    All,
+}
+
+impl Flushed {
+    fn hides(self, key: &[u8]) -> bool {
+        match self {
+            Flushed::Nothing => false,
+            Flushed::Db(db) => key.first() == Some(&db),
+            Flushed::All => true,
+        }
+    }
+}
+
+/// The keys a command changed, for WATCH and blocked clients.
+#[derive(Debug, Default)]
+pub struct Touched {
+    pub keys: Vec<(u8, Vec<u8>)>,
+    /// Databases emptied as a whole (`None` entries of FLUSHALL: every one).
+    pub flushed: Option<Option<u8>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -32,7 +58,7 @@ impl<'a> Ctx<'a> {
             db,
             now_ms,
             pending: BTreeMap::new(),
-            flushed: false,
+            flushed: Flushed::Nothing,
         }
     }
 
@@ -47,7 +73,7 @@ impl<'a> Ctx<'a> {
         if let Some(v) = self.pending.get(&(cf, key.to_vec())) {
             return Ok(v.clone());
         }
-        if self.flushed && key.first() == Some(&self.db) {
+        if self.flushed.hides(key) {
             return Ok(None);
         }
         Ok(self.storage.db.get_cf(self.storage.cf(cf), key)?)
@@ -99,7 +125,7 @@ impl<'a> Ctx<'a> {
             raw,
             overlay,
             reverse,
-            hide_db: self.flushed.then_some(self.db),
+            hidden: self.flushed,
             failed: false,
         }
     }
@@ -120,7 +146,7 @@ impl<'a> Ctx<'a> {
         if let Some(v) = self.pending.get(&(Cf::Meta, mk.clone())) {
             return v.as_deref().map(Meta::decode).transpose();
         }
-        if self.flushed {
+        if self.flushed.hides(&mk) {
             return Ok(None);
         }
         match self.storage.db.get_pinned_cf(self.storage.meta_cf(), mk)? {
@@ -141,7 +167,7 @@ impl<'a> Ctx<'a> {
         let mk = meta_key(self.db, key);
         let found = match self.pending.get(&(Cf::Meta, mk.clone())) {
             Some(v) => v.as_deref().map(peek_raw).transpose()?,
-            None if self.flushed => None,
+            None if self.flushed.hides(&mk) => None,
             None => match self.storage.db.get_pinned_cf(self.storage.meta_cf(), mk)? {
                 Some(raw) => Some(peek_raw(&raw)?),
                 None => None,
@@ -155,7 +181,7 @@ impl<'a> Ctx<'a> {
         &self,
         keys: impl IntoIterator<Item = &'k Bytes>,
     ) -> Result<Vec<Option<Meta>>> {
-        if !self.pending.is_empty() || self.flushed {
+        if !self.pending.is_empty() || self.flushed != Flushed::Nothing {
             return keys.into_iter().map(|k| self.get_meta(k)).collect();
         }
         let encoded: Vec<Vec<u8>> = keys.into_iter().map(|k| meta_key(self.db, k)).collect();
@@ -228,12 +254,65 @@ impl<'a> Ctx<'a> {
     pub fn flush_db(&mut self) {
         let db = self.db;
         self.pending.retain(|(_, k), _| k.first() != Some(&db));
-        self.flushed = true;
+        if self.flushed == Flushed::Nothing {
+            self.flushed = Flushed::Db(db);
+        }
+    }
+
+    /// Remove every key of every database (FLUSHALL), atomically.
+    pub fn flush_all(&mut self) {
+        self.pending.clear();
+        self.flushed = Flushed::All;
+    }
+
+    /// Copy every element of one collection version to another key and
+    /// version (RENAME, COPY), in every element family.
+    pub fn copy_elements(&mut self, from: (u8, &[u8], u64), to: (u8, &[u8], u64)) -> Result<()> {
+        let src = data_prefix(from.0, from.1, from.2);
+        let dst = data_prefix(to.0, to.1, to.2);
+        let end = super::prefix_end(&src);
+        for cf in [Cf::Data, Cf::ZScore] {
+            let items: Vec<_> = self
+                .iter(cf, &src, end.as_deref(), false)
+                .collect::<Result<_>>()?;
+            for (k, v) in items {
+                let mut key = dst.clone();
+                key.extend_from_slice(&k[src.len()..]);
+                self.put(cf, &key, &v);
+            }
+        }
+        Ok(())
     }
 
     /// Whether this command has written anything yet.
     pub fn is_dirty(&self) -> bool {
-        self.flushed || !self.pending.is_empty()
+        self.flushed != Flushed::Nothing || !self.pending.is_empty()
+    }
+
+    /// The user keys this command's pending writes change.
+    pub fn touched(&self) -> Touched {
+        let mut keys = std::collections::BTreeSet::new();
+        for (cf, raw) in self.pending.keys() {
+            match cf {
+                Cf::Meta if !raw.is_empty() => {
+                    keys.insert((raw[0], raw[1..].to_vec()));
+                }
+                Cf::Data | Cf::ZScore => {
+                    if let Some((db, key, _, _)) = super::split_data_key(raw) {
+                        keys.insert((db, key.to_vec()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Touched {
+            keys: keys.into_iter().collect(),
+            flushed: match self.flushed {
+                Flushed::Nothing => None,
+                Flushed::Db(db) => Some(Some(db)),
+                Flushed::All => Some(None),
+            },
+        }
     }
 
     /// Apply the collected writes as one atomic batch.
@@ -242,10 +321,14 @@ impl<'a> Ctx<'a> {
             return Ok(());
         }
         let mut batch = WriteBatch::default();
-        if self.flushed {
-            let db = self.db;
+        let range = match self.flushed {
+            Flushed::Nothing => None,
+            Flushed::Db(db) => Some((db, db + 1)),
+            Flushed::All => Some((0, super::DATABASES)),
+        };
+        if let Some((from, to)) = range {
             for cf in Cf::ALL {
-                batch.delete_range_cf(self.storage.cf(cf), [db], [db + 1]);
+                batch.delete_range_cf(self.storage.cf(cf), [from], [to]);
             }
         }
         for ((cf, key), value) in std::mem::take(&mut self.pending) {
@@ -255,14 +338,14 @@ impl<'a> Ctx<'a> {
                 None => batch.delete_cf(handle, key),
             }
         }
-        self.flushed = false;
+        self.flushed = Flushed::Nothing;
         self.storage.write(batch)
     }
 
     /// Drop the collected writes (a command that failed half-way).
     pub fn rollback(&mut self) {
         self.pending.clear();
-        self.flushed = false;
+        self.flushed = Flushed::Nothing;
     }
 }
 
@@ -276,8 +359,8 @@ pub struct RangeIter<'a> {
     /// Pending writes in range, next one last.
     overlay: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     reverse: bool,
-    /// Committed entries of this database are hidden (FLUSHDB pending).
-    hide_db: Option<u8>,
+    /// Committed entries hidden by a pending FLUSHDB/FLUSHALL.
+    hidden: Flushed,
     failed: bool,
 }
 
@@ -300,8 +383,8 @@ impl Iterator for RangeIter<'_> {
         }
         loop {
             // Skip committed entries hidden by a pending FLUSHDB.
-            while let (Some(db), Some(k)) = (self.hide_db, self.raw.key()) {
-                if k.first() != Some(&db) {
+            while let Some(k) = self.raw.key() {
+                if !self.hidden.hides(k) {
                     break;
                 }
                 self.advance_raw();
@@ -329,9 +412,7 @@ impl Iterator for RangeIter<'_> {
                 }
             };
             if take_overlay {
-                let Some((k, v)) = self.overlay.pop() else {
-                    return None;
-                };
+                let (k, v) = self.overlay.pop()?;
                 match v {
                     Some(v) => return Some(Ok((k, v))),
                     None => continue,

@@ -27,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from kiwitest import HOST, IO_TIMEOUT, RawConnection, no_retry  # noqa: E402
 
+pytest_plugins = ["pytester"]
+
 EXTERNAL_PORT_ENV = "KIWI_TEST_EXTERNAL_PORT"
 KIWI_ONLY = "kiwi_only"
 #: Fixtures that imply a Kiwi of the test's own; tests using them get the marker.

@@ -140,7 +140,9 @@ fn expired_keys_read_as_missing_and_the_sweep_removes_them() {
     let mut cursor = SweepCursor::default();
     let mut deleted = 0;
     for _ in 0..10 {
-        deleted += storage.sweep_expired(&mut cursor, 16, 2000).expect("sweep");
+        deleted += storage
+            .sweep_expired(&mut cursor, 16, 2000, |_| {})
+            .expect("sweep");
     }
     assert_eq!(deleted, 50);
     assert_eq!(

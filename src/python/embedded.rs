@@ -1,0 +1,192 @@
+//! The embedded engine: storage and commands in this process, no network.
+//!
+//! Python talks to it through redis-py with an in-memory "socket": each
+//! connection's packed commands go to [`EmbeddedConnection::send`], run on
+//! the engine, and their RESP replies are read back by redis-py's own
+//! parser. Replies are therefore typed exactly as redis-py types them for a
+//! server, pipelines and transactions included.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use parking_lot::Mutex;
+use pyo3::exceptions::{PyConnectionError, PyRuntimeError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::cmd::Session;
+use crate::config::RuntimeConfig;
+use crate::engine::Engine;
+use crate::resp::RequestDecoder;
+
+/// An open data directory served in-process.
+#[pyclass(name = "EmbeddedEngine", module = "kiwi._kiwi")]
+pub struct EmbeddedEngine {
+    engine: Mutex<Option<Arc<Engine>>>,
+    path: PathBuf,
+}
+
+#[pymethods]
+impl EmbeddedEngine {
+    /// Open (creating if needed) the data directory at `path`.
+    #[new]
+    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let config = RuntimeConfig::new(path.clone());
+        let engine = py
+            .detach(|| Engine::open(config))
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        Ok(EmbeddedEngine {
+            engine: Mutex::new(Some(Arc::new(engine))),
+            path,
+        })
+    }
+
+    /// The data directory.
+    #[getter]
+    fn path(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// Whether the engine is open.
+    #[getter]
+    fn open(&self) -> bool {
+        self.engine.lock().is_some()
+    }
+
+    /// A new client session (one per redis-py connection).
+    fn connect(&self) -> PyResult<EmbeddedConnection> {
+        let engine = self.get()?;
+        let session = engine.connect("embedded".into(), "embedded".into());
+        let max_bulk = engine.config.read().proto_max_bulk_len;
+        Ok(EmbeddedConnection {
+            state: Mutex::new(Some(ConnectionState {
+                engine,
+                session,
+                decoder: RequestDecoder::new(max_bulk),
+                input: BytesMut::new(),
+                output: BytesMut::new(),
+                closed: false,
+            })),
+        })
+    }
+
+    /// Close the storage. The directory is released once no command is
+    /// running; later calls raise.
+    fn close(&self, py: Python<'_>) {
+        let engine = self.engine.lock().take();
+        py.detach(move || {
+            if let Some(engine) = engine {
+                if let Err(e) = engine.storage().flush() {
+                    tracing::warn!(error = %e, "flushing the WAL at close failed");
+                }
+                drop(engine);
+            }
+        });
+    }
+
+    fn __repr__(&self) -> String {
+        let state = if self.engine.lock().is_some() {
+            "open"
+        } else {
+            "closed"
+        };
+        format!("<kiwi EmbeddedEngine {} {state}>", self.path.display())
+    }
+}
+
+impl EmbeddedEngine {
+    fn get(&self) -> PyResult<Arc<Engine>> {
+        self.engine
+            .lock()
+            .clone()
+            .ok_or_else(|| PyConnectionError::new_err("the Kiwi database is closed"))
+    }
+}
+
+struct ConnectionState {
+    engine: Arc<Engine>,
+    session: Session,
+    decoder: RequestDecoder,
+    input: BytesMut,
+    output: BytesMut,
+    /// QUIT or a protocol error: no more requests are read.
+    closed: bool,
+}
+
+impl ConnectionState {
+    /// Run every complete request in the input; replies go to the output.
+    fn process(&mut self) {
+        while !self.closed {
+            self.decoder.set_authenticated(self.session.authenticated);
+            match self.decoder.parse(&mut self.input) {
+                Ok(Some(args)) if args.is_empty() => continue,
+                Ok(Some(args)) => {
+                    let reply = self.engine.execute(&mut self.session, &args);
+                    reply.encode(self.session.protocol, &mut self.output);
+                    self.closed = self.session.quit;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.output
+                        .extend_from_slice(format!("-ERR {e}\r\n").as_bytes());
+                    self.closed = true;
+                }
+            }
+        }
+    }
+}
+
+/// One client session of an [`EmbeddedEngine`], driven like a socket.
+#[pyclass(name = "EmbeddedConnection", module = "kiwi._kiwi")]
+pub struct EmbeddedConnection {
+    state: Mutex<Option<ConnectionState>>,
+}
+
+#[pymethods]
+impl EmbeddedConnection {
+    /// Hand over request bytes; every complete request runs now.
+    fn send(&self, py: Python<'_>, data: Vec<u8>) -> PyResult<()> {
+        py.detach(|| {
+            let mut guard = self.state.lock();
+            let state = guard
+                .as_mut()
+                .ok_or_else(|| PyConnectionError::new_err("the connection is closed"))?;
+            if state.closed {
+                return Err(PyConnectionError::new_err("the connection is closed"));
+            }
+            state.input.extend_from_slice(&data);
+            state.process();
+            Ok(())
+        })
+    }
+
+    /// Up to `max` bytes of pending replies; `None` when nothing is pending
+    /// (empty bytes once the session ended and everything was read).
+    fn recv<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let mut guard = self.state.lock();
+        let Some(state) = guard.as_mut() else {
+            return Ok(Some(PyBytes::new(py, b"")));
+        };
+        if state.output.is_empty() {
+            return Ok(if state.closed {
+                Some(PyBytes::new(py, b""))
+            } else {
+                None
+            });
+        }
+        let n = max.max(1).min(state.output.len());
+        let chunk = state.output.split_to(n);
+        Ok(Some(PyBytes::new(py, &chunk)))
+    }
+
+    /// End the session.
+    fn close(&self, py: Python<'_>) {
+        let state = self.state.lock().take();
+        py.detach(move || {
+            if let Some(mut state) = state {
+                state.engine.disconnect(&mut state.session);
+            }
+        });
+    }
+}

@@ -1,0 +1,155 @@
+"""MULTI/EXEC/DISCARD/WATCH through redis-py, alone and against other clients."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import redis
+
+from kiwitest import run_threads
+
+
+def test_exec_runs_queued_commands_in_order(r: redis.Redis) -> None:
+    pipe = r.pipeline(transaction=True)
+    pipe.set("a", "1").incr("a").incrby("a", 10).get("a")
+    assert pipe.execute() == [True, 2, 12, b"12"]
+
+
+def test_errors_at_run_time_are_returned_in_place(r: redis.Redis) -> None:
+    pipe = r.pipeline(transaction=True)
+    pipe.set("s", "text").incr("s").set("after", "1")
+    results = pipe.execute(raise_on_error=False)
+    assert results[0] is True
+    assert isinstance(results[1], redis.ResponseError)
+    assert str(results[1]) == "value is not an integer or out of range"
+    assert results[2] is True
+    assert r.get("after") == b"1", "the commands after a failing one still ran"
+
+
+def test_queue_time_error_aborts_the_whole_transaction(r: redis.Redis) -> None:
+    r.execute_command("MULTI")
+    r.execute_command("SET", "k", "v")  # +QUEUED (checked byte-exact in redis-diff/transactions.txt)
+    with pytest.raises(redis.ResponseError, match="unknown command"):
+        r.execute_command("NOSUCH", "x")
+    with pytest.raises(redis.ResponseError, match="^Transaction discarded because of previous errors"):
+        r.execute_command("EXEC")
+    assert r.exists("k") == 0
+
+
+def test_discard_drops_the_queue(r: redis.Redis) -> None:
+    r.execute_command("MULTI")
+    r.execute_command("SET", "k", "v")
+    assert r.execute_command("DISCARD") in (True, b"OK", "OK")
+    assert r.exists("k") == 0
+    with pytest.raises(redis.ResponseError, match="EXEC without MULTI"):
+        r.execute_command("EXEC")
+
+
+def test_watch_aborts_exec_when_another_client_writes(r: redis.Redis, make_client) -> None:
+    other = make_client()
+    r.set("balance", 100)
+    with r.pipeline(transaction=True) as pipe:
+        pipe.watch("balance")
+        current = int(pipe.get("balance"))
+        other.set("balance", 50)  # a concurrent writer
+        pipe.multi()
+        pipe.set("balance", current - 10)
+        with pytest.raises(redis.WatchError):
+            pipe.execute()
+    assert r.get("balance") == b"50"
+
+
+def test_watch_lets_exec_through_when_nothing_changed(r: redis.Redis, make_client) -> None:
+    other = make_client()
+    r.set("balance", 100)
+    other.set("unrelated", 1)
+    with r.pipeline(transaction=True) as pipe:
+        pipe.watch("balance")
+        current = int(pipe.get("balance"))
+        pipe.multi()
+        pipe.set("balance", current - 10)
+        assert pipe.execute() == [True]
+    assert r.get("balance") == b"90"
+
+
+def test_watched_key_deleted_or_flushed_counts_as_changed(r: redis.Redis, make_client) -> None:
+    other = make_client()
+    for change in (lambda: other.delete("w"), lambda: other.flushdb()):
+        r.set("w", 1)
+        with r.pipeline(transaction=True) as pipe:
+            pipe.watch("w")
+            change()
+            pipe.multi()
+            pipe.set("w", 2)
+            with pytest.raises(redis.WatchError):
+                pipe.execute()
+
+
+def test_optimistic_increments_from_many_clients_lose_nothing(r: redis.Redis, make_client) -> None:
+    """The classic WATCH/GET/MULTI/SET/EXEC retry loop: every increment lands once."""
+    workers, per_worker = 6, 40
+    clients = [make_client() for _ in range(workers)]
+    r.set("counter", 0)
+    conflicts = []
+    lock = threading.Lock()
+
+    def work(client: redis.Redis) -> int:
+        done = 0
+        attempts = 0
+        while done < per_worker:
+            attempts += 1
+            assert attempts < per_worker * 200, "retry loop did not converge"
+            with client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch("counter")
+                    value = int(pipe.get("counter"))
+                    pipe.multi()
+                    pipe.set("counter", value + 1)
+                    pipe.execute()
+                    done += 1
+                except redis.WatchError:
+                    with lock:
+                        conflicts.append(1)
+        return done
+
+    run_threads([lambda c=c: work(c) for c in clients], timeout=60)
+    assert int(r.get("counter")) == workers * per_worker
+
+
+def test_exec_is_atomic_for_other_readers(r: redis.Redis, make_client) -> None:
+    """Readers never see the state between two commands of one EXEC."""
+    writer, reader = make_client(), make_client()
+    r.mset({"x": 0, "y": 0})
+    rounds = 300
+    stop = threading.Event()
+    torn: list[tuple[bytes, bytes]] = []
+
+    def write() -> None:
+        try:
+            for i in range(1, rounds + 1):
+                pipe = writer.pipeline(transaction=True)
+                pipe.set("x", i).set("y", i)
+                pipe.execute()
+        finally:
+            stop.set()
+
+    def read() -> None:
+        while not stop.is_set():
+            x, y = reader.mget("x", "y")
+            if x != y:
+                torn.append((x, y))
+
+    run_threads([write, read], timeout=60)
+    assert not torn, f"saw half of a transaction: {torn[:5]}"
+    assert r.mget("x", "y") == [str(rounds).encode()] * 2
+
+
+def test_nested_multi_and_watch_inside_multi_are_refused(r: redis.Redis) -> None:
+    r.execute_command("MULTI")
+    with pytest.raises(redis.ResponseError, match="MULTI calls can not be nested"):
+        r.execute_command("MULTI")
+    with pytest.raises(redis.ResponseError, match="WATCH inside MULTI is not allowed"):
+        r.execute_command("WATCH", "k")
+    r.execute_command("SET", "k", "v")
+    assert r.execute_command("EXEC") in ([b"OK"], ["OK"], [True])
