@@ -143,6 +143,16 @@ fn get_list(call: &Call<'_, '_>, key: &[u8]) -> CmdResult<Option<Collection>> {
     call.collection(key, KeyType::List)
 }
 
+/// The list a pop takes from. When a blocked command runs again, a key that
+/// meanwhile came to hold another type is just not ready (Redis serves blocked
+/// clients only from lists), so it answers nothing rather than WRONGTYPE.
+fn source_list(call: &Call<'_, '_>, key: &[u8]) -> CmdResult<Option<Collection>> {
+    match get_list(call, key) {
+        Err(CmdError::WrongType) if call.session.retrying_block => Ok(None),
+        found => found,
+    }
+}
+
 /// [`get_list`] for a read-only command: counted in the keyspace hits/misses.
 fn read_list(call: &Call<'_, '_>, key: &[u8]) -> CmdResult<Option<Collection>> {
     let found = get_list(call, key);
@@ -721,7 +731,7 @@ fn move_one(
     from: End,
     to: End,
 ) -> CmdResult<Option<Bytes>> {
-    let Some(mut source) = get_list(call, src)? else {
+    let Some(mut source) = source_list(call, src)? else {
         return Ok(None);
     };
     if source.is_empty() {
@@ -816,7 +826,7 @@ fn pop_first(
     count: u64,
 ) -> CmdResult<Option<(Bytes, Vec<Bytes>)>> {
     for key in keys {
-        let Some(mut coll) = get_list(call, key)? else {
+        let Some(mut coll) = source_list(call, key)? else {
             continue;
         };
         if coll.is_empty() {

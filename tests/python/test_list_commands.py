@@ -527,7 +527,7 @@ def test_concurrent_inserts_and_removals_in_the_middle(
     """LINSERT/LREM in the middle while others push at both ends: the final
     list holds exactly what was added and not removed, in a consistent order."""
     r.rpush("mid", "pivot")
-    workers_n, per_worker = 4, 150
+    workers_n, per_worker = 4, 90
     start = threading.Barrier(workers_n * 2, timeout=BARRIER_TIMEOUT)
 
     def inserter(index: int, client: redis.Redis) -> int:
@@ -697,3 +697,42 @@ def test_blocked_client_ignores_a_push_to_other_keys(
     r.rpush("mine", "y")
     assert finish(thread, result) == [b"mine", b"y"]
     assert r.lrange("other", 0, -1) == [b"x"]
+
+
+def assert_still_blocked(result: list[Any], name: str, r: redis.Redis, command: str) -> None:
+    """The blocked client has not answered (checked for a moment: there is
+    no event to wait for when nothing should happen)."""
+    deadline = time.monotonic() + 0.3
+    while time.monotonic() < deadline:
+        assert not result, f"{name} answered: {result}"
+        time.sleep(0.02)
+    assert blocked_on(r, name, command)
+
+
+def test_blocked_pop_ignores_its_key_turning_into_a_string(
+    r: redis.Redis, make_client: ClientFactory
+) -> None:
+    """Redis serves blocked clients only from lists: a key that becomes a
+    string is not ready (no WRONGTYPE); a later list there wakes the client."""
+    thread, result = start_blocked(make_client, r, "bws", "BLPOP", "k", "k2", 0)
+    r.set("k", "v")
+    assert_still_blocked(result, "bws", r, "blpop")
+    r.rpush("k2", "x")
+    assert finish(thread, result) == [b"k2", b"x"]
+    assert r.get("k") == b"v"
+
+
+def test_blocked_lmove_answers_wrongtype_for_a_string_destination(
+    r: redis.Redis, make_client: ClientFactory
+) -> None:
+    thread, result = start_blocked(
+        make_client, r, "bmw", "BLMOVE", "src", "dst", "LEFT", "LEFT", 0
+    )
+    r.set("dst", "v")
+    r.rpush("src", "a")
+    thread.join(10)
+    assert not thread.is_alive()
+    assert isinstance(result[0], redis.ResponseError)
+    assert str(result[0]) == WRONGTYPE
+    assert r.lrange("src", 0, -1) == [b"a"]
+    assert r.get("dst") == b"v"
