@@ -1,60 +1,291 @@
 //! The `kiwi-server` command line, shared by the Rust binary and the
 //! Python console script.
+//!
+//! It follows redis-server's grammar so tools that drive redis-server
+//! (pytest-redis, scripts, supervisors) can drive Kiwi unchanged:
+//! `kiwi-server [/path/to/redis.conf] [--directive value ...]`, where a
+//! directive takes every following word up to the next `--` (so
+//! `--save ""` and `--save 900 1 300 10` both work), and the config file
+//! holds the same directives one per line. clap does not fit that grammar
+//! (a positional config file plus variable-arity directives shared with a
+//! file format), so the parsing is done here, with redis.conf's quoting.
 
+use std::io::Write;
 use std::path::PathBuf;
-
-use clap::Parser;
 
 use crate::cmd::REDIS_VERSION;
 use crate::config::{parse_memory, RuntimeConfig};
+use crate::resp::split_args;
 use crate::server::Server;
+use crate::storage::DATABASES;
 
-/// Kiwi: a Redis-compatible key-value server on RocksDB.
-#[derive(Debug, Parser)]
-#[command(name = "kiwi-server", disable_version_flag = true)]
-pub struct Args {
-    /// TCP port to listen on (0 picks a free one).
-    #[arg(long, default_value_t = 7379)]
-    pub port: u16,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    pub bind: String,
-    /// Data directory (created if missing); RocksDB keeps everything here.
-    #[arg(long, default_value = "./kiwi-data")]
-    pub dir: PathBuf,
-    /// Require clients to AUTH with this password.
-    #[arg(long)]
-    pub requirepass: Option<String>,
-    /// Largest bulk string a request may carry (bytes, or 512mb-style).
-    #[arg(long, default_value = "512mb")]
-    pub proto_max_bulk_len: String,
-    /// Most clients connected at once.
-    #[arg(long, default_value_t = 10_000)]
-    pub maxclients: usize,
-    /// Active-expiry sweeps per second.
-    #[arg(long, default_value_t = 10)]
-    pub hz: u32,
-    /// Log level: debug, verbose, notice or warning (Redis's names).
-    #[arg(long, default_value = "notice")]
-    pub loglevel: String,
-    /// Print the version and exit.
-    #[arg(long, short = 'v')]
-    pub version: bool,
+const HELP: &str = "\
+kiwi-server: a Redis-compatible key-value server on RocksDB.
+
+Usage: kiwi-server [/path/to/redis.conf] [--directive value ...]
+       kiwi-server -v | --version
+       kiwi-server -h | --help
+
+Directives (also valid as `directive value` lines in the config file):
+  --port N                 TCP port (default 7379; 0 picks a free one)
+  --bind ADDR [ADDR ...]   address to listen on (default 127.0.0.1; the first is used)
+  --dir PATH               data directory, created if missing (default ./kiwi-data)
+  --requirepass PASS       clients must AUTH with PASS
+  --unixsocket PATH        also listen on a unix socket
+  --unixsocketperm OCTAL   permissions of the unix socket (e.g. 700)
+  --maxclients N           most clients connected at once (default 10000)
+  --timeout SECONDS        accepted; idle clients are not closed yet
+  --hz N                   active-expiry sweeps per second (default 10)
+  --proto-max-bulk-len N   largest bulk string in a request (default 512mb)
+  --databases N            number of databases; Kiwi has 16, so N <= 16
+  --loglevel LEVEL         debug, verbose, notice (default) or warning
+  --logfile PATH           log to PATH instead of standard error (\"\" = stderr)
+  --pidfile PATH           write the process id to PATH while running
+  --daemonize no           Kiwi stays in the foreground (yes is refused)
+
+Accepted for compatibility with redis-server and ignored, with a logged note
+(Kiwi persists every write to RocksDB's write-ahead log instead):
+  save, appendonly, appendfsync, appendfilename, dbfilename, rdbcompression,
+  rdbchecksum, stop-writes-on-bgsave-error, syslog-enabled, syslog-ident,
+  always-show-logo, protected-mode, tcp-backlog, tcp-keepalive, supervised,
+  maxmemory, maxmemory-policy, maxmemory-samples, io-threads,
+  io-threads-do-reads, enable-debug-command, enable-protected-configs,
+  enable-module-command, set-proc-title, latency-monitor-threshold,
+  slowlog-log-slower-than, slowlog-max-len, notify-keyspace-events,
+  lazyfree-lazy-eviction, lazyfree-lazy-expire, lazyfree-lazy-server-del,
+  lazyfree-lazy-user-del, activerehashing, dynamic-hz, jemalloc-bg-thread.
+Any other directive is refused.
+
+kiwi-server stops cleanly on SIGINT or SIGTERM.
+";
+
+const IGNORED: &[&str] = &[
+    "save",
+    "appendonly",
+    "appendfsync",
+    "appendfilename",
+    "dbfilename",
+    "rdbcompression",
+    "rdbchecksum",
+    "stop-writes-on-bgsave-error",
+    "syslog-enabled",
+    "syslog-ident",
+    "always-show-logo",
+    "protected-mode",
+    "tcp-backlog",
+    "tcp-keepalive",
+    "supervised",
+    "maxmemory",
+    "maxmemory-policy",
+    "maxmemory-samples",
+    "io-threads",
+    "io-threads-do-reads",
+    "enable-debug-command",
+    "enable-protected-configs",
+    "enable-module-command",
+    "set-proc-title",
+    "latency-monitor-threshold",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
+    "notify-keyspace-events",
+    "lazyfree-lazy-eviction",
+    "lazyfree-lazy-expire",
+    "lazyfree-lazy-server-del",
+    "lazyfree-lazy-user-del",
+    "activerehashing",
+    "dynamic-hz",
+    "jemalloc-bg-thread",
+];
+
+/// One setting: its name and words, from the config file or the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directive {
+    pub name: String,
+    pub args: Vec<String>,
+    /// Where it came from, for error messages.
+    pub origin: String,
 }
 
-impl Args {
-    pub fn into_config(self) -> Result<RuntimeConfig, String> {
-        let mut config = RuntimeConfig::new(self.dir);
-        config.port = self.port;
-        config.bind = self.bind;
-        config.requirepass = self.requirepass.filter(|p| !p.is_empty());
-        config.proto_max_bulk_len = parse_memory(&self.proto_max_bulk_len)
-            .ok_or_else(|| format!("invalid --proto-max-bulk-len '{}'", self.proto_max_bulk_len))?
-            as usize;
-        config.maxclients = self.maxclients;
-        config.hz = self.hz.clamp(1, 500);
-        Ok(config)
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Invocation {
+    Help,
+    Version,
+    Run(Box<Settings>),
+}
+
+/// Everything `kiwi-server` starts with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config: RuntimeConfig,
+    pub loglevel: String,
+    pub logfile: Option<PathBuf>,
+    pub pidfile: Option<PathBuf>,
+    /// Directives accepted but without effect, logged at startup.
+    pub ignored: Vec<String>,
+}
+
+/// Split `argv` (program name first) into the config file and directives.
+pub fn parse_invocation(argv: &[String]) -> Result<Invocation, String> {
+    let mut words = argv.iter().skip(1).peekable();
+    match words.peek().map(|w| w.as_str()) {
+        Some("-h" | "--help") => return Ok(Invocation::Help),
+        Some("-v" | "--version") => return Ok(Invocation::Version),
+        _ => {}
     }
+    let mut directives = Vec::new();
+    if let Some(first) = words.peek() {
+        if !first.starts_with("--") {
+            let path = PathBuf::from(words.next().map(String::as_str).unwrap_or_default());
+            directives.extend(read_config_file(&path)?);
+        }
+    }
+    let mut current: Option<Directive> = None;
+    for word in words {
+        if let Some(name) = word.strip_prefix("--").filter(|n| !n.is_empty()) {
+            directives.extend(current.take());
+            current = Some(Directive {
+                name: name.to_ascii_lowercase(),
+                args: Vec::new(),
+                origin: format!("command line option '--{name}'"),
+            });
+        } else if let Some(d) = current.as_mut() {
+            d.args.push(word.clone());
+        } else {
+            return Err(format!(
+                "unexpected argument '{word}' (directives start with --)"
+            ));
+        }
+    }
+    directives.extend(current);
+    Ok(Invocation::Run(Box::new(settings_from(&directives)?)))
+}
+
+/// Read a redis.conf-style file: `directive value ...` per line, `#` comments.
+pub fn read_config_file(path: &PathBuf) -> Result<Vec<Directive>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let words = split_args(line.as_bytes()).ok_or_else(|| {
+            format!(
+                "{}:{}: unbalanced quotes in '{line}'",
+                path.display(),
+                number + 1
+            )
+        })?;
+        let mut words = words
+            .into_iter()
+            .map(|w| String::from_utf8_lossy(&w).into_owned());
+        let Some(name) = words.next() else { continue };
+        out.push(Directive {
+            name: name.to_ascii_lowercase(),
+            args: words.collect(),
+            origin: format!("{}:{} '{line}'", path.display(), number + 1),
+        });
+    }
+    Ok(out)
+}
+
+/// Apply directives in order (later ones win) to the defaults.
+pub fn settings_from(directives: &[Directive]) -> Result<Settings, String> {
+    let mut settings = Settings {
+        config: RuntimeConfig::new("./kiwi-data"),
+        loglevel: "notice".into(),
+        logfile: None,
+        pidfile: None,
+        ignored: Vec::new(),
+    };
+    for d in directives {
+        apply(&mut settings, d).map_err(|e| format!("{}: {e}", d.origin))?;
+    }
+    Ok(settings)
+}
+
+fn one(d: &Directive) -> Result<&str, String> {
+    match d.args.as_slice() {
+        [value] => Ok(value),
+        _ => Err(format!("'{}' takes exactly one value", d.name)),
+    }
+}
+
+fn number<T: std::str::FromStr>(d: &Directive) -> Result<T, String> {
+    let value = one(d)?;
+    value
+        .parse()
+        .map_err(|_| format!("'{}' needs a number, not '{value}'", d.name))
+}
+
+fn apply(s: &mut Settings, d: &Directive) -> Result<(), String> {
+    let config = &mut s.config;
+    match d.name.as_str() {
+        "port" => config.port = number(d)?,
+        "bind" => {
+            let first = d.args.first().ok_or("'bind' needs an address")?;
+            // redis.conf's "* -::*" means every interface.
+            config.bind = if first == "*" {
+                "0.0.0.0".into()
+            } else {
+                first.trim_start_matches('-').to_string()
+            };
+        }
+        "dir" => config.dir = PathBuf::from(one(d)?),
+        "requirepass" => config.requirepass = Some(one(d)?.to_string()).filter(|p| !p.is_empty()),
+        "maxclients" => config.maxclients = number(d)?,
+        "timeout" => config.timeout = number(d)?,
+        "hz" => config.hz = number::<u32>(d)?.clamp(1, 500),
+        "proto-max-bulk-len" => {
+            let value = one(d)?;
+            config.proto_max_bulk_len =
+                parse_memory(value).ok_or_else(|| format!("invalid size '{value}'"))? as usize;
+        }
+        "unixsocket" => {
+            config.unixsocket = Some(PathBuf::from(one(d)?)).filter(|p| !p.as_os_str().is_empty())
+        }
+        "unixsocketperm" => {
+            let value = one(d)?;
+            config.unixsocketperm = Some(
+                u32::from_str_radix(value, 8)
+                    .map_err(|_| format!("invalid octal permissions '{value}'"))?,
+            );
+        }
+        "databases" => {
+            let n: u32 = number(d)?;
+            if n == 0 || n > u32::from(DATABASES) {
+                return Err(format!(
+                    "Kiwi has {DATABASES} databases; 'databases {n}' is not supported"
+                ));
+            }
+        }
+        "loglevel" => {
+            let level = one(d)?.to_ascii_lowercase();
+            if !["debug", "verbose", "notice", "warning", "nothing"].contains(&level.as_str()) {
+                return Err(format!("invalid log level '{level}'"));
+            }
+            s.loglevel = level;
+        }
+        "logfile" => s.logfile = Some(PathBuf::from(one(d)?)).filter(|p| !p.as_os_str().is_empty()),
+        "pidfile" => s.pidfile = Some(PathBuf::from(one(d)?)).filter(|p| !p.as_os_str().is_empty()),
+        "daemonize" => match one(d)?.to_ascii_lowercase().as_str() {
+            "no" => {}
+            "yes" => return Err(
+                "kiwi-server does not daemonize; run it in the foreground or under a supervisor"
+                    .into(),
+            ),
+            other => return Err(format!("'daemonize' takes yes or no, not '{other}'")),
+        },
+        name if IGNORED.contains(&name) => s.ignored.push(format!("{name} {}", d.args.join(" "))),
+        name => {
+            return Err(format!(
+                "unknown directive '{name}' (see kiwi-server --help)"
+            ))
+        }
+    }
+    Ok(())
 }
 
 /// The line `kiwi-server --version` prints, shaped like redis-server's so
@@ -67,20 +298,32 @@ pub fn version_line() -> String {
     )
 }
 
-fn init_logging(level: &str) {
+fn init_logging(level: &str, logfile: Option<&PathBuf>) -> Result<(), String> {
     let filter = match level {
         "debug" => "debug",
         "verbose" => "info",
         "warning" => "warn",
+        "nothing" => "off",
         _ => "info",
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    let env_filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(env_filter);
+    let _ = match logfile {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+            builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .try_init()
+        }
+        None => builder.with_writer(std::io::stderr).try_init(),
+    };
+    Ok(())
 }
 
 /// Run the server with these command-line arguments (`argv[0]` first)
@@ -88,34 +331,63 @@ fn init_logging(level: &str) {
 pub fn run<I, T>(argv: I) -> i32
 where
     I: IntoIterator<Item = T>,
-    T: Into<std::ffi::OsString> + Clone,
+    T: Into<std::ffi::OsString>,
 {
-    let args = match Args::try_parse_from(argv) {
-        Ok(args) => args,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
+    let argv: Vec<String> = argv
+        .into_iter()
+        .map(|a| a.into().to_string_lossy().into_owned())
+        .collect();
+    let settings = match parse_invocation(&argv) {
+        Ok(Invocation::Help) => {
+            print!("{HELP}");
+            return 0;
         }
-    };
-    if args.version {
-        println!("{}", version_line());
-        return 0;
-    }
-    init_logging(&args.loglevel);
-    let config = match args.into_config() {
-        Ok(c) => c,
+        Ok(Invocation::Version) => {
+            println!("{}", version_line());
+            return 0;
+        }
+        Ok(Invocation::Run(settings)) => *settings,
         Err(e) => {
             eprintln!("kiwi-server: {e}");
             return 2;
         }
     };
+    if let Err(e) = init_logging(&settings.loglevel, settings.logfile.as_ref()) {
+        eprintln!("kiwi-server: {e}");
+        return 1;
+    }
+    for note in &settings.ignored {
+        tracing::info!("accepted and ignored for compatibility: {note}");
+    }
+    if let Some(pidfile) = &settings.pidfile {
+        let written =
+            std::fs::File::create(pidfile).and_then(|mut f| writeln!(f, "{}", std::process::id()));
+        if let Err(e) = written {
+            eprintln!(
+                "kiwi-server: cannot write pid file {}: {e}",
+                pidfile.display()
+            );
+            return 1;
+        }
+    }
+    let code = serve(settings.config);
+    if let Some(pidfile) = &settings.pidfile {
+        let _ = std::fs::remove_file(pidfile);
+    }
+    code
+}
+
+fn serve(config: RuntimeConfig) -> i32 {
     let mut server = match Server::start(config) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("kiwi-server: {e}");
+            tracing::error!("{e}");
             return 1;
         }
     };
+    // The same words redis-server logs, for tools that wait for them.
+    tracing::info!("Ready to accept connections on {}", server.addr());
     println!(
         "Kiwi {} ready to accept connections on {}",
         crate::version(),

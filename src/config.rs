@@ -18,6 +18,9 @@ pub struct RuntimeConfig {
     pub hz: u32,
     /// Idle seconds before a client is closed (0 = never).
     pub timeout: u64,
+    /// Also listen on this unix socket.
+    pub unixsocket: Option<PathBuf>,
+    pub unixsocketperm: Option<u32>,
 }
 
 impl RuntimeConfig {
@@ -31,6 +34,8 @@ impl RuntimeConfig {
             maxclients: 10_000,
             hz: 10,
             timeout: 0,
+            unixsocket: None,
+            unixsocketperm: None,
         }
     }
 
@@ -45,6 +50,17 @@ impl RuntimeConfig {
             ("maxclients", self.maxclients.to_string()),
             ("hz", self.hz.to_string()),
             ("timeout", self.timeout.to_string()),
+            (
+                "unixsocket",
+                self.unixsocket
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ),
+            (
+                "unixsocketperm",
+                format!("{:o}", self.unixsocketperm.unwrap_or(0)),
+            ),
             ("databases", crate::storage::DATABASES.to_string()),
             ("save", String::new()),
             ("appendonly", "no".into()),
@@ -89,7 +105,9 @@ impl RuntimeConfig {
             }
             // Accepted for compatibility; Kiwi persists through RocksDB instead.
             "save" | "appendonly" | "maxmemory" | "maxmemory-policy" => {}
-            "bind" | "port" | "dir" | "databases" => return Err(ConfigSetError::Immutable),
+            "bind" | "port" | "dir" | "databases" | "unixsocket" | "unixsocketperm" => {
+                return Err(ConfigSetError::Immutable)
+            }
             _ => return Err(ConfigSetError::Unknown),
         }
         Ok(())

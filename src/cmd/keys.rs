@@ -56,7 +56,7 @@ pub fn keys(call: &mut Call<'_, '_>) -> CmdResult {
 
 /// SCAN's cursor, read like Redis's `strtoul`: an optional sign (a minus
 /// wraps around), decimal digits, no leading space; "" is cursor 0.
-fn parse_cursor(arg: &[u8]) -> Option<u64> {
+pub(super) fn parse_cursor(arg: &[u8]) -> Option<u64> {
     let digits = match arg.first() {
         None => return Some(0),
         Some(b'-' | b'+') => &arg[1..],

@@ -470,7 +470,7 @@ pub fn incrbyfloat(call: &mut Call<'_, '_>) -> CmdResult {
 /// as 10.59999999999999964), so this module emulates that format exactly:
 /// correctly rounded parsing, round-to-nearest-even addition, and exact
 /// decimal printing, using a small big-integer helper.
-mod ld {
+pub(crate) mod ld {
     use std::cmp::Ordering;
 
     /// Exponent of the lowest mantissa bit of the smallest subnormal.

@@ -1,13 +1,11 @@
 //! One client connection: read whatever arrived, run every complete request
 //! in it, answer them all in one write (pipelining), repeat.
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::cmd::{BlockOn, Session};
@@ -19,17 +17,19 @@ use crate::resp::RequestDecoder;
 /// does not buffer all of its replies in memory.
 const OUTPUT_HIGH_WATER: usize = 64 * 1024;
 
-pub(super) async fn serve(
+/// A client's byte stream: TCP or a unix socket.
+pub(super) trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> ClientStream for T {}
+
+/// Serve one client until it quits, breaks the protocol, goes away, or
+/// the server stops. `peer`/`local` are the addresses CLIENT LIST shows.
+pub(super) async fn serve<S: ClientStream>(
     engine: Arc<Engine>,
-    mut stream: TcpStream,
-    peer: SocketAddr,
+    mut stream: S,
+    peer: String,
+    local: String,
     shutdown: CancellationToken,
 ) {
-    let _ = stream.set_nodelay(true);
-    let local = stream
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
     let (maxclients, max_bulk) = {
         let config = engine.config.read();
         (config.maxclients, config.proto_max_bulk_len)
@@ -44,7 +44,7 @@ pub(super) async fn serve(
             .await;
         return;
     }
-    let mut session = engine.connect(peer.to_string(), local);
+    let mut session = engine.connect(peer.clone(), local);
     let result = run(&engine, &mut stream, &mut session, max_bulk, &shutdown).await;
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -52,9 +52,9 @@ pub(super) async fn serve(
     engine.disconnect(&mut session);
 }
 
-async fn run(
+async fn run<S: ClientStream>(
     engine: &Engine,
-    stream: &mut TcpStream,
+    stream: &mut S,
     session: &mut Session,
     max_bulk: usize,
     shutdown: &CancellationToken,
@@ -141,9 +141,9 @@ impl Blocked<'_> {
     /// Wait until a write to one of the keys lets the command run, or the
     /// timeout passes (its nil reply). `None`: the client went away or the
     /// server is stopping.
-    async fn wait(
+    async fn wait<S: ClientStream>(
         self,
-        stream: &mut TcpStream,
+        stream: &mut S,
         input: &mut BytesMut,
         shutdown: &CancellationToken,
     ) -> std::io::Result<Option<Reply>> {

@@ -50,6 +50,8 @@ impl Server {
             std::net::TcpListener::bind(&bind).map_err(|e| KiwiError::Bind(bind.clone(), e))?;
         std_listener.set_nonblocking(true).map_err(KiwiError::Io)?;
         let addr = std_listener.local_addr().map_err(KiwiError::Io)?;
+        let unixsocket = config.unixsocket.clone();
+        let unixsocketperm = config.unixsocketperm;
         let engine = Arc::new(Engine::open(config)?);
         engine.tcp_port.store(addr.port(), Ordering::Relaxed);
         // With port 0 the OS chose: CONFIG GET port tells the real one.
@@ -60,6 +62,27 @@ impl Server {
             TcpListener::from_std(std_listener).map_err(KiwiError::Io)?
         };
         runtime.spawn(accept_loop(engine.clone(), listener, shutdown.clone()));
+        #[cfg(unix)]
+        if let Some(path) = unixsocket {
+            // A stale socket file from an earlier run would make bind fail.
+            let _ = std::fs::remove_file(&path);
+            let listener = {
+                let _enter = runtime.enter();
+                tokio::net::UnixListener::bind(&path)
+                    .map_err(|e| KiwiError::Bind(path.display().to_string(), e))?
+            };
+            if let Some(perm) = unixsocketperm {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(perm))
+                    .map_err(KiwiError::Io)?;
+            }
+            runtime.spawn(accept_unix_loop(
+                engine.clone(),
+                listener,
+                path,
+                shutdown.clone(),
+            ));
+        }
         runtime.spawn(expiry_loop(engine.clone(), shutdown.clone()));
         tracing::info!(%addr, dir = %engine.storage().path().display(), "kiwi server ready");
         Ok(Server {
@@ -134,9 +157,20 @@ async fn accept_loop(engine: Arc<Engine>, listener: TcpListener, shutdown: Cance
         };
         match accepted {
             Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let local = stream
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
                 let engine = engine.clone();
                 let shutdown = shutdown.clone();
-                tokio::spawn(connection::serve(engine, stream, peer, shutdown));
+                tokio::spawn(connection::serve(
+                    engine,
+                    stream,
+                    peer.to_string(),
+                    local,
+                    shutdown,
+                ));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off briefly.
@@ -145,6 +179,42 @@ async fn accept_loop(engine: Arc<Engine>, listener: TcpListener, shutdown: Cance
             }
         }
     }
+}
+
+#[cfg(unix)]
+async fn accept_unix_loop(
+    engine: Arc<Engine>,
+    listener: tokio::net::UnixListener,
+    path: std::path::PathBuf,
+    shutdown: CancellationToken,
+) {
+    let local = path.display().to_string();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let engine = engine.clone();
+                let shutdown = shutdown.clone();
+                // Redis shows unix-socket clients as `addr=/path:0`.
+                let peer = format!("{local}:0");
+                tokio::spawn(connection::serve(
+                    engine,
+                    stream,
+                    peer,
+                    local.clone(),
+                    shutdown,
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept on unix socket failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&path);
 }
 
 async fn expiry_loop(engine: Arc<Engine>, shutdown: CancellationToken) {
