@@ -300,7 +300,7 @@ fn encoding_name(meta: &Meta) -> &'static str {
         MetaBody::Collection(c) => match c.kind {
             KeyType::Hash if c.len <= 128 => "listpack",
             KeyType::Hash => "hashtable",
-            KeyType::List if c.len <= 128 => "listpack",
+            // Redis 7.0 keeps every list in a quicklist (listpack is 7.2).
             KeyType::List => "quicklist",
             KeyType::Set if c.len <= 128 => "listpack",
             KeyType::Set => "hashtable",

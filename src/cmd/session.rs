@@ -22,6 +22,9 @@ pub struct Session {
     /// WATCHed keys and the waiter that records writes to them.
     pub watch: Option<Arc<Waiter>>,
     pub watched_keys: Vec<(u8, Vec<u8>)>,
+    /// A blocked command is being run again after it blocked: as in Redis,
+    /// a key that now holds another type counts as not ready (no WRONGTYPE).
+    pub retrying_block: bool,
 }
 
 impl Session {
@@ -36,6 +39,7 @@ impl Session {
             multi_failed: false,
             watch: None,
             watched_keys: Vec::new(),
+            retrying_block: false,
         }
     }
 

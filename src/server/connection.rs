@@ -193,7 +193,10 @@ impl Blocked<'_> {
         let result = async {
             loop {
                 // Registered first, then retried: a push in between is not missed.
-                if let Outcome::Reply(reply) = engine.execute_or_block(session, args) {
+                session.retrying_block = true;
+                let outcome = engine.execute_or_block(session, args);
+                session.retrying_block = false;
+                if let Outcome::Reply(reply) = outcome {
                     return Ok(Some(reply));
                 }
                 let timeout = async {
