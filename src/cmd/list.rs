@@ -231,7 +231,7 @@ fn scan(
 /// rewritten whole): the old elements become unreachable and compaction
 /// reclaims them, so nothing has to be deleted one by one.
 fn renew(call: &Call<'_, '_>, coll: &mut Collection) {
-    coll.meta.version = call.ctx.storage().next_version();
+    coll.meta.version = call.ctx.next_version();
     set_window(coll, LIST_START_INDEX, LIST_START_INDEX);
 }
 
