@@ -15,6 +15,7 @@ client's response callbacks, exactly as ``db.execute(...)`` parses it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import os
 import shutil
@@ -44,9 +45,13 @@ class _EngineSocket:
     def sendall(self, data: Any) -> None:
         self._session.send(bytes(data))
 
-    async def execute_async(self, request: bytes) -> None:
-        """Run ``request`` on the engine's blocking pool; its replies become readable."""
-        self._fed += await self._session.execute_async(request)
+    def execute_async(self, request: bytes) -> "asyncio.Future[bytes]":
+        """Hand ``request`` to the engine's blocking pool; resolves to the reply bytes."""
+        return self._session.execute_async(request)
+
+    def feed(self, replies: bytes) -> None:
+        """Make reply bytes (from :meth:`execute_async`) readable, before the session's own."""
+        self._fed += replies
 
     def recv(self, size: int) -> bytes:
         if self._fed:
@@ -82,6 +87,16 @@ class _EngineSocket:
     def close(self) -> None:
         self._fed.clear()
         self._session.close()
+
+
+def _release_after_engine(
+    pool: redis.ConnectionPool, conn: Connection, slots: asyncio.Semaphore, in_engine: "asyncio.Future[bytes]"
+) -> None:
+    """Done-callback of a cancelled ``aexecute``: return its connection to the pool."""
+    if in_engine.cancelled() or in_engine.exception() is not None:
+        conn.disconnect()
+    pool.release(conn)
+    slots.release()
 
 
 def _get_connection(pool: redis.ConnectionPool, command_name: str) -> Connection:
@@ -176,8 +191,9 @@ class Database(redis.Redis):
         concurrent calls use separate connections from the pool and run in
         parallel, at most the pool's ``max_connections`` at a time (redis-py's
         default is 100; further calls wait for a free connection instead of
-        raising ``MaxConnectionsError``). A cancelled call still completes in
-        the engine; its connection is then dropped.
+        raising ``MaxConnectionsError``). Cancelling the awaiting task does not
+        take back a command already handed to the engine: it runs to the end,
+        its reply is dropped and its connection then returns to the pool.
 
         Example::
 
@@ -191,8 +207,45 @@ class Database(redis.Redis):
         """
         if not args:
             raise TypeError("aexecute() needs a command name")
-        async with self._async_slot():
-            return await self._aexecute_on_a_connection(*args, **options)
+        slots = self._async_slot()
+        await slots.acquire()
+        pool = self.connection_pool
+        command_name = args[0]
+        try:
+            conn = _get_connection(pool, command_name)
+        except BaseException:
+            slots.release()
+            raise
+        finish_later = False
+        try:
+            sock = conn._sock
+            if not isinstance(sock, _EngineSocket):
+                raise redis.ConnectionError(f"not an embedded Kiwi connection: {conn!r}")
+            in_engine = sock.execute_async(b"".join(conn.pack_command(*args)))
+            try:
+                replies = await asyncio.shield(in_engine)
+            except asyncio.CancelledError:
+                if not in_engine.done():
+                    # The engine finishes the command; the connection is
+                    # released once it has (its session is clean then).
+                    finish_later = True
+                    in_engine.add_done_callback(functools.partial(_release_after_engine, pool, conn, slots))
+                raise
+            sock.feed(replies)
+            return self.parse_response(conn, command_name, **options)
+        except ResponseError:
+            # A Redis error reply: the connection is in a clean state, as in execute().
+            raise
+        except BaseException:
+            # Failed half way: don't hand a session with a reply possibly
+            # in flight to the next user.
+            if not finish_later:
+                conn.disconnect()
+            raise
+        finally:
+            if not finish_later:
+                pool.release(conn)
+                slots.release()
 
     def _async_slot(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -201,27 +254,6 @@ class Database(redis.Redis):
             slots = asyncio.Semaphore(max(1, int(self.connection_pool.max_connections)))
             self._async_slots[loop] = slots
         return slots
-
-    async def _aexecute_on_a_connection(self, *args: Any, **options: Any) -> Any:
-        pool = self.connection_pool
-        command_name = args[0]
-        conn = _get_connection(pool, command_name)
-        try:
-            sock = conn._sock
-            if not isinstance(sock, _EngineSocket):
-                raise redis.ConnectionError(f"not an embedded Kiwi connection: {conn!r}")
-            await sock.execute_async(b"".join(conn.pack_command(*args)))
-            return self.parse_response(conn, command_name, **options)
-        except ResponseError:
-            # A Redis error reply: the connection is in a clean state, as in execute().
-            raise
-        except BaseException:
-            # Cancelled, or failed half way: don't hand a session with a reply
-            # possibly in flight to the next user.
-            conn.disconnect()
-            raise
-        finally:
-            pool.release(conn)
 
     def close(self) -> None:
         """Close the connections and the storage, releasing the directory."""

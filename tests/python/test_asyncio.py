@@ -231,13 +231,17 @@ async def test_closed_database_raises_like_execute() -> None:
 
 
 async def test_cancelled_aexecute_leaves_no_stale_reply(db: kiwi.Database) -> None:
-    """A cancelled call completes in the engine; later calls get their own replies."""
+    """A cancelled call completes in the engine; later calls get their own replies.
+
+    Its connection goes back to the pool once the engine is done with it, so
+    a pool of one connection keeps working.
+    """
     args: list[Any] = ["MSET"]
     for i in range(20_000):
         args += [f"c:{i}", "v"]
     task = asyncio.create_task(db.aexecute(*args))
-    await asyncio.sleep(0)  # let the task hand its batch to the engine
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one loop turn: the task hands its batch to the engine, then awaits
+    assert not task.done()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await bounded(task)
@@ -251,6 +255,23 @@ async def test_cancelled_aexecute_leaves_no_stale_reply(db: kiwi.Database) -> No
     # The MSET was handed over before the cancel, so it lands, atomically.
     await wait_for_condition(mset_landed)
     assert db.dbsize() == 20_000
+
+
+async def test_cancelled_call_returns_its_connection_to_a_pool_of_one(tmp_path: Path) -> None:
+    with kiwi.open(tmp_path / "one", max_connections=1) as db:
+        args: list[Any] = ["MSET"]
+        for i in range(20_000):
+            args += [f"c:{i}", "v"]
+        task = asyncio.create_task(db.aexecute(*args))
+        await asyncio.sleep(0)
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await bounded(task)
+        # Waits for the one connection (the MSET's), then sees the MSET done.
+        assert await bounded(db.aexecute("EXISTS", "c:19999")) == 1
+        results = await bounded(asyncio.gather(*(db.aexecute("INCR", "n") for _ in range(50))))
+        assert sorted(results) == list(range(1, 51))
 
 
 # -- the server under asyncio ----------------------------------------------------------
