@@ -61,7 +61,7 @@ def duration(seconds: int) -> str:
         '7s'
     """
     seconds = max(0, int(seconds))
-    parts = []
+    parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size or parts:
             parts.append(f"{seconds // size}{unit}")

@@ -55,9 +55,9 @@ class _EngineSocket:
 
     def recv(self, size: int) -> bytes:
         if self._fed:
-            chunk = bytes(self._fed[: max(1, size)])
-            del self._fed[: len(chunk)]
-            return chunk
+            fed = bytes(self._fed[: max(1, size)])
+            del self._fed[: len(fed)]
+            return fed
         chunk = self._session.recv(size)
         if chunk is None:
             # Replies are produced synchronously by sendall: nothing pending
@@ -102,7 +102,7 @@ def _release_after_engine(
 def _get_connection(pool: redis.ConnectionPool, command_name: str) -> Connection:
     """``pool.get_connection()``, across redis-py versions (5.0 needs the name)."""
     if _GET_CONNECTION_NEEDS_NAME:
-        return pool.get_connection(command_name)  # type: ignore[call-arg]
+        return pool.get_connection(command_name)
     return pool.get_connection()
 
 
