@@ -1,5 +1,6 @@
 """Type stubs for the compiled extension ``kiwi._kiwi``."""
 
+import asyncio
 from os import PathLike
 from typing import Optional, Union
 
@@ -42,5 +43,12 @@ class EmbeddedConnection:
     """One client session of an EmbeddedEngine, driven like a socket."""
 
     def send(self, data: bytes) -> None: ...
+    def execute_async(self, data: bytes) -> asyncio.Future[bytes]:
+        """Run every complete request in ``data`` on tokio's blocking pool.
+
+        Needs a running asyncio event loop; resolves to all pending RESP
+        reply bytes (``ConnectionError`` once the session is closed).
+        """
+        ...
     def recv(self, max: int) -> Optional[bytes]: ...
     def close(self) -> None: ...

@@ -5,21 +5,31 @@ every redis-py method (``get``, ``set(..., ex=)``, ``mset``, ``lpush``,
 ``hset``, ``zadd``, pipelines, transactions, ...) works with redis-py's own
 signatures and reply types. Underneath, redis-py's connections write their
 requests into the engine through an in-memory socket instead of TCP.
+
+``await db.aexecute(...)`` is the asyncio face: the command runs on tokio's
+blocking pool inside the extension (the GIL and the event loop stay free) and
+its RESP reply is parsed by the connection's own redis-py parser and the
+client's response callbacks, exactly as ``db.execute(...)`` parses it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import inspect
 import os
 import shutil
 import socket
 import tempfile
+import weakref
 from types import TracebackType
 from typing import Any, Optional, Union
 
 import redis
 from redis.connection import Connection
+from redis.exceptions import ResponseError
 
-from kiwi import _kiwi
+from kiwi import _html, _kiwi
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -29,11 +39,25 @@ class _EngineSocket:
 
     def __init__(self, session: _kiwi.EmbeddedConnection) -> None:
         self._session = session
+        # Reply bytes produced by execute_async, read before the session's own.
+        self._fed = bytearray()
 
     def sendall(self, data: Any) -> None:
         self._session.send(bytes(data))
 
+    def execute_async(self, request: bytes) -> "asyncio.Future[bytes]":
+        """Hand ``request`` to the engine's blocking pool; resolves to the reply bytes."""
+        return self._session.execute_async(request)
+
+    def feed(self, replies: bytes) -> None:
+        """Make reply bytes (from :meth:`execute_async`) readable, before the session's own."""
+        self._fed += replies
+
     def recv(self, size: int) -> bytes:
+        if self._fed:
+            fed = bytes(self._fed[: max(1, size)])
+            del self._fed[: len(fed)]
+            return fed
         chunk = self._session.recv(size)
         if chunk is None:
             # Replies are produced synchronously by sendall: nothing pending
@@ -61,7 +85,29 @@ class _EngineSocket:
         pass
 
     def close(self) -> None:
+        self._fed.clear()
         self._session.close()
+
+
+def _release_after_engine(
+    pool: redis.ConnectionPool, conn: Connection, slots: asyncio.Semaphore, in_engine: "asyncio.Future[bytes]"
+) -> None:
+    """Done-callback of a cancelled ``aexecute``: return its connection to the pool."""
+    if in_engine.cancelled() or in_engine.exception() is not None:
+        conn.disconnect()
+    pool.release(conn)
+    slots.release()
+
+
+def _get_connection(pool: redis.ConnectionPool, command_name: str) -> Connection:
+    """``pool.get_connection()``, across redis-py versions (5.0 needs the name)."""
+    if _GET_CONNECTION_NEEDS_NAME:
+        return pool.get_connection(command_name)
+    return pool.get_connection()
+
+
+_COMMAND_NAME_PARAM = inspect.signature(redis.ConnectionPool.get_connection).parameters.get("command_name")
+_GET_CONNECTION_NEEDS_NAME = _COMMAND_NAME_PARAM is not None and _COMMAND_NAME_PARAM.default is inspect.Parameter.empty
 
 
 class EmbeddedConnection(Connection):
@@ -116,6 +162,10 @@ class Database(redis.Redis):
             raise
         pool = redis.ConnectionPool(connection_class=EmbeddedConnection, engine=self._engine, **kwargs)
         super().__init__(connection_pool=pool)
+        # Per event loop: how many aexecute calls may hold a pool connection.
+        self._async_slots: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def path(self) -> str:
@@ -130,6 +180,80 @@ class Database(redis.Redis):
         Redis's message.
         """
         return self.execute_command(*args, **options)
+
+    async def aexecute(self, *args: Any, **options: Any) -> Any:
+        """Run any command without blocking the asyncio event loop.
+
+        Returns exactly what :meth:`execute` returns for the same arguments
+        (redis-py's parser and response callbacks type the reply) and raises
+        the same exceptions, e.g. ``kiwi.ResponseError`` with Redis's text.
+        The command runs on a tokio blocking thread with the GIL released;
+        concurrent calls use separate connections from the pool and run in
+        parallel, at most the pool's ``max_connections`` at a time (redis-py's
+        default is 100; further calls wait for a free connection instead of
+        raising ``MaxConnectionsError``). Cancelling the awaiting task does not
+        take back a command already handed to the engine: it runs to the end,
+        its reply is dropped and its connection then returns to the pool.
+
+        Example::
+
+            >>> import asyncio, kiwi
+            >>> async def main() -> list:
+            ...     with kiwi.open() as db:
+            ...         await db.aexecute("SET", "k", "v")
+            ...         return await asyncio.gather(*(db.aexecute("INCR", "n") for _ in range(3)))
+            >>> sorted(asyncio.run(main()))
+            [1, 2, 3]
+        """
+        if not args:
+            raise TypeError("aexecute() needs a command name")
+        slots = self._async_slot()
+        await slots.acquire()
+        pool = self.connection_pool
+        command_name = args[0]
+        try:
+            conn = _get_connection(pool, command_name)
+        except BaseException:
+            slots.release()
+            raise
+        finish_later = False
+        try:
+            sock = conn._sock
+            if not isinstance(sock, _EngineSocket):
+                raise redis.ConnectionError(f"not an embedded Kiwi connection: {conn!r}")
+            in_engine = sock.execute_async(b"".join(conn.pack_command(*args)))
+            try:
+                replies = await asyncio.shield(in_engine)
+            except asyncio.CancelledError:
+                if not in_engine.done():
+                    # The engine finishes the command; the connection is
+                    # released once it has (its session is clean then).
+                    finish_later = True
+                    in_engine.add_done_callback(functools.partial(_release_after_engine, pool, conn, slots))
+                raise
+            sock.feed(replies)
+            return self.parse_response(conn, command_name, **options)
+        except ResponseError:
+            # A Redis error reply: the connection is in a clean state, as in execute().
+            raise
+        except BaseException:
+            # Failed half way: don't hand a session with a reply possibly
+            # in flight to the next user.
+            if not finish_later:
+                conn.disconnect()
+            raise
+        finally:
+            if not finish_later:
+                pool.release(conn)
+                slots.release()
+
+    def _async_slot(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        slots = self._async_slots.get(loop)
+        if slots is None:
+            slots = asyncio.Semaphore(max(1, int(self.connection_pool.max_connections)))
+            self._async_slots[loop] = slots
+        return slots
 
     def close(self) -> None:
         """Close the connections and the storage, releasing the directory."""
@@ -159,6 +283,29 @@ class Database(redis.Redis):
     def __repr__(self) -> str:
         state = "open" if self._engine.open else "closed"
         return f"<kiwi.Database {self._path!r} {state}>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: a table of the path, open/closed and keys per database.
+
+        Example::
+
+            >>> import kiwi
+            >>> with kiwi.open() as db:
+            ...     db.set("k", "v")
+            ...     "1 (0 with expiry)" in db._repr_html_()
+            True
+            True
+        """
+        rows: list[_html.Row] = [("path", self._path)]
+        if not self._engine.open:
+            rows.append(("state", "closed"))
+            return _html.table("kiwi.Database", rows)
+        rows.append(("state", "open"))
+        try:
+            rows.extend(_html.keyspace_rows(self.info("keyspace")))
+        except (redis.RedisError, OSError) as e:
+            rows.append(("keys", f"unavailable: {e}"))
+        return _html.table("kiwi.Database", rows)
 
 
 def open(path: Optional[PathLike] = None, **kwargs: Any) -> Database:  # noqa: A001 - mirrors the builtin on purpose

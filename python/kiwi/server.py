@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
 from types import TracebackType
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
-from kiwi import _kiwi
+from kiwi import _html, _kiwi
+
+if TYPE_CHECKING:
+    import redis
+    import redis.asyncio
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -29,6 +34,20 @@ class Server:
         ...     client.mget("a", "b")
         True
         ['1', '2']
+
+    In asyncio code, ``async with`` starts and stops it on a worker thread
+    and :meth:`client_async` gives a ``redis.asyncio.Redis``::
+
+        >>> import asyncio, kiwi
+        >>> async def main() -> bytes:
+        ...     async with kiwi.Server() as server:
+        ...         client = server.client_async()
+        ...         await client.set("k", "v")
+        ...         value = await client.get("k")
+        ...         await client.aclose()
+        ...         return value
+        >>> asyncio.run(main())
+        b'v'
     """
 
     def __init__(
@@ -88,6 +107,19 @@ class Server:
     ) -> None:
         self.stop()
 
+    async def __aenter__(self) -> "Server":
+        """Start the server on a worker thread, keeping the event loop free."""
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        """Stop the server on a worker thread, keeping the event loop free."""
+        await asyncio.to_thread(self.stop)
+
     def __del__(self) -> None:
         try:
             self.stop()
@@ -135,7 +167,61 @@ class Server:
 
         return redis.Redis(host=self.host, port=self.port, **kwargs)
 
+    def client_async(self, **kwargs: Any) -> "redis.asyncio.Redis":
+        """A ``redis.asyncio.Redis`` client for this server (connects lazily).
+
+        Keyword arguments go to ``redis.asyncio.Redis``; close it with
+        ``await client.aclose()``.
+
+        Example::
+
+            >>> import asyncio, kiwi
+            >>> async def main() -> int:
+            ...     async with kiwi.Server() as server:
+            ...         client = server.client_async(decode_responses=True)
+            ...         try:
+            ...             return await client.incr("n")
+            ...         finally:
+            ...             await client.aclose()
+            >>> asyncio.run(main())
+            1
+        """
+        import redis.asyncio
+
+        return redis.asyncio.Redis(host=self.host, port=self.port, **kwargs)
+
     def __repr__(self) -> str:
         if self._handle is None:
             return f"<kiwi.Server stopped dir={self._dir!r}>"
         return f"<kiwi.Server {self.host}:{self.port} dir={self._dir!r}>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: address, data dir, state, keys per db, clients, uptime.
+
+        The figures come from the server's INFO (a short-lived connection).
+
+        Example::
+
+            >>> import kiwi
+            >>> with kiwi.Server() as server:
+            ...     ">running</td>" in server._repr_html_()
+            True
+        """
+        if self._handle is None or not self._handle.running:
+            rows: list[_html.Row] = [("address", "-"), ("data dir", self._dir or "-"), ("state", "stopped")]
+            return _html.table("kiwi.Server", rows)
+        rows = [("address", f"{self.host}:{self.port}"), ("data dir", self.dir), ("state", "running")]
+        try:
+            client = self.client(password=self._requirepass, socket_timeout=5, socket_connect_timeout=5)
+            try:
+                info = client.info("all")
+            finally:
+                client.close()
+        except Exception as e:  # a status view must render, whatever went wrong
+            rows.append(("status", f"unavailable: {e}"))
+            return _html.table("kiwi.Server", rows)
+        rows.extend(_html.keyspace_rows(info))
+        rows.append(("connected clients", info.get("connected_clients", "?")))
+        uptime = info.get("uptime_in_seconds")
+        rows.append(("uptime", _html.duration(uptime) if isinstance(uptime, int) else "?"))
+        return _html.table("kiwi.Server", rows)

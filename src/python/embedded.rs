@@ -5,6 +5,11 @@
 //! the engine, and their RESP replies are read back by redis-py's own
 //! parser. Replies are therefore typed exactly as redis-py types them for a
 //! server, pipelines and transactions included.
+//!
+//! The asyncio face, [`EmbeddedConnection::execute_async`], runs a batch of
+//! requests on tokio's blocking pool (pyo3-async-runtimes' runtime) and
+//! resolves an `asyncio.Future` with the reply bytes; the event loop and the
+//! GIL are free while the engine works.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,14 +65,14 @@ impl EmbeddedEngine {
         let session = engine.connect("embedded".into(), "embedded".into());
         let max_bulk = engine.config.read().proto_max_bulk_len;
         Ok(EmbeddedConnection {
-            state: Mutex::new(Some(ConnectionState {
+            state: Arc::new(Mutex::new(Some(ConnectionState {
                 engine,
                 session,
                 decoder: RequestDecoder::new(max_bulk),
                 input: BytesMut::new(),
                 output: BytesMut::new(),
                 closed: false,
-            })),
+            }))),
         })
     }
 
@@ -140,7 +145,23 @@ impl ConnectionState {
 /// One client session of an [`EmbeddedEngine`], driven like a socket.
 #[pyclass(name = "EmbeddedConnection", module = "kiwi._kiwi")]
 pub struct EmbeddedConnection {
-    state: Mutex<Option<ConnectionState>>,
+    /// Shared with the blocking tasks of [`EmbeddedConnection::execute_async`].
+    state: Arc<Mutex<Option<ConnectionState>>>,
+}
+
+/// Run `data`'s complete requests on a session and take every pending reply
+/// byte; an error when the session is closed.
+fn run_batch(state: &Mutex<Option<ConnectionState>>, data: &[u8]) -> PyResult<Vec<u8>> {
+    let mut guard = state.lock();
+    let state = guard
+        .as_mut()
+        .ok_or_else(|| PyConnectionError::new_err("the connection is closed"))?;
+    if state.closed {
+        return Err(PyConnectionError::new_err("the connection is closed"));
+    }
+    state.input.extend_from_slice(data);
+    state.process();
+    Ok(state.output.split().to_vec())
 }
 
 #[pymethods]
@@ -158,6 +179,22 @@ impl EmbeddedConnection {
             state.input.extend_from_slice(&data);
             state.process();
             Ok(())
+        })
+    }
+
+    /// Run every complete request in `data` on tokio's blocking pool, off
+    /// the event loop and without the GIL. Returns an awaitable that
+    /// resolves to all pending reply bytes (RESP, one reply per complete
+    /// request); it raises `ConnectionError` if the session is closed.
+    ///
+    /// Cancelling the awaitable does not stop requests already handed to the
+    /// engine; their replies are then discarded, so close the session.
+    fn execute_async<'py>(&self, py: Python<'py>, data: Vec<u8>) -> PyResult<Bound<'py, PyAny>> {
+        let state = Arc::clone(&self.state);
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            tokio::task::spawn_blocking(move || run_batch(&state, &data))
+                .await
+                .map_err(|e| PyRuntimeError::new_err(format!("the Kiwi engine task failed: {e}")))?
         })
     }
 
