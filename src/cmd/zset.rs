@@ -1718,12 +1718,19 @@ pub fn zscan(call: &mut Call<'_, '_>) -> CmdResult {
     }
     let wanted = |m: &[u8]| pattern.is_none_or(|p| glob_match(p, m));
     let prefix = prefix_of(&call.ctx, key, &coll);
+    let small = coll.len() <= SCAN_ALL_AT_ONCE;
     let mut out = Vec::new();
     let mut push = |m: &[u8], s: f64| {
         out.push(Reply::Bulk(Bytes::copy_from_slice(m)));
-        out.push(Reply::bulk(format_double(s)));
+        // Redis prints a listpack's scores with d2string, a skiplist's
+        // with %.17g.
+        out.push(Reply::bulk(if small {
+            d2string(s)
+        } else {
+            format_double(s)
+        }));
     };
-    if coll.len() <= SCAN_ALL_AT_ONCE {
+    if small {
         walk_all(&call.ctx, &prefix, false, |m, s| {
             if wanted(m) {
                 push(m, s);
@@ -1762,6 +1769,19 @@ pub fn zscan(call: &mut Call<'_, '_>) -> CmdResult {
     }
     let cursor = next.map_or(0, |position| call.engine.scan_cursors.lock().save(position));
     Ok(scan_reply(cursor, out))
+}
+
+/// Redis's `d2string`: integral values up to 2^62 as integers, others
+/// like `%.17g`.
+fn d2string(v: f64) -> String {
+    const LIMIT: f64 = (i64::MAX / 2) as f64;
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    if (-LIMIT..=LIMIT).contains(&v) && v.fract() == 0.0 {
+        return (v as i64).to_string();
+    }
+    format_double(v)
 }
 
 fn scan_reply(cursor: u64, items: Vec<Reply>) -> Reply {
@@ -1958,6 +1978,17 @@ mod tests {
         let all = LexRange::parse(b"-", b"+").unwrap();
         assert!(inside(&all, b""));
         assert!(inside(&all, b"\xff\xff"));
+    }
+
+    #[test]
+    fn d2string_prints_integers_like_redis() {
+        assert_eq!(d2string(123456789012345678.0), "123456789012345680");
+        assert_eq!(d2string(4e18), "4000000000000000000");
+        assert_eq!(d2string(5e18), "5e+18");
+        assert_eq!(d2string(-3.0), "-3");
+        assert_eq!(d2string(0.1), "0.10000000000000001");
+        assert_eq!(d2string(f64::INFINITY), "inf");
+        assert_eq!(d2string(0.0), "0");
     }
 
     #[test]
