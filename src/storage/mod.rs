@@ -109,6 +109,15 @@ pub struct Storage {
     lock: RwLock<()>,
     last_version: AtomicU64,
     write_opts: WriteOptions,
+    flusher: Arc<parking_lot::Mutex<FlushState>>,
+}
+
+/// The background memtable flush that follows range deletions.
+#[derive(Default)]
+struct FlushState {
+    requested: bool,
+    running: bool,
+    worker: Option<std::thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -165,6 +174,7 @@ impl Storage {
             lock: RwLock::new(()),
             last_version: AtomicU64::new(0),
             write_opts,
+            flusher: Arc::default(),
         })
     }
 
@@ -292,8 +302,62 @@ impl Storage {
     }
 }
 
+impl Storage {
+    /// FLUSHDB/FLUSHALL write range deletions. While one sits in the
+    /// memtable, every iteration that crosses the deleted range steps over
+    /// each deleted entry one by one (seen: SMEMBERS of 3 members taking
+    /// 19 ms after a test suite's FLUSHALLs). Flushing the memtable drops
+    /// the covered entries; it runs on a background thread so the command
+    /// returns at once, and requests arriving meanwhile fold into one more
+    /// round.
+    pub(crate) fn flush_range_deletions_soon(&self) {
+        let mut state = self.flusher.lock();
+        state.requested = true;
+        if state.running {
+            return;
+        }
+        if let Some(done) = state.worker.take() {
+            let _ = done.join();
+        }
+        state.running = true;
+        let db = self.db.clone();
+        let shared = self.flusher.clone();
+        let spawned = std::thread::Builder::new()
+            .name("kiwi-flush".into())
+            .spawn(move || loop {
+                {
+                    let mut state = shared.lock();
+                    if !state.requested {
+                        state.running = false;
+                        return;
+                    }
+                    state.requested = false;
+                }
+                for cf in Cf::ALL {
+                    if let Some(handle) = db.cf_handle(cf.name()) {
+                        if let Err(e) = db.flush_cf(handle) {
+                            tracing::warn!(error = %e, "flushing range deletions failed");
+                        }
+                    }
+                }
+            });
+        match spawned {
+            Ok(worker) => state.worker = Some(worker),
+            Err(e) => {
+                state.running = false;
+                tracing::warn!(error = %e, "cannot start the flush thread");
+            }
+        }
+    }
+}
+
 impl Drop for Storage {
     fn drop(&mut self) {
+        // The flush thread holds the database: let it finish first.
+        let worker = self.flusher.lock().worker.take();
+        if let Some(worker) = worker {
+            let _ = worker.join();
+        }
         // Stop the compaction filter from reaching the database before it closes.
         self.reclaim.detach();
     }

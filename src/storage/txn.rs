@@ -477,9 +477,14 @@ impl<'a> Ctx<'a> {
         for (cf, key, value) in std::mem::take(&mut self.raft_writes) {
             batch.put_cf(self.storage.raft_cf(cf), key, value);
         }
-        self.flushed = Flushed::Nothing;
+        let range_deleted =
+            std::mem::replace(&mut self.flushed, Flushed::Nothing) != Flushed::Nothing;
         self.undo = self.undo.as_ref().map(|_| Vec::new());
-        self.storage.write(batch)
+        self.storage.write(batch)?;
+        if range_deleted {
+            self.storage.flush_range_deletions_soon();
+        }
+        Ok(())
     }
 
     /// Drop the collected writes (a command that failed half-way): all of
