@@ -9,12 +9,10 @@
 use bytes::Bytes;
 use rand::seq::SliceRandom;
 
-use super::keys::parse_cursor;
+use super::scan::{parse_cursor, resume_at, scan_done, scan_reply, ScanOptions};
 use super::strings::{count_lookup, ld};
 use super::table::{commands, flags::*};
-use super::{
-    glob_match, int_arg, is, parse_i64, Call, CmdError, CmdResult, Collection, CommandSpec, Flags,
-};
+use super::{int_arg, is, parse_i64, Call, CmdError, CmdResult, Collection, CommandSpec, Flags};
 use crate::resp::{Protocol, Reply};
 use crate::storage::{data_key, data_prefix, prefix_end, Cf, KeyType};
 
@@ -521,65 +519,37 @@ pub fn hrandfield(call: &mut Call<'_, '_>) -> CmdResult {
 // ---------------------------------------------------------------------------
 // HSCAN.
 
-fn scan_reply(cursor: u64, items: Vec<Reply>) -> Reply {
-    Reply::Array(vec![Reply::bulk(cursor.to_string()), Reply::Array(items)])
-}
-
 pub fn hscan(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     let key = &args[1];
-    let cursor = parse_cursor(&args[2]).ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let cursor = parse_cursor(&args[2])?;
     // As in Redis, a missing key answers before the options are checked.
     let Some(coll) = read_hash(call, key)? else {
-        return Ok(scan_reply(0, Vec::new()));
+        return Ok(scan_done(Vec::new()));
     };
-    let mut count: u64 = 10;
-    let mut pattern: Option<&[u8]> = None;
-    let mut i = 3;
-    while i < args.len() {
-        let (opt, value) = (&args[i], args.get(i + 1));
-        match value {
-            Some(v) if is(opt, "count") => {
-                let n = int_arg(v)?;
-                if n < 1 {
-                    return Err(CmdError::Syntax);
-                }
-                count = n as u64;
-            }
-            Some(v) if is(opt, "match") => pattern = (&v[..] != b"*").then_some(&v[..]),
-            _ => return Err(CmdError::Syntax),
-        }
-        i += 2;
-    }
+    let mut options = ScanOptions::parse(args, 3, false)?;
     if coll.len() <= SMALL_HASH {
-        count = u64::MAX;
+        options.count = usize::MAX;
     }
-    let start = if cursor == 0 {
-        Vec::new()
-    } else {
-        match call.engine.scan_cursors.lock().get(cursor) {
-            Some(position) => position,
-            // A cursor this server never handed out (or forgot): done.
-            None => return Ok(scan_reply(0, Vec::new())),
-        }
+    let Some(start) = resume_at(call, cursor) else {
+        return Ok(scan_done(Vec::new()));
     };
     let mut items = Vec::new();
-    let mut examined = 0u64;
+    let mut examined = 0;
     let mut next = None;
     for_each_field(call, key, &coll, &start, |field, value| {
-        if examined == count {
+        if examined == options.count {
             next = Some(field.to_vec());
             return false;
         }
         examined += 1;
-        if pattern.is_none_or(|p| glob_match(p, field)) {
+        if options.matches(field) {
             items.push(Reply::bulk(field.to_vec()));
             items.push(Reply::bulk(value));
         }
         true
     })?;
-    let cursor = next.map_or(0, |position| call.engine.scan_cursors.lock().save(position));
-    Ok(scan_reply(cursor, items))
+    Ok(scan_reply(call, next, items))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 
+use super::scan::{parse_cursor, resume_at, scan_done, scan_reply, ScanOptions};
 use super::strings::count_lookup;
 use super::{glob_match, int_arg, is, text, Call, CmdError, CmdResult};
 use crate::resp::Reply;
@@ -54,78 +55,28 @@ pub fn keys(call: &mut Call<'_, '_>) -> CmdResult {
     Ok(Reply::Array(out))
 }
 
-/// SCAN's cursor, read like Redis's `strtoul`: an optional sign (a minus
-/// wraps around), decimal digits, no leading space; "" is cursor 0.
-pub(super) fn parse_cursor(arg: &[u8]) -> Option<u64> {
-    let digits = match arg.first() {
-        None => return Some(0),
-        Some(b'-' | b'+') => &arg[1..],
-        Some(_) => arg,
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let v = digits.iter().try_fold(0u64, |v, d| {
-        v.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })?;
-    Some(if arg[0] == b'-' { v.wrapping_neg() } else { v })
-}
-
 pub fn scan(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
-    let cursor = parse_cursor(&args[1]).ok_or_else(|| CmdError::err("invalid cursor"))?;
-    let mut count: usize = 10;
-    let mut pattern: Option<&[u8]> = None;
-    // Some(None): a TYPE no key can have, which filters out everything.
-    let mut kind: Option<Option<KeyType>> = None;
-    let mut i = 2;
-    while i < args.len() {
-        let (opt, value) = (&args[i], args.get(i + 1));
-        match value {
-            Some(v) if is(opt, "count") => {
-                let n = int_arg(v)?;
-                if n < 1 {
-                    return Err(CmdError::Syntax);
-                }
-                count = usize::try_from(n).unwrap_or(usize::MAX);
-            }
-            Some(v) if is(opt, "match") => pattern = (&v[..] != b"*").then_some(&v[..]),
-            Some(v) if is(opt, "type") => kind = Some(KeyType::from_name(v)),
-            _ => return Err(CmdError::Syntax),
-        }
-        i += 2;
-    }
-    let start = if cursor == 0 {
-        Vec::new()
-    } else {
-        match call.engine.scan_cursors.lock().get(cursor) {
-            Some(position) => position,
-            // A cursor this server never handed out (or forgot): done.
-            None => return Ok(scan_reply(0, Vec::new())),
-        }
+    let cursor = parse_cursor(&args[1])?;
+    let options = ScanOptions::parse(args, 2, true)?;
+    let Some(start) = resume_at(call, cursor) else {
+        return Ok(scan_done(Vec::new()));
     };
     let mut keys = Vec::new();
     let mut examined = 0;
     let mut next = None;
     call.ctx.for_each_key(&start, |key, key_kind, _| {
-        if examined == count {
+        if examined == options.count {
             next = Some(key.to_vec());
             return false;
         }
         examined += 1;
-        let wanted =
-            pattern.is_none_or(|p| glob_match(p, key)) && kind.is_none_or(|k| k == Some(key_kind));
-        if wanted {
+        if options.matches(key) && options.kind.is_none_or(|k| k == Some(key_kind)) {
             keys.push(Reply::Bulk(Bytes::copy_from_slice(key)));
         }
         true
     })?;
-    let cursor = next.map_or(0, |position| call.engine.scan_cursors.lock().save(position));
-    Ok(scan_reply(cursor, keys))
-}
-
-fn scan_reply(cursor: u64, keys: Vec<Reply>) -> Reply {
-    Reply::Array(vec![Reply::bulk(cursor.to_string()), Reply::Array(keys)])
+    Ok(scan_reply(call, next, keys))
 }
 
 fn rename_generic(call: &mut Call<'_, '_>, nx: bool) -> CmdResult {
@@ -571,25 +522,5 @@ pub fn persist(call: &mut Call<'_, '_>) -> CmdResult {
             Ok(Reply::Int(1))
         }
         _ => Ok(Reply::Int(0)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_cursor;
-
-    #[test]
-    fn cursors() {
-        assert_eq!(parse_cursor(b""), Some(0));
-        assert_eq!(parse_cursor(b"0"), Some(0));
-        assert_eq!(parse_cursor(b"+0"), Some(0));
-        assert_eq!(parse_cursor(b"007"), Some(7));
-        assert_eq!(parse_cursor(b"-1"), Some(u64::MAX));
-        assert_eq!(parse_cursor(b"18446744073709551615"), Some(u64::MAX));
-        assert_eq!(parse_cursor(b"18446744073709551616"), None);
-        assert_eq!(parse_cursor(b" 0"), None);
-        assert_eq!(parse_cursor(b"-"), None);
-        assert_eq!(parse_cursor(b"abc"), None);
-        assert_eq!(parse_cursor(b"1x"), None);
     }
 }

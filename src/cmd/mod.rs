@@ -12,6 +12,7 @@ mod glob;
 mod hash;
 mod keys;
 mod list;
+mod scan;
 mod server;
 mod session;
 mod set;

@@ -10,11 +10,10 @@ use std::collections::{BTreeSet, HashSet};
 use bytes::Bytes;
 use rand::seq::{IndexedRandom, SliceRandom};
 
+use super::scan::{parse_cursor, resume_at, scan_done, scan_reply, ScanOptions};
 use super::strings::count_lookup;
 use super::table::{commands, flags::*};
-use super::{
-    glob_match, int_arg, is, parse_i64, Call, CmdError, CmdResult, Collection, CommandSpec, Flags,
-};
+use super::{int_arg, is, parse_i64, Call, CmdError, CmdResult, Collection, CommandSpec, Flags};
 use crate::resp::Reply;
 use crate::storage::{data_key, data_prefix, prefix_end, Cf, Ctx, KeyType};
 
@@ -770,59 +769,16 @@ pub fn sintercard(call: &mut Call<'_, '_>) -> CmdResult {
 // ---------------------------------------------------------------------------
 // SSCAN.
 
-/// A scan cursor, read like Redis's `strtoul`: an optional sign (a minus
-/// wraps around), decimal digits, no leading space; "" is cursor 0.
-fn parse_cursor(arg: &[u8]) -> Option<u64> {
-    let digits = match arg.first() {
-        None => return Some(0),
-        Some(b'-' | b'+') => &arg[1..],
-        Some(_) => arg,
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let v = digits.iter().try_fold(0u64, |v, d| {
-        v.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })?;
-    Some(if arg[0] == b'-' { v.wrapping_neg() } else { v })
-}
-
-fn scan_reply(cursor: u64, members: Vec<Reply>) -> Reply {
-    Reply::Array(vec![Reply::bulk(cursor.to_string()), Reply::Array(members)])
-}
-
 pub fn sscan(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     let key = &args[1];
-    let cursor = parse_cursor(&args[2]).ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let cursor = parse_cursor(&args[2])?;
     let Some(coll) = read_set(call, key)? else {
-        return Ok(scan_reply(0, Vec::new()));
+        return Ok(scan_done(Vec::new()));
     };
-    let mut count: usize = 10;
-    let mut pattern: Option<&[u8]> = None;
-    let mut i = 3;
-    while i < args.len() {
-        match args.get(i + 1) {
-            Some(v) if is(&args[i], "count") => {
-                let n = int_arg(v)?;
-                if n < 1 {
-                    return Err(CmdError::Syntax);
-                }
-                count = usize::try_from(n).unwrap_or(usize::MAX);
-            }
-            Some(v) if is(&args[i], "match") => pattern = (&v[..] != b"*").then_some(&v[..]),
-            _ => return Err(CmdError::Syntax),
-        }
-        i += 2;
-    }
-    let start = if cursor == 0 {
-        Vec::new()
-    } else {
-        match call.engine.scan_cursors.lock().get(cursor) {
-            Some(position) => position,
-            // A cursor this server never handed out (or forgot): done.
-            None => return Ok(scan_reply(0, Vec::new())),
-        }
+    let options = ScanOptions::parse(args, 3, false)?;
+    let Some(start) = resume_at(call, cursor) else {
+        return Ok(scan_done(Vec::new()));
     };
     let mut out = Vec::new();
     let mut next = None;
@@ -831,30 +787,13 @@ pub fn sscan(call: &mut Call<'_, '_>) -> CmdResult {
         .enumerate()
     {
         let member = member?;
-        if examined == count {
+        if examined == options.count {
             next = Some(member);
             break;
         }
-        if pattern.is_none_or(|p| glob_match(p, &member)) {
+        if options.matches(&member) {
             out.push(Reply::Bulk(Bytes::from(member)));
         }
     }
-    let cursor = next.map_or(0, |position| call.engine.scan_cursors.lock().save(position));
-    Ok(scan_reply(cursor, out))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_cursor;
-
-    #[test]
-    fn cursors() {
-        assert_eq!(parse_cursor(b""), Some(0));
-        assert_eq!(parse_cursor(b"0"), Some(0));
-        assert_eq!(parse_cursor(b"+12"), Some(12));
-        assert_eq!(parse_cursor(b"-1"), Some(u64::MAX));
-        assert_eq!(parse_cursor(b"18446744073709551616"), None);
-        assert_eq!(parse_cursor(b"1 "), None);
-        assert_eq!(parse_cursor(b"x"), None);
-    }
+    Ok(scan_reply(call, next, out))
 }

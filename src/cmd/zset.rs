@@ -15,11 +15,12 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
+use super::scan::{parse_cursor, resume_at, scan_done, scan_reply, ScanOptions};
 use super::strings::count_lookup;
 use super::table::{commands, flags::*};
 use super::{
-    glob_match, int_arg, is, parse_i64, timeout_arg, BlockOn, Call, CmdError, CmdResult,
-    Collection, CommandSpec, Flags,
+    int_arg, is, parse_i64, timeout_arg, BlockOn, Call, CmdError, CmdResult, Collection,
+    CommandSpec, Flags,
 };
 use crate::resp::{format_double, Protocol, Reply};
 use crate::storage::{
@@ -428,23 +429,6 @@ fn rank_window(start: i64, end: i64, len: u64) -> Option<(u64, u64)> {
         end = len - 1;
     }
     Some((start as u64, end as u64))
-}
-
-/// SCAN cursor as Redis's `strtoul` takes it (an optional sign; negative
-/// values wrap).
-fn parse_cursor(arg: &[u8]) -> Option<u64> {
-    let digits = match arg.first() {
-        None => return Some(0),
-        Some(b'-' | b'+') => &arg[1..],
-        Some(_) => arg,
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let v = digits.iter().try_fold(0u64, |v, d| {
-        v.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })?;
-    Some(if arg[0] == b'-' { v.wrapping_neg() } else { v })
 }
 
 // ---------------------------------------------------------------- storage
@@ -1694,29 +1678,12 @@ const SCAN_ALL_AT_ONCE: u64 = 128;
 pub fn zscan(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     let key = &args[1];
-    let cursor = parse_cursor(&args[2]).ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let cursor = parse_cursor(&args[2])?;
     let Some(coll) = read_zset(call, key)? else {
-        return Ok(scan_reply(0, Vec::new()));
+        return Ok(scan_done(Vec::new()));
     };
-    let mut count: u64 = 10;
-    let mut pattern: Option<&[u8]> = None;
-    let mut i = 3;
-    while i < args.len() {
-        let (opt, value) = (&args[i], args.get(i + 1));
-        match value {
-            Some(v) if is(opt, "count") => {
-                let n = int_arg(v)?;
-                if n < 1 {
-                    return Err(CmdError::Syntax);
-                }
-                count = n as u64;
-            }
-            Some(v) if is(opt, "match") => pattern = (&v[..] != b"*").then_some(&v[..]),
-            _ => return Err(CmdError::Syntax),
-        }
-        i += 2;
-    }
-    let wanted = |m: &[u8]| pattern.is_none_or(|p| glob_match(p, m));
+    let options = ScanOptions::parse(args, 3, false)?;
+    let wanted = |m: &[u8]| options.matches(m);
     let prefix = prefix_of(&call.ctx, key, &coll);
     let small = coll.len() <= SCAN_ALL_AT_ONCE;
     let mut out = Vec::new();
@@ -1737,17 +1704,12 @@ pub fn zscan(call: &mut Call<'_, '_>) -> CmdResult {
             }
             true
         })?;
-        return Ok(scan_reply(0, out));
+        return Ok(scan_done(out));
     }
     // Larger sets: member order in the data family, resuming at the member
     // the cursor stands for.
-    let start = if cursor == 0 {
-        Vec::new()
-    } else {
-        match call.engine.scan_cursors.lock().get(cursor) {
-            Some(position) => position,
-            None => return Ok(scan_reply(0, Vec::new())),
-        }
+    let Some(start) = resume_at(call, cursor) else {
+        return Ok(scan_done(Vec::new()));
     };
     let lower = [&prefix[..], &start[..]].concat();
     let upper = prefix_end(&prefix);
@@ -1759,7 +1721,7 @@ pub fn zscan(call: &mut Call<'_, '_>) -> CmdResult {
     {
         let (k, v) = item?;
         let member = &k[prefix.len()..];
-        if examined as u64 == count {
+        if examined == options.count {
             next = Some(member.to_vec());
             break;
         }
@@ -1767,8 +1729,7 @@ pub fn zscan(call: &mut Call<'_, '_>) -> CmdResult {
             push(member, score_from(&v)?);
         }
     }
-    let cursor = next.map_or(0, |position| call.engine.scan_cursors.lock().save(position));
-    Ok(scan_reply(cursor, out))
+    Ok(scan_reply(call, next, out))
 }
 
 /// Redis's `d2string`: integral values up to 2^62 as integers, others
@@ -1782,10 +1743,6 @@ fn d2string(v: f64) -> String {
         return (v as i64).to_string();
     }
     format_double(v)
-}
-
-fn scan_reply(cursor: u64, items: Vec<Reply>) -> Reply {
-    Reply::Array(vec![Reply::bulk(cursor.to_string()), Reply::Array(items)])
 }
 
 #[cfg(test)]
