@@ -8,8 +8,9 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::{BlockOn, Session};
+use crate::cmd::{BlockOn, Deferred, Session};
 use crate::engine::{Engine, Outcome, Waiter};
+use crate::raft::RaftNode;
 use crate::resp::Reply;
 use crate::resp::RequestDecoder;
 
@@ -29,6 +30,7 @@ pub(super) async fn serve<S: ClientStream>(
     peer: String,
     local: String,
     shutdown: CancellationToken,
+    raft: Option<Arc<RaftNode>>,
 ) {
     let (maxclients, max_bulk) = {
         let config = engine.config.read();
@@ -45,7 +47,15 @@ pub(super) async fn serve<S: ClientStream>(
         return;
     }
     let mut session = engine.connect(peer.clone(), local);
-    let result = run(&engine, &mut stream, &mut session, max_bulk, &shutdown).await;
+    let result = run(
+        &engine,
+        raft.as_deref(),
+        &mut stream,
+        &mut session,
+        max_bulk,
+        &shutdown,
+    )
+    .await;
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
@@ -54,6 +64,7 @@ pub(super) async fn serve<S: ClientStream>(
 
 async fn run<S: ClientStream>(
     engine: &Engine,
+    raft: Option<&RaftNode>,
     stream: &mut S,
     session: &mut Session,
     max_bulk: usize,
@@ -72,6 +83,12 @@ async fn run<S: ClientStream>(
                     }
                     let reply = match engine.execute_or_block(session, &args) {
                         Outcome::Reply(reply) => reply,
+                        Outcome::Defer(deferred) => {
+                            tokio::select! {
+                                _ = shutdown.cancelled() => return Ok(()),
+                                reply = resolve(engine, raft, session, &args, deferred) => reply,
+                            }
+                        }
                         Outcome::Block(block) => {
                             // Earlier replies go out before this client waits.
                             if !output.is_empty() {
@@ -126,6 +143,41 @@ async fn run<S: ClientStream>(
         if n == 0 {
             return Ok(());
         }
+    }
+}
+
+/// Carry out what a command deferred to the cluster. A node without Raft
+/// answers an error.
+async fn resolve(
+    engine: &Engine,
+    raft: Option<&RaftNode>,
+    session: &mut Session,
+    args: &[bytes::Bytes],
+    deferred: Deferred,
+) -> Reply {
+    let Some(node) = raft else {
+        return match deferred {
+            Deferred::Read => engine.execute_local(session, args),
+            _ => Reply::error("ERR this node does not run raft"),
+        };
+    };
+    match deferred {
+        Deferred::Propose { db, commands, exec } => {
+            let commands = commands
+                .into_iter()
+                .map(|c| c.into_iter().map(|a| a.to_vec()).collect())
+                .collect();
+            match node.propose(db, commands).await {
+                Ok(replies) if exec => Reply::Array(replies),
+                Ok(replies) => replies.into_iter().next().unwrap_or(Reply::Nil),
+                Err(e) => Reply::Error(e.to_string()),
+            }
+        }
+        Deferred::Read => match node.linearize().await {
+            Ok(()) => engine.execute_local(session, args),
+            Err(e) => Reply::Error(e.to_string()),
+        },
+        Deferred::Raft(admin) => node.admin(admin).await,
     }
 }
 
