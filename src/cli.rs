@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 use crate::cmd::REDIS_VERSION;
 use crate::config::{parse_memory, RuntimeConfig};
+use crate::raft::RaftOptions;
 use crate::resp::split_args;
 use crate::server::Server;
 use crate::storage::DATABASES;
@@ -42,6 +43,16 @@ Directives (also valid as `directive value` lines in the config file):
   --logfile PATH           log to PATH instead of standard error (\"\" = stderr)
   --pidfile PATH           write the process id to PATH while running
   --daemonize no           Kiwi stays in the foreground (yes is refused)
+
+Raft (replicate the keyspace across nodes; see RAFT.* in README.md):
+  --node-id N              this node's raft id (turns raft on; needs --raft-addr)
+  --raft-addr HOST:PORT    address of this node's raft listener (port 0 picks one)
+  --raft-peer ID=HOST:PORT another member, for --raft-init (repeatable, or
+                           several words after one --raft-peer)
+  --raft-init              initialise a new cluster of this node and its peers
+                           (ignored once the node is initialised)
+  --raft-timeout-ms MS     longest a client waits for a quorum before
+                           CLUSTERDOWN (default 2000)
 
 Accepted for compatibility with redis-server and ignored, with a logged note
 (Kiwi persists every write to RocksDB's write-ahead log instead):
@@ -123,6 +134,20 @@ pub struct Settings {
     pub pidfile: Option<PathBuf>,
     /// Directives accepted but without effect, logged at startup.
     pub ignored: Vec<String>,
+    /// Run as a Raft node (`--node-id` and friends).
+    pub raft: Option<RaftOptions>,
+}
+
+/// The raft directives, gathered before they are checked together.
+#[derive(Debug, Default)]
+struct RaftDirectives {
+    node_id: Option<u64>,
+    addr: Option<String>,
+    peers: Vec<(u64, String)>,
+    init: bool,
+    timeout_ms: Option<u64>,
+    /// Some raft directive was given.
+    any: bool,
 }
 
 /// Split `argv` (program name first) into the config file and directives.
@@ -199,11 +224,74 @@ pub fn settings_from(directives: &[Directive]) -> Result<Settings, String> {
         logfile: None,
         pidfile: None,
         ignored: Vec::new(),
+        raft: None,
     };
+    let mut raft = RaftDirectives::default();
     for d in directives {
-        apply(&mut settings, d).map_err(|e| format!("{}: {e}", d.origin))?;
+        let applied = match d.name.as_str() {
+            "node-id" | "raft-addr" | "raft-peer" | "raft-init" | "raft-timeout-ms" => {
+                apply_raft(&mut raft, d)
+            }
+            _ => apply(&mut settings, d),
+        };
+        applied.map_err(|e| format!("{}: {e}", d.origin))?;
     }
+    settings.raft = raft_options(raft)?;
     Ok(settings)
+}
+
+fn apply_raft(r: &mut RaftDirectives, d: &Directive) -> Result<(), String> {
+    r.any = true;
+    match d.name.as_str() {
+        "node-id" => r.node_id = Some(number(d)?),
+        "raft-addr" => r.addr = Some(one(d)?.to_string()),
+        "raft-peer" => {
+            if d.args.is_empty() {
+                return Err("'raft-peer' needs ID=HOST:PORT".into());
+            }
+            for peer in &d.args {
+                let (id, addr) = peer
+                    .split_once('=')
+                    .filter(|(_, addr)| !addr.is_empty())
+                    .ok_or_else(|| format!("'{peer}' is not ID=HOST:PORT"))?;
+                let id = id.parse().map_err(|_| format!("'{id}' is not a node id"))?;
+                r.peers.push((id, addr.to_string()));
+            }
+        }
+        "raft-init" => {
+            r.init = match d.args.as_slice() {
+                [] => true,
+                [v] if v.eq_ignore_ascii_case("yes") => true,
+                [v] if v.eq_ignore_ascii_case("no") => false,
+                _ => return Err("'raft-init' takes no value (or yes/no)".into()),
+            }
+        }
+        "raft-timeout-ms" => r.timeout_ms = Some(number(d)?),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn raft_options(r: RaftDirectives) -> Result<Option<RaftOptions>, String> {
+    if !r.any {
+        return Ok(None);
+    }
+    let Some(id) = r.node_id else {
+        return Err("raft directives need --node-id".into());
+    };
+    let Some(addr) = r.addr else {
+        return Err("--node-id needs --raft-addr HOST:PORT".into());
+    };
+    if r.peers.iter().any(|(peer, _)| *peer == id) {
+        return Err(format!("--raft-peer names this node's own id {id}"));
+    }
+    let mut options = RaftOptions::new(id, addr);
+    options.peers = r.peers;
+    options.init = r.init;
+    if let Some(ms) = r.timeout_ms {
+        options.timing.client_timeout = std::time::Duration::from_millis(ms.max(1));
+    }
+    Ok(Some(options))
 }
 
 fn one(d: &Directive) -> Result<&str, String> {
@@ -370,15 +458,19 @@ where
             return 1;
         }
     }
-    let code = serve(settings.config);
+    let code = serve(settings.config, settings.raft);
     if let Some(pidfile) = &settings.pidfile {
         let _ = std::fs::remove_file(pidfile);
     }
     code
 }
 
-fn serve(config: RuntimeConfig) -> i32 {
-    let mut server = match Server::start(config) {
+fn serve(config: RuntimeConfig, raft: Option<RaftOptions>) -> i32 {
+    let started = match raft {
+        Some(raft) => Server::start_raft(config, raft),
+        None => Server::start(config),
+    };
+    let mut server = match started {
         Ok(s) => s,
         Err(e) => {
             eprintln!("kiwi-server: {e}");

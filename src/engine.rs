@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-use crate::cmd::{self, BlockOn, Call, CmdError, CommandSpec, Flags, Session};
+use crate::cmd::{self, BlockOn, Call, CmdError, CommandSpec, Deferred, Flags, Session};
 use crate::config::RuntimeConfig;
 use crate::resp::{Protocol, Reply};
 use crate::storage::{
@@ -81,6 +81,9 @@ pub enum Outcome {
     Reply(Reply),
     /// A blocking command found nothing: wait as [`BlockOn`] says, then run it again.
     Block(BlockOn),
+    /// Under Raft: the command needs the cluster (a proposal, a read
+    /// barrier, an admin operation); the connection awaits it.
+    Defer(Deferred),
 }
 
 /// One client waiting for keys to change: a blocked pop sleeps on
@@ -170,6 +173,9 @@ pub struct Engine {
     pub waiters: KeyWaiters,
     /// The TCP port the server listens on (0 when there is none).
     pub tcp_port: std::sync::atomic::AtomicU16,
+    /// The keyspace is replicated by Raft: writes become proposals, reads
+    /// wait for a read barrier, only applied entries change it.
+    replicated: AtomicBool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -197,7 +203,17 @@ impl Engine {
             started: Instant::now(),
             run_id,
             tcp_port: std::sync::atomic::AtomicU16::new(0),
+            replicated: AtomicBool::new(false),
         })
+    }
+
+    /// Whether writes go through Raft (see [`Outcome::Defer`]).
+    pub fn is_replicated(&self) -> bool {
+        self.replicated.load(Ordering::Acquire)
+    }
+
+    pub fn set_replicated(&self, on: bool) {
+        self.replicated.store(on, Ordering::Release);
     }
 
     pub fn storage(&self) -> &Storage {
@@ -248,20 +264,44 @@ impl Engine {
         match self.execute_or_block(session, args) {
             Outcome::Reply(reply) => reply,
             Outcome::Block(block) => block.timeout_reply,
+            Outcome::Defer(Deferred::Read) => self.execute_local(session, args),
+            Outcome::Defer(_) => Reply::error("ERR this command needs a raft node's server"),
+        }
+    }
+
+    /// Run a command on this node's keyspace without Raft's read barrier
+    /// (after the caller passed it, or for a stale read). Writes still
+    /// become proposals under Raft.
+    pub fn execute_local(&self, session: &mut Session, args: &[Bytes]) -> Reply {
+        match self.outcome(self.dispatch(session, args, true)) {
+            Outcome::Reply(reply) => reply,
+            Outcome::Block(block) => block.timeout_reply,
+            Outcome::Defer(_) => Reply::error("ERR this command needs a raft node's server"),
         }
     }
 
     /// Run one command; a blocking command that finds nothing to take
     /// answers [`Outcome::Block`] and the caller decides how to wait.
     pub fn execute_or_block(&self, session: &mut Session, args: &[Bytes]) -> Outcome {
-        match self.dispatch(session, args) {
+        self.outcome(self.dispatch(session, args, false))
+    }
+
+    fn outcome(&self, result: Result<Reply, CmdError>) -> Outcome {
+        match result {
             Ok(reply) => Outcome::Reply(reply),
             Err(CmdError::Block(block)) => Outcome::Block(block),
+            Err(CmdError::Defer(deferred)) => Outcome::Defer(deferred),
             Err(e) => Outcome::Reply(Reply::Error(e.to_string())),
         }
     }
 
-    fn dispatch(&self, session: &mut Session, args: &[Bytes]) -> Result<Reply, CmdError> {
+    /// `local`: a keyed read runs here without asking Raft first.
+    fn dispatch(
+        &self,
+        session: &mut Session,
+        args: &[Bytes],
+        local: bool,
+    ) -> Result<Reply, CmdError> {
         let Some(name) = args.first() else {
             return Err(CmdError::err("empty command"));
         };
@@ -287,13 +327,26 @@ impl Engine {
             }
             return Ok(Reply::Status("QUEUED"));
         }
+        if self.is_replicated() {
+            if spec.is_write() {
+                return Err(CmdError::Defer(Deferred::Propose {
+                    db: session.db,
+                    commands: vec![args.to_vec()],
+                    exec: false,
+                }));
+            }
+            if !local && !spec.flags.contains(Flags::NO_KEYS) {
+                return Err(CmdError::Defer(Deferred::Read));
+            }
+        }
         self.run(spec, session, args, false)
     }
 
     /// A data command that may share a batch with its neighbours in a
     /// pipeline: known, right arity, touching keys, outside MULTI.
     fn groupable(&self, session: &Session, args: &[Bytes]) -> Option<&'static CommandSpec> {
-        if session.multi.is_some() || !session.authenticated {
+        // Under Raft every write is proposed and every read linearized.
+        if session.multi.is_some() || !session.authenticated || self.is_replicated() {
             return None;
         }
         let spec = cmd::lookup(args.first()?)?;
@@ -304,14 +357,14 @@ impl Engine {
     /// hold of the storage lock and one RocksDB batch — each behind a
     /// savepoint, so a failing one drops only its own writes — so a
     /// pipelining client costs one RocksDB write per batch, not per command.
-    /// Replies come back for the requests run; if one must block, it is
-    /// returned with what it waits for, and the requests after it have not
-    /// run. Nothing runs after QUIT.
+    /// Replies come back for the requests run; if one must block, or must
+    /// go through Raft ([`Outcome::Defer`]), its outcome is returned and the
+    /// requests after it have not run. Nothing runs after QUIT.
     pub fn execute_pipeline(
         &self,
         session: &mut Session,
         requests: &[Vec<Bytes>],
-    ) -> (Vec<Reply>, Option<BlockOn>) {
+    ) -> (Vec<Reply>, Option<Outcome>) {
         let mut replies = Vec::with_capacity(requests.len());
         let mut i = 0;
         while i < requests.len() && !session.quit {
@@ -321,14 +374,14 @@ impl Engine {
                 .count();
             if run >= 2 {
                 if let Some(block) = self.run_group(session, &requests[i..i + run], &mut replies) {
-                    return (replies, Some(block));
+                    return (replies, Some(Outcome::Block(block)));
                 }
                 i += run;
                 continue;
             }
             match self.execute_or_block(session, &requests[i]) {
                 Outcome::Reply(reply) => replies.push(reply),
-                Outcome::Block(block) => return (replies, Some(block)),
+                stop => return (replies, Some(stop)),
             }
             i += 1;
         }
@@ -480,6 +533,13 @@ impl Engine {
                 replies.push(Reply::error("ERR DB index is out of range"));
                 continue;
             }
+            if args
+                .first()
+                .is_some_and(|n| n.eq_ignore_ascii_case(EXPIRED_COMMAND))
+            {
+                replies.push(delete_expired(&mut ctx, &args[1..])?);
+                continue;
+            }
             let spec = match replicable(args) {
                 Ok(spec) => spec,
                 Err(e) => {
@@ -599,6 +659,27 @@ impl Engine {
     pub fn protocol_of(session: &Session) -> Protocol {
         session.protocol
     }
+}
+
+/// The internal command the Raft leader proposes for keys its expiry sweep
+/// found expired: `KIWI.EXPIRED key ...` deletes each key that is still
+/// expired as of the entry's clock (a key written again since survives).
+/// Not in the command table: clients cannot send it.
+pub const EXPIRED_COMMAND: &[u8] = b"kiwi.expired";
+
+fn delete_expired(
+    ctx: &mut crate::storage::Ctx<'_>,
+    keys: &[Bytes],
+) -> Result<Reply, StorageError> {
+    let now = ctx.now_ms;
+    let mut deleted = 0;
+    for key in keys {
+        if ctx.get_raw_meta(key)?.is_some_and(|m| m.is_expired(now)) {
+            ctx.delete_key(key);
+            deleted += 1;
+        }
+    }
+    Ok(Reply::Int(deleted))
 }
 
 /// The command `args` names, if a replicated entry may carry it: writes and

@@ -33,6 +33,28 @@ pub enum CmdError {
     /// Never reaches a client as an error.
     #[error("ERR blocking command cannot block here")]
     Block(BlockOn),
+    /// The command needs the cluster (a Raft proposal, a read barrier, an
+    /// admin operation): the connection awaits it. Never reaches a client
+    /// as an error.
+    #[error("ERR this command needs a raft node")]
+    Defer(Deferred),
+}
+
+/// Work a command hands back to the connection because it needs Raft.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Deferred {
+    /// Replicate `commands` as one Raft entry against database `db`;
+    /// `exec`: the reply is one array (EXEC), else the single reply.
+    Propose {
+        db: u8,
+        commands: Vec<Vec<bytes::Bytes>>,
+        exec: bool,
+    },
+    /// Confirm the read is linearizable (read index), then run the command
+    /// locally.
+    Read,
+    /// A `RAFT.*` admin command.
+    Raft(super::raft::RaftAdmin),
 }
 
 /// What a blocked command waits for.

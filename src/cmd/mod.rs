@@ -12,6 +12,7 @@ mod glob;
 mod hash;
 mod keys;
 mod list;
+pub mod raft;
 mod scan;
 mod server;
 mod session;
@@ -23,7 +24,7 @@ mod zset;
 
 pub use args::{float_arg, int_arg, is, parse_f64, parse_i64, text, timeout_arg};
 pub use collection::Collection;
-pub use error::{BlockOn, CmdError, CmdResult};
+pub use error::{BlockOn, CmdError, CmdResult, Deferred};
 pub use glob::glob_match;
 pub use server::REDIS_VERSION;
 pub use session::Session;

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use super::{bitmap, hash, keys, list, server, set, strings, transaction, zset, Call, CmdResult};
+use super::{
+    bitmap, hash, keys, list, raft, server, set, strings, transaction, zset, Call, CmdResult,
+};
 
 /// Command flags (a subset of Redis's, the ones Kiwi acts on or reports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +120,7 @@ static GROUPS: &[(&str, &[CommandSpec])] = &[
     ("list", list::COMMANDS),
     ("set", set::COMMANDS),
     ("sorted-set", zset::COMMANDS),
+    ("raft", raft::COMMANDS),
 ];
 
 /// All commands, in table order.

@@ -27,6 +27,22 @@ pub fn exec(call: &mut Call<'_, '_>) -> CmdResult {
             "EXECABORT Transaction discarded because of previous errors.".into(),
         ));
     }
+    if call.engine.is_replicated() {
+        // Under Raft the whole transaction is one log entry.
+        if call.session.watch.as_ref().is_some_and(|w| w.is_touched()) {
+            call.engine.unwatch(call.session);
+            return Ok(Reply::NilArray);
+        }
+        call.engine.unwatch(call.session);
+        if queue.is_empty() {
+            return Ok(Reply::Array(Vec::new()));
+        }
+        return Err(CmdError::Defer(super::Deferred::Propose {
+            db: call.session.db,
+            commands: queue,
+            exec: true,
+        }));
+    }
     Ok(call.engine.exec_queued(call.session, queue))
 }
 

@@ -12,6 +12,10 @@
 //!   deterministic. Snapshots stream the data families of a RocksDB
 //!   snapshot.
 //!
+//! [`network`] is the TCP transport (with its fault table) and
+//! [`RaftNode`] ties openraft, the transport and client traffic together
+//! (batched proposals, forwarding, read barriers, `RAFT.*`).
+//!
 //! openraft's types stay inside this module; the rest of the crate sees
 //! [`KiwiRequest`], [`KiwiResponse`] and the two stores.
 //!
@@ -22,6 +26,8 @@
 //! serde_json would store every byte of a value as a decimal number.
 
 mod log_store;
+pub mod network;
+mod node;
 mod state_machine;
 mod types;
 
@@ -33,6 +39,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use log_store::LogStore;
+pub use network::{FaultTable, NetConfig};
+pub use node::{ClientError, RaftNode, RaftNodeError, RaftOptions, RaftTiming};
 pub use state_machine::{SnapshotBuilder, StateMachine};
 pub use types::{KiwiRequest, KiwiResponse, WireReply};
 

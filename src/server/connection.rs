@@ -8,8 +8,9 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::{BlockOn, Session};
+use crate::cmd::{BlockOn, Deferred, Session};
 use crate::engine::{Engine, Outcome, Waiter};
+use crate::raft::RaftNode;
 use crate::resp::Reply;
 use crate::resp::RequestDecoder;
 
@@ -29,6 +30,7 @@ pub(super) async fn serve<S: ClientStream>(
     peer: String,
     local: String,
     shutdown: CancellationToken,
+    raft: Option<Arc<RaftNode>>,
 ) {
     let (maxclients, max_bulk) = {
         let config = engine.config.read();
@@ -45,7 +47,15 @@ pub(super) async fn serve<S: ClientStream>(
         return;
     }
     let mut session = engine.connect(peer.clone(), local);
-    let result = run(&engine, &mut stream, &mut session, max_bulk, &shutdown).await;
+    let result = run(
+        &engine,
+        raft.as_deref(),
+        &mut stream,
+        &mut session,
+        max_bulk,
+        &shutdown,
+    )
+    .await;
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
@@ -54,6 +64,7 @@ pub(super) async fn serve<S: ClientStream>(
 
 async fn run<S: ClientStream>(
     engine: &Engine,
+    raft: Option<&RaftNode>,
     stream: &mut S,
     session: &mut Session,
     max_bulk: usize,
@@ -88,12 +99,20 @@ async fn run<S: ClientStream>(
         }
         let mut next = 0;
         while next < requests.len() {
-            let (replies, blocked) = engine.execute_pipeline(session, &requests[next..]);
+            let (replies, stopped) = engine.execute_pipeline(session, &requests[next..]);
             next += replies.len();
             for reply in replies {
                 reply.encode(session.protocol, &mut output);
             }
-            if let Some(block) = blocked {
+            if let Some(Outcome::Defer(deferred)) = stopped {
+                // Through Raft (a write, a linearizable read, RAFT.*).
+                let reply = tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    reply = resolve(engine, raft, session, &requests[next], deferred) => reply,
+                };
+                reply.encode(session.protocol, &mut output);
+                next += 1;
+            } else if let Some(Outcome::Block(block)) = stopped {
                 // Earlier replies go out before this client waits.
                 if !output.is_empty() {
                     stream.write_all(&output).await?;
@@ -152,6 +171,41 @@ async fn run<S: ClientStream>(
         if n == 0 {
             return Ok(());
         }
+    }
+}
+
+/// Carry out what a command deferred to the cluster. A node without Raft
+/// answers an error.
+async fn resolve(
+    engine: &Engine,
+    raft: Option<&RaftNode>,
+    session: &mut Session,
+    args: &[bytes::Bytes],
+    deferred: Deferred,
+) -> Reply {
+    let Some(node) = raft else {
+        return match deferred {
+            Deferred::Read => engine.execute_local(session, args),
+            _ => Reply::error("ERR this node does not run raft"),
+        };
+    };
+    match deferred {
+        Deferred::Propose { db, commands, exec } => {
+            let commands = commands
+                .into_iter()
+                .map(|c| c.into_iter().map(|a| a.to_vec()).collect())
+                .collect();
+            match node.propose(db, commands).await {
+                Ok(replies) if exec => Reply::Array(replies),
+                Ok(replies) => replies.into_iter().next().unwrap_or(Reply::Nil),
+                Err(e) => Reply::Error(e.to_string()),
+            }
+        }
+        Deferred::Read => match node.linearize().await {
+            Ok(()) => engine.execute_local(session, args),
+            Err(e) => Reply::Error(e.to_string()),
+        },
+        Deferred::Raft(admin) => node.admin(admin).await,
     }
 }
 

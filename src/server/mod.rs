@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::RuntimeConfig;
 use crate::engine::Engine;
+use crate::raft::{RaftNode, RaftOptions};
 use crate::storage::{now_ms, SweepCursor};
 use crate::KiwiError;
 
@@ -25,6 +26,7 @@ const SWEEP_BUDGET: usize = 500;
 pub struct Server {
     runtime: Option<Runtime>,
     engine: Option<Arc<Engine>>,
+    raft: Option<Arc<RaftNode>>,
     shutdown: CancellationToken,
     addr: SocketAddr,
 }
@@ -39,6 +41,17 @@ impl Server {
     /// Open the storage, bind the listener and start serving. Port 0 picks a
     /// free port; [`Server::addr`] tells which.
     pub fn start(config: RuntimeConfig) -> Result<Server, KiwiError> {
+        Server::start_inner(config, None)
+    }
+
+    /// Start a node whose keyspace Raft replicates: the raft listener and
+    /// openraft start before clients are accepted. Writes become proposals,
+    /// reads wait for a read barrier, and only the leader expires keys.
+    pub fn start_raft(config: RuntimeConfig, raft: RaftOptions) -> Result<Server, KiwiError> {
+        Server::start_inner(config, Some(raft))
+    }
+
+    fn start_inner(config: RuntimeConfig, raft: Option<RaftOptions>) -> Result<Server, KiwiError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("kiwi-worker")
@@ -57,11 +70,24 @@ impl Server {
         // With port 0 the OS chose: CONFIG GET port tells the real one.
         engine.config.write().port = addr.port();
         let shutdown = CancellationToken::new();
+        let raft = match raft {
+            Some(options) => Some(
+                runtime
+                    .block_on(RaftNode::start(engine.clone(), options))
+                    .map_err(|e| KiwiError::Config(e.to_string()))?,
+            ),
+            None => None,
+        };
         let listener = {
             let _enter = runtime.enter();
             TcpListener::from_std(std_listener).map_err(KiwiError::Io)?
         };
-        runtime.spawn(accept_loop(engine.clone(), listener, shutdown.clone()));
+        runtime.spawn(accept_loop(
+            engine.clone(),
+            listener,
+            shutdown.clone(),
+            raft.clone(),
+        ));
         #[cfg(unix)]
         if let Some(path) = unixsocket {
             // A stale socket file from an earlier run would make bind fail.
@@ -81,13 +107,15 @@ impl Server {
                 listener,
                 path,
                 shutdown.clone(),
+                raft.clone(),
             ));
         }
-        runtime.spawn(expiry_loop(engine.clone(), shutdown.clone()));
+        runtime.spawn(expiry_loop(engine.clone(), shutdown.clone(), raft.clone()));
         tracing::info!(%addr, dir = %engine.storage().path().display(), "kiwi server ready");
         Ok(Server {
             runtime: Some(runtime),
             engine: Some(engine),
+            raft,
             shutdown,
             addr,
         })
@@ -99,6 +127,17 @@ impl Server {
 
     pub fn engine(&self) -> Option<&Arc<Engine>> {
         self.engine.as_ref()
+    }
+
+    /// The node's Raft, when it runs with one.
+    pub fn raft(&self) -> Option<&Arc<RaftNode>> {
+        self.raft.as_ref()
+    }
+
+    /// Run `future` on the server's runtime and wait for it (admin calls
+    /// from synchronous code: tests, Python). `None` once stopped.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> Option<F::Output> {
+        self.runtime.as_ref().map(|rt| rt.block_on(future))
     }
 
     /// Block the calling thread until SIGINT or SIGTERM arrives.
@@ -129,6 +168,9 @@ impl Server {
     /// close the storage. Idempotent.
     pub fn stop(&mut self) {
         self.shutdown.cancel();
+        if let (Some(raft), Some(runtime)) = (self.raft.take(), self.runtime.as_ref()) {
+            runtime.block_on(raft.shutdown());
+        }
         if let Some(runtime) = self.runtime.take() {
             // Tasks see the cancellation at their next await; whatever is
             // left after the grace period is dropped with the runtime.
@@ -149,7 +191,12 @@ impl Drop for Server {
     }
 }
 
-async fn accept_loop(engine: Arc<Engine>, listener: TcpListener, shutdown: CancellationToken) {
+async fn accept_loop(
+    engine: Arc<Engine>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    raft: Option<Arc<RaftNode>>,
+) {
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -170,6 +217,7 @@ async fn accept_loop(engine: Arc<Engine>, listener: TcpListener, shutdown: Cance
                     peer.to_string(),
                     local,
                     shutdown,
+                    raft.clone(),
                 ));
             }
             Err(e) => {
@@ -187,6 +235,7 @@ async fn accept_unix_loop(
     listener: tokio::net::UnixListener,
     path: std::path::PathBuf,
     shutdown: CancellationToken,
+    raft: Option<Arc<RaftNode>>,
 ) {
     let local = path.display().to_string();
     loop {
@@ -206,6 +255,7 @@ async fn accept_unix_loop(
                     peer,
                     local.clone(),
                     shutdown,
+                    raft.clone(),
                 ));
             }
             Err(e) => {
@@ -217,13 +267,40 @@ async fn accept_unix_loop(
     let _ = std::fs::remove_file(&path);
 }
 
-async fn expiry_loop(engine: Arc<Engine>, shutdown: CancellationToken) {
+/// The active expiry sweep. Under Raft only the leader sweeps, and it
+/// deletes nothing itself: it proposes the deletions through the log
+/// (followers never expire on their own).
+async fn expiry_loop(
+    engine: Arc<Engine>,
+    shutdown: CancellationToken,
+    raft: Option<Arc<RaftNode>>,
+) {
     let mut cursor = SweepCursor::default();
     loop {
         let hz = engine.config.read().hz.max(1);
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(Duration::from_millis(1000 / u64::from(hz))) => {}
+        }
+        if let Some(node) = &raft {
+            if !node.is_leader() {
+                continue;
+            }
+            match engine
+                .storage()
+                .collect_expired(&mut cursor, SWEEP_BUDGET, now_ms())
+            {
+                Ok(keys) if keys.is_empty() => {}
+                Ok(keys) => {
+                    let n = node.propose_expired(keys).await;
+                    engine
+                        .stats
+                        .expired_keys
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+            }
+            continue;
         }
         let swept = engine
             .storage()

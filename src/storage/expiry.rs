@@ -56,4 +56,37 @@ impl Storage {
         on_deleted(&touched);
         Ok(touched.keys.len())
     }
+
+    /// Examine up to `budget` keys from `cursor` and list the expired ones
+    /// as (database, key), deleting nothing: under Raft the leader proposes
+    /// their deletion through the log instead.
+    pub fn collect_expired(
+        &self,
+        cursor: &mut SweepCursor,
+        budget: usize,
+        now_ms: u64,
+    ) -> Result<Vec<(u8, Vec<u8>)>> {
+        let cf = self.meta_cf();
+        let mut expired = Vec::new();
+        let mut next = None;
+        let iter = self
+            .db
+            .iterator_cf(cf, IteratorMode::From(&cursor.0, Direction::Forward));
+        for (examined, item) in iter.enumerate() {
+            let (k, v) = item?;
+            if examined == budget {
+                next = Some(k.to_vec());
+                break;
+            }
+            if let Some((_, Some(at))) = Meta::peek(&v) {
+                if at <= now_ms {
+                    if let Some((db, key)) = k.split_first() {
+                        expired.push((*db, key.to_vec()));
+                    }
+                }
+            }
+        }
+        cursor.0 = next.unwrap_or_default();
+        Ok(expired)
+    }
 }

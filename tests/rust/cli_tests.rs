@@ -127,3 +127,68 @@ fn help_and_version() {
     ));
     assert!(kiwi::cli::version_line().starts_with("Redis server v=7."));
 }
+
+#[test]
+fn raft_flags() {
+    let s = settings(&["--port", "7001"]).expect("standalone");
+    assert!(s.raft.is_none());
+    let s = settings(&[
+        "--node-id",
+        "1",
+        "--raft-addr",
+        "127.0.0.1:7101",
+        "--raft-peer",
+        "2=127.0.0.1:7102",
+        "3=127.0.0.1:7103",
+        "--raft-init",
+        "--raft-timeout-ms",
+        "1500",
+    ])
+    .expect("raft flags");
+    let raft = s.raft.expect("raft options");
+    assert_eq!(raft.id, 1);
+    assert_eq!(raft.addr, "127.0.0.1:7101");
+    assert_eq!(
+        raft.peers,
+        vec![
+            (2, "127.0.0.1:7102".to_string()),
+            (3, "127.0.0.1:7103".to_string())
+        ]
+    );
+    assert!(raft.init);
+    assert_eq!(
+        raft.timing.client_timeout,
+        std::time::Duration::from_millis(1500)
+    );
+    // Repeated --raft-peer adds up.
+    let s = settings(&[
+        "--node-id",
+        "2",
+        "--raft-addr",
+        "h:1",
+        "--raft-peer",
+        "1=h:0",
+        "--raft-peer",
+        "3=h:2",
+    ])
+    .expect("repeated peers");
+    assert_eq!(s.raft.expect("raft").peers.len(), 2);
+
+    let err = settings(&["--raft-addr", "127.0.0.1:1"]).expect_err("no id");
+    assert!(err.contains("--node-id"), "{err}");
+    let err = settings(&["--node-id", "1"]).expect_err("no addr");
+    assert!(err.contains("--raft-addr"), "{err}");
+    let err = settings(&["--node-id", "1", "--raft-addr", "h:1", "--raft-peer", "x"])
+        .expect_err("bad peer");
+    assert!(err.contains("ID=HOST:PORT"), "{err}");
+    let err = settings(&[
+        "--node-id",
+        "1",
+        "--raft-addr",
+        "h:1",
+        "--raft-peer",
+        "1=h:2",
+    ])
+    .expect_err("self peer");
+    assert!(err.contains("own id"), "{err}");
+}

@@ -1,0 +1,105 @@
+//! `RAFT.*`: cluster administration and fault injection. The functions
+//! only check their arguments; the connection runs the operation on the
+//! node's [`RaftNode`](crate::raft::RaftNode) (a node without Raft answers
+//! an error).
+//!
+//! - `RAFT.INFO`
+//! - `RAFT.CLUSTER INIT <id> <addr> [<id> <addr> ...]`
+//! - `RAFT.NODE ADD <id> <addr>` (learner, then voter) | `RAFT.NODE REMOVE <id>`
+//! - `RAFT.FAULT BLOCK <to-id> [BOTH]` | `UNBLOCK <id>` | `DROP <fraction>`
+//!   | `DELAY <ms>` | `CLEAR`
+
+use super::table::{commands, flags::A};
+use super::{is, parse_f64, parse_i64, text, Call, CmdError, CmdResult, CommandSpec, Deferred};
+
+/// A checked `RAFT.*` request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RaftAdmin {
+    Info,
+    Init(Vec<(u64, String)>),
+    AddNode(u64, String),
+    RemoveNode(u64),
+    Block { to: u64, both: bool },
+    Unblock(u64),
+    Drop(f64),
+    Delay(u64),
+    Clear,
+}
+
+pub(crate) static COMMANDS: &[CommandSpec] = commands! {
+    "raft.info", 1, A, 0, 0, 0, info;
+    "raft.cluster", -2, A, 0, 0, 0, cluster;
+    "raft.node", -3, A, 0, 0, 0, node;
+    "raft.fault", -2, A, 0, 0, 0, fault;
+};
+
+fn defer(admin: RaftAdmin) -> CmdResult {
+    Err(CmdError::Defer(Deferred::Raft(admin)))
+}
+
+fn node_id(arg: &[u8]) -> CmdResult<u64> {
+    parse_i64(arg)
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| CmdError::err("invalid node id"))
+}
+
+fn info(_call: &mut Call<'_, '_>) -> CmdResult {
+    defer(RaftAdmin::Info)
+}
+
+fn cluster(call: &mut Call<'_, '_>) -> CmdResult {
+    let args = call.args;
+    if !is(&args[1], "init") {
+        return Err(CmdError::err(format!(
+            "unknown subcommand '{}'. Try RAFT.CLUSTER INIT <id> <addr> ...",
+            text(&args[1])
+        )));
+    }
+    let pairs = &args[2..];
+    if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
+        return Err(CmdError::Arity("raft.cluster".into()));
+    }
+    let members = pairs
+        .chunks(2)
+        .map(|p| Ok((node_id(&p[0])?, text(&p[1]))))
+        .collect::<CmdResult<Vec<_>>>()?;
+    defer(RaftAdmin::Init(members))
+}
+
+fn node(call: &mut Call<'_, '_>) -> CmdResult {
+    let args = call.args;
+    match args.len() {
+        4 if is(&args[1], "add") => defer(RaftAdmin::AddNode(node_id(&args[2])?, text(&args[3]))),
+        3 if is(&args[1], "remove") => defer(RaftAdmin::RemoveNode(node_id(&args[2])?)),
+        _ => Err(CmdError::Syntax),
+    }
+}
+
+fn fault(call: &mut Call<'_, '_>) -> CmdResult {
+    let args = call.args;
+    let sub = &args[1];
+    match args.len() {
+        3 | 4 if is(sub, "block") => {
+            let both = match args.get(3) {
+                None => false,
+                Some(w) if is(w, "both") => true,
+                Some(_) => return Err(CmdError::Syntax),
+            };
+            defer(RaftAdmin::Block {
+                to: node_id(&args[2])?,
+                both,
+            })
+        }
+        3 if is(sub, "unblock") => defer(RaftAdmin::Unblock(node_id(&args[2])?)),
+        3 if is(sub, "drop") => match parse_f64(&args[2]) {
+            Some(f) if (0.0..=1.0).contains(&f) => defer(RaftAdmin::Drop(f)),
+            _ => Err(CmdError::err("drop fraction must be between 0 and 1")),
+        },
+        3 if is(sub, "delay") => match parse_i64(&args[2]).and_then(|n| u64::try_from(n).ok()) {
+            Some(ms) => defer(RaftAdmin::Delay(ms)),
+            None => Err(CmdError::err("delay must be a non-negative number of ms")),
+        },
+        2 if is(sub, "clear") => defer(RaftAdmin::Clear),
+        _ => Err(CmdError::Syntax),
+    }
+}

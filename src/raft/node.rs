@@ -1,0 +1,788 @@
+//! A Raft node: openraft's [`Raft`] over Kiwi's stores and TCP transport,
+//! plus what clients need from it — batched proposals, forwarding to the
+//! leader, linearizable reads, admin operations and the fault table.
+//!
+//! Writes: every client write (and every EXEC) goes to the proposer task,
+//! which packs what many clients sent meanwhile into one entry (up to
+//! [`RaftTiming::max_batch`] commands of one database) and proposes it
+//! with the leader's clock; several batches may be in flight. On a
+//! follower the batch travels to the leader in one `Forward` RPC. A
+//! request is only retried when it certainly was not proposed (no leader,
+//! leader unreachable before sending, "not the leader" answer); anything
+//! else that fails answers an error, never a success.
+//!
+//! Every client-facing wait is bounded by [`RaftTiming::client_timeout`]:
+//! a node cut off from the quorum answers `CLUSTERDOWN` in that time.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, Config, Raft, ServerState, SnapshotPolicy};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::network::{
+    self, CallError, FaultTable, ForwardError, NetConfig, Network, PeerClient, Rpc, RpcReply,
+    RpcService,
+};
+use super::{
+    open_stores, read_state, state_key, KiwiRequest, KiwiResponse, NodeId, TypeConfig, WireReply,
+};
+use crate::cmd::raft::RaftAdmin;
+use crate::engine::Engine;
+use crate::resp::Reply;
+use crate::storage::now_ms;
+
+/// Timing and sizing of a node.
+#[derive(Debug, Clone, Copy)]
+pub struct RaftTiming {
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+    /// Longest a client waits for a write or a read barrier before it gets
+    /// `CLUSTERDOWN`.
+    pub client_timeout: Duration,
+    /// Most commands in one proposed entry.
+    pub max_batch: usize,
+    /// Batches proposed at once.
+    pub max_inflight: usize,
+    /// Build a snapshot (and purge the log) every this many entries.
+    pub snapshot_every: u64,
+}
+
+impl Default for RaftTiming {
+    fn default() -> RaftTiming {
+        RaftTiming {
+            heartbeat_ms: 50,
+            election_min_ms: 300,
+            election_max_ms: 600,
+            client_timeout: Duration::from_secs(2),
+            max_batch: 1024,
+            max_inflight: 8,
+            snapshot_every: 10_000,
+        }
+    }
+}
+
+/// How to start a node.
+#[derive(Debug, Clone)]
+pub struct RaftOptions {
+    pub id: NodeId,
+    /// Address the raft listener binds (`127.0.0.1:0` picks a port).
+    pub addr: String,
+    /// Address peers use to reach this node; default: the bound address.
+    pub advertise: Option<String>,
+    /// Other members, for `init`.
+    pub peers: Vec<(NodeId, String)>,
+    /// Initialise a new cluster of this node and `peers` at start (once:
+    /// an initialised node ignores it).
+    pub init: bool,
+    pub timing: RaftTiming,
+    pub net: NetConfig,
+}
+
+impl RaftOptions {
+    pub fn new(id: NodeId, addr: impl Into<String>) -> RaftOptions {
+        RaftOptions {
+            id,
+            addr: addr.into(),
+            advertise: None,
+            peers: Vec::new(),
+            init: false,
+            timing: RaftTiming::default(),
+            net: NetConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RaftNodeError {
+    #[error("cannot listen for raft on {0}: {1}")]
+    Bind(String, std::io::Error),
+    #[error("invalid raft configuration: {0}")]
+    Config(#[from] openraft::ConfigError),
+    #[error("raft stopped: {0}")]
+    Fatal(#[from] openraft::error::Fatal<NodeId>),
+    #[error("cannot initialise the cluster: {0}")]
+    Init(String),
+}
+
+/// What a client sees when the cluster cannot serve it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// No leader reachable in time; nothing was proposed.
+    #[error("CLUSTERDOWN no quorum")]
+    NoQuorum,
+    /// Proposed, but not confirmed committed in time: it may or may not
+    /// take effect.
+    #[error("CLUSTERDOWN no quorum (write not confirmed: {0})")]
+    Unconfirmed(String),
+    /// Sent to the leader, then the answer was lost.
+    #[error("TRYAGAIN outcome unknown: {0}")]
+    Unknown(String),
+    #[error("ERR {0}")]
+    Refused(String),
+}
+
+type ReplyTx = oneshot::Sender<Result<Vec<WireReply>, ClientError>>;
+
+/// Commands waiting to be proposed.
+struct Pending {
+    db: u8,
+    commands: Vec<Vec<Vec<u8>>>,
+    /// Came from a follower: propose only as leader, never forward again.
+    leader_only: bool,
+    reply: ReplyTx,
+}
+
+/// One Kiwi node's Raft.
+pub struct RaftNode {
+    id: NodeId,
+    addr: String,
+    raft: Raft<TypeConfig>,
+    engine: Arc<Engine>,
+    faults: Arc<FaultTable>,
+    timing: RaftTiming,
+    net: NetConfig,
+    proposals: mpsc::Sender<Pending>,
+    /// Connections for Forward/ReadIndex, a few per peer.
+    peers: parking_lot::Mutex<HashMap<NodeId, Arc<PeerPool>>>,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for RaftNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftNode")
+            .field("id", &self.id)
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+/// A handful of connections to one peer, for concurrent client traffic.
+struct PeerPool {
+    addr: String,
+    slots: Vec<tokio::sync::Mutex<PeerClient>>,
+}
+
+const POOL_SIZE: usize = 4;
+
+impl PeerPool {
+    async fn call(&self, rpc: Rpc, timeout: Duration) -> Result<RpcReply, CallError> {
+        for slot in &self.slots {
+            if let Ok(mut client) = slot.try_lock() {
+                return client.call(rpc, timeout).await;
+            }
+        }
+        let pick = rand::random_range(0..self.slots.len().max(1));
+        match self.slots.get(pick) {
+            Some(slot) => slot.lock().await.call(rpc, timeout).await,
+            None => Err(CallError::BadAddr(self.addr.clone())),
+        }
+    }
+}
+
+impl RaftNode {
+    /// Bind the raft listener, start openraft on `engine`'s storage and the
+    /// proposer, and (with `options.init`) initialise the cluster. Must run
+    /// inside the tokio runtime that will drive the node.
+    pub async fn start(
+        engine: Arc<Engine>,
+        options: RaftOptions,
+    ) -> Result<Arc<RaftNode>, RaftNodeError> {
+        let id = options.id;
+        let listener = network::bind(&options.addr)
+            .await
+            .map_err(|e| RaftNodeError::Bind(options.addr.clone(), e))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| RaftNodeError::Bind(options.addr.clone(), e))?;
+        let addr = options
+            .advertise
+            .clone()
+            .unwrap_or_else(|| bound.to_string());
+        let t = options.timing;
+        let config = Config {
+            cluster_name: "kiwi".into(),
+            heartbeat_interval: t.heartbeat_ms,
+            election_timeout_min: t.election_min_ms,
+            election_timeout_max: t.election_max_ms,
+            install_snapshot_timeout: 2_000,
+            max_payload_entries: 512,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_every),
+            max_in_snapshot_log_to_keep: 1_000,
+            ..Config::default()
+        }
+        .validate()?;
+        if t.heartbeat_ms * 2 >= t.election_min_ms {
+            tracing::warn!(
+                heartbeat = t.heartbeat_ms,
+                election = t.election_min_ms,
+                "heartbeat is not well under half the election timeout"
+            );
+        }
+        let faults = Arc::new(FaultTable::new());
+        let (log, sm) = open_stores(engine.clone());
+        let network = Network::new(id, faults.clone(), options.net);
+        let raft = Raft::new(id, Arc::new(config), network, log, sm).await?;
+        engine.set_replicated(true);
+        let (tx, rx) = mpsc::channel(16 * 1024);
+        let shutdown = CancellationToken::new();
+        let node = Arc::new(RaftNode {
+            id,
+            addr: addr.clone(),
+            raft,
+            engine,
+            faults: faults.clone(),
+            timing: t,
+            net: options.net,
+            proposals: tx,
+            peers: parking_lot::Mutex::new(HashMap::new()),
+            shutdown: shutdown.clone(),
+        });
+        tokio::spawn(network::serve(
+            id,
+            listener,
+            node.clone(),
+            faults,
+            shutdown.clone(),
+        ));
+        tokio::spawn(proposer(node.clone(), rx));
+        tracing::info!(node = id, %addr, "raft node started");
+        if options.init {
+            let mut members = vec![(id, addr)];
+            members.extend(options.peers.iter().cloned());
+            match node.raft.is_initialized().await? {
+                true => tracing::info!(node = id, "already initialised; --raft-init ignored"),
+                false => node.init(&members).await.map_err(RaftNodeError::Init)?,
+            }
+        }
+        Ok(node)
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The address peers reach this node's raft listener at.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.raft
+    }
+
+    pub fn faults(&self) -> &Arc<FaultTable> {
+        &self.faults
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The leader this node knows of.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    /// Stop serving and stop openraft. Idempotent.
+    pub async fn shutdown(&self) {
+        if self.shutdown.is_cancelled() {
+            return;
+        }
+        self.shutdown.cancel();
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(node = self.id, error = %e, "raft shutdown failed");
+        }
+        self.engine.set_replicated(false);
+    }
+
+    // ----------------------------------------------------------- membership
+
+    /// Initialise a new cluster of `members` (id, raft address).
+    pub async fn init(&self, members: &[(NodeId, String)]) -> Result<(), String> {
+        let nodes: BTreeMap<NodeId, BasicNode> = members
+            .iter()
+            .map(|(id, addr)| (*id, BasicNode::new(addr)))
+            .collect();
+        self.raft.initialize(nodes).await.map_err(|e| e.to_string())
+    }
+
+    /// Add `id` as a learner, wait until it caught up, then make it a voter.
+    pub async fn add_node(&self, id: NodeId, addr: &str) -> Result<(), String> {
+        self.raft
+            .add_learner(id, BasicNode::new(addr), true)
+            .await
+            .map_err(|e| e.to_string())?;
+        let voters: BTreeSet<NodeId> = [id].into_iter().collect();
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(voters), false)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Remove `id` from the cluster (voter and node).
+    pub async fn remove_node(&self, id: NodeId) -> Result<(), String> {
+        let gone: BTreeSet<NodeId> = [id].into_iter().collect();
+        self.raft
+            .change_membership(ChangeMembers::RemoveVoters(gone), false)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- writes
+
+    /// Replicate `commands` (run against database `db`) as part of one
+    /// entry; their replies, in order, once committed and applied.
+    pub async fn propose(
+        &self,
+        db: u8,
+        commands: Vec<Vec<Vec<u8>>>,
+    ) -> Result<Vec<Reply>, ClientError> {
+        let replies = self.enqueue(db, commands, false).await?;
+        Ok(replies.into_iter().map(Reply::from).collect())
+    }
+
+    async fn enqueue(
+        &self,
+        db: u8,
+        commands: Vec<Vec<Vec<u8>>>,
+        leader_only: bool,
+    ) -> Result<Vec<WireReply>, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        let pending = Pending {
+            db,
+            commands,
+            leader_only,
+            reply: tx,
+        };
+        if self.proposals.send(pending).await.is_err() {
+            return Err(ClientError::Refused("raft node is shutting down".into()));
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(ClientError::Refused("raft node is shutting down".into())))
+    }
+
+    /// Propose `request` as one entry: as leader directly, else through the
+    /// leader. `leader_only`: fail with `NoQuorum` instead of forwarding.
+    async fn write(
+        &self,
+        mut request: KiwiRequest,
+        leader_only: bool,
+    ) -> Result<KiwiResponse, ClientError> {
+        let deadline = Instant::now() + self.timing.client_timeout;
+        loop {
+            let leader = if leader_only {
+                self.id
+            } else {
+                self.wait_for_leader(deadline).await?
+            };
+            if leader == self.id {
+                request.now_ms = now_ms();
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(remaining, self.raft.client_write(request.clone())).await
+                {
+                    Err(_) => {
+                        return Err(ClientError::Unconfirmed(format!(
+                            "not committed within {:?}",
+                            self.timing.client_timeout
+                        )))
+                    }
+                    Ok(Ok(response)) => return Ok(response.data),
+                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                        if leader_only {
+                            return Err(ClientError::NoQuorum);
+                        }
+                    }
+                    Ok(Err(e)) => return Err(ClientError::Unknown(e.to_string())),
+                }
+            } else {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                match self
+                    .call_peer(leader, Rpc::Forward(request.clone()), remaining)
+                    .await
+                {
+                    Ok(RpcReply::Forward(Ok(response))) => return Ok(response),
+                    Ok(RpcReply::Forward(Err(ForwardError::NotLeader { .. }))) => {}
+                    Ok(RpcReply::Forward(Err(ForwardError::Unknown(e)))) => {
+                        return Err(ClientError::Unconfirmed(e))
+                    }
+                    Ok(RpcReply::Forward(Err(ForwardError::Refused(e)))) => {
+                        return Err(ClientError::Refused(e))
+                    }
+                    Ok(_) => return Err(ClientError::Unknown("unexpected answer".into())),
+                    Err(e) if e.not_sent() => {}
+                    Err(e) => return Err(ClientError::Unknown(e.to_string())),
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(ClientError::NoQuorum);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The current leader, waiting (bounded) while there is none.
+    async fn wait_for_leader(&self, deadline: Instant) -> Result<NodeId, ClientError> {
+        loop {
+            if let Some(leader) = self.leader() {
+                return Ok(leader);
+            }
+            if Instant::now() >= deadline || self.shutdown.is_cancelled() {
+                return Err(ClientError::NoQuorum);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn call_peer(
+        &self,
+        target: NodeId,
+        rpc: Rpc,
+        timeout: Duration,
+    ) -> Result<RpcReply, CallError> {
+        if target == self.id {
+            return Err(CallError::SelfRoute(target));
+        }
+        let addr = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            m.membership_config
+                .membership()
+                .get_node(&target)
+                .map(|n| n.addr.clone())
+        };
+        let Some(addr) = addr else {
+            return Err(CallError::BadAddr(format!("node {target} has no address")));
+        };
+        let pool = {
+            let mut peers = self.peers.lock();
+            let stale = peers.get(&target).is_some_and(|p| p.addr != addr);
+            if stale {
+                peers.remove(&target);
+            }
+            peers
+                .entry(target)
+                .or_insert_with(|| {
+                    Arc::new(PeerPool {
+                        addr: addr.clone(),
+                        slots: (0..POOL_SIZE)
+                            .map(|_| {
+                                tokio::sync::Mutex::new(PeerClient::new(
+                                    self.id,
+                                    target,
+                                    addr.clone(),
+                                    self.faults.clone(),
+                                    self.net,
+                                ))
+                            })
+                            .collect(),
+                    })
+                })
+                .clone()
+        };
+        pool.call(rpc, timeout).await
+    }
+
+    // ----------------------------------------------------------------- reads
+
+    /// Wait until a read on this node sees every write acknowledged before
+    /// the call (openraft's read index, through the leader on a follower).
+    pub async fn linearize(&self) -> Result<(), ClientError> {
+        let deadline = Instant::now() + self.timing.client_timeout;
+        loop {
+            let leader = self.wait_for_leader(deadline).await?;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if leader == self.id {
+                match tokio::time::timeout(remaining, self.raft.ensure_linearizable()).await {
+                    Err(_) => return Err(ClientError::NoQuorum),
+                    Ok(Ok(_)) => return Ok(()),
+                    Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {}
+                    Ok(Err(_)) => return Err(ClientError::NoQuorum),
+                }
+            } else {
+                match self.call_peer(leader, Rpc::ReadIndex, remaining).await {
+                    Ok(RpcReply::ReadIndex(Ok(index))) => {
+                        let remaining = deadline.saturating_duration_since(Instant::now());
+                        return match index {
+                            None => Ok(()),
+                            Some(index) => self
+                                .raft
+                                .wait(Some(remaining))
+                                .applied_index_at_least(Some(index), "linearizable read")
+                                .await
+                                .map(|_| ())
+                                .map_err(|_| ClientError::NoQuorum),
+                        };
+                    }
+                    Ok(RpcReply::ReadIndex(Err(ForwardError::NotLeader { .. }))) => {}
+                    Ok(_) => return Err(ClientError::NoQuorum),
+                    Err(e) if e.not_sent() => {}
+                    Err(_) => return Err(ClientError::NoQuorum),
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(ClientError::NoQuorum);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    // ----------------------------------------------------------------- admin
+
+    /// Run a `RAFT.*` command.
+    pub async fn admin(&self, admin: RaftAdmin) -> Reply {
+        let done = |r: Result<(), String>| match r {
+            Ok(()) => Reply::OK,
+            Err(e) => Reply::Error(format!("ERR {e}")),
+        };
+        match admin {
+            RaftAdmin::Info => Reply::Bulk(self.info().into()),
+            RaftAdmin::Init(members) => done(self.init(&members).await),
+            RaftAdmin::AddNode(id, addr) => done(self.add_node(id, &addr).await),
+            RaftAdmin::RemoveNode(id) => done(self.remove_node(id).await),
+            RaftAdmin::Block { to, both } => {
+                self.faults.block(to, both);
+                Reply::OK
+            }
+            RaftAdmin::Unblock(peer) => {
+                self.faults.unblock(peer);
+                Reply::OK
+            }
+            RaftAdmin::Drop(rate) => {
+                self.faults.set_drop_rate(rate);
+                Reply::OK
+            }
+            RaftAdmin::Delay(ms) => {
+                self.faults.set_delay(Duration::from_millis(ms));
+                Reply::OK
+            }
+            RaftAdmin::Clear => {
+                self.faults.clear();
+                Reply::OK
+            }
+        }
+    }
+
+    /// The committed index this node persisted.
+    pub fn committed_index(&self) -> Option<u64> {
+        read_state::<openraft::LogId<NodeId>>(self.engine.storage(), state_key::COMMITTED)
+            .ok()
+            .flatten()
+            .map(|id| id.index)
+    }
+
+    /// `RAFT.INFO`: `field:value` lines.
+    pub fn info(&self) -> String {
+        let m = self.raft.metrics().borrow().clone();
+        let role = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let list = |learners: bool| {
+            membership
+                .nodes()
+                .filter(|(id, _)| voters.contains(id) != learners)
+                .map(|(id, n)| format!("{id}={}", n.addr))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+        let faults = self.faults.snapshot();
+        let ids = |s: &std::collections::HashSet<NodeId>| {
+            let mut v: Vec<_> = s.iter().map(|i| i.to_string()).collect();
+            v.sort();
+            v.join(",")
+        };
+        let lines = [
+            format!("node_id:{}", self.id),
+            format!("raft_addr:{}", self.addr),
+            format!("role:{role}"),
+            format!("term:{}", m.current_term),
+            format!("leader:{}", opt(m.current_leader)),
+            format!("commit_index:{}", opt(self.committed_index())),
+            format!("applied_index:{}", opt(m.last_applied.map(|l| l.index))),
+            format!("last_log_index:{}", opt(m.last_log_index)),
+            format!("snapshot_index:{}", opt(m.snapshot.map(|l| l.index))),
+            format!("members:{}", list(false)),
+            format!("learners:{}", list(true)),
+            format!("fault_blocked_out:{}", ids(&faults.blocked_out)),
+            format!("fault_blocked_in:{}", ids(&faults.blocked_in)),
+            format!("fault_drop:{}", faults.drop_rate),
+            format!("fault_delay_ms:{}", faults.delay.as_millis()),
+        ];
+        let mut out = lines.join("\r\n");
+        out.push_str("\r\n");
+        out
+    }
+
+    // ---------------------------------------------------------------- expiry
+
+    /// As leader, propose the deletion of keys the sweep found expired
+    /// (grouped per database).
+    pub async fn propose_expired(&self, keys: Vec<(u8, Vec<u8>)>) -> usize {
+        let mut by_db: BTreeMap<u8, Vec<Vec<u8>>> = BTreeMap::new();
+        for (db, key) in keys {
+            by_db.entry(db).or_default().push(key);
+        }
+        let mut deleted = 0;
+        for (db, keys) in by_db {
+            let mut command = vec![crate::engine::EXPIRED_COMMAND.to_vec()];
+            command.extend(keys);
+            match self.enqueue(db, vec![command], true).await {
+                Ok(replies) => {
+                    if let Some(WireReply::Int(n)) = replies.first() {
+                        deleted += usize::try_from(*n).unwrap_or(0);
+                    }
+                }
+                Err(e) => tracing::debug!(node = self.id, error = %e, "expiry proposal failed"),
+            }
+        }
+        deleted
+    }
+}
+
+/// The proposer: pack pending requests into entries (same database, up to
+/// `max_batch` commands) and propose them, `max_inflight` at a time. While
+/// batches are in flight, newcomers queue up and form the next, larger one.
+async fn proposer(node: Arc<RaftNode>, mut rx: mpsc::Receiver<Pending>) {
+    let inflight = Arc::new(Semaphore::new(node.timing.max_inflight.max(1)));
+    let max_batch = node.timing.max_batch.max(1);
+    let mut carry: Option<Pending> = None;
+    loop {
+        let first = match carry.take() {
+            Some(p) => p,
+            None => tokio::select! {
+                _ = node.shutdown.cancelled() => break,
+                p = rx.recv() => match p {
+                    Some(p) => p,
+                    None => break,
+                },
+            },
+        };
+        let permit = tokio::select! {
+            _ = node.shutdown.cancelled() => break,
+            permit = inflight.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let (db, leader_only) = (first.db, first.leader_only);
+        let mut count = first.commands.len();
+        let mut batch = vec![first];
+        while count < max_batch {
+            match rx.try_recv() {
+                Ok(p) if p.db == db && p.leader_only == leader_only => {
+                    count += p.commands.len();
+                    batch.push(p);
+                }
+                Ok(p) => {
+                    carry = Some(p);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let node = node.clone();
+        tokio::spawn(async move {
+            submit(&node, db, leader_only, batch).await;
+            drop(permit);
+        });
+    }
+    // Whoever still waits learns the node stopped (their senders drop).
+    rx.close();
+}
+
+async fn submit(node: &RaftNode, db: u8, leader_only: bool, mut batch: Vec<Pending>) {
+    let mut request = KiwiRequest::new(db, 0);
+    let mut counts = Vec::with_capacity(batch.len());
+    for p in &mut batch {
+        counts.push(p.commands.len());
+        request.commands.append(&mut p.commands);
+    }
+    match node.write(request, leader_only).await {
+        Ok(response) => {
+            let mut replies = response.replies.into_iter();
+            for (p, n) in batch.into_iter().zip(counts) {
+                let mut mine: Vec<WireReply> = replies.by_ref().take(n).collect();
+                while mine.len() < n {
+                    mine.push(WireReply::Error("ERR missing reply".into()));
+                }
+                let _ = p.reply.send(Ok(mine));
+            }
+        }
+        Err(e) => {
+            for p in batch {
+                let _ = p.reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+impl RpcService for RaftNode {
+    async fn handle(&self, _from: NodeId, rpc: Rpc) -> RpcReply {
+        match rpc {
+            Rpc::AppendEntries(req) => RpcReply::AppendEntries(self.raft.append_entries(req).await),
+            Rpc::Vote(req) => RpcReply::Vote(self.raft.vote(req).await),
+            Rpc::InstallSnapshot(req) => {
+                RpcReply::InstallSnapshot(self.raft.install_snapshot(req).await)
+            }
+            Rpc::Forward(request) => {
+                if !self.is_leader() {
+                    return RpcReply::Forward(Err(ForwardError::NotLeader {
+                        leader: self.leader(),
+                    }));
+                }
+                let result = self
+                    .enqueue(request.db, request.commands, true)
+                    .await
+                    .map(|replies| KiwiResponse { replies })
+                    .map_err(|e| match e {
+                        ClientError::NoQuorum => ForwardError::NotLeader {
+                            leader: self.leader(),
+                        },
+                        ClientError::Refused(e) => ForwardError::Refused(e),
+                        e => ForwardError::Unknown(e.to_string()),
+                    });
+                RpcReply::Forward(result)
+            }
+            Rpc::ReadIndex => {
+                if !self.is_leader() {
+                    return RpcReply::ReadIndex(Err(ForwardError::NotLeader {
+                        leader: self.leader(),
+                    }));
+                }
+                let result = tokio::time::timeout(
+                    self.timing.client_timeout,
+                    self.raft.ensure_linearizable(),
+                )
+                .await;
+                RpcReply::ReadIndex(match result {
+                    Ok(Ok(log_id)) => Ok(log_id.map(|l| l.index)),
+                    Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+                        Err(ForwardError::NotLeader {
+                            leader: f.leader_id,
+                        })
+                    }
+                    Ok(Err(e)) => Err(ForwardError::Unknown(e.to_string())),
+                    Err(_) => Err(ForwardError::Unknown("no quorum".into())),
+                })
+            }
+        }
+    }
+}
