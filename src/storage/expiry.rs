@@ -22,35 +22,18 @@ impl Storage {
         on_deleted: impl FnOnce(&Touched),
     ) -> Result<usize> {
         let _guard = self.lock().write();
+        let expired = self.collect_expired(cursor, budget, now_ms)?;
+        if expired.is_empty() {
+            return Ok(0);
+        }
         let cf = self.meta_cf();
         let mut batch = WriteBatch::default();
-        let mut deleted = Vec::new();
-        let mut next = None;
-        let iter = self
-            .db
-            .iterator_cf(cf, IteratorMode::From(&cursor.0, Direction::Forward));
-        for (examined, item) in iter.enumerate() {
-            let (k, v) = item?;
-            if examined == budget {
-                next = Some(k.to_vec());
-                break;
-            }
-            if let Some((_, Some(at))) = Meta::peek(&v) {
-                if at <= now_ms {
-                    batch.delete_cf(cf, &k);
-                    if let Some((db, key)) = k.split_first() {
-                        deleted.push((*db, key.to_vec()));
-                    }
-                }
-            }
-        }
-        cursor.0 = next.unwrap_or_default();
-        if deleted.is_empty() {
-            return Ok(0);
+        for (db, key) in &expired {
+            batch.delete_cf(cf, super::meta_key(*db, key));
         }
         self.write(batch)?;
         let touched = Touched {
-            keys: deleted,
+            keys: expired,
             flushed: None,
         };
         on_deleted(&touched);
