@@ -85,6 +85,24 @@ impl LocalCluster {
         host: &str,
         timing: RaftTiming,
     ) -> Result<LocalCluster, KiwiError> {
+        let cluster = LocalCluster::start_uninitialised(dirs, host, timing)?;
+        let members = cluster.members();
+        let first = cluster.members[0].server.as_ref().expect("just started");
+        let raft = first.raft().expect("raft node").clone();
+        first
+            .block_on(async move { raft.init(&members).await })
+            .unwrap_or_else(|| Err("node stopped".into()))
+            .map_err(KiwiError::Config)?;
+        Ok(cluster)
+    }
+
+    /// Start the nodes without initialising a cluster (to initialise it
+    /// some other way, e.g. `RAFT.CLUSTER INIT` with [`LocalCluster::members`]).
+    pub fn start_uninitialised(
+        dirs: Vec<PathBuf>,
+        host: &str,
+        timing: RaftTiming,
+    ) -> Result<LocalCluster, KiwiError> {
         if dirs.is_empty() {
             return Err(KiwiError::Config(
                 "a cluster needs at least one node".into(),
@@ -106,19 +124,16 @@ impl LocalCluster {
                 server: Some(server),
             });
         }
-        let members: Vec<(u64, String)> = cluster
-            .members
+        Ok(cluster)
+    }
+
+    /// Every member as (raft id, raft address).
+    pub fn members(&self) -> Vec<(u64, String)> {
+        self.members
             .iter()
             .enumerate()
-            .map(|(i, m)| (i as u64 + 1, format!("{host}:{}", m.raft_port)))
-            .collect();
-        let first = cluster.members[0].server.as_ref().expect("just started");
-        let raft = first.raft().expect("raft node").clone();
-        first
-            .block_on(async move { raft.init(&members).await })
-            .unwrap_or_else(|| Err("node stopped".into()))
-            .map_err(KiwiError::Config)?;
-        Ok(cluster)
+            .map(|(i, m)| (i as u64 + 1, format!("{}:{}", self.host, m.raft_port)))
+            .collect()
     }
 
     pub fn len(&self) -> usize {
