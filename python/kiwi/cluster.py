@@ -200,8 +200,8 @@ class Cluster:
         ``leader`` (the Raft id it follows), ``commit`` and ``applied``.
 
         A killed node reports ``role`` ``"stopped"`` and ``None`` elsewhere.
-        ``commit`` is the committed index the node last persisted (it may
-        lag ``applied``).
+        ``commit`` is a lower bound of the node's commit index (the larger of
+        the one it last persisted and ``applied``).
 
         Example::
 

@@ -22,6 +22,7 @@ pub struct NodeStatus {
     pub role: &'static str,
     pub term: u64,
     pub leader: Option<u64>,
+    /// At least this index is committed (persisted or applied).
     pub commit: Option<u64>,
     pub applied: Option<u64>,
 }
@@ -238,13 +239,17 @@ impl LocalCluster {
             ServerState::Learner => "learner",
             ServerState::Shutdown => "shutdown",
         };
+        let applied = m.last_applied.map(|l| l.index);
+        // The committed index is persisted lazily; what was applied was
+        // committed, so the larger of the two is the better lower bound.
+        let commit = node.committed_index().max(applied);
         Ok(Some(NodeStatus {
             id: node.id(),
             role,
             term: m.current_term,
             leader: m.current_leader,
-            commit: node.committed_index(),
-            applied: m.last_applied.map(|l| l.index),
+            commit,
+            applied,
         }))
     }
 
