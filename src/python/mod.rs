@@ -10,8 +10,10 @@ use std::path::PathBuf;
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use crate::config::RuntimeConfig;
+use crate::raft::{LocalCluster, RaftTiming};
 use crate::server::Server;
 use crate::KiwiError;
 
@@ -108,6 +110,141 @@ fn start_server(
     })
 }
 
+/// Raft nodes running on background threads of this process, on loopback.
+/// Node `i` (0-based) has raft id `i + 1`.
+#[pyclass(name = "ClusterHandle", module = "kiwi._kiwi")]
+struct PyClusterHandle {
+    inner: Mutex<LocalCluster>,
+    host: String,
+    size: usize,
+}
+
+#[pymethods]
+impl PyClusterHandle {
+    /// The address every node listens on.
+    #[getter]
+    fn host(&self) -> String {
+        self.host.clone()
+    }
+
+    /// How many nodes the cluster has (running or not).
+    #[getter]
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Node `i`'s RESP port (kept across restarts).
+    fn port(&self, i: usize) -> PyResult<u16> {
+        self.inner.lock().port(i).map_err(to_py_err)
+    }
+
+    /// Node `i`'s raft port (kept across restarts).
+    fn raft_port(&self, i: usize) -> PyResult<u16> {
+        self.inner.lock().raft_port(i).map_err(to_py_err)
+    }
+
+    /// Node `i`'s data directory.
+    fn dir(&self, i: usize) -> PyResult<String> {
+        Ok(self
+            .inner
+            .lock()
+            .dir(i)
+            .map_err(to_py_err)?
+            .display()
+            .to_string())
+    }
+
+    /// Whether node `i` runs.
+    fn running(&self, i: usize) -> bool {
+        self.inner.lock().is_running(i)
+    }
+
+    /// Node `i`'s raft state: a dict of id, role, term, leader, commit and
+    /// applied (`None` for an unknown value), or `None` when it is stopped.
+    fn status<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let status = self.inner.lock().status(i).map_err(to_py_err)?;
+        let Some(s) = status else {
+            return Ok(None);
+        };
+        let d = PyDict::new(py);
+        d.set_item("id", s.id)?;
+        d.set_item("role", s.role)?;
+        d.set_item("term", s.term)?;
+        d.set_item("leader", s.leader)?;
+        d.set_item("commit", s.commit)?;
+        d.set_item("applied", s.applied)?;
+        Ok(Some(d))
+    }
+
+    /// The index of the running node that leads (highest term), or `None`.
+    fn leader(&self) -> Option<usize> {
+        self.inner.lock().leader()
+    }
+
+    /// Node `i` drops its raft messages to node `j` (and, with `both`, the
+    /// ones it receives from `j`).
+    #[pyo3(signature = (i, j, both = true))]
+    fn fault_block(&self, i: usize, j: usize, both: bool) -> PyResult<()> {
+        self.inner.lock().block(i, j, both).map_err(to_py_err)
+    }
+
+    /// Clear every fault of node `i`.
+    fn fault_clear(&self, i: usize) -> PyResult<()> {
+        self.inner.lock().clear(i).map_err(to_py_err)
+    }
+
+    /// Cut node `i` off from every other node, both ways.
+    fn isolate(&self, i: usize) -> PyResult<()> {
+        self.inner.lock().isolate(i).map_err(to_py_err)
+    }
+
+    /// Clear the faults of every node.
+    fn heal(&self) {
+        self.inner.lock().heal();
+    }
+
+    /// Stop node `i`; its data stays for `restart`.
+    fn stop(&self, py: Python<'_>, i: usize) -> PyResult<()> {
+        py.detach(|| self.inner.lock().stop(i)).map_err(to_py_err)
+    }
+
+    /// Start a stopped node `i` again on its directory and ports.
+    fn restart(&self, py: Python<'_>, i: usize) -> PyResult<()> {
+        py.detach(|| self.inner.lock().restart(i))
+            .map_err(to_py_err)
+    }
+
+    /// Stop every node.
+    fn stop_all(&self, py: Python<'_>) {
+        py.detach(|| self.inner.lock().stop_all());
+    }
+
+    fn __repr__(&self) -> String {
+        let c = self.inner.lock();
+        let running = (0..c.len()).filter(|&i| c.is_running(i)).count();
+        format!(
+            "<kiwi ClusterHandle {} nodes on {}, {} running>",
+            self.size, self.host, running
+        )
+    }
+}
+
+/// Start one raft node per directory in `dirs` on `host` (ports chosen by
+/// the OS) and initialise the cluster from the first with every member.
+#[pyfunction]
+#[pyo3(signature = (dirs, host = "127.0.0.1".to_string()))]
+fn start_cluster(py: Python<'_>, dirs: Vec<PathBuf>, host: String) -> PyResult<PyClusterHandle> {
+    let size = dirs.len();
+    let cluster = py
+        .detach(|| LocalCluster::start(dirs, &host, RaftTiming::default()))
+        .map_err(to_py_err)?;
+    Ok(PyClusterHandle {
+        inner: Mutex::new(cluster),
+        host,
+        size,
+    })
+}
+
 /// Run `kiwi-server` with these arguments (argv[0] first) until SIGINT or
 /// SIGTERM; returns the exit code.
 #[pyfunction]
@@ -121,9 +258,11 @@ fn kiwi_extension(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", crate::version())?;
     m.add("REDIS_VERSION", crate::cmd::REDIS_VERSION)?;
     m.add_class::<PyServerHandle>()?;
+    m.add_class::<PyClusterHandle>()?;
     m.add_class::<embedded::EmbeddedEngine>()?;
     m.add_class::<embedded::EmbeddedConnection>()?;
     m.add_function(wrap_pyfunction!(start_server, m)?)?;
+    m.add_function(wrap_pyfunction!(start_cluster, m)?)?;
     m.add_function(wrap_pyfunction!(run_server_cli, m)?)?;
     Ok(())
 }

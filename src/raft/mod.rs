@@ -25,6 +25,7 @@
 //! format stored on disk needs. bincode 1.x is no longer maintained, and
 //! serde_json would store every byte of a value as a decimal number.
 
+pub mod local;
 mod log_store;
 pub mod network;
 mod node;
@@ -38,6 +39,7 @@ use openraft::{ErrorSubject, ErrorVerb, StorageError, StorageIOError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use local::{LocalCluster, NodeStatus};
 pub use log_store::LogStore;
 pub use network::{FaultTable, NetConfig};
 pub use node::{ClientError, RaftNode, RaftNodeError, RaftOptions, RaftTiming};

@@ -10,7 +10,7 @@ import pytest
 pytestmark = pytest.mark.kiwi_only
 
 #: Modules whose docstrings carry runnable examples, with the least each must have.
-MODULES = {"kiwi": 1, "kiwi.embedded": 5, "kiwi.server": 3, "kiwi._html": 3}
+MODULES = {"kiwi": 1, "kiwi.cluster": 4, "kiwi.embedded": 5, "kiwi.server": 3, "kiwi._html": 3}
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))

@@ -3,7 +3,7 @@
 //! the data on every node, not just that something answered.
 //!
 //! Waits poll with deadlines; everything runs on loopback; every node is
-//! stopped at the end (the cluster's Drop). The scenarios run one at a time
+//! stopped at the end (`LocalCluster`'s Drop). The scenarios run one at a time
 //! (a module lock) so their election timing does not compete.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kiwi::raft::{RaftOptions, RaftTiming};
+use kiwi::raft::{LocalCluster, RaftTiming};
 use kiwi::resp::Reply;
-use kiwi::{RuntimeConfig, Server};
+use kiwi::Server;
 use tempfile::TempDir;
 
 /// The client-facing bound of the test clusters.
@@ -111,8 +111,10 @@ fn is_cluster_error(r: &Resp) -> bool {
 
 // ---------------------------------------------------------------- cluster
 
+/// The shared in-process cluster ([`LocalCluster`]) with its temporary
+/// directories; node `i` has raft id `i + 1`.
 struct Cluster {
-    servers: Vec<Option<Server>>,
+    inner: LocalCluster,
     _dirs: Vec<TempDir>,
 }
 
@@ -130,26 +132,17 @@ impl Cluster {
     /// `n` nodes (ids 1..=n), initialised through `RAFT.CLUSTER INIT` on
     /// the first, with a leader elected.
     fn start(n: usize) -> Cluster {
-        let mut servers = Vec::new();
-        let mut dirs = Vec::new();
-        for i in 0..n {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let mut config = RuntimeConfig::new(dir.path());
-            config.port = 0;
-            let mut options = RaftOptions::new(i as u64 + 1, "127.0.0.1:0");
-            options.timing = timing();
-            let server = Server::start_raft(config, options).expect("start node");
-            servers.push(Some(server));
-            dirs.push(dir);
-        }
-        let cluster = Cluster {
-            servers,
-            _dirs: dirs,
-        };
+        let dirs: Vec<TempDir> = (0..n)
+            .map(|_| tempfile::tempdir().expect("temp dir"))
+            .collect();
+        let paths = dirs.iter().map(|d| d.path().to_path_buf()).collect();
+        let inner =
+            LocalCluster::start_uninitialised(paths, "127.0.0.1", timing()).expect("start nodes");
+        let cluster = Cluster { inner, _dirs: dirs };
         let mut init = vec!["RAFT.CLUSTER".to_string(), "INIT".to_string()];
-        for i in 0..n {
-            init.push((i + 1).to_string());
-            init.push(cluster.raft_addr(i));
+        for (id, addr) in cluster.inner.members() {
+            init.push(id.to_string());
+            init.push(addr);
         }
         let init: Vec<&str> = init.iter().map(String::as_str).collect();
         assert!(is_ok(&cluster.client(0).cmd(&init)));
@@ -158,12 +151,7 @@ impl Cluster {
     }
 
     fn server(&self, i: usize) -> &Server {
-        self.servers[i].as_ref().expect("node is running")
-    }
-
-    fn raft_addr(&self, i: usize) -> String {
-        let node = self.server(i).raft().expect("raft node");
-        node.addr().to_string()
+        self.inner.server(i).expect("node is running")
     }
 
     fn client(&self, i: usize) -> Client {
@@ -171,10 +159,7 @@ impl Cluster {
     }
 
     fn is_leader(&self, i: usize) -> bool {
-        self.servers[i]
-            .as_ref()
-            .and_then(|s| s.raft())
-            .is_some_and(|r| r.is_leader())
+        self.inner.node(i).is_some_and(|r| r.is_leader())
     }
 
     /// The node among `among` that leads and that the others in `among`
@@ -206,31 +191,19 @@ impl Cluster {
 
     /// Cut node `i` off from every other node, both ways, in both tables.
     fn isolate(&self, i: usize) {
-        for j in 0..self.servers.len() {
-            if j == i || self.servers[j].is_none() {
-                continue;
-            }
-            self.faults(i).block(j as u64 + 1, true);
-            self.faults(j).block(i as u64 + 1, true);
-        }
+        self.inner.isolate(i).expect("isolate");
     }
 
     fn faults(&self, i: usize) -> &kiwi::raft::FaultTable {
-        self.server(i).raft().expect("raft").faults()
+        self.inner.node(i).expect("raft").faults()
     }
 
     fn heal(&self) {
-        for s in self.servers.iter().flatten() {
-            if let Some(r) = s.raft() {
-                r.faults().clear();
-            }
-        }
+        self.inner.heal();
     }
 
     fn kill(&mut self, i: usize) {
-        if let Some(mut s) = self.servers[i].take() {
-            s.stop();
-        }
+        self.inner.stop(i).expect("stop");
     }
 
     /// GET on node `i`'s own keyspace, without a read barrier.
@@ -260,8 +233,8 @@ impl Cluster {
     /// holds `expected` (key, value) exactly, and none of `absent`.
     fn wait_converged(&self, expected: &[(String, String)], absent: &[String]) {
         let deadline = Instant::now() + Duration::from_secs(15);
-        let running: Vec<usize> = (0..self.servers.len())
-            .filter(|&i| self.servers[i].is_some())
+        let running: Vec<usize> = (0..self.inner.len())
+            .filter(|&i| self.inner.is_running(i))
             .collect();
         loop {
             let applied: Vec<_> = running.iter().map(|&i| self.applied(i)).collect();
@@ -290,14 +263,6 @@ impl Cluster {
                 &missing[..missing.len().min(10)]
             );
             std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for i in 0..self.servers.len() {
-            self.kill(i);
         }
     }
 }

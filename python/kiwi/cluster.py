@@ -1,0 +1,298 @@
+"""An in-process Kiwi Raft cluster for tests, notebooks and scripts.
+
+Every node is a full Kiwi server with its own RocksDB directory, RESP port
+and raft port on loopback; the nodes talk Raft over real TCP. The network
+between them can be cut (:meth:`Cluster.partition`, :meth:`Cluster.isolate`)
+and mended (:meth:`Cluster.heal`), and nodes can be killed and restarted on
+their data::
+
+    >>> import kiwi
+    >>> with kiwi.Cluster(3) as cluster:
+    ...     cluster.client().set("k", "v")
+    ...     cluster.nodes[2].client().get("k")
+    True
+    b'v'
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Optional
+
+from kiwi import _kiwi
+
+if TYPE_CHECKING:
+    import redis
+
+
+class ClusterNode:
+    """One member of a :class:`Cluster`.
+
+    ``id`` is the node's Raft id (``index + 1``); ``index`` its position in
+    :attr:`Cluster.nodes`. Its ports stay the same across
+    :meth:`Cluster.kill` / :meth:`Cluster.restart`.
+
+    Example::
+
+        >>> import kiwi
+        >>> with kiwi.Cluster(3) as cluster:
+        ...     node = cluster.nodes[1]
+        ...     (node.id, node.index, node.running)
+        (2, 1, True)
+    """
+
+    def __init__(self, cluster: "Cluster", index: int) -> None:
+        self._cluster = cluster
+        self.index = index
+
+    @property
+    def id(self) -> int:
+        """The Raft node id (``index + 1``)."""
+        return self.index + 1
+
+    @property
+    def host(self) -> str:
+        """The address the node listens on."""
+        return self._cluster.host
+
+    @property
+    def port(self) -> int:
+        """The node's RESP port."""
+        return self._cluster._live().port(self.index)
+
+    @property
+    def raft_port(self) -> int:
+        """The node's Raft port."""
+        return self._cluster._live().raft_port(self.index)
+
+    @property
+    def dir(self) -> str:
+        """The node's data directory."""
+        return self._cluster._live().dir(self.index)
+
+    @property
+    def running(self) -> bool:
+        """Whether the node runs (it does until :meth:`Cluster.kill`)."""
+        handle = self._cluster._handle
+        return handle is not None and handle.running(self.index)
+
+    def status(self) -> Optional[dict[str, Any]]:
+        """The node's Raft state (see :meth:`Cluster.status`), ``None`` when killed."""
+        return self._cluster._live().status(self.index)
+
+    def client(self, **kwargs: Any) -> "redis.Redis":
+        """A ``redis.Redis`` client for this node; keyword arguments go to it."""
+        import redis
+
+        return redis.Redis(host=self.host, port=self.port, **kwargs)
+
+    def __repr__(self) -> str:
+        if self._cluster._handle is None:
+            return f"<kiwi.ClusterNode id={self.id} stopped>"
+        state = "running" if self.running else "killed"
+        return f"<kiwi.ClusterNode id={self.id} {self.host}:{self.port} {state}>"
+
+
+class Cluster:
+    """``n`` Kiwi nodes replicating one keyspace through Raft, in this process.
+
+    Starting initialises the cluster from node 0 with every member and waits
+    (up to ``timeout`` seconds) for a leader. Writes sent to a follower are
+    forwarded to the leader; a node cut off from the majority answers
+    ``CLUSTERDOWN``/``TRYAGAIN`` within about two seconds. Without ``dir``
+    each node's data lives in a temporary directory removed on stop.
+
+    Example::
+
+        >>> import kiwi
+        >>> with kiwi.Cluster(n=3) as cluster:
+        ...     leader = cluster.leader()
+        ...     cluster.isolate(leader)
+        ...     new = cluster.wait_for_leader(exclude=[leader])
+        ...     cluster.client().set("after", "failover")
+        ...     cluster.heal()
+        ...     new != leader
+        True
+        True
+    """
+
+    def __init__(
+        self,
+        n: int = 3,
+        dir: Optional[str] = None,
+        host: str = "127.0.0.1",
+        timeout: float = 10.0,
+    ) -> None:
+        if n < 1:
+            raise ValueError("a cluster needs at least one node")
+        self._n = n
+        self._requested_dir = dir
+        self._host = host
+        self._timeout = timeout
+        self._handle: Optional[_kiwi.ClusterHandle] = None
+        self._tempdir: Optional[str] = None
+        self.nodes: list[ClusterNode] = [ClusterNode(self, i) for i in range(n)]
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> "Cluster":
+        """Start every node, initialise the cluster and wait for a leader (idempotent)."""
+        if self._handle is not None:
+            return self
+        if self._requested_dir is None:
+            self._tempdir = tempfile.mkdtemp(prefix="kiwi-cluster-")
+            base = self._tempdir
+        else:
+            base = self._requested_dir
+        dirs = [f"{base}/node{i + 1}" for i in range(self._n)]
+        try:
+            self._handle = _kiwi.start_cluster(dirs, host=self._host)
+            self.wait_for_leader(self._timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop every node and remove the temporary directory, if any."""
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.stop_all()
+        if self._tempdir is not None:
+            shutil.rmtree(self._tempdir, ignore_errors=True)
+            self._tempdir = None
+
+    def __enter__(self) -> "Cluster":
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.stop()
+
+    def __del__(self) -> None:
+        try:
+            self.stop()
+        except Exception:
+            pass
+
+    def _live(self) -> _kiwi.ClusterHandle:
+        if self._handle is None:
+            raise RuntimeError("the cluster is not running")
+        return self._handle
+
+    # -- facts -------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        """The address every node listens on."""
+        return self._host
+
+    def status(self) -> list[dict[str, Any]]:
+        """Each node's Raft state: a dict of ``id``, ``role``, ``term``,
+        ``leader`` (the Raft id it follows), ``commit`` and ``applied``.
+
+        A killed node reports ``role`` ``"stopped"`` and ``None`` elsewhere.
+        ``commit`` is a lower bound of the node's commit index (the larger of
+        the one it last persisted and ``applied``).
+
+        Example::
+
+            >>> import kiwi
+            >>> with kiwi.Cluster(3) as cluster:
+            ...     sorted(s["role"] for s in cluster.status())
+            ['follower', 'follower', 'leader']
+        """
+        handle = self._live()
+        out = []
+        for i in range(self._n):
+            s = handle.status(i)
+            if s is None:
+                s = {"id": i + 1, "role": "stopped", "term": None, "leader": None, "commit": None, "applied": None}
+            out.append(s)
+        return out
+
+    def leader(self) -> Optional[int]:
+        """The index in :attr:`nodes` of the leader a majority follows, or ``None``.
+
+        A leader cut off from the others still believes it leads; it is not
+        counted until a majority (itself included) names it in its term.
+        """
+        statuses = self.status()
+        best: Optional[tuple[int, int]] = None
+        for i, s in enumerate(statuses):
+            if s["role"] != "leader":
+                continue
+            followers = sum(1 for t in statuses if t["leader"] == s["id"] and t["term"] == s["term"])
+            if followers * 2 > self._n and (best is None or s["term"] > best[1]):
+                best = (i, s["term"])
+        return None if best is None else best[0]
+
+    def wait_for_leader(self, timeout: float = 10.0, exclude: Iterable[int] = ()) -> int:
+        """Wait until :meth:`leader` names a node not in ``exclude``; return its index.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds.
+        """
+        excluded = set(exclude)
+        deadline = time.monotonic() + timeout
+        while True:
+            leader = self.leader()
+            if leader is not None and leader not in excluded:
+                return leader
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"no leader within {timeout:.1f}s: {self.status()}")
+            time.sleep(0.02)
+
+    def client(self, **kwargs: Any) -> "redis.Redis":
+        """A ``redis.Redis`` client to the current leader (waiting for one).
+
+        Keyword arguments go to ``redis.Redis``.
+        """
+        return self.nodes[self.wait_for_leader(self._timeout)].client(**kwargs)
+
+    # -- faults ------------------------------------------------------------
+
+    def partition(self, *groups: Sequence[int]) -> None:
+        """Cut the Raft links, both ways, between every two of ``groups``.
+
+        ``cluster.partition([0], [1, 2])`` leaves node 0 alone and nodes 1
+        and 2 together. Links inside a group are left as they are.
+        """
+        handle = self._live()
+        for a, group in enumerate(groups):
+            for other in groups[a + 1 :]:
+                for i in group:
+                    for j in other:
+                        if handle.running(i):
+                            handle.fault_block(i, j, True)
+                        if handle.running(j):
+                            handle.fault_block(j, i, True)
+
+    def isolate(self, i: int) -> None:
+        """Cut node ``i`` off from every other node, both ways."""
+        self.partition([i], [j for j in range(self._n) if j != i])
+
+    def heal(self) -> None:
+        """Mend every link cut by :meth:`partition` or :meth:`isolate`."""
+        self._live().heal()
+
+    def kill(self, i: int) -> None:
+        """Stop node ``i``; its data stays for :meth:`restart`."""
+        self._live().stop(i)
+
+    def restart(self, i: int) -> None:
+        """Start a killed node ``i`` again on its data and its ports."""
+        self._live().restart(i)
+
+    def __repr__(self) -> str:
+        if self._handle is None:
+            return f"<kiwi.Cluster n={self._n} stopped>"
+        running = sum(1 for node in self.nodes if node.running)
+        return f"<kiwi.Cluster n={self._n} {running} running leader={self.leader()}>"

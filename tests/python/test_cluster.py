@@ -1,0 +1,204 @@
+"""``kiwi.Cluster``: three Raft nodes in this process, on loopback.
+
+Writes go through the leader and through followers (forwarded), a cut-off
+leader is replaced, a minority refuses writes within the client bound, and
+after the network heals every node holds the same data. Every wait is
+bounded (``wait_until`` / ``wait_for_leader``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from kiwitest import IO_TIMEOUT, no_retry, wait_until
+from redis.exceptions import ClusterDownError, ResponseError, TryAgainError
+
+import kiwi
+
+pytestmark = pytest.mark.kiwi_only
+
+#: How long a node without a majority may take to refuse a write (the
+#: server's client bound is 2 s).
+MINORITY_BOUND = 5.0
+
+
+@pytest.fixture
+def cluster() -> Iterator[kiwi.Cluster]:
+    with kiwi.Cluster(3) as c:
+        yield c
+
+
+def client(c: kiwi.Cluster, i: int, **kwargs: Any) -> redis.Redis:
+    options: dict[str, Any] = {
+        "socket_timeout": IO_TIMEOUT,
+        "socket_connect_timeout": IO_TIMEOUT,
+        "retry": no_retry(),
+        "decode_responses": True,
+    }
+    options.update(kwargs)
+    return c.nodes[i].client(**options)
+
+
+def is_cluster_error(e: BaseException) -> bool:
+    if isinstance(e, (ClusterDownError, TryAgainError)):
+        return True
+    return isinstance(e, ResponseError) and str(e).startswith(("CLUSTERDOWN", "TRYAGAIN"))
+
+
+def write(c: kiwi.Cluster, i: int, prefix: str, n: int) -> dict[str, str]:
+    r = client(c, i)
+    try:
+        data = {f"{prefix}{j}": f"v-{prefix}{j}" for j in range(n)}
+        for k, v in data.items():
+            assert r.set(k, v) is True, f"SET {k} through node {i}"
+        return data
+    finally:
+        r.close()
+
+
+def converged(c: kiwi.Cluster, data: dict[str, str], nodes: list[int]) -> bool:
+    """Every node in ``nodes`` answers every key of ``data`` with its value."""
+    keys = list(data)
+    expected = [data[k] for k in keys]
+    for i in nodes:
+        r = client(c, i)
+        try:
+            if r.mget(keys) != expected:
+                return False
+        except ResponseError:
+            return False
+        finally:
+            r.close()
+    return True
+
+
+def others(i: int) -> list[int]:
+    return [j for j in range(3) if j != i]
+
+
+def test_starts_with_a_leader_and_reports_status(cluster: kiwi.Cluster) -> None:
+    leader = cluster.leader()
+    assert leader is not None
+    status = cluster.status()
+    assert [s["id"] for s in status] == [1, 2, 3]
+    assert sorted(s["role"] for s in status) == ["follower", "follower", "leader"]
+    assert {s["leader"] for s in status} == {cluster.nodes[leader].id}
+    assert len({s["term"] for s in status}) == 1
+    assert len({n.port for n in cluster.nodes}) == 3
+    assert "running" in repr(cluster) and "running" in repr(cluster.nodes[0])
+
+
+def test_leader_write_is_read_on_every_node(cluster: kiwi.Cluster) -> None:
+    leader = cluster.wait_for_leader()
+    r = cluster.client(decode_responses=True)
+    assert r.set("greeting", "hello") is True
+    r.close()
+    for i in range(3):
+        reader = client(cluster, i)
+        assert reader.get("greeting") == "hello", f"node {i}"
+        reader.close()
+    data = write(cluster, leader, "lead-", 20)
+    assert converged(cluster, data, [0, 1, 2])
+
+
+def test_follower_writes_are_forwarded(cluster: kiwi.Cluster) -> None:
+    leader = cluster.wait_for_leader()
+    data: dict[str, str] = {}
+    for f in others(leader):
+        data.update(write(cluster, f, f"fwd{f}-", 20))
+        r = client(cluster, f)
+        assert r.incr("counter") in (1, 2)
+        r.close()
+    data["counter"] = "2"
+    wait_until(lambda: converged(cluster, data, [0, 1, 2]), timeout=10, message="forwarded writes everywhere")
+
+
+def test_isolated_leader_is_replaced_and_data_converges_after_heal(cluster: kiwi.Cluster) -> None:
+    old = cluster.wait_for_leader()
+    data = write(cluster, old, "before-", 10)
+
+    cluster.isolate(old)
+    new = cluster.wait_for_leader(timeout=10, exclude=[old])
+    assert new in others(old)
+    data.update(write(cluster, new, "during-", 10))
+    other = next(i for i in others(old) if i != new)
+    data.update(write(cluster, other, "during-fwd-", 10))
+
+    # The cut-off node refuses writes within the bound, and never applies them.
+    r = client(cluster, old)
+    started = time.monotonic()
+    with pytest.raises(ResponseError) as err:
+        r.set("lost", "x")
+    assert is_cluster_error(err.value), repr(err.value)
+    assert time.monotonic() - started < MINORITY_BOUND
+    r.close()
+
+    cluster.heal()
+    leader = cluster.wait_for_leader(timeout=10)
+    assert leader != old, "the stale leader must not win back with a shorter log"
+    data.update(write(cluster, old, "after-", 10))
+    wait_until(lambda: converged(cluster, data, [0, 1, 2]), timeout=15, message="identical data after heal")
+    wait_until(
+        lambda: len({s["applied"] for s in cluster.status()}) == 1, timeout=10, message="same applied index"
+    )
+    for i in range(3):
+        r = client(cluster, i)
+        assert r.get("lost") is None, f"node {i} holds an unacknowledged write"
+        assert r.dbsize() == len(data)
+        r.close()
+
+
+def test_minority_answers_an_error_for_writes(cluster: kiwi.Cluster) -> None:
+    leader = cluster.wait_for_leader()
+    minority = others(leader)[0]
+    majority = [i for i in range(3) if i != minority]
+    data = write(cluster, minority, "pre-", 5)
+
+    cluster.partition([minority], majority)
+    r = client(cluster, minority)
+    started = time.monotonic()
+    with pytest.raises(ResponseError) as err:
+        r.set("minority", "x")
+    assert is_cluster_error(err.value), repr(err.value)
+    assert time.monotonic() - started < MINORITY_BOUND
+    r.close()
+
+    # The majority goes on.
+    assert cluster.wait_for_leader(timeout=10) in majority
+    data.update(write(cluster, cluster.wait_for_leader(), "majority-", 10))
+
+    cluster.heal()
+    cluster.wait_for_leader(timeout=10)
+    wait_until(lambda: converged(cluster, data, [0, 1, 2]), timeout=15, message="identical data after heal")
+    r = client(cluster, minority)
+    assert r.get("minority") is None
+    r.close()
+
+
+def test_killed_node_restarts_on_its_data(cluster: kiwi.Cluster) -> None:
+    leader = cluster.wait_for_leader()
+    data = write(cluster, leader, "k-", 10)
+    victim = others(leader)[0]
+    port = cluster.nodes[victim].port
+    cluster.kill(victim)
+    assert not cluster.nodes[victim].running
+    assert cluster.status()[victim]["role"] == "stopped"
+    data.update(write(cluster, cluster.wait_for_leader(), "while-down-", 10))
+    cluster.restart(victim)
+    assert cluster.nodes[victim].running and cluster.nodes[victim].port == port
+    cluster.wait_for_leader(timeout=10)
+    wait_until(lambda: converged(cluster, data, [0, 1, 2]), timeout=15, message="restarted node caught up")
+
+
+def test_temp_dirs_are_removed_on_exit() -> None:
+    import os
+
+    with kiwi.Cluster(3) as c:
+        dirs = [n.dir for n in c.nodes]
+        assert all(os.path.isdir(d) for d in dirs)
+    assert not any(os.path.exists(d) for d in dirs)
+    assert "stopped" in repr(c)
