@@ -8,6 +8,9 @@ Installing kiwi is enough; these fixtures are then available everywhere:
     A ``redis.Redis`` on ``kiwi_server`` with a freshly flushed database, per test.
 ``kiwi_db``
     An embedded engine (``kiwi.open()``) on a temporary directory, per test.
+``kiwi_cluster``
+    A three-node ``kiwi.Cluster`` for the session; before each test every
+    killed node is restarted, every partition healed and the data flushed.
 
 Options: ``--kiwi-port PORT`` (and ``--kiwi-host``) runs the fixtures against
 an already running server instead of starting one; ``--kiwi-dir DIR`` keeps
@@ -96,3 +99,27 @@ def kiwi_db() -> Iterator[Any]:
 
     with kiwi.open() as db:
         yield db
+
+
+@pytest.fixture(scope="session")
+def _kiwi_cluster_session() -> Iterator[Any]:
+    import kiwi
+
+    with kiwi.Cluster(3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def kiwi_cluster(_kiwi_cluster_session: Any) -> Iterator[Any]:
+    """A three-node in-process cluster: all nodes up, no partition, no data."""
+    cluster = _kiwi_cluster_session
+    for node in cluster.nodes:
+        if not node.running:
+            cluster.restart(node.index)
+    cluster.heal()
+    client = cluster.client()
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    yield cluster

@@ -66,3 +66,30 @@ def test_write(kiwi_client):
     result.assert_outcomes(passed=1)
     with kiwi.open(data) as db:
         assert db.get("persisted") == b"yes"
+
+
+def test_kiwi_cluster_is_healed_and_flushed_between_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_cluster_fixture='''
+def test_break_things(kiwi_cluster):
+    client = kiwi_cluster.client()
+    client.set("leftover", "1")
+    client.close()
+    kiwi_cluster.isolate(kiwi_cluster.leader())
+    kiwi_cluster.kill(2)
+
+def test_everything_back(kiwi_cluster):
+    assert all(node.running for node in kiwi_cluster.nodes)
+    leader = kiwi_cluster.wait_for_leader()
+    client = kiwi_cluster.nodes[leader].client()
+    assert client.get("leftover") is None
+    assert client.set("k", "v") is True
+    client.close()
+    for node in kiwi_cluster.nodes:
+        c = node.client()
+        assert c.get("k") == b"v"
+        c.close()
+'''
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=2)
