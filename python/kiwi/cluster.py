@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional
 
-from kiwi import _kiwi
+from kiwi import _html, _kiwi
 
 if TYPE_CHECKING:
     import redis
@@ -135,6 +135,8 @@ class Cluster:
         self._timeout = timeout
         self._handle: Optional[_kiwi.ClusterHandle] = None
         self._tempdir: Optional[str] = None
+        # Links cut by partition()/isolate(), as (from, to) node indexes.
+        self._cut: set[tuple[int, int]] = set()
         self.nodes: list[ClusterNode] = [ClusterNode(self, i) for i in range(n)]
 
     # -- lifecycle ---------------------------------------------------------
@@ -274,6 +276,7 @@ class Cluster:
                             handle.fault_block(i, j, True)
                         if handle.running(j):
                             handle.fault_block(j, i, True)
+                        self._cut.update({(i, j), (j, i)})
 
     def isolate(self, i: int) -> None:
         """Cut node ``i`` off from every other node, both ways."""
@@ -282,6 +285,7 @@ class Cluster:
     def heal(self) -> None:
         """Mend every link cut by :meth:`partition` or :meth:`isolate`."""
         self._live().heal()
+        self._cut.clear()
 
     def kill(self, i: int) -> None:
         """Stop node ``i``; its data stays for :meth:`restart`."""
@@ -290,6 +294,41 @@ class Cluster:
     def restart(self, i: int) -> None:
         """Start a killed node ``i`` again on its data and its ports."""
         self._live().restart(i)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: one row per node (address, role, term, leader,
+        commit and applied index) and the partitions in force.
+
+        Example::
+
+            >>> import kiwi
+            >>> with kiwi.Cluster(n=3) as cluster:
+            ...     cluster.isolate(0)
+            ...     "node 1 cut off from 2, 3" in cluster._repr_html_()
+            True
+        """
+        if self._handle is None:
+            return _html.table("kiwi.Cluster", [("state", "stopped")])
+        rows: list[_html.Row] = []
+        for node, st in zip(self.nodes, self.status()):
+            if st["role"] == "stopped":
+                rows.append((f"node {node.id}", f"{node.host}:{node.port} killed"))
+                continue
+            rows.append(
+                (
+                    f"node {node.id}",
+                    f"{node.host}:{node.port} {st['role']}, term {st['term']}, leader {st['leader']}, "
+                    f"commit {st['commit']}, applied {st['applied']}",
+                )
+            )
+        cut_off = {}
+        for i, j in sorted(self._cut):
+            cut_off.setdefault(i, []).append(str(j + 1))
+        for i, others in sorted(cut_off.items()):
+            rows.append(("partition", f"node {i + 1} cut off from {', '.join(others)}"))
+        if not cut_off:
+            rows.append(("partitions", "none"))
+        return _html.table("kiwi.Cluster", rows)
 
     def __repr__(self) -> str:
         if self._handle is None:
