@@ -1,8 +1,10 @@
 //! What every collection command shares: finding a collection of the
 //! right type, starting a new one, and saving (or deleting) its header.
 
+use bytes::Bytes;
+
 use super::{Call, CmdError, CmdResult};
-use crate::storage::{CollectionMeta, Expiry, KeyType, Meta, MetaBody, LIST_START_INDEX};
+use crate::storage::{data_key, CollectionMeta, Expiry, KeyType, Meta, MetaBody, LIST_START_INDEX};
 
 /// A collection's header as a command works on it.
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +74,31 @@ impl Call<'_, '_> {
             expire_at_ms: None,
             existed: false,
         }
+    }
+
+    /// Delete the elements named by `sub_keys` that exist (HDEL, SREM) and
+    /// save the header: the count of removed ones. A name given twice is
+    /// gone the second time (reads see this command's deletes), so it counts
+    /// once; the last element gone deletes the key.
+    pub fn remove_elements(
+        &mut self,
+        key: &[u8],
+        coll: &mut Collection,
+        sub_keys: &[Bytes],
+    ) -> CmdResult<u64> {
+        let mut removed = 0u64;
+        for sub in sub_keys {
+            let raw = data_key(self.ctx.db, key, coll.version(), sub);
+            if self.ctx.get_data(&raw)?.is_some() {
+                self.ctx.delete_data(&raw);
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            coll.meta.len = coll.meta.len.saturating_sub(removed);
+            self.save_collection(key, coll);
+        }
+        Ok(removed)
     }
 
     /// Write the header back; a collection left empty is deleted, as in Redis.

@@ -153,20 +153,7 @@ pub fn hdel(call: &mut Call<'_, '_>) -> CmdResult {
     let Some(mut coll) = call.collection(key, KeyType::Hash)? else {
         return Ok(Reply::Int(0));
     };
-    let mut removed = 0u64;
-    for field in &args[2..] {
-        let raw = field_key(call, key, &coll, field);
-        // A field named twice is gone the second time: counted once.
-        if call.ctx.get_data(&raw)?.is_some() {
-            call.ctx.delete_data(&raw);
-            removed += 1;
-        }
-    }
-    if removed > 0 {
-        coll.meta.len = coll.meta.len.saturating_sub(removed);
-        // The last field gone deletes the key.
-        call.save_collection(key, &coll);
-    }
+    let removed = call.remove_elements(key, &mut coll, &args[2..])?;
     Ok(Reply::Int(removed as i64))
 }
 

@@ -338,18 +338,7 @@ pub fn srem(call: &mut Call<'_, '_>) -> CmdResult {
     let Some(mut coll) = call.collection(key, KeyType::Set)? else {
         return Ok(Reply::Int(0));
     };
-    let mut removed = 0u64;
-    for member in &args[2..] {
-        let raw = member_key(&call.ctx, key, &coll, member);
-        if call.ctx.get_data(&raw)?.is_some() {
-            call.ctx.delete_data(&raw);
-            removed += 1;
-        }
-    }
-    if removed > 0 {
-        coll.meta.len = coll.meta.len.saturating_sub(removed);
-        call.save_collection(key, &coll);
-    }
+    let removed = call.remove_elements(key, &mut coll, &args[2..])?;
     Ok(Reply::Int(removed as i64))
 }
 
