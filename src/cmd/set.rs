@@ -9,6 +9,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use bytes::Bytes;
 use rand::seq::{IndexedRandom, SliceRandom};
+use rand::Rng;
 
 use super::scan::{parse_cursor, resume_at, scan_done, scan_reply, ScanOptions};
 use super::strings::count_lookup;
@@ -108,7 +109,7 @@ impl Members {
     fn sample_by_pass(&self, ctx: &Ctx<'_>, n: u64, k: u64) -> CmdResult<Vec<Bytes>> {
         let n = usize::try_from(n).unwrap_or(usize::MAX);
         let k = usize::try_from(k).unwrap_or(usize::MAX).min(n);
-        let mut positions = rand::seq::index::sample(&mut rand::rng(), n, k).into_vec();
+        let mut positions = rand::seq::index::sample(&mut *ctx.rng(), n, k).into_vec();
         positions.sort_unstable();
         self.at_positions(ctx, &positions)
     }
@@ -117,7 +118,8 @@ impl Members {
     /// [`SMALL_SET`] members, by [`Members::random_walk`] in larger ones.
     fn random(&self, ctx: &Ctx<'_>, len: u64) -> CmdResult<Option<Vec<u8>>> {
         if len <= SMALL_SET {
-            return self.nth_from(ctx, b"", rand::random_range(0..len.max(1)));
+            let n = ctx.rng().random_range(0..len.max(1));
+            return self.nth_from(ctx, b"", n);
         }
         self.random_walk(ctx, len)
     }
@@ -185,7 +187,7 @@ impl Members {
                 ((size - known as f64) / big as f64).max(WALK_CAP as f64)
             };
             let total = known as f64 + big_size * big as f64;
-            let mut target = rand::random_range(0.0..total.max(f64::MIN_POSITIVE));
+            let mut target = ctx.rng().random_range(0.0..total.max(f64::MIN_POSITIVE));
             let mut chosen = branches.len() - 1;
             for (i, b) in branches.iter().enumerate() {
                 let weight = b.size.map_or(big_size, |n| n as f64);
@@ -202,7 +204,8 @@ impl Members {
                 // A small branch: an exact pick among its members.
                 (Some(byte), Some(n)) => {
                     stem.push(byte);
-                    return self.nth_from(ctx, &stem, rand::random_range(0..n.max(1)));
+                    let n = ctx.rng().random_range(0..n.max(1));
+                    return self.nth_from(ctx, &stem, n);
                 }
                 (Some(byte), None) => {
                     stem.push(byte);
@@ -510,7 +513,7 @@ pub fn srandmember(call: &mut Call<'_, '_>) -> CmdResult {
         } else {
             distinct_walks(ctx, &members, len, count)?
         };
-        picked.shuffle(&mut rand::rng());
+        picked.shuffle(&mut *ctx.rng());
         return Ok(array_reply(picked));
     }
     // Negative: that many picks, repeats allowed.
@@ -523,9 +526,9 @@ pub fn srandmember(call: &mut Call<'_, '_>) -> CmdResult {
     let mut out = Vec::with_capacity(picks as usize);
     if len <= SMALL_SET || picks.saturating_mul(WALK_COST) >= len {
         let all = members.all(ctx)?;
-        let mut rng = rand::rng();
+        let mut rng = ctx.rng();
         for _ in 0..picks {
-            if let Some(m) = all.choose(&mut rng) {
+            if let Some(m) = all.choose(&mut *rng) {
                 out.push(Reply::Bulk(m.clone()));
             }
         }

@@ -10,6 +10,7 @@
 
 mod encoding;
 mod expiry;
+mod random;
 mod reclaim;
 mod txn;
 
@@ -27,6 +28,7 @@ pub use encoding::{
     CollectionMeta, Expiry, KeyType, Meta, MetaBody, LIST_START_INDEX,
 };
 pub use expiry::SweepCursor;
+pub use random::CommandRng;
 pub use txn::{log_versions, Ctx, Flushed, RangeIter, Touched, VERSIONS_PER_ENTRY};
 
 /// Memtable size per column family. Every write lands in a skiplist whose

@@ -5,7 +5,7 @@
 //! see the command's own pending writes (read-your-writes), so a command
 //! may read, change and re-read without caring what is committed yet.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell, RefMut};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
@@ -13,7 +13,8 @@ use bytes::Bytes;
 use rocksdb::{DBRawIterator, ReadOptions, WriteBatch};
 
 use super::{
-    data_prefix, meta_key, Cf, Expiry, KeyType, Meta, RaftCf, Result, Storage, StorageError,
+    data_prefix, meta_key, Cf, CommandRng, Expiry, KeyType, Meta, RaftCf, Result, Storage,
+    StorageError,
 };
 
 type Overlay = BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>;
@@ -69,6 +70,8 @@ pub struct Ctx<'a> {
     raft_writes: Vec<(RaftCf, Vec<u8>, Vec<u8>)>,
     /// Recording since [`Ctx::savepoint`]: how to undo each change.
     undo: Option<Vec<Undo>>,
+    /// Where random picks come from (seeded from the log under Raft).
+    rng: RefCell<CommandRng>,
 }
 
 /// Databases a pending FLUSHDB/FLUSHALL empties.
@@ -108,12 +111,16 @@ impl<'a> Ctx<'a> {
             log_versions: None,
             raft_writes: Vec::new(),
             undo: None,
+            rng: RefCell::new(CommandRng::Thread),
         }
     }
 
     /// Hand out collection versions from `first..end` (a replicated entry's
     /// range, [`log_versions`]) instead of the clock.
+    /// Random picks then come from a generator seeded by the same range,
+    /// so every node draws alike.
     pub(crate) fn use_log_versions(&mut self, (first, end): (u64, u64)) {
+        self.rng = RefCell::new(CommandRng::seeded(first));
         self.log_versions = Some(LogVersions {
             next: Cell::new(first),
             end,
@@ -138,6 +145,11 @@ impl<'a> Ctx<'a> {
             }
             None => self.storage.clock_version(),
         }
+    }
+
+    /// The generator for this command's random picks (SPOP, SRANDMEMBER…).
+    pub fn rng(&self) -> RefMut<'_, CommandRng> {
+        self.rng.borrow_mut()
     }
 
     /// Versions left in the entry's range (`u64::MAX` when versions come

@@ -293,6 +293,86 @@ fn apply_is_deterministic_across_nodes() {
     assert_eq!(a.run(&["GET", "counter"]), bulk("2"));
 }
 
+/// SPOP removes members picked at random: under Raft every node must pick
+/// the same ones (the generator is seeded from the log index), for small
+/// sets (exact pick) and large ones (the trie walk) alike.
+#[test]
+fn random_pops_are_the_same_on_every_node() {
+    fn as_strs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let rt = runtime();
+    let members = |prefix: &str, n: usize| -> Vec<String> {
+        (0..n).map(|i| format!("{prefix}{i}")).collect()
+    };
+    let small = members("s", 50);
+    let big = members("member:", 3000);
+    let sadd = |key: &str, m: &[String]| -> Vec<String> {
+        let mut args = vec!["SADD".to_string(), key.to_string()];
+        args.extend(m.iter().cloned());
+        args
+    };
+    let entries = || {
+        let small_args = sadd("small", &small);
+        let big_args = sadd("big", &big);
+        vec![
+            blank(1, 1),
+            membership(1, 2),
+            normal(
+                1,
+                3,
+                KiwiRequest::new(0, T0)
+                    .command(&as_strs(&small_args))
+                    .command(&as_strs(&big_args)),
+            ),
+            normal(
+                1,
+                4,
+                KiwiRequest::new(0, T0 + 1)
+                    .command(&["SPOP", "small"])
+                    .command(&["SPOP", "small", "5"])
+                    .command(&["SPOP", "big"])
+                    .command(&["SPOP", "big", "3"])
+                    .command(&["SPOP", "big", "700"]),
+            ),
+        ]
+    };
+    let (mut a, mut b) = (Node::new(), Node::new());
+    let (replies_a, replies_b, bytes_a, bytes_b) = rt.block_on(async {
+        let ra = a.sm.apply(entries()).await.expect("apply on a");
+        let rb = b.sm.apply(entries()).await.expect("apply on b");
+        (
+            ra,
+            rb,
+            keyspace_bytes(&mut a.sm).await,
+            keyspace_bytes(&mut b.sm).await,
+        )
+    });
+    assert_eq!(replies_a, replies_b, "both nodes popped the same members");
+    assert_eq!(bytes_a, bytes_b, "both nodes hold the same sets");
+    for node in [&a, &b] {
+        assert_eq!(node.run(&["SCARD", "small"]), Reply::Int(50 - 6));
+        assert_eq!(node.run(&["SCARD", "big"]), Reply::Int(3000 - 704));
+    }
+    // Another entry index draws differently (the seed is the log index).
+    let pops = |index: u64| {
+        let mut node = Node::new();
+        let mut log = entries();
+        log.truncate(3);
+        if index > 4 {
+            log.push(blank(1, 4));
+        }
+        log.push(normal(
+            1,
+            index,
+            KiwiRequest::new(0, T0 + 1).command(&["SPOP", "big", "20"]),
+        ));
+        let replies = rt.block_on(async { node.sm.apply(log).await.expect("apply") });
+        replies.last().cloned()
+    };
+    assert_ne!(pops(4), pops(5));
+}
+
 #[test]
 fn flushall_in_the_log_keeps_raft_state() {
     let rt = runtime();
