@@ -329,6 +329,14 @@ impl Engine {
         }
         if self.is_replicated() {
             if spec.is_write() {
+                // A blocking command with nothing to take here waits on this
+                // node's keys rather than proposing an entry that would
+                // answer its timeout reply at once.
+                if spec.flags.contains(Flags::BLOCKING) {
+                    if let Err(CmdError::Block(block)) = self.probe(spec, session, args) {
+                        return Err(CmdError::Block(block));
+                    }
+                }
                 return Err(CmdError::Defer(Deferred::Propose {
                     db: session.db,
                     commands: vec![args.to_vec()],
@@ -484,6 +492,20 @@ impl Engine {
             }
         }
         Ok(reply)
+    }
+
+    /// Run `spec` against this node's data and throw its writes away: what
+    /// the command would do here now.
+    fn probe(
+        &self,
+        spec: &'static CommandSpec,
+        session: &mut Session,
+        args: &[Bytes],
+    ) -> Result<Reply, CmdError> {
+        let ctx = self.storage.ctx(session.db, now_ms());
+        let _read_guard = self.storage.lock().read();
+        let (result, _discarded) = self.call_handler(spec, session, args, ctx);
+        result
     }
 
     /// Run `spec`'s function against `ctx` and hand the context back; a

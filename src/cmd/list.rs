@@ -44,11 +44,11 @@ pub static COMMANDS: &[CommandSpec] = commands! {
     "lmove", 5, W, 1, 2, 1, lmove;
     "rpoplpush", 3, W, 1, 2, 1, rpoplpush;
     "lmpop", -4, WD, 0, 0, 0, lmpop;
-    "blpop", -3, WD, 1, -2, 1, blpop;
-    "brpop", -3, WD, 1, -2, 1, brpop;
-    "blmove", 6, W, 1, 2, 1, blmove;
-    "brpoplpush", 4, W, 1, 2, 1, brpoplpush;
-    "blmpop", -5, WD, 0, 0, 0, blmpop;
+    "blpop", -3, blocking(WD), 1, -2, 1, blpop;
+    "brpop", -3, blocking(WD), 1, -2, 1, brpop;
+    "blmove", 6, blocking(W), 1, 2, 1, blmove;
+    "brpoplpush", 4, blocking(W), 1, 2, 1, brpoplpush;
+    "blmpop", -5, blocking(WD), 0, 0, 0, blmpop;
 };
 
 // ------------------------------------------------------------ index arithmetic

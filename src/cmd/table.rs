@@ -23,6 +23,9 @@ impl Flags {
     pub const DENYOOM: Flags = Flags(1 << 6);
     /// Runs at once even inside MULTI (MULTI, EXEC, DISCARD, WATCH, QUIT…).
     pub const TRANSACTION: Flags = Flags(1 << 7);
+    /// May wait for another client's write (BLPOP…). Under Raft it is
+    /// probed locally first and proposed only when it can take something.
+    pub const BLOCKING: Flags = Flags(1 << 8);
 
     pub const fn union(self, other: Flags) -> Flags {
         Flags(self.0 | other.0)
@@ -41,6 +44,7 @@ impl Flags {
             (Flags::DENYOOM, "denyoom"),
             (Flags::ADMIN, "admin"),
             (Flags::NO_AUTH, "no_auth"),
+            (Flags::BLOCKING, "blocking"),
             (Flags::FAST, "fast"),
         ] {
             if self.contains(flag) {
@@ -95,6 +99,10 @@ pub(crate) mod flags {
     pub const CA: Flags = Flags::NO_KEYS.union(Flags::NO_AUTH).union(Flags::FAST);
     pub const A: Flags = Flags::NO_KEYS.union(Flags::ADMIN);
     /// Transaction control: no storage lock of its own, runs inside MULTI.
+    /// Blocking variant of a flag set.
+    pub const fn blocking(flags: Flags) -> Flags {
+        flags.union(Flags::BLOCKING)
+    }
     pub const TX: Flags = Flags::NO_KEYS.union(Flags::TRANSACTION).union(Flags::FAST);
 }
 use flags::*;

@@ -54,10 +54,10 @@ pub static COMMANDS: &[CommandSpec] = commands! {
     "zremrangebylex", 4, WD, 1, 1, 1, zremrangebylex;
     "zpopmin", -2, WFAST, 1, 1, 1, zpopmin;
     "zpopmax", -2, WFAST, 1, 1, 1, zpopmax;
-    "bzpopmin", -3, WFAST, 1, -2, 1, bzpopmin;
-    "bzpopmax", -3, WFAST, 1, -2, 1, bzpopmax;
+    "bzpopmin", -3, blocking(WFAST), 1, -2, 1, bzpopmin;
+    "bzpopmax", -3, blocking(WFAST), 1, -2, 1, bzpopmax;
     "zmpop", -4, WD, 0, 0, 0, zmpop;
-    "bzmpop", -5, WD, 0, 0, 0, bzmpop;
+    "bzmpop", -5, blocking(WD), 0, 0, 0, bzmpop;
     "zrandmember", -2, R, 1, 1, 1, zrandmember;
     "zunionstore", -4, W, 1, 1, 1, zunionstore;
     "zinterstore", -4, W, 1, 1, 1, zinterstore;

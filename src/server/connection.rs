@@ -8,7 +8,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::{BlockOn, Deferred, Session};
+use crate::cmd::{BlockOn, Deferred, Flags, Session};
 use crate::engine::{Engine, Outcome, Waiter};
 use crate::raft::RaftNode;
 use crate::resp::Reply;
@@ -104,15 +104,27 @@ async fn run<S: ClientStream>(
             for reply in replies {
                 reply.encode(session.protocol, &mut output);
             }
-            if let Some(Outcome::Defer(deferred)) = stopped {
-                // Through Raft (a write, a linearizable read, RAFT.*).
-                let reply = tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(()),
-                    reply = resolve(engine, raft, session, &requests[next], deferred) => reply,
-                };
-                reply.encode(session.protocol, &mut output);
-                next += 1;
-            } else if let Some(Outcome::Block(block)) = stopped {
+            let mut block = None;
+            match stopped {
+                Some(Outcome::Defer(deferred)) => {
+                    // Through Raft (a write, a linearizable read, RAFT.*).
+                    let args = &requests[next];
+                    let reply = tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        reply = resolve(engine, raft, session, args, deferred) => reply,
+                    };
+                    match lost_race(engine, session, args, &reply) {
+                        Some(waiting) => block = Some(waiting),
+                        None => {
+                            reply.encode(session.protocol, &mut output);
+                            next += 1;
+                        }
+                    }
+                }
+                Some(Outcome::Block(waiting)) => block = Some(waiting),
+                _ => {}
+            }
+            if let Some(block) = block {
                 // Earlier replies go out before this client waits.
                 if !output.is_empty() {
                     stream.write_all(&output).await?;
@@ -120,6 +132,7 @@ async fn run<S: ClientStream>(
                 }
                 let waited = Blocked {
                     engine,
+                    raft,
                     session,
                     args: &requests[next],
                     block,
@@ -209,9 +222,39 @@ async fn resolve(
     }
 }
 
+/// Under Raft, a blocking command is proposed only when this node saw
+/// something to take; if another client's entry took it first, the reply is
+/// empty and the client must wait, as Redis would have made it wait. Returns
+/// what to wait for then, or `None` to answer `reply`.
+fn lost_race(
+    engine: &Engine,
+    session: &mut Session,
+    args: &[bytes::Bytes],
+    reply: &Reply,
+) -> Option<BlockOn> {
+    let blocking = args
+        .first()
+        .and_then(|name| crate::cmd::lookup(name))
+        .is_some_and(|spec| spec.flags.contains(Flags::BLOCKING));
+    if !blocking || !matches!(reply, Reply::Nil | Reply::NilArray) {
+        return None;
+    }
+    // Look again: the waiter registered by `Blocked::wait` then catches the
+    // next write. If this node still sees something, answer the empty reply
+    // rather than loop (the element is on its way out).
+    session.retrying_block = true;
+    let again = engine.execute_or_block(session, args);
+    session.retrying_block = false;
+    match again {
+        Outcome::Block(block) => Some(block),
+        _ => None,
+    }
+}
+
 /// A client blocked in BLPOP and friends.
 struct Blocked<'a> {
     engine: &'a Engine,
+    raft: Option<&'a RaftNode>,
     session: &'a mut Session,
     args: &'a [bytes::Bytes],
     block: BlockOn,
@@ -229,6 +272,7 @@ impl Blocked<'_> {
     ) -> std::io::Result<Option<Reply>> {
         let Blocked {
             engine,
+            raft,
             session,
             args,
             block,
@@ -250,8 +294,21 @@ impl Blocked<'_> {
                 session.retrying_block = true;
                 let outcome = engine.execute_or_block(session, args);
                 session.retrying_block = false;
-                if let Outcome::Reply(reply) = outcome {
-                    return Ok(Some(reply));
+                match outcome {
+                    Outcome::Reply(reply) => return Ok(Some(reply)),
+                    // Under Raft, something to take here: propose the
+                    // command; if another client's entry took it first, the
+                    // timeout reply comes back and this client waits on.
+                    Outcome::Defer(deferred) => {
+                        let reply = tokio::select! {
+                            _ = shutdown.cancelled() => return Ok(None),
+                            reply = resolve(engine, raft, session, args, deferred) => reply,
+                        };
+                        if reply != block.timeout_reply {
+                            return Ok(Some(reply));
+                        }
+                    }
+                    Outcome::Block(_) => {}
                 }
                 let timeout = async {
                     match deadline {
