@@ -173,6 +173,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ensure_tools()
     runs, notes = run_all(args.requests)
     text = [
+        "## Three-node cluster vs standalone (bench/cluster.py)",
+        "",
         f"Machine: {machine()}",
         "",
         f"redis-benchmark -r 100000, requests per test from --requests {args.requests} (see bench/cluster.py); "
