@@ -30,22 +30,29 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, NoReturn, Optional, Union
+from typing import Any, NoReturn, Optional, Protocol, Union
 
 from redis.exceptions import ResponseError
 
 from kiwi import _progress
 
-__all__ = ["execute", "load"]
+__all__ = ["Client", "Command", "Pairs", "execute", "load"]
 
 #: Pairs per MSET command inside a batch: a batch of 1000 pairs goes as ten
 #: MSETs in one round trip, so no single command holds the server (or makes a
 #: Raft log entry) much larger than this.
 MSET_PAIRS = 100
 
-Key = Union[str, bytes, int, float]
+#: What :func:`load` takes: a mapping, or an iterable of ``(key, value)`` pairs.
 Pairs = Union[Mapping[Any, Any], Iterable[tuple[Any, Any]]]
+#: One command for :func:`execute`: its name and arguments, e.g. ``("SET", "k", "v")``.
 Command = Sequence[Any]
+
+
+class Client(Protocol):
+    """What the functions need of a client: redis-py's ``pipeline(transaction=...)``."""
+
+    def pipeline(self, transaction: Any = ..., shard_hint: Any = ...) -> Any: ...
 
 
 def _chunks(iterator: Iterator[Any], size: int) -> Iterator[list[Any]]:
@@ -84,6 +91,8 @@ def _mset_commands(chunk: list[Any], first: int) -> list[list[Any]]:
         args: list[Any] = ["MSET"]
         for offset, pair in enumerate(chunk[start : start + MSET_PAIRS]):
             try:
+                if isinstance(pair, (str, bytes)):
+                    raise TypeError("a string is not a pair")
                 key, value = pair
             except (TypeError, ValueError):
                 raise TypeError(f"item {first + start + offset} is not a (key, value) pair: {pair!r}") from None
@@ -92,7 +101,7 @@ def _mset_commands(chunk: list[Any], first: int) -> list[list[Any]]:
     return commands
 
 
-def load(client: Any, items: Pairs, *, batch: int = 1000, progress: Optional[bool] = None) -> int:
+def load(client: Client, items: Pairs, *, batch: int = 1000, progress: Optional[bool] = None) -> int:
     """Set every key/value pair of ``items`` through ``client``; return how many pairs were sent.
 
     ``items`` is a mapping or an iterable of ``(key, value)`` pairs (a list,
@@ -144,7 +153,7 @@ def load(client: Any, items: Pairs, *, batch: int = 1000, progress: Optional[boo
     return written
 
 
-def execute(client: Any, commands: Iterable[Command], *, batch: int = 1000, progress: Optional[bool] = None) -> int:
+def execute(client: Client, commands: Iterable[Command], *, batch: int = 1000, progress: Optional[bool] = None) -> int:
     """Run every command of ``commands`` through ``client``; return how many ran.
 
     Each command is a tuple (or list) of its name and arguments, like

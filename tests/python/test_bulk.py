@@ -262,6 +262,8 @@ def test_load_rejects_what_is_not_a_pair(db: kiwi.Database) -> None:
     with pytest.raises(TypeError, match=r"item 3 is not a \(key, value\) pair: 'abc'"):
         bulk.load(db, [("a", 1), ("b", 2), ("c", 3), "abc"], batch=2, progress=False)
     assert db.mget("a", "b", "c") == [b"1", b"2", None]
+    with pytest.raises(TypeError, match=r"item 0 is not a \(key, value\) pair: 'kv'"):
+        bulk.load(db, ["kv"], progress=False)
 
 
 @pytest.mark.parametrize("batch", [0, -1, 1.5, True])
