@@ -171,6 +171,10 @@ def execute(client: Client, commands: Iterable[Command], *, batch: int = 1000, p
     then Redis's text; the original is chained as ``__cause__``. Every
     command before it has been applied. Being pipelined, the rest of its
     batch was already sent and has been applied too; no later batch is sent.
+    A lost connection is retried as the client's ``retry`` setting says
+    (redis-py re-sends the whole batch): for commands that are not idempotent
+    (INCR, RPUSH...) give a client without retries if a batch must never run
+    twice.
 
     Example::
 
