@@ -42,6 +42,26 @@ def progress(message: str) -> None:
     print(f"  .. {message}", file=sys.stderr, flush=True)
 
 
+class Steps:
+    """Numbered progress lines on stderr: ``  .. step 3/8 (00:41): message``.
+
+    Call it once as each step starts; the time is since the first step.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.started: Optional[float] = None
+
+    def __call__(self, message: str) -> None:
+        now = time.monotonic()
+        if self.started is None:
+            self.started = now
+        self.done += 1
+        elapsed = int(now - self.started)
+        progress(f"step {self.done}/{self.total} ({elapsed // 60:02d}:{elapsed % 60:02d}): {message}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -123,16 +143,24 @@ def redis_benchmark(port: int, tests: List[str], requests: int, clients: int, pi
     return rows
 
 
-def server_table(requests: int, clients: int) -> List[str]:
+#: Steps of each table, for the "step i/N" progress lines.
+SERVER_STEPS = 4
+EMBEDDED_STEPS = 2
+STARTUP_STEPS = 2
+
+
+def server_table(requests: int, clients: int, step: Callable[[str], None] = progress) -> List[str]:
     lines = [
         "| workload | pipeline | Redis rps | Kiwi rps | Kiwi/Redis | Redis p50/p99 ms | Kiwi p50/p99 ms |",
         "|---|---|---|---|---|---|---|",
     ]
     for pipeline in (1, 16):
         n = requests * (4 if pipeline > 1 else 1)
-        progress(f"redis-benchmark, pipeline {pipeline}, {n} requests per test, {clients} clients")
+        what = f"pipeline {pipeline}, {n} requests per test, {clients} clients"
+        step(f"redis-benchmark on redis-server, {what}")
         with redis_server() as rport:
             ref = redis_benchmark(rport, TESTS, n, clients, pipeline)
+        step(f"redis-benchmark on kiwi-server, {what}")
         with kiwi_server() as kport:
             mine = redis_benchmark(kport, TESTS, n, clients, pipeline)
         for test in TESTS:
@@ -169,10 +197,10 @@ def ops_per_second(client, ops: int) -> Dict[str, float]:
     return out
 
 
-def embedded_table(ops: int) -> List[str]:
+def embedded_table(ops: int, step: Callable[[str], None] = progress) -> List[str]:
     import kiwi
 
-    progress(f"embedded kiwi.open(), {ops} operations per command")
+    step(f"embedded kiwi.open(), {ops} operations per command")
     with kiwi.open() as db:
         mine = ops_per_second(db, ops)
     try:
@@ -180,7 +208,7 @@ def embedded_table(ops: int) -> List[str]:
     except ImportError:
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "fakeredis"], check=True)
         import fakeredis
-    progress(f"fakeredis, {ops} operations per command")
+    step(f"fakeredis, {ops} operations per command")
     fake = fakeredis.FakeRedis()
     ref = ops_per_second(fake, ops)
     lines = ["| operation | fakeredis ops/s | kiwi.open() ops/s | Kiwi/fakeredis |", "|---|---|---|---|"]
@@ -189,16 +217,17 @@ def embedded_table(ops: int) -> List[str]:
     return lines
 
 
-def startup_table(rounds: int) -> List[str]:
+def startup_table(rounds: int, step: Callable[[str], None] = progress) -> List[str]:
     import kiwi
 
-    progress(f"start/stop, {rounds} rounds each")
+    step(f"start/stop kiwi.Server(), {rounds} rounds")
     kiwi_times = []
     for _ in range(rounds):
         start = time.perf_counter()
         with kiwi.Server() as server:
             socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
         kiwi_times.append(time.perf_counter() - start)
+    step(f"start/stop redis-server, {rounds} rounds")
     redis_times = []
     for _ in range(rounds):
         start = time.perf_counter()
@@ -242,10 +271,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.quick:
         args.requests, args.ops = 5_000, 1_000
     ensure_tools()
+    step = Steps(SERVER_STEPS + EMBEDDED_STEPS + STARTUP_STEPS)
     sections: List[Tuple[str, List[str]]] = [
-        ("redis-benchmark: Redis vs Kiwi", server_table(args.requests, args.clients)),
-        ("Embedded: kiwi.open() vs fakeredis, one Python thread", embedded_table(args.ops)),
-        ("Start and stop", startup_table(5 if args.quick else 20)),
+        ("redis-benchmark: Redis vs Kiwi", server_table(args.requests, args.clients, step)),
+        ("Embedded: kiwi.open() vs fakeredis, one Python thread", embedded_table(args.ops, step)),
+        ("Start and stop", startup_table(5 if args.quick else 20, step)),
     ]
     text = [f"Machine: {machine()}", ""]
     for title, lines in sections:

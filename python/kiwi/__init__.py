@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from redis.exceptions import ResponseError
 
+from kiwi import bulk
 from kiwi._kiwi import REDIS_VERSION, __version__
 from kiwi.cluster import Cluster, ClusterNode
 from kiwi.embedded import Database, open
 from kiwi.server import Server
 
-__all__ = ["Cluster", "ClusterNode", "Database", "REDIS_VERSION", "ResponseError", "Server", "__version__", "open"]
+__all__ = ["Cluster", "ClusterNode", "Database", "REDIS_VERSION", "ResponseError", "Server", "__version__", "bulk", "open"]

@@ -22,6 +22,7 @@ import shutil
 import socket
 import tempfile
 import weakref
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Optional, Union
 
@@ -29,7 +30,7 @@ import redis
 from redis.connection import Connection
 from redis.exceptions import ResponseError
 
-from kiwi import _html, _kiwi
+from kiwi import _html, _kiwi, bulk
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -180,6 +181,46 @@ class Database(redis.Redis):
         Redis's message.
         """
         return self.execute_command(*args, **options)
+
+    def load(self, items: bulk.Pairs, *, batch: int = 1000, progress: Optional[bool] = None) -> int:
+        """Set many key/value pairs, ``batch`` per round trip; return how many.
+
+        ``items`` is a mapping or an iterable of ``(key, value)`` pairs (a
+        generator is read lazily). ``progress``: ``None`` shows progress on a
+        terminal or in Jupyter, ``True``/``False`` force it. This is
+        :func:`kiwi.bulk.load` on this database, which says the rest.
+
+        Example::
+
+            >>> import kiwi
+            >>> with kiwi.open() as db:
+            ...     db.load(((f"item:{i}", i * i) for i in range(5000)), progress=False)
+            ...     db.get("item:4999"), db.dbsize()
+            5000
+            (b'24990001', 5000)
+        """
+        return bulk.load(self, items, batch=batch, progress=progress)
+
+    def execute_many(
+        self, commands: Iterable[bulk.Command], *, batch: int = 1000, progress: Optional[bool] = None
+    ) -> int:
+        """Run many commands, ``batch`` per round trip; return how many ran.
+
+        Each command is a tuple like ``("HSET", "h", "f", "v")``. The first
+        error reply raises (``kiwi.ResponseError``, with the failing command's
+        position). This is :func:`kiwi.bulk.execute` on this database, which
+        says the rest.
+
+        Example::
+
+            >>> import kiwi
+            >>> with kiwi.open(decode_responses=True) as db:
+            ...     db.execute_many([("HSET", "user:1", "name", "ada"), ("SADD", "users", 1)], progress=False)
+            ...     db.hgetall("user:1"), db.smembers("users")
+            2
+            ({'name': 'ada'}, {'1'})
+        """
+        return bulk.execute(self, commands, batch=batch, progress=progress)
 
     async def aexecute(self, *args: Any, **options: Any) -> Any:
         """Run any command without blocking the asyncio event loop.

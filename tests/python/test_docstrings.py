@@ -10,7 +10,15 @@ import pytest
 pytestmark = pytest.mark.kiwi_only
 
 #: Modules whose docstrings carry runnable examples, with the least each must have.
-MODULES = {"kiwi": 1, "kiwi.cluster": 4, "kiwi.embedded": 5, "kiwi.server": 3, "kiwi._html": 3}
+MODULES = {
+    "kiwi": 1,
+    "kiwi.bulk": 10,
+    "kiwi.cluster": 4,
+    "kiwi.embedded": 16,
+    "kiwi.server": 3,
+    "kiwi._html": 3,
+    "kiwi._progress": 12,
+}
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
@@ -25,3 +33,19 @@ def test_docstring_examples_run(name: str) -> None:
     results = runner.summarize(verbose=False)
     assert results.failed == 0, f"{results.failed} docstring example(s) failed in {name}"
     assert examples >= MODULES[name], f"{name} has {examples} examples, expected at least {MODULES[name]}"
+
+
+#: Public API whose docstring must itself carry an example (not only its module's).
+WITH_OWN_EXAMPLE = [
+    ("kiwi.bulk", "kiwi.bulk.execute"),
+    ("kiwi.bulk", "kiwi.bulk.load"),
+    ("kiwi.embedded", "kiwi.embedded.Database.execute_many"),
+    ("kiwi.embedded", "kiwi.embedded.Database.load"),
+]
+
+
+@pytest.mark.parametrize(("module_name", "qualname"), WITH_OWN_EXAMPLE, ids=[q for _, q in WITH_OWN_EXAMPLE])
+def test_public_api_has_its_own_example(module_name: str, qualname: str) -> None:
+    module = importlib.import_module(module_name)
+    found = {test.name: len(test.examples) for test in doctest.DocTestFinder().find(module, module_name)}
+    assert found.get(qualname, 0) > 0, f"{qualname} has no >>> example in its docstring"
