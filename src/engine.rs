@@ -350,6 +350,20 @@ impl Engine {
         self.run(spec, session, args, false)
     }
 
+    /// Whether `args` becomes a plain Raft proposal of its own when run now
+    /// (a replicated write outside MULTI that cannot block), so a pipeline
+    /// may propose it in one entry with the writes around it.
+    pub fn proposes(&self, session: &Session, args: &[Bytes]) -> bool {
+        self.is_replicated()
+            && session.multi.is_none()
+            && session.authenticated
+            && args.first().and_then(|name| cmd::lookup(name)).is_some_and(|spec| {
+                spec.arity_ok(args.len())
+                    && spec.is_write()
+                    && !spec.flags.contains(Flags::BLOCKING)
+            })
+    }
+
     /// A data command that may share a batch with its neighbours in a
     /// pipeline: known, right arity, touching keys, outside MULTI.
     fn groupable(&self, session: &Session, args: &[Bytes]) -> Option<&'static CommandSpec> {

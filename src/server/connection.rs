@@ -18,6 +18,9 @@ use crate::resp::RequestDecoder;
 /// does not buffer all of its replies in memory.
 const OUTPUT_HIGH_WATER: usize = 64 * 1024;
 
+/// Most pipelined writes proposed together in one Raft entry.
+const MAX_PIPELINED_PROPOSAL: usize = 256;
+
 /// A client's byte stream: TCP or a unix socket.
 pub(super) trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> ClientStream for T {}
@@ -106,6 +109,29 @@ async fn run<S: ClientStream>(
             }
             let mut block = None;
             match stopped {
+                // A pipelined run of writes under Raft: one entry for all.
+                Some(Outcome::Defer(Deferred::Propose {
+                    db,
+                    mut commands,
+                    exec: false,
+                })) if raft.is_some() && engine.proposes(session, &requests[next]) => {
+                    let mut end = next + 1;
+                    while end < requests.len()
+                        && commands.len() < MAX_PIPELINED_PROPOSAL
+                        && engine.proposes(session, &requests[end])
+                    {
+                        commands.push(requests[end].clone());
+                        end += 1;
+                    }
+                    let replies = tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        replies = propose_all(raft, db, commands) => replies,
+                    };
+                    for reply in replies {
+                        reply.encode(session.protocol, &mut output);
+                    }
+                    next = end;
+                }
                 Some(Outcome::Defer(deferred)) => {
                     // Through Raft (a write, a linearizable read, RAFT.*).
                     let args = &requests[next];
@@ -184,6 +210,30 @@ async fn run<S: ClientStream>(
         if n == 0 {
             return Ok(());
         }
+    }
+}
+
+/// Propose pipelined writes as one entry; one reply per command (the
+/// same error for each when the entry was not committed).
+async fn propose_all(
+    raft: Option<&RaftNode>,
+    db: u8,
+    commands: Vec<Vec<bytes::Bytes>>,
+) -> Vec<Reply> {
+    let n = commands.len();
+    let Some(node) = raft else {
+        return vec![Reply::error("ERR this node does not run raft"); n];
+    };
+    let commands = commands
+        .into_iter()
+        .map(|c| c.into_iter().map(|a| a.to_vec()).collect())
+        .collect();
+    match node.propose(db, commands).await {
+        Ok(mut replies) => {
+            replies.resize(n, Reply::error("ERR no reply from the replicated entry"));
+            replies
+        }
+        Err(e) => vec![Reply::Error(e.to_string()); n],
     }
 }
 
