@@ -357,11 +357,14 @@ impl Engine {
         self.is_replicated()
             && session.multi.is_none()
             && session.authenticated
-            && args.first().and_then(|name| cmd::lookup(name)).is_some_and(|spec| {
-                spec.arity_ok(args.len())
-                    && spec.is_write()
-                    && !spec.flags.contains(Flags::BLOCKING)
-            })
+            && args
+                .first()
+                .and_then(|name| cmd::lookup(name))
+                .is_some_and(|spec| {
+                    spec.arity_ok(args.len())
+                        && spec.is_write()
+                        && !spec.flags.contains(Flags::BLOCKING)
+                })
     }
 
     /// A data command that may share a batch with its neighbours in a

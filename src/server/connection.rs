@@ -21,6 +21,9 @@ const OUTPUT_HIGH_WATER: usize = 64 * 1024;
 /// Most pipelined writes proposed together in one Raft entry.
 const MAX_PIPELINED_PROPOSAL: usize = 256;
 
+/// Looks a blocking command under Raft takes before it waits or answers.
+const MAX_BLOCKING_LOOKS: usize = 8;
+
 /// A client's byte stream: TCP or a unix socket.
 pub(super) trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> ClientStream for T {}
@@ -132,23 +135,23 @@ async fn run<S: ClientStream>(
                     }
                     next = end;
                 }
-                Some(Outcome::Defer(deferred)) => {
-                    // Through Raft (a write, a linearizable read, RAFT.*).
+                // Through Raft (a write, a linearizable read, RAFT.*), or a
+                // blocking command with nothing to take.
+                Some(outcome) => {
                     let args = &requests[next];
-                    let reply = tokio::select! {
+                    let settled = tokio::select! {
                         _ = shutdown.cancelled() => return Ok(()),
-                        reply = resolve(engine, raft, session, args, deferred) => reply,
+                        settled = settle(engine, raft, session, args, outcome) => settled,
                     };
-                    match lost_race(engine, session, args, &reply) {
-                        Some(waiting) => block = Some(waiting),
-                        None => {
+                    match settled {
+                        Settled::Reply(reply) => {
                             reply.encode(session.protocol, &mut output);
                             next += 1;
                         }
+                        Settled::Wait(waiting) => block = Some(waiting),
                     }
                 }
-                Some(Outcome::Block(waiting)) => block = Some(waiting),
-                _ => {}
+                None => {}
             }
             if let Some(block) = block {
                 // Earlier replies go out before this client waits.
@@ -272,33 +275,60 @@ async fn resolve(
     }
 }
 
-/// Under Raft, a blocking command is proposed only when this node saw
-/// something to take; if another client's entry took it first, the reply is
-/// empty and the client must wait, as Redis would have made it wait. Returns
-/// what to wait for then, or `None` to answer `reply`.
-fn lost_race(
+/// What a request that did not answer at once comes to.
+enum Settled {
+    Reply(Reply),
+    /// A blocking command with nothing to take: wait for a write.
+    Wait(BlockOn),
+}
+
+/// Carry a deferred or blocked request as far as a reply or a wait.
+///
+/// Under Raft a blocking command only waits once this node has seen every
+/// write acknowledged before it (a read barrier), so a client's own earlier
+/// write is never missed; and it is proposed only when this node saw
+/// something to take. If another client's entry took it first, the entry
+/// answers empty: the client then waits, as Redis would have made it wait.
+async fn settle(
     engine: &Engine,
+    raft: Option<&RaftNode>,
     session: &mut Session,
     args: &[bytes::Bytes],
-    reply: &Reply,
-) -> Option<BlockOn> {
+    mut outcome: Outcome,
+) -> Settled {
     let blocking = args
         .first()
         .and_then(|name| crate::cmd::lookup(name))
         .is_some_and(|spec| spec.flags.contains(Flags::BLOCKING));
-    if !blocking || !matches!(reply, Reply::Nil | Reply::NilArray) {
-        return None;
+    // Whether this node's view was brought up to the leader's since the
+    // last look.
+    let mut fresh = raft.is_none();
+    let mut empty = None;
+    for _ in 0..MAX_BLOCKING_LOOKS {
+        match outcome {
+            Outcome::Reply(reply) => return Settled::Reply(reply),
+            Outcome::Block(block) if fresh => return Settled::Wait(block),
+            Outcome::Defer(deferred) => {
+                let reply = resolve(engine, raft, session, args, deferred).await;
+                if !(blocking && matches!(reply, Reply::Nil | Reply::NilArray)) {
+                    return Settled::Reply(reply);
+                }
+                empty = Some(reply);
+            }
+            Outcome::Block(_) => {}
+        }
+        // Look again once this node has caught up.
+        if let Some(node) = raft {
+            if let Err(e) = node.linearize().await {
+                return Settled::Reply(Reply::Error(e.to_string()));
+            }
+        }
+        fresh = true;
+        session.retrying_block = empty.is_some();
+        outcome = engine.execute_or_block(session, args);
+        session.retrying_block = false;
     }
-    // Look again: the waiter registered by `Blocked::wait` then catches the
-    // next write. If this node still sees something, answer the empty reply
-    // rather than loop (the element is on its way out).
-    session.retrying_block = true;
-    let again = engine.execute_or_block(session, args);
-    session.retrying_block = false;
-    match again {
-        Outcome::Block(block) => Some(block),
-        _ => None,
-    }
+    Settled::Reply(empty.unwrap_or(Reply::NilArray))
 }
 
 /// A client blocked in BLPOP and friends.
