@@ -165,6 +165,18 @@ pub enum Rpc {
     Forward(KiwiRequest),
     /// A follower asks the leader for a linearizable read index.
     ReadIndex,
+    /// A membership change (`RAFT.NODE ADD/REMOVE`) sent to a follower,
+    /// passed to the leader.
+    Membership(MembershipChange),
+}
+
+/// A change of the cluster's members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipChange {
+    /// Add a node as a learner, let it catch up, then make it a voter.
+    Add(NodeId, String),
+    /// Remove a voter.
+    Remove(NodeId),
 }
 
 /// Why the leader (or who the sender took for it) did not serve a
@@ -192,6 +204,8 @@ pub enum RpcReply {
     Forward(Result<KiwiResponse, ForwardError>),
     /// The index the reader must have applied, `None` when nothing is.
     ReadIndex(Result<Option<u64>, ForwardError>),
+    /// The outcome of a forwarded membership change.
+    Membership(Result<(), String>),
     /// The listener is another node than the frame names.
     WrongNode(NodeId),
 }

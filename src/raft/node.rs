@@ -25,8 +25,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::network::{
-    self, CallError, FaultTable, ForwardError, NetConfig, Network, PeerClient, Rpc, RpcReply,
-    RpcService,
+    self, CallError, FaultTable, ForwardError, MembershipChange, NetConfig, Network, PeerClient,
+    Rpc, RpcReply, RpcService,
 };
 use super::{
     open_stores, read_state, state_key, KiwiRequest, KiwiResponse, NodeId, TypeConfig, WireReply,
@@ -35,6 +35,10 @@ use crate::cmd::raft::RaftAdmin;
 use crate::engine::Engine;
 use crate::resp::Reply;
 use crate::storage::now_ms;
+
+/// Longest a follower waits for the leader to carry out a membership
+/// change it passed on (adding a node waits for it to catch up).
+const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Timing and sizing of a node.
 #[derive(Debug, Clone, Copy)]
@@ -317,26 +321,59 @@ impl RaftNode {
     }
 
     /// Add `id` as a learner, wait until it caught up, then make it a voter.
+    /// On a follower the change is passed to the leader.
     pub async fn add_node(&self, id: NodeId, addr: &str) -> Result<(), String> {
-        self.raft
-            .add_learner(id, BasicNode::new(addr), true)
+        self.change_membership(MembershipChange::Add(id, addr.to_string()))
             .await
-            .map_err(|e| e.to_string())?;
-        let voters: BTreeSet<NodeId> = [id].into_iter().collect();
-        self.raft
-            .change_membership(ChangeMembers::AddVoterIds(voters), false)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(())
     }
 
-    /// Remove `id` from the cluster (voter and node).
+    /// Remove `id` from the cluster (voter and node). On a follower the
+    /// change is passed to the leader.
     pub async fn remove_node(&self, id: NodeId) -> Result<(), String> {
-        let gone: BTreeSet<NodeId> = [id].into_iter().collect();
-        self.raft
-            .change_membership(ChangeMembers::RemoveVoters(gone), false)
+        self.change_membership(MembershipChange::Remove(id)).await
+    }
+
+    async fn change_membership(&self, change: MembershipChange) -> Result<(), String> {
+        let deadline = Instant::now() + self.timing.client_timeout;
+        let leader = self
+            .wait_for_leader(deadline)
             .await
             .map_err(|e| e.to_string())?;
+        if leader == self.id {
+            return self.apply_membership(change).await;
+        }
+        match self
+            .call_peer(leader, Rpc::Membership(change), MEMBERSHIP_TIMEOUT)
+            .await
+        {
+            Ok(RpcReply::Membership(result)) => result,
+            Ok(other) => Err(format!("unexpected answer from the leader: {other:?}")),
+            Err(e) => Err(format!("the leader (node {leader}) did not answer: {e}")),
+        }
+    }
+
+    /// Carry out a membership change as the leader.
+    async fn apply_membership(&self, change: MembershipChange) -> Result<(), String> {
+        match change {
+            MembershipChange::Add(id, addr) => {
+                self.raft
+                    .add_learner(id, BasicNode::new(addr), true)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let voters: BTreeSet<NodeId> = [id].into_iter().collect();
+                self.raft
+                    .change_membership(ChangeMembers::AddVoterIds(voters), false)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            MembershipChange::Remove(id) => {
+                let gone: BTreeSet<NodeId> = [id].into_iter().collect();
+                self.raft
+                    .change_membership(ChangeMembers::RemoveVoters(gone), false)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
         Ok(())
     }
 
@@ -761,6 +798,14 @@ impl RpcService for RaftNode {
                     });
                 RpcReply::Forward(result)
             }
+            Rpc::Membership(change) => RpcReply::Membership(match self.is_leader() {
+                true => self.apply_membership(change).await,
+                false => Err(format!(
+                    "node {} is not the leader (leader: {:?})",
+                    self.id,
+                    self.leader()
+                )),
+            }),
             Rpc::ReadIndex => {
                 if !self.is_leader() {
                     return RpcReply::ReadIndex(Err(ForwardError::NotLeader {

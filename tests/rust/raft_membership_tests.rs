@@ -1,0 +1,144 @@
+//! Membership changes at run time: `RAFT.NODE ADD` makes a fresh node a
+//! learner, lets it catch up and then a voter; `RAFT.NODE REMOVE` takes a
+//! voter out. Both work when sent to a follower (passed to the leader).
+//! Data is checked on the new node, and the cluster keeps its quorum rules.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use kiwi::raft::{LocalCluster, RaftOptions, RaftTiming};
+use kiwi::{RuntimeConfig, Server};
+
+fn timing() -> RaftTiming {
+    RaftTiming {
+        heartbeat_ms: 50,
+        election_min_ms: 300,
+        election_max_ms: 600,
+        client_timeout: Duration::from_secs(2),
+        ..RaftTiming::default()
+    }
+}
+
+/// One request, its reply as text: `+OK`, `-ERR …`, `:1`, the bulk's
+/// contents, or `(nil)`.
+fn cmd(port: u16, args: &[&str]) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(70)))
+        .expect("timeout");
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    stream.write_all(&out).expect("send");
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("read");
+    let line = line.trim_end().to_string();
+    match line.strip_prefix('$') {
+        Some("-1") => "(nil)".into(),
+        Some(n) => {
+            let n: usize = n.parse().expect("bulk length");
+            let mut buf = vec![0; n + 2];
+            reader.read_exact(&mut buf).expect("bulk");
+            buf.truncate(n);
+            String::from_utf8(buf).expect("utf8")
+        }
+        None => line,
+    }
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn voters(server: &Server) -> Vec<u64> {
+    let raft = server.raft().expect("raft node");
+    let metrics = raft.raft().metrics().borrow().clone();
+    let mut ids: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[test]
+fn nodes_join_as_voters_and_leave_at_run_time() {
+    let dirs: Vec<tempfile::TempDir> = (0..3)
+        .map(|_| tempfile::tempdir().expect("temp dir"))
+        .collect();
+    let cluster = LocalCluster::start(
+        dirs.iter().map(|d| d.path().to_path_buf()).collect(),
+        "127.0.0.1",
+        timing(),
+    )
+    .expect("start cluster");
+    let mut leader = None;
+    wait_until("a leader", Duration::from_secs(10), || {
+        leader = cluster.leader();
+        leader.is_some()
+    });
+    let leader = leader.expect("leader");
+    let follower = (0..3).find(|&i| i != leader).expect("a follower");
+    let port = |i: usize| cluster.port(i).expect("port");
+    for j in 0..50 {
+        assert_eq!(
+            cmd(
+                port(follower),
+                &["SET", &format!("before{j}"), &j.to_string()]
+            ),
+            "+OK"
+        );
+    }
+    assert_eq!(cmd(port(leader), &["RPUSH", "list", "a", "b", "c"]), ":3");
+
+    // A fresh node, not initialised: it knows nothing until it is added.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = RuntimeConfig::new(dir.path());
+    config.bind = "127.0.0.1".into();
+    config.port = 0;
+    let mut options = RaftOptions::new(4, "127.0.0.1:0");
+    options.timing = timing();
+    let mut fresh = Server::start_raft(config, options).expect("start node 4");
+    let fresh_port = fresh.addr().port();
+    let fresh_addr = fresh.raft().expect("raft").addr().to_string();
+
+    // Sent to a follower: passed to the leader, answered once node 4 votes.
+    assert_eq!(
+        cmd(port(follower), &["RAFT.NODE", "ADD", "4", &fresh_addr]),
+        "+OK"
+    );
+    let leader_server = cluster.server(leader).expect("leader runs");
+    assert_eq!(voters(leader_server), vec![1, 2, 3, 4]);
+    wait_until(
+        "node 4 sees itself a voter",
+        Duration::from_secs(10),
+        || voters(&fresh) == vec![1, 2, 3, 4],
+    );
+    // It holds everything written before it joined, and takes writes.
+    assert_eq!(cmd(fresh_port, &["GET", "before49"]), "49");
+    assert_eq!(cmd(fresh_port, &["LLEN", "list"]), ":3");
+    assert_eq!(cmd(fresh_port, &["LINDEX", "list", "2"]), "c");
+    assert_eq!(cmd(fresh_port, &["SET", "from4", "x"]), "+OK");
+    for i in 0..3 {
+        assert_eq!(cmd(port(i), &["GET", "from4"]), "x");
+    }
+    let info = cmd(fresh_port, &["RAFT.INFO"]);
+    assert!(info.contains("role:follower"), "{info}");
+
+    // Removing it (again through a follower) leaves a three-voter cluster
+    // that still commits.
+    assert_eq!(cmd(port(follower), &["RAFT.NODE", "REMOVE", "4"]), "+OK");
+    assert_eq!(voters(leader_server), vec![1, 2, 3]);
+    fresh.stop();
+    assert_eq!(cmd(port(follower), &["SET", "after", "y"]), "+OK");
+    for i in 0..3 {
+        assert_eq!(cmd(port(i), &["GET", "after"]), "y");
+    }
+    // Bad requests answer errors, not hangs.
+    let reply = cmd(port(leader), &["RAFT.NODE", "ADD", "x", "nowhere"]);
+    assert!(reply.starts_with("-ERR"), "{reply}");
+}
