@@ -176,6 +176,12 @@ fn set_core(
     opts: &StrOpts<'_>,
     deadline: Option<u64>,
 ) -> CmdResult<(bool, Reply)> {
+    if !(opts.get || opts.nx || opts.xx || opts.keepttl) {
+        // A plain SET replaces whatever is there: no need to read it (a
+        // collection's old elements are reclaimed by compaction).
+        store(call, key, value.clone(), deadline);
+        return Ok((true, Reply::Nil));
+    }
     let old = call.ctx.get_meta(key)?;
     let mut old_reply = Reply::Nil;
     if opts.get {
