@@ -343,8 +343,16 @@ impl Storage {
                     }
                     state.requested = false;
                 }
-                for cf in Cf::ALL {
-                    if let Some(handle) = db.cf_handle(cf.name()) {
+                // Raft's families too: a WAL file is only deleted once every
+                // family with data in it was flushed, and each flush starts
+                // a new one, so leaving raft_log out kept one WAL file per
+                // FLUSHALL on a cluster node.
+                let names = Cf::ALL
+                    .iter()
+                    .map(|cf| cf.name())
+                    .chain(RaftCf::ALL.iter().map(|cf| cf.name()));
+                for name in names {
+                    if let Some(handle) = db.cf_handle(name) {
                         if let Err(e) = db.flush_cf(handle) {
                             tracing::warn!(error = %e, "flushing range deletions failed");
                         }
