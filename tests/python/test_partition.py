@@ -123,6 +123,7 @@ def all_refused(c: kiwi.Cluster, commands: Sequence[tuple[int, str, Command]]) -
 
 
 def others(c: kiwi.Cluster, *excluded: int) -> list[int]:
+    """Indexes of the cluster's nodes other than ``excluded``."""
     return [i for i in range(len(c.nodes)) if i not in excluded]
 
 
@@ -155,10 +156,14 @@ def dump(c: kiwi.Cluster, i: int) -> dict[str, str]:
 
 
 def describe_difference(a: dict[str, str], b: dict[str, str]) -> str:
+    """A short account of how two keyspaces differ, for assertion messages."""
     only_a = sorted(set(a) - set(b))
     only_b = sorted(set(b) - set(a))
     changed = sorted(k for k in set(a) & set(b) if a[k] != b[k])
-    return f"only in first {only_a[:5]} ({len(only_a)}), only in second {only_b[:5]} ({len(only_b)}), differ {changed[:5]} ({len(changed)})"
+    return (
+        f"only in first {only_a[:5]} ({len(only_a)}), only in second {only_b[:5]} ({len(only_b)}), "
+        f"differ {changed[:5]} ({len(changed)})"
+    )
 
 
 def settled(c: kiwi.Cluster) -> tuple[int, int] | None:
@@ -177,8 +182,10 @@ def settled(c: kiwi.Cluster) -> tuple[int, int] | None:
 def settled_dumps(c: kiwi.Cluster, timeout: float = CONVERGE) -> dict[str, str]:
     """Wait for a quiet cluster, read every node's keyspace and require them identical.
 
-    Quiet: a leader, and every node's applied index equal to its commit
-    index, before and after the reads (else the reads are taken again).
+    Quiet: a leader, and every node's applied index equal to the leader's
+    commit index, the same before and after the reads (else they are taken
+    again). Each read is linearizable, so it also waits for the node to
+    apply everything committed before it.
     """
     deadline = time.monotonic() + timeout
     last = "never settled"
@@ -198,11 +205,6 @@ def settled_dumps(c: kiwi.Cluster, timeout: float = CONVERGE) -> dict[str, str]:
         if time.monotonic() >= deadline:
             raise AssertionError(f"nodes not identical within {timeout:.0f}s: {last}; status {c.status()}")
         time.sleep(0.05)
-
-
-def assert_contains(data: dict[str, str], expected: dict[str, str], what: str) -> None:
-    missing = {k: v for k, v in expected.items() if data.get(k) != v}
-    assert not missing, f"{len(missing)} {what} missing or wrong, e.g. {list(missing.items())[:5]}"
 
 
 # -- MSET batches -------------------------------------------------------------
@@ -226,10 +228,12 @@ class Batch:
 
     @property
     def private(self) -> dict[str, str]:
+        """The batch's own keys and values."""
         return {f"b:{self.id}:{j}": f"{self.id}:{j}" for j in range(PRIVATE_KEYS)}
 
     @property
     def mapping(self) -> dict[str, str]:
+        """What the MSET writes: the private keys and the shared ones."""
         return {**self.private, **{f"shared:{j}": self.id for j in range(SHARED_KEYS)}}
 
 
@@ -249,6 +253,11 @@ class Writer:
             return sum(1 for b in self.batches if b.outcome == outcome and b.started >= since)
 
     def run(self, c: kiwi.Cluster, stop: threading.Event) -> int:
+        """MSET one batch after another until ``stop``; return how many were sent.
+
+        A failure of the thread itself is kept in :attr:`error` as well, so
+        the test's progress waits can report it at once.
+        """
         try:
             return self._run(c, stop)
         except BaseException as e:
@@ -292,7 +301,8 @@ class Writers:
 
     def _run(self) -> None:
         try:
-            self._result.append(run_threads([lambda w=w: w.run(self.c, self.stop) for w in self.writers], timeout=300))
+            workers = [lambda w=w: w.run(self.c, self.stop) for w in self.writers]
+            self._result.append(run_threads(workers, timeout=300))
         except BaseException as e:  # noqa: BLE001 - re-raised by finish()
             self._result.append(e)
 
@@ -311,6 +321,7 @@ class Writers:
                 raise w.error
 
     def acked(self, nodes: Sequence[int] | None = None) -> int:
+        """Acknowledged MSETs through ``nodes`` (all nodes by default)."""
         self.check()
         return sum(w.count(ACKED) for w in self.writers if nodes is None or w.node in nodes)
 
