@@ -117,8 +117,11 @@ def server_addr() -> Iterator[tuple[str, int]]:
 def cluster_session() -> Iterator[kiwi.Cluster]:
     """One three-node ``kiwi.Cluster`` for the ``cluster_targets`` tests of a module.
 
-    Per module rather than per session: stopping a node takes longer the
-    more FLUSHALLs its history holds (seconds after a few thousand).
+    Per module rather than per session: under Raft every FLUSHALL leaves a
+    RocksDB WAL file behind on each node (an engine bug, see
+    ``test_cluster.py::test_flushall_does_not_pile_up_wal_files``), and a
+    cluster that served every module took tens of seconds to stop and
+    remove.
     """
     import kiwi
 
