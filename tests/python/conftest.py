@@ -12,8 +12,9 @@ always start their own Kiwi, whatever the mode.
 
 Modules marked ``cluster_targets`` run each test that uses ``r``, ``raw`` or
 ``make_client`` three times (the ``target`` parameter): against the
-standalone server, and against one session-wide three-node ``kiwi.Cluster``
-through its leader and through a follower (writes forwarded, reads
+standalone server, and against a three-node ``kiwi.Cluster`` (one per
+module, emptied by ``r`` before each test) through its leader and through a
+follower (writes forwarded, reads
 linearized). The cluster runs carry ``kiwi_only``, so ``-m "not kiwi_only"``
 deselects them in external mode.
 """
@@ -138,7 +139,7 @@ def target(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def target_addr(target: str, request: pytest.FixtureRequest) -> tuple[str, int]:
     """(host, port) the test's clients use: the shared server, or a node of
-    the session cluster (its leader, or a follower) with every node up and no
+    the module's cluster (its leader, or a follower) with every node up and no
     partition. The ``r`` fixture empties whichever it is."""
     if target == STANDALONE:
         return tuple(request.getfixturevalue("server_addr"))  # type: ignore[return-value]
