@@ -14,9 +14,8 @@ Modules marked ``cluster_targets`` run each test that uses ``r``, ``raw`` or
 ``make_client`` three times (the ``target`` parameter): against the
 standalone server, and against a three-node ``kiwi.Cluster`` (one per
 module, emptied by ``r`` before each test) through its leader and through a
-follower (writes forwarded, reads
-linearized). The cluster runs carry ``kiwi_only``, so ``-m "not kiwi_only"``
-deselects them in external mode.
+follower (writes forwarded, reads linearized). The cluster runs carry
+``kiwi_only``, so ``-m "not kiwi_only"`` deselects them in external mode.
 """
 
 from __future__ import annotations
