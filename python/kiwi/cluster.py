@@ -21,12 +21,19 @@ import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Callable, Optional
+
+import redis
+from redis.backoff import NoBackoff
+from redis.connection import Connection
+from redis.retry import Retry
 
 from kiwi import _html, _kiwi
 
-if TYPE_CHECKING:
-    import redis
+#: Error codes after which a connection is dropped so that the next command
+#: finds the current leader: the node lost its quorum (``CLUSTERDOWN``), the
+#: outcome is unknown (``TRYAGAIN``), or the node sends the client elsewhere.
+LEADER_ERRORS = ("CLUSTERDOWN", "TRYAGAIN", "MOVED", "ASK", "READONLY")
 
 
 class ClusterNode:
@@ -84,10 +91,8 @@ class ClusterNode:
         """The node's Raft state (see :meth:`Cluster.status`), ``None`` when killed."""
         return self._cluster._live().status(self.index)
 
-    def client(self, **kwargs: Any) -> "redis.Redis":
+    def client(self, **kwargs: Any) -> redis.Redis:
         """A ``redis.Redis`` client for this node; keyword arguments go to it."""
-        import redis
-
         return redis.Redis(host=self.host, port=self.port, **kwargs)
 
     def __repr__(self) -> str:
@@ -252,12 +257,45 @@ class Cluster:
                 raise TimeoutError(f"no leader within {timeout:.1f}s: {self.status()}")
             time.sleep(0.02)
 
-    def client(self, **kwargs: Any) -> "redis.Redis":
-        """A ``redis.Redis`` client to the current leader (waiting for one).
+    def client(self, **kwargs: Any) -> redis.Redis:
+        """A ``redis.Redis`` client that follows the leader.
 
-        Keyword arguments go to ``redis.Redis``.
+        Each of its connections connects to the node a majority follows at
+        connect time (waiting up to ``socket_connect_timeout``, else the
+        cluster's ``timeout``, for one; ``ConnectionError`` if none). A
+        connection that fails, or that is answered ``CLUSTERDOWN``,
+        ``TRYAGAIN``, ``MOVED``, ``ASK`` or ``READONLY``, is dropped, so the
+        *next* command connects to whoever leads then. The failed command
+        itself is never sent again: a write that errored may or may not
+        have been committed, and only the caller can decide whether to
+        repeat it. For that reason the client does not retry by default
+        (``retry`` defaults to no retries; pass one to opt in).
+        ``single_connection_client`` is not supported. Other keyword
+        arguments go to ``redis.Redis``.
+
+        Example: the client outlives the leader it first talked to; at most
+        one command fails in between::
+
+            >>> import kiwi, redis
+            >>> with kiwi.Cluster(3) as cluster:
+            ...     r = cluster.client(socket_timeout=10)
+            ...     r.set("k", "v")
+            ...     old = cluster.leader()
+            ...     cluster.isolate(old)
+            ...     try:
+            ...         r.set("k", "w")  # the cut-off leader cannot commit
+            ...     except redis.RedisError as e:
+            ...         print(type(e).__name__)
+            ...         r.set("k", "w")  # the next command goes to the new leader
+            ...     r.get("k")
+            True
+            ClusterDownError
+            True
+            b'w'
         """
-        return self.nodes[self.wait_for_leader(self._timeout)].client(**kwargs)
+        if kwargs.pop("single_connection_client", False):
+            raise ValueError("Cluster.client() does not support single_connection_client")
+        return _leader_client(self, **kwargs)
 
     # -- faults ------------------------------------------------------------
 
@@ -335,3 +373,90 @@ class Cluster:
             return f"<kiwi.Cluster n={self._n} stopped>"
         running = sum(1 for node in self.nodes if node.running)
         return f"<kiwi.Cluster n={self._n} {running} running leader={self.leader()}>"
+
+
+def is_leader_error(error: BaseException) -> bool:
+    """Whether ``error`` is a reply after which the leader should be looked up again.
+
+    Example::
+
+        >>> from redis.exceptions import ClusterDownError, ResponseError
+        >>> is_leader_error(ClusterDownError("no quorum")), is_leader_error(ResponseError("WRONGTYPE x"))
+        (True, False)
+    """
+    if not isinstance(error, redis.ResponseError):
+        return False
+    code = getattr(error, "status_code", None)
+    if code in LEADER_ERRORS:
+        return True
+    # redis-py strips a known code from the message; older versions keep the
+    # class only, and unknown codes stay in the text.
+    known = (
+        redis.exceptions.ClusterDownError,
+        redis.exceptions.TryAgainError,
+        redis.exceptions.AskError,
+        redis.exceptions.ReadOnlyError,
+    )
+    return isinstance(error, known) or str(error).startswith(LEADER_ERRORS)
+
+
+class LeaderConnection(Connection):
+    """A redis-py TCP connection whose address is the cluster's leader.
+
+    ``leader_address`` is asked for ``(host, port)`` each time the socket
+    is opened. After an error reply that names the leadership
+    (:func:`is_leader_error`) the connection marks itself stale and is
+    closed before it sends anything more, so the following command opens a
+    socket to the leader of that moment. Nothing is ever sent twice.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        leader_address: Callable[[Optional[float]], tuple[str, int]],
+        **kwargs: Any,
+    ) -> None:
+        self._leader_address = leader_address
+        self._stale = False
+        super().__init__(*args, **kwargs)
+
+    def _connect(self) -> Any:
+        self.host, self.port = self._leader_address(self.socket_connect_timeout)
+        self._stale = False
+        return super()._connect()
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if self._stale:
+            self.disconnect()
+        super().send_packed_command(command, check_health)
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().read_response(*args, **kwargs)
+        except redis.ResponseError as e:
+            # Not dropped here: a pipeline may still have replies to read.
+            if is_leader_error(e):
+                self._stale = True
+            raise
+
+
+def _leader_client(cluster: Cluster, **kwargs: Any) -> redis.Redis:
+    """A ``redis.Redis`` whose connection pool makes :class:`LeaderConnection`\\ s."""
+
+    def leader_address(wait: Optional[float]) -> tuple[str, int]:
+        timeout = cluster._timeout if wait is None else wait
+        try:
+            index = cluster.wait_for_leader(timeout)
+        except (TimeoutError, RuntimeError) as e:
+            raise redis.ConnectionError(f"no kiwi cluster leader: {e}") from None
+        return cluster.host, cluster.nodes[index].port
+
+    kwargs.setdefault("retry", Retry(NoBackoff(), 0))
+    first = cluster.nodes[cluster.wait_for_leader(cluster._timeout)]
+    client = redis.Redis(host=first.host, port=first.port, **kwargs)
+    pool = client.connection_pool
+    # No connection exists yet (the pool makes them on demand): from now on
+    # every one is a LeaderConnection.
+    pool.connection_class = LeaderConnection
+    pool.connection_kwargs["leader_address"] = leader_address
+    return client

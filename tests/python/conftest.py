@@ -9,6 +9,13 @@ Two ways to run:
 
 Tests marked ``kiwi_only`` (persistence, requirepass, the server process)
 always start their own Kiwi, whatever the mode.
+
+Modules marked ``cluster_targets`` run each test that uses ``r``, ``raw`` or
+``make_client`` three times (the ``target`` parameter): against the
+standalone server, and against a three-node ``kiwi.Cluster`` (one per
+module, emptied by ``r`` before each test) through its leader and through a
+follower (writes forwarded, reads linearized). The cluster runs carry
+``kiwi_only``, so ``-m "not kiwi_only"`` deselects them in external mode.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
@@ -27,10 +34,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from kiwitest import HOST, IO_TIMEOUT, RawConnection, no_retry  # noqa: E402
 
+if TYPE_CHECKING:
+    import kiwi
+
 pytest_plugins = ["pytester"]
 
 EXTERNAL_PORT_ENV = "KIWI_TEST_EXTERNAL_PORT"
 KIWI_ONLY = "kiwi_only"
+CLUSTER_TARGETS = "cluster_targets"
+#: Where the ``r``/``raw``/``make_client`` fixtures connect.
+STANDALONE, CLUSTER_LEADER, CLUSTER_FOLLOWER = "standalone", "cluster-leader", "cluster-follower"
 #: Fixtures that imply a Kiwi of the test's own; tests using them get the marker.
 KIWI_FIXTURES = frozenset({"kiwi_mod"})
 
@@ -44,6 +57,32 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{KIWI_ONLY}: starts a Kiwi server of its own (needs the kiwi package); "
         f'deselect with -m "not {KIWI_ONLY}" when testing another server',
+    )
+    config.addinivalue_line(
+        "markers",
+        f"{CLUSTER_TARGETS}: also run the test's clients against a three-node kiwi.Cluster, "
+        "through its leader and through a follower (the `target` parameter)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``target`` for tests of modules marked ``cluster_targets``.
+
+    Other tests are not parametrized (their ids stay as they are) and run
+    against the standalone server only.
+    """
+    if "target" not in metafunc.fixturenames or metafunc.definition.get_closest_marker(CLUSTER_TARGETS) is None:
+        return
+    kiwi_only = getattr(pytest.mark, KIWI_ONLY)
+    metafunc.parametrize(
+        "target",
+        [
+            pytest.param(STANDALONE, id=STANDALONE),
+            pytest.param(CLUSTER_LEADER, id=CLUSTER_LEADER, marks=kiwi_only),
+            pytest.param(CLUSTER_FOLLOWER, id=CLUSTER_FOLLOWER, marks=kiwi_only),
+        ],
+        indirect=True,
+        scope="function",
     )
 
 
@@ -74,6 +113,46 @@ def server_addr() -> Iterator[tuple[str, int]]:
         yield server.host, server.port
 
 
+@pytest.fixture(scope="module")
+def cluster_session() -> Iterator[kiwi.Cluster]:
+    """One three-node ``kiwi.Cluster`` for the ``cluster_targets`` tests of a module.
+
+    Per module rather than per session: under Raft every FLUSHALL leaves a
+    RocksDB WAL file behind on each node (an engine bug, see
+    ``test_cluster.py::test_flushall_does_not_pile_up_wal_files``), and a
+    cluster that served every module took tens of seconds to stop and
+    remove.
+    """
+    import kiwi
+
+    with kiwi.Cluster(3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def target(request: pytest.FixtureRequest) -> str:
+    """Where the test's clients connect: ``standalone`` unless parametrized."""
+    return str(getattr(request, "param", STANDALONE))
+
+
+@pytest.fixture
+def target_addr(target: str, request: pytest.FixtureRequest) -> tuple[str, int]:
+    """(host, port) the test's clients use: the shared server, or a node of
+    the module's cluster (its leader, or a follower) with every node up and no
+    partition. The ``r`` fixture empties whichever it is."""
+    if target == STANDALONE:
+        return tuple(request.getfixturevalue("server_addr"))  # type: ignore[return-value]
+    cluster = request.getfixturevalue("cluster_session")
+    for node in cluster.nodes:
+        if not node.running:
+            cluster.restart(node.index)
+    cluster.heal()
+    leader = cluster.wait_for_leader(timeout=IO_TIMEOUT)
+    index = leader if target == CLUSTER_LEADER else (leader + 1) % len(cluster.nodes)
+    node = cluster.nodes[index]
+    return node.host, node.port
+
+
 @pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
 def protocol(request: pytest.FixtureRequest) -> int:
     """The RESP version the test's clients speak."""
@@ -81,12 +160,13 @@ def protocol(request: pytest.FixtureRequest) -> int:
 
 
 @pytest.fixture
-def make_client(server_addr: tuple[str, int], protocol: int) -> Iterator[ClientFactory]:
-    """Factory for extra clients on the shared server, using the test's protocol.
+def make_client(target_addr: tuple[str, int], protocol: int) -> Iterator[ClientFactory]:
+    """Factory for extra clients on the shared server (or the test's cluster
+    node, see ``target``), using the test's protocol.
 
     Every client made is closed at teardown.
     """
-    host, port = server_addr
+    host, port = target_addr
     clients: list[redis.Redis] = []
 
     def factory(**kwargs: Any) -> redis.Redis:
@@ -115,9 +195,10 @@ def r(make_client: ClientFactory) -> redis.Redis:
 
 
 @pytest.fixture
-def raw(server_addr: tuple[str, int]) -> Iterator[RawFactory]:
-    """Factory for raw-socket connections to the shared server; closed at teardown."""
-    host, port = server_addr
+def raw(target_addr: tuple[str, int]) -> Iterator[RawFactory]:
+    """Factory for raw-socket connections to the shared server (or the test's
+    cluster node, see ``target``); closed at teardown."""
+    host, port = target_addr
     conns: list[RawConnection] = []
 
     def factory() -> RawConnection:

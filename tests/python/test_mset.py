@@ -10,6 +10,9 @@ import redis
 
 from kiwitest import RawConnection
 
+#: Also run through the leader and a follower of a three-node cluster (conftest).
+pytestmark = pytest.mark.cluster_targets
+
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 
 

@@ -12,6 +12,9 @@ import redis
 
 from kiwitest import wait_until
 
+#: Also run through the leader and a follower of a three-node cluster (conftest).
+pytestmark = pytest.mark.cluster_targets
+
 LLONG_MAX = 2**63 - 1
 LLONG_MIN = -(2**63)
 NOT_INTEGER = "value is not an integer or out of range"

@@ -16,6 +16,9 @@ from typing import Any, Dict, List, Tuple
 import pytest
 import redis
 
+#: Also run through the leader and a follower of a three-node cluster (conftest).
+pytestmark = pytest.mark.cluster_targets
+
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 HASH = "h"
 FIELDS = {"f": b"v", "g": b"w"}
