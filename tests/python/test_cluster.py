@@ -273,14 +273,6 @@ def test_client_without_a_leader_fails_to_connect_in_time(cluster: kiwi.Cluster)
     r.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "engine bug: under Raft each FLUSHALL leaves one more RocksDB WAL file on every node. "
-        "Storage::flush_range_deletions_soon flushes only meta/data/zscore; raft_log and raft_state "
-        "keep unflushed data in every WAL, so none can be released (standalone keeps 1 file)"
-    ),
-)
 def test_flushall_does_not_pile_up_wal_files(cluster: kiwi.Cluster) -> None:
     """FLUSHALL flushes memtables (to drop range deletions); the WAL files that
     leaves behind must be released, as they are on a standalone server."""
