@@ -35,6 +35,7 @@ Directives (also valid as `directive value` lines in the config file):
   --unixsocket PATH        also listen on a unix socket
   --unixsocketperm OCTAL   permissions of the unix socket (e.g. 700)
   --maxclients N           most clients connected at once (default 10000)
+  --io-threads N           threads serving clients (default 2)
   --timeout SECONDS        accepted; idle clients are not closed yet
   --hz N                   active-expiry sweeps per second (default 10)
   --proto-max-bulk-len N   largest bulk string in a request (default 512mb)
@@ -59,8 +60,8 @@ Accepted for compatibility with redis-server and ignored, with a logged note
   save, appendonly, appendfsync, appendfilename, dbfilename, rdbcompression,
   rdbchecksum, stop-writes-on-bgsave-error, syslog-enabled, syslog-ident,
   always-show-logo, protected-mode, tcp-backlog, tcp-keepalive, supervised,
-  maxmemory, maxmemory-policy, maxmemory-samples, io-threads,
-  io-threads-do-reads, enable-debug-command, enable-protected-configs,
+  maxmemory, maxmemory-policy, maxmemory-samples, io-threads-do-reads,
+  enable-debug-command, enable-protected-configs,
   enable-module-command, set-proc-title, latency-monitor-threshold,
   slowlog-log-slower-than, slowlog-max-len, notify-keyspace-events,
   lazyfree-lazy-eviction, lazyfree-lazy-expire, lazyfree-lazy-server-del,
@@ -89,7 +90,6 @@ const IGNORED: &[&str] = &[
     "maxmemory",
     "maxmemory-policy",
     "maxmemory-samples",
-    "io-threads",
     "io-threads-do-reads",
     "enable-debug-command",
     "enable-protected-configs",
@@ -324,6 +324,7 @@ fn apply(s: &mut Settings, d: &Directive) -> Result<(), String> {
         "dir" => config.dir = PathBuf::from(one(d)?),
         "requirepass" => config.requirepass = Some(one(d)?.to_string()).filter(|p| !p.is_empty()),
         "maxclients" => config.maxclients = number(d)?,
+        "io-threads" => config.io_threads = number::<usize>(d)?.clamp(1, 128),
         "timeout" => config.timeout = number(d)?,
         "hz" => config.hz = number::<u32>(d)?.clamp(1, 500),
         "proto-max-bulk-len" => {

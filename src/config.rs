@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use crate::resp::DEFAULT_MAX_BULK_LEN;
 
+/// Threads serving clients unless `io-threads` says otherwise.
+pub const DEFAULT_IO_THREADS: usize = 2;
+
 /// Settings of one node. CONFIG SET changes the mutable ones in place.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -21,6 +24,8 @@ pub struct RuntimeConfig {
     /// Also listen on this unix socket.
     pub unixsocket: Option<PathBuf>,
     pub unixsocketperm: Option<u32>,
+    /// Threads serving clients (redis.conf's `io-threads`): tokio workers.
+    pub io_threads: usize,
 }
 
 impl RuntimeConfig {
@@ -36,6 +41,7 @@ impl RuntimeConfig {
             timeout: 0,
             unixsocket: None,
             unixsocketperm: None,
+            io_threads: DEFAULT_IO_THREADS,
         }
     }
 
@@ -48,6 +54,7 @@ impl RuntimeConfig {
             ("requirepass", self.requirepass.clone().unwrap_or_default()),
             ("proto-max-bulk-len", self.proto_max_bulk_len.to_string()),
             ("maxclients", self.maxclients.to_string()),
+            ("io-threads", self.io_threads.to_string()),
             ("hz", self.hz.to_string()),
             ("timeout", self.timeout.to_string()),
             (

@@ -53,7 +53,7 @@ impl Server {
 
     fn start_inner(config: RuntimeConfig, raft: Option<RaftOptions>) -> Result<Server, KiwiError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(config.io_threads)
             .thread_name("kiwi-worker")
             .enable_all()
             .build()

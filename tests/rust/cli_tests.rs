@@ -20,6 +20,17 @@ fn defaults() {
     assert_eq!(s.config.bind, "127.0.0.1");
     assert_eq!(s.config.dir, std::path::PathBuf::from("./kiwi-data"));
     assert_eq!(s.config.requirepass, None);
+    assert_eq!(s.config.io_threads, 2);
+}
+
+#[test]
+fn io_threads_sets_the_client_serving_threads() {
+    let s = settings(&["--io-threads", "1"]).expect("io-threads");
+    assert_eq!(s.config.io_threads, 1);
+    let s = settings(&["--io-threads", "0"]).expect("io-threads 0");
+    assert_eq!(s.config.io_threads, 1, "at least one thread");
+    let err = settings(&["--io-threads", "many"]).expect_err("not a number");
+    assert!(err.contains("needs a number"), "{err}");
 }
 
 #[test]
