@@ -134,6 +134,18 @@ impl std::fmt::Debug for Storage {
     }
 }
 
+/// Bloom filters for point reads (GET, HGET, SISMEMBER… and every
+/// command's meta lookup): a lookup skips memtables and table files that
+/// cannot hold the key instead of searching each of them.
+fn point_lookup_filters(cf_opts: &mut Options) {
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_bloom_filter(10.0, false);
+    table.set_whole_key_filtering(true);
+    cf_opts.set_block_based_table_factory(&table);
+    cf_opts.set_memtable_prefix_bloom_ratio(0.1);
+    cf_opts.set_memtable_whole_key_filtering(true);
+}
+
 impl Storage {
     /// Open (creating if needed) the data directory at `path`. A directory
     /// already opened by another process is refused by RocksDB's lock file.
@@ -155,6 +167,7 @@ impl Storage {
                 let mut cf_opts = Options::default();
                 cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
                 cf_opts.set_write_buffer_size(WRITE_BUFFER_BYTES);
+                point_lookup_filters(&mut cf_opts);
                 if cf != Cf::Meta {
                     reclaim.install(&mut cf_opts);
                 }
