@@ -51,6 +51,11 @@ pub struct RaftTiming {
     pub max_inflight: usize,
     /// Build a snapshot (and purge the log) every this many entries.
     pub snapshot_every: u64,
+    /// Entries kept in the log below the last snapshot when it is purged
+    /// (openraft's `max_in_snapshot_log_to_keep`): a follower at most this
+    /// far behind catches up from the log, one further behind gets the
+    /// snapshot.
+    pub logs_to_keep: u64,
 }
 
 impl Default for RaftTiming {
@@ -63,6 +68,7 @@ impl Default for RaftTiming {
             max_batch: 1024,
             max_inflight: 8,
             snapshot_every: 10_000,
+            logs_to_keep: 1_000,
         }
     }
 }
@@ -213,7 +219,7 @@ impl RaftNode {
             install_snapshot_timeout: 2_000,
             max_payload_entries: 512,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_every),
-            max_in_snapshot_log_to_keep: 1_000,
+            max_in_snapshot_log_to_keep: t.logs_to_keep,
             ..Config::default()
         }
         .validate()?;
