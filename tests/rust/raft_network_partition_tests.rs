@@ -677,9 +677,6 @@ fn five_node_split_serves_only_the_majority_and_converges() {
         // directly and forwarded by one of its followers; its linearizable
         // reads see them.
         let new = c.wait_for_leader(&majority, Duration::from_secs(10));
-        if round == 2 {
-            assert!(majority.contains(&leader));
-        }
         let prefix = format!("split{round}-");
         acked.extend(write_all(&c, new, &prefix, 20));
         let fwd = majority
@@ -882,7 +879,8 @@ fn flapping_partitions_keep_every_acknowledged_write_identically() {
     let n = 5;
     let c = Cluster::start(n);
     let all: Vec<usize> = (0..n).collect();
-    c.wait_for_leader(&all, Duration::from_secs(5));
+    let first = c.wait_for_leader(&all, Duration::from_secs(5));
+    let first_term = c.metrics(first).current_term;
     let seed = std::env::var("KIWI_FLAP_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -909,13 +907,14 @@ fn flapping_partitions_keep_every_acknowledged_write_identically() {
             .collect(),
     };
     // The writers run for a while under a partition that changes every
-    // 150-500 ms; this is the scenario, not a wait for a condition.
+    // 150-800 ms (some outlast an election timeout, some do not); this is
+    // the scenario, not a wait for a condition.
     let mut rng = Rng::new(seed);
     let mut history = Vec::new();
     let until = Instant::now() + Duration::from_secs(8);
     while Instant::now() < until {
         history.push(faults.step(&mut rng));
-        std::thread::sleep(Duration::from_millis(150 + rng.below(350) as u64));
+        std::thread::sleep(Duration::from_millis(150 + rng.below(650) as u64));
     }
     faults.heal();
     stop.store(true, Ordering::Relaxed);
@@ -943,7 +942,13 @@ fn flapping_partitions_keep_every_acknowledged_write_identically() {
     let acked: usize = logs.iter().map(|l| l.acked_set.len()).sum();
     assert!(acked > 20, "too few writes acknowledged: {acked}");
 
-    c.wait_for_leader(&all, Duration::from_secs(15));
+    let last = c.wait_for_leader(&all, Duration::from_secs(15));
+    let last_term = c.metrics(last).current_term;
+    eprintln!("leader {first} in term {first_term} before, {last} in term {last_term} after");
+    assert!(
+        last_term > first_term,
+        "the faults caused no election at all: the scenario did not test failover"
+    );
     let keyspace = c.wait_identical(Duration::from_secs(30));
     for (w, log) in logs.iter().enumerate() {
         // Acknowledged writes are there with their values.
