@@ -907,14 +907,21 @@ fn flapping_partitions_keep_every_acknowledged_write_identically() {
             .collect(),
     };
     // The writers run for a while under a partition that changes every
-    // 150-800 ms (some outlast an election timeout, some do not); this is
-    // the scenario, not a wait for a condition.
+    // 150-800 ms, now and then held 1-2 s: openraft's follower waits its
+    // leader lease (election_timeout_max) plus its election timeout before
+    // it campaigns, so only the longer holds are sure to cause elections.
+    // This is the scenario, not a wait for a condition.
     let mut rng = Rng::new(seed);
     let mut history = Vec::new();
-    let until = Instant::now() + Duration::from_secs(8);
+    let until = Instant::now() + Duration::from_secs(10);
     while Instant::now() < until {
-        history.push(faults.step(&mut rng));
-        std::thread::sleep(Duration::from_millis(150 + rng.below(650) as u64));
+        let fault = faults.step(&mut rng);
+        let hold = match rng.below(4) {
+            0 => 1_000 + rng.below(1_000),
+            _ => 150 + rng.below(650),
+        };
+        history.push(format!("{fault} ({hold} ms)"));
+        std::thread::sleep(Duration::from_millis(hold as u64));
     }
     faults.heal();
     stop.store(true, Ordering::Relaxed);
