@@ -440,6 +440,43 @@ fn assert_rejected_in_bound(c: &Cluster, i: usize, cmd: &[&str]) {
     );
 }
 
+/// `clients` connections to node `i` each send a SET at the same time;
+/// every one must fail with CLUSTERDOWN/TRYAGAIN within the bound. Returns
+/// the keys sent.
+fn assert_concurrent_rejected_in_bound(
+    c: &Cluster,
+    i: usize,
+    clients: usize,
+    prefix: &str,
+) -> Vec<String> {
+    let port = c.server(i).addr().port();
+    let keys: Vec<String> = (0..clients).map(|j| format!("{prefix}{j}")).collect();
+    let threads: Vec<_> = keys
+        .iter()
+        .cloned()
+        .map(|key| {
+            std::thread::spawn(move || {
+                let mut client = Client::connect(port);
+                let started = Instant::now();
+                let reply = client.cmd(&["SET", &key, "x"]);
+                (key, reply, started.elapsed())
+            })
+        })
+        .collect();
+    for t in threads {
+        let (key, reply, took) = t.join().expect("client thread");
+        assert!(
+            is_cluster_error(&reply),
+            "SET {key} through node {i} answered {reply:?}"
+        );
+        assert!(
+            took < BOUND + SLACK,
+            "SET {key} through node {i}, one of {clients} at once, took {took:?}"
+        );
+    }
+    keys
+}
+
 fn others(i: usize, n: usize) -> Vec<usize> {
     (0..n).filter(|&j| j != i).collect()
 }
@@ -672,6 +709,15 @@ fn five_node_split_serves_only_the_majority_and_converges() {
             assert_rejected_in_bound(&c, i, &["GET", "before-0"]);
             lost.push(key);
         }
+        // Many clients at once on a follower of the side of two (more
+        // forwarded batches in flight than connections to its leader).
+        let busy = minority[1];
+        lost.extend(assert_concurrent_rejected_in_bound(
+            &c,
+            busy,
+            12,
+            &format!("minority-{round}-busy-"),
+        ));
 
         // The side of three has (or elects) a leader and takes writes,
         // directly and forwarded by one of its followers; its linearizable
