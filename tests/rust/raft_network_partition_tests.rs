@@ -792,6 +792,8 @@ struct WriterLog {
     incr_acked: i64,
     errors: usize,
     reconnects: usize,
+    /// The longest any command took to answer.
+    slowest: Duration,
     /// Replies that are neither a success nor a cluster error.
     unexpected: Vec<String>,
 }
@@ -836,7 +838,10 @@ fn flapping_writer(w: usize, port: u16, stop: Arc<AtomicBool>) -> WriterLog {
             if step == 2 {
                 log.incr_sent += 1;
             }
-            let reply = match conn.try_cmd(cmd) {
+            let started = Instant::now();
+            let result = conn.try_cmd(cmd);
+            log.slowest = log.slowest.max(started.elapsed());
+            let reply = match result {
                 Ok(reply) => reply,
                 Err(e) => {
                     log.unexpected.push(format!("{cmd:?}: {e}"));
@@ -978,18 +983,24 @@ fn flapping_partitions_keep_every_acknowledged_write_identically() {
     eprintln!("faults: {}", history.join(", "));
     for (w, log) in logs.iter().enumerate() {
         eprintln!(
-            "writer {w}: {} iterations, {} SET / {} MSET / {} INCR acknowledged, {} errors, {} reconnects",
+            "writer {w}: {} iterations, {} SET / {} MSET / {} INCR acknowledged, {} errors, {} reconnects, slowest answer {:?}",
             log.iterations,
             log.acked_set.len(),
             log.acked_mset.len(),
             log.incr_acked,
             log.errors,
-            log.reconnects
+            log.reconnects,
+            log.slowest
         );
         assert!(
             log.unexpected.is_empty(),
             "writer {w} saw {:?}",
             log.unexpected
+        );
+        assert!(
+            log.slowest < BOUND + SLACK,
+            "writer {w} waited {:?} for an answer",
+            log.slowest
         );
     }
     let acked: usize = logs.iter().map(|l| l.acked_set.len()).sum();
