@@ -230,6 +230,9 @@ pub enum CallError {
     SelfRoute(NodeId),
     #[error("bad raft address '{0}'")]
     BadAddr(String),
+    /// Every connection to the node stayed busy for the whole timeout.
+    #[error("every connection to node {0} at {1} is busy")]
+    Busy(NodeId, String),
     /// Sent (maybe delivered), but no answer in time.
     #[error("node {target} did not answer in {timeout:?}")]
     Timeout { target: NodeId, timeout: Duration },
@@ -256,6 +259,7 @@ impl CallError {
                 | CallError::ConnectTimeout(..)
                 | CallError::SelfRoute(_)
                 | CallError::BadAddr(_)
+                | CallError::Busy(..)
                 | CallError::WrongNode(..)
         )
     }

@@ -55,6 +55,11 @@ pub struct RaftTiming {
     pub max_inflight: usize,
     /// Build a snapshot (and purge the log) every this many entries.
     pub snapshot_every: u64,
+    /// Entries kept in the log below the last snapshot when it is purged
+    /// (openraft's `max_in_snapshot_log_to_keep`): a follower at most this
+    /// far behind catches up from the log, one further behind gets the
+    /// snapshot.
+    pub logs_to_keep: u64,
 }
 
 impl Default for RaftTiming {
@@ -67,6 +72,7 @@ impl Default for RaftTiming {
             max_batch: 1024,
             max_inflight: 8,
             snapshot_every: 10_000,
+            logs_to_keep: 1_000,
         }
     }
 }
@@ -139,6 +145,9 @@ struct Pending {
     commands: Vec<Vec<Vec<u8>>>,
     /// Came from a follower: propose only as leader, never forward again.
     leader_only: bool,
+    /// When the client's bound runs out: counted from the moment it asked,
+    /// so time spent queued behind other batches counts too.
+    deadline: Instant,
     reply: ReplyTx,
 }
 
@@ -168,6 +177,7 @@ impl std::fmt::Debug for RaftNode {
 
 /// A handful of connections to one peer, for concurrent client traffic.
 struct PeerPool {
+    target: NodeId,
     addr: String,
     slots: Vec<tokio::sync::Mutex<PeerClient>>,
 }
@@ -181,10 +191,23 @@ impl PeerPool {
                 return client.call(rpc, timeout).await;
             }
         }
+        // Every connection is busy: the wait for one counts against
+        // `timeout` (the caller's bound), and if it takes all of it the
+        // request was never sent.
+        let started = Instant::now();
         let pick = rand::random_range(0..self.slots.len().max(1));
-        match self.slots.get(pick) {
-            Some(slot) => slot.lock().await.call(rpc, timeout).await,
-            None => Err(CallError::BadAddr(self.addr.clone())),
+        let Some(slot) = self.slots.get(pick) else {
+            return Err(CallError::BadAddr(self.addr.clone()));
+        };
+        match tokio::time::timeout(timeout, slot.lock()).await {
+            Ok(mut client) => {
+                let target = client.target();
+                match timeout.checked_sub(started.elapsed()) {
+                    Some(left) if !left.is_zero() => client.call(rpc, left).await,
+                    _ => Err(CallError::Busy(target, self.addr.clone())),
+                }
+            }
+            Err(_) => Err(CallError::Busy(self.target, self.addr.clone())),
         }
     }
 }
@@ -217,7 +240,7 @@ impl RaftNode {
             install_snapshot_timeout: 2_000,
             max_payload_entries: 512,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_every),
-            max_in_snapshot_log_to_keep: 1_000,
+            max_in_snapshot_log_to_keep: t.logs_to_keep,
             ..Config::default()
         }
         .validate()?;
@@ -401,6 +424,7 @@ impl RaftNode {
             db,
             commands,
             leader_only,
+            deadline: Instant::now() + self.timing.client_timeout,
             reply: tx,
         };
         if self.proposals.send(pending).await.is_err() {
@@ -411,13 +435,14 @@ impl RaftNode {
     }
 
     /// Propose `request` as one entry: as leader directly, else through the
-    /// leader. `leader_only`: fail with `NoQuorum` instead of forwarding.
+    /// leader, giving up at `deadline`. `leader_only`: fail with `NoQuorum`
+    /// instead of forwarding.
     async fn write(
         &self,
         mut request: KiwiRequest,
         leader_only: bool,
+        deadline: Instant,
     ) -> Result<KiwiResponse, ClientError> {
-        let deadline = Instant::now() + self.timing.client_timeout;
         loop {
             let leader = if leader_only {
                 self.id
@@ -512,6 +537,7 @@ impl RaftNode {
                 .entry(target)
                 .or_insert_with(|| {
                     Arc::new(PeerPool {
+                        target,
                         addr: addr.clone(),
                         slots: (0..POOL_SIZE)
                             .map(|_| {
@@ -745,14 +771,23 @@ async fn proposer(node: Arc<RaftNode>, mut rx: mpsc::Receiver<Pending>) {
     rx.close();
 }
 
-async fn submit(node: &RaftNode, db: u8, leader_only: bool, mut batch: Vec<Pending>) {
+async fn submit(node: &RaftNode, db: u8, leader_only: bool, batch: Vec<Pending>) {
+    // A request whose bound ran out while it queued was never proposed.
+    let now = Instant::now();
+    let (expired, mut batch): (Vec<_>, Vec<_>) = batch.into_iter().partition(|p| p.deadline <= now);
+    for p in expired {
+        let _ = p.reply.send(Err(ClientError::NoQuorum));
+    }
+    let Some(deadline) = batch.iter().map(|p| p.deadline).min() else {
+        return;
+    };
     let mut request = KiwiRequest::new(db, 0);
     let mut counts = Vec::with_capacity(batch.len());
     for p in &mut batch {
         counts.push(p.commands.len());
         request.commands.append(&mut p.commands);
     }
-    match node.write(request, leader_only).await {
+    match node.write(request, leader_only, deadline).await {
         Ok(response) => {
             let mut replies = response.replies.into_iter();
             for (p, n) in batch.into_iter().zip(counts) {
