@@ -51,7 +51,10 @@ pub struct RaftTiming {
     pub client_timeout: Duration,
     /// Most commands in one proposed entry.
     pub max_batch: usize,
-    /// Batches proposed at once.
+    /// Batches proposed at once. Few: while they are in flight the next
+    /// requests queue and leave as one bigger entry (measured with
+    /// bench/cluster.py: 2 in flight gave 1.3-1.6x the write throughput of
+    /// 8 at 10-200 clients).
     pub max_inflight: usize,
     /// Build a snapshot (and purge the log) every this many entries.
     pub snapshot_every: u64,
@@ -70,7 +73,7 @@ impl Default for RaftTiming {
             election_max_ms: 600,
             client_timeout: Duration::from_secs(2),
             max_batch: 1024,
-            max_inflight: 8,
+            max_inflight: 2,
             snapshot_every: 10_000,
             logs_to_keep: 1_000,
         }
