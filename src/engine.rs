@@ -343,7 +343,7 @@ impl Engine {
                     exec: false,
                 }));
             }
-            if !local && !spec.flags.contains(Flags::NO_KEYS) {
+            if !local && !session.stale_reads && !spec.flags.contains(Flags::NO_KEYS) {
                 return Err(CmdError::Defer(Deferred::Read));
             }
         }

@@ -9,8 +9,12 @@
 //! - `RAFT.FAULT BLOCK <to-id> [BOTH]` | `UNBLOCK <id>` | `DROP <fraction>`
 //!   | `DELAY <ms>` | `CLEAR`
 
-use super::table::{commands, flags::A};
+use super::table::{
+    commands,
+    flags::{A, C},
+};
 use super::{is, parse_f64, parse_i64, text, Call, CmdError, CmdResult, CommandSpec, Deferred};
+use crate::resp::Reply;
 
 /// A checked `RAFT.*` request.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +36,31 @@ pub(crate) static COMMANDS: &[CommandSpec] = commands! {
     "raft.node", -3, A, 0, 0, 0, node;
     "raft.fault", -2, A, 0, 0, 0, fault;
 };
+
+/// Redis Cluster's replica-read switches: under Raft, READONLY lets this
+/// connection read the node's own data without asking the leader (fast,
+/// possibly stale, served even without a quorum); READWRITE restores
+/// linearizable reads. A standalone node answers as a standalone Redis.
+pub(crate) static CLUSTER_COMMANDS: &[CommandSpec] = commands! {
+    "readonly", 1, C, 0, 0, 0, readonly;
+    "readwrite", 1, C, 0, 0, 0, readwrite;
+};
+
+fn stale_reads(call: &mut Call<'_, '_>, on: bool) -> CmdResult {
+    if !call.engine.is_replicated() {
+        return Err(CmdError::err("This instance has cluster support disabled"));
+    }
+    call.session.stale_reads = on;
+    Ok(Reply::OK)
+}
+
+fn readonly(call: &mut Call<'_, '_>) -> CmdResult {
+    stale_reads(call, true)
+}
+
+fn readwrite(call: &mut Call<'_, '_>) -> CmdResult {
+    stale_reads(call, false)
+}
 
 fn defer(admin: RaftAdmin) -> CmdResult {
     Err(CmdError::Defer(Deferred::Raft(admin)))

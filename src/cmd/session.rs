@@ -25,6 +25,9 @@ pub struct Session {
     /// A blocked command is being run again after it blocked: as in Redis,
     /// a key that now holds another type counts as not ready (no WRONGTYPE).
     pub retrying_block: bool,
+    /// READONLY under Raft: keyed reads run on this node's data without a
+    /// read barrier (possibly stale).
+    pub stale_reads: bool,
 }
 
 impl Session {
@@ -40,6 +43,7 @@ impl Session {
             watch: None,
             watched_keys: Vec::new(),
             retrying_block: false,
+            stale_reads: false,
         }
     }
 

@@ -128,6 +128,7 @@ static GROUPS: &[(&str, &[CommandSpec])] = &[
     ("list", list::COMMANDS),
     ("set", set::COMMANDS),
     ("sorted-set", zset::COMMANDS),
+    ("cluster", raft::CLUSTER_COMMANDS),
     ("raft", raft::COMMANDS),
 ];
 

@@ -226,3 +226,29 @@ def test_pipelined_writes_to_a_follower_answer_in_order(cluster: kiwi.Cluster) -
         assert c.get("counter") == "300"
         assert c.lrange("log", 0, -1) == [str(j) for j in range(300)]
         assert c.mget([f"k{j}" for j in range(300)]) == [str(j) for j in range(300)]
+
+
+def test_readonly_reads_the_nodes_own_data_even_without_a_quorum(cluster: kiwi.Cluster) -> None:
+    leader, (f1, _) = roles(cluster)
+    client(cluster, leader).set("seen", "before")
+    # One connection, so READONLY applies to every command that follows.
+    r = client(cluster, f1, single_connection_client=True)
+    try:
+        wait_until(lambda: r.get("seen") == "before")
+        assert r.execute_command("READONLY") == "OK"
+        cluster.isolate(f1)
+        # Linearizable reads need the leader; READONLY reads answer from the
+        # node's own (possibly stale) data at once.
+        started = time.monotonic()
+        assert r.get("seen") == "before"
+        assert r.exists("seen") == 1
+        assert time.monotonic() - started < 1.0
+        # Writes still need the quorum.
+        with pytest.raises(redis.ResponseError, match="^(CLUSTERDOWN|TRYAGAIN)"):
+            r.set("seen", "during")
+        assert r.execute_command("READWRITE") == "OK"
+        with pytest.raises(redis.ResponseError, match="^(CLUSTERDOWN|TRYAGAIN)"):
+            r.get("seen")
+    finally:
+        r.close()
+        cluster.heal()
