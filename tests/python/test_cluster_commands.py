@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import redis
 from kiwitest import IO_TIMEOUT, no_retry, wait_until
+from redis.exceptions import ClusterDownError, TryAgainError
 
 import kiwi
 
@@ -235,7 +236,7 @@ def test_readonly_reads_the_nodes_own_data_even_without_a_quorum(cluster: kiwi.C
     r = client(cluster, f1, single_connection_client=True)
     try:
         wait_until(lambda: r.get("seen") == "before")
-        assert r.execute_command("READONLY") == "OK"
+        assert r.execute_command("READONLY") is True
         cluster.isolate(f1)
         # Linearizable reads need the leader; READONLY reads answer from the
         # node's own (possibly stale) data at once.
@@ -244,10 +245,10 @@ def test_readonly_reads_the_nodes_own_data_even_without_a_quorum(cluster: kiwi.C
         assert r.exists("seen") == 1
         assert time.monotonic() - started < 1.0
         # Writes still need the quorum.
-        with pytest.raises(redis.ResponseError, match="^(CLUSTERDOWN|TRYAGAIN)"):
+        with pytest.raises((ClusterDownError, TryAgainError)):
             r.set("seen", "during")
-        assert r.execute_command("READWRITE") == "OK"
-        with pytest.raises(redis.ResponseError, match="^(CLUSTERDOWN|TRYAGAIN)"):
+        assert r.execute_command("READWRITE") is True
+        with pytest.raises((ClusterDownError, TryAgainError)):
             r.get("seen")
     finally:
         r.close()
