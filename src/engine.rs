@@ -92,9 +92,20 @@ pub enum Outcome {
 pub struct Waiter {
     pub notify: tokio::sync::Notify,
     touched: AtomicBool,
+    /// A client blocked in BLPOP and friends (not a WATCH): blocked clients
+    /// of a key are woken one at a time, oldest first, as Redis serves them.
+    blocked: bool,
 }
 
 impl Waiter {
+    /// The waiter of a blocked command.
+    pub fn blocked_client() -> Waiter {
+        Waiter {
+            blocked: true,
+            ..Waiter::default()
+        }
+    }
+
     pub fn is_touched(&self) -> bool {
         self.touched.load(Ordering::Acquire)
     }
@@ -102,6 +113,19 @@ impl Waiter {
     fn touch(&self) {
         self.touched.store(true, Ordering::Release);
         self.notify.notify_one();
+    }
+}
+
+/// Wake every WATCH on a key's list and its oldest blocked client.
+fn wake(list: &[Arc<Waiter>]) {
+    let mut blocked_woken = false;
+    for w in list {
+        if !w.blocked {
+            w.touch();
+        } else if !blocked_woken {
+            w.touch();
+            blocked_woken = true;
+        }
     }
 }
 
@@ -129,12 +153,19 @@ impl KeyWaiters {
         self.registered.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Forget `waiter` on `key`. A blocked client leaving (served, timed
+    /// out, gone) hands its turn to the next one, in case what woke it is
+    /// still there to take.
     pub fn unregister(&self, key: &DbKey, waiter: &Arc<Waiter>) {
         let mut map = self.by_key.lock();
         if let Some(list) = map.get_mut(key) {
             if let Some(pos) = list.iter().position(|w| Arc::ptr_eq(w, waiter)) {
-                list.swap_remove(pos);
+                // `remove`, not `swap_remove`: the list is in arrival order.
+                list.remove(pos);
                 self.registered.fetch_sub(1, Ordering::AcqRel);
+                if waiter.blocked {
+                    wake(list);
+                }
             }
             if list.is_empty() {
                 map.remove(key);
@@ -142,19 +173,20 @@ impl KeyWaiters {
         }
     }
 
-    /// Wake everyone waiting on a key the command changed.
+    /// Wake who waits on a key the command changed: every WATCH, and the
+    /// oldest blocked client (the next one gets its turn when it leaves).
     pub fn touch(&self, touched: &Touched) {
         let map = self.by_key.lock();
         if let Some(flushed) = touched.flushed {
             for ((db, _), list) in map.iter() {
                 if flushed.is_none_or(|f| f == *db) {
-                    list.iter().for_each(|w| w.touch());
+                    wake(list);
                 }
             }
         }
         for key in &touched.keys {
             if let Some(list) = map.get(key) {
-                list.iter().for_each(|w| w.touch());
+                wake(list);
             }
         }
     }

@@ -357,7 +357,7 @@ impl Blocked<'_> {
             args,
             block,
         } = self;
-        let waiter = Arc::new(Waiter::default());
+        let waiter = Arc::new(Waiter::blocked_client());
         let keys: Vec<(u8, Vec<u8>)> = block
             .keys
             .iter()
