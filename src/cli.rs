@@ -35,7 +35,8 @@ Directives (also valid as `directive value` lines in the config file):
   --unixsocket PATH        also listen on a unix socket
   --unixsocketperm OCTAL   permissions of the unix socket (e.g. 700)
   --maxclients N           most clients connected at once (default 10000)
-  --io-threads N           threads serving clients (default 2)
+  --io-threads N           threads serving clients (default: half the cores,
+                           1 to 4; a Raft node runs at least 2)
   --timeout SECONDS        accepted; idle clients are not closed yet
   --hz N                   active-expiry sweeps per second (default 10)
   --proto-max-bulk-len N   largest bulk string in a request (default 512mb)

@@ -53,7 +53,10 @@ impl Server {
 
     fn start_inner(config: RuntimeConfig, raft: Option<RaftOptions>) -> Result<Server, KiwiError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.io_threads)
+            .worker_threads(match raft {
+                Some(_) => config.io_threads.max(crate::config::MIN_RAFT_IO_THREADS),
+                None => config.io_threads,
+            })
             .thread_name("kiwi-worker")
             .enable_all()
             .build()

@@ -20,7 +20,7 @@ fn defaults() {
     assert_eq!(s.config.bind, "127.0.0.1");
     assert_eq!(s.config.dir, std::path::PathBuf::from("./kiwi-data"));
     assert_eq!(s.config.requirepass, None);
-    assert_eq!(s.config.io_threads, 2);
+    assert_eq!(s.config.io_threads, kiwi::config::default_io_threads());
 }
 
 #[test]
