@@ -433,8 +433,13 @@ impl RaftNode {
         if self.proposals.send(pending).await.is_err() {
             return Err(ClientError::Refused("raft node is shutting down".into()));
         }
-        rx.await
-            .unwrap_or_else(|_| Err(ClientError::Refused("raft node is shutting down".into())))
+        // The reply sender dropped: the node stopped, maybe after proposing
+        // the batch, so the write may still commit on the other nodes.
+        rx.await.unwrap_or_else(|_| {
+            Err(ClientError::Unknown(
+                "raft node stopped before the outcome was known".into(),
+            ))
+        })
     }
 
     /// Propose `request` as one entry: as leader directly, else through the

@@ -75,13 +75,16 @@ def is_cluster_error(e: BaseException) -> bool:
 def outcome_of(e: BaseException) -> str:
     """What a failed write tells about its fate.
 
-    ``CLUSTERDOWN no quorum`` (nothing else) means the write was never
-    proposed: :data:`REFUSED`. Any other cluster error, a dropped connection
+    ``CLUSTERDOWN no quorum`` (nothing else) and ``ERR raft node is shutting
+    down`` mean the write was never proposed: :data:`REFUSED`. Any other cluster error, a dropped connection
     or a timeout leaves it :data:`UNKNOWN`. Anything else is a test failure.
     """
     if is_cluster_error(e):
         text = str(e)
         return REFUSED if text in ("no quorum", "CLUSTERDOWN no quorum") else UNKNOWN
+    if isinstance(e, ResponseError) and str(e) == "raft node is shutting down":
+        # A node being stopped refuses what it has not proposed yet.
+        return REFUSED
     if isinstance(e, (redis.ConnectionError, redis.TimeoutError)):
         return UNKNOWN
     raise AssertionError(f"unexpected error from a write: {e!r}") from e
