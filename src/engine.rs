@@ -364,7 +364,7 @@ impl Engine {
                 // A blocking command with nothing to take here waits on this
                 // node's keys rather than proposing an entry that would
                 // answer its timeout reply at once.
-                if spec.flags.contains(Flags::BLOCKING) {
+                if spec.is_blocking() {
                     if let Err(CmdError::Block(block)) = self.probe(spec, session, args) {
                         return Err(CmdError::Block(block));
                     }
@@ -393,9 +393,7 @@ impl Engine {
                 .first()
                 .and_then(|name| cmd::lookup(name))
                 .is_some_and(|spec| {
-                    spec.arity_ok(args.len())
-                        && spec.is_write()
-                        && !spec.flags.contains(Flags::BLOCKING)
+                    spec.arity_ok(args.len()) && spec.is_write() && !spec.is_blocking()
                 })
     }
 

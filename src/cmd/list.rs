@@ -167,11 +167,11 @@ fn set_window(coll: &mut Collection, head: u64, tail: u64) {
     coll.meta.len = tail - head;
 }
 
-/// The values at positions `[from, to)`, ascending or descending.
 /// Ranges up to this long are read element by element instead of by an
 /// iterator.
 const POINT_READS_UP_TO: u64 = 4;
 
+/// The values at positions `[from, to)`, ascending or descending.
 fn read_positions(
     call: &Call<'_, '_>,
     key: &[u8],

@@ -83,6 +83,10 @@ impl CommandSpec {
     pub fn is_write(&self) -> bool {
         self.flags.contains(Flags::WRITE)
     }
+
+    pub fn is_blocking(&self) -> bool {
+        self.flags.contains(Flags::BLOCKING)
+    }
 }
 
 /// Shorthands for the flag sets the command lists use.
@@ -98,11 +102,11 @@ pub(crate) mod flags {
     pub const C: Flags = Flags::NO_KEYS.union(Flags::FAST);
     pub const CA: Flags = Flags::NO_KEYS.union(Flags::NO_AUTH).union(Flags::FAST);
     pub const A: Flags = Flags::NO_KEYS.union(Flags::ADMIN);
-    /// Transaction control: no storage lock of its own, runs inside MULTI.
     /// Blocking variant of a flag set.
     pub const fn blocking(flags: Flags) -> Flags {
         flags.union(Flags::BLOCKING)
     }
+    /// Transaction control: no storage lock of its own, runs inside MULTI.
     pub const TX: Flags = Flags::NO_KEYS.union(Flags::TRANSACTION).union(Flags::FAST);
 }
 use flags::*;

@@ -203,13 +203,10 @@ impl PeerPool {
             return Err(CallError::BadAddr(self.addr.clone()));
         };
         match tokio::time::timeout(timeout, slot.lock()).await {
-            Ok(mut client) => {
-                let target = client.target();
-                match timeout.checked_sub(started.elapsed()) {
-                    Some(left) if !left.is_zero() => client.call(rpc, left).await,
-                    _ => Err(CallError::Busy(target, self.addr.clone())),
-                }
-            }
+            Ok(mut client) => match timeout.checked_sub(started.elapsed()) {
+                Some(left) if !left.is_zero() => client.call(rpc, left).await,
+                _ => Err(CallError::Busy(self.target, self.addr.clone())),
+            },
             Err(_) => Err(CallError::Busy(self.target, self.addr.clone())),
         }
     }

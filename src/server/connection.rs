@@ -8,7 +8,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::{BlockOn, Deferred, Flags, Session};
+use crate::cmd::{BlockOn, Deferred, Session};
 use crate::engine::{Engine, Outcome, Waiter};
 use crate::raft::RaftNode;
 use crate::resp::Reply;
@@ -227,11 +227,7 @@ async fn propose_all(
     let Some(node) = raft else {
         return vec![Reply::error("ERR this node does not run raft"); n];
     };
-    let commands = commands
-        .into_iter()
-        .map(|c| c.into_iter().map(|a| a.to_vec()).collect())
-        .collect();
-    match node.propose(db, commands).await {
+    match node.propose(db, owned(commands)).await {
         Ok(mut replies) => {
             replies.resize(n, Reply::error("ERR no reply from the replicated entry"));
             replies
@@ -256,23 +252,31 @@ async fn resolve(
         };
     };
     match deferred {
-        Deferred::Propose { db, commands, exec } => {
-            let commands = commands
-                .into_iter()
-                .map(|c| c.into_iter().map(|a| a.to_vec()).collect())
-                .collect();
-            match node.propose(db, commands).await {
-                Ok(replies) if exec => Reply::Array(replies),
-                Ok(replies) => replies.into_iter().next().unwrap_or(Reply::Nil),
-                Err(e) => Reply::Error(e.to_string()),
-            }
-        }
+        Deferred::Propose { db, commands, exec } => match node.propose(db, owned(commands)).await {
+            Ok(replies) if exec => Reply::Array(replies),
+            Ok(replies) => replies.into_iter().next().unwrap_or(Reply::Nil),
+            Err(e) => Reply::Error(e.to_string()),
+        },
         Deferred::Read => match node.linearize().await {
             Ok(()) => engine.execute_local(session, args),
             Err(e) => Reply::Error(e.to_string()),
         },
         Deferred::Raft(admin) => node.admin(admin).await,
     }
+}
+
+/// Commands as a Raft entry carries them.
+fn owned(commands: Vec<Vec<bytes::Bytes>>) -> Vec<Vec<Vec<u8>>> {
+    commands
+        .into_iter()
+        .map(|c| c.into_iter().map(|a| a.to_vec()).collect())
+        .collect()
+}
+
+/// A proposed blocking command found nothing to take (another client's
+/// entry took it first): its empty reply, which it only gives on timeout.
+fn took_nothing(reply: &Reply) -> bool {
+    matches!(reply, Reply::Nil | Reply::NilArray)
 }
 
 /// What a request that did not answer at once comes to.
@@ -299,7 +303,7 @@ async fn settle(
     let blocking = args
         .first()
         .and_then(|name| crate::cmd::lookup(name))
-        .is_some_and(|spec| spec.flags.contains(Flags::BLOCKING));
+        .is_some_and(|spec| spec.is_blocking());
     // Whether this node's view was brought up to the leader's since the
     // last look.
     let mut fresh = raft.is_none();
@@ -310,7 +314,7 @@ async fn settle(
             Outcome::Block(block) if fresh => return Settled::Wait(block),
             Outcome::Defer(deferred) => {
                 let reply = resolve(engine, raft, session, args, deferred).await;
-                if !(blocking && matches!(reply, Reply::Nil | Reply::NilArray)) {
+                if !(blocking && took_nothing(&reply)) {
                     return Settled::Reply(reply);
                 }
                 empty = Some(reply);
@@ -384,7 +388,7 @@ impl Blocked<'_> {
                             _ = shutdown.cancelled() => return Ok(None),
                             reply = resolve(engine, raft, session, args, deferred) => reply,
                         };
-                        if reply != block.timeout_reply {
+                        if !took_nothing(&reply) {
                             return Ok(Some(reply));
                         }
                     }
