@@ -64,6 +64,15 @@ def _chunks(iterator: Iterator[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
+def _round_trip(client: Client, commands: Sequence[Command]) -> list[Any]:
+    """Send ``commands`` in one non-transactional pipeline; their replies,
+    error replies included as exceptions rather than raised."""
+    with client.pipeline(transaction=False) as pipe:
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(pipe.execute(raise_on_error=False))
+
+
 def _check_batch(batch: int) -> None:
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be a positive int, not {batch!r}")
@@ -136,10 +145,7 @@ def load(client: Client, items: Pairs, *, batch: int = 1000, progress: Optional[
     try:
         for chunk in _chunks(iter(pairs), batch):
             msets = _mset_commands(chunk, written)
-            with client.pipeline(transaction=False) as pipe:
-                for args in msets:
-                    pipe.execute_command(*args)
-                replies = pipe.execute(raise_on_error=False)
+            replies = _round_trip(client, msets)
             starts = range(0, len(chunk), MSET_PAIRS)
             for start, reply in zip(starts, replies):
                 if isinstance(reply, ResponseError):
@@ -201,10 +207,7 @@ def execute(client: Client, commands: Iterable[Command], *, batch: int = 1000, p
                     raise TypeError(
                         f"command {done + offset} must be a non-empty tuple like ('SET', 'k', 'v'), not {command!r}"
                     )
-            with client.pipeline(transaction=False) as pipe:
-                for command in chunk:
-                    pipe.execute_command(*command)
-                replies = pipe.execute(raise_on_error=False)
+            replies = _round_trip(client, chunk)
             for offset, reply in enumerate(replies):
                 if isinstance(reply, ResponseError):
                     position = done + offset

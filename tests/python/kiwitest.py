@@ -6,7 +6,10 @@ Plain functions and classes only (fixtures live in ``conftest.py``):
 * :func:`run_threads` runs workers in threads, joins them with a deadline and
   re-raises the first failure;
 * :class:`RawConnection` is a tiny RESP2/RESP3 client over a plain socket, for
-  tests that must see the exact bytes the server sends.
+  tests that must see the exact bytes the server sends;
+* :class:`BlockingCall` runs one blocking command (BLPOP…) in a thread;
+* :func:`node_client`, :func:`is_cluster_error` and :func:`write_keys` serve
+  the tests of ``kiwi.Cluster``.
 """
 
 from __future__ import annotations
@@ -16,10 +19,15 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import redis
 from redis.backoff import NoBackoff
+from redis.exceptions import ClusterDownError, ResponseError, TryAgainError
 from redis.retry import Retry
+
+if TYPE_CHECKING:  # the package is not needed against an external server
+    import kiwi
 
 T = TypeVar("T")
 
@@ -59,6 +67,72 @@ def no_retry() -> Retry:
     (INCR, APPEND) twice; tests want to see the first failure.
     """
     return Retry(NoBackoff(), 0)
+
+
+def node_client(c: kiwi.Cluster, i: int, **kwargs: Any) -> redis.Redis:
+    """A client bound to node ``i``: bounded socket waits, no retries (a write
+    is never resent behind the test's back), text replies; ``kwargs`` override."""
+    options: dict[str, Any] = {
+        "socket_timeout": IO_TIMEOUT,
+        "socket_connect_timeout": IO_TIMEOUT,
+        "retry": no_retry(),
+        "decode_responses": True,
+    }
+    options.update(kwargs)
+    return c.nodes[i].client(**options)
+
+
+def is_cluster_error(e: BaseException) -> bool:
+    """A ``CLUSTERDOWN`` or ``TRYAGAIN`` reply."""
+    if isinstance(e, (ClusterDownError, TryAgainError)):
+        return True
+    return isinstance(e, ResponseError) and str(e).startswith(("CLUSTERDOWN", "TRYAGAIN"))
+
+
+def write_keys(c: kiwi.Cluster, i: int, prefix: str, n: int) -> dict[str, str]:
+    """SET ``n`` keys through node ``i``; every one must be acknowledged."""
+    r = node_client(c, i)
+    try:
+        data = {f"{prefix}{j}": f"v:{prefix}{j}" for j in range(n)}
+        for k, v in data.items():
+            assert r.set(k, v) is True, f"SET {k} through node {i}"
+        return data
+    finally:
+        r.close()
+
+
+class BlockingCall(threading.Thread):
+    """One blocking command on its own connection, run in a thread; keeps its
+    reply (or error) and how long it took."""
+
+    def __init__(self, client: redis.Redis, *command: Any) -> None:
+        super().__init__(daemon=True)
+        self.client = client
+        self.command = command
+        self.reply: Any = None
+        self.error: BaseException | None = None
+        self.elapsed = 0.0
+
+    def run(self) -> None:
+        started = time.monotonic()
+        try:
+            self.reply = self.client.execute_command(*self.command)
+        except BaseException as e:  # handed to the test thread
+            self.error = e
+        self.elapsed = time.monotonic() - started
+
+    def result(self, timeout: float = IO_TIMEOUT) -> Any:
+        """The reply, once the command returned within ``timeout``."""
+        self.join(timeout)
+        assert not self.is_alive(), f"{self.command} is still blocked"
+        if self.error is not None:
+            raise self.error
+        return self.reply
+
+
+def blocked_clients(r: redis.Redis) -> int:
+    """INFO's count of clients blocked in a blocking command."""
+    return int(r.info("clients")["blocked_clients"])
 
 
 def free_port() -> int:

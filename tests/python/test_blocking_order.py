@@ -8,50 +8,21 @@ the oldest waiter while the others keep waiting. Runs against any server
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import redis
-from kiwitest import IO_TIMEOUT, wait_until
+from kiwitest import BlockingCall, blocked_clients, wait_until
 
 ClientFactory = Callable[..., redis.Redis]
 
 
-class Blocked(threading.Thread):
-    """One blocking command on its own connection; keeps the reply."""
-
-    def __init__(self, client: redis.Redis, *command: Any) -> None:
-        super().__init__(daemon=True)
-        self.client = client
-        self.command = command
-        self.reply: Any = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.reply = self.client.execute_command(*self.command)
-        except BaseException as e:  # handed to the test thread
-            self.error = e
-
-    def result(self) -> Any:
-        self.join(IO_TIMEOUT)
-        assert not self.is_alive(), f"{self.command} is still blocked"
-        if self.error is not None:
-            raise self.error
-        return self.reply
-
-
-def blocked_clients(r: redis.Redis) -> int:
-    return int(r.info("clients")["blocked_clients"])
-
-
-def block_in_order(r: redis.Redis, make_client: ClientFactory, *commands: tuple[Any, ...]) -> list[Blocked]:
+def block_in_order(r: redis.Redis, make_client: ClientFactory, *commands: tuple[Any, ...]) -> list[BlockingCall]:
     """Start each command only once the previous one is blocked."""
     before = blocked_clients(r)
     started = []
     for n, command in enumerate(commands, start=1):
-        b = Blocked(make_client(decode_responses=True), *command)
+        b = BlockingCall(make_client(decode_responses=True), *command)
         b.start()
         wait_until(lambda: blocked_clients(r) == before + n, message=f"{command} did not block")
         started.append(b)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import redis
-from kiwitest import IO_TIMEOUT, no_retry, wait_until
-from redis.exceptions import ClusterDownError, ResponseError, TryAgainError
+from kiwitest import IO_TIMEOUT, is_cluster_error, node_client, wait_until, write_keys
+from redis.exceptions import ResponseError
 
 import kiwi
 
@@ -32,40 +31,12 @@ def cluster() -> Iterator[kiwi.Cluster]:
         yield c
 
 
-def client(c: kiwi.Cluster, i: int, **kwargs: Any) -> redis.Redis:
-    options: dict[str, Any] = {
-        "socket_timeout": IO_TIMEOUT,
-        "socket_connect_timeout": IO_TIMEOUT,
-        "retry": no_retry(),
-        "decode_responses": True,
-    }
-    options.update(kwargs)
-    return c.nodes[i].client(**options)
-
-
-def is_cluster_error(e: BaseException) -> bool:
-    if isinstance(e, (ClusterDownError, TryAgainError)):
-        return True
-    return isinstance(e, ResponseError) and str(e).startswith(("CLUSTERDOWN", "TRYAGAIN"))
-
-
-def write(c: kiwi.Cluster, i: int, prefix: str, n: int) -> dict[str, str]:
-    r = client(c, i)
-    try:
-        data = {f"{prefix}{j}": f"v-{prefix}{j}" for j in range(n)}
-        for k, v in data.items():
-            assert r.set(k, v) is True, f"SET {k} through node {i}"
-        return data
-    finally:
-        r.close()
-
-
 def converged(c: kiwi.Cluster, data: dict[str, str], nodes: list[int]) -> bool:
     """Every node in ``nodes`` answers every key of ``data`` with its value."""
     keys = list(data)
     expected = [data[k] for k in keys]
     for i in nodes:
-        r = client(c, i)
+        r = node_client(c, i)
         try:
             if r.mget(keys) != expected:
                 return False
@@ -98,10 +69,10 @@ def test_leader_write_is_read_on_every_node(cluster: kiwi.Cluster) -> None:
     assert r.set("greeting", "hello") is True
     r.close()
     for i in range(3):
-        reader = client(cluster, i)
+        reader = node_client(cluster, i)
         assert reader.get("greeting") == "hello", f"node {i}"
         reader.close()
-    data = write(cluster, leader, "lead-", 20)
+    data = write_keys(cluster, leader, "lead-", 20)
     assert converged(cluster, data, [0, 1, 2])
 
 
@@ -109,8 +80,8 @@ def test_follower_writes_are_forwarded(cluster: kiwi.Cluster) -> None:
     leader = cluster.wait_for_leader()
     data: dict[str, str] = {}
     for f in others(leader):
-        data.update(write(cluster, f, f"fwd{f}-", 20))
-        r = client(cluster, f)
+        data.update(write_keys(cluster, f, f"fwd{f}-", 20))
+        r = node_client(cluster, f)
         assert r.incr("counter") in (1, 2)
         r.close()
     data["counter"] = "2"
@@ -119,17 +90,17 @@ def test_follower_writes_are_forwarded(cluster: kiwi.Cluster) -> None:
 
 def test_isolated_leader_is_replaced_and_data_converges_after_heal(cluster: kiwi.Cluster) -> None:
     old = cluster.wait_for_leader()
-    data = write(cluster, old, "before-", 10)
+    data = write_keys(cluster, old, "before-", 10)
 
     cluster.isolate(old)
     new = cluster.wait_for_leader(timeout=10, exclude=[old])
     assert new in others(old)
-    data.update(write(cluster, new, "during-", 10))
+    data.update(write_keys(cluster, new, "during-", 10))
     other = next(i for i in others(old) if i != new)
-    data.update(write(cluster, other, "during-fwd-", 10))
+    data.update(write_keys(cluster, other, "during-fwd-", 10))
 
     # The cut-off node refuses writes within the bound, and never applies them.
-    r = client(cluster, old)
+    r = node_client(cluster, old)
     started = time.monotonic()
     with pytest.raises(ResponseError) as err:
         r.set("lost", "x")
@@ -140,13 +111,13 @@ def test_isolated_leader_is_replaced_and_data_converges_after_heal(cluster: kiwi
     cluster.heal()
     leader = cluster.wait_for_leader(timeout=10)
     assert leader != old, "the stale leader must not win back with a shorter log"
-    data.update(write(cluster, old, "after-", 10))
+    data.update(write_keys(cluster, old, "after-", 10))
     wait_until(lambda: converged(cluster, data, [0, 1, 2]), timeout=15, message="identical data after heal")
     wait_until(
         lambda: len({s["applied"] for s in cluster.status()}) == 1, timeout=10, message="same applied index"
     )
     for i in range(3):
-        r = client(cluster, i)
+        r = node_client(cluster, i)
         assert r.get("lost") is None, f"node {i} holds an unacknowledged write"
         assert r.dbsize() == len(data)
         r.close()
@@ -156,10 +127,10 @@ def test_minority_answers_an_error_for_writes(cluster: kiwi.Cluster) -> None:
     leader = cluster.wait_for_leader()
     minority = others(leader)[0]
     majority = [i for i in range(3) if i != minority]
-    data = write(cluster, minority, "pre-", 5)
+    data = write_keys(cluster, minority, "pre-", 5)
 
     cluster.partition([minority], majority)
-    r = client(cluster, minority)
+    r = node_client(cluster, minority)
     started = time.monotonic()
     with pytest.raises(ResponseError) as err:
         r.set("minority", "x")
@@ -169,25 +140,25 @@ def test_minority_answers_an_error_for_writes(cluster: kiwi.Cluster) -> None:
 
     # The majority goes on.
     assert cluster.wait_for_leader(timeout=10) in majority
-    data.update(write(cluster, cluster.wait_for_leader(), "majority-", 10))
+    data.update(write_keys(cluster, cluster.wait_for_leader(), "majority-", 10))
 
     cluster.heal()
     cluster.wait_for_leader(timeout=10)
     wait_until(lambda: converged(cluster, data, [0, 1, 2]), timeout=15, message="identical data after heal")
-    r = client(cluster, minority)
+    r = node_client(cluster, minority)
     assert r.get("minority") is None
     r.close()
 
 
 def test_killed_node_restarts_on_its_data(cluster: kiwi.Cluster) -> None:
     leader = cluster.wait_for_leader()
-    data = write(cluster, leader, "k-", 10)
+    data = write_keys(cluster, leader, "k-", 10)
     victim = others(leader)[0]
     port = cluster.nodes[victim].port
     cluster.kill(victim)
     assert not cluster.nodes[victim].running
     assert cluster.status()[victim]["role"] == "stopped"
-    data.update(write(cluster, cluster.wait_for_leader(), "while-down-", 10))
+    data.update(write_keys(cluster, cluster.wait_for_leader(), "while-down-", 10))
     cluster.restart(victim)
     assert cluster.nodes[victim].running and cluster.nodes[victim].port == port
     cluster.wait_for_leader(timeout=10)
@@ -278,7 +249,7 @@ def test_flushall_does_not_pile_up_wal_files(cluster: kiwi.Cluster) -> None:
     leaves behind must be released, as they are on a standalone server."""
     from pathlib import Path
 
-    r = client(cluster, cluster.wait_for_leader())
+    r = node_client(cluster, cluster.wait_for_leader())
     for i in range(200):
         r.flushall()
         r.set(f"k{i}", "v")

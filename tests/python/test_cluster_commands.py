@@ -10,14 +10,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
-from kiwitest import IO_TIMEOUT, no_retry, wait_until
+from kiwitest import BlockingCall, IO_TIMEOUT, blocked_clients, no_retry, node_client, wait_until
 from redis.exceptions import ClusterDownError, TryAgainError
 
 import kiwi
@@ -40,73 +39,31 @@ def flushed(cluster: kiwi.Cluster) -> None:
     r.close()
 
 
-def client(c: kiwi.Cluster, i: int, **kwargs: Any) -> redis.Redis:
-    options: dict[str, Any] = {
-        "socket_timeout": IO_TIMEOUT,
-        "socket_connect_timeout": IO_TIMEOUT,
-        "retry": no_retry(),
-        "decode_responses": True,
-    }
-    options.update(kwargs)
-    return c.nodes[i].client(**options)
-
-
 def roles(c: kiwi.Cluster) -> tuple[int, list[int]]:
     leader = c.wait_for_leader()
     return leader, [i for i in range(len(c.nodes)) if i != leader]
 
 
-class Waiter(threading.Thread):
-    """Runs one blocking command on its own connection and keeps the reply."""
-
-    def __init__(self, r: redis.Redis, *command: Any) -> None:
-        super().__init__(daemon=True)
-        self.r = r
-        self.command = command
-        self.reply: Any = None
-        self.error: BaseException | None = None
-        self.elapsed = 0.0
-
-    def run(self) -> None:
-        started = time.monotonic()
-        try:
-            self.reply = self.r.execute_command(*self.command)
-        except BaseException as e:  # handed to the test thread
-            self.error = e
-        self.elapsed = time.monotonic() - started
-
-    def result(self, timeout: float = IO_TIMEOUT) -> Any:
-        self.join(timeout)
-        assert not self.is_alive(), f"{self.command} still blocked"
-        if self.error is not None:
-            raise self.error
-        return self.reply
-
-
-def blocked_clients(r: redis.Redis) -> int:
-    return int(r.info("clients")["blocked_clients"])
-
-
 def test_blpop_on_a_follower_wakes_on_a_push_through_another_node(cluster: kiwi.Cluster) -> None:
     leader, (f1, f2) = roles(cluster)
-    waiter_conn = client(cluster, f1)
-    waiter = Waiter(waiter_conn, "BLPOP", "jobs", 0)
+    waiter_conn = node_client(cluster, f1)
+    waiter = BlockingCall(waiter_conn, "BLPOP", "jobs", 0)
     waiter.start()
-    watcher = client(cluster, f1)
+    watcher = node_client(cluster, f1)
     wait_until(lambda: blocked_clients(watcher) == 1, message="BLPOP did not block")
     # The waiter is still waiting: nothing was there to take.
     assert waiter.is_alive()
-    pusher = client(cluster, f2)
+    pusher = node_client(cluster, f2)
     assert pusher.rpush("jobs", "j1") == 1
     assert tuple(waiter.result()) == ("jobs", "j1")
     # The element is gone everywhere.
     for i in range(3):
-        assert client(cluster, i).llen("jobs") == 0
+        assert node_client(cluster, i).llen("jobs") == 0
 
 
 def test_blpop_times_out_after_its_timeout_not_at_once(cluster: kiwi.Cluster) -> None:
     _, (f1, _) = roles(cluster)
-    waiter = Waiter(client(cluster, f1), "BLPOP", "empty", 0.5)
+    waiter = BlockingCall(node_client(cluster, f1), "BLPOP", "empty", 0.5)
     waiter.start()
     assert waiter.result() is None
     assert waiter.elapsed >= 0.45, f"answered after {waiter.elapsed:.3f}s"
@@ -114,15 +71,15 @@ def test_blpop_times_out_after_its_timeout_not_at_once(cluster: kiwi.Cluster) ->
 
 def test_each_element_goes_to_exactly_one_waiter(cluster: kiwi.Cluster) -> None:
     leader, followers = roles(cluster)
-    waiters = [Waiter(client(cluster, i), "BRPOP", "q", 0) for i in [leader, *followers]]
+    waiters = [BlockingCall(node_client(cluster, i), "BRPOP", "q", 0) for i in [leader, *followers]]
     for w in waiters:
         w.start()
-    watchers = [client(cluster, i) for i in [leader, *followers]]
+    watchers = [node_client(cluster, i) for i in [leader, *followers]]
     wait_until(
         lambda: sum(blocked_clients(w) for w in watchers) == 3,
         message="three clients should block",
     )
-    pusher = client(cluster, followers[0])
+    pusher = node_client(cluster, followers[0])
     for j in range(3):
         pusher.lpush("q", f"e{j}")
     got = sorted(w.result()[1] for w in waiters)
@@ -132,13 +89,13 @@ def test_each_element_goes_to_exactly_one_waiter(cluster: kiwi.Cluster) -> None:
 
 def test_one_push_serves_one_of_two_waiters_the_other_keeps_waiting(cluster: kiwi.Cluster) -> None:
     _, (f1, f2) = roles(cluster)
-    first = Waiter(client(cluster, f1), "BLPOP", "one", 0)
-    second = Waiter(client(cluster, f2), "BLPOP", "one", 0)
+    first = BlockingCall(node_client(cluster, f1), "BLPOP", "one", 0)
+    second = BlockingCall(node_client(cluster, f2), "BLPOP", "one", 0)
     first.start()
     second.start()
-    watchers = [client(cluster, f1), client(cluster, f2)]
+    watchers = [node_client(cluster, f1), node_client(cluster, f2)]
     wait_until(lambda: sum(blocked_clients(w) for w in watchers) == 2)
-    client(cluster, f1).rpush("one", "only")
+    node_client(cluster, f1).rpush("one", "only")
     served = wait_until(
         lambda: [w for w in (first, second) if not w.is_alive()],
         message="no waiter was served",
@@ -149,25 +106,25 @@ def test_one_push_serves_one_of_two_waiters_the_other_keeps_waiting(cluster: kiw
     # The other one is still blocked (it did not get a nil at once).
     assert other.is_alive()
     assert sum(blocked_clients(w) for w in watchers) == 1
-    client(cluster, f2).rpush("one", "second")
+    node_client(cluster, f2).rpush("one", "second")
     assert tuple(other.result()) == ("one", "second")
 
 
 def test_blmove_and_bzpopmin_wake_across_nodes(cluster: kiwi.Cluster) -> None:
     leader, (f1, f2) = roles(cluster)
-    mover = Waiter(client(cluster, f1), "BLMOVE", "src", "dst", "LEFT", "RIGHT", 0)
-    popper = Waiter(client(cluster, f2), "BZPOPMIN", "z", 0)
+    mover = BlockingCall(node_client(cluster, f1), "BLMOVE", "src", "dst", "LEFT", "RIGHT", 0)
+    popper = BlockingCall(node_client(cluster, f2), "BZPOPMIN", "z", 0)
     mover.start()
     popper.start()
-    watchers = [client(cluster, f1), client(cluster, f2)]
+    watchers = [node_client(cluster, f1), node_client(cluster, f2)]
     wait_until(lambda: sum(blocked_clients(w) for w in watchers) == 2)
-    r = client(cluster, leader)
+    r = node_client(cluster, leader)
     r.rpush("src", "a", "b")
     r.zadd("z", {"m2": 2, "m1": 1})
     assert mover.result() == "a"
     assert tuple(popper.result()) == ("z", "m1", 1.0)
     for i in range(3):
-        c = client(cluster, i)
+        c = node_client(cluster, i)
         assert c.lrange("src", 0, -1) == ["b"]
         assert c.lrange("dst", 0, -1) == ["a"]
         assert c.zrange("z", 0, -1, withscores=True) == [("m2", 2.0)]
@@ -175,7 +132,7 @@ def test_blmove_and_bzpopmin_wake_across_nodes(cluster: kiwi.Cluster) -> None:
 
 def test_blocking_command_on_a_wrong_type_answers_wrongtype(cluster: kiwi.Cluster) -> None:
     _, (f1, _) = roles(cluster)
-    r = client(cluster, f1)
+    r = node_client(cluster, f1)
     r.set("s", "x")
     with pytest.raises(redis.ResponseError, match="^WRONGTYPE"):
         r.blpop(["s"], timeout=0.1)
@@ -183,14 +140,14 @@ def test_blocking_command_on_a_wrong_type_answers_wrongtype(cluster: kiwi.Cluste
 
 def test_spop_removes_the_same_members_on_every_node(cluster: kiwi.Cluster) -> None:
     leader, (f1, _) = roles(cluster)
-    r = client(cluster, f1)
+    r = node_client(cluster, f1)
     r.sadd("big", *[f"member:{i}" for i in range(3000)])
     r.sadd("small", *[f"s{i}" for i in range(40)])
     popped = set(r.spop("big", 5) + r.spop("big", 600) + [r.spop("big")])
     popped_small = set(r.spop("small", 7) + [r.spop("small")])
     assert len(popped) == 606 and len(popped_small) == 8
-    members = [client(cluster, i).smembers("big") for i in range(3)]
-    small = [client(cluster, i).smembers("small") for i in range(3)]
+    members = [node_client(cluster, i).smembers("big") for i in range(3)]
+    small = [node_client(cluster, i).smembers("small") for i in range(3)]
     assert members[0] == members[1] == members[2]
     assert small[0] == small[1] == small[2]
     assert len(members[0]) == 3000 - 606
@@ -199,7 +156,7 @@ def test_spop_removes_the_same_members_on_every_node(cluster: kiwi.Cluster) -> N
 
 def test_pipelined_writes_to_a_follower_answer_in_order(cluster: kiwi.Cluster) -> None:
     _, (f1, _) = roles(cluster)
-    r = client(cluster, f1)
+    r = node_client(cluster, f1)
     pipe = r.pipeline(transaction=False)
     expected: list[Any] = []
     for j in range(300):
@@ -223,7 +180,7 @@ def test_pipelined_writes_to_a_follower_answer_in_order(cluster: kiwi.Cluster) -
         else:
             assert got == want
     for i in range(3):
-        c = client(cluster, i)
+        c = node_client(cluster, i)
         assert c.get("counter") == "300"
         assert c.lrange("log", 0, -1) == [str(j) for j in range(300)]
         assert c.mget([f"k{j}" for j in range(300)]) == [str(j) for j in range(300)]
@@ -231,9 +188,9 @@ def test_pipelined_writes_to_a_follower_answer_in_order(cluster: kiwi.Cluster) -
 
 def test_readonly_reads_the_nodes_own_data_even_without_a_quorum(cluster: kiwi.Cluster) -> None:
     leader, (f1, _) = roles(cluster)
-    client(cluster, leader).set("seen", "before")
+    node_client(cluster, leader).set("seen", "before")
     # One connection, so READONLY applies to every command that follows.
-    r = client(cluster, f1, single_connection_client=True)
+    r = node_client(cluster, f1, single_connection_client=True)
     try:
         wait_until(lambda: r.get("seen") == "before")
         assert r.execute_command("READONLY") is True

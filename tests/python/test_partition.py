@@ -30,8 +30,8 @@ from typing import Any
 
 import pytest
 import redis
-from kiwitest import IO_TIMEOUT, no_retry, run_threads, wait_until
-from redis.exceptions import ClusterDownError, ResponseError, TryAgainError
+from kiwitest import IO_TIMEOUT, is_cluster_error, node_client, run_threads, wait_until, write_keys
+from redis.exceptions import ResponseError
 
 import kiwi
 
@@ -53,23 +53,6 @@ PENDING = "pending"
 
 
 # -- clients and errors -------------------------------------------------------
-
-
-def node_client(c: kiwi.Cluster, i: int) -> redis.Redis:
-    """A client bound to node ``i``: bounded socket waits, no retries, text replies."""
-    return c.nodes[i].client(
-        socket_timeout=IO_TIMEOUT,
-        socket_connect_timeout=IO_TIMEOUT,
-        retry=no_retry(),
-        decode_responses=True,
-    )
-
-
-def is_cluster_error(e: BaseException) -> bool:
-    """A ``CLUSTERDOWN`` or ``TRYAGAIN`` reply."""
-    if isinstance(e, (ClusterDownError, TryAgainError)):
-        return True
-    return isinstance(e, ResponseError) and str(e).startswith(("CLUSTERDOWN", "TRYAGAIN"))
 
 
 def outcome_of(e: BaseException) -> str:
@@ -128,18 +111,6 @@ def all_refused(c: kiwi.Cluster, commands: Sequence[tuple[int, str, Command]]) -
 def others(c: kiwi.Cluster, *excluded: int) -> list[int]:
     """Indexes of the cluster's nodes other than ``excluded``."""
     return [i for i in range(len(c.nodes)) if i not in excluded]
-
-
-def write_keys(c: kiwi.Cluster, i: int, prefix: str, n: int) -> dict[str, str]:
-    """SET ``n`` keys through node ``i``; every one must be acknowledged."""
-    r = node_client(c, i)
-    try:
-        data = {f"{prefix}{j}": f"v:{prefix}{j}" for j in range(n)}
-        for k, v in data.items():
-            assert r.set(k, v) is True, f"SET {k} through node {i}"
-        return data
-    finally:
-        r.close()
 
 
 # -- whole-keyspace comparison ------------------------------------------------
