@@ -9,16 +9,20 @@ Plain functions and classes only (fixtures live in ``conftest.py``):
   tests that must see the exact bytes the server sends;
 * :class:`BlockingCall` runs one blocking command (BLPOP…) in a thread;
 * :func:`node_client`, :func:`is_cluster_error` and :func:`write_keys` serve
-  the tests of ``kiwi.Cluster``.
+  the tests of ``kiwi.Cluster``;
+* :func:`reference_redis_server` runs a throwaway redis-server to compare with.
 """
 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
+import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
@@ -133,6 +137,36 @@ class BlockingCall(threading.Thread):
 def blocked_clients(r: redis.Redis) -> int:
     """INFO's count of clients blocked in a blocking command."""
     return int(r.info("clients")["blocked_clients"])
+
+
+@contextlib.contextmanager
+def reference_redis_server(binary: str, prefix: str) -> Iterator[int]:
+    """Run ``binary`` (Debian's redis-server) on a free loopback port with
+    persistence off and a temporary directory named after ``prefix``; yield
+    the port once it accepts connections; stop it and remove the directory."""
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix=prefix)
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no", "--dir", workdir],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def accepts() -> bool:
+            assert proc.poll() is None, "redis-server exited"
+            try:
+                socket.create_connection((HOST, port), timeout=IO_TIMEOUT).close()
+                return True
+            except OSError:
+                return False
+
+        wait_until(accepts, timeout=10, interval=0.02, message="redis-server accepts connections")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def free_port() -> int:

@@ -12,9 +12,7 @@ import io
 import itertools
 import math
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import types
 from collections.abc import Iterable, Iterator
@@ -22,7 +20,7 @@ from typing import Any, Callable, ClassVar
 
 import pytest
 import redis
-from kiwitest import IO_TIMEOUT, free_port, no_retry, wait_until
+from kiwitest import IO_TIMEOUT, no_retry, reference_redis_server
 
 import kiwi
 from kiwi import _progress, bulk
@@ -63,30 +61,8 @@ def redis_port() -> Iterator[int]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (scripts/setup-system.sh installs it)")
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="kiwi-bulk-redis-")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        probe = redis.Redis(port=port, **client_options())
-
-        def answers() -> bool:
-            assert proc.poll() is None, "redis-server exited"
-            try:
-                return bool(probe.ping())
-            except redis.ConnectionError:
-                return False
-
-        wait_until(answers, timeout=10, message="redis-server answers PING")
-        probe.close()
+    with reference_redis_server(binary, "kiwi-bulk-redis-") as port:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(params=TARGETS)

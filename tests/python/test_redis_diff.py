@@ -12,13 +12,11 @@ from __future__ import annotations
 import shlex
 import shutil
 import socket
-import subprocess
-import tempfile
-import time
 from pathlib import Path
 from typing import Iterator, List, Tuple, Union
 
 import pytest
+from kiwitest import reference_redis_server
 
 import kiwi
 
@@ -113,30 +111,8 @@ def reference_port() -> Iterator[int]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed (scripts/setup-system.sh installs it)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    workdir = tempfile.mkdtemp(prefix="kiwi-ref-")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                Conn(port).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("redis-server did not start")
-                time.sleep(0.02)
+    with reference_redis_server(binary, "kiwi-ref-") as port:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
