@@ -3,7 +3,7 @@
 //! way in (RESP server, embedded API) uses to run a command.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -12,11 +12,15 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::cmd::{self, BlockOn, Call, CmdError, CommandSpec, Deferred, Flags, Session};
 use crate::config::RuntimeConfig;
+use crate::raft::Op;
 use crate::resp::{Protocol, Reply};
-use crate::storage::{
-    log_versions, now_ms, Ctx, RaftCf, Storage, StorageError, Touched, DATABASES,
-    VERSIONS_PER_ENTRY,
-};
+use crate::storage::{now_ms, Ctx, Storage, StorageError, Touched};
+
+mod apply;
+mod exec;
+
+pub use apply::EXPIRED_COMMAND;
+pub use exec::{ExecPlan, Slot};
 
 /// What CLIENT LIST/INFO report about one connection.
 #[derive(Debug)]
@@ -177,9 +181,9 @@ impl KeyWaiters {
     /// oldest blocked client (the next one gets its turn when it leaves).
     pub fn touch(&self, touched: &Touched) {
         let map = self.by_key.lock();
-        if let Some(flushed) = touched.flushed {
+        if !touched.flushed.is_empty() {
             for ((db, _), list) in map.iter() {
-                if flushed.is_none_or(|f| f == *db) {
+                if touched.flushed.contains(*db) {
                     wake(list);
                 }
             }
@@ -208,6 +212,16 @@ pub struct Engine {
     /// The keyspace is replicated by Raft: writes become proposals, reads
     /// wait for a read barrier, only applied entries change it.
     replicated: AtomicBool,
+    /// Under Raft: one past the last applied log index (0: none applied).
+    /// What a WATCH records as seen.
+    applied_next: AtomicU64,
+    /// Milliseconds added to this node's clock (`RAFT.FAULT CLOCK`, a
+    /// fault injected by tests; 0 otherwise).
+    clock_offset_ms: AtomicI64,
+    /// Under Raft: the replicated clock as of the last applied entry. Reads
+    /// judge expiry by it, not by this node's clock, so a read never sees
+    /// a key that a read before it (on any node) saw expired.
+    replicated_clock_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -236,6 +250,9 @@ impl Engine {
             run_id,
             tcp_port: std::sync::atomic::AtomicU16::new(0),
             replicated: AtomicBool::new(false),
+            applied_next: AtomicU64::new(0),
+            clock_offset_ms: AtomicI64::new(0),
+            replicated_clock_ms: AtomicU64::new(0),
         })
     }
 
@@ -250,6 +267,47 @@ impl Engine {
 
     pub fn storage(&self) -> &Storage {
         &self.storage
+    }
+
+    /// This node's clock, in milliseconds since the Unix epoch, shifted by
+    /// an injected clock fault if any.
+    pub fn now_ms(&self) -> u64 {
+        let offset = self.clock_offset_ms.load(Ordering::Relaxed);
+        now_ms().saturating_add_signed(offset)
+    }
+
+    /// The injected clock shift, in ms.
+    pub fn clock_offset_ms(&self) -> i64 {
+        self.clock_offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// Shift this node's clock by `offset_ms` (a fault for tests; 0 resets).
+    pub fn set_clock_offset(&self, offset_ms: i64) {
+        self.clock_offset_ms.store(offset_ms, Ordering::Relaxed);
+    }
+
+    /// Record that entries up to `index` are applied (`None`: none), and
+    /// the replicated clock they reached.
+    pub(crate) fn set_applied(&self, index: Option<u64>, clock_ms: u64) {
+        let next = index.map_or(0, |i| i.saturating_add(1));
+        self.replicated_clock_ms.store(clock_ms, Ordering::Release);
+        self.applied_next.store(next, Ordering::Release);
+    }
+
+    /// The replicated clock as of the last applied entry (0: none).
+    pub fn replicated_clock_ms(&self) -> u64 {
+        self.replicated_clock_ms.load(Ordering::Acquire)
+    }
+
+    /// The time a read judges expiry by: this node's clock standalone; the
+    /// replicated clock under Raft (every node's reads then agree, and a
+    /// later read never brings back a key an earlier one saw expired; the
+    /// leader keeps that clock moving, see the expiry sweep).
+    pub fn read_now_ms(&self) -> u64 {
+        match self.is_replicated() {
+            true => self.replicated_clock_ms(),
+            false => self.now_ms(),
+        }
     }
 
     pub fn uptime_secs(&self) -> u64 {
@@ -297,6 +355,9 @@ impl Engine {
             Outcome::Reply(reply) => reply,
             Outcome::Block(block) => block.timeout_reply,
             Outcome::Defer(Deferred::Read) => self.execute_local(session, args),
+            Outcome::Defer(Deferred::Exec(plan)) if !plan.needs_entry() => {
+                self.finish_exec(session, plan, None)
+            }
             Outcome::Defer(_) => Reply::error("ERR this command needs a raft node's server"),
         }
     }
@@ -369,13 +430,17 @@ impl Engine {
                         return Err(CmdError::Block(block));
                     }
                 }
-                return Err(CmdError::Defer(Deferred::Propose {
-                    db: session.db,
-                    commands: vec![args.to_vec()],
-                    exec: false,
-                }));
+                return Err(CmdError::Defer(Deferred::Propose(Op::commands(
+                    session.db,
+                    session.protocol == Protocol::Resp3,
+                    vec![args.iter().map(|a| a.to_vec()).collect()],
+                ))));
             }
-            if !local && !session.stale_reads && !spec.flags.contains(Flags::NO_KEYS) {
+            // WATCH too: what it records as seen must include every write
+            // acknowledged before it, or the client's own write could abort
+            // its transaction.
+            let keyed = !spec.flags.contains(Flags::NO_KEYS) || spec.name == "watch";
+            if !local && !session.stale_reads && keyed {
                 return Err(CmdError::Defer(Deferred::Read));
             }
         }
@@ -517,7 +582,7 @@ impl Engine {
             .last_active_ms
             .store(now_ms(), Ordering::Relaxed);
 
-        let ctx = self.storage.ctx(session.db, now_ms());
+        let ctx = self.storage.ctx(session.db, self.read_now_ms());
         let lock = self.storage.lock();
         let _read_guard;
         let _write_guard;
@@ -549,7 +614,7 @@ impl Engine {
         session: &mut Session,
         args: &[Bytes],
     ) -> Result<Reply, CmdError> {
-        let ctx = self.storage.ctx(session.db, now_ms());
+        let ctx = self.storage.ctx(session.db, self.read_now_ms());
         let _read_guard = self.storage.lock().read();
         let (result, _discarded) = self.call_handler(spec, session, args, ctx);
         result
@@ -577,96 +642,6 @@ impl Engine {
         (result, call.ctx)
     }
 
-    /// Apply one replicated entry (the Raft state machine's path): run
-    /// `commands` against database `db` as of the leader's clock `now_ms`,
-    /// with collection versions derived from `log_index`, so every node
-    /// reaches the same state. The entry's writes and `raft_writes` (last
-    /// applied, membership) reach RocksDB as one batch, under one exclusive
-    /// hold of the command lock. A command that fails answers its error and
-    /// leaves no writes; a storage failure fails the whole entry.
-    pub(crate) fn apply_replicated(
-        &self,
-        db: u8,
-        now_ms: u64,
-        log_index: u64,
-        commands: &[Vec<Bytes>],
-        raft_writes: Vec<(RaftCf, Vec<u8>, Vec<u8>)>,
-    ) -> Result<Vec<Reply>, StorageError> {
-        let _guard = self.storage.lock().write();
-        let mut ctx = self.storage.ctx(db, now_ms);
-        ctx.use_log_versions(log_versions(log_index)?);
-        let mut session = self.replica_session(db);
-        let mut replies = Vec::with_capacity(commands.len());
-        for args in commands {
-            if db >= DATABASES {
-                replies.push(Reply::error("ERR DB index is out of range"));
-                continue;
-            }
-            if args
-                .first()
-                .is_some_and(|n| n.eq_ignore_ascii_case(EXPIRED_COMMAND))
-            {
-                replies.push(delete_expired(&mut ctx, &args[1..])?);
-                continue;
-            }
-            let spec = match replicable(args) {
-                Ok(spec) => spec,
-                Err(e) => {
-                    replies.push(Reply::Error(e.to_string()));
-                    continue;
-                }
-            };
-            // No command takes more than a handful of versions; stopping
-            // with a margin keeps every entry inside its own range.
-            if ctx.versions_left() < VERSIONS_PER_ENTRY / 2 {
-                replies.push(Reply::error(
-                    "ERR replicated entry creates too many collections",
-                ));
-                continue;
-            }
-            ctx.savepoint();
-            session.db = db;
-            let (result, back) = self.call_handler(spec, &mut session, args, ctx);
-            ctx = back;
-            replies.push(match result {
-                Ok(reply) => reply,
-                Err(CmdError::Block(block)) => block.timeout_reply,
-                // Not the command's fault and maybe not on every node:
-                // the entry must not count as applied.
-                Err(CmdError::Storage(e)) => return Err(e),
-                Err(e) => Reply::Error(e.to_string()),
-            });
-        }
-        for (cf, key, value) in raft_writes {
-            ctx.put_raft(cf, &key, value);
-        }
-        let touched = (!self.waiters.is_empty()).then(|| ctx.touched());
-        ctx.commit()?;
-        if let Some(touched) = touched {
-            self.waiters.touch(&touched);
-        }
-        Ok(replies)
-    }
-
-    /// The session replicated commands run in: no connection, no client
-    /// list entry, already authenticated.
-    fn replica_session(&self, db: u8) -> Session {
-        let info = Arc::new(ClientInfo {
-            id: 0,
-            addr: "raft".into(),
-            laddr: "raft".into(),
-            created: Instant::now(),
-            name: Mutex::new(None),
-            db: AtomicU8::new(db),
-            resp: AtomicU8::new(2),
-            last_cmd: Mutex::new("NULL"),
-            last_active_ms: AtomicU64::new(0),
-        });
-        let mut session = Session::new(info, true);
-        session.db = db;
-        session
-    }
-
     /// EXEC: run the queued commands under one exclusive hold of the
     /// storage lock, so no other client's command lands in between.
     pub(crate) fn exec_queued(&self, session: &mut Session, queue: Vec<Vec<Bytes>>) -> Reply {
@@ -692,26 +667,46 @@ impl Engine {
     }
 
     /// WATCH: remember `keys` of the session's database; a write to any of
-    /// them makes the next EXEC fail.
-    pub(crate) fn watch(&self, session: &mut Session, keys: &[Bytes]) {
+    /// them makes the next EXEC fail. Under Raft each key also records what
+    /// the client has seen — the entries applied here so far, and whether
+    /// the key existed — which EXEC's entry carries so that every node
+    /// checks it again at apply.
+    pub(crate) fn watch(&self, session: &mut Session, keys: &[Bytes]) -> Result<(), StorageError> {
         let waiter = session
             .watch
             .get_or_insert_with(|| Arc::new(Waiter::default()))
             .clone();
+        let replicated = self.is_replicated();
+        let _read_guard = replicated.then(|| self.storage.lock().read());
+        // Read before the keys: a later entry is then never counted as seen.
+        let seen = self.applied_next.load(Ordering::Acquire);
+        let ctx = self.storage.ctx(session.db, self.read_now_ms());
         for key in keys {
-            let entry = (session.db, key.to_vec());
-            if !session.watched_keys.contains(&entry) {
-                self.waiters.register(&entry, &waiter);
-                session.watched_keys.push(entry);
+            let db = session.db;
+            if session
+                .watched_keys
+                .iter()
+                .any(|w| w.db == db && w.key == key[..])
+            {
+                continue;
             }
+            let existed = replicated && ctx.get_meta(key)?.is_some();
+            self.waiters.register(&(db, key.to_vec()), &waiter);
+            session.watched_keys.push(crate::raft::Watched {
+                db,
+                key: key.to_vec(),
+                seen,
+                existed,
+            });
         }
+        Ok(())
     }
 
     /// Forget every watched key of the session.
     pub fn unwatch(&self, session: &mut Session) {
         if let Some(waiter) = session.watch.take() {
-            for entry in session.watched_keys.drain(..) {
-                self.waiters.unregister(&entry, &waiter);
+            for w in session.watched_keys.drain(..) {
+                self.waiters.unregister(&(w.db, w.key), &waiter);
             }
         }
     }
@@ -727,52 +722,6 @@ impl Engine {
 
     pub fn protocol_of(session: &Session) -> Protocol {
         session.protocol
-    }
-}
-
-/// The internal command the Raft leader proposes for keys its expiry sweep
-/// found expired: `KIWI.EXPIRED key ...` deletes each key that is still
-/// expired as of the entry's clock (a key written again since survives).
-/// Not in the command table: clients cannot send it.
-pub const EXPIRED_COMMAND: &[u8] = b"kiwi.expired";
-
-fn delete_expired(
-    ctx: &mut crate::storage::Ctx<'_>,
-    keys: &[Bytes],
-) -> Result<Reply, StorageError> {
-    let now = ctx.now_ms;
-    let mut deleted = 0;
-    for key in keys {
-        if ctx.get_raw_meta(key)?.is_some_and(|m| m.is_expired(now)) {
-            ctx.delete_key(key);
-            deleted += 1;
-        }
-    }
-    Ok(Reply::Int(deleted))
-}
-
-/// The command `args` names, if a replicated entry may carry it: writes and
-/// keyed reads (a read inside a replicated EXEC answers like any other).
-/// Connection, server and transaction-control commands act on one node's
-/// state, not the keyspace, so they never travel through the log.
-fn replicable(args: &[Bytes]) -> Result<&'static CommandSpec, CmdError> {
-    let Some(name) = args.first() else {
-        return Err(CmdError::err("empty command"));
-    };
-    let Some(spec) = cmd::lookup(name) else {
-        return Err(unknown_command(args));
-    };
-    if !spec.arity_ok(args.len()) {
-        return Err(CmdError::Arity(spec.name.to_string()));
-    }
-    let keyed_read = spec.flags.contains(Flags::READONLY) && !spec.flags.contains(Flags::NO_KEYS);
-    if spec.is_write() || keyed_read {
-        Ok(spec)
-    } else {
-        Err(CmdError::err(format!(
-            "'{}' cannot run in a replicated entry",
-            spec.name
-        )))
     }
 }
 

@@ -43,13 +43,12 @@ pub enum CmdError {
 /// Work a command hands back to the connection because it needs Raft.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Deferred {
-    /// Replicate `commands` as one Raft entry against database `db`;
-    /// `exec`: the reply is one array (EXEC), else the single reply.
-    Propose {
-        db: u8,
-        commands: Vec<Vec<bytes::Bytes>>,
-        exec: bool,
-    },
+    /// Replicate `op` in a Raft entry; the reply is its one reply (a
+    /// pipeline may add the writes that follow to the same proposal).
+    Propose(crate::raft::Op),
+    /// EXEC under Raft: the transaction's proposal and how to assemble
+    /// its reply.
+    Exec(crate::engine::ExecPlan),
     /// Confirm the read is linearizable (read index), then run the command
     /// locally.
     Read,

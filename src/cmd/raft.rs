@@ -7,7 +7,7 @@
 //! - `RAFT.CLUSTER INIT <id> <addr> [<id> <addr> ...]`
 //! - `RAFT.NODE ADD <id> <addr>` (learner, then voter) | `RAFT.NODE REMOVE <id>`
 //! - `RAFT.FAULT BLOCK <to-id> [BOTH]` | `UNBLOCK <id>` | `DROP <fraction>`
-//!   | `DELAY <ms>` | `CLEAR`
+//!   | `DELAY <ms>` | `CLOCK <offset-ms>` | `CLEAR`
 
 use super::table::{
     commands,
@@ -23,12 +23,21 @@ pub enum RaftAdmin {
     Init(Vec<(u64, String)>),
     AddNode(u64, String),
     RemoveNode(u64),
-    Block { to: u64, both: bool },
+    Block {
+        to: u64,
+        both: bool,
+    },
     Unblock(u64),
     Drop(f64),
     Delay(u64),
+    /// Shift the node's clock by this many ms (0 puts it back).
+    Clock(i64),
+    /// Every fault off: links, drops, delay, clock.
     Clear,
 }
+
+/// The largest clock shift `RAFT.FAULT CLOCK` takes: a year.
+const MAX_CLOCK_OFFSET_MS: u64 = 366 * 24 * 3600 * 1000;
 
 pub(crate) static COMMANDS: &[CommandSpec] = commands! {
     "raft.info", 1, A, 0, 0, 0, info;
@@ -127,6 +136,12 @@ fn fault(call: &mut Call<'_, '_>) -> CmdResult {
         3 if is(sub, "delay") => match parse_i64(&args[2]).and_then(|n| u64::try_from(n).ok()) {
             Some(ms) => defer(RaftAdmin::Delay(ms)),
             None => Err(CmdError::err("delay must be a non-negative number of ms")),
+        },
+        3 if is(sub, "clock") => match parse_i64(&args[2]) {
+            Some(ms) if ms.unsigned_abs() <= MAX_CLOCK_OFFSET_MS => defer(RaftAdmin::Clock(ms)),
+            _ => Err(CmdError::err(
+                "clock offset must be a number of ms within a year either way",
+            )),
         },
         2 if is(sub, "clear") => defer(RaftAdmin::Clear),
         _ => Err(CmdError::Syntax),

@@ -21,7 +21,9 @@ pub struct Session {
     pub multi_failed: bool,
     /// WATCHed keys and the waiter that records writes to them.
     pub watch: Option<Arc<Waiter>>,
-    pub watched_keys: Vec<(u8, Vec<u8>)>,
+    /// Each watched key with what the client had seen of it (used under
+    /// Raft, where EXEC's entry carries them).
+    pub watched_keys: Vec<crate::raft::Watched>,
     /// A blocked command is being run again after it blocked: as in Redis,
     /// a key that now holds another type counts as not ready (no WRONGTYPE).
     pub retrying_block: bool,

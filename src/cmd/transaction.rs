@@ -4,6 +4,9 @@
 //! the storage lock exclusively, so no other client's command lands in
 //! between. WATCH registers the session as a waiter on keys; any committed
 //! write to one of them marks it, and EXEC then answers a null array.
+//! Under Raft, EXEC is one proposal that carries the watched keys with what
+//! the client saw of them, checked again where it is applied
+//! (`engine/exec.rs`, `engine/apply.rs`).
 
 use super::{Call, CmdError, CmdResult};
 use crate::resp::Reply;
@@ -28,20 +31,16 @@ pub fn exec(call: &mut Call<'_, '_>) -> CmdResult {
         ));
     }
     if call.engine.is_replicated() {
-        // Under Raft the whole transaction is one log entry.
+        // Under Raft the whole transaction is one proposal, carrying what
+        // the client watched: every node checks it again at apply.
         if call.session.watch.as_ref().is_some_and(|w| w.is_touched()) {
             call.engine.unwatch(call.session);
             return Ok(Reply::NilArray);
         }
+        let watched = call.session.watched_keys.clone();
         call.engine.unwatch(call.session);
-        if queue.is_empty() {
-            return Ok(Reply::Array(Vec::new()));
-        }
-        return Err(CmdError::Defer(super::Deferred::Propose {
-            db: call.session.db,
-            commands: queue,
-            exec: true,
-        }));
+        let plan = call.engine.plan_exec(call.session, queue, watched);
+        return Err(CmdError::Defer(super::Deferred::Exec(plan)));
     }
     Ok(call.engine.exec_queued(call.session, queue))
 }
@@ -59,7 +58,7 @@ pub fn watch(call: &mut Call<'_, '_>) -> CmdResult {
     if call.session.multi.is_some() {
         return Err(CmdError::err("WATCH inside MULTI is not allowed"));
     }
-    call.engine.watch(call.session, &call.args[1..]);
+    call.engine.watch(call.session, &call.args[1..])?;
     Ok(Reply::OK)
 }
 

@@ -44,7 +44,7 @@ pub use log_store::LogStore;
 pub use network::{FaultTable, NetConfig};
 pub use node::{ClientError, RaftNode, RaftNodeError, RaftOptions, RaftTiming};
 pub use state_machine::{SnapshotBuilder, StateMachine};
-pub use types::{KiwiRequest, KiwiResponse, WireReply};
+pub use types::{Exec, KiwiRequest, KiwiResponse, Op, Watched, WireReply, Work};
 
 use crate::engine::Engine;
 use crate::storage::{RaftCf, Storage};

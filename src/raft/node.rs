@@ -29,12 +29,12 @@ use super::network::{
     Rpc, RpcReply, RpcService,
 };
 use super::{
-    open_stores, read_state, state_key, KiwiRequest, KiwiResponse, NodeId, TypeConfig, WireReply,
+    open_stores, read_state, state_key, KiwiRequest, KiwiResponse, NodeId, Op, TypeConfig,
+    WireReply,
 };
 use crate::cmd::raft::RaftAdmin;
 use crate::engine::Engine;
 use crate::resp::Reply;
-use crate::storage::now_ms;
 
 /// Longest a follower waits for the leader to carry out a membership
 /// change it passed on (adding a node waits for it to catch up).
@@ -140,12 +140,13 @@ pub enum ClientError {
     Refused(String),
 }
 
-type ReplyTx = oneshot::Sender<Result<Vec<WireReply>, ClientError>>;
+/// Per proposal, its replies (see [`KiwiResponse`]).
+type OpReplies = Vec<Vec<WireReply>>;
+type ReplyTx = oneshot::Sender<Result<OpReplies, ClientError>>;
 
-/// Commands waiting to be proposed.
+/// Proposals waiting to be put in an entry.
 struct Pending {
-    db: u8,
-    commands: Vec<Vec<Vec<u8>>>,
+    ops: Vec<Op>,
     /// Came from a follower: propose only as leader, never forward again.
     leader_only: bool,
     /// When the client's bound runs out: counted from the moment it asked,
@@ -402,27 +403,17 @@ impl RaftNode {
 
     // ---------------------------------------------------------------- writes
 
-    /// Replicate `commands` (run against database `db`) as part of one
-    /// entry; their replies, in order, once committed and applied.
-    pub async fn propose(
-        &self,
-        db: u8,
-        commands: Vec<Vec<Vec<u8>>>,
-    ) -> Result<Vec<Reply>, ClientError> {
-        let replies = self.enqueue(db, commands, false).await?;
-        Ok(replies.into_iter().map(Reply::from).collect())
+    /// Replicate `op` as part of one entry; its replies, in order, once
+    /// committed and applied.
+    pub async fn propose(&self, op: Op) -> Result<Vec<Reply>, ClientError> {
+        let replies = self.enqueue(vec![op], false).await?;
+        Ok(replies.into_iter().flatten().map(Reply::from).collect())
     }
 
-    async fn enqueue(
-        &self,
-        db: u8,
-        commands: Vec<Vec<Vec<u8>>>,
-        leader_only: bool,
-    ) -> Result<Vec<WireReply>, ClientError> {
+    async fn enqueue(&self, ops: Vec<Op>, leader_only: bool) -> Result<OpReplies, ClientError> {
         let (tx, rx) = oneshot::channel();
         let pending = Pending {
-            db,
-            commands,
+            ops,
             leader_only,
             deadline: Instant::now() + self.timing.client_timeout,
             reply: tx,
@@ -455,23 +446,37 @@ impl RaftNode {
                 self.wait_for_leader(deadline).await?
             };
             if leader == self.id {
-                request.now_ms = now_ms();
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(remaining, self.raft.client_write(request.clone())).await
-                {
-                    Err(_) => {
-                        return Err(ClientError::Unconfirmed(format!(
-                            "not committed within {:?}",
-                            self.timing.client_timeout
-                        )))
+                if !self.is_leader() {
+                    // Not (or no longer) the leader: nothing was proposed.
+                    if leader_only {
+                        return Err(ClientError::NoQuorum);
                     }
-                    Ok(Ok(response)) => return Ok(response.data),
-                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                        if leader_only {
-                            return Err(ClientError::NoQuorum);
+                } else {
+                    request.now_ms = self.engine.now_ms();
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    match tokio::time::timeout(remaining, self.raft.client_write(request.clone()))
+                        .await
+                    {
+                        Err(_) => {
+                            return Err(ClientError::Unconfirmed(format!(
+                                "not committed within {:?}",
+                                self.timing.client_timeout
+                            )))
                         }
+                        Ok(Ok(response)) => return Ok(response.data),
+                        // openraft answers this both when it refused the
+                        // entry (leadership lost just now) and when a new
+                        // leader truncated it after it was appended — and a
+                        // truncated entry may survive on another node and
+                        // commit. Only a refusal before appending could be
+                        // retried, and the two look alike: outcome unknown.
+                        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                            return Err(ClientError::Unknown(
+                                "leadership changed while the write was in flight".into(),
+                            ))
+                        }
+                        Ok(Err(e)) => return Err(ClientError::Unknown(e.to_string())),
                     }
-                    Ok(Err(e)) => return Err(ClientError::Unknown(e.to_string())),
                 }
             } else {
                 let remaining = deadline.saturating_duration_since(Instant::now());
@@ -635,8 +640,13 @@ impl RaftNode {
                 self.faults.set_delay(Duration::from_millis(ms));
                 Reply::OK
             }
+            RaftAdmin::Clock(ms) => {
+                self.engine.set_clock_offset(ms);
+                Reply::OK
+            }
             RaftAdmin::Clear => {
                 self.faults.clear();
+                self.engine.set_clock_offset(0);
                 Reply::OK
             }
         }
@@ -693,6 +703,7 @@ impl RaftNode {
             format!("fault_blocked_in:{}", ids(&faults.blocked_in)),
             format!("fault_drop:{}", faults.drop_rate),
             format!("fault_delay_ms:{}", faults.delay.as_millis()),
+            format!("fault_clock_ms:{}", self.engine.clock_offset_ms()),
         ];
         let mut out = lines.join("\r\n");
         out.push_str("\r\n");
@@ -700,6 +711,14 @@ impl RaftNode {
     }
 
     // ---------------------------------------------------------------- expiry
+
+    /// As leader, propose an entry with nothing in it: applying it moves
+    /// the replicated clock to this node's time.
+    pub async fn propose_clock_tick(&self) {
+        if let Err(e) = self.enqueue(Vec::new(), true).await {
+            tracing::debug!(node = self.id, error = %e, "clock tick not proposed");
+        }
+    }
 
     /// As leader, propose the deletion of keys the sweep found expired
     /// (grouped per database).
@@ -712,9 +731,12 @@ impl RaftNode {
         for (db, keys) in by_db {
             let mut command = vec![crate::engine::EXPIRED_COMMAND.to_vec()];
             command.extend(keys);
-            match self.enqueue(db, vec![command], true).await {
+            match self
+                .enqueue(vec![Op::commands(db, false, vec![command])], true)
+                .await
+            {
                 Ok(replies) => {
-                    if let Some(WireReply::Int(n)) = replies.first() {
+                    if let Some(WireReply::Int(n)) = replies.first().and_then(|r| r.first()) {
                         deleted += usize::try_from(*n).unwrap_or(0);
                     }
                 }
@@ -750,13 +772,13 @@ async fn proposer(node: Arc<RaftNode>, mut rx: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             },
         };
-        let (db, leader_only) = (first.db, first.leader_only);
-        let mut count = first.commands.len();
+        let leader_only = first.leader_only;
+        let mut count = pending_commands(&first);
         let mut batch = vec![first];
         while count < max_batch {
             match rx.try_recv() {
-                Ok(p) if p.db == db && p.leader_only == leader_only => {
-                    count += p.commands.len();
+                Ok(p) if p.leader_only == leader_only => {
+                    count += pending_commands(&p);
                     batch.push(p);
                 }
                 Ok(p) => {
@@ -768,7 +790,7 @@ async fn proposer(node: Arc<RaftNode>, mut rx: mpsc::Receiver<Pending>) {
         }
         let node = node.clone();
         tokio::spawn(async move {
-            submit(&node, db, leader_only, batch).await;
+            submit(&node, leader_only, batch).await;
             drop(permit);
         });
     }
@@ -776,7 +798,11 @@ async fn proposer(node: Arc<RaftNode>, mut rx: mpsc::Receiver<Pending>) {
     rx.close();
 }
 
-async fn submit(node: &RaftNode, db: u8, leader_only: bool, batch: Vec<Pending>) {
+fn pending_commands(p: &Pending) -> usize {
+    p.ops.iter().map(Op::command_count).sum()
+}
+
+async fn submit(node: &RaftNode, leader_only: bool, batch: Vec<Pending>) {
     // A request whose bound ran out while it queued was never proposed.
     let now = Instant::now();
     let (expired, mut batch): (Vec<_>, Vec<_>) = batch.into_iter().partition(|p| p.deadline <= now);
@@ -786,19 +812,22 @@ async fn submit(node: &RaftNode, db: u8, leader_only: bool, batch: Vec<Pending>)
     let Some(deadline) = batch.iter().map(|p| p.deadline).min() else {
         return;
     };
-    let mut request = KiwiRequest::new(db, 0);
+    let mut request = KiwiRequest {
+        now_ms: 0,
+        ops: Vec::new(),
+    };
     let mut counts = Vec::with_capacity(batch.len());
     for p in &mut batch {
-        counts.push(p.commands.len());
-        request.commands.append(&mut p.commands);
+        counts.push(p.ops.len());
+        request.ops.append(&mut p.ops);
     }
     match node.write(request, leader_only, deadline).await {
         Ok(response) => {
             let mut replies = response.replies.into_iter();
             for (p, n) in batch.into_iter().zip(counts) {
-                let mut mine: Vec<WireReply> = replies.by_ref().take(n).collect();
+                let mut mine: OpReplies = replies.by_ref().take(n).collect();
                 while mine.len() < n {
-                    mine.push(WireReply::Error("ERR missing reply".into()));
+                    mine.push(vec![WireReply::Error("ERR missing reply".into())]);
                 }
                 let _ = p.reply.send(Ok(mine));
             }
@@ -826,7 +855,7 @@ impl RpcService for RaftNode {
                     }));
                 }
                 let result = self
-                    .enqueue(request.db, request.commands, true)
+                    .enqueue(request.ops, true)
                     .await
                     .map(|replies| KiwiResponse { replies })
                     .map_err(|e| match e {

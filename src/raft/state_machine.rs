@@ -16,7 +16,6 @@ use std::fmt::Debug;
 use std::io::Cursor;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use openraft::storage::RaftStateMachine;
 use openraft::{
     Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftSnapshotBuilder,
@@ -116,17 +115,9 @@ impl StateMachine {
                 state_key::LAST_APPLIED.to_vec(),
                 encode(&log_id).map_err(apply_err)?,
             )];
-            let (db, now_ms, commands) = match entry.payload {
-                EntryPayload::Blank => (0, 0, Vec::new()),
-                EntryPayload::Normal(request) => (
-                    request.db,
-                    request.now_ms,
-                    request
-                        .commands
-                        .into_iter()
-                        .map(|args| args.into_iter().map(Bytes::from).collect())
-                        .collect(),
-                ),
+            let (now_ms, ops) = match entry.payload {
+                EntryPayload::Blank => (0, Vec::new()),
+                EntryPayload::Normal(request) => (request.now_ms, request.ops),
                 EntryPayload::Membership(membership) => {
                     let stored = Membership::new(Some(log_id), membership);
                     raft_writes.push((
@@ -134,15 +125,18 @@ impl StateMachine {
                         state_key::MEMBERSHIP.to_vec(),
                         encode(&stored).map_err(apply_err)?,
                     ));
-                    (0, 0, Vec::new())
+                    (0, Vec::new())
                 }
             };
             let replies = self
                 .engine
-                .apply_replicated(db, now_ms, log_id.index, &commands, raft_writes)
+                .apply_replicated(now_ms, log_id.index, ops, raft_writes)
                 .map_err(|e| apply_err(e.into()))?;
             responses.push(KiwiResponse {
-                replies: replies.into_iter().map(WireReply::from).collect(),
+                replies: replies
+                    .into_iter()
+                    .map(|op| op.into_iter().map(WireReply::from).collect())
+                    .collect(),
             });
         }
         Ok(responses)
@@ -163,13 +157,15 @@ impl StateMachine {
                 .transpose()?
                 .unwrap_or_default();
             let mut out = SnapshotWriter::new();
-            for cf in Cf::ALL {
+            for family in FAMILIES {
                 let mut opts = ReadOptions::default();
                 opts.set_snapshot(snap);
-                let mut iter = storage.db().raw_iterator_cf_opt(storage.cf(cf), opts);
+                let mut iter = storage
+                    .db()
+                    .raw_iterator_cf_opt(family.handle(storage), opts);
                 iter.seek_to_first();
                 while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-                    out.record(cf, key, value)?;
+                    out.record(family, key, value)?;
                     iter.next();
                 }
                 iter.status()?;
@@ -201,11 +197,11 @@ impl StateMachine {
         // Exclusive: no command sees the keyspace between old and new.
         let _guard = storage.lock().write();
         let mut batch = WriteBatch::default();
-        for cf in Cf::ALL {
-            clear_family(storage, cf, &mut batch)?;
+        for family in FAMILIES {
+            clear_family(storage, family, &mut batch)?;
         }
-        for (cf, key, value) in records {
-            batch.put_cf(storage.cf(cf), key, value);
+        for (family, key, value) in records {
+            batch.put_cf(family.handle(storage), key, value);
         }
         let state = storage.raft_cf(RaftCf::State);
         match &meta.last_log_id {
@@ -217,9 +213,13 @@ impl StateMachine {
             // Keyspace installed; a newer snapshot stays the current one.
             tracing::warn!(snapshot = %meta, "installed a snapshot older than the current one");
         }
+        engine.set_applied(
+            meta.last_log_id.map(|l| l.index),
+            storage.replicated_clock()?,
+        );
         engine.waiters.touch(&Touched {
             keys: Vec::new(),
-            flushed: Some(None),
+            flushed: crate::storage::Flushed::ALL,
         });
         tracing::info!(snapshot = %meta, bytes = data.len(), "installed a snapshot");
         Ok(())
@@ -243,11 +243,16 @@ impl StateMachine {
     }
 }
 
-/// Delete every entry of `cf` in `batch`. Data keys start with a database
-/// byte below 16, so one range tombstone covers them; anything at or past
-/// `0xff` (there should be none) is deleted one by one.
-fn clear_family(storage: &Storage, cf: Cf, batch: &mut WriteBatch) -> Result<(), RaftStoreError> {
-    let handle = storage.cf(cf);
+/// Delete every entry of `family` in `batch`. Keys start with a database
+/// byte below 16 (or a letter, in the replicated family), so one range
+/// tombstone covers them; anything at or past `0xff` (there should be
+/// none) is deleted one by one.
+fn clear_family(
+    storage: &Storage,
+    family: Family,
+    batch: &mut WriteBatch,
+) -> Result<(), RaftStoreError> {
+    let handle = family.handle(storage);
     batch.delete_range_cf(handle, &[][..], &[0xff][..]);
     let mut opts = ReadOptions::default();
     opts.set_iterate_lower_bound(vec![0xff]);
@@ -270,20 +275,46 @@ const MAGIC: &[u8] = b"KIWISNAP";
 const FORMAT_VERSION: u8 = 1;
 const END: u8 = 0;
 
-fn family_tag(cf: Cf) -> u8 {
-    match cf {
-        Cf::Meta => 1,
-        Cf::Data => 2,
-        Cf::ZScore => 3,
+/// A column family a snapshot carries: the keyspace's, and the replicated
+/// records beyond it (write stamps, clock). A snapshot written before the
+/// replicated family existed simply has no records of tag 4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Data(Cf),
+    Replicated,
+}
+
+const FAMILIES: [Family; 4] = [
+    Family::Data(Cf::Meta),
+    Family::Data(Cf::Data),
+    Family::Data(Cf::ZScore),
+    Family::Replicated,
+];
+
+impl Family {
+    fn tag(self) -> u8 {
+        match self {
+            Family::Data(Cf::Meta) => 1,
+            Family::Data(Cf::Data) => 2,
+            Family::Data(Cf::ZScore) => 3,
+            Family::Replicated => 4,
+        }
+    }
+
+    fn of(tag: u8) -> Option<Family> {
+        FAMILIES.into_iter().find(|f| f.tag() == tag)
+    }
+
+    fn handle(self, storage: &Storage) -> &rocksdb::ColumnFamily {
+        match self {
+            Family::Data(cf) => storage.cf(cf),
+            Family::Replicated => storage.raft_cf(RaftCf::Replicated),
+        }
     }
 }
 
-fn family_of(tag: u8) -> Option<Cf> {
-    Cf::ALL.into_iter().find(|cf| family_tag(*cf) == tag)
-}
-
-/// One entry of a data family: (family, key, value).
-type Record<'a> = (Cf, &'a [u8], &'a [u8]);
+/// One entry of a snapshot: (family, key, value).
+type Record<'a> = (Family, &'a [u8], &'a [u8]);
 
 struct SnapshotWriter(Vec<u8>);
 
@@ -294,11 +325,11 @@ impl SnapshotWriter {
         SnapshotWriter(out)
     }
 
-    fn record(&mut self, cf: Cf, key: &[u8], value: &[u8]) -> Result<(), RaftStoreError> {
+    fn record(&mut self, family: Family, key: &[u8], value: &[u8]) -> Result<(), RaftStoreError> {
         let too_long = |what: &str| RaftStoreError::Snapshot(format!("{what} longer than 4 GiB"));
         let key_len = u32::try_from(key.len()).map_err(|_| too_long("key"))?;
         let value_len = u32::try_from(value.len()).map_err(|_| too_long("value"))?;
-        self.0.push(family_tag(cf));
+        self.0.push(family.tag());
         self.0.extend_from_slice(&key_len.to_be_bytes());
         self.0.extend_from_slice(key);
         self.0.extend_from_slice(&value_len.to_be_bytes());
@@ -335,10 +366,11 @@ fn parse_snapshot(data: &[u8]) -> Result<Vec<Record<'_>>, RaftStoreError> {
             }
             return Ok(records);
         }
-        let cf = family_of(tag).ok_or_else(|| corrupt(&format!("unknown family tag {tag}")))?;
+        let family =
+            Family::of(tag).ok_or_else(|| corrupt(&format!("unknown family tag {tag}")))?;
         let (key, after) = take_field(after).ok_or_else(|| corrupt("truncated key"))?;
         let (value, after) = take_field(after).ok_or_else(|| corrupt("truncated value"))?;
-        records.push((cf, key, value));
+        records.push((family, key, value));
         rest = after;
     }
 }
@@ -368,7 +400,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         &mut self,
     ) -> Result<(Option<LogId<NodeId>>, Membership), StorageError<NodeId>> {
         let read = sm_err(ErrorVerb::Read);
-        let last_applied = read_state(self.storage(), state_key::LAST_APPLIED).map_err(&read)?;
+        let last_applied: Option<LogId<NodeId>> =
+            read_state(self.storage(), state_key::LAST_APPLIED).map_err(&read)?;
+        let clock = self
+            .storage()
+            .replicated_clock()
+            .map_err(|e| read(e.into()))?;
+        self.engine
+            .set_applied(last_applied.map(|l| l.index), clock);
         let membership = read_state(self.storage(), state_key::MEMBERSHIP)
             .map_err(&read)?
             .unwrap_or_default();

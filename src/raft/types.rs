@@ -1,53 +1,137 @@
-//! What travels through the Raft log: a request (whole commands plus the
-//! leader's clock) and the replies the state machine produced for it.
+//! What travels through the Raft log: a request (the proposals of clients —
+//! whole commands, transactions with what they watched — plus the leader's
+//! clock) and the replies the state machine produced for it.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::resp::Reply;
 
-/// One log entry's worth of client work: commands run in order against
-/// database `db`, atomically (one RocksDB batch), as of the leader's clock.
+/// One log entry's worth of client work: the proposals of one or more
+/// clients, applied in order and atomically (one RocksDB batch), as of the
+/// leader's clock.
 ///
 /// `now_ms` is read once on the leader when the entry is proposed, so a
 /// relative expiry (`EXPIRE k 10`, `SET k v EX 10`) becomes the same
-/// absolute deadline on every node, and lazy expiry decides alike.
+/// absolute deadline on every node, and lazy expiry decides alike. Apply
+/// never lets the replicated clock go backwards (see the state machine).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KiwiRequest {
-    pub db: u8,
     pub now_ms: u64,
-    /// Each command is its arguments, name first: `[b"SET", b"k", b"v"]`.
-    pub commands: Vec<Vec<Vec<u8>>>,
+    pub ops: Vec<Op>,
 }
 
 impl KiwiRequest {
     pub fn new(db: u8, now_ms: u64) -> KiwiRequest {
         KiwiRequest {
-            db,
             now_ms,
-            commands: Vec::new(),
+            ops: vec![Op::commands(db, false, Vec::new())],
         }
     }
 
-    /// Add a command given as words (tests, the embedded API).
+    /// Add a command given as words to the last plain proposal (tests, the
+    /// embedded API).
     pub fn command<A: AsRef<[u8]>>(mut self, args: &[A]) -> KiwiRequest {
-        self.commands
-            .push(args.iter().map(|a| a.as_ref().to_vec()).collect());
+        let args: Vec<Vec<u8>> = args.iter().map(|a| a.as_ref().to_vec()).collect();
+        match self.ops.last_mut() {
+            Some(Op {
+                work: Work::Commands(commands),
+                ..
+            }) => commands.push(args),
+            _ => self.ops.push(Op::commands(0, false, vec![args])),
+        }
         self
+    }
+
+    /// Add a whole proposal.
+    pub fn op(mut self, op: Op) -> KiwiRequest {
+        self.ops.push(op);
+        self
+    }
+
+    /// Number of commands the entry carries (batching limits count these).
+    pub fn command_count(&self) -> usize {
+        self.ops.iter().map(Op::command_count).sum()
     }
 }
 
-/// The replies to one entry's commands, in order. Blank and membership
-/// entries answer an empty list.
+/// One client's proposal: what it sent plus what it relied on when it
+/// sent it, so that every node applies it alike.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Op {
+    /// The database the client had selected.
+    pub db: u8,
+    /// The client speaks RESP3: replies take RESP3's shapes (pairs, maps).
+    pub resp3: bool,
+    pub work: Work,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Work {
+    /// Commands run one after another, one reply each (a write, or a
+    /// pipeline's run of writes). Each is `[name, args...]`.
+    Commands(Vec<Vec<Vec<u8>>>),
+    /// A MULTI/EXEC transaction: one reply, the array of its commands'
+    /// replies, or a null array when a watched key changed.
+    Exec(Exec),
+}
+
+/// A transaction as its client queued it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exec {
+    /// Each queued command with the database it runs in (a SELECT inside
+    /// MULTI changes it for the commands after it).
+    pub commands: Vec<(u8, Vec<Vec<u8>>)>,
+    /// What the client WATCHed, checked again at apply on every node.
+    pub watched: Vec<Watched>,
+}
+
+/// A key the client WATCHed, and what it had seen of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watched {
+    pub db: u8,
+    pub key: Vec<u8>,
+    /// The log index the node had applied when the client watched: a
+    /// write to the key in a later entry aborts the transaction.
+    pub seen: u64,
+    /// The key existed (unexpired) then: if it has expired since, the
+    /// transaction aborts, as in Redis.
+    pub existed: bool,
+}
+
+impl Op {
+    pub fn commands(db: u8, resp3: bool, commands: Vec<Vec<Vec<u8>>>) -> Op {
+        Op {
+            db,
+            resp3,
+            work: Work::Commands(commands),
+        }
+    }
+
+    pub fn command_count(&self) -> usize {
+        match &self.work {
+            Work::Commands(c) => c.len(),
+            Work::Exec(e) => e.commands.len().max(1),
+        }
+    }
+}
+
+/// The replies to one entry: for each [`Op`], in order, its replies (one
+/// per command of [`Work::Commands`], exactly one for [`Work::Exec`]).
+/// Blank and membership entries answer an empty list.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct KiwiResponse {
-    pub replies: Vec<WireReply>,
+    pub replies: Vec<Vec<WireReply>>,
 }
 
 impl KiwiResponse {
-    /// The replies as the command layer builds them.
+    /// Every reply, in order, as the command layer builds them.
     pub fn into_replies(self) -> Vec<Reply> {
-        self.replies.into_iter().map(Reply::from).collect()
+        self.replies
+            .into_iter()
+            .flatten()
+            .map(Reply::from)
+            .collect()
     }
 }
 

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cmd::{BlockOn, Deferred, Session};
 use crate::engine::{Engine, Outcome, Waiter};
-use crate::raft::RaftNode;
+use crate::raft::{Op, RaftNode, Work};
 use crate::resp::Reply;
 use crate::resp::RequestDecoder;
 
@@ -113,22 +113,22 @@ async fn run<S: ClientStream>(
             let mut block = None;
             match stopped {
                 // A pipelined run of writes under Raft: one entry for all.
-                Some(Outcome::Defer(Deferred::Propose {
-                    db,
-                    mut commands,
-                    exec: false,
-                })) if raft.is_some() && engine.proposes(session, &requests[next]) => {
+                Some(Outcome::Defer(Deferred::Propose(mut op)))
+                    if raft.is_some() && engine.proposes(session, &requests[next]) =>
+                {
                     let mut end = next + 1;
-                    while end < requests.len()
-                        && commands.len() < MAX_PIPELINED_PROPOSAL
-                        && engine.proposes(session, &requests[end])
-                    {
-                        commands.push(requests[end].clone());
-                        end += 1;
+                    if let Work::Commands(commands) = &mut op.work {
+                        while end < requests.len()
+                            && commands.len() < MAX_PIPELINED_PROPOSAL
+                            && engine.proposes(session, &requests[end])
+                        {
+                            commands.push(requests[end].iter().map(|a| a.to_vec()).collect());
+                            end += 1;
+                        }
                     }
                     let replies = tokio::select! {
                         _ = shutdown.cancelled() => return Ok(()),
-                        replies = propose_all(raft, db, commands) => replies,
+                        replies = propose_all(raft, op) => replies,
                     };
                     for reply in replies {
                         reply.encode(session.protocol, &mut output);
@@ -218,16 +218,12 @@ async fn run<S: ClientStream>(
 
 /// Propose pipelined writes as one entry; one reply per command (the
 /// same error for each when the entry was not committed).
-async fn propose_all(
-    raft: Option<&RaftNode>,
-    db: u8,
-    commands: Vec<Vec<bytes::Bytes>>,
-) -> Vec<Reply> {
-    let n = commands.len();
+async fn propose_all(raft: Option<&RaftNode>, op: Op) -> Vec<Reply> {
+    let n = op.command_count();
     let Some(node) = raft else {
         return vec![Reply::error("ERR this node does not run raft"); n];
     };
-    match node.propose(db, owned(commands)).await {
+    match node.propose(op).await {
         Ok(mut replies) => {
             replies.resize(n, Reply::error("ERR no reply from the replicated entry"));
             replies
@@ -252,25 +248,25 @@ async fn resolve(
         };
     };
     match deferred {
-        Deferred::Propose { db, commands, exec } => match node.propose(db, owned(commands)).await {
-            Ok(replies) if exec => Reply::Array(replies),
+        Deferred::Propose(op) => match node.propose(op).await {
             Ok(replies) => replies.into_iter().next().unwrap_or(Reply::Nil),
             Err(e) => Reply::Error(e.to_string()),
         },
+        Deferred::Exec(plan) if !plan.needs_entry() => engine.finish_exec(session, plan, None),
+        Deferred::Exec(mut plan) => {
+            let op = std::mem::replace(&mut plan.op, Op::commands(0, false, Vec::new()));
+            let entry_reply = match node.propose(op).await {
+                Ok(replies) => replies.into_iter().next().unwrap_or(Reply::Nil),
+                Err(e) => Reply::Error(e.to_string()),
+            };
+            engine.finish_exec(session, plan, Some(entry_reply))
+        }
         Deferred::Read => match node.linearize().await {
             Ok(()) => engine.execute_local(session, args),
             Err(e) => Reply::Error(e.to_string()),
         },
         Deferred::Raft(admin) => node.admin(admin).await,
     }
-}
-
-/// Commands as a Raft entry carries them.
-fn owned(commands: Vec<Vec<bytes::Bytes>>) -> Vec<Vec<Vec<u8>>> {
-    commands
-        .into_iter()
-        .map(|c| c.into_iter().map(|a| a.to_vec()).collect())
-        .collect()
 }
 
 /// A proposed blocking command found nothing to take (another client's

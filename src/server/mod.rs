@@ -15,8 +15,12 @@ use tokio_util::sync::CancellationToken;
 use crate::config::RuntimeConfig;
 use crate::engine::Engine;
 use crate::raft::{RaftNode, RaftOptions};
-use crate::storage::{now_ms, SweepCursor};
+use crate::storage::SweepCursor;
 use crate::KiwiError;
+
+/// Under Raft, how far the replicated clock may fall behind the leader's
+/// before the leader proposes an empty entry to move it.
+const CLOCK_TICK_MS: u64 = 200;
 
 /// Keys the expiry sweep examines per tick.
 const SWEEP_BUDGET: usize = 500;
@@ -291,9 +295,16 @@ async fn expiry_loop(
             }
             match engine
                 .storage()
-                .collect_expired(&mut cursor, SWEEP_BUDGET, now_ms())
+                .collect_expired(&mut cursor, SWEEP_BUDGET, engine.now_ms())
             {
-                Ok(keys) if keys.is_empty() => {}
+                // Reads judge expiry by the replicated clock: keep it near
+                // the leader's own when no entry moved it lately.
+                Ok(keys) if keys.is_empty() => {
+                    let lag = engine.now_ms().saturating_sub(engine.replicated_clock_ms());
+                    if lag > CLOCK_TICK_MS {
+                        node.propose_clock_tick().await;
+                    }
+                }
                 Ok(keys) => {
                     let n = node.propose_expired(keys).await;
                     engine
@@ -305,11 +316,12 @@ async fn expiry_loop(
             }
             continue;
         }
-        let swept = engine
-            .storage()
-            .sweep_expired(&mut cursor, SWEEP_BUDGET, now_ms(), |t| {
-                engine.waiters.touch(t)
-            });
+        let swept =
+            engine
+                .storage()
+                .sweep_expired(&mut cursor, SWEEP_BUDGET, engine.now_ms(), |t| {
+                    engine.waiters.touch(t)
+                });
         match swept {
             Ok(n) => {
                 engine

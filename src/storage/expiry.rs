@@ -34,7 +34,7 @@ impl Storage {
         self.write(batch)?;
         let touched = Touched {
             keys: expired,
-            flushed: None,
+            flushed: super::Flushed::NOTHING,
         };
         on_deleted(&touched);
         Ok(touched.keys.len())

@@ -12,6 +12,7 @@ mod encoding;
 mod expiry;
 mod random;
 mod reclaim;
+pub(crate) mod replicated;
 mod txn;
 
 use std::path::{Path, PathBuf};
@@ -74,15 +75,20 @@ pub(crate) enum RaftCf {
     /// Named records: vote, committed, last purged, last applied,
     /// membership, current snapshot.
     State,
+    /// Replicated state beyond the keyspace, written by applied entries
+    /// and carried in snapshots: the log index that last wrote each key
+    /// (WATCH checks it at apply) and the replicated clock.
+    Replicated,
 }
 
 impl RaftCf {
-    pub const ALL: [RaftCf; 2] = [RaftCf::Log, RaftCf::State];
+    pub const ALL: [RaftCf; 3] = [RaftCf::Log, RaftCf::State, RaftCf::Replicated];
 
     fn name(self) -> &'static str {
         match self {
             RaftCf::Log => "raft_log",
             RaftCf::State => "raft_state",
+            RaftCf::Replicated => "raft_replicated",
         }
     }
 }

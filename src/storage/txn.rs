@@ -74,21 +74,39 @@ pub struct Ctx<'a> {
     rng: RefCell<CommandRng>,
 }
 
-/// Databases a pending FLUSHDB/FLUSHALL empties.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flushed {
-    Nothing,
-    Db(u8),
-    All,
-}
+/// The databases pending FLUSHDBs/FLUSHALLs empty (bit `db` set). A set,
+/// not one database: a replicated entry may carry the FLUSHDBs of clients
+/// on different databases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flushed(u16);
 
 impl Flushed {
+    pub const NOTHING: Flushed = Flushed(0);
+    pub const ALL: Flushed = Flushed(u16::MAX);
+
+    pub fn db(db: u8) -> Flushed {
+        Flushed(1u16.checked_shl(u32::from(db)).unwrap_or(0))
+    }
+
+    pub fn contains(self, db: u8) -> bool {
+        self.0 & Flushed::db(db).0 != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn with(self, other: Flushed) -> Flushed {
+        Flushed(self.0 | other.0)
+    }
+
+    /// The flushed databases, in order.
+    pub fn dbs(self) -> impl Iterator<Item = u8> {
+        (0..super::DATABASES).filter(move |db| self.contains(*db))
+    }
+
     fn hides(self, key: &[u8]) -> bool {
-        match self {
-            Flushed::Nothing => false,
-            Flushed::Db(db) => key.first() == Some(&db),
-            Flushed::All => true,
-        }
+        key.first().is_some_and(|db| self.contains(*db))
     }
 }
 
@@ -96,8 +114,8 @@ impl Flushed {
 #[derive(Debug, Default)]
 pub struct Touched {
     pub keys: Vec<(u8, Vec<u8>)>,
-    /// Databases emptied as a whole (`None` entries of FLUSHALL: every one).
-    pub flushed: Option<Option<u8>>,
+    /// Databases emptied as a whole.
+    pub flushed: Flushed,
 }
 
 impl<'a> Ctx<'a> {
@@ -107,7 +125,7 @@ impl<'a> Ctx<'a> {
             db,
             now_ms,
             pending: BTreeMap::new(),
-            flushed: Flushed::Nothing,
+            flushed: Flushed::NOTHING,
             log_versions: None,
             raft_writes: Vec::new(),
             undo: None,
@@ -311,7 +329,7 @@ impl<'a> Ctx<'a> {
         &self,
         keys: impl IntoIterator<Item = &'k Bytes>,
     ) -> Result<Vec<Option<Meta>>> {
-        if !self.pending.is_empty() || self.flushed != Flushed::Nothing {
+        if !self.pending.is_empty() || !self.flushed.is_empty() {
             return keys.into_iter().map(|k| self.get_meta(k)).collect();
         }
         let encoded: Vec<Vec<u8>> = keys.into_iter().map(|k| meta_key(self.db, k)).collect();
@@ -398,9 +416,8 @@ impl<'a> Ctx<'a> {
             }
             None => self.pending.retain(|(_, k), _| k.first() != Some(&db)),
         }
-        // A context serves one database, so an earlier flush covers this one.
-        if self.flushed == Flushed::Nothing {
-            self.set_flushed(Flushed::Db(db));
+        if !self.flushed.contains(db) {
+            self.set_flushed(self.flushed.with(Flushed::db(db)));
         }
     }
 
@@ -410,7 +427,7 @@ impl<'a> Ctx<'a> {
         if let Some(undo) = &mut self.undo {
             undo.push(Undo::Overlay(cleared));
         }
-        self.set_flushed(Flushed::All);
+        self.set_flushed(Flushed::ALL);
     }
 
     /// Copy every element of one collection version to another key and
@@ -434,7 +451,7 @@ impl<'a> Ctx<'a> {
 
     /// Whether this command has written anything yet.
     pub fn is_dirty(&self) -> bool {
-        self.flushed != Flushed::Nothing || !self.pending.is_empty()
+        !self.flushed.is_empty() || !self.pending.is_empty()
     }
 
     /// The user keys this command's pending writes change.
@@ -455,11 +472,7 @@ impl<'a> Ctx<'a> {
         }
         Touched {
             keys: keys.into_iter().collect(),
-            flushed: match self.flushed {
-                Flushed::Nothing => None,
-                Flushed::Db(db) => Some(Some(db)),
-                Flushed::All => Some(None),
-            },
+            flushed: self.flushed,
         }
     }
 
@@ -469,14 +482,15 @@ impl<'a> Ctx<'a> {
             return Ok(());
         }
         let mut batch = WriteBatch::default();
-        let range = match self.flushed {
-            Flushed::Nothing => None,
-            Flushed::Db(db) => Some((db, db + 1)),
-            Flushed::All => Some((0, super::DATABASES)),
-        };
-        if let Some((from, to)) = range {
+        if self.flushed == Flushed::ALL {
             for cf in Cf::ALL {
-                batch.delete_range_cf(self.storage.cf(cf), [from], [to]);
+                batch.delete_range_cf(self.storage.cf(cf), [0], [super::DATABASES]);
+            }
+        } else {
+            for db in self.flushed.dbs() {
+                for cf in Cf::ALL {
+                    batch.delete_range_cf(self.storage.cf(cf), [db], [db + 1]);
+                }
             }
         }
         for ((cf, key), value) in std::mem::take(&mut self.pending) {
@@ -489,8 +503,7 @@ impl<'a> Ctx<'a> {
         for (cf, key, value) in std::mem::take(&mut self.raft_writes) {
             batch.put_cf(self.storage.raft_cf(cf), key, value);
         }
-        let range_deleted =
-            std::mem::replace(&mut self.flushed, Flushed::Nothing) != Flushed::Nothing;
+        let range_deleted = !std::mem::take(&mut self.flushed).is_empty();
         self.undo = self.undo.as_ref().map(|_| Vec::new());
         self.storage.write(batch)?;
         if range_deleted {
@@ -519,7 +532,7 @@ impl<'a> Ctx<'a> {
             }
             None => {
                 self.pending.clear();
-                self.flushed = Flushed::Nothing;
+                self.flushed = Flushed::NOTHING;
             }
         }
     }

@@ -3,6 +3,7 @@
 mod cli_tests;
 mod command_tests;
 mod common;
+mod raft_apply_tests;
 mod raft_membership_tests;
 mod raft_network_partition_tests;
 mod raft_storage_tests;

@@ -1248,3 +1248,42 @@ fn follower_restarted_after_log_purge_catches_up_by_snapshot() {
     assert_eq!(after.len(), keyspace.len() + 40);
     assert_eq!(c.local(f, &["HLEN", "hash"]), Reply::Int(21));
 }
+
+/// A write the old leader appended but a new leader truncated is answered
+/// "outcome unknown", never retried nor refused: with five voters such an
+/// entry may also sit on another node that later commits it, so neither
+/// "try again" nor "it did not happen" would be safe to say.
+#[test]
+fn a_truncated_write_answers_outcome_unknown() {
+    let _serial = serial();
+    let c = Cluster::start_with(
+        5,
+        RaftTiming {
+            client_timeout: Duration::from_secs(15),
+            ..timing()
+        },
+    );
+    let all: Vec<usize> = (0..5).collect();
+    let old = c.wait_for_leader(&all, Duration::from_secs(10));
+    c.isolate(old);
+    let port = c.server(old).addr().port();
+    let pending = std::thread::spawn(move || Client::connect(port).cmd(&["INCR", "n"]));
+    let majority = others(old, 5);
+    let new = c.wait_for_leader(&majority, Duration::from_secs(10));
+    // The new leader's entries take the index the old leader used.
+    let acked = write_all(&c, new, "new-term-", 5);
+    c.heal();
+    let reply = pending.join().expect("client thread");
+    match &reply {
+        Resp::Error(e) => assert!(e.starts_with("TRYAGAIN"), "{e}"),
+        other => panic!("a truncated INCR must answer TRYAGAIN, got {other:?}"),
+    }
+    c.wait_converged(&acked, &["n".to_string()]);
+    for i in all {
+        assert_eq!(
+            c.local_get(i, "n"),
+            None,
+            "node {i} applied the truncated INCR"
+        );
+    }
+}

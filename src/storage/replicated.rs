@@ -1,0 +1,89 @@
+//! Replicated state beyond the keyspace, in the `raft_replicated` family:
+//! written by applied entries in the same batch as their data and carried
+//! in snapshots, so every node holds the same.
+//!
+//! - `k ‖ db ‖ key` → the log index of the last entry that wrote the key
+//!   (`f ‖ db`: its last FLUSHDB, `a`: the last FLUSHALL). A transaction's
+//!   WATCH is checked against these at apply, on every node alike.
+//! - `clock` → the replicated clock: the latest entry time applied. Apply
+//!   never runs an entry at an earlier time, so time never goes backwards
+//!   when a leader with a slower clock takes over.
+
+use super::{RaftCf, Result, Storage, StorageError, Touched};
+
+const CLOCK: &[u8] = b"clock";
+const FLUSHALL: &[u8] = b"a";
+
+fn key_record(db: u8, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + key.len());
+    out.push(b'k');
+    out.push(db);
+    out.extend_from_slice(key);
+    out
+}
+
+fn flushdb_record(db: u8) -> [u8; 2] {
+    [b'f', db]
+}
+
+fn decode_u64(raw: &[u8], what: &str) -> Result<u64> {
+    let bytes: [u8; 8] = raw
+        .try_into()
+        .map_err(|_| StorageError::Corrupt(format!("replicated {what} record")))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+impl Storage {
+    fn replicated_u64(&self, record: &[u8], what: &str) -> Result<Option<u64>> {
+        let cf = self.raft_cf(RaftCf::Replicated);
+        match self.db().get_pinned_cf(cf, record)? {
+            Some(raw) => decode_u64(&raw, what).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The log index of the last applied entry that wrote `key` of `db`,
+    /// flushed `db` or flushed everything (`None`: none did).
+    pub(crate) fn last_written(&self, db: u8, key: &[u8]) -> Result<Option<u64>> {
+        let by_key = self.replicated_u64(&key_record(db, key), "write")?;
+        let by_db = self.replicated_u64(&flushdb_record(db), "flush")?;
+        let by_all = self.replicated_u64(FLUSHALL, "flush")?;
+        Ok(by_key.max(by_db).max(by_all))
+    }
+
+    /// The replicated clock: the latest entry time applied (0: none).
+    pub(crate) fn replicated_clock(&self) -> Result<u64> {
+        Ok(self.replicated_u64(CLOCK, "clock")?.unwrap_or(0))
+    }
+}
+
+/// The records an entry at `index` writes for what it `touched`, and the
+/// clock it ran at.
+pub(crate) fn entry_records(
+    touched: &Touched,
+    index: u64,
+    clock_ms: u64,
+) -> Vec<(RaftCf, Vec<u8>, Vec<u8>)> {
+    let stamp = index.to_be_bytes().to_vec();
+    let mut out = Vec::with_capacity(touched.keys.len() + 2);
+    out.push((
+        RaftCf::Replicated,
+        CLOCK.to_vec(),
+        clock_ms.to_be_bytes().to_vec(),
+    ));
+    if touched.flushed == super::Flushed::ALL {
+        out.push((RaftCf::Replicated, FLUSHALL.to_vec(), stamp.clone()));
+    } else {
+        for db in touched.flushed.dbs() {
+            out.push((
+                RaftCf::Replicated,
+                flushdb_record(db).to_vec(),
+                stamp.clone(),
+            ));
+        }
+    }
+    for (db, key) in &touched.keys {
+        out.push((RaftCf::Replicated, key_record(*db, key), stamp.clone()));
+    }
+    out
+}
