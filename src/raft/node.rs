@@ -321,6 +321,20 @@ impl RaftNode {
         self.raft.metrics().borrow().state == ServerState::Leader
     }
 
+    /// This node leads and a quorum acknowledged it within an election
+    /// timeout. A leader cut off from the others (or just back from being
+    /// cut off, before it heard of the new term) fails this, so it does not
+    /// append entries that a new leader would truncate: a truncated entry's
+    /// outcome is unknown to its client, one never appended is a clean
+    /// refusal.
+    fn leads_with_quorum(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        m.state == ServerState::Leader
+            && m.millis_since_quorum_ack
+                .is_some_and(|ms| ms < self.timing.election_min_ms)
+    }
+
     /// Stop serving and stop openraft. Idempotent.
     pub async fn shutdown(&self) {
         if self.shutdown.is_cancelled() {
@@ -446,8 +460,9 @@ impl RaftNode {
                 self.wait_for_leader(deadline).await?
             };
             if leader == self.id {
-                if !self.is_leader() {
-                    // Not (or no longer) the leader: nothing was proposed.
+                if !self.leads_with_quorum() {
+                    // Not (or maybe no longer) the leader: propose nothing
+                    // that a new leader would only truncate.
                     if leader_only {
                         return Err(ClientError::NoQuorum);
                     }

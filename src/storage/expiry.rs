@@ -8,7 +8,21 @@ use super::{Meta, Result, Storage, Touched};
 
 /// Where the sweep resumes; empty = from the start of the keyspace.
 #[derive(Debug, Default, Clone)]
-pub struct SweepCursor(Vec<u8>);
+pub struct SweepCursor {
+    /// The key the next step starts at (empty: the beginning).
+    next: Vec<u8>,
+    /// A key with an expiry was seen in this pass over the keyspace.
+    volatile_now: bool,
+    /// … in the last complete pass.
+    volatile_before: bool,
+}
+
+impl SweepCursor {
+    /// Whether the keyspace held keys with an expiry when last looked at.
+    pub fn saw_volatile_keys(&self) -> bool {
+        self.volatile_now || self.volatile_before
+    }
+}
 
 impl Storage {
     /// Examine up to `budget` keys from `cursor`, deleting the expired ones.
@@ -54,7 +68,7 @@ impl Storage {
         let mut next = None;
         let iter = self
             .db
-            .iterator_cf(cf, IteratorMode::From(&cursor.0, Direction::Forward));
+            .iterator_cf(cf, IteratorMode::From(&cursor.next, Direction::Forward));
         for (examined, item) in iter.enumerate() {
             let (k, v) = item?;
             if examined == budget {
@@ -62,6 +76,7 @@ impl Storage {
                 break;
             }
             if let Some((_, Some(at))) = Meta::peek(&v) {
+                cursor.volatile_now = true;
                 if at <= now_ms {
                     if let Some((db, key)) = k.split_first() {
                         expired.push((*db, key.to_vec()));
@@ -69,7 +84,14 @@ impl Storage {
                 }
             }
         }
-        cursor.0 = next.unwrap_or_default();
+        match next {
+            Some(next) => cursor.next = next,
+            None => {
+                // The pass is complete: start the next one.
+                cursor.next = Vec::new();
+                cursor.volatile_before = std::mem::take(&mut cursor.volatile_now);
+            }
+        }
         Ok(expired)
     }
 }
