@@ -297,11 +297,13 @@ async fn expiry_loop(
                 .storage()
                 .collect_expired(&mut cursor, SWEEP_BUDGET, engine.now_ms())
             {
-                // Reads judge expiry by the replicated clock: keep it near
-                // the leader's own when no entry moved it lately.
+                // Reads judge expiry by the replicated clock: while keys
+                // with a TTL exist, keep it near the leader's own when no
+                // entry moved it lately (an idle cluster without them
+                // stays quiet).
                 Ok(keys) if keys.is_empty() => {
                     let lag = engine.now_ms().saturating_sub(engine.replicated_clock_ms());
-                    if lag > CLOCK_TICK_MS {
+                    if lag > CLOCK_TICK_MS && cursor.saw_volatile_keys() {
                         node.propose_clock_tick().await;
                     }
                 }

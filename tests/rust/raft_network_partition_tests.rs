@@ -329,7 +329,7 @@ impl Cluster {
                     None if again == applied => {
                         return dumps.into_iter().next().unwrap_or_default()
                     }
-                    None => {}
+                    None => diff = format!("applied moved to {again:?} while reading"),
                     Some(d) => diff = d,
                 }
             }
