@@ -141,6 +141,14 @@ def test_every_node_is_a_process_that_serves(procs: ProcessCluster) -> None:
         info = t.raft_info(i)
         assert info is not None and set(parse_members(info["members"])) == {1, 2, 3}
     assert t.capabilities >= {"partition", "kill", "pause", "membership"}
+    # Quiet: every node reports the same commit index, equal to what it applied.
+    t.wait_settled(SETTLE)
+
+    def indexes() -> set[tuple[str, str, str]]:
+        infos = [t.raft_info(i) for i in range(3)]
+        return {(x["commit_index"], x["applied_index"], x["last_log_index"]) for x in infos if x}
+
+    wait_until(lambda: len(indexes()) == 1 and len(set(next(iter(indexes())))) == 1, timeout=10)
 
 
 @pytest.mark.parametrize("role", ["follower", "leader"])
@@ -183,8 +191,7 @@ def test_kill_9_leader_fails_over_and_restart_keeps_data(procs: ProcessCluster) 
     assert not t.running(old) and t.pid(old) is None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # gone and reaped
-    new = wait_until(lambda: t.leader() not in (None, old) and t.leader(), timeout=15, message="a new leader")
-    assert new != old
+    wait_until(lambda: t.leader() not in (None, old), timeout=15, message="a new leader")
     during = write_during(t, "while-dead", 5)
     with pytest.raises(redis.ConnectionError):
         t.client(old).ping()
@@ -226,7 +233,7 @@ def test_sigstop_follower_then_sigcont(procs: ProcessCluster) -> None:
         t.client(follower, socket_timeout=0.3).ping()
     assert t.raft_info(follower) is None
     acked = write_during(t, "paused", 5)
-    assert len(acked) == 5
+    assert len(acked) >= 5
     third = 3 - leader - follower
     t.block(third, follower)  # cannot be told while stopped: told on resume
     t.resume(follower)
@@ -247,7 +254,7 @@ def test_membership_remove_and_add_back(procs: ProcessCluster) -> None:
     t.remove(gone)
     assert wait_until(lambda: t.members() == {leader, (leader + 1) % 3}, timeout=10)
     acked = write_during(t, "removed", 5)
-    assert len(acked) == 5
+    assert len(acked) >= 5
     t.add(gone)
     assert t.members() == {0, 1, 2}
     settled_with(t, acked)
@@ -256,6 +263,7 @@ def test_membership_remove_and_add_back(procs: ProcessCluster) -> None:
 def test_close_kills_every_process_and_removes_the_directory() -> None:
     """close() leaves no child process, not even a SIGSTOPped one, and no
     directory; a script that never closes its cluster leaves none either."""
+    before = children()
     t = ProcessCluster(3, raft_timeout_ms=RAFT_TIMEOUT_MS).start()
     pids = [t.pid(i) for i in range(3)]
     base = os.path.dirname(t.dir(0))
@@ -267,7 +275,7 @@ def test_close_kills_every_process_and_removes_the_directory() -> None:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     assert not os.path.exists(base)
-    assert children() == []
+    assert children() == before
 
     script = (
         "from kiwi.testing.targets import ProcessCluster\n"
@@ -284,9 +292,9 @@ def test_close_kills_every_process_and_removes_the_directory() -> None:
     assert not os.path.exists(printed[1])
 
 
-def children() -> list[str]:
-    """Command lines of this process's children (from /proc)."""
-    out = []
+def children() -> dict[int, str]:
+    """This process's children (from /proc): pid -> command line."""
+    out = {}
     me = str(os.getpid())
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -296,7 +304,7 @@ def children() -> list[str]:
                 ppid = f.read().rsplit(")", 1)[1].split()[1]
             if ppid == me:
                 with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    out.append(f.read().replace(b"\0", b" ").decode())
+                    out[int(entry)] = f.read().replace(b"\0", b" ").decode()
         except (OSError, IndexError):
             continue
     return out
@@ -308,15 +316,16 @@ def test_start_failure_leaves_nothing(tmp_path: Any) -> None:
     bad = tmp_path / "not-a-server"
     bad.write_text("#!/bin/sh\necho boom >&2\nexit 3\n")
     bad.chmod(0o755)
-    with pytest.raises(RuntimeError, match="exited with 3.*boom"):
+    before = children()
+    with pytest.raises(RuntimeError, match="(?s)exited with 3.*boom"):
         ProcessCluster(3, binary=str(bad)).start()
-    assert children() == []
+    assert children() == before
 
 
 # -- every nemesis on the process cluster ------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(set(nem.NEMESES) - {"clock"}) + ["partition,kill,pause"])
+@pytest.mark.parametrize("name", sorted(set(nem.NEMESES) - {"clock"}) + ["partition,kill"])
 def test_nemesis_injected_and_healed(procs: ProcessCluster, name: str) -> None:
     """Fault, writes, recovery, fault, writes, heal: then settled, identical
     copies, every acknowledged write on every node."""
@@ -364,6 +373,7 @@ def test_clock_nemesis(procs: ProcessCluster) -> None:
 def test_standalone_process_kill_pause_and_refusals() -> None:
     """One kiwi-server process: kill -9 and restart keep its data, pause
     freezes it; partitions and membership are refused with a reason."""
+    before = children()
     with make("standalone", process=True) as t:
         assert t.capabilities == {"kill", "pause"} and t.nodes == 1
         assert t.client(0).set("k", "v") is True
@@ -382,7 +392,7 @@ def test_standalone_process_kill_pause_and_refusals() -> None:
                 fault()
         with pytest.raises(UnsupportedFault, match="partition"):
             nem.by_name("partition").schedule(t, random.Random(1))
-    assert children() == []
+    assert children() == before
 
 
 def test_in_process_cluster_refuses_pause_and_keeps_cuts_over_restart() -> None:

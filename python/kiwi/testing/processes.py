@@ -263,6 +263,7 @@ class ProcessCluster(_RaftTarget):
                     "--node-id", str(i + 1),
                     "--raft-addr", self.raft_address(i),
                     "--raft-timeout-ms", str(self.raft_timeout_ms),
+                    "--logfile", os.path.join(node_dir, "server.log"),
                 ] + (["--raft-peer", *peers] if peers else []) + self._extra_args  # fmt: skip
                 procs.append(ServerProcess(self._command, args, os.path.join(node_dir, "server.log")))
             self._procs = procs

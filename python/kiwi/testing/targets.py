@@ -782,10 +782,12 @@ class Standalone(Target):
         try:
             if self.process:
                 os.makedirs(self._dir, exist_ok=True)
+                log_path = os.path.join(self._dir, "server.log")
                 args = ["--port", str(self._port), "--bind", self.host, "--dir", os.path.join(self._dir, "data")]
+                args += ["--logfile", log_path]
                 from kiwi.testing.processes import ServerProcess, cleanup, server_command
 
-                self._proc = ServerProcess(server_command(self._binary), args, os.path.join(self._dir, "server.log"))
+                self._proc = ServerProcess(server_command(self._binary), args, log_path)
                 self._finalizer = weakref.finalize(self, cleanup, [self._proc], self._tempdir)
             self._start_server()
         except BaseException:
