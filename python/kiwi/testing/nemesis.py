@@ -342,9 +342,10 @@ class Membership(Nemesis):
     """Remove a random voter from the membership; add it back at the next
     step. Never leaves fewer voters than a majority of the original ones.
 
-    A change that fails (no quorum at the moment, say) is reported in the
-    description; the node is still added back later, whether or not the
-    removal happened.
+    Nothing is removed while too few voters run (killed or paused by
+    another nemesis) for the change to reach a quorum. A change that fails
+    anyway (no quorum at the moment, say) is reported in the description;
+    the node is still added back later, whether or not the removal happened.
     """
 
     name = "membership"
@@ -361,6 +362,12 @@ class Membership(Nemesis):
         node = rng.choice(candidates)
         if target.nodes - len(self._removed) - 1 < target.nodes // 2 + 1:
             return f"remove nothing (node {node} would leave no majority of {target.nodes})"
+        # A change needs a quorum of the old and of the new voters; with
+        # nodes down (another nemesis) it would only hang until it times out.
+        voters = set(range(target.nodes)) - set(self._removed)
+        up = {i for i in voters if target.running(i) and not target.paused(i)}
+        if len(up) * 2 <= len(voters) or len(up - {node}) * 2 <= len(voters) - 1:
+            return f"remove nothing (node {node}: too few voters up)"
         self._removed.append(node)
         try:
             target.remove(node)

@@ -53,7 +53,7 @@ CLIENT_TIMEOUT = 3.0
 #: Socket timeout of the short admin connections (RAFT.INFO, RAFT.FAULT).
 ADMIN_TIMEOUT = 2.0
 #: Socket timeout of RAFT.NODE ADD/REMOVE (adding waits for the node to catch up).
-MEMBERSHIP_TIMEOUT = 30.0
+MEMBERSHIP_TIMEOUT = 10.0
 #: Every capability a target may have.
 ALL_CAPABILITIES = frozenset({"partition", "kill", "pause", "clock", "membership"})
 
@@ -205,6 +205,10 @@ class Target(abc.ABC):
     def running(self, node: int) -> bool:
         """Whether node ``node`` runs (not killed; a paused node runs)."""
         return True
+
+    def paused(self, node: int) -> bool:
+        """Whether node ``node`` is paused."""
+        return False
 
     def members(self) -> set[int]:
         """Indexes of the nodes that are voting members (all of them, unless changed)."""
@@ -592,7 +596,8 @@ class _RaftTarget(Target):
             with self._admin(through, MEMBERSHIP_TIMEOUT) as r:
                 r.execute_command("RAFT.NODE", *args)
         except redis.RedisError as e:
-            raise RuntimeError(f"RAFT.NODE {' '.join(map(str, args))} through node {through}: {e}") from e
+            command = " ".join(map(str, args))
+            raise RuntimeError(f"RAFT.NODE {command} (node {node}) through node {through}: {e}") from e
 
     def remove(self, node: int) -> None:
         """``RAFT.NODE REMOVE`` node ``node`` through the leader (or another
@@ -847,10 +852,14 @@ class Standalone(Target):
         options.update(kw)
         return redis.Redis(host=self.host, port=self.port, **options)
 
+    def paused(self, node: int = 0) -> bool:
+        """Whether the server process is paused."""
+        self._check(node)
+        return self._proc is not None and bool(self._proc.paused)
+
     def leader(self) -> Optional[int]:
         """0 while the server runs unpaused, else ``None``."""
-        paused = self._proc is not None and self._proc.paused
-        return 0 if self.running() and not paused else None
+        return 0 if self.running() and not self.paused() else None
 
     def wait_settled(self, timeout: float = 30.0) -> None:
         """Wait until the server answers PING."""
