@@ -172,7 +172,21 @@ class Partition(_Network):
 
 
 class IsolateLeader(_Network):
-    """The leader (or node 0 if none leads) alone against the rest."""
+    """The leader (or node 0 if none leads) alone against the rest.
+
+    Example::
+
+        >>> import random
+        >>> from kiwi.testing.nemesis import IsolateLeader
+        >>> from kiwi.testing.targets import InProcessCluster
+        >>> with InProcessCluster(3) as target:
+        ...     nemesis, rng = IsolateLeader(), random.Random(1)
+        ...     nemesis.schedule(target, rng)
+        ...     print(nemesis.inject(target, rng))
+        ...     print(nemesis.inject(target, rng))
+        isolate leader ... from [...]
+        heal network
+    """
 
     name = "isolate-leader"
 
@@ -254,7 +268,21 @@ class Bridge(_Network):
 
 
 class Kill(Nemesis):
-    """``kill -9`` the leader or a random node; restart it at the next step or heal."""
+    """``kill -9`` the leader or a random node; restart it at the next step or heal.
+
+    Example::
+
+        >>> import random
+        >>> from kiwi.testing.nemesis import Kill
+        >>> from kiwi.testing.targets import InProcessCluster
+        >>> with InProcessCluster(3) as target:
+        ...     nemesis, rng = Kill(), random.Random(4)
+        ...     nemesis.schedule(target, rng)
+        ...     print(nemesis.inject(target, rng))
+        ...     nemesis.heal(target)
+        ...     target.wait_settled(timeout=30)
+        kill -9 node ...
+    """
 
     name = "kill"
     requires = frozenset({"kill"})
@@ -282,7 +310,19 @@ class Kill(Nemesis):
 
 
 class Pause(Nemesis):
-    """``SIGSTOP`` the leader or a random node; ``SIGCONT`` it at the next step or heal."""
+    """``SIGSTOP`` the leader or a random node; ``SIGCONT`` it at the next step or heal.
+
+    Only processes can be paused::
+
+        >>> import random
+        >>> from kiwi.testing.nemesis import Pause
+        >>> from kiwi.testing.targets import Standalone
+        >>> with Standalone() as target:
+        ...     Pause().schedule(target, random.Random(1))
+        Traceback (most recent call last):
+        ...
+        kiwi.testing.targets.UnsupportedFault: nemesis 'pause' needs pause, which Standalone cannot do (it can: kill)
+    """
 
     name = "pause"
     requires = frozenset({"pause"})
@@ -310,7 +350,14 @@ class Pause(Nemesis):
 
 
 class Clock(Nemesis):
-    """Shift one random node's clock by 250 ms to 4 s, ahead or behind; reset it."""
+    """Shift one random node's clock by 250 ms to 4 s, ahead or behind; reset it.
+
+    It needs a server with ``RAFT.FAULT CLOCK`` (the ``clock`` capability)::
+
+        >>> from kiwi.testing.nemesis import Clock
+        >>> sorted(Clock.requires), Clock.max_ms
+        (['clock'], 4000)
+    """
 
     name = "clock"
     requires = frozenset({"clock"})
@@ -346,6 +393,19 @@ class Membership(Nemesis):
     another nemesis) for the change to reach a quorum. A change that fails
     anyway (no quorum at the moment, say) is reported in the description;
     the node is still added back later, whether or not the removal happened.
+
+    Example::
+
+        >>> import random
+        >>> from kiwi.testing.nemesis import Membership
+        >>> from kiwi.testing.targets import InProcessCluster
+        >>> with InProcessCluster(3) as target:
+        ...     nemesis, rng = Membership(), random.Random(0)
+        ...     nemesis.schedule(target, rng)
+        ...     print(nemesis.inject(target, rng), len(target.members()))
+        ...     print(nemesis.inject(target, rng), len(target.members()))
+        remove node 1 2
+        add node 1 3
     """
 
     name = "membership"
@@ -403,7 +463,15 @@ class Membership(Nemesis):
 
 
 class Nothing(Nemesis):
-    """No fault at all: a baseline run with the same schedule of steps."""
+    """No fault at all: a baseline run with the same schedule of steps.
+
+    Example::
+
+        >>> import random
+        >>> from kiwi.testing.nemesis import Nothing
+        >>> Nothing().inject(None, random.Random(0))  # type: ignore[arg-type]
+        'nothing'
+    """
 
     name = "none"
     min_nodes = 1

@@ -64,6 +64,21 @@ class ServerProcess:
     """One ``kiwi-server`` process: start, kill -9, stop/continue, stop.
 
     Its output goes to ``log_path`` (appended across restarts).
+
+    Example::
+
+        >>> import os, tempfile
+        >>> from kiwi.testing.processes import ServerProcess, server_command
+        >>> from kiwi.testing.targets import free_ports
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     (port,) = free_ports(1)
+        ...     args = ["--port", str(port), "--dir", d + "/data"]
+        ...     proc = ServerProcess(server_command(), args, os.path.join(d, "log"))
+        ...     proc.start()
+        ...     proc.wait_ready("127.0.0.1", port, timeout=30)
+        ...     proc.kill()
+        ...     proc.running, proc.popen.returncode
+        (False, -9)
     """
 
     def __init__(self, command: list[str], args: list[str], log_path: str) -> None:
@@ -293,6 +308,9 @@ class ProcessCluster(_RaftTarget):
             self._finalizer = None
         self._paused.clear()
         self._dirty.clear()
+
+    def _quorum_timeout(self) -> float:
+        return self.raft_timeout_ms / 1000.0
 
     # -- per node ----------------------------------------------------------
 

@@ -382,10 +382,14 @@ class _RaftTarget(Target):
 
     @staticmethod
     def _best_leader(infos: dict[int, dict[str, str]]) -> Optional[int]:
+        """The node saying it leads in the highest term, among its own voters
+        (a leader just removed says it leads for a moment)."""
         best: Optional[tuple[int, int]] = None
         for i, info in infos.items():
             term = _index(info.get("term", "-"))
-            if info.get("role") == "leader" and term is not None and (best is None or term > best[1]):
+            if info.get("role") != "leader" or term is None or (best is not None and term <= best[1]):
+                continue
+            if i + 1 in parse_members(info.get("members", "")):
                 best = (i, term)
         return None if best is None else best[0]
 
@@ -399,12 +403,16 @@ class _RaftTarget(Target):
 
     def members(self) -> set[int]:
         """Voting members (indexes) as the leader's ``RAFT.INFO`` lists them;
-        ``RuntimeError`` when no node leads."""
-        infos = self._infos()
-        leader = self._best_leader(infos)
-        if leader is None:
-            raise RuntimeError("no leader to ask for the membership")
-        return {node - 1 for node in parse_members(infos[leader].get("members", ""))}
+        ``RuntimeError`` when no node leads within the server's quorum timeout."""
+        deadline = time.monotonic() + self._quorum_timeout()
+        while True:
+            infos = self._infos()
+            leader = self._best_leader(infos)
+            if leader is not None:
+                return {node - 1 for node in parse_members(infos[leader].get("members", ""))}
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"no leader to ask for the membership:\n{self._describe(infos)}")
+            time.sleep(0.05)
 
     def _settled(self, infos: dict[int, dict[str, str]]) -> bool:
         leader = self._best_leader(infos)
@@ -581,14 +589,24 @@ class _RaftTarget(Target):
 
     def _through(self, exclude: int) -> int:
         """A node to send a membership change to: the leader if it is not
-        ``exclude``, else any reachable node but ``exclude``."""
-        leader = self.leader()
-        if leader is not None and leader != exclude:
-            return leader
+        ``exclude`` (waiting up to the server's quorum timeout for one),
+        else any reachable node but ``exclude``, which passes it on."""
+        deadline = time.monotonic() + self._quorum_timeout()
+        while True:
+            leader = self.leader()
+            if leader is not None and leader != exclude:
+                return leader
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
         for i in range(self.nodes):
             if i != exclude and self._reachable(i):
                 return i
         raise RuntimeError(f"no running node but node {exclude} to change the membership through")
+
+    def _quorum_timeout(self) -> float:
+        """Seconds the server waits for a quorum before CLUSTERDOWN."""
+        return 2.0
 
     def _membership(self, node: int, *args: Any) -> None:
         through = self._through(node)
