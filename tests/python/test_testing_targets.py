@@ -72,8 +72,8 @@ def local_keyspace(t: Target, node: int) -> dict[str, str]:
     r = t.client(node, single_connection_client=True, decode_responses=True)
     try:
         r.execute_command("READONLY")
-        keys = sorted(r.keys("*"))
-        return dict(zip(keys, r.mget(keys))) if keys else {}
+        keys = sorted(str(k) for k in r.keys("*"))
+        return {k: str(v) for k, v in zip(keys, r.mget(keys))} if keys else {}
     finally:
         r.close()
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import abc
 import logging
 import os
+import random
 import shutil
 import socket
 import tempfile
@@ -40,7 +41,7 @@ import time
 import weakref
 from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import Any, Optional, Union
+from typing import Any, Optional, TypeVar, Union
 
 import redis
 from redis.backoff import NoBackoff
@@ -58,6 +59,7 @@ MEMBERSHIP_TIMEOUT = 10.0
 ALL_CAPABILITIES = frozenset({"partition", "kill", "pause", "clock", "membership"})
 
 Link = tuple[int, int]
+_T = TypeVar("_T", bound="Target")
 
 
 class UnsupportedFault(NotImplementedError):
@@ -119,9 +121,22 @@ def _index(value: str) -> Optional[int]:
         return None
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for the local ports of outgoing connections."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = map(int, f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct TCP ports on ``host`` that were free a moment ago
-    (held open together, so they differ).
+    """``count`` distinct TCP ports on ``host`` that were free a moment ago.
+
+    They are taken below the kernel's ephemeral range when there is room, so
+    that the port of a killed server is not handed to some outgoing
+    connection before the server restarts on it.
 
     Example::
 
@@ -129,9 +144,20 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
         >>> a != b and a > 0
         True
     """
-    socks = []
+    low, _ = _ephemeral_range()
+    pick = random.SystemRandom()
+    socks: list[socket.socket] = []
     try:
-        for _ in range(count):
+        for _ in range(64 * count):  # bounded: collisions are rare
+            if len(socks) == count or low <= 11000:
+                break
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind((host, pick.randrange(10000, low)))
+                socks.append(s)
+            except OSError:
+                s.close()
+        while len(socks) < count:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.bind((host, 0))
             socks.append(s)
@@ -177,8 +203,9 @@ class Target(abc.ABC):
     def close(self) -> None:
         """Stop everything and remove temporary directories (idempotent)."""
 
-    def __enter__(self) -> "Target":
-        return self.start()
+    def __enter__(self: _T) -> _T:
+        self.start()
+        return self
 
     def __exit__(
         self,
