@@ -667,10 +667,14 @@ impl RaftNode {
         }
     }
 
-    /// The committed index this node persisted.
+    /// The committed index this node persisted. The log store saves an
+    /// `Option<LogId>` (see `save_committed`), so that is what is decoded:
+    /// read as a bare `LogId`, postcard took the `Some` tag for the term and
+    /// the leader's node id for the index.
     pub fn committed_index(&self) -> Option<u64> {
-        read_state::<openraft::LogId<NodeId>>(self.engine.storage(), state_key::COMMITTED)
+        read_state::<Option<openraft::LogId<NodeId>>>(self.engine.storage(), state_key::COMMITTED)
             .ok()
+            .flatten()
             .flatten()
             .map(|id| id.index)
     }

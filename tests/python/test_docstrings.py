@@ -18,6 +18,9 @@ MODULES = {
     "kiwi.server": 3,
     "kiwi._html": 3,
     "kiwi._progress": 12,
+    "kiwi.testing.nemesis": 10,
+    "kiwi.testing.processes": 3,
+    "kiwi.testing.targets": 10,
 }
 
 
@@ -41,6 +44,11 @@ WITH_OWN_EXAMPLE = [
     ("kiwi.bulk", "kiwi.bulk.load"),
     ("kiwi.embedded", "kiwi.embedded.Database.execute_many"),
     ("kiwi.embedded", "kiwi.embedded.Database.load"),
+    ("kiwi.testing.nemesis", "kiwi.testing.nemesis.by_name"),
+    ("kiwi.testing.processes", "kiwi.testing.processes.ProcessCluster"),
+    ("kiwi.testing.targets", "kiwi.testing.targets.InProcessCluster"),
+    ("kiwi.testing.targets", "kiwi.testing.targets.Standalone"),
+    ("kiwi.testing.targets", "kiwi.testing.targets.make"),
 ]
 
 

@@ -522,6 +522,20 @@ fn replicates_writes_and_forwards_from_followers() {
     };
     assert!(info.contains("role:follower"), "{info}");
     assert!(info.contains(&format!("leader:{}", leader + 1)), "{info}");
+    // The leader's commit index counts the 60 SETs, each its own entry (it
+    // once showed the committing leader's node id instead).
+    let info = match c.client(leader).cmd(&["RAFT.INFO"]) {
+        Resp::Bulk(Some(b)) => String::from_utf8(b).expect("utf8"),
+        other => panic!("RAFT.INFO answered {other:?}"),
+    };
+    let field = |name: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no number {name} in {info}"))
+    };
+    assert!(field("commit_index:") >= 60, "{info}");
+    assert!(field("commit_index:") <= field("last_log_index:"), "{info}");
 }
 
 #[test]
