@@ -18,6 +18,13 @@ MODULES = {
     "kiwi.server": 3,
     "kiwi._html": 3,
     "kiwi._progress": 12,
+    "kiwi.testing": 4,
+    "kiwi.testing.__main__": 3,
+    "kiwi.testing.checkers": 20,
+    "kiwi.testing.history": 25,
+    "kiwi.testing.runner": 2,
+    "kiwi.testing.timeline": 8,
+    "kiwi.testing.workloads": 12,
 }
 
 
@@ -41,6 +48,17 @@ WITH_OWN_EXAMPLE = [
     ("kiwi.bulk", "kiwi.bulk.load"),
     ("kiwi.embedded", "kiwi.embedded.Database.execute_many"),
     ("kiwi.embedded", "kiwi.embedded.Database.load"),
+    ("kiwi.testing.runner", "kiwi.testing.runner.run"),
+    ("kiwi.testing.checkers", "kiwi.testing.checkers.linearizable"),
+    ("kiwi.testing.checkers", "kiwi.testing.checkers.set_checker"),
+    ("kiwi.testing.checkers", "kiwi.testing.checkers.counter_checker"),
+    ("kiwi.testing.checkers", "kiwi.testing.checkers.multi_key_checker"),
+    ("kiwi.testing.checkers", "kiwi.testing.checkers.list_append_checker"),
+    ("kiwi.testing.history", "kiwi.testing.history.Recorder"),
+    ("kiwi.testing.history", "kiwi.testing.history.ProcessClient"),
+    ("kiwi.testing.history", "kiwi.testing.history.classify"),
+    ("kiwi.testing.timeline", "kiwi.testing.timeline.Timeline"),
+    ("kiwi.testing", "kiwi.testing.assert_valid"),
 ]
 
 

@@ -198,7 +198,7 @@ def linearizable(history: HistoryLike, model: str, budget_s: float = 10.0, name:
         ...     {"process": 1, "type": "invoke", "f": "read", "value": None},
         ...     {"process": 1, "type": "ok", "f": "read", "value": 2},
         ... ])
-        >>> linearizable(h, "register").verdict  # doctest: +SKIP
+        >>> linearizable(h, "register").verdict
         'invalid'
     """
     h = _history(history)

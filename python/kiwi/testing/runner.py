@@ -89,7 +89,7 @@ class Result:
     :class:`~kiwi.testing.checkers.Verdict`; ``valid`` composes them
     (``True``, ``False`` or ``None`` for unknown). ``notes`` lists what went
     wrong around the test itself (a cluster that did not settle, a final
-    read that never succeeded).
+    read that never succeeded). ``faults`` lists what the nemesis did, when.
     """
 
     workload: str
@@ -101,6 +101,8 @@ class Result:
     verdicts: dict[str, Verdict]
     faults: list[Fault] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: The history line where the final reads begin (every client op is before it).
+    final_line: Optional[int] = None
 
     @property
     def valid(self) -> Optional[bool]:
@@ -347,6 +349,7 @@ class _Run:
         self.heal_and_settle(settle_timeout)
         if self.errors:
             raise self.errors[0]
+        final_line = len(self.recorder.history)
         self.final_reads(final_timeout)
         history = History(self.recorder.history.events)
         if history_path is not None:
@@ -362,6 +365,7 @@ class _Run:
             verdicts=verdicts,
             faults=list(self.faults),
             notes=self.notes,
+            final_line=final_line,
         )
 
     def setup(self) -> None:
