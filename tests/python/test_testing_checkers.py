@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import pytest
 
-import kiwi
+from kiwi import _kiwi
 from kiwi.testing import checkers
 from kiwi.testing.checkers import (
     Verdict,
@@ -153,7 +153,9 @@ def mget(p: int, a: Optional[int], b: Optional[int], f: str = "mget") -> list[tu
 
 
 def test_multi_key_valid() -> None:
-    h = hist(*mget(1, None, None), *mset(0, 1), *mget(1, 1, 1, "txn-get"), *mset(0, 2, "info", "txn-set"), *mget(1, 2, 2))
+    h = hist(
+        *mget(1, None, None), *mset(0, 1), *mget(1, 1, 1, "txn-get"), *mset(0, 2, "info", "txn-set"), *mget(1, 2, 2)
+    )
     v = multi_key_checker(h)
     assert v.valid is True and (v["reads"], v["writes"]) == (3, 2)
 
@@ -174,7 +176,9 @@ def test_multi_key_unexpected_tokens() -> None:
 # -- list-append ---------------------------------------------------------------
 
 
-def txn(p: int, micro: list[list[Any]], result: Optional[list[list[Any]]] = None, outcome: str = "ok") -> list[tuple[Any, ...]]:
+def txn(
+    p: int, micro: list[list[Any]], result: Optional[list[list[Any]]] = None, outcome: str = "ok"
+) -> list[tuple[Any, ...]]:
     return [(p, "i", "txn", micro), (p, outcome, "txn", result if result is not None else micro)]
 
 
@@ -283,11 +287,13 @@ REGISTER_BAD = hist((0, "i", "write", 1), (0, "ok", "write", 1), (1, "i", "read"
 
 
 @pytest.mark.parametrize("valid", [True, False, None])
-def test_linearizable_wrapper_passes_jsonl_and_maps_the_answer(monkeypatch: pytest.MonkeyPatch, valid: Optional[bool]) -> None:
+def test_linearizable_wrapper_passes_jsonl_and_maps_the_answer(
+    monkeypatch: pytest.MonkeyPatch, valid: Optional[bool]
+) -> None:
     calls: list[tuple[str, str, float]] = []
-    monkeypatch.setattr(kiwi._kiwi, "check_history", fake_native(calls, valid), raising=False)
+    monkeypatch.setattr(_kiwi, "check_history", fake_native(calls, valid), raising=False)
     v = linearizable(REGISTER_BAD, "register", budget_s=2.5)
-    (model, text, budget), = calls
+    ((model, text, budget),) = calls
     assert (model, budget) == ("register", 2.5)
     assert [json.loads(line) for line in text.splitlines()] == REGISTER_BAD.events
     assert v.valid is valid and v.name == "linearizable register"
@@ -300,14 +306,14 @@ def test_linearizable_wrapper_passes_jsonl_and_maps_the_answer(monkeypatch: pyte
 
 
 def test_linearizable_wrapper_without_the_native_checker(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delattr(kiwi._kiwi, "check_history", raising=False)
+    monkeypatch.delattr(_kiwi, "check_history", raising=False)
     with pytest.raises(RuntimeError, match="no linearizability checker"):
         linearizable(REGISTER_BAD, "register")
 
 
 def test_split_windows_come_back_in_recorded_lines(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, str, float]] = []
-    monkeypatch.setattr(kiwi._kiwi, "check_history", fake_native(calls, False), raising=False)
+    monkeypatch.setattr(_kiwi, "check_history", fake_native(calls, False), raising=False)
     h = hist((0, "i", "mset", {A: 1, B: 1}), (0, "ok", "mset", {A: 1, B: 1}), *mget(1, 2, 2))
     v = checkers.linearizable_split(h, "register", checkers.multi_key_micro_ops)
     # Split lines 0, 1 are the mset's invoke (recorded line 0), 2, 3 its ok
@@ -339,7 +345,9 @@ def test_real_checker_cas_register_per_key() -> None:
         (3, "ok", "read", 2, "a"),
     )
     assert linearizable(h, "cas-register").valid is True
-    lost = hist((0, "i", "write", 1, "a"), (0, "ok", "write", 1, "a"), (3, "i", "read", None, "a"), (3, "ok", "read", None, "a"))
+    lost = hist(
+        (0, "i", "write", 1, "a"), (0, "ok", "write", 1, "a"), (3, "i", "read", None, "a"), (3, "ok", "read", None, "a")
+    )
     v = linearizable(lost, "cas-register")
     assert v.valid is False and v["invalid_keys"] == ["a"]
 

@@ -15,9 +15,7 @@ pytestmark = pytest.mark.kiwi_only
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kiwi.testing", *args], capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-m", "kiwi.testing", *args], capture_output=True, text=True, timeout=120)
 
 
 def write(path: Path, events: list[dict[str, Any]]) -> str:
@@ -48,7 +46,9 @@ TORN = [
     [(SET_VALID, "valid", 0), (SET_LOST, "invalid", 1), (SET_NO_READ, "unknown", 2)],
     ids=["valid", "invalid", "unknown"],
 )
-def test_check_prints_the_verdict_last_and_exits_with_it(tmp_path: Path, events: list[dict[str, Any]], last: str, code: int) -> None:
+def test_check_prints_the_verdict_last_and_exits_with_it(
+    tmp_path: Path, events: list[dict[str, Any]], last: str, code: int
+) -> None:
     out = cli("check", "--model", "set", write(tmp_path / "h.jsonl", events))
     assert out.returncode == code, out.stderr
     lines = out.stdout.strip().splitlines()
@@ -66,9 +66,20 @@ def test_check_writes_the_timeline_of_a_violation(tmp_path: Path) -> None:
 
 
 def test_check_a_workload_history(tmp_path: Path) -> None:
-    out = cli("check", "--workload", "counter", write(tmp_path / "h.jsonl", [
-        ev(0, "invoke", "add", 1), ev(0, "ok", "add", 1), ev(1, "invoke", "read", None), ev(1, "ok", "read", 3),
-    ]))
+    out = cli(
+        "check",
+        "--workload",
+        "counter",
+        write(
+            tmp_path / "h.jsonl",
+            [
+                ev(0, "invoke", "add", 1),
+                ev(0, "ok", "add", 1),
+                ev(1, "invoke", "read", None),
+                ev(1, "ok", "read", 3),
+            ],
+        ),
+    )
     assert out.returncode == 1 and out.stdout.strip().splitlines()[-1] == "invalid"
     assert "read saw 3, possible 1..1" in out.stdout
 

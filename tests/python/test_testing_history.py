@@ -246,7 +246,10 @@ def test_malformed_jsonl_names_the_line(text: str, message: str) -> None:
 @pytest.mark.parametrize(
     ("events", "message"),
     [
-        ([{"process": 0, "type": "invoke", "f": "r"}, {"process": 0, "type": "invoke", "f": "r"}], "line 2: process 0 invokes"),
+        (
+            [{"process": 0, "type": "invoke", "f": "r"}, {"process": 0, "type": "invoke", "f": "r"}],
+            "line 2: process 0 invokes",
+        ),
         ([{"process": 0, "type": "ok", "f": "r"}], "line 1: process 0 completes with no op"),
         ([{"process": "a", "type": "ok", "f": "r"}], "line 1: 'process' must be an integer"),
         ([{"process": 0, "type": "maybe", "f": "r"}], "line 1: unknown event type"),
@@ -259,22 +262,20 @@ def test_inconsistent_histories_are_refused(events: list[dict[str, Any]], messag
 
 def test_history_is_safe_to_read_while_written() -> None:
     h = History()
-    stop = threading.Event()
+    pairs = 20_000
 
     def writer() -> None:
-        p = 0
-        while not stop.is_set():
+        for p in range(pairs):
             h.append({"process": p, "type": "invoke", "f": "r"})
             h.append({"process": p, "type": "ok", "f": "r", "value": 1})
-            p += 1
 
     t = threading.Thread(target=writer, daemon=True)
     t.start()
-    try:
-        for _ in range(200):
-            ops = h.ops()
-            # A snapshot may end between an invoke and its completion.
-            assert all(op.type == OK for op in ops[:-1])
-    finally:
-        stop.set()
-        t.join(10)
+    snapshots = 0
+    while t.is_alive() and snapshots < 1000:
+        ops = h.ops()
+        # A snapshot may end between an invoke and its completion.
+        assert all(op.type == OK for op in ops[:-1])
+        snapshots += 1
+    t.join(30)
+    assert not t.is_alive() and len(h.ops()) == pairs

@@ -59,7 +59,9 @@ def test_nemesis_schedule_faults_and_final_heal(target: SingleServerTarget) -> N
     runs = []
     for _ in range(2):
         nemesis = RecordingNemesis()
-        result = kiwi.testing.run(target, workload="counter", nemesis=nemesis, duration=1.0, interval=0.3, seed=11, clients=2)
+        result = kiwi.testing.run(
+            target, workload="counter", nemesis=nemesis, duration=1.0, interval=0.3, seed=11, clients=2
+        )
         runs.append((nemesis, result))
     for nemesis, result in runs:
         assert result.valid is True, result.summary()
@@ -74,15 +76,6 @@ def test_nemesis_schedule_faults_and_final_heal(target: SingleServerTarget) -> N
     a, b = ([f.description for f in r.faults if f.action == "inject"] for _, r in runs)
     n = min(len(a), len(b))
     assert a[:n] == b[:n], "same seed, same faults"
-
-
-def test_heal_between_alternates(target: SingleServerTarget) -> None:
-    nemesis = RecordingNemesis()
-    result = kiwi.testing.run(
-        target, workload="set", nemesis=nemesis, duration=1.0, interval=0.2, seed=1, clients=2, heal_between=True
-    )
-    actions = [f.action for f in result.faults]
-    assert actions[:4] == ["inject", "heal", "inject", "heal"]
 
 
 def test_same_seed_same_ops(target: SingleServerTarget) -> None:
@@ -129,7 +122,9 @@ def test_result_views() -> None:
         ]
     )
     bad = kiwi.testing.counter_checker(history)
-    result = Result("counter", "partition", 3, 2, 1.0, history, {"counter": bad}, [Fault(0.5, 2, "inject", "partition [0] [1 2]")])
+    result = Result(
+        "counter", "partition", 3, 2, 1.0, history, {"counter": bad}, [Fault(0.5, 2, "inject", "partition [0] [1 2]")]
+    )
     assert result.valid is False and result.verdict == "invalid"
     text = result.summary()
     assert text.splitlines()[-1] == "verdict: invalid"

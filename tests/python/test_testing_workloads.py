@@ -85,7 +85,9 @@ def test_the_workloads_see_the_other_clients_writes(kiwi_target: SingleServerTar
 def cas(conn: Any, expected: int, new: int, key: str = "jepsen:cas-register:0") -> Any:
     w = workloads.CasRegister(keys=1)
     client = ProcessClient(Recorder(), lambda: conn, process=0)
-    return client.call("cas", lambda c: w.apply(c, workloads.Invocation("cas", [expected, new], key)), [expected, new], key)
+    return client.call(
+        "cas", lambda c: w.apply(c, workloads.Invocation("cas", [expected, new], key)), [expected, new], key
+    )
 
 
 def test_cas_on_a_real_server(kiwi_target: SingleServerTarget) -> None:
@@ -177,9 +179,21 @@ def test_cas_gives_up_after_bounded_aborts() -> None:
     ("get_error", "exec_error", "expected"),
     [
         (redis.TimeoutError("Timeout reading from socket"), None, (FAIL, "Timeout reading from socket")),
-        (redis.exceptions.ClusterDownError("no quorum", status_code="CLUSTERDOWN"), None, (FAIL, "CLUSTERDOWN no quorum")),
-        (None, redis.exceptions.ClusterDownError("no quorum", status_code="CLUSTERDOWN"), (FAIL, "CLUSTERDOWN no quorum")),
-        (None, redis.exceptions.TryAgainError("outcome unknown: x", status_code="TRYAGAIN"), (INFO, "TRYAGAIN outcome unknown: x")),
+        (
+            redis.exceptions.ClusterDownError("no quorum", status_code="CLUSTERDOWN"),
+            None,
+            (FAIL, "CLUSTERDOWN no quorum"),
+        ),
+        (
+            None,
+            redis.exceptions.ClusterDownError("no quorum", status_code="CLUSTERDOWN"),
+            (FAIL, "CLUSTERDOWN no quorum"),
+        ),
+        (
+            None,
+            redis.exceptions.TryAgainError("outcome unknown: x", status_code="TRYAGAIN"),
+            (INFO, "TRYAGAIN outcome unknown: x"),
+        ),
         (None, redis.ConnectionError("Connection closed by server."), (INFO, "Connection closed by server.")),
     ],
 )

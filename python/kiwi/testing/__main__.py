@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from typing import NoReturn, Optional
 
 from kiwi.testing import checkers
@@ -73,12 +74,19 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--rate", type=float, default=100.0, help="ops a second, all clients together (default 100)")
     r.add_argument("--budget", type=float, default=10.0, help="seconds per linearizability search (default 10)")
     kind = r.add_mutually_exclusive_group()
-    kind.add_argument("--processes", dest="target", action="store_const", const="processes",
-                      help="kiwi-server processes (the default)")
-    kind.add_argument("--in-process", dest="target", action="store_const", const="cluster",
-                      help="an in-process kiwi.Cluster")
-    kind.add_argument("--standalone", dest="target", action="store_const", const="standalone",
-                      help="one standalone server")
+    kind.add_argument(
+        "--processes",
+        dest="target",
+        action="store_const",
+        const="processes",
+        help="kiwi-server processes (the default)",
+    )
+    kind.add_argument(
+        "--in-process", dest="target", action="store_const", const="cluster", help="an in-process kiwi.Cluster"
+    )
+    kind.add_argument(
+        "--standalone", dest="target", action="store_const", const="standalone", help="one standalone server"
+    )
     r.set_defaults(target="processes")
     r.add_argument("--history", metavar="OUT", help="save the history as JSON lines")
     r.add_argument("--html", metavar="OUT", help="write the timeline of a violation to this HTML file")
@@ -104,8 +112,10 @@ def _check(args: argparse.Namespace) -> int:
         print(f"cannot check {args.history}: {e}", file=sys.stderr)
         return EXIT_ERROR
     counts = history.counts()
-    print(f"{args.history}: {len(history)} events, {sum(counts.values())} ops "
-          f"({counts['ok']} ok, {counts['fail']} fail, {counts['info']} info)")
+    print(
+        f"{args.history}: {len(history)} events, {sum(counts.values())} ops "
+        f"({counts['ok']} ok, {counts['fail']} fail, {counts['info']} info)"
+    )
     for v in verdicts.values():
         print(v.summary())
         for line in v.text.strip().splitlines()[1:]:
@@ -116,10 +126,10 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT[valid]
 
 
-def _write_timeline(path: Optional[str], verdicts: "list[Verdict] | object") -> None:
+def _write_timeline(path: Optional[str], verdicts: Iterable[Verdict]) -> None:
     if not path:
         return
-    for v in verdicts:  # type: ignore[attr-defined]
+    for v in verdicts:
         if v.valid is False:
             t = v.timeline()
             if t is not None:

@@ -320,7 +320,9 @@ def linearizable_split(
     raw = check_history(model, text, budget_s)
     v = _verdict_from_native(name or f"linearizable {model} per key", raw, split.remap)
     if v.valid is False:
-        v.details["note"] = "the window's lines and processes are the recorded history's; the text's are of the split one"
+        v.details["note"] = (
+            "the window's lines and processes are the recorded history's; the text's are of the split one"
+        )
     return v
 
 
@@ -606,8 +608,8 @@ def list_append_checker(history: HistoryLike, name: str = "list-append order") -
         errors.append({"op": op, "key": key, "read": read, "problem": text})
 
     longest: dict[str, list[Any]] = {}
-    for op, key, read in reads:
-        if len(read) > len(longest.get(key, [])):
+    for _, key, read in reads:
+        if key not in longest or len(read) > len(longest[key]):
             longest[key] = read
     for op, key, read in reads:
         if len(set(map(_hashable, read))) != len(read):

@@ -364,7 +364,7 @@ def error_text(e: BaseException) -> str:
     text = str(e)
     code = getattr(e, "status_code", None)
     if code and not text.startswith(str(code)):
-        return f"{code} {text}".rstrip()
+        return f"{code} {text}" if text else str(code)
     return text
 
 

@@ -6,8 +6,8 @@
 2. ``clients`` threads, spread over the target's nodes, run the workload's
    ops for ``duration`` seconds at about ``rate`` ops a second in all,
    recording every invoke and completion in one :class:`History`;
-3. meanwhile a nemesis thread injects a seeded fault every ``interval``
-   seconds (or alternates fault and heal with ``heal_between=True``);
+3. meanwhile a nemesis thread calls the nemesis's ``inject`` every
+   ``interval`` seconds (Kiwi's nemeses alternate a fault and its repair);
 4. at the end the nemesis heals, the runner waits for the cluster to settle
    (a leader, every member caught up), and a fresh process takes the
    workload's final reads (retrying until one succeeds);
@@ -24,6 +24,7 @@ run; a Target object is used as it is and left open.
 
 from __future__ import annotations
 
+import functools
 import html
 import random
 import threading
@@ -203,11 +204,11 @@ def make_target(kind: str, nodes: int = 3, **options: Any) -> Any:
 
 
 def make_nemesis(spec: Union[str, Sequence[str]]) -> Any:
-    """A Nemesis from names such as ``"partition,kill"`` (helper C's ``kiwi.testing.nemesis``)."""
+    """A Nemesis from names such as ``"partition,kill"`` (see ``kiwi.testing.nemesis``)."""
     from kiwi.testing import nemesis  # type: ignore[attr-defined]
 
     names = spec if isinstance(spec, str) else ",".join(spec)
-    return nemesis.make(names)
+    return nemesis.compose(names)
 
 
 def _no_nemesis(spec: Any) -> bool:
@@ -230,7 +231,6 @@ def run(
     nodes: int = 3,
     rate: Optional[float] = 100.0,
     budget_s: float = 10.0,
-    heal_between: bool = False,
     settle_timeout: float = 60.0,
     final_timeout: float = 30.0,
     workload_options: Optional[dict[str, Any]] = None,
@@ -259,11 +259,15 @@ def run(
     if duration < 0 or interval <= 0:
         raise ValueError("duration must be >= 0 and interval > 0")
     wl = workloads_mod.make(workload, **(workload_options or {})) if isinstance(workload, str) else workload
-    nem = None if _no_nemesis(nemesis) else (make_nemesis(nemesis) if isinstance(nemesis, (str, list, tuple)) else nemesis)
+    nem = (
+        None
+        if _no_nemesis(nemesis)
+        else (make_nemesis(nemesis) if isinstance(nemesis, (str, list, tuple)) else nemesis)
+    )
     owned = isinstance(target, str)
     tgt = make_target(target, nodes=nodes, **(target_options or {})) if isinstance(target, str) else target
     try:
-        return _Run(tgt, wl, nem, clients, duration, seed, interval, rate, heal_between).go(
+        return _Run(tgt, wl, nem, clients, duration, seed, interval, rate).go(
             history_path, budget_s, settle_timeout, final_timeout
         )
     finally:
@@ -284,7 +288,6 @@ class _Run:
         seed: int,
         interval: float,
         rate: Optional[float],
-        heal_between: bool,
     ) -> None:
         self.target = target
         self.workload = workload
@@ -294,7 +297,6 @@ class _Run:
         self.seed = seed
         self.interval = interval
         self.rate = rate
-        self.heal_between = heal_between
         self.recorder = Recorder()
         self.stop = threading.Event()
         self.faults: list[Fault] = []
@@ -330,12 +332,16 @@ class _Run:
             self.nemesis.schedule(self.target, random.Random(f"{self.seed}:nemesis"))
         self._started = time.monotonic()
         threads = [
-            threading.Thread(target=self._guard, args=(self.client_loop, i), name=f"kiwi-testing-client-{i}", daemon=True)
+            threading.Thread(
+                target=self._guard, args=(self.client_loop, i), name=f"kiwi-testing-client-{i}", daemon=True
+            )
             for i in range(self.clients)
         ]
         if self.nemesis is not None:
             threads.append(
-                threading.Thread(target=self._guard, args=(self.nemesis_loop,), name="kiwi-testing-nemesis", daemon=True)
+                threading.Thread(
+                    target=self._guard, args=(self.nemesis_loop,), name="kiwi-testing-nemesis", daemon=True
+                )
             )
         for t in threads:
             t.start()
@@ -393,7 +399,7 @@ class _Run:
         try:
             while not self.stop.is_set():
                 op = wl.next_op(rng, i)
-                client.call(op.f, lambda conn, op=op: wl.apply(conn, op), op.value, op.key)
+                client.call(op.f, functools.partial(wl.apply, op=op), op.value, op.key)
                 if pause:
                     self.stop.wait(rng.uniform(0, 2 * pause))
         finally:
@@ -403,11 +409,6 @@ class _Run:
         rng = random.Random(f"{self.seed}:nemesis:faults")
         while not self.stop.wait(self.interval):
             self.fault("inject", self.nemesis.inject(self.target, rng))
-            if self.heal_between:
-                if self.stop.wait(self.interval):
-                    break
-                self.nemesis.heal(self.target)
-                self.fault("heal", "")
 
     def heal_and_settle(self, timeout: float) -> None:
         if self.nemesis is not None:
@@ -443,7 +444,7 @@ class _Run:
             for op in ops:
                 deadline = time.monotonic() + timeout
                 while True:
-                    done = client.call(op.f, lambda conn, op=op: self.workload.apply(conn, op), op.value, op.key)
+                    done = client.call(op.f, functools.partial(self.workload.apply, op=op), op.value, op.key)
                     if done.type == OK:
                         break
                     if time.monotonic() >= deadline:
