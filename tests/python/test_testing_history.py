@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import redis
-from kiwitest import node_client, run_threads
+from kiwitest import HOST, no_retry, node_client, run_threads
 from redis._parsers.base import BaseParser
 from redis.exceptions import WatchError
 
@@ -75,10 +75,13 @@ def test_a_refused_command_and_a_dead_server_fail_on_a_real_server() -> None:
         client = ProcessClient(rec, lambda: server.client(socket_timeout=5), process=0, stride=3)
         client.call("write", lambda c: c.lpush("k", "x"), value="x", key="k")
         wrong = client.call("read", lambda c: c.get("k"), key="k")
+        client.close()
         port = server.port
     assert (wrong.type, wrong.error) == (FAIL, "WRONGTYPE Operation against a key holding the wrong kind of value")
     # Nothing listens on the port any more: the connection is refused, nothing sent.
-    gone = ProcessClient(rec, lambda: redis.Redis(port=port, socket_connect_timeout=5), process=1, stride=3)
+    gone = ProcessClient(
+        rec, lambda: redis.Redis(host=HOST, port=port, socket_connect_timeout=5, retry=no_retry()), process=1, stride=3
+    )
     dead = gone.call("write", lambda c: c.set("k", 1), value=1, key="k")
     assert dead.type == FAIL and "connecting to" in (dead.error or "")
     assert gone.process == 1
