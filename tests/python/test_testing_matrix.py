@@ -10,6 +10,8 @@ checks): the 40 cases take a few minutes.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import kiwi.testing
@@ -27,8 +29,9 @@ INTERVAL = 1.0
 
 @pytest.mark.parametrize("nemesis", NEMESES)
 @pytest.mark.parametrize("workload", sorted(workloads.WORKLOADS))
-def test_workload_under_nemesis(workload: str, nemesis: str) -> None:
+def test_workload_under_nemesis(workload: str, nemesis: str, tmp_path: Path) -> None:
     target = "processes" if nemesis in NEEDS_PROCESSES else "cluster"
+    history = tmp_path / f"{workload}-{nemesis}.jsonl"
     result = kiwi.testing.run(
         target,
         nodes=3,
@@ -38,7 +41,8 @@ def test_workload_under_nemesis(workload: str, nemesis: str) -> None:
         interval=INTERVAL,
         seed=1,
         clients=5,
+        history_path=str(history),
     )
-    assert result.valid is True, result.summary()
+    assert result.valid is True, f"{result.summary()}\nhistory: {history}"
     assert any(f.action == "inject" for f in result.faults), result.summary()
     assert result.counts()["ok"] > 0, result.summary()

@@ -369,6 +369,7 @@ def set_checker(history: HistoryLike, name: str = "set") -> Verdict:
     lost = sorted(must - present, key=_order)
     unexpected = sorted(present - could, key=_order)
     recovered = sorted(present & info, key=_order)
+    shown = set(lost[:10]) | set(unexpected[:10])
     details = {
         "attempts": len(adds),
         "acknowledged": counts[OK],
@@ -380,6 +381,8 @@ def set_checker(history: HistoryLike, name: str = "set") -> Verdict:
         "unexpected": unexpected,
         "recovered": recovered,
         "final_read_line": final.invoke,
+        # For a timeline: the adds of what was lost or unexpected, then the read.
+        "ops": [op for op in adds if op.value in shown] + [final],
     }
     valid = not lost and not unexpected
     text = (
