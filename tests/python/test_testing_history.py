@@ -44,6 +44,7 @@ pytestmark = pytest.mark.kiwi_only
         ("WRONGTYPE Operation against a key holding the wrong kind of value", FAIL),
         ("EXECABORT Transaction discarded because of previous errors.", FAIL),
         ("ERR unknown command 'FROB', with args beginning with: ", FAIL),
+        ("ERR no reply from the replicated entry", INFO),
     ],
 )
 def test_error_replies_are_classified_as_parsed_off_the_wire(wire: str, expected: str) -> None:

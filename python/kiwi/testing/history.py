@@ -374,6 +374,8 @@ def error_text(e: BaseException) -> str:
 NO_QUORUM = "CLUSTERDOWN no quorum"
 #: Error codes whose command may or may not have taken effect.
 UNKNOWN_CODES = ("CLUSTERDOWN", "TRYAGAIN")
+#: Kiwi's error replies for commands whose Raft entry was applied anyway.
+UNKNOWN_REPLIES = ("ERR no reply from the replicated entry",)
 
 
 #: Texts of redis-py errors raised while connecting, before anything was sent
@@ -388,7 +390,8 @@ def classify(e: BaseException) -> str:
     A reply is proof: an error answer means the server refused the command
     (``-CLUSTERDOWN no quorum`` exactly, ``-ERR raft node is shutting down``,
     a syntax or type error...), except the replies that say the outcome is
-    unknown (``-TRYAGAIN ...``, any other ``-CLUSTERDOWN ...``). A failure to
+    unknown (``-TRYAGAIN ...``, any other ``-CLUSTERDOWN ...``, and
+    :data:`UNKNOWN_REPLIES`). A failure to
     connect (refused, timed out) sent nothing: ``fail``. A timeout, a lost
     connection or any other exception leaves the outcome unknown.
 
@@ -410,7 +413,7 @@ def classify(e: BaseException) -> str:
         text = error_text(e)
         if text == NO_QUORUM:
             return FAIL
-        if text.startswith(UNKNOWN_CODES):
+        if text.startswith(UNKNOWN_CODES) or text in UNKNOWN_REPLIES:
             return INFO
         return FAIL
     if isinstance(e, (redis.ConnectionError, redis.TimeoutError)) and any(m in str(e) for m in NOT_SENT):

@@ -343,10 +343,12 @@ class _Run:
                     target=self._guard, args=(self.nemesis_loop,), name="kiwi-testing-nemesis", daemon=True
                 )
             )
-        for t in threads:
-            t.start()
-        self.stop.wait(self.duration)
-        self.stop.set()
+        try:
+            for t in threads:
+                t.start()
+            self.stop.wait(self.duration)
+        finally:
+            self.stop.set()  # also on Ctrl-C: the threads stop after their op
         for t in threads:
             t.join(timeout=120)
         stragglers = [t.name for t in threads if t.is_alive()]
