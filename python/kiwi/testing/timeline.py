@@ -18,7 +18,7 @@ Example::
     ... ]
     >>> t = Timeline(window, title="x")
     >>> svg = t.to_svg()
-    >>> svg.startswith("<svg") and "read x → 2" in svg and "process 1" in svg
+    >>> svg.startswith("<svg") and "read → 2" in svg and "(key x)" in svg and "process 1" in svg
     True
 """
 
@@ -53,18 +53,22 @@ def _short(v: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def label(op: Op) -> str:
-    """The text on an op's bar.
+def label(op: Op, key: bool = True) -> str:
+    """The text on an op's bar (without the key if ``key`` is false): ``→``
+    the result, ``≠`` a cas that compared unequal, ``✗`` another failure,
+    ``?`` an unknown outcome.
 
     Example::
 
         >>> label(Op(0, "cas", "x", [1, 2], [1, 2], "fail", 0, 1))
-        'cas x [1,2] ✗'
+        'cas x [1,2] ≠'
+        >>> label(Op(0, "write", "x", 3, 3, "fail", 0, 1, error="CLUSTERDOWN no quorum"), key=False)
+        'write 3 ✗'
         >>> label(Op(0, "read", None, None, 5, "ok", 0, 1))
         'read → 5'
     """
     parts = [op.f]
-    if op.key is not None:
+    if key and op.key is not None:
         parts.append(str(op.key))
     if op.value is not None:
         parts.append(_short(op.value))
@@ -72,7 +76,7 @@ def label(op: Op) -> str:
     if op.type == OK and op.result is not None and op.result != op.value:
         text += f" → {_short(op.result)}"
     elif op.type == FAIL:
-        text += " ✗"
+        text += " ≠" if op.f == "cas" and op.error is None else " ✗"
     elif op.type == INFO:
         text += " ?"
     return text
@@ -103,6 +107,9 @@ class Timeline:
         self.ops = sorted(_ops(ops), key=lambda op: (op.invoke, op.process))
         self.title = title
         self.marks = list(marks)
+        keys = {op.key for op in self.ops}
+        #: The one key every op is on (then left out of the labels), if so.
+        self.key: Optional[str] = next(iter(keys)) if len(keys) == 1 else None
 
     def _extent(self) -> tuple[int, int]:
         if not self.ops:
@@ -143,8 +150,11 @@ class Timeline:
             f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height}" '
             f'viewBox="0 0 {width:.0f} {height}" font-family="sans-serif" font-size="11">'
         ]
-        if self.title:
-            out.append(f'<text x="4" y="14" font-size="13" font-weight="bold">{html.escape(self.title)}</text>')
+        title = self.title or ""
+        if self.key is not None:
+            title += f" (key {self.key})" if title else f"key {self.key}"
+        if title:
+            out.append(f'<text x="4" y="14" font-size="13" font-weight="bold">{html.escape(title)}</text>')
         y = TOP
         for process, rows in lanes:
             out.append(
@@ -179,7 +189,7 @@ class Timeline:
         left = x(op.invoke) - step * 0.4
         right = x(op.complete if op.complete is not None else end) + step * 0.4
         dash = ' stroke-dasharray="4,2"' if op.complete is None else ""
-        text = label(op)
+        text = label(op, key=self.key is None)
         full = json.dumps(op.to_dict(), ensure_ascii=False)
         chars = max(0, int((right - left - 6) / 6.2))
         shown = text if len(text) <= chars else (text[: max(0, chars - 1)] + "…" if chars > 1 else "")
