@@ -328,9 +328,14 @@ def test_split_windows_come_back_in_recorded_lines(monkeypatch: pytest.MonkeyPat
 def test_real_checker_register_valid_and_invalid() -> None:
     good = hist((0, "i", "write", 1), (1, "i", "read", None), (0, "ok", "write", 1), (1, "ok", "read", 1))
     assert linearizable(good, "register").valid is True
+    # Nothing ever wrote 2: the read alone is the failing window.
     bad = linearizable(REGISTER_BAD, "register")
-    assert bad.valid is False and bad.window, bad
-    assert {op.f for op in bad.window} == {"write", "read"}
+    assert bad.valid is False and [(op.f, op.result) for op in bad.window] == [("read", 2)], bad
+    # A stale read: the write and the read together fail.
+    stale = hist((0, "i", "write", 1), (0, "ok", "write", 1), (1, "i", "read", None), (1, "ok", "read", None))
+    v = linearizable(stale, "register")
+    assert v.valid is False and sorted(op.f for op in v.window) == ["read", "write"], v
+    assert [(op.invoke, op.complete) for op in sorted(v.window, key=lambda op: op.invoke)] == [(0, 1), (2, 3)]
 
 
 def test_real_checker_cas_register_per_key() -> None:
@@ -403,3 +408,22 @@ def test_timeline_overlapping_ops_of_one_process_stack() -> None:
     ops = [Op(0, "append", "x", 1, 1, "ok", 0, 1), Op(0, "read", "y", None, [], "ok", 0, 1)]
     rows = dict(Timeline(ops)._rows())
     assert len(rows[0]) == 2
+
+
+def test_timeline_draws_the_ops_around_a_window_faintly() -> None:
+    h = hist(
+        (0, "i", "write", 1, "k"),
+        (2, "i", "write", 9, "other"),
+        (0, "ok", "write", 1, "k"),
+        (1, "i", "read", None, "k"),
+        (1, "ok", "read", None, "k"),
+        (3, "i", "write", 5, "k"),
+    )
+    window = [op for op in h.ops() if op.process in (0, 1)]
+    t = Verdict("linearizable register", False, {}, "", window).timeline(h)
+    assert t is not None
+    # The write to another key is left out; the unknown write of k is context.
+    assert [(op.process, op.f) for op in t.context] == [(3, "write")]
+    svg = t.to_svg()
+    assert svg.count('opacity="0.35"') == 1 and "write 5 ?" in svg
+    assert "faint: other ops" in t.to_html()

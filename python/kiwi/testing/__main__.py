@@ -121,17 +121,17 @@ def _check(args: argparse.Namespace) -> int:
         for line in v.text.strip().splitlines()[1:]:
             print("    " + line)
     valid = compose(verdicts.values())
-    _write_timeline(args.html, verdicts.values())
+    _write_timeline(args.html, verdicts.values(), history)
     print(verdict_word(valid))
     return EXIT[valid]
 
 
-def _write_timeline(path: Optional[str], verdicts: Iterable[Verdict]) -> None:
+def _write_timeline(path: Optional[str], verdicts: Iterable[Verdict], history: History) -> None:
     if not path:
         return
     for v in verdicts:
         if v.valid is False:
-            t = v.timeline()
+            t = v.timeline(history)
             if t is not None:
                 t.save(path)
                 print(f"timeline of the violation: {path}")

@@ -102,14 +102,29 @@ class Verdict:
             "window": [op.to_dict() for op in self.window],
         }
 
-    def timeline(self) -> Optional["Timeline"]:
-        """A :class:`~kiwi.testing.timeline.Timeline` of the violation's ops, if any."""
+    def timeline(self, history: Optional[History] = None) -> Optional["Timeline"]:
+        """A :class:`~kiwi.testing.timeline.Timeline` of the violation's ops, if any.
+
+        With the ``history`` checked, the other ops running meanwhile are
+        drawn too, faintly (on the window's key, if it has one).
+
+        Example::
+
+            >>> v = Verdict("demo", False, {}, "", [Op(0, "read", "k", None, 2, "info", 1, None)])
+            >>> h = History([{"process": 1, "type": "invoke", "f": "write", "key": "k", "value": 1},
+            ...              {"process": 0, "type": "invoke", "f": "read", "key": "k", "value": None}])
+            >>> [op.f for op in v.timeline(h).context]
+            ['write']
+        """
         from kiwi.testing.timeline import Timeline
 
         ops = self.window or [op for op in self.details.get("ops", []) if isinstance(op, Op)]
         if not ops:
             return None
-        return Timeline(ops, title=f"{self.name}: {self.verdict}")
+        context: list[Op] = []
+        if history is not None:
+            context = _context(history, ops)
+        return Timeline(ops, title=f"{self.name}: {self.verdict}", context=context)
 
     def summary(self) -> str:
         """One line: name, verdict and the explanation's first line."""
@@ -123,6 +138,30 @@ class Verdict:
             body += f"<pre>{html.escape(self.text)}</pre>"
         tl = self.timeline() if self.valid is False else None
         return body + (tl.to_html() if tl is not None else "")
+
+
+#: At most this many ops of context around a violation's window.
+CONTEXT_OPS = 60
+
+
+def _context(history: History, window: Sequence[Op]) -> list[Op]:
+    """Ops of ``history`` running while ``window``'s ops ran (on their key,
+    if they share one), other than the window's own."""
+    first = min(op.invoke for op in window)
+    last = max(op.complete if op.complete is not None else op.invoke for op in window)
+    keys = {op.key for op in window}
+    own = {(op.process, op.invoke) for op in window}
+    out = []
+    for op in history.ops():
+        end = op.complete if op.complete is not None else len(history)
+        if op.invoke > last or end < first or (op.process, op.invoke) in own:
+            continue
+        if len(keys) == 1 and None not in keys and op.key not in keys:
+            continue
+        out.append(op)
+        if len(out) >= CONTEXT_OPS:
+            break
+    return out
 
 
 def verdict_word(valid: Optional[bool]) -> str:

@@ -151,7 +151,7 @@ class Result:
         """The first invalid verdict's ops as a timeline (faults marked), if any."""
         for v in self.verdicts.values():
             if v.valid is False:
-                t = v.timeline()
+                t = v.timeline(self.history)
                 if t is not None:
                     t.marks = [(f.line, f"{f.action} {f.description}") for f in self.faults]
                     return t

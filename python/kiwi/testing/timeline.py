@@ -86,7 +86,8 @@ class Timeline:
     """A timeline of ``ops`` (a :class:`~kiwi.testing.history.History`, or
     ops / ``window`` dicts as ``check_history`` reports them).
 
-    ``marks`` are ``(line, text)`` pairs drawn as vertical lines (faults, say).
+    ``marks`` are ``(line, text)`` pairs drawn as vertical lines (faults, say);
+    ``context`` ops (others running meanwhile) are drawn faintly.
 
     Example::
 
@@ -103,15 +104,19 @@ class Timeline:
         ops: Union[History, Iterable[Union[Op, dict[str, Any]]]],
         title: Optional[str] = None,
         marks: Sequence[tuple[int, str]] = (),
+        context: Iterable[Union[Op, dict[str, Any]]] = (),
     ) -> None:
         self.ops = sorted(_ops(ops), key=lambda op: (op.invoke, op.process))
         self.title = title
         self.marks = list(marks)
-        keys = {op.key for op in self.ops}
+        self.context = sorted(_ops(context), key=lambda op: (op.invoke, op.process))
+        self._context_set = {id(op) for op in self.context}
+        keys = {op.key for op in self.ops + self.context}
         #: The one key every op is on (then left out of the labels), if so.
         self.key: Optional[str] = next(iter(keys)) if len(keys) == 1 else None
 
     def _extent(self) -> tuple[int, int]:
+        """First line and one past the last line the window's ops span (context is clipped to it)."""
         if not self.ops:
             return 0, 1
         first = min(op.invoke for op in self.ops)
@@ -122,7 +127,7 @@ class Timeline:
         """Per process (sorted), rows of ops that do not overlap each other."""
         lanes: dict[int, list[list[Op]]] = {}
         _, end = self._extent()
-        for op in self.ops:
+        for op in sorted(self.ops + self.context, key=lambda op: (op.invoke, op.process)):
             rows = lanes.setdefault(op.process, [])
             for row in rows:
                 last = row[-1]
@@ -186,15 +191,16 @@ class Timeline:
 
     def _bar(self, op: Op, x: Any, y: int, end: int, step: float) -> str:
         fill, stroke = COLOURS.get(op.type, COLOURS[INFO])
-        left = x(op.invoke) - step * 0.4
-        right = x(op.complete if op.complete is not None else end) + step * 0.4
+        left = max(LEFT - 2.0, x(op.invoke) - step * 0.4)
+        right = x(min(op.complete if op.complete is not None else end, end)) + step * 0.4
         dash = ' stroke-dasharray="4,2"' if op.complete is None else ""
+        faint = ' opacity="0.35"' if id(op) in self._context_set else ""
         text = label(op, key=self.key is None)
         full = json.dumps(op.to_dict(), ensure_ascii=False)
         chars = max(0, int((right - left - 6) / 6.2))
         shown = text if len(text) <= chars else (text[: max(0, chars - 1)] + "…" if chars > 1 else "")
         return (
-            f"<g><title>{html.escape(full)}</title>"
+            f"<g{faint}><title>{html.escape(full)}</title>"
             f'<rect x="{left:.1f}" y="{y + 3}" width="{max(2.0, right - left):.1f}" height="{ROW - 6}" rx="3" '
             f'fill="{fill}" stroke="{stroke}"{dash}/>'
             f'<text x="{left + 3:.1f}" y="{y + ROW / 2 + 4:.0f}" fill="#111">{html.escape(shown)}</text></g>'
@@ -206,9 +212,10 @@ class Timeline:
             f'<span style="background:{fill};border:1px solid {stroke};padding:0 4px">{kind}</span>'
             for kind, (fill, stroke) in COLOURS.items()
         )
+        faint = " (faint: other ops running meanwhile)" if self.context else ""
         return (
             '<div class="kiwi-timeline" style="overflow-x:auto">'
-            f'<div style="font:11px sans-serif;margin:2px 0">{legend} — hover a bar for the whole op</div>'
+            f'<div style="font:11px sans-serif;margin:2px 0">{legend}{faint} — hover a bar for the whole op</div>'
             f"{self.to_svg()}</div>"
         )
 
