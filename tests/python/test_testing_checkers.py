@@ -415,9 +415,10 @@ def test_timeline_draws_the_ops_around_a_window_faintly() -> None:
         (0, "i", "write", 1, "k"),
         (2, "i", "write", 9, "other"),
         (0, "ok", "write", 1, "k"),
+        (3, "i", "write", 5, "k"),
         (1, "i", "read", None, "k"),
         (1, "ok", "read", None, "k"),
-        (3, "i", "write", 5, "k"),
+        (4, "i", "read", None, "k"),  # after the window: left out
     )
     window = [op for op in h.ops() if op.process in (0, 1)]
     t = Verdict("linearizable register", False, {}, "", window).timeline(h)
