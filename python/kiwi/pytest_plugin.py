@@ -11,6 +11,11 @@ Installing kiwi is enough; these fixtures are then available everywhere:
 ``kiwi_cluster``
     A three-node ``kiwi.Cluster`` for the session; before each test every
     killed node is restarted, every partition healed and the data flushed.
+``kiwi_jepsen``
+    A function that runs a :mod:`kiwi.testing` workload (by default for ten
+    seconds against a fresh in-process three-node cluster), saves its
+    history under the test's ``tmp_path`` and fails the test unless every
+    checker finds the history valid.
 
 Options: ``--kiwi-port PORT`` (and ``--kiwi-host``) runs the fixtures against
 an already running server instead of starting one; ``--kiwi-dir DIR`` keeps
@@ -25,7 +30,7 @@ Example test module::
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import pytest
 
@@ -123,3 +128,44 @@ def kiwi_cluster(_kiwi_cluster_session: Any) -> Iterator[Any]:
     finally:
         client.close()
     yield cluster
+
+
+@pytest.fixture
+def kiwi_jepsen(tmp_path: Any) -> Callable[..., Any]:
+    """Run a Jepsen-style test and assert its history valid.
+
+    ``kiwi_jepsen(workload="cas-register", nemesis=None, duration=10.0,
+    target="cluster", nodes=3, **options)`` calls :func:`kiwi.testing.run`
+    (``options`` go to it: ``seed``, ``clients``, ``interval``...), saves the
+    history as ``tmp_path/<workload>.jsonl`` (and, on a violation, its
+    timeline as ``.html``) and raises ``AssertionError`` with the summary
+    unless the verdict is valid; it returns the ``kiwi.testing.Result``::
+
+        def test_register_under_partitions(kiwi_jepsen):
+            kiwi_jepsen(workload="cas-register", nemesis="partition", duration=10)
+    """
+    import kiwi.testing
+
+    def run_workload(
+        workload: str = "cas-register",
+        nemesis: Optional[str] = None,
+        duration: float = 10.0,
+        target: Any = "cluster",
+        nodes: int = 3,
+        **options: Any,
+    ) -> Any:
+        history = tmp_path / f"{workload}.jsonl"
+        result = kiwi.testing.run(
+            target, workload=workload, nemesis=nemesis, duration=duration, nodes=nodes,
+            history_path=str(history), **options,
+        )
+        if result.valid is not True:
+            timeline = result.timeline()
+            where = f"history: {history}"
+            if timeline is not None:
+                timeline.save(str(history.with_suffix(".html")))
+                where += f", timeline: {history.with_suffix('.html')}"
+            raise AssertionError(f"{result.summary()}\n{where}")
+        return result
+
+    return run_workload

@@ -10,7 +10,9 @@ Plain functions and classes only (fixtures live in ``conftest.py``):
 * :class:`BlockingCall` runs one blocking command (BLPOP…) in a thread;
 * :func:`node_client`, :func:`is_cluster_error` and :func:`write_keys` serve
   the tests of ``kiwi.Cluster``;
-* :func:`reference_redis_server` runs a throwaway redis-server to compare with.
+* :func:`reference_redis_server` runs a throwaway redis-server to compare with;
+* :class:`SingleServerTarget` lets ``kiwi.testing.run`` drive any one server
+  (a ``kiwi.Server``, a redis-server) by address.
 """
 
 from __future__ import annotations
@@ -397,3 +399,34 @@ class RawConnection:
         if chunk == b"":
             raise AssertionError("connection was closed")
         raise AssertionError(f"unexpected data: {chunk!r}")
+
+
+class SingleServerTarget:
+    """The part of ``kiwi.testing``'s Target protocol a run needs, for one
+    server at ``host:port`` (a ``kiwi.Server`` or a reference redis-server):
+    clients with bounded waits and no retries; nothing to heal or settle."""
+
+    nodes = 1
+    capabilities: frozenset[str] = frozenset()
+
+    def __init__(self, port: int, host: str = HOST) -> None:
+        self.host = host
+        self.port = port
+
+    def client(self, node: int, **kwargs: Any) -> redis.Redis:
+        assert node == 0, f"a single server has no node {node}"
+        options: dict[str, Any] = {"socket_timeout": IO_TIMEOUT, "socket_connect_timeout": IO_TIMEOUT, "retry": no_retry()}
+        options.update(kwargs)
+        return redis.Redis(host=self.host, port=self.port, **options)
+
+    def leader(self) -> int:
+        return 0
+
+    def heal(self) -> None:
+        pass
+
+    def wait_settled(self, timeout: float) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

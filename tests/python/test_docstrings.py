@@ -21,6 +21,13 @@ MODULES = {
     "kiwi.testing.nemesis": 10,
     "kiwi.testing.processes": 3,
     "kiwi.testing.targets": 10,
+    "kiwi.testing": 4,
+    "kiwi.testing.__main__": 3,
+    "kiwi.testing.checkers": 20,
+    "kiwi.testing.history": 25,
+    "kiwi.testing.runner": 2,
+    "kiwi.testing.timeline": 8,
+    "kiwi.testing.workloads": 12,
 }
 
 
@@ -49,6 +56,17 @@ WITH_OWN_EXAMPLE = [
     ("kiwi.testing.targets", "kiwi.testing.targets.InProcessCluster"),
     ("kiwi.testing.targets", "kiwi.testing.targets.Standalone"),
     ("kiwi.testing.targets", "kiwi.testing.targets.make"),
+    ("kiwi.testing.runner", "kiwi.testing.runner.run"),
+    ("kiwi.testing.checkers", "kiwi.testing.checkers.linearizable"),
+    ("kiwi.testing.checkers", "kiwi.testing.checkers.set_checker"),
+    ("kiwi.testing.checkers", "kiwi.testing.checkers.counter_checker"),
+    ("kiwi.testing.checkers", "kiwi.testing.checkers.multi_key_checker"),
+    ("kiwi.testing.checkers", "kiwi.testing.checkers.list_append_checker"),
+    ("kiwi.testing.history", "kiwi.testing.history.Recorder"),
+    ("kiwi.testing.history", "kiwi.testing.history.ProcessClient"),
+    ("kiwi.testing.history", "kiwi.testing.history.classify"),
+    ("kiwi.testing.timeline", "kiwi.testing.timeline.Timeline"),
+    ("kiwi.testing", "kiwi.testing.assert_valid"),
 ]
 
 
