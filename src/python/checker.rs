@@ -11,7 +11,7 @@ use pyo3::types::{PyDict, PyList};
 
 /// Check a JSON-lines history against a model (`register`,
 /// `cas-register`, `kv` or `list-append`), spending at most `budget_s`
-/// seconds on the verdict (and at most a quarter of that more explaining a
+/// seconds (`math.inf`: no limit) on the verdict (and at most a quarter of that more explaining a
 /// violation). Releases the GIL. Returns a dict: `valid` (True, False, or
 /// None when the budget ran out), `verdict`, `model`, `operations`,
 /// `keys`, `elapsed_s`, `invalid_keys`, `unknown_keys`, `window` (the
@@ -37,11 +37,15 @@ pub(super) fn check_history<'py>(
     history: String,
     budget_s: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let budget = Duration::try_from_secs_f64(budget_s).map_err(|_| {
-        PyValueError::new_err(format!(
-            "budget_s must be a non-negative number of seconds, not {budget_s}"
-        ))
-    })?;
+    let budget = if budget_s == f64::INFINITY {
+        Duration::MAX
+    } else {
+        Duration::try_from_secs_f64(budget_s).map_err(|_| {
+            PyValueError::new_err(format!(
+                "budget_s must be a non-negative number of seconds, not {budget_s}"
+            ))
+        })?
+    };
     let result = py
         .detach(|| kiwi_check::check(&model, &history, budget))
         .map_err(|e| PyValueError::new_err(e.to_string()))?;

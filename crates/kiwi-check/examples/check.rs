@@ -1,6 +1,7 @@
 //! Checks one history file and prints the verdict and explanation:
 //! `cargo run --release --example check -- MODEL FILE [BUDGET_S]`.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -24,8 +25,10 @@ fn main() -> ExitCode {
     };
     match kiwi_check::check(model, &history, budget) {
         Ok(result) => {
-            print!("{}", result.text);
-            println!("{}", result.verdict.name());
+            // A closed pipe (`| head`) is no error worth a panic.
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "{}", result.text);
+            let _ = writeln!(out, "{}", result.verdict.name());
             ExitCode::from(match result.verdict {
                 kiwi_check::Verdict::Valid => 0,
                 kiwi_check::Verdict::Invalid => 1,

@@ -83,12 +83,6 @@ pub struct CheckResult {
     pub text: String,
 }
 
-impl Serialize for ModelKind {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.name())
-    }
-}
-
 /// Checks `history` (JSON lines) against `model` (by name), spending at
 /// most `budget` on the verdict; explaining an invalid key takes at most a
 /// quarter of `budget` more.
@@ -186,49 +180,43 @@ fn key_label(key: &Option<String>) -> String {
 }
 
 fn summary(result: &CheckResult, budget: Duration) -> String {
-    let head = format!(
-        "{}: {} operations on {} key{}, model {}, checked in {:.3} s",
+    let mut text = format!(
+        "{}: {} operations on {} key{}, model {}, checked in {:.3} s\n",
         result.verdict.name(),
         result.operations,
         result.keys,
-        if result.keys == 1 { "" } else { "s" },
+        plural(result.keys),
         result.model,
         result.elapsed.as_secs_f64()
     );
     let list = |keys: &[Option<String>]| {
         let shown: Vec<String> = keys.iter().take(10).map(key_label).collect();
         let more = keys.len().saturating_sub(shown.len());
+        let shown = shown.join(", ");
+        let count = format!("{} key{}", keys.len(), plural(keys.len()));
         if more > 0 {
-            format!("{} and {more} more", shown.join(", "))
+            format!("{count}: {shown} and {more} more")
         } else {
-            shown.join(", ")
+            format!("{count}: {shown}")
         }
     };
-    let mut text = head + "\n";
     if !result.invalid_keys.is_empty() {
-        text += &format!(
-            "not linearizable: {} key{}: {}\n",
-            result.invalid_keys.len(),
-            if result.invalid_keys.len() == 1 {
-                ""
-            } else {
-                "s"
-            },
-            list(&result.invalid_keys)
-        );
+        text += &format!("not linearizable: {}\n", list(&result.invalid_keys));
     }
     if !result.unknown_keys.is_empty() {
         text += &format!(
-            "undecided when the {:.3} s budget ran out: {} key{}: {}\n",
+            "undecided within the {:.3} s budget (or the search's memory bound): {}\n",
             budget.as_secs_f64(),
-            result.unknown_keys.len(),
-            if result.unknown_keys.len() == 1 {
-                ""
-            } else {
-                "s"
-            },
             list(&result.unknown_keys)
         );
     }
     text
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }

@@ -67,7 +67,7 @@ pub struct History {
     pub by_key: Vec<Vec<usize>>,
 }
 
-/// Which part of a key's history a search sees, and how much it trusts.
+/// Which part of a key's history a search sees.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct View {
     /// Only lines before this (0-based) are known: later invokes are left

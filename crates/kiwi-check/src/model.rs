@@ -146,6 +146,12 @@ impl fmt::Display for ModelKind {
     }
 }
 
+impl serde::Serialize for ModelKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
 impl FromStr for ModelKind {
     type Err = CheckError;
 
