@@ -27,6 +27,14 @@ def start_server(
     requirepass: Optional[str] = None,
 ) -> ServerHandle: ...
 def run_server_cli(argv: list[str]) -> int: ...
+def check_history(model: str, history: str, budget_s: float = 10.0) -> dict[str, Any]:
+    """Check a JSON-lines history for linearizability against a model.
+
+    Returns {valid, verdict, model, operations, keys, elapsed_s,
+    invalid_keys, unknown_keys, window, text}; raises ValueError on a
+    malformed history or an unknown model.
+    """
+    ...
 
 class ClusterHandle:
     """Raft nodes running on background threads of this process, on loopback."""

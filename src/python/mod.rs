@@ -3,6 +3,7 @@
 //! Every call that does real work releases the GIL, and every error becomes
 //! a Python exception: nothing here panics across the FFI boundary.
 
+mod checker;
 mod embedded;
 
 use std::path::PathBuf;
@@ -264,5 +265,6 @@ fn kiwi_extension(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(start_server, m)?)?;
     m.add_function(wrap_pyfunction!(start_cluster, m)?)?;
     m.add_function(wrap_pyfunction!(run_server_cli, m)?)?;
+    m.add_function(wrap_pyfunction!(checker::check_history, m)?)?;
     Ok(())
 }
