@@ -151,14 +151,19 @@ impl Engine {
         let in_entry = ctx.touched();
         for w in &exec.watched {
             let entry_key = (w.db, w.key.clone());
-            if in_entry.flushed.contains(w.db) || in_entry.keys.binary_search(&entry_key).is_ok() {
+            if in_entry.keys.binary_search(&entry_key).is_ok() {
                 return Ok(true);
             }
-            if self
-                .storage
-                .last_written(w.db, &w.key)?
-                .is_some_and(|index| index >= w.seen)
-            {
+            let after = |index: Option<u64>| index.is_some_and(|i| i >= w.seen);
+            if after(self.storage.last_written(w.db, &w.key)?) {
+                return Ok(true);
+            }
+            // As in Redis, a flush changes only the watched keys it deletes:
+            // one that did not exist at WATCH and was not written since (a
+            // write would have aborted above) is not one of them.
+            let flushed =
+                in_entry.flushed.contains(w.db) || after(self.storage.last_flushed(w.db)?);
+            if flushed && w.existed {
                 return Ok(true);
             }
             if w.existed {

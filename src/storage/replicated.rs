@@ -42,13 +42,18 @@ impl Storage {
         }
     }
 
-    /// The log index of the last applied entry that wrote `key` of `db`,
-    /// flushed `db` or flushed everything (`None`: none did).
+    /// The log index of the last applied entry that wrote `key` of `db`
+    /// (`None`: none did).
     pub(crate) fn last_written(&self, db: u8, key: &[u8]) -> Result<Option<u64>> {
-        let by_key = self.replicated_u64(&key_record(db, key), "write")?;
+        self.replicated_u64(&key_record(db, key), "write")
+    }
+
+    /// The log index of the last applied entry that flushed `db` (FLUSHDB
+    /// or FLUSHALL; `None`: none did).
+    pub(crate) fn last_flushed(&self, db: u8) -> Result<Option<u64>> {
         let by_db = self.replicated_u64(&flushdb_record(db), "flush")?;
         let by_all = self.replicated_u64(FLUSHALL, "flush")?;
-        Ok(by_key.max(by_db).max(by_all))
+        Ok(by_db.max(by_all))
     }
 
     /// The replicated clock: the latest entry time applied (0: none).

@@ -226,7 +226,13 @@ fn flushes_abort_transactions_watching_their_databases() {
                 vec![
                     exec(&[(3, &["SET", "k", "x"])], vec![watched(3, "k", 2, true)]),
                     // FLUSHDB of db 3 does not touch db 4.
-                    exec(&[(4, &["SET", "k", "y"])], vec![watched(4, "k", 2, false)]),
+                    exec(&[(4, &["SET", "k", "y"])], vec![watched(4, "k", 2, true)]),
+                    // Nor a key of db 3 that did not exist (Redis: a flush
+                    // touches the watched keys it deletes).
+                    exec(
+                        &[(5, &["SET", "k", "w"])],
+                        vec![watched(3, "absent", 2, false)],
+                    ),
                 ],
             ),
         ),
@@ -244,7 +250,11 @@ fn flushes_abort_transactions_watching_their_databases() {
     ]);
     assert_eq!(
         replies[2],
-        vec![vec![Reply::NilArray], vec![Reply::Array(vec![Reply::OK])]]
+        vec![
+            vec![Reply::NilArray],
+            vec![Reply::Array(vec![Reply::OK])],
+            vec![Reply::Array(vec![Reply::OK])]
+        ]
     );
     assert_eq!(replies[4], vec![vec![Reply::NilArray]]);
 }
