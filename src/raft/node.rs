@@ -642,10 +642,12 @@ impl RaftNode {
         }
     }
 
-    /// The committed index this node persisted.
+    /// The committed index this node persisted. The log store writes the
+    /// record as an `Option<LogId>` (openraft may save "nothing committed").
     pub fn committed_index(&self) -> Option<u64> {
-        read_state::<openraft::LogId<NodeId>>(self.engine.storage(), state_key::COMMITTED)
+        read_state::<Option<openraft::LogId<NodeId>>>(self.engine.storage(), state_key::COMMITTED)
             .ok()
+            .flatten()
             .flatten()
             .map(|id| id.index)
     }

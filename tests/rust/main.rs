@@ -5,6 +5,7 @@ mod command_tests;
 mod common;
 mod raft_membership_tests;
 mod raft_network_partition_tests;
+mod raft_safety_tests;
 mod raft_storage_tests;
 mod resp_tests;
 mod storage_tests;
