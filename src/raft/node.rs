@@ -320,7 +320,8 @@ impl RaftNode {
         self.raft.metrics().borrow().state == ServerState::Leader
     }
 
-    /// Stop serving and stop openraft. Idempotent.
+    /// Stop serving and stop openraft; from then on every client request is
+    /// refused. Idempotent.
     pub async fn shutdown(&self) {
         if self.shutdown.is_cancelled() {
             return;
@@ -329,7 +330,16 @@ impl RaftNode {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(node = self.id, error = %e, "raft shutdown failed");
         }
-        self.engine.set_replicated(false);
+        // The engine stays replicated: a write arriving now is refused
+        // (see `enqueue`), never run on this node's keyspace outside the log.
+    }
+
+    /// The error every client request gets once the node is stopping.
+    fn check_serving(&self) -> Result<(), ClientError> {
+        match self.shutdown.is_cancelled() {
+            true => Err(ClientError::Refused("raft node is shutting down".into())),
+            false => Ok(()),
+        }
     }
 
     // ----------------------------------------------------------- membership
@@ -419,6 +429,7 @@ impl RaftNode {
         commands: Vec<Vec<Vec<u8>>>,
         leader_only: bool,
     ) -> Result<Vec<WireReply>, ClientError> {
+        self.check_serving()?;
         let (tx, rx) = oneshot::channel();
         let pending = Pending {
             db,
@@ -567,6 +578,7 @@ impl RaftNode {
     /// Wait until a read on this node sees every write acknowledged before
     /// the call (openraft's read index, through the leader on a follower).
     pub async fn linearize(&self) -> Result<(), ClientError> {
+        self.check_serving()?;
         let deadline = Instant::now() + self.timing.client_timeout;
         loop {
             let leader = self.wait_for_leader(deadline).await?;

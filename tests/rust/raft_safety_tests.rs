@@ -1,4 +1,5 @@
-//! Safety of Raft nodes beyond the happy path: what RAFT.INFO reports.
+//! Safety of Raft nodes beyond the happy path: what RAFT.INFO reports and
+//! a node that is shutting down.
 //!
 //! Every cluster runs on loopback in this process and is stopped at the
 //! end (`LocalCluster`'s Drop); waits poll with deadlines.
@@ -75,4 +76,40 @@ fn raft_info_commit_index_covers_what_was_applied() {
         applied <= commit && commit <= last,
         "applied {applied} <= commit {commit} <= last log {last}: {info:?}"
     );
+}
+
+#[test]
+fn a_node_shutting_down_refuses_writes_instead_of_applying_them_locally() {
+    let (_dirs, cluster, leader) = cluster(1);
+    let port = cluster.port(leader).expect("port");
+    assert_eq!(cmd(port, &["SET", "before", "1"]), "+OK");
+    let server = cluster.server(leader).expect("running");
+    let raft = server.raft().expect("raft node").clone();
+    let engine = server.engine().expect("engine").clone();
+    server.block_on(raft.shutdown()).expect("runtime");
+
+    // The RESP server still runs: its clients are refused.
+    assert_eq!(
+        cmd(port, &["SET", "after", "1"]),
+        "-ERR raft node is shutting down"
+    );
+    assert_eq!(
+        cmd(port, &["RPUSH", "list", "a"]),
+        "-ERR raft node is shutting down"
+    );
+    // So is the embedded API.
+    let mut session = engine.local_session();
+    let reply = engine.execute_args(&mut session, &["SET", "embedded", "1"]);
+    assert!(
+        matches!(&reply, kiwi::resp::Reply::Error(_)),
+        "embedded write after shutdown: {reply:?}"
+    );
+    // Nothing reached the keyspace outside the log.
+    for key in ["after", "list", "embedded"] {
+        assert_eq!(
+            engine.execute_local(&mut session, &[bytes::Bytes::from("EXISTS"), key.into()]),
+            kiwi::resp::Reply::Int(0),
+            "{key} was written after shutdown"
+        );
+    }
 }
