@@ -164,7 +164,11 @@ impl KeyWaiters {
                 list.remove(pos);
                 self.registered.fetch_sub(1, Ordering::AcqRel);
                 if waiter.blocked {
-                    wake(list);
+                    // Nothing was written: only the next blocked client
+                    // is woken, never a WATCH (its EXEC would fail).
+                    if let Some(next) = list.iter().find(|w| w.blocked) {
+                        next.touch();
+                    }
                 }
             }
             if list.is_empty() {

@@ -44,6 +44,10 @@ pub fn setbit(call: &mut Call<'_, '_>) -> CmdResult {
     let byte = (offset / 8) as usize;
     check_string_length(call, byte as u64, 1)?;
     let previous = bit_at(&old, offset);
+    if previous == on && byte < old.len() {
+        // Unchanged (as Redis, not counted as a modification: a WATCH stays).
+        return Ok(Reply::Int(i64::from(previous)));
+    }
     let mut value = BytesMut::from(&old[..]);
     if value.len() <= byte {
         value.resize(byte + 1, 0);
@@ -207,7 +211,10 @@ pub fn bitop(call: &mut Call<'_, '_>) -> CmdResult {
     let len = sources.iter().map(Bytes::len).max().unwrap_or(0);
     let dest = &args[2];
     if len == 0 {
-        call.ctx.delete_key(dest);
+        // Only an existing key is deleted (and counts as modified).
+        if call.ctx.get_raw_meta(dest)?.is_some() {
+            call.ctx.delete_key(dest);
+        }
         return Ok(Reply::Int(0));
     }
     let byte = |s: &Bytes, i: usize| s.get(i).copied().unwrap_or(0);
