@@ -309,11 +309,18 @@ impl Engine {
     /// (after the caller passed it, or for a stale read). Writes still
     /// become proposals under Raft.
     pub fn execute_local(&self, session: &mut Session, args: &[Bytes]) -> Reply {
-        match self.outcome(self.dispatch(session, args, true)) {
+        match self.execute_after_barrier(session, args) {
             Outcome::Reply(reply) => reply,
             Outcome::Block(block) => block.timeout_reply,
             Outcome::Defer(_) => Reply::error("ERR this command needs a raft node's server"),
         }
+    }
+
+    /// What a command comes to once the caller passed Raft's read barrier
+    /// ([`Deferred::Read`]): a read's reply, or for a write checked against
+    /// this node's limits, its refusal or its proposal.
+    pub fn execute_after_barrier(&self, session: &mut Session, args: &[Bytes]) -> Outcome {
+        self.outcome(self.dispatch(session, args, true))
     }
 
     /// Run one command; a blocking command that finds nothing to take
@@ -373,6 +380,20 @@ impl Engine {
                         return Err(CmdError::Block(block));
                     }
                 }
+                // This node's configured limits are judged here, where the
+                // client sent the command, on this node's data once it holds
+                // every write acknowledged before (a read barrier first, as
+                // for a read: the client's own last write may not be applied
+                // here yet). The apply uses fixed limits, so every node
+                // applies the entry alike.
+                if spec.has_node_limits() {
+                    if !local {
+                        return Err(CmdError::Defer(Deferred::Read));
+                    }
+                    if let Err(e @ CmdError::NodeLimit(_)) = self.probe(spec, session, args) {
+                        return Err(e);
+                    }
+                }
                 return Err(CmdError::Defer(Deferred::Propose {
                     db: session.db,
                     commands: vec![args.to_vec()],
@@ -387,8 +408,9 @@ impl Engine {
     }
 
     /// Whether `args` becomes a plain Raft proposal of its own when run now
-    /// (a replicated write outside MULTI that cannot block), so a pipeline
-    /// may propose it in one entry with the writes around it.
+    /// (a replicated write outside MULTI that cannot block and has no limit
+    /// of this node's to check), so a pipeline may propose it in one entry
+    /// with the writes around it.
     pub fn proposes(&self, session: &Session, args: &[Bytes]) -> bool {
         self.is_replicated()
             && session.multi.is_none()
@@ -397,7 +419,10 @@ impl Engine {
                 .first()
                 .and_then(|name| cmd::lookup(name))
                 .is_some_and(|spec| {
-                    spec.arity_ok(args.len()) && spec.is_write() && !spec.is_blocking()
+                    spec.arity_ok(args.len())
+                        && spec.is_write()
+                        && !spec.is_blocking()
+                        && !spec.has_node_limits()
                 })
     }
 

@@ -249,16 +249,30 @@ async fn resolve(
         };
     };
     match deferred {
-        Deferred::Propose { db, commands, exec } => match node.propose(db, owned(commands)).await {
-            Ok(replies) if exec => Reply::Array(replies),
-            Ok(replies) => replies.into_iter().next().unwrap_or(Reply::Nil),
-            Err(e) => Reply::Error(e.to_string()),
-        },
+        Deferred::Propose { db, commands, exec } => propose(node, db, commands, exec).await,
         Deferred::Read => match node.linearize().await {
-            Ok(()) => engine.execute_local(session, args),
+            Ok(()) => match engine.execute_after_barrier(session, args) {
+                // A write checked against this node's limits on fresh data.
+                Outcome::Defer(Deferred::Propose { db, commands, exec }) => {
+                    propose(node, db, commands, exec).await
+                }
+                Outcome::Reply(reply) => reply,
+                Outcome::Block(block) => block.timeout_reply,
+                Outcome::Defer(_) => Reply::error("ERR this command needs a raft node's server"),
+            },
             Err(e) => Reply::Error(e.to_string()),
         },
         Deferred::Raft(admin) => node.admin(admin).await,
+    }
+}
+
+/// Propose `commands` as one entry; `exec`: their replies as one array
+/// (EXEC), else the first one.
+async fn propose(node: &RaftNode, db: u8, commands: Vec<Vec<bytes::Bytes>>, exec: bool) -> Reply {
+    match node.propose(db, owned(commands)).await {
+        Ok(replies) if exec => Reply::Array(replies),
+        Ok(replies) => replies.into_iter().next().unwrap_or(Reply::Nil),
+        Err(e) => Reply::Error(e.to_string()),
     }
 }
 

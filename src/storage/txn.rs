@@ -152,6 +152,13 @@ impl<'a> Ctx<'a> {
         self.rng.borrow_mut()
     }
 
+    /// Whether this context applies a replicated entry: what it writes may
+    /// then depend only on the entry and the replicated state, never on
+    /// this node's configuration.
+    pub fn applies_log_entry(&self) -> bool {
+        self.log_versions.is_some()
+    }
+
     /// Versions left in the entry's range (`u64::MAX` when versions come
     /// from the clock).
     pub(crate) fn versions_left(&self) -> u64 {

@@ -1,5 +1,6 @@
-//! Safety of Raft nodes beyond the happy path: what RAFT.INFO reports and
-//! a node that is shutting down.
+//! Safety of Raft nodes beyond the happy path: what RAFT.INFO reports,
+//! a node that is shutting down, and replicated applies that must not
+//! depend on one node's configuration.
 //!
 //! Every cluster runs on loopback in this process and is stopped at the
 //! end (`LocalCluster`'s Drop); waits poll with deadlines.
@@ -111,5 +112,61 @@ fn a_node_shutting_down_refuses_writes_instead_of_applying_them_locally() {
             kiwi::resp::Reply::Int(0),
             "{key} was written after shutdown"
         );
+    }
+}
+
+#[test]
+fn a_lowered_proto_max_bulk_len_is_judged_where_the_client_is_and_applies_alike() {
+    let (_dirs, cluster, leader) = cluster(3);
+    let port = cluster.port(leader).expect("port");
+    let lowered = (leader + 1) % 3;
+    let low_port = cluster.port(lowered).expect("port");
+    assert_eq!(
+        cmd(low_port, &["CONFIG", "SET", "proto-max-bulk-len", "1mb"]),
+        "+OK"
+    );
+    // Through a node with the default limit: past 1 MB, well under 512 MB.
+    let part = "a".repeat(600_000);
+    assert_eq!(cmd(port, &["SET", "s", &part]), "+OK");
+    assert_eq!(cmd(port, &["APPEND", "s", &part]), ":1200000");
+    assert_eq!(cmd(port, &["SETRANGE", "r", "1100000", "x"]), ":1100001");
+    assert_eq!(cmd(port, &["SETBIT", "b", "9000000", "1"]), ":0");
+    // Every node applied them, the lowered one included.
+    let lengths = |p: u16| ["s", "r", "b"].map(|k| cmd(p, &["STRLEN", k]));
+    for i in 0..3 {
+        let p = cluster.port(i).expect("port");
+        assert_eq!(
+            lengths(p),
+            [":1200000", ":1100001", ":1125001"],
+            "node {i} (lowered: node {lowered})"
+        );
+    }
+    // Through the lowered node: refused with Redis's texts, nothing proposed.
+    assert_eq!(
+        cmd(low_port, &["APPEND", "s", "x"]),
+        "-ERR string exceeds maximum allowed size (proto-max-bulk-len)"
+    );
+    assert_eq!(
+        cmd(low_port, &["SETRANGE", "r2", "1100000", "x"]),
+        "-ERR string exceeds maximum allowed size (proto-max-bulk-len)"
+    );
+    assert_eq!(
+        cmd(low_port, &["SETBIT", "b2", "9000000", "1"]),
+        "-ERR bit offset is not an integer or out of range"
+    );
+    // Within the limit the lowered node proposes as usual.
+    assert_eq!(cmd(low_port, &["APPEND", "small", "x"]), ":1");
+    // It judges on data holding the client's own last write: a hash, not a
+    // missing key (which would be over the limit).
+    assert_eq!(cmd(low_port, &["HSET", "h", "f", "v"]), ":1");
+    assert_eq!(
+        cmd(low_port, &["SETRANGE", "h", "1100000", "x"]),
+        "-WRONGTYPE Operation against a key holding the wrong kind of value"
+    );
+    for i in 0..3 {
+        let p = cluster.port(i).expect("port");
+        assert_eq!(lengths(p), [":1200000", ":1100001", ":1125001"], "node {i}");
+        assert_eq!(cmd(p, &["EXISTS", "r2", "b2"]), ":0", "node {i}");
+        assert_eq!(cmd(p, &["GET", "small"]), "x", "node {i}");
     }
 }
