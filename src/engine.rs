@@ -638,6 +638,16 @@ impl Engine {
                 replies.push(delete_expired(&mut ctx, &args[1..])?);
                 continue;
             }
+            if args
+                .first()
+                .is_some_and(|n| n.eq_ignore_ascii_case(crate::raft::identity::IDENTITY_COMMAND))
+            {
+                replies.push(crate::raft::identity::apply_registration(
+                    &mut ctx,
+                    &args[1..],
+                )?);
+                continue;
+            }
             let spec = match replicable(args) {
                 Ok(spec) => spec,
                 Err(e) => {

@@ -3,6 +3,7 @@
 mod cli_tests;
 mod command_tests;
 mod common;
+mod dir_identity_tests;
 mod raft_membership_tests;
 mod raft_network_partition_tests;
 mod raft_safety_tests;

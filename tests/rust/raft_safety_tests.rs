@@ -170,3 +170,92 @@ fn a_lowered_proto_max_bulk_len_is_judged_where_the_client_is_and_applies_alike(
         assert_eq!(cmd(p, &["GET", "small"]), "x", "node {i}");
     }
 }
+
+/// Node `i`'s RAFT.INFO.
+fn info_of(cluster: &LocalCluster, i: usize) -> HashMap<String, String> {
+    raft_info(cluster.port(i).expect("port"))
+}
+
+#[test]
+fn a_wiped_directory_rejoining_under_its_old_id_neither_votes_nor_serves() {
+    let (_dirs, mut cluster, a) = cluster(3);
+    let (b, f) = ((a + 1) % 3, (a + 2) % 3);
+    let a_port = cluster.port(a).expect("port");
+    assert_eq!(cmd(a_port, &["SET", "before", "1"]), "+OK");
+    // Every node recorded every member's incarnation.
+    wait_until(
+        "all incarnations registered",
+        Duration::from_secs(10),
+        || (0..3).all(|i| info_of(&cluster, i)["registered"] == "1,2,3"),
+    );
+    let cluster_id = info_of(&cluster, a)["cluster_id"].clone();
+    assert_ne!(cluster_id, "-");
+    for i in 0..3 {
+        assert_eq!(info_of(&cluster, i)["cluster_id"], cluster_id, "node {i}");
+    }
+
+    // Committed by A and F only: B is cut off.
+    cluster.isolate(b).expect("isolate");
+    assert_eq!(cmd(a_port, &["SET", "committed", "by a and f"]), "+OK");
+    // F loses its directory and comes back empty under the same id.
+    cluster.stop(f).expect("stop");
+    let f_dir = cluster.dir(f).expect("dir");
+    std::fs::remove_dir_all(&f_dir).expect("wipe");
+    cluster.restart(f).expect("restart on an empty directory");
+    // A goes away; B comes back. Had F voted, B (without "committed")
+    // could lead with it and lose the write.
+    cluster.stop(a).expect("stop");
+    cluster.heal();
+    // Several election timeouts: B stands for election again and again.
+    let window = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < window {
+        assert_eq!(
+            cluster.leader(),
+            None,
+            "B must not lead with the wiped node's vote"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let f_port = cluster.port(f).expect("port");
+    let refused = format!("-ERR raft node {} refused:", f + 1);
+    wait_until(
+        "the wiped node refuses clients",
+        Duration::from_secs(10),
+        || cmd(f_port, &["SET", "x", "1"]).starts_with(&refused),
+    );
+    assert!(cmd(f_port, &["GET", "before"]).starts_with(&refused));
+
+    // A is back: the write survived, and F stays refused.
+    cluster.restart(a).expect("restart");
+    let mut leader = None;
+    wait_until("a leader among A and B", Duration::from_secs(10), || {
+        leader = cluster.leader();
+        leader.is_some()
+    });
+    assert_ne!(leader, Some(f));
+    let b_port = cluster.port(b).expect("port");
+    wait_until("the write read through B", Duration::from_secs(10), || {
+        let got = cmd(b_port, &["GET", "committed"]);
+        assert!(!got.starts_with('$') && got != "(nil)", "lost: {got}");
+        got == "by a and f"
+    });
+    assert!(cmd(f_port, &["SET", "x", "1"]).starts_with(&refused));
+    assert_eq!(info_of(&cluster, f)["registered"], "");
+
+    // Removed and added again, the fresh directory joins as a new member.
+    let f_addr = format!("127.0.0.1:{}", cluster.raft_port(f).expect("raft port"));
+    let f_id = (f + 1).to_string();
+    assert_eq!(cmd(b_port, &["RAFT.NODE", "REMOVE", &f_id]), "+OK");
+    assert_eq!(cmd(b_port, &["RAFT.NODE", "ADD", &f_id, &f_addr]), "+OK");
+    wait_until("the new directory serves", Duration::from_secs(10), || {
+        cmd(f_port, &["GET", "committed"]) == "by a and f"
+    });
+    wait_until(
+        "its new incarnation registered",
+        Duration::from_secs(10),
+        || {
+            info_of(&cluster, b)["registered"] == "1,2,3"
+                && info_of(&cluster, f)["cluster_id"] == cluster_id
+        },
+    );
+}
