@@ -177,6 +177,16 @@ impl KeyWaiters {
         }
     }
 
+    /// The keys waited on in database `db` (`None`: in every one).
+    pub fn keys_in(&self, db: Option<u8>) -> Vec<DbKey> {
+        self.by_key
+            .lock()
+            .keys()
+            .filter(|(d, _)| db.is_none_or(|db| db == *d))
+            .cloned()
+            .collect()
+    }
+
     /// Wake who waits on a key the command changed: every WATCH, and the
     /// oldest blocked client (the next one gets its turn when it leaves).
     pub fn touch(&self, touched: &Touched) {
@@ -515,7 +525,7 @@ impl Engine {
         }
         session.info.last_active_ms.store(now, Ordering::Relaxed);
         if ctx.is_dirty() {
-            let touched = (!self.waiters.is_empty()).then(|| ctx.touched());
+            let touched = self.touched_by(&ctx);
             if let Err(e) = ctx.commit() {
                 // Nothing of the group is stored: none of it may look done.
                 let error = Reply::Error(CmdError::from(e).to_string());
@@ -560,7 +570,7 @@ impl Engine {
         let (result, mut ctx) = self.call_handler(spec, session, args, ctx);
         let reply = result?;
         if ctx.is_dirty() {
-            let touched = (!self.waiters.is_empty()).then(|| ctx.touched());
+            let touched = self.touched_by(&ctx);
             ctx.commit()?;
             // Still under the lock: EXEC checks WATCH under it too.
             if let Some(touched) = touched {
@@ -568,6 +578,30 @@ impl Engine {
             }
         }
         Ok(reply)
+    }
+
+    /// What `ctx`'s writes change for waiters, if anyone waits; called
+    /// before the batch is committed. A flush counts only for the keys it
+    /// deletes, as in Redis (a WATCH of a key that did not exist holds).
+    fn touched_by(&self, ctx: &Ctx<'_>) -> Option<Touched> {
+        if self.waiters.is_empty() {
+            return None;
+        }
+        let mut touched = ctx.touched();
+        if let Some(flushed) = touched.flushed.take() {
+            for (db, key) in self.waiters.keys_in(flushed) {
+                // Unsure (a read error): wake it, which is only spurious.
+                let existed = self
+                    .storage
+                    .ctx(db, 0)
+                    .get_raw_meta(&key)
+                    .map_or(true, |meta| meta.is_some());
+                if existed {
+                    touched.keys.push((db, key));
+                }
+            }
+        }
+        Some(touched)
     }
 
     /// Run `spec` against this node's data and throw its writes away: what
@@ -679,7 +713,7 @@ impl Engine {
         for (cf, key, value) in raft_writes {
             ctx.put_raft(cf, &key, value);
         }
-        let touched = (!self.waiters.is_empty()).then(|| ctx.touched());
+        let touched = self.touched_by(&ctx);
         ctx.commit()?;
         if let Some(touched) = touched {
             self.waiters.touch(&touched);

@@ -202,6 +202,10 @@ WATCH_CASES = [
     ([], "BITOP AND k nosuch", False),
     (["SET k 5"], "PERSIST k", False),
     (["SET k 5"], "RENAME k k", False),
+    ([], "FLUSHDB", False),
+    ([], "FLUSHALL", False),
+    (["SET other 1"], "FLUSHALL", False),
+    (["SET k 5"], "FLUSHALL", True),
     # Counted as modified even when the value stays the same.
     (["RPUSH k a b c"], "LTRIM k 0 -1", True),
     (["RPUSH k a b c"], "LSET k 0 a", True),
@@ -225,3 +229,19 @@ def test_watch_fails_exactly_when_redis_counts_the_key_modified(
         r.execute_command(*shlex.split(line))
     reply = exec_after(r, make_client(), *shlex.split(command))
     assert (reply is None) == fails, f"EXEC answered {reply!r}"
+
+
+def test_a_key_written_then_flushed_in_one_transaction_counts_as_modified(
+    r: redis.Redis, make_client
+) -> None:
+    """Nothing of ``k`` is left, but it was written: the WATCH fails."""
+    other = make_client()
+    with r.pipeline(transaction=True) as pipe:
+        pipe.watch("k")
+        with other.pipeline(transaction=True) as theirs:
+            theirs.set("k", "v").flushall()
+            assert theirs.execute() == [True, True]
+        pipe.multi()
+        pipe.ping()
+        with pytest.raises(redis.WatchError):
+            pipe.execute()
