@@ -14,7 +14,7 @@ use crate::cmd::{self, BlockOn, Call, CmdError, CommandSpec, Deferred, Flags, Se
 use crate::config::RuntimeConfig;
 use crate::raft::Op;
 use crate::resp::{Protocol, Reply};
-use crate::storage::{now_ms, Ctx, Storage, StorageError, Touched};
+use crate::storage::{now_ms, Ctx, Flushed, Storage, StorageError, Touched};
 
 mod apply;
 mod exec;
@@ -168,13 +168,27 @@ impl KeyWaiters {
                 list.remove(pos);
                 self.registered.fetch_sub(1, Ordering::AcqRel);
                 if waiter.blocked {
-                    wake(list);
+                    // Nothing was written: only the next blocked client
+                    // is woken, never a WATCH (its EXEC would fail).
+                    if let Some(next) = list.iter().find(|w| w.blocked) {
+                        next.touch();
+                    }
                 }
             }
             if list.is_empty() {
                 map.remove(key);
             }
         }
+    }
+
+    /// The keys waited on in database `db` (`None`: in every one).
+    pub fn keys_in(&self, dbs: Flushed) -> Vec<DbKey> {
+        self.by_key
+            .lock()
+            .keys()
+            .filter(|(d, _)| dbs.contains(*d))
+            .cloned()
+            .collect()
     }
 
     /// Wake who waits on a key the command changed: every WATCH, and the
@@ -366,11 +380,18 @@ impl Engine {
     /// (after the caller passed it, or for a stale read). Writes still
     /// become proposals under Raft.
     pub fn execute_local(&self, session: &mut Session, args: &[Bytes]) -> Reply {
-        match self.outcome(self.dispatch(session, args, true)) {
+        match self.execute_after_barrier(session, args) {
             Outcome::Reply(reply) => reply,
             Outcome::Block(block) => block.timeout_reply,
             Outcome::Defer(_) => Reply::error("ERR this command needs a raft node's server"),
         }
+    }
+
+    /// What a command comes to once the caller passed Raft's read barrier
+    /// ([`Deferred::Read`]): a read's reply, or for a write checked against
+    /// this node's limits, its refusal or its proposal.
+    pub fn execute_after_barrier(&self, session: &mut Session, args: &[Bytes]) -> Outcome {
+        self.outcome(self.dispatch(session, args, true))
     }
 
     /// Run one command; a blocking command that finds nothing to take
@@ -430,6 +451,20 @@ impl Engine {
                         return Err(CmdError::Block(block));
                     }
                 }
+                // This node's configured limits are judged here, where the
+                // client sent the command, on this node's data once it holds
+                // every write acknowledged before (a read barrier first, as
+                // for a read: the client's own last write may not be applied
+                // here yet). The apply uses fixed limits, so every node
+                // applies the entry alike.
+                if spec.has_node_limits() {
+                    if !local {
+                        return Err(CmdError::Defer(Deferred::Read));
+                    }
+                    if let Err(e @ CmdError::NodeLimit(_)) = self.probe(spec, session, args) {
+                        return Err(e);
+                    }
+                }
                 return Err(CmdError::Defer(Deferred::Propose(Op::commands(
                     session.db,
                     session.protocol == Protocol::Resp3,
@@ -448,8 +483,9 @@ impl Engine {
     }
 
     /// Whether `args` becomes a plain Raft proposal of its own when run now
-    /// (a replicated write outside MULTI that cannot block), so a pipeline
-    /// may propose it in one entry with the writes around it.
+    /// (a replicated write outside MULTI that cannot block and has no limit
+    /// of this node's to check), so a pipeline may propose it in one entry
+    /// with the writes around it.
     pub fn proposes(&self, session: &Session, args: &[Bytes]) -> bool {
         self.is_replicated()
             && session.multi.is_none()
@@ -458,7 +494,10 @@ impl Engine {
                 .first()
                 .and_then(|name| cmd::lookup(name))
                 .is_some_and(|spec| {
-                    spec.arity_ok(args.len()) && spec.is_write() && !spec.is_blocking()
+                    spec.arity_ok(args.len())
+                        && spec.is_write()
+                        && !spec.is_blocking()
+                        && !spec.has_node_limits()
                 })
     }
 
@@ -551,7 +590,7 @@ impl Engine {
         }
         session.info.last_active_ms.store(now, Ordering::Relaxed);
         if ctx.is_dirty() {
-            let touched = (!self.waiters.is_empty()).then(|| ctx.touched());
+            let touched = self.touched_by(&ctx);
             if let Err(e) = ctx.commit() {
                 // Nothing of the group is stored: none of it may look done.
                 let error = Reply::Error(CmdError::from(e).to_string());
@@ -596,7 +635,7 @@ impl Engine {
         let (result, mut ctx) = self.call_handler(spec, session, args, ctx);
         let reply = result?;
         if ctx.is_dirty() {
-            let touched = (!self.waiters.is_empty()).then(|| ctx.touched());
+            let touched = self.touched_by(&ctx);
             ctx.commit()?;
             // Still under the lock: EXEC checks WATCH under it too.
             if let Some(touched) = touched {
@@ -604,6 +643,31 @@ impl Engine {
             }
         }
         Ok(reply)
+    }
+
+    /// What `ctx`'s writes change for waiters, if anyone waits; called
+    /// before the batch is committed. A flush counts only for the keys it
+    /// deletes, as in Redis (a WATCH of a key that did not exist holds).
+    pub(crate) fn touched_by(&self, ctx: &Ctx<'_>) -> Option<Touched> {
+        if self.waiters.is_empty() {
+            return None;
+        }
+        let mut touched = ctx.touched();
+        let flushed = std::mem::take(&mut touched.flushed);
+        if !flushed.is_empty() {
+            for (db, key) in self.waiters.keys_in(flushed) {
+                // Unsure (a read error): wake it, which is only spurious.
+                let existed = self
+                    .storage
+                    .ctx(db, 0)
+                    .get_raw_meta(&key)
+                    .map_or(true, |meta| meta.is_some());
+                if existed {
+                    touched.keys.push((db, key));
+                }
+            }
+        }
+        Some(touched)
     }
 
     /// Run `spec` against this node's data and throw its writes away: what

@@ -3,25 +3,31 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::strings::{check_string_length, lookup_string, store};
+use super::strings::{lookup_string, max_bulk_len, store};
 use super::table::{commands, flags::*};
-use super::{int_arg, is, parse_i64, Call, CmdError, CmdResult, CommandSpec};
+use super::{int_arg, is, parse_i64, Call, CmdError, CmdResult, CommandSpec, Flags};
 use crate::resp::Reply;
 
 pub static COMMANDS: &[CommandSpec] = commands! {
-    "setbit", 4, W, 1, 1, 1, setbit;
+    "setbit", 4, W.union(Flags::NODE_LIMITS), 1, 1, 1, setbit;
     "getbit", 3, RF, 1, 1, 1, getbit;
     "bitcount", -2, R, 1, 1, 1, bitcount;
     "bitpos", -3, R, 1, 1, 1, bitpos;
     "bitop", -4, W, 2, -1, 1, bitop;
 };
 
-/// Offsets address at most 2^32 bits (512 MB), as in Redis.
-fn bit_offset(arg: &[u8]) -> CmdResult<u64> {
-    parse_i64(arg)
+/// An offset inside the largest string allowed (Redis's
+/// getBitOffsetFromArgument): 2^32 bits with the default proto-max-bulk-len
+/// of 512 MB. [`max_bulk_len`] says which limit applies.
+fn bit_offset(call: &Call<'_, '_>, arg: &[u8]) -> CmdResult<u64> {
+    const OUT_OF_RANGE: &str = "bit offset is not an integer or out of range";
+    let offset = parse_i64(arg)
         .and_then(|v| u64::try_from(v).ok())
-        .filter(|v| *v < 1 << 32)
-        .ok_or_else(|| CmdError::err("bit offset is not an integer or out of range"))
+        .ok_or_else(|| CmdError::err(OUT_OF_RANGE))?;
+    if offset >> 3 >= max_bulk_len(call) {
+        return Err(CmdError::NodeLimit(OUT_OF_RANGE));
+    }
+    Ok(offset)
 }
 
 fn bit_at(value: &[u8], bit: u64) -> bool {
@@ -33,7 +39,7 @@ fn bit_at(value: &[u8], bit: u64) -> bool {
 
 pub fn setbit(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
-    let offset = bit_offset(&args[2])?;
+    let offset = bit_offset(call, &args[2])?;
     let on = match &args[3][..] {
         b"1" => true,
         b"0" => false,
@@ -41,9 +47,13 @@ pub fn setbit(call: &mut Call<'_, '_>) -> CmdResult {
     };
     let key = &args[1];
     let (old, expire) = lookup_string(call, key, false)?.unwrap_or_default();
+    // Below max_bulk_len (bit_offset), so the string stays within it.
     let byte = (offset / 8) as usize;
-    check_string_length(call, byte as u64, 1)?;
     let previous = bit_at(&old, offset);
+    if previous == on && byte < old.len() {
+        // Unchanged (as Redis, not counted as a modification: a WATCH stays).
+        return Ok(Reply::Int(i64::from(previous)));
+    }
     let mut value = BytesMut::from(&old[..]);
     if value.len() <= byte {
         value.resize(byte + 1, 0);
@@ -59,7 +69,7 @@ pub fn setbit(call: &mut Call<'_, '_>) -> CmdResult {
 }
 
 pub fn getbit(call: &mut Call<'_, '_>) -> CmdResult {
-    let offset = bit_offset(&call.args[2])?;
+    let offset = bit_offset(call, &call.args[2])?;
     let value = lookup_string(call, &call.args[1], true)?;
     Ok(Reply::Int(i64::from(
         value.is_some_and(|(v, _)| bit_at(&v, offset)),
@@ -207,7 +217,10 @@ pub fn bitop(call: &mut Call<'_, '_>) -> CmdResult {
     let len = sources.iter().map(Bytes::len).max().unwrap_or(0);
     let dest = &args[2];
     if len == 0 {
-        call.ctx.delete_key(dest);
+        // Only an existing key is deleted (and counts as modified).
+        if call.ctx.get_raw_meta(dest)?.is_some() {
+            call.ctx.delete_key(dest);
+        }
         return Ok(Reply::Int(0));
     }
     let byte = |s: &Bytes, i: usize| s.get(i).copied().unwrap_or(0);

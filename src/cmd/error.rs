@@ -28,6 +28,11 @@ pub enum CmdError {
     Raw(String),
     #[error("ERR {0}")]
     Storage(#[from] StorageError),
+    /// Over a limit this node's configuration sets (proto-max-bulk-len):
+    /// `ERR <text>`. Under Raft it is judged on the node the client talks
+    /// to, before proposing; a replicated apply uses a fixed limit.
+    #[error("ERR {0}")]
+    NodeLimit(&'static str),
     /// A blocking command found nothing to take: the connection waits for a
     /// write to one of the keys (or the timeout) and runs the command again.
     /// Never reaches a client as an error.
@@ -50,7 +55,8 @@ pub enum Deferred {
     /// its reply.
     Exec(crate::engine::ExecPlan),
     /// Confirm the read is linearizable (read index), then run the command
-    /// locally.
+    /// locally (`Engine::execute_after_barrier`; a write with limits of
+    /// this node's to check is then checked, and proposed).
     Read,
     /// A `RAFT.*` admin command.
     Raft(super::raft::RaftAdmin),

@@ -712,6 +712,9 @@ pub fn ltrim(call: &mut Call<'_, '_>) -> CmdResult {
     };
     let keep = e - s + 1;
     if keep == len {
+        // Nothing to remove, but Redis counts the list as modified (a
+        // WATCH on it fails): write its header back unchanged.
+        call.save_collection(key, &coll);
         return Ok(Reply::OK);
     }
     let (head, tail) = (coll.meta.head, coll.meta.tail);

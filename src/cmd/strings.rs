@@ -7,7 +7,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::{int_arg, is, parse_i64, Call, CmdError, CmdResult};
-use crate::resp::Reply;
+use crate::resp::{Reply, DEFAULT_MAX_BULK_LEN};
 use crate::storage::{Expiry, Meta, MetaBody};
 
 /// Count a read lookup in INFO's `keyspace_hits` / `keyspace_misses`, as
@@ -52,15 +52,24 @@ pub(super) fn store(call: &mut Call<'_, '_>, key: &[u8], value: Bytes, expire_at
     }
 }
 
-fn max_bulk_len(call: &Call<'_, '_>) -> u64 {
-    call.engine.config.read().proto_max_bulk_len as u64
+/// The largest string a command may build: this node's proto-max-bulk-len,
+/// except when applying a replicated entry. CONFIG SET is not replicated,
+/// so an apply uses Redis's default (512 MB), the same on every node; the
+/// node's own limit was checked where the client sent the command
+/// ([`CmdError::NodeLimit`] answers before anything is proposed).
+pub(super) fn max_bulk_len(call: &Call<'_, '_>) -> u64 {
+    if call.ctx.applies_log_entry() {
+        DEFAULT_MAX_BULK_LEN as u64
+    } else {
+        call.engine.config.read().proto_max_bulk_len as u64
+    }
 }
 
 /// Redis's checkStringLength: a string may not grow past proto-max-bulk-len.
-pub(super) fn check_string_length(call: &Call<'_, '_>, size: u64, append: u64) -> CmdResult<()> {
+fn check_string_length(call: &Call<'_, '_>, size: u64, append: u64) -> CmdResult<()> {
     match size.checked_add(append) {
         Some(total) if total <= max_bulk_len(call) => Ok(()),
-        _ => Err(CmdError::err(
+        _ => Err(CmdError::NodeLimit(
             "string exceeds maximum allowed size (proto-max-bulk-len)",
         )),
     }

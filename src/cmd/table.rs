@@ -26,6 +26,10 @@ impl Flags {
     /// May wait for another client's write (BLPOP…). Under Raft it is
     /// probed locally first and proposed only when it can take something.
     pub const BLOCKING: Flags = Flags(1 << 8);
+    /// A write that may exceed a limit of this node's configuration
+    /// (proto-max-bulk-len). Under Raft it is tried on the node's own data
+    /// before proposing, and refused there (see `CmdError::NodeLimit`).
+    pub const NODE_LIMITS: Flags = Flags(1 << 9);
 
     pub const fn union(self, other: Flags) -> Flags {
         Flags(self.0 | other.0)
@@ -86,6 +90,11 @@ impl CommandSpec {
 
     pub fn is_blocking(&self) -> bool {
         self.flags.contains(Flags::BLOCKING)
+    }
+
+    /// See [`Flags::NODE_LIMITS`].
+    pub fn has_node_limits(&self) -> bool {
+        self.flags.contains(Flags::NODE_LIMITS)
     }
 }
 
@@ -192,11 +201,11 @@ static STRINGS: &[CommandSpec] = commands! {
     "mget", -2, RF, 1, -1, 1, strings::mget;
     "mset", -3, W, 1, -1, 2, strings::mset;
     "msetnx", -3, W, 1, -1, 2, strings::msetnx;
-    "append", 3, WF, 1, 1, 1, strings::append;
+    "append", 3, WF.union(Flags::NODE_LIMITS), 1, 1, 1, strings::append;
     "strlen", 2, RF, 1, 1, 1, strings::strlen;
     "getrange", 4, R, 1, 1, 1, strings::getrange;
     "substr", 4, R, 1, 1, 1, strings::getrange;
-    "setrange", 4, W, 1, 1, 1, strings::setrange;
+    "setrange", 4, W.union(Flags::NODE_LIMITS), 1, 1, 1, strings::setrange;
     "incr", 2, WF, 1, 1, 1, strings::incr;
     "decr", 2, WF, 1, 1, 1, strings::decr;
     "incrby", 3, WF, 1, 1, 1, strings::incrby;

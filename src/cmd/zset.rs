@@ -710,7 +710,10 @@ fn pop_members(
     for (member, score) in &out {
         remove_member(&mut call.ctx, key, coll, member, *score);
     }
-    call.save_collection(key, coll);
+    // Popping nothing (a count of 0) writes nothing: a WATCH stays valid.
+    if !out.is_empty() {
+        call.save_collection(key, coll);
+    }
     Ok(out)
 }
 

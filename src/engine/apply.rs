@@ -88,9 +88,10 @@ impl Engine {
         {
             ctx.put_raft(cf, &key, value);
         }
+        let waiters_touched = self.touched_by(&ctx);
         ctx.commit()?;
         self.set_applied(Some(log_index), clock);
-        if !self.waiters.is_empty() {
+        if let Some(touched) = waiters_touched {
             self.waiters.touch(&touched);
         }
         Ok(out)
@@ -115,6 +116,15 @@ impl Engine {
             .is_some_and(|n| n.eq_ignore_ascii_case(EXPIRED_COMMAND))
         {
             return delete_expired(ctx, args.get(1..).unwrap_or_default());
+        }
+        if args
+            .first()
+            .is_some_and(|n| n.eq_ignore_ascii_case(crate::raft::identity::IDENTITY_COMMAND))
+        {
+            return crate::raft::identity::apply_registration(
+                ctx,
+                args.get(1..).unwrap_or_default(),
+            );
         }
         let spec = match replicable(&args) {
             Ok(spec) => spec,

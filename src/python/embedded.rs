@@ -39,8 +39,14 @@ impl EmbeddedEngine {
     fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let config = RuntimeConfig::new(path.clone());
         let engine = py
-            .detach(|| Engine::open(config))
-            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+            .detach(|| {
+                let engine = Engine::open(config).map_err(|e| e.to_string())?;
+                // A raft node's directory: writes here would bypass its log.
+                crate::raft::identity::check_standalone(engine.storage())
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>(engine)
+            })
+            .map_err(PyRuntimeError::new_err)?;
         Ok(EmbeddedEngine {
             engine: Mutex::new(Some(Arc::new(engine))),
             path,

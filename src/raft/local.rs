@@ -90,8 +90,15 @@ impl LocalCluster {
         let members = cluster.members();
         let first = cluster.members[0].server.as_ref().expect("just started");
         let raft = first.raft().expect("raft node").clone();
+        // Started again on the directories of an earlier run: already one.
         first
-            .block_on(async move { raft.init(&members).await })
+            .block_on(async move {
+                match raft.raft().is_initialized().await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => raft.init(&members).await,
+                    Err(e) => Err(e.to_string()),
+                }
+            })
             .unwrap_or_else(|| Err("node stopped".into()))
             .map_err(KiwiError::Config)?;
         Ok(cluster)

@@ -25,6 +25,7 @@
 //! format stored on disk needs. bincode 1.x is no longer maintained, and
 //! serde_json would store every byte of a value as a decimal number.
 
+pub mod identity;
 pub mod local;
 mod log_store;
 pub mod network;
@@ -107,6 +108,8 @@ pub(crate) mod state_key {
     pub const MEMBERSHIP: &[u8] = b"membership";
     pub const SNAPSHOT_META: &[u8] = b"snapshot_meta";
     pub const SNAPSHOT_DATA: &[u8] = b"snapshot_data";
+    /// This directory's node id and incarnation (see `identity`).
+    pub const IDENTITY: &[u8] = b"identity";
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, RaftStoreError> {

@@ -38,6 +38,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
+use super::identity::Credentials;
 use super::{KiwiRequest, KiwiResponse, NodeId, TypeConfig};
 
 /// Largest frame accepted (a whole snapshot chunk, a large batch).
@@ -153,7 +154,20 @@ pub struct Frame {
     /// The node the sender means to reach: a listener that is someone else
     /// (a reused port) refuses the request.
     pub to: NodeId,
+    pub stamp: Stamp,
     pub rpc: Rpc,
+}
+
+/// Who sends a frame, and which directory it means to reach (see
+/// [`super::identity`]): a node refuses frames of another cluster, from
+/// a sender whose incarnation the cluster recorded otherwise, or addressed
+/// to an incarnation other than its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub cluster: Option<u128>,
+    pub incarnation: u128,
+    /// The target's incarnation as the sender's replicated state records it.
+    pub target_incarnation: Option<u128>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -208,6 +222,8 @@ pub enum RpcReply {
     Membership(Result<(), String>),
     /// The listener is another node than the frame names.
     WrongNode(NodeId),
+    /// The frame's identity was refused (see [`Stamp`]); nothing was done.
+    Refused(String),
 }
 
 /// What a node's listener serves.
@@ -245,6 +261,8 @@ pub enum CallError {
     Codec(#[from] postcard::Error),
     #[error("node {0} answered for node {1}")]
     WrongNode(NodeId, NodeId),
+    #[error("node {0} refused the message: {1}")]
+    Refused(NodeId, String),
     #[error("node {0} answered with an unexpected message")]
     Unexpected(NodeId),
 }
@@ -261,6 +279,7 @@ impl CallError {
                 | CallError::BadAddr(_)
                 | CallError::Busy(..)
                 | CallError::WrongNode(..)
+                | CallError::Refused(..)
         )
     }
 }
@@ -300,6 +319,7 @@ pub struct PeerClient {
     target: NodeId,
     addr: String,
     faults: Arc<FaultTable>,
+    credentials: Arc<Credentials>,
     config: NetConfig,
     conn: Option<Conn>,
 }
@@ -310,6 +330,7 @@ impl PeerClient {
         target: NodeId,
         addr: String,
         faults: Arc<FaultTable>,
+        credentials: Arc<Credentials>,
         config: NetConfig,
     ) -> PeerClient {
         PeerClient {
@@ -317,6 +338,7 @@ impl PeerClient {
             target,
             addr,
             faults,
+            credentials,
             config,
             conn: None,
         }
@@ -340,6 +362,7 @@ impl PeerClient {
         let frame = postcard::to_allocvec(&Frame {
             from: self.id,
             to: self.target,
+            stamp: self.credentials.stamp(self.target),
             rpc,
         })?;
         let result = self.exchange(frame, timeout).await;
@@ -347,11 +370,14 @@ impl PeerClient {
             self.conn = None;
         }
         let reply: RpcReply = postcard::from_bytes(&result?)?;
-        if let RpcReply::WrongNode(other) = reply {
-            self.conn = None;
-            return Err(CallError::WrongNode(self.target, other));
+        match reply {
+            RpcReply::WrongNode(other) => {
+                self.conn = None;
+                Err(CallError::WrongNode(self.target, other))
+            }
+            RpcReply::Refused(why) => Err(CallError::Refused(self.target, why)),
+            reply => Ok(reply),
         }
-        Ok(reply)
     }
 
     async fn exchange(&mut self, frame: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, CallError> {
@@ -399,12 +425,23 @@ impl PeerClient {
 pub struct Network {
     id: NodeId,
     faults: Arc<FaultTable>,
+    credentials: Arc<Credentials>,
     config: NetConfig,
 }
 
 impl Network {
-    pub fn new(id: NodeId, faults: Arc<FaultTable>, config: NetConfig) -> Network {
-        Network { id, faults, config }
+    pub fn new(
+        id: NodeId,
+        faults: Arc<FaultTable>,
+        credentials: Arc<Credentials>,
+        config: NetConfig,
+    ) -> Network {
+        Network {
+            id,
+            faults,
+            credentials,
+            config,
+        }
     }
 }
 
@@ -417,6 +454,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             node.addr.clone(),
             self.faults.clone(),
+            self.credentials.clone(),
             self.config,
         )
     }
@@ -528,6 +566,7 @@ pub async fn serve<S: RpcService>(
     listener: TcpListener,
     service: Arc<S>,
     faults: Arc<FaultTable>,
+    credentials: Arc<Credentials>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -543,6 +582,7 @@ pub async fn serve<S: RpcService>(
                     Framed::new(stream, codec()),
                     service.clone(),
                     faults.clone(),
+                    credentials.clone(),
                     shutdown.clone(),
                 ));
             }
@@ -559,6 +599,7 @@ async fn serve_conn<S: RpcService>(
     mut conn: Conn,
     service: Arc<S>,
     faults: Arc<FaultTable>,
+    credentials: Arc<Credentials>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -588,6 +629,9 @@ async fn serve_conn<S: RpcService>(
         }
         let reply = if frame.to != id {
             RpcReply::WrongNode(id)
+        } else if let Err(why) = credentials.admit(frame.from, &frame.stamp) {
+            tracing::debug!(node = id, from = frame.from, %why, "raft message refused");
+            RpcReply::Refused(why)
         } else {
             tokio::select! {
                 _ = shutdown.cancelled() => return,

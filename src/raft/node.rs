@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::identity::{self, Credentials, IdentityError};
 use super::network::{
     self, CallError, FaultTable, ForwardError, MembershipChange, NetConfig, Network, PeerClient,
     Rpc, RpcReply, RpcService,
@@ -121,6 +122,8 @@ pub enum RaftNodeError {
     Fatal(#[from] openraft::error::Fatal<NodeId>),
     #[error("cannot initialise the cluster: {0}")]
     Init(String),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
 }
 
 /// What a client sees when the cluster cannot serve it.
@@ -162,6 +165,7 @@ pub struct RaftNode {
     raft: Raft<TypeConfig>,
     engine: Arc<Engine>,
     faults: Arc<FaultTable>,
+    credentials: Arc<Credentials>,
     timing: RaftTiming,
     net: NetConfig,
     proposals: mpsc::Sender<Pending>,
@@ -252,9 +256,14 @@ impl RaftNode {
                 "heartbeat is not well under half the election timeout"
             );
         }
+        let own = identity::claim(engine.storage(), id)?;
+        let credentials = Arc::new(Credentials::new(engine.clone(), own));
+        if let Some(why) = identity::conflict(engine.storage(), &own) {
+            return Err(RaftNodeError::Init(why));
+        }
         let faults = Arc::new(FaultTable::new());
         let (log, sm) = open_stores(engine.clone());
-        let network = Network::new(id, faults.clone(), options.net);
+        let network = Network::new(id, faults.clone(), credentials.clone(), options.net);
         let raft = Raft::new(id, Arc::new(config), network, log, sm).await?;
         engine.set_replicated(true);
         let (tx, rx) = mpsc::channel(16 * 1024);
@@ -265,6 +274,7 @@ impl RaftNode {
             raft,
             engine,
             faults: faults.clone(),
+            credentials: credentials.clone(),
             timing: t,
             net: options.net,
             proposals: tx,
@@ -276,9 +286,11 @@ impl RaftNode {
             listener,
             node.clone(),
             faults,
+            credentials,
             shutdown.clone(),
         ));
         tokio::spawn(proposer(node.clone(), rx));
+        tokio::spawn(register_identity(node.clone()));
         tracing::info!(node = id, %addr, "raft node started");
         if options.init {
             let mut members = vec![(id, addr)];
@@ -335,7 +347,8 @@ impl RaftNode {
                 .is_some_and(|ms| ms < self.timing.election_min_ms)
     }
 
-    /// Stop serving and stop openraft. Idempotent.
+    /// Stop serving and stop openraft; from then on every client request is
+    /// refused. Idempotent.
     pub async fn shutdown(&self) {
         if self.shutdown.is_cancelled() {
             return;
@@ -344,18 +357,55 @@ impl RaftNode {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(node = self.id, error = %e, "raft shutdown failed");
         }
-        self.engine.set_replicated(false);
+        // The engine stays replicated: a write arriving now is refused
+        // (see `enqueue`), never run on this node's keyspace outside the log.
+    }
+
+    /// The error every client request gets once the node is stopping, or
+    /// when the cluster knows its id with another data directory.
+    fn check_serving(&self) -> Result<(), ClientError> {
+        if self.shutdown.is_cancelled() {
+            return Err(ClientError::Refused("raft node is shutting down".into()));
+        }
+        match self.credentials.refused() {
+            Some(why) => Err(ClientError::Refused(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// This node's identity (node id, incarnation, cluster).
+    pub fn identity(&self) -> identity::DirIdentity {
+        self.credentials.own()
     }
 
     // ----------------------------------------------------------- membership
 
-    /// Initialise a new cluster of `members` (id, raft address).
+    /// Initialise a new cluster of `members` (id, raft address), with a
+    /// new cluster id that the members learn through the log.
     pub async fn init(&self, members: &[(NodeId, String)]) -> Result<(), String> {
         let nodes: BTreeMap<NodeId, BasicNode> = members
             .iter()
             .map(|(id, addr)| (*id, BasicNode::new(addr)))
             .collect();
-        self.raft.initialize(nodes).await.map_err(|e| e.to_string())
+        let fresh = !self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| e.to_string())?;
+        let drawn = fresh && self.credentials.own().cluster.is_none();
+        if drawn {
+            self.credentials
+                .set_cluster(Some(rand::random()))
+                .map_err(|e| e.to_string())?;
+        }
+        let result = self.raft.initialize(nodes).await.map_err(|e| e.to_string());
+        if result.is_err() && drawn && !self.raft.is_initialized().await.unwrap_or(true) {
+            // No cluster came of it: the node may still join another one.
+            self.credentials
+                .set_cluster(None)
+                .map_err(|e| e.to_string())?;
+        }
+        result
     }
 
     /// Add `id` as a learner, wait until it caught up, then make it a voter.
@@ -425,6 +475,7 @@ impl RaftNode {
     }
 
     async fn enqueue(&self, ops: Vec<Op>, leader_only: bool) -> Result<OpReplies, ClientError> {
+        self.check_serving()?;
         let (tx, rx) = oneshot::channel();
         let pending = Pending {
             ops,
@@ -571,6 +622,7 @@ impl RaftNode {
                                     target,
                                     addr.clone(),
                                     self.faults.clone(),
+                                    self.credentials.clone(),
                                     self.net,
                                 ))
                             })
@@ -587,6 +639,7 @@ impl RaftNode {
     /// Wait until a read on this node sees every write acknowledged before
     /// the call (openraft's read index, through the leader on a follower).
     pub async fn linearize(&self) -> Result<(), ClientError> {
+        self.check_serving()?;
         let deadline = Instant::now() + self.timing.client_timeout;
         loop {
             let leader = self.wait_for_leader(deadline).await?;
@@ -667,10 +720,8 @@ impl RaftNode {
         }
     }
 
-    /// The committed index this node persisted. The log store saves an
-    /// `Option<LogId>` (see `save_committed`), so that is what is decoded:
-    /// read as a bare `LogId`, postcard took the `Some` tag for the term and
-    /// the leader's node id for the index.
+    /// The committed index this node persisted. The log store writes the
+    /// record as an `Option<LogId>` (openraft may save "nothing committed").
     pub fn committed_index(&self) -> Option<u64> {
         read_state::<Option<openraft::LogId<NodeId>>>(self.engine.storage(), state_key::COMMITTED)
             .ok()
@@ -701,6 +752,12 @@ impl RaftNode {
         };
         let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
         let faults = self.faults.snapshot();
+        let own = self.credentials.own();
+        let registered: Vec<String> = identity::registered(self.engine.storage())
+            .unwrap_or_default()
+            .iter()
+            .map(|id| id.to_string())
+            .collect();
         let ids = |s: &std::collections::HashSet<NodeId>| {
             let mut v: Vec<_> = s.iter().map(|i| i.to_string()).collect();
             v.sort();
@@ -723,6 +780,16 @@ impl RaftNode {
             format!("fault_drop:{}", faults.drop_rate),
             format!("fault_delay_ms:{}", faults.delay.as_millis()),
             format!("fault_clock_ms:{}", self.engine.clock_offset_ms()),
+            format!(
+                "cluster_id:{}",
+                self.credentials
+                    .cluster()
+                    .map(|c| format!("{c:x}"))
+                    .unwrap_or_else(|| "-".into())
+            ),
+            format!("incarnation:{:x}", own.incarnation),
+            format!("registered:{}", registered.join(",")),
+            format!("refused:{}", self.credentials.refused().unwrap_or_default()),
         ];
         let mut out = lines.join("\r\n");
         out.push_str("\r\n");
@@ -763,6 +830,63 @@ impl RaftNode {
             }
         }
         deleted
+    }
+}
+
+/// Keep this node's identity in the replicated state: once it is a member,
+/// register its incarnation (and the cluster id it initialised) through
+/// the log; learn the cluster id from the log; refuse to serve when the
+/// cluster knows its id with another directory.
+async fn register_identity(node: Arc<RaftNode>) {
+    const EVERY: Duration = Duration::from_millis(100);
+    loop {
+        tokio::select! {
+            _ = node.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(EVERY) => {}
+        }
+        let own = node.credentials.own();
+        if let Some(why) = identity::conflict(node.engine.storage(), &own) {
+            node.credentials.refuse(why);
+            continue;
+        }
+        let storage = node.engine.storage();
+        let known_cluster = identity::replicated_cluster(storage).ok().flatten();
+        if own.cluster.is_none() && known_cluster.is_some() {
+            if let Err(e) = node.credentials.set_cluster(known_cluster) {
+                tracing::warn!(node = node.id, error = %e, "cannot record the cluster id");
+            }
+            continue;
+        }
+        let member = node
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&node.id)
+            .is_some();
+        let registered = identity::replicated_incarnation(storage, node.id)
+            .ok()
+            .flatten()
+            .is_some();
+        if !member || (registered && (own.cluster.is_none() || known_cluster.is_some())) {
+            continue;
+        }
+        match node
+            .enqueue(
+                vec![Op::commands(0, false, vec![identity::registration(&own)])],
+                false,
+            )
+            .await
+        {
+            Ok(replies) => match replies.first().and_then(|r| r.first()) {
+                Some(WireReply::Error(e)) => {
+                    tracing::debug!(node = node.id, error = %e, "identity not registered yet")
+                }
+                _ => tracing::info!(node = node.id, "identity registered"),
+            },
+            Err(e) => tracing::debug!(node = node.id, error = %e, "identity registration failed"),
+        }
     }
 }
 

@@ -7,10 +7,10 @@
 //! (for a membership entry) the membership are a single RocksDB batch, so
 //! after a crash the keyspace and `last_applied` always agree.
 //!
-//! Snapshots are the data column families (meta, data, zscore) read from
-//! one RocksDB snapshot, `last_applied` and membership read from the same
-//! snapshot; installing one replaces the families and both records in one
-//! batch. The current snapshot (meta and bytes) is kept in `raft_state`.
+//! Snapshots are the data column families (meta, data, zscore) and the
+//! replicated identity records (`identity`) read from one RocksDB
+//! snapshot, `last_applied` and membership read from the same snapshot;
+//! installing one replaces the families and those records in one batch. The current snapshot (meta and bytes) is kept in `raft_state`.
 
 use std::fmt::Debug;
 use std::io::Cursor;
@@ -25,8 +25,8 @@ use parking_lot::Mutex;
 use rocksdb::{ReadOptions, WriteBatch};
 
 use super::{
-    blocking, decode, encode, read_state, state_key, KiwiResponse, NodeId, RaftStoreError,
-    TypeConfig, WireReply,
+    blocking, decode, encode, identity, read_state, state_key, KiwiResponse, NodeId,
+    RaftStoreError, TypeConfig, WireReply,
 };
 use crate::engine::Engine;
 use crate::storage::{now_ms, Cf, RaftCf, Storage, Touched};
@@ -119,6 +119,11 @@ impl StateMachine {
                 EntryPayload::Blank => (0, Vec::new()),
                 EntryPayload::Normal(request) => (request.now_ms, request.ops),
                 EntryPayload::Membership(membership) => {
+                    // A node that leaves may join again with a new directory.
+                    let members = membership.nodes().map(|(id, _)| *id).collect();
+                    raft_writes.extend(
+                        identity::clear_departed(self.storage(), &members).map_err(apply_err)?,
+                    );
                     let stored = Membership::new(Some(log_id), membership);
                     raft_writes.push((
                         RaftCf::State,
@@ -157,6 +162,9 @@ impl StateMachine {
                 .transpose()?
                 .unwrap_or_default();
             let mut out = SnapshotWriter::new();
+            for (key, value) in identity::shared_records(storage, Some(snap))? {
+                out.record_shared(&key, &value)?;
+            }
             for family in FAMILIES {
                 let mut opts = ReadOptions::default();
                 opts.set_snapshot(snap);
@@ -191,7 +199,7 @@ impl StateMachine {
 
     /// Replace the keyspace with the snapshot's, in one batch.
     fn install(&self, meta: &Meta, data: Vec<u8>) -> Result<(), RaftStoreError> {
-        let records = parse_snapshot(&data)?;
+        let (records, shared) = parse_snapshot(&data)?;
         let engine = &self.engine;
         let storage = engine.storage();
         // Exclusive: no command sees the keyspace between old and new.
@@ -204,6 +212,12 @@ impl StateMachine {
             batch.put_cf(family.handle(storage), key, value);
         }
         let state = storage.raft_cf(RaftCf::State);
+        for (key, _) in identity::shared_records(storage, None)? {
+            batch.delete_cf(state, key);
+        }
+        for (key, value) in shared {
+            batch.put_cf(state, key, value);
+        }
         match &meta.last_log_id {
             Some(id) => batch.put_cf(state, state_key::LAST_APPLIED, encode(id)?),
             None => batch.delete_cf(state, state_key::LAST_APPLIED),
@@ -270,14 +284,20 @@ fn clear_family(
 //
 // magic "KIWISNAP" ‖ format version (1 byte) ‖ records ‖ end tag (0)
 // record: family tag (1 byte) ‖ key length (u32 BE) ‖ key ‖ value length (u32 BE) ‖ value
+//
+// Version 2 adds tag 4: a replicated record of `raft_state` (cluster id,
+// members' incarnations, see `identity`), and tag 5: the `raft_replicated`
+// family (last writer of each key, replicated clock). Version 1 snapshots
+// still load.
 
 const MAGIC: &[u8] = b"KIWISNAP";
-const FORMAT_VERSION: u8 = 1;
+const FORMAT_VERSION: u8 = 2;
 const END: u8 = 0;
+const SHARED_TAG: u8 = 4;
 
 /// A column family a snapshot carries: the keyspace's, and the replicated
 /// records beyond it (write stamps, clock). A snapshot written before the
-/// replicated family existed simply has no records of tag 4.
+/// replicated family existed simply has no records of tag 5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Family {
     Data(Cf),
@@ -297,7 +317,7 @@ impl Family {
             Family::Data(Cf::Meta) => 1,
             Family::Data(Cf::Data) => 2,
             Family::Data(Cf::ZScore) => 3,
-            Family::Replicated => 4,
+            Family::Replicated => 5,
         }
     }
 
@@ -326,10 +346,18 @@ impl SnapshotWriter {
     }
 
     fn record(&mut self, family: Family, key: &[u8], value: &[u8]) -> Result<(), RaftStoreError> {
+        self.tagged(family.tag(), key, value)
+    }
+
+    fn record_shared(&mut self, key: &[u8], value: &[u8]) -> Result<(), RaftStoreError> {
+        self.tagged(SHARED_TAG, key, value)
+    }
+
+    fn tagged(&mut self, tag: u8, key: &[u8], value: &[u8]) -> Result<(), RaftStoreError> {
         let too_long = |what: &str| RaftStoreError::Snapshot(format!("{what} longer than 4 GiB"));
         let key_len = u32::try_from(key.len()).map_err(|_| too_long("key"))?;
         let value_len = u32::try_from(value.len()).map_err(|_| too_long("value"))?;
-        self.0.push(family.tag());
+        self.0.push(tag);
         self.0.extend_from_slice(&key_len.to_be_bytes());
         self.0.extend_from_slice(key);
         self.0.extend_from_slice(&value_len.to_be_bytes());
@@ -343,8 +371,12 @@ impl SnapshotWriter {
     }
 }
 
-/// Every record of a snapshot, checked whole before anything is written.
-fn parse_snapshot(data: &[u8]) -> Result<Vec<Record<'_>>, RaftStoreError> {
+/// A replicated `raft_state` record of a snapshot: (key, value).
+type Shared<'a> = (&'a [u8], &'a [u8]);
+
+/// Every record of a snapshot, checked whole before anything is written:
+/// the data families' and the replicated `raft_state` ones.
+fn parse_snapshot(data: &[u8]) -> Result<(Vec<Record<'_>>, Vec<Shared<'_>>), RaftStoreError> {
     let corrupt = |what: &str| RaftStoreError::Snapshot(what.to_string());
     let rest = data
         .strip_prefix(MAGIC)
@@ -352,10 +384,11 @@ fn parse_snapshot(data: &[u8]) -> Result<Vec<Record<'_>>, RaftStoreError> {
     let (&version, mut rest) = rest
         .split_first()
         .ok_or_else(|| corrupt("missing format version"))?;
-    if version != FORMAT_VERSION {
+    if !(1..=FORMAT_VERSION).contains(&version) {
         return Err(corrupt(&format!("unknown format version {version}")));
     }
     let mut records = Vec::new();
+    let mut shared = Vec::new();
     loop {
         let (&tag, after) = rest
             .split_first()
@@ -364,13 +397,21 @@ fn parse_snapshot(data: &[u8]) -> Result<Vec<Record<'_>>, RaftStoreError> {
             if !after.is_empty() {
                 return Err(corrupt("bytes after the end marker"));
             }
-            return Ok(records);
+            return Ok((records, shared));
         }
-        let family =
-            Family::of(tag).ok_or_else(|| corrupt(&format!("unknown family tag {tag}")))?;
+        let family = match tag {
+            SHARED_TAG if version >= 2 => None,
+            tag => {
+                Some(Family::of(tag).ok_or_else(|| corrupt(&format!("unknown family tag {tag}")))?)
+            }
+        };
         let (key, after) = take_field(after).ok_or_else(|| corrupt("truncated key"))?;
         let (value, after) = take_field(after).ok_or_else(|| corrupt("truncated value"))?;
-        records.push((family, key, value));
+        match family {
+            Some(cf) => records.push((cf, key, value)),
+            None if key.starts_with(identity::SHARED_PREFIX) => shared.push((key, value)),
+            None => return Err(corrupt("a raft record outside the replicated ones")),
+        }
         rest = after;
     }
 }

@@ -21,9 +21,6 @@ const OUTPUT_HIGH_WATER: usize = 64 * 1024;
 /// Most pipelined writes proposed together in one Raft entry.
 const MAX_PIPELINED_PROPOSAL: usize = 256;
 
-/// Looks a blocking command under Raft takes before it waits or answers.
-const MAX_BLOCKING_LOOKS: usize = 8;
-
 /// A client's byte stream: TCP or a unix socket.
 pub(super) trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> ClientStream for T {}
@@ -248,24 +245,33 @@ async fn resolve(
         };
     };
     match deferred {
-        Deferred::Propose(op) => match node.propose(op).await {
-            Ok(replies) => replies.into_iter().next().unwrap_or(Reply::Nil),
-            Err(e) => Reply::Error(e.to_string()),
-        },
+        Deferred::Propose(op) => propose(node, op).await,
         Deferred::Exec(plan) if !plan.needs_entry() => engine.finish_exec(session, plan, None),
         Deferred::Exec(mut plan) => {
             let op = std::mem::replace(&mut plan.op, Op::commands(0, false, Vec::new()));
-            let entry_reply = match node.propose(op).await {
-                Ok(replies) => replies.into_iter().next().unwrap_or(Reply::Nil),
-                Err(e) => Reply::Error(e.to_string()),
-            };
+            let entry_reply = propose(node, op).await;
             engine.finish_exec(session, plan, Some(entry_reply))
         }
         Deferred::Read => match node.linearize().await {
-            Ok(()) => engine.execute_local(session, args),
+            Ok(()) => match engine.execute_after_barrier(session, args) {
+                // A write checked against this node's limits on fresh data.
+                Outcome::Defer(Deferred::Propose(op)) => propose(node, op).await,
+                Outcome::Reply(reply) => reply,
+                Outcome::Block(block) => block.timeout_reply,
+                Outcome::Defer(_) => Reply::error("ERR this command needs a raft node's server"),
+            },
             Err(e) => Reply::Error(e.to_string()),
         },
         Deferred::Raft(admin) => node.admin(admin).await,
+    }
+}
+
+/// Propose `op` in an entry; its first reply (a plain write has one, an
+/// EXEC's is its array or a null array).
+async fn propose(node: &RaftNode, op: Op) -> Reply {
+    match node.propose(op).await {
+        Ok(replies) => replies.into_iter().next().unwrap_or(Reply::Nil),
+        Err(e) => Reply::Error(e.to_string()),
     }
 }
 
@@ -288,7 +294,10 @@ enum Settled {
 /// write acknowledged before it (a read barrier), so a client's own earlier
 /// write is never missed; and it is proposed only when this node saw
 /// something to take. If another client's entry took it first, the entry
-/// answers empty: the client then waits, as Redis would have made it wait.
+/// answers empty: the client looks again and then waits, as Redis would
+/// have made it wait. It never answers its timeout reply here: losing
+/// races, however many, is not a timeout (`BLPOP k 0` waits forever).
+/// Each extra look follows a lost race, i.e. another client's progress.
 async fn settle(
     engine: &Engine,
     raft: Option<&RaftNode>,
@@ -303,8 +312,8 @@ async fn settle(
     // Whether this node's view was brought up to the leader's since the
     // last look.
     let mut fresh = raft.is_none();
-    let mut empty = None;
-    for _ in 0..MAX_BLOCKING_LOOKS {
+    let mut lost = false;
+    loop {
         match outcome {
             Outcome::Reply(reply) => return Settled::Reply(reply),
             Outcome::Block(block) if fresh => return Settled::Wait(block),
@@ -313,7 +322,7 @@ async fn settle(
                 if !(blocking && took_nothing(&reply)) {
                     return Settled::Reply(reply);
                 }
-                empty = Some(reply);
+                lost = true;
             }
             Outcome::Block(_) => {}
         }
@@ -324,11 +333,10 @@ async fn settle(
             }
         }
         fresh = true;
-        session.retrying_block = empty.is_some();
+        session.retrying_block = lost;
         outcome = engine.execute_or_block(session, args);
         session.retrying_block = false;
     }
-    Settled::Reply(empty.unwrap_or(Reply::NilArray))
 }
 
 /// A client blocked in BLPOP and friends.

@@ -73,6 +73,11 @@ impl Server {
         let unixsocket = config.unixsocket.clone();
         let unixsocketperm = config.unixsocketperm;
         let engine = Arc::new(Engine::open(config)?);
+        if raft.is_none() {
+            // Writes here would bypass the log of the cluster it belongs to.
+            crate::raft::identity::check_standalone(engine.storage())
+                .map_err(|e| KiwiError::Config(e.to_string()))?;
+        }
         engine.tcp_port.store(addr.port(), Ordering::Relaxed);
         // With port 0 the OS chose: CONFIG GET port tells the real one.
         engine.config.write().port = addr.port();

@@ -64,6 +64,9 @@ pub struct Ctx<'a> {
     pending: Overlay,
     /// FLUSHDB/FLUSHALL ran in this command: which committed entries are hidden.
     flushed: Flushed,
+    /// Keys written in this context before a flush dropped the writes: they
+    /// were modified all the same (a WATCH on them fails).
+    written_then_flushed: std::collections::BTreeSet<(u8, Vec<u8>)>,
     /// Drawing versions from the Raft log instead of the clock.
     log_versions: Option<LogVersions>,
     /// Raft state written in the same batch as the data (last applied…).
@@ -126,6 +129,7 @@ impl<'a> Ctx<'a> {
             now_ms,
             pending: BTreeMap::new(),
             flushed: Flushed::NOTHING,
+            written_then_flushed: std::collections::BTreeSet::new(),
             log_versions: None,
             raft_writes: Vec::new(),
             undo: None,
@@ -168,6 +172,13 @@ impl<'a> Ctx<'a> {
     /// The generator for this command's random picks (SPOP, SRANDMEMBER…).
     pub fn rng(&self) -> RefMut<'_, CommandRng> {
         self.rng.borrow_mut()
+    }
+
+    /// Whether this context applies a replicated entry: what it writes may
+    /// then depend only on the entry and the replicated state, never on
+    /// this node's configuration.
+    pub fn applies_log_entry(&self) -> bool {
+        self.log_versions.is_some()
     }
 
     /// Versions left in the entry's range (`u64::MAX` when versions come
@@ -401,6 +412,7 @@ impl<'a> Ctx<'a> {
     /// commit; from now on this context sees the database empty.
     pub fn flush_db(&mut self) {
         let db = self.db;
+        self.remember_flushed_writes(Some(db));
         match &mut self.undo {
             Some(undo) => {
                 let removed: Vec<(Cf, Vec<u8>)> = self
@@ -423,6 +435,7 @@ impl<'a> Ctx<'a> {
 
     /// Remove every key of every database (FLUSHALL), atomically.
     pub fn flush_all(&mut self) {
+        self.remember_flushed_writes(None);
         let cleared = std::mem::take(&mut self.pending);
         if let Some(undo) = &mut self.undo {
             undo.push(Undo::Overlay(cleared));
@@ -449,6 +462,15 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
+    /// Keep the user keys of the pending writes a flush of `db` (`None`:
+    /// every database) is about to drop, for [`Ctx::touched`].
+    fn remember_flushed_writes(&mut self, db: Option<u8>) {
+        let dropped: Vec<(u8, Vec<u8>)> = user_keys(self.pending.keys())
+            .filter(|(d, _)| db.is_none_or(|db| db == *d))
+            .collect();
+        self.written_then_flushed.extend(dropped);
+    }
+
     /// Whether this command has written anything yet.
     pub fn is_dirty(&self) -> bool {
         !self.flushed.is_empty() || !self.pending.is_empty()
@@ -456,20 +478,9 @@ impl<'a> Ctx<'a> {
 
     /// The user keys this command's pending writes change.
     pub fn touched(&self) -> Touched {
-        let mut keys = std::collections::BTreeSet::new();
-        for (cf, raw) in self.pending.keys() {
-            match cf {
-                Cf::Meta if !raw.is_empty() => {
-                    keys.insert((raw[0], raw[1..].to_vec()));
-                }
-                Cf::Data | Cf::ZScore => {
-                    if let Some((db, key, _, _)) = super::split_data_key(raw) {
-                        keys.insert((db, key.to_vec()));
-                    }
-                }
-                _ => {}
-            }
-        }
+        let mut keys: std::collections::BTreeSet<(u8, Vec<u8>)> =
+            user_keys(self.pending.keys()).collect();
+        keys.extend(self.written_then_flushed.iter().cloned());
         Touched {
             keys: keys.into_iter().collect(),
             flushed: self.flushed,
@@ -615,4 +626,16 @@ impl Iterator for RangeIter<'_> {
             return Some(Ok(item));
         }
     }
+}
+
+/// The user keys (database, key) that pending writes to these raw keys change.
+fn user_keys<'k>(
+    raw: impl Iterator<Item = &'k (Cf, Vec<u8>)> + 'k,
+) -> impl Iterator<Item = (u8, Vec<u8>)> + 'k {
+    raw.filter_map(|(cf, raw)| match cf {
+        Cf::Meta => raw.split_first().map(|(db, key)| (*db, key.to_vec())),
+        Cf::Data | Cf::ZScore => {
+            super::split_data_key(raw).map(|(db, key, _, _)| (db, key.to_vec()))
+        }
+    })
 }

@@ -136,6 +136,72 @@ class BlockingCall(threading.Thread):
         return self.reply
 
 
+def zero_timeout_popper_race(
+    victims: Sequence[redis.Redis],
+    feeder: redis.Redis,
+    key: str,
+    *,
+    period: float,
+    take_back_after: float | None = None,
+    contest: float = 0.0,
+    timeout: float = 60.0,
+) -> tuple[list[Any], list[str]]:
+    """Many ``BLPOP key 0`` callers racing for one element at a time.
+
+    The victims start one after another early in the time the first element
+    is there to see (the first ``take_back_after``, or ``period``, seconds).
+    The feeder
+    pushes an element (``e0``, ``e1``, ...) every ``period`` seconds; for the
+    first ``contest`` seconds it takes each one back (LPOP) ``take_back_after``
+    seconds after pushing it, if no victim got it first. Then it pushes what
+    the victims still waiting need. Returns each victim's reply (in order) and
+    what was left in the list, once every thread ended.
+    """
+    stop = threading.Event()
+    counts = {"pushed": 0, "taken_back": 0}
+    started = time.monotonic()
+
+    def push(n: int = 1) -> None:
+        feeder.rpush(key, *[f"e{counts['pushed'] + i}" for i in range(n)])
+        counts["pushed"] += n
+
+    def feed() -> None:
+        tick = started
+        while not stop.is_set() and time.monotonic() - started < contest:
+            push()
+            if take_back_after is not None:
+                time.sleep(max(0.0, tick + take_back_after - time.monotonic()))
+                counts["taken_back"] += len(feeder.lpop(key, 10) or [])
+            tick += period
+            time.sleep(max(0.0, tick - time.monotonic()))
+        while not stop.is_set():
+            waiting = sum(1 for call in calls if call.is_alive())
+            if waiting and feeder.llen(key) < waiting:
+                push(waiting)
+            time.sleep(period)
+
+    calls = [BlockingCall(v, "BLPOP", key, 0) for v in victims]
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    try:
+        # Early in the time the first element is there to see.
+        window = take_back_after or period
+        for i, call in enumerate(calls):
+            time.sleep(max(0.0, started + 0.4 * window * (i + 1) / len(calls) - time.monotonic()))
+            call.start()
+        replies = [call.result(timeout) for call in calls]
+    finally:
+        stop.set()
+        thread.join(IO_TIMEOUT)
+    assert not thread.is_alive(), "the feeder is stuck"
+    left = [x.decode() if isinstance(x, bytes) else x for x in feeder.lrange(key, 0, -1)]
+    served = sum(1 for reply in replies if reply is not None)
+    assert counts["pushed"] == len(left) + served + counts["taken_back"], (
+        "every pushed element is popped once or left"
+    )
+    return replies, left
+
+
 def blocked_clients(r: redis.Redis) -> int:
     """INFO's count of clients blocked in a blocking command."""
     return int(r.info("clients")["blocked_clients"])

@@ -259,3 +259,23 @@ def test_flushall_does_not_pile_up_wal_files(cluster: kiwi.Cluster) -> None:
         return [len(list(Path(node.dir).glob("*.log"))) for node in cluster.nodes]
 
     wait_until(lambda: max(wal_files()) <= 10, timeout=3, message=f"WAL files per node: {wal_files()}")
+
+
+def test_a_directory_is_served_only_as_what_it_is(tmp_path) -> None:
+    """Standalone data is not started as a Raft node, nor a Raft node's data
+    standalone (server or embedded); a cluster restarts on its directories."""
+    node1 = tmp_path / "node1"
+    with kiwi.Server(dir=node1) as server:
+        assert server.client().set("k", "standalone") is True
+    with pytest.raises(RuntimeError, match="holds data of a standalone server"):
+        kiwi.Cluster(1, dir=str(tmp_path)).start()
+    raft_base = tmp_path / "raft"
+    with kiwi.Cluster(1, dir=str(raft_base)) as c:
+        assert c.client(socket_timeout=IO_TIMEOUT).set("k", "replicated") is True
+    with pytest.raises(RuntimeError, match="belongs to raft node 1; start it with --node-id 1"):
+        kiwi.Server(dir=raft_base / "node1").start()
+    with pytest.raises(RuntimeError, match="belongs to raft node 1"):
+        kiwi.open(raft_base / "node1")
+    # The same cluster starts again on its directories, with its data.
+    with kiwi.Cluster(1, dir=str(raft_base)) as c:
+        assert c.client(socket_timeout=IO_TIMEOUT).get("k") == b"replicated"

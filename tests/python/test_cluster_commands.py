@@ -16,7 +16,15 @@ from typing import Any
 
 import pytest
 import redis
-from kiwitest import BlockingCall, IO_TIMEOUT, blocked_clients, no_retry, node_client, wait_until
+from kiwitest import (
+    IO_TIMEOUT,
+    BlockingCall,
+    blocked_clients,
+    no_retry,
+    node_client,
+    wait_until,
+    zero_timeout_popper_race,
+)
 from redis.exceptions import ClusterDownError, TryAgainError
 
 import kiwi
@@ -128,6 +136,32 @@ def test_blmove_and_bzpopmin_wake_across_nodes(cluster: kiwi.Cluster) -> None:
         assert c.lrange("src", 0, -1) == ["b"]
         assert c.lrange("dst", 0, -1) == ["a"]
         assert c.zrange("z", 0, -1, withscores=True) == [("m2", 2.0)]
+
+
+def test_blpop_with_zero_timeout_waits_through_lost_races(cluster: kiwi.Cluster) -> None:
+    """Clients on a follower find an element, propose their BLPOP, and lose
+    it, again and again: each keeps waiting (no nil after some number of lost
+    races) until it wins one.
+
+    The follower's messages take 150 ms, so a proposal lands 150 ms after the
+    look that saw the element, and the next look comes 300 ms after the last:
+    the feeder on the leader pushes an element every 300 ms and takes it back
+    after 150 ms, so a waiter that saw one loses it, and sees the next. (Few
+    waiters: each one's messages must not queue behind the others'.)"""
+    leader, (f1, _) = roles(cluster)
+    victims = [node_client(cluster, f1) for _ in range(4)]
+    assert victims[0].execute_command("RAFT.FAULT", "DELAY", 150) == "OK"
+    try:
+        replies, left = zero_timeout_popper_race(
+            victims, node_client(cluster, leader), "race", period=0.3, take_back_after=0.15, contest=3.5
+        )
+    finally:
+        cluster.heal()
+    assert None not in replies, f"{replies.count(None)} of {len(replies)} BLPOP k 0 answered nil"
+    popped = [element for _, element in replies]
+    assert len(set(popped)) == len(popped), "an element was popped twice"
+    for i in range(3):
+        assert node_client(cluster, i).lrange("race", 0, -1) == left
 
 
 def test_blocking_command_on_a_wrong_type_answers_wrongtype(cluster: kiwi.Cluster) -> None:

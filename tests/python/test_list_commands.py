@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import redis
 
-from kiwitest import run_threads, wait_until
+from kiwitest import run_threads, wait_until, zero_timeout_popper_race
 
 ClientFactory = Callable[..., redis.Redis]
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
@@ -736,3 +736,19 @@ def test_blocked_lmove_answers_wrongtype_for_a_string_destination(
     assert str(result[0]) == WRONGTYPE
     assert r.lrange("src", 0, -1) == [b"a"]
     assert r.get("dst") == b"v"
+
+
+def test_blpop_with_zero_timeout_waits_through_lost_races(
+    r: redis.Redis, make_client: Callable[..., redis.Redis]
+) -> None:
+    """Losing the race for an element to another client, however often, is
+    not a timeout: ``BLPOP k 0`` answers only with an element."""
+    victims = [make_client(decode_responses=True) for _ in range(20)]
+    replies, left = zero_timeout_popper_race(
+        victims, make_client(decode_responses=True), "race", period=0.01, take_back_after=0.005, contest=0.2
+    )
+    assert None not in replies, f"{replies.count(None)} BLPOP k 0 answered nil"
+    popped = [element for _, element in replies]
+    assert all(key == "race" for key, _ in replies)
+    assert len(set(popped)) == len(popped), "an element was popped twice"
+    assert not set(popped) & set(left)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import threading
 
 import pytest
@@ -153,3 +154,94 @@ def test_nested_multi_and_watch_inside_multi_are_refused(r: redis.Redis) -> None
         r.execute_command("WATCH", "k")
     r.execute_command("SET", "k", "v")
     assert r.execute_command("EXEC") in ([b"OK"], ["OK"], [True])
+
+
+def exec_after(r: redis.Redis, other_client: redis.Redis, *command: str) -> list | None:
+    """WATCH ``k``, let ``other_client`` run ``command``, then MULTI/PING/EXEC:
+    the EXEC reply (``None`` when the WATCH was invalidated)."""
+    with r.pipeline(transaction=True) as pipe:
+        pipe.watch("k")
+        try:
+            other_client.execute_command(*command)
+        except redis.ResponseError:
+            pass
+        pipe.multi()
+        pipe.ping()
+        try:
+            return pipe.execute()
+        except redis.WatchError:
+            return None
+
+
+def test_a_blocked_client_timing_out_does_not_invalidate_a_watch(r: redis.Redis, make_client) -> None:
+    with r.pipeline(transaction=True) as pipe:
+        pipe.watch("k")
+        assert make_client().blpop(["k"], timeout=0.1) is None
+        pipe.multi()
+        pipe.set("k", "mine")
+        assert pipe.execute() == [True]
+    assert r.get("k") == b"mine"
+
+
+# (setup, the other client's command, whether EXEC fails) — as redis-server
+# 7.0 answers: a WATCH fails only when Redis counts the key as modified.
+WATCH_CASES = [
+    # Writes nothing: the WATCH holds.
+    (["ZADD k 1 a 2 b"], "ZPOPMIN k 0", False),
+    (["ZADD k 1 a 2 b"], "ZPOPMAX k 0", False),
+    ([], "ZPOPMIN k 0", False),
+    (["RPUSH k a b c"], "LPOP k 0", False),
+    (["RPUSH k a b c"], "RPOP k 0", False),
+    (["SADD k a b"], "SPOP k 0", False),
+    (["ZADD k 1 a 2 b"], "ZREM k nosuch", False),
+    (["ZADD k 1 a 2 b"], "ZREMRANGEBYRANK k 5 6", False),
+    (["RPUSH k a b c"], "LREM k 0 nosuch", False),
+    (["SADD k a b"], "SREM k nosuch", False),
+    (["HSET k f v"], "HDEL k nosuch", False),
+    (["SET k 5"], "SETBIT k 0 0", False),
+    ([], "BITOP AND k nosuch", False),
+    (["SET k 5"], "PERSIST k", False),
+    (["SET k 5"], "RENAME k k", False),
+    ([], "FLUSHDB", False),
+    ([], "FLUSHALL", False),
+    (["SET other 1"], "FLUSHALL", False),
+    (["SET k 5"], "FLUSHALL", True),
+    # Counted as modified even when the value stays the same.
+    (["RPUSH k a b c"], "LTRIM k 0 -1", True),
+    (["RPUSH k a b c"], "LSET k 0 a", True),
+    (["SET k 5"], "SET k 5", True),
+    (["HSET k f v"], "HSET k f v", True),
+    (["SET k 5"], "SETBIT k 100 0", True),
+    ([], "APPEND k ''", True),
+    (["ZADD k 1 a 2 b"], "ZPOPMIN k 1", True),
+]
+
+
+@pytest.mark.parametrize(
+    ("setup", "command", "fails"),
+    WATCH_CASES,
+    ids=[f"{c}{' after ' + s[0] if s else ''}" for s, c, _ in WATCH_CASES],
+)
+def test_watch_fails_exactly_when_redis_counts_the_key_modified(
+    r: redis.Redis, make_client, setup: list[str], command: str, fails: bool
+) -> None:
+    for line in setup:
+        r.execute_command(*shlex.split(line))
+    reply = exec_after(r, make_client(), *shlex.split(command))
+    assert (reply is None) == fails, f"EXEC answered {reply!r}"
+
+
+def test_a_key_written_then_flushed_in_one_transaction_counts_as_modified(
+    r: redis.Redis, make_client
+) -> None:
+    """Nothing of ``k`` is left, but it was written: the WATCH fails."""
+    other = make_client()
+    with r.pipeline(transaction=True) as pipe:
+        pipe.watch("k")
+        with other.pipeline(transaction=True) as theirs:
+            theirs.set("k", "v").flushall()
+            assert theirs.execute() == [True, True]
+        pipe.multi()
+        pipe.ping()
+        with pytest.raises(redis.WatchError):
+            pipe.execute()

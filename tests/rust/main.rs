@@ -3,9 +3,11 @@
 mod cli_tests;
 mod command_tests;
 mod common;
+mod dir_identity_tests;
 mod raft_apply_tests;
 mod raft_membership_tests;
 mod raft_network_partition_tests;
+mod raft_safety_tests;
 mod raft_storage_tests;
 mod resp_tests;
 mod storage_tests;

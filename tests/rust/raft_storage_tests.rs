@@ -102,7 +102,8 @@ async fn keyspace_bytes(sm: &mut StateMachine) -> Vec<u8> {
 const T0: u64 = 4_000_000_000_000;
 
 /// A workload touching strings, hashes, relative expiry, RENAME of a
-/// collection and a failing command in the middle of an entry.
+/// collection, a member's identity and a failing command in the middle of
+/// an entry.
 fn workload() -> Vec<Entry<TypeConfig>> {
     vec![
         blank(1, 1),
@@ -113,7 +114,10 @@ fn workload() -> Vec<Entry<TypeConfig>> {
             KiwiRequest::new(0, T0)
                 .command(&["SET", "s", "abc", "EX", "100"])
                 .command(&["HSET", "h", "f1", "v1", "f2", "v2"])
-                .command(&["EXPIRE", "h", "50"]),
+                .command(&["EXPIRE", "h", "50"])
+                // Node 2 registers its directory (and the cluster id):
+                // replicated records that snapshots must carry too.
+                .command(&["KIWI.IDENTITY", "2", "abc", "1f"]),
         ),
         normal(
             1,
@@ -257,7 +261,7 @@ fn apply_is_deterministic_across_nodes() {
     assert_eq!(replies[1], Vec::<Reply>::new(), "membership entry");
     assert_eq!(
         replies[2],
-        vec![Reply::OK, Reply::Int(2), Reply::Int(1)],
+        vec![Reply::OK, Reply::Int(2), Reply::Int(1), Reply::Int(1)],
         "first entry"
     );
     assert!(replies[3][0].is_error(), "INCR of a non-number");
