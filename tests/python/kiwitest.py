@@ -8,8 +8,8 @@ Plain functions and classes only (fixtures live in ``conftest.py``):
 * :class:`RawConnection` is a tiny RESP2/RESP3 client over a plain socket, for
   tests that must see the exact bytes the server sends;
 * :class:`BlockingCall` runs one blocking command (BLPOP…) in a thread;
-* :func:`node_client`, :func:`is_cluster_error` and :func:`write_keys` serve
-  the tests of ``kiwi.Cluster``;
+* :func:`node_client`, :func:`reset_cluster`, :func:`is_cluster_error` and
+  :func:`write_keys` serve the tests of ``kiwi.Cluster``;
 * :func:`reference_redis_server` runs a throwaway redis-server to compare with;
 * :class:`SingleServerTarget` lets ``kiwi.testing.run`` drive any one server
   (a ``kiwi.Server``, a redis-server) by address.
@@ -86,6 +86,18 @@ def node_client(c: kiwi.Cluster, i: int, **kwargs: Any) -> redis.Redis:
     }
     options.update(kwargs)
     return c.nodes[i].client(**options)
+
+
+def reset_cluster(c: kiwi.Cluster) -> None:
+    """Make a module's shared cluster ready for the next test: links healed,
+    a leader elected, every database empty."""
+    c.heal()
+    c.wait_for_leader()
+    r = c.client(socket_timeout=IO_TIMEOUT, retry=no_retry())
+    try:
+        r.flushall()
+    finally:
+        r.close()
 
 
 def is_cluster_error(e: BaseException) -> bool:

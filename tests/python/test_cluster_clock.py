@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from kiwitest import IO_TIMEOUT, no_retry, node_client, wait_until
+from kiwitest import node_client, reset_cluster, wait_until
 
 import kiwi
 
@@ -29,11 +29,7 @@ def cluster() -> Iterator[kiwi.Cluster]:
 
 @pytest.fixture(autouse=True)
 def clean(cluster: kiwi.Cluster) -> Iterator[None]:
-    cluster.heal()
-    cluster.wait_for_leader()
-    r = cluster.client(socket_timeout=IO_TIMEOUT, retry=no_retry())
-    r.flushall()
-    r.close()
+    reset_cluster(cluster)
     yield
     for i in range(len(cluster.nodes)):
         node_client(cluster, i).execute_command("RAFT.FAULT", "CLOCK", "0")

@@ -17,11 +17,10 @@ from typing import Any
 import pytest
 import redis
 from kiwitest import (
-    IO_TIMEOUT,
     BlockingCall,
     blocked_clients,
-    no_retry,
     node_client,
+    reset_cluster,
     wait_until,
     zero_timeout_popper_race,
 )
@@ -40,11 +39,7 @@ def cluster() -> Iterator[kiwi.Cluster]:
 
 @pytest.fixture(autouse=True)
 def flushed(cluster: kiwi.Cluster) -> None:
-    cluster.heal()
-    cluster.wait_for_leader()
-    r = cluster.client(socket_timeout=IO_TIMEOUT, retry=no_retry())
-    r.flushall()
-    r.close()
+    reset_cluster(cluster)
 
 
 def roles(c: kiwi.Cluster) -> tuple[int, list[int]]:

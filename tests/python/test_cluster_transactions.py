@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from kiwitest import IO_TIMEOUT, is_cluster_error, no_retry, node_client, run_threads, wait_until
+from kiwitest import is_cluster_error, node_client, reset_cluster, run_threads, wait_until
 
 import kiwi
 
@@ -35,11 +35,7 @@ def cluster() -> Iterator[kiwi.Cluster]:
 
 @pytest.fixture(autouse=True)
 def flushed(cluster: kiwi.Cluster) -> None:
-    cluster.heal()
-    cluster.wait_for_leader()
-    r = cluster.client(socket_timeout=IO_TIMEOUT, retry=no_retry())
-    r.flushall()
-    r.close()
+    reset_cluster(cluster)
 
 
 def keyspaces_agree(c: kiwi.Cluster, key: str) -> bool:
