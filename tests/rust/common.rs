@@ -38,11 +38,15 @@ impl TestEngine {
 /// `-ERR …`, `:1`, the bulk's contents, `(nil)`, or `*N` for an array
 /// (whose elements are left unread).
 pub fn resp_cmd(port: u16, args: &[&str]) -> String {
+    resp_cmd_within(port, args, std::time::Duration::from_secs(30))
+}
+
+/// [`resp_cmd`] for a request that may take up to `timeout` to answer
+/// (`RAFT.NODE ADD` waits for the new node to catch up).
+pub fn resp_cmd_within(port: u16, args: &[&str], timeout: std::time::Duration) -> String {
     use std::io::{BufRead, BufReader, Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .expect("timeout");
+    stream.set_read_timeout(Some(timeout)).expect("timeout");
     let mut out = format!("*{}\r\n", args.len()).into_bytes();
     for a in args {
         out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
@@ -75,4 +79,37 @@ pub fn wait_until(what: &str, timeout: std::time::Duration, mut done: impl FnMut
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// The timing of the small Raft clusters the tests start: elections in
+/// 300–600 ms, clients answered within 2 s.
+pub fn raft_timing() -> kiwi::raft::RaftTiming {
+    kiwi::raft::RaftTiming {
+        heartbeat_ms: 50,
+        election_min_ms: 300,
+        election_max_ms: 600,
+        client_timeout: std::time::Duration::from_secs(2),
+        ..kiwi::raft::RaftTiming::default()
+    }
+}
+
+/// `n` nodes on fresh directories, initialised, with a leader elected:
+/// the directories (kept alive by the caller), the cluster, the leader.
+pub fn start_cluster(n: usize) -> (Vec<tempfile::TempDir>, kiwi::raft::LocalCluster, usize) {
+    let dirs: Vec<tempfile::TempDir> = (0..n)
+        .map(|_| tempfile::tempdir().expect("temp dir"))
+        .collect();
+    let cluster = kiwi::raft::LocalCluster::start(
+        dirs.iter().map(|d| d.path().to_path_buf()).collect(),
+        "127.0.0.1",
+        raft_timing(),
+    )
+    .expect("start cluster");
+    let mut leader = None;
+    wait_until("a leader", std::time::Duration::from_secs(10), || {
+        leader = cluster.leader();
+        leader.is_some()
+    });
+    let leader = leader.expect("leader");
+    (dirs, cluster, leader)
 }

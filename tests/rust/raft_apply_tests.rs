@@ -4,61 +4,19 @@
 //! replicated clock that never goes backwards. Each case applies the same
 //! entries on two nodes and expects the same replies and keyspace.
 
-use std::path::Path;
-use std::sync::Arc;
-
-use kiwi::raft::{open_stores, Exec, KiwiRequest, KiwiResponse, Op, StateMachine, TypeConfig};
-use kiwi::raft::{Watched, Work};
+use kiwi::raft::{Exec, KiwiRequest, KiwiResponse, Op, TypeConfig, Watched, Work};
 use kiwi::resp::Reply;
-use kiwi::{Engine, RuntimeConfig};
 use openraft::storage::RaftStateMachine;
-use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftSnapshotBuilder};
-use tempfile::TempDir;
+use openraft::Entry;
+
+use crate::raft_storage_tests::{bulk, keyspace_bytes, normal, Node};
 
 /// Far enough ahead that nothing set with a TTL expires by wall clock.
 const T0: u64 = 4_000_000_000_000;
 
-struct Node {
-    engine: Arc<Engine>,
-    sm: StateMachine,
-    _dir: TempDir,
-}
-
-fn open_engine(dir: &Path) -> Arc<Engine> {
-    Arc::new(Engine::open(RuntimeConfig::new(dir)).expect("open engine"))
-}
-
-impl Node {
-    fn new() -> Node {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let engine = open_engine(dir.path());
-        let (_log, sm) = open_stores(engine.clone());
-        Node {
-            engine,
-            sm,
-            _dir: dir,
-        }
-    }
-
-    /// A read of the node's own keyspace.
-    fn run(&self, words: &[&str]) -> Reply {
-        self.run_in(0, words)
-    }
-
-    fn run_in(&self, db: u8, words: &[&str]) -> Reply {
-        let mut session = self.engine.local_session();
-        session.db = db;
-        let reply = self.engine.execute_args(&mut session, words);
-        self.engine.disconnect(&mut session);
-        reply
-    }
-}
-
+/// An entry of term 1.
 fn entry(index: u64, request: KiwiRequest) -> Entry<TypeConfig> {
-    Entry {
-        log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-        payload: EntryPayload::Normal(request),
-    }
+    normal(1, index, request)
 }
 
 fn words(args: &[&str]) -> Vec<Vec<u8>> {
@@ -91,20 +49,6 @@ fn watched(db: u8, key: &str, seen: u64, existed: bool) -> Watched {
 
 fn request(now_ms: u64, ops: Vec<Op>) -> KiwiRequest {
     KiwiRequest { now_ms, ops }
-}
-
-fn bulk(s: &str) -> Reply {
-    Reply::Bulk(bytes::Bytes::copy_from_slice(s.as_bytes()))
-}
-
-async fn keyspace_bytes(sm: &mut StateMachine) -> Vec<u8> {
-    let snapshot = sm
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .expect("build snapshot");
-    snapshot.snapshot.into_inner()
 }
 
 /// Apply `entries` on two fresh nodes; both must answer and end alike.

@@ -3,58 +3,16 @@
 //! voter out. Both work when sent to a follower (passed to the leader).
 //! Data is checked on the new node, and the cluster keeps its quorum rules.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use kiwi::raft::{LocalCluster, RaftOptions, RaftTiming};
+use kiwi::raft::RaftOptions;
 use kiwi::{RuntimeConfig, Server};
 
-fn timing() -> RaftTiming {
-    RaftTiming {
-        heartbeat_ms: 50,
-        election_min_ms: 300,
-        election_max_ms: 600,
-        client_timeout: Duration::from_secs(2),
-        ..RaftTiming::default()
-    }
-}
+use crate::common::{raft_timing as timing, resp_cmd_within, start_cluster, wait_until};
 
-/// One request, its reply as text: `+OK`, `-ERR …`, `:1`, the bulk's
-/// contents, or `(nil)`.
+/// A request that may wait for a node to catch up (`RAFT.NODE ADD`).
 fn cmd(port: u16, args: &[&str]) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(70)))
-        .expect("timeout");
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
-    }
-    stream.write_all(&out).expect("send");
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).expect("read");
-    let line = line.trim_end().to_string();
-    match line.strip_prefix('$') {
-        Some("-1") => "(nil)".into(),
-        Some(n) => {
-            let n: usize = n.parse().expect("bulk length");
-            let mut buf = vec![0; n + 2];
-            reader.read_exact(&mut buf).expect("bulk");
-            buf.truncate(n);
-            String::from_utf8(buf).expect("utf8")
-        }
-        None => line,
-    }
-}
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "{what} within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    resp_cmd_within(port, args, Duration::from_secs(70))
 }
 
 fn voters(server: &Server) -> Vec<u64> {
@@ -67,21 +25,7 @@ fn voters(server: &Server) -> Vec<u64> {
 
 #[test]
 fn nodes_join_as_voters_and_leave_at_run_time() {
-    let dirs: Vec<tempfile::TempDir> = (0..3)
-        .map(|_| tempfile::tempdir().expect("temp dir"))
-        .collect();
-    let cluster = LocalCluster::start(
-        dirs.iter().map(|d| d.path().to_path_buf()).collect(),
-        "127.0.0.1",
-        timing(),
-    )
-    .expect("start cluster");
-    let mut leader = None;
-    wait_until("a leader", Duration::from_secs(10), || {
-        leader = cluster.leader();
-        leader.is_some()
-    });
-    let leader = leader.expect("leader");
+    let (_dirs, cluster, leader) = start_cluster(3);
     let follower = (0..3).find(|&i| i != leader).expect("a follower");
     let port = |i: usize| cluster.port(i).expect("port");
     for j in 0..50 {

@@ -8,40 +8,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use kiwi::raft::{LocalCluster, RaftTiming};
-use tempfile::TempDir;
+use kiwi::raft::LocalCluster;
 
-use crate::common::{resp_cmd as cmd, wait_until};
-
-fn timing() -> RaftTiming {
-    RaftTiming {
-        heartbeat_ms: 50,
-        election_min_ms: 300,
-        election_max_ms: 600,
-        client_timeout: Duration::from_secs(2),
-        ..RaftTiming::default()
-    }
-}
-
-/// `n` nodes on fresh directories, initialised, with a leader elected.
-fn cluster(n: usize) -> (Vec<TempDir>, LocalCluster, usize) {
-    let dirs: Vec<TempDir> = (0..n)
-        .map(|_| tempfile::tempdir().expect("temp dir"))
-        .collect();
-    let cluster = LocalCluster::start(
-        dirs.iter().map(|d| d.path().to_path_buf()).collect(),
-        "127.0.0.1",
-        timing(),
-    )
-    .expect("start cluster");
-    let mut leader = None;
-    wait_until("a leader", Duration::from_secs(10), || {
-        leader = cluster.leader();
-        leader.is_some()
-    });
-    let leader = leader.expect("leader");
-    (dirs, cluster, leader)
-}
+use crate::common::{resp_cmd as cmd, start_cluster as cluster, wait_until};
 
 /// RAFT.INFO's `field:value` lines of node `port`.
 fn raft_info(port: u16) -> HashMap<String, String> {

@@ -22,15 +22,15 @@ fn open_engine(dir: &Path) -> Arc<Engine> {
 }
 
 /// A node's storage on a fresh temporary directory.
-struct Node {
+pub(crate) struct Node {
     engine: Arc<Engine>,
     log: LogStore,
-    sm: StateMachine,
+    pub(crate) sm: StateMachine,
     _dir: TempDir,
 }
 
 impl Node {
-    fn new() -> Node {
+    pub(crate) fn new() -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
         let engine = open_engine(dir.path());
         let (log, sm) = open_stores(engine.clone());
@@ -43,8 +43,14 @@ impl Node {
     }
 
     /// Run a (local, read) command against the node's keyspace.
-    fn run(&self, words: &[&str]) -> Reply {
+    pub(crate) fn run(&self, words: &[&str]) -> Reply {
+        self.run_in(0, words)
+    }
+
+    /// [`Node::run`] in database `db`.
+    pub(crate) fn run_in(&self, db: u8, words: &[&str]) -> Reply {
         let mut session = self.engine.local_session();
+        session.db = db;
         let reply = self.engine.execute_args(&mut session, words);
         self.engine.disconnect(&mut session);
         reply
@@ -59,7 +65,7 @@ fn log_id(term: u64, index: u64) -> LogId<u64> {
     LogId::new(CommittedLeaderId::new(term, 1), index)
 }
 
-fn normal(term: u64, index: u64, request: KiwiRequest) -> Entry<TypeConfig> {
+pub(crate) fn normal(term: u64, index: u64, request: KiwiRequest) -> Entry<TypeConfig> {
     Entry {
         log_id: log_id(term, index),
         payload: EntryPayload::Normal(request),
@@ -81,13 +87,13 @@ fn membership(term: u64, index: u64) -> Entry<TypeConfig> {
     }
 }
 
-fn bulk(s: &str) -> Reply {
+pub(crate) fn bulk(s: &str) -> Reply {
     Reply::Bulk(bytes::Bytes::copy_from_slice(s.as_bytes()))
 }
 
 /// The data families of a node's keyspace, as snapshot bytes: two nodes
 /// with equal bytes hold identical keys, values, expiries and versions.
-async fn keyspace_bytes(sm: &mut StateMachine) -> Vec<u8> {
+pub(crate) async fn keyspace_bytes(sm: &mut StateMachine) -> Vec<u8> {
     let snapshot = sm
         .get_snapshot_builder()
         .await
