@@ -370,7 +370,7 @@ impl Engine {
             Outcome::Block(block) => block.timeout_reply,
             Outcome::Defer(Deferred::Read) => self.execute_local(session, args),
             Outcome::Defer(Deferred::Exec(plan)) if !plan.needs_entry() => {
-                self.finish_exec(session, plan, None)
+                self.finish_exec(session, plan.slots, plan.db_after, None)
             }
             Outcome::Defer(_) => Reply::error("ERR this command needs a raft node's server"),
         }

@@ -94,10 +94,12 @@ impl Engine {
 
     /// EXEC's reply from the entry's reply (`None`: no entry was needed):
     /// the commands that run here run now, in their places.
+    /// `slots` and `db_after` are the plan's (its proposal went to Raft).
     pub(crate) fn finish_exec(
         &self,
         session: &mut Session,
-        plan: ExecPlan,
+        slots: Vec<Slot>,
+        db_after: u8,
         entry_reply: Option<Reply>,
     ) -> Reply {
         let mut from_entry = match entry_reply {
@@ -106,8 +108,8 @@ impl Engine {
             // Aborted (a watched key changed) or refused: nothing ran.
             Some(other) => return other,
         };
-        let mut replies = Vec::with_capacity(plan.slots.len());
-        for slot in plan.slots {
+        let mut replies = Vec::with_capacity(slots.len());
+        for slot in slots {
             replies.push(match slot {
                 Slot::Entry => from_entry
                     .next()
@@ -119,11 +121,11 @@ impl Engine {
                 Slot::Answered(reply) => reply,
             });
         }
-        session.db = plan.db_after;
+        session.db = db_after;
         session
             .info
             .db
-            .store(plan.db_after, std::sync::atomic::Ordering::Relaxed);
+            .store(db_after, std::sync::atomic::Ordering::Relaxed);
         Reply::Array(replies)
     }
 }

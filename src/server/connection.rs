@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::cmd::{BlockOn, Deferred, Session};
-use crate::engine::{Engine, Outcome, Waiter};
+use crate::engine::{Engine, ExecPlan, Outcome, Waiter};
 use crate::raft::{Op, RaftNode, Work};
 use crate::resp::Reply;
 use crate::resp::RequestDecoder;
@@ -246,11 +246,18 @@ async fn resolve(
     };
     match deferred {
         Deferred::Propose(op) => propose(node, op).await,
-        Deferred::Exec(plan) if !plan.needs_entry() => engine.finish_exec(session, plan, None),
-        Deferred::Exec(mut plan) => {
-            let op = std::mem::replace(&mut plan.op, Op::commands(0, false, Vec::new()));
-            let entry_reply = propose(node, op).await;
-            engine.finish_exec(session, plan, Some(entry_reply))
+        Deferred::Exec(plan) => {
+            let needs_entry = plan.needs_entry();
+            let ExecPlan {
+                op,
+                slots,
+                db_after,
+            } = plan;
+            let entry_reply = match needs_entry {
+                true => Some(propose(node, op).await),
+                false => None,
+            };
+            engine.finish_exec(session, slots, db_after, entry_reply)
         }
         Deferred::Read => match node.linearize().await {
             Ok(()) => match engine.execute_after_barrier(session, args) {
