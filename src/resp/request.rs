@@ -1,3 +1,5 @@
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+
 //! Request framing: the RESP multibulk form clients send (`*N\r\n$len\r\n…`)
 //! and the inline form people type (`SET k v\r\n`), with Redis's limits and
 //! error texts.
@@ -25,20 +27,33 @@ const PREALLOC_ARGS: usize = 1024;
 const UNAUTHENTICATED_MAX_ARGS: i64 = 10;
 const UNAUTHENTICATED_MAX_BULK: usize = 16 * 1024;
 
-/// A malformed request. The text follows `-ERR Protocol error: `.
+/// A malformed request: the bytes that follow `-ERR Protocol error: ` (raw,
+/// because Redis echoes the offending byte as it came).
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
-#[error("Protocol error: {0}")]
-pub struct ProtocolError(pub String);
+#[error("Protocol error: {}", String::from_utf8_lossy(.0))]
+pub struct ProtocolError(pub Vec<u8>);
 
 impl ProtocolError {
-    fn new(msg: impl Into<String>) -> Self {
-        ProtocolError(msg.into())
+    fn new(msg: &str) -> Self {
+        ProtocolError(msg.as_bytes().to_vec())
+    }
+
+    /// The whole error line as Redis sends it, CR and LF turned into spaces.
+    pub fn reply_line(&self) -> Vec<u8> {
+        let mut line = b"-ERR Protocol error: ".to_vec();
+        line.extend(
+            self.0
+                .iter()
+                .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+        );
+        line.extend_from_slice(b"\r\n");
+        line
     }
 }
 
 impl From<std::io::Error> for ProtocolError {
     fn from(e: std::io::Error) -> Self {
-        ProtocolError(e.to_string())
+        ProtocolError(e.to_string().into_bytes())
     }
 }
 
@@ -83,19 +98,20 @@ impl RequestDecoder {
     /// `Some(vec![])`, which the caller ignores as Redis does.
     pub fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
         if self.pending == 0 {
-            if buf.is_empty() {
-                return Ok(None);
+            match buf.first() {
+                None => return Ok(None),
+                Some(b'*') => {}
+                Some(_) => return parse_inline(buf),
             }
-            if buf[0] != b'*' {
-                return parse_inline(buf);
-            }
-            let Some(line_end) = find_crlf(buf, 1) else {
+            let Some(line_end) = header_end(buf) else {
                 if buf.len() > MAX_INLINE_SIZE {
                     return Err(ProtocolError::new("too big mbulk count string"));
                 }
                 return Ok(None);
             };
-            let count = parse_int(&buf[1..line_end])
+            let count = buf
+                .get(1..line_end)
+                .and_then(parse_int)
                 .filter(|n| *n <= MAX_MULTIBULK_LEN)
                 .ok_or_else(|| ProtocolError::new("invalid multibulk length"))?;
             if !self.authenticated && count > UNAUTHENTICATED_MAX_ARGS {
@@ -105,29 +121,32 @@ impl RequestDecoder {
             if count <= 0 {
                 return Ok(Some(Vec::new()));
             }
-            self.pending = count as usize;
+            self.pending = usize::try_from(count).unwrap_or(usize::MAX);
             self.args = Vec::with_capacity(self.pending.min(PREALLOC_ARGS));
         }
         while self.pending > 0 {
-            if buf.is_empty() {
-                return Ok(None);
-            }
-            if buf[0] != b'$' {
-                return Err(ProtocolError(format!(
-                    "expected '$', got '{}'",
-                    char::from(buf[0])
-                )));
-            }
-            let Some(line_end) = find_crlf(buf, 1) else {
+            // Like Redis, look at the first byte only once the line is whole.
+            let Some(line_end) = header_end(buf) else {
                 if buf.len() > MAX_INLINE_SIZE {
                     return Err(ProtocolError::new("too big bulk count string"));
                 }
                 return Ok(None);
             };
-            let len = parse_int(&buf[1..line_end])
-                .filter(|n| *n >= 0 && (*n as u64) <= self.max_bulk_len as u64)
-                .ok_or_else(|| ProtocolError::new("invalid bulk length"))?
-                as usize;
+            match buf.first() {
+                Some(b'$') => {}
+                other => {
+                    let mut msg = b"expected '$', got '".to_vec();
+                    msg.extend(other);
+                    msg.push(b'\'');
+                    return Err(ProtocolError(msg));
+                }
+            }
+            let len = buf
+                .get(1..line_end)
+                .and_then(parse_int)
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|n| *n <= self.max_bulk_len)
+                .ok_or_else(|| ProtocolError::new("invalid bulk length"))?;
             if !self.authenticated && len > UNAUTHENTICATED_MAX_BULK {
                 return Err(ProtocolError::new("unauthenticated bulk length"));
             }
@@ -139,6 +158,7 @@ impl RequestDecoder {
             }
             buf.advance(line_end + 2);
             let data = buf.split_to(len).freeze();
+            // Redis does not look at the two bytes after an argument either.
             buf.advance(2);
             self.args.push(data);
             self.pending -= 1;
@@ -156,23 +176,12 @@ impl Decoder for RequestDecoder {
     }
 }
 
-fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
-    let limit = buf.len().min(MAX_INLINE_SIZE + from + 2);
-    memchr_cr(&buf[from..limit]).and_then(|i| {
-        let pos = from + i;
-        if buf.get(pos + 1) == Some(&b'\n') {
-            Some(pos)
-        } else if pos + 1 >= buf.len() {
-            None
-        } else {
-            // A lone CR inside a header line: keep looking after it.
-            find_crlf(buf, pos + 1)
-        }
-    })
-}
-
-fn memchr_cr(buf: &[u8]) -> Option<usize> {
-    buf.iter().position(|&b| b == b'\r')
+/// Where a `*count` or `$len` header line ends, as Redis finds it: at the
+/// first CR, provided one more byte (taken to be its LF) has arrived. A lone
+/// CR is not skipped over; the number before it is then simply invalid.
+fn header_end(buf: &[u8]) -> Option<usize> {
+    let cr = memchr::memchr(b'\r', buf)?;
+    (cr + 1 < buf.len()).then_some(cr)
 }
 
 /// Strict decimal parse as Redis's string2ll: optional '-', digits, no
@@ -181,7 +190,7 @@ fn parse_int(s: &[u8]) -> Option<i64> {
     let digits = s.strip_prefix(b"-").unwrap_or(s);
     if digits.is_empty()
         || !digits.iter().all(u8::is_ascii_digit)
-        || (digits[0] == b'0' && s.len() > 1)
+        || (digits.first() == Some(&b'0') && s.len() > 1)
     {
         return None;
     }
@@ -189,17 +198,19 @@ fn parse_int(s: &[u8]) -> Option<i64> {
 }
 
 fn parse_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+    // Redis looks for the newline with strchr, which stops at a NUL byte: a
+    // line with a NUL before its newline is never complete, and the
+    // connection waits until the inline limit is passed, as Redis's does.
+    let end = memchr::memchr2(b'\n', 0, buf);
+    let Some(nl) = end.filter(|&i| buf.get(i) == Some(&b'\n')) else {
         if buf.len() > MAX_INLINE_SIZE {
             return Err(ProtocolError::new("too big inline request"));
         }
         return Ok(None);
     };
     let line = buf.split_to(nl + 1);
-    let mut body = &line[..nl];
-    if body.last() == Some(&b'\r') {
-        body = &body[..body.len() - 1];
-    }
+    let body = line.get(..nl).unwrap_or_default();
+    let body = body.strip_suffix(b"\r").unwrap_or(body);
     split_args(body)
         .map(Some)
         .ok_or_else(|| ProtocolError::new("unbalanced quotes in request"))
@@ -208,37 +219,32 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError>
 /// Split an inline request like Redis's sdssplitargs: whitespace separates
 /// arguments; double quotes allow `\n`, `\xHH`-style escapes; single quotes
 /// allow only `\'`. A closing quote must be followed by whitespace or the end.
+/// Like the C original, the line ends at its first NUL byte.
 pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
+    let line = memchr::memchr(0, line).map_or(line, |nul| line.get(..nul).unwrap_or_default());
+    // Past the end reads as NUL, as it would in a C string.
+    let at = |i: usize| line.get(i).copied().unwrap_or(0);
     let mut args = Vec::new();
     let mut i = 0;
-    let n = line.len();
     loop {
-        while i < n && line[i].is_ascii_whitespace() {
+        while at(i) != 0 && is_c_space(at(i)) {
             i += 1;
         }
-        if i >= n {
+        if at(i) == 0 {
             return Some(args);
         }
         let mut current = Vec::new();
         let mut in_double = false;
         let mut in_single = false;
         loop {
+            let c = at(i);
             if in_double {
-                if i >= n {
-                    return None;
-                }
-                let c = line[i];
-                if c == b'\\'
-                    && i + 3 < n
-                    && line[i + 1] == b'x'
-                    && is_hex(line[i + 2])
-                    && is_hex(line[i + 3])
-                {
-                    current.push(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
+                if c == b'\\' && at(i + 1) == b'x' && is_hex(at(i + 2)) && is_hex(at(i + 3)) {
+                    current.push(hex_val(at(i + 2)) * 16 + hex_val(at(i + 3)));
                     i += 3;
-                } else if c == b'\\' && i + 1 < n {
+                } else if c == b'\\' && at(i + 1) != 0 {
                     i += 1;
-                    current.push(match line[i] {
+                    current.push(match at(i) {
                         b'n' => b'\n',
                         b'r' => b'\r',
                         b't' => b'\t',
@@ -247,36 +253,33 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
                         other => other,
                     });
                 } else if c == b'"' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if at(i + 1) != 0 && !is_c_space(at(i + 1)) {
                         return None;
                     }
                     i += 1;
                     break;
+                } else if c == 0 {
+                    return None;
                 } else {
                     current.push(c);
                 }
             } else if in_single {
-                if i >= n {
-                    return None;
-                }
-                let c = line[i];
-                if c == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
+                if c == b'\\' && at(i + 1) == b'\'' {
                     i += 1;
                     current.push(b'\'');
                 } else if c == b'\'' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if at(i + 1) != 0 && !is_c_space(at(i + 1)) {
                         return None;
                     }
                     i += 1;
                     break;
+                } else if c == 0 {
+                    return None;
                 } else {
                     current.push(c);
                 }
             } else {
-                if i >= n {
-                    break;
-                }
-                match line[i] {
+                match c {
                     b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
                     b'"' => in_double = true,
                     b'\'' => in_single = true,
@@ -287,6 +290,11 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
         }
         args.push(Bytes::from(current));
     }
+}
+
+/// C's isspace in the "C" locale.
+fn is_c_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
 fn is_hex(c: u8) -> bool {

@@ -1,10 +1,12 @@
 //! One client connection: read whatever arrived, run every complete request
 //! in it, answer them all in one write (pipelining), repeat.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -50,17 +52,29 @@ pub(super) async fn serve<S: ClientStream>(
         return;
     }
     let mut session = engine.connect(peer.clone(), local);
-    let result = run(
+    // A bug that panics while serving one client must cost that client its
+    // connection, not the server its life: catch it here, log it, close.
+    let result = AssertUnwindSafe(run(
         &engine,
         raft.as_deref(),
         &mut stream,
         &mut session,
         max_bulk,
         &shutdown,
-    )
+    ))
+    .catch_unwind()
     .await;
-    if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(%peer, panic = %what, "serving a client panicked; its connection is closed");
+        }
     }
     engine.disconnect(&mut session);
 }
@@ -181,9 +195,7 @@ async fn run<S: ClientStream>(
         requests.clear();
         if let Some(e) = protocol_error {
             // Answer what came before, then the error, then close.
-            output.extend_from_slice(b"-ERR ");
-            output.extend_from_slice(e.to_string().as_bytes());
-            output.extend_from_slice(b"\r\n");
+            output.extend_from_slice(&e.reply_line());
             stream.write_all(&output).await?;
             tracing::debug!(error = %e, "protocol error, closing connection");
             return Ok(());

@@ -397,7 +397,7 @@ class RawConnection:
         if kind == b"+":
             return rest.decode()
         if kind == b"-":
-            return RespError(rest.decode())
+            return RespError(rest.decode(errors="surrogateescape"))
         if kind == b":":
             return int(rest)
         if kind in (b"$", b"=", b"!"):

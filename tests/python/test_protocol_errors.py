@@ -80,6 +80,21 @@ MALFORMED = [
         b'"foo"bar\r\n', proto_error("unbalanced quotes in request"), id="inline-text-after-quote"
     ),
     pytest.param(b"x" * 70_000, proto_error("too big inline request"), id="inline-over-64kb"),
+    # Once a stack overflow: the header line ends at its first CR, the lone
+    # CRs after it are not searched through (one recursion each).
+    pytest.param(
+        b"*1\r\n$" + b"\r" * 60_000, proto_error("invalid bulk length"), id="bulk-header-cr-flood"
+    ),
+    pytest.param(
+        b"*" + b"\r" * 60_000, proto_error("invalid multibulk length"), id="count-header-cr-flood"
+    ),
+    pytest.param(b"*1\r\r\r\n", proto_error("expected '$', got ' '"), id="cr-in-error-is-a-space"),
+    pytest.param(b"*1\r\n\xff\r\n", b"-ERR Protocol error: expected '$', got '\xff'\r\n", id="raw-byte-echoed"),
+    pytest.param(
+        b"\x00\xff\xfe" * 10 + b"\r\n" + b"x" * 70_000,
+        proto_error("too big inline request"),
+        id="inline-nul-then-over-64kb",
+    ),
     pytest.param(
         b"*" + b"1" * 70_000, proto_error("too big mbulk count string"), id="count-line-over-64kb"
     ),
@@ -125,6 +140,35 @@ def test_huge_multibulk_count_waits_for_arguments(
     assert conn.read_raw() == proto_error("expected '$', got 'P'")
     conn.assert_closed()
     assert_server_healthy(raw, sentinel)
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        # Once a hang then a crash (an endless loop of empty arguments).
+        pytest.param(b"\x00\xff\xfe" * 10 + b"\r\n", id="nul-first"),
+        pytest.param(b"PI\x00NG\r\n", id="nul-inside"),
+        pytest.param(b'"a\x00b"\r\n', id="nul-in-quotes"),
+    ],
+)
+def test_inline_line_with_nul_never_completes(
+    raw: RawFactory, sentinel: tuple[str, bytes], request_bytes: bytes
+) -> None:
+    """Redis finds an inline line's end with strchr, which stops at NUL: the
+    line (and whatever follows on that connection) waits for more input, and
+    other clients are served."""
+    conn = raw()
+    conn.send(request_bytes + b"PING\r\n")
+    conn.assert_silent(0.3)
+    assert_server_healthy(raw, sentinel)
+
+
+def test_lone_cr_ends_a_bulk_header(raw: RawFactory) -> None:
+    """``$3\\rx``: Redis takes the first CR as the header's end and skips the
+    byte after it, whatever it is."""
+    conn = raw()
+    conn.send(b"*1\r\n$3\rxPING\r\n")
+    assert conn.read_raw() == b"-ERR unknown command 'PIN', with args beginning with: \r\n"
 
 
 @pytest.mark.parametrize(

@@ -152,6 +152,59 @@ fn inline_splitting_follows_redis() {
     assert_eq!(split_args(b"   ").expect("empty").len(), 0);
 }
 
+#[test]
+fn a_flood_of_lone_crs_is_an_error_not_a_stack_overflow() {
+    // Once a crash: the header search recursed once per lone CR.
+    let flood = [b"*1\r\n$".as_slice(), &vec![b'\r'; 200_000]].concat();
+    assert_eq!(
+        protocol_error(&flood),
+        "Protocol error: invalid bulk length"
+    );
+    let flood = [b"*".as_slice(), &vec![b'\r'; 200_000]].concat();
+    assert_eq!(
+        protocol_error(&flood),
+        "Protocol error: invalid multibulk length"
+    );
+}
+
+#[test]
+fn an_inline_line_with_a_nul_waits_like_redis_strchr() {
+    // Once an endless loop of empty arguments. Redis finds the newline with
+    // strchr, which stops at NUL: the line never completes.
+    let mut decoder = RequestDecoder::default();
+    let mut buf = BytesMut::from(&b"\x00\xff\xfe\x00\xff\xfe\r\nPING\r\n"[..]);
+    assert_eq!(decoder.parse(&mut buf).expect("waits"), None);
+    let mut over = [b"PI\x00NG\r\n".as_slice(), &vec![b'x'; 70 * 1024]].concat();
+    over.push(b'\n');
+    assert_eq!(
+        protocol_error(&over),
+        "Protocol error: too big inline request"
+    );
+    // split_args itself reads a C string: the line ends at the NUL.
+    let args = split_args(b"GET k\x00ey more").expect("balanced");
+    assert_eq!(strs(&args), vec!["GET", "k"]);
+    assert!(split_args(b"\"a\x00b\"").is_none());
+}
+
+#[test]
+fn protocol_error_lines_carry_raw_bytes_without_crlf() {
+    let mut decoder = RequestDecoder::default();
+    let mut buf = BytesMut::from(&b"*1\r\n\xff\r\n"[..]);
+    let err = decoder.parse(&mut buf).expect_err("not a bulk");
+    assert_eq!(
+        err.reply_line(),
+        b"-ERR Protocol error: expected '$', got '\xff'\r\n"
+    );
+    let mut buf = BytesMut::from(&b"*1\r\r\r\n"[..]);
+    let err = RequestDecoder::default()
+        .parse(&mut buf)
+        .expect_err("not a bulk");
+    assert_eq!(
+        err.reply_line(),
+        b"-ERR Protocol error: expected '$', got ' '\r\n"
+    );
+}
+
 fn enc(reply: &Reply, p: Protocol) -> String {
     String::from_utf8_lossy(&reply.to_bytes(p)).into_owned()
 }
