@@ -37,7 +37,15 @@ Directives (also valid as `directive value` lines in the config file):
   --maxclients N           most clients connected at once (default 10000)
   --io-threads N           threads serving clients (default: half the cores,
                            1 to 4; a Raft node runs at least 2)
-  --timeout SECONDS        accepted; idle clients are not closed yet
+  --timeout SECONDS        close clients idle this long (default 0 = never)
+  --tcp-keepalive SECONDS  TCP keepalive probes after this idle time (default 300)
+  --protected-mode yes|no  without requirepass, refuse clients that are not on
+                           127.0.0.1 or ::1 (default yes)
+  --client-query-buffer-limit SIZE  close a client whose unprocessed input
+                           passes SIZE (default 1gb)
+  --client-output-buffer-limit CLASS HARD SOFT SECONDS  close a client whose
+                           pending replies pass HARD, or SOFT for SECONDS
+                           (classes normal, replica, pubsub; as Redis)
   --hz N                   active-expiry sweeps per second (default 10)
   --proto-max-bulk-len N   largest bulk string in a request (default 512mb)
   --databases N            number of databases; Kiwi has 16, so N <= 16
@@ -60,7 +68,7 @@ Accepted for compatibility with redis-server and ignored, with a logged note
 (Kiwi persists every write to RocksDB's write-ahead log instead):
   save, appendonly, appendfsync, appendfilename, dbfilename, rdbcompression,
   rdbchecksum, stop-writes-on-bgsave-error, syslog-enabled, syslog-ident,
-  always-show-logo, protected-mode, tcp-backlog, tcp-keepalive, supervised,
+  always-show-logo, tcp-backlog, supervised,
   maxmemory, maxmemory-policy, maxmemory-samples, io-threads-do-reads,
   enable-debug-command, enable-protected-configs,
   enable-module-command, set-proc-title, latency-monitor-threshold,
@@ -84,9 +92,7 @@ const IGNORED: &[&str] = &[
     "syslog-enabled",
     "syslog-ident",
     "always-show-logo",
-    "protected-mode",
     "tcp-backlog",
-    "tcp-keepalive",
     "supervised",
     "maxmemory",
     "maxmemory-policy",
@@ -327,6 +333,13 @@ fn apply(s: &mut Settings, d: &Directive) -> Result<(), String> {
         "maxclients" => config.maxclients = number(d)?,
         "io-threads" => config.io_threads = number::<usize>(d)?.clamp(1, 128),
         "timeout" => config.timeout = number(d)?,
+        // Parsed exactly as CONFIG SET parses them.
+        name @ ("client-query-buffer-limit"
+        | "client-output-buffer-limit"
+        | "tcp-keepalive"
+        | "protected-mode") => config
+            .set(name, &d.args.join(" "))
+            .map_err(|e| format!("'{name} {}': {e}", d.args.join(" ")))?,
         "hz" => config.hz = number::<u32>(d)?.clamp(1, 500),
         "proto-max-bulk-len" => {
             let value = one(d)?;

@@ -40,6 +40,13 @@ pub struct RuntimeConfig {
     /// Threads serving clients (redis.conf's `io-threads`): tokio workers
     /// (a Raft node runs at least [`MIN_RAFT_IO_THREADS`]).
     pub io_threads: usize,
+    /// A client whose unprocessed input passes this is closed.
+    pub client_query_buffer_limit: usize,
+    pub client_output_buffer_limit: OutputBufferLimits,
+    /// Seconds of idleness before TCP keepalive probes (0 = off).
+    pub tcp_keepalive: u64,
+    /// Without a password, refuse clients that are not on loopback.
+    pub protected_mode: bool,
 }
 
 impl RuntimeConfig {
@@ -56,6 +63,10 @@ impl RuntimeConfig {
             unixsocket: None,
             unixsocketperm: None,
             io_threads: default_io_threads(),
+            client_query_buffer_limit: 1 << 30,
+            client_output_buffer_limit: OutputBufferLimits::default(),
+            tcp_keepalive: 300,
+            protected_mode: true,
         }
     }
 
@@ -82,6 +93,16 @@ impl RuntimeConfig {
                 "unixsocketperm",
                 format!("{:o}", self.unixsocketperm.unwrap_or(0)),
             ),
+            (
+                "client-query-buffer-limit",
+                self.client_query_buffer_limit.to_string(),
+            ),
+            (
+                "client-output-buffer-limit",
+                self.client_output_buffer_limit.to_string(),
+            ),
+            ("tcp-keepalive", self.tcp_keepalive.to_string()),
+            ("protected-mode", yes_no(self.protected_mode).into()),
             ("databases", crate::storage::DATABASES.to_string()),
             ("save", String::new()),
             ("appendonly", "no".into()),
@@ -109,21 +130,28 @@ impl RuntimeConfig {
                 self.proto_max_bulk_len = v as usize;
             }
             "maxclients" => {
-                self.maxclients = value.parse().map_err(|_| {
-                    ConfigSetError::Invalid("argument couldn't be parsed into an integer")
-                })?;
+                self.maxclients = parse_in_range(value, 1, u64::from(u32::MAX))? as usize;
             }
+            "client-query-buffer-limit" => {
+                let v = parse_memory(value)
+                    .ok_or(ConfigSetError::Invalid("argument must be a memory value"))?;
+                if v < 1024 * 1024 || v > i64::MAX as u64 {
+                    return Err(ConfigSetError::Invalid(
+                        "argument must be between 1048576 and 9223372036854775807 inclusive",
+                    ));
+                }
+                self.client_query_buffer_limit = usize::try_from(v).unwrap_or(usize::MAX);
+            }
+            "client-output-buffer-limit" => self.client_output_buffer_limit.set(value)?,
+            "tcp-keepalive" => self.tcp_keepalive = parse_in_range(value, 0, i32::MAX as u64)?,
+            "protected-mode" => self.protected_mode = parse_yes_no(value)?,
             "hz" => {
                 let hz: u32 = value.parse().map_err(|_| {
                     ConfigSetError::Invalid("argument couldn't be parsed into an integer")
                 })?;
                 self.hz = hz.clamp(1, 500);
             }
-            "timeout" => {
-                self.timeout = value.parse().map_err(|_| {
-                    ConfigSetError::Invalid("argument couldn't be parsed into an integer")
-                })?;
-            }
+            "timeout" => self.timeout = parse_in_range(value, 0, i32::MAX as u64)?,
             // Accepted for compatibility; Kiwi persists through RocksDB instead.
             "save" | "appendonly" | "maxmemory" | "maxmemory-policy" => {}
             "bind" | "port" | "dir" | "databases" | "unixsocket" | "unixsocketperm" => {
@@ -143,6 +171,159 @@ pub enum ConfigSetError {
     Immutable,
     #[error("{0}")]
     Invalid(&'static str),
+    #[error("argument must be between {min} and {max} inclusive")]
+    Range { min: u64, max: u64 },
+}
+
+fn yes_no(flag: bool) -> &'static str {
+    if flag {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn parse_yes_no(value: &str) -> Result<bool, ConfigSetError> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(ConfigSetError::Invalid("argument must be 'yes' or 'no'")),
+    }
+}
+
+/// An integer setting with Redis's bounds and texts.
+fn parse_in_range(value: &str, min: u64, max: u64) -> Result<u64, ConfigSetError> {
+    let n: i128 = value
+        .parse()
+        .map_err(|_| ConfigSetError::Invalid("argument couldn't be parsed into an integer"))?;
+    if n < i128::from(min) || n > i128::from(max) {
+        return Err(ConfigSetError::Range { min, max });
+    }
+    u64::try_from(n).map_err(|_| ConfigSetError::Range { min, max })
+}
+
+/// The class of client an output buffer limit applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientClass {
+    Normal,
+    Replica,
+    Pubsub,
+}
+
+/// One class's `client-output-buffer-limit`: close a client whose pending
+/// replies pass `hard` bytes, or stay above `soft` for `soft_seconds`
+/// (0 = no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutputLimit {
+    pub hard: u64,
+    pub soft: u64,
+    pub soft_seconds: u64,
+}
+
+impl OutputLimit {
+    pub fn is_unlimited(&self) -> bool {
+        self.hard == 0 && self.soft == 0
+    }
+}
+
+/// `client-output-buffer-limit` for every class, Redis's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputBufferLimits {
+    pub normal: OutputLimit,
+    pub replica: OutputLimit,
+    pub pubsub: OutputLimit,
+}
+
+impl Default for OutputBufferLimits {
+    fn default() -> Self {
+        OutputBufferLimits {
+            normal: OutputLimit::default(),
+            replica: OutputLimit {
+                hard: 256 << 20,
+                soft: 64 << 20,
+                soft_seconds: 60,
+            },
+            pubsub: OutputLimit {
+                hard: 32 << 20,
+                soft: 8 << 20,
+                soft_seconds: 60,
+            },
+        }
+    }
+}
+
+impl OutputBufferLimits {
+    pub fn get(&self, class: ClientClass) -> OutputLimit {
+        match class {
+            ClientClass::Normal => self.normal,
+            ClientClass::Replica => self.replica,
+            ClientClass::Pubsub => self.pubsub,
+        }
+    }
+
+    /// Apply `<class> <hard> <soft> <soft seconds>`, repeated: all groups
+    /// are checked before any is applied, as Redis does.
+    pub fn set(&mut self, value: &str) -> Result<(), ConfigSetError> {
+        let words: Vec<&str> = value.split_ascii_whitespace().collect();
+        if !words.len().is_multiple_of(4) {
+            return Err(ConfigSetError::Invalid(
+                "Wrong number of arguments in buffer limit configuration.",
+            ));
+        }
+        let mut next = *self;
+        for group in words.chunks_exact(4) {
+            let [class, hard, soft, seconds] = group else {
+                continue;
+            };
+            let class = match class.to_ascii_lowercase().as_str() {
+                "normal" => ClientClass::Normal,
+                "slave" | "replica" => ClientClass::Replica,
+                "pubsub" => ClientClass::Pubsub,
+                _ => {
+                    return Err(ConfigSetError::Invalid(
+                        "Invalid client class specified in buffer limit configuration.",
+                    ))
+                }
+            };
+            let bad = ConfigSetError::Invalid(
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration.",
+            );
+            let (Some(hard), Some(soft), Ok(soft_seconds)) = (
+                parse_memory(hard),
+                parse_memory(soft),
+                seconds.parse::<u64>(),
+            ) else {
+                return Err(bad);
+            };
+            let limit = OutputLimit {
+                hard,
+                soft,
+                soft_seconds,
+            };
+            match class {
+                ClientClass::Normal => next.normal = limit,
+                ClientClass::Replica => next.replica = limit,
+                ClientClass::Pubsub => next.pubsub = limit,
+            }
+        }
+        *self = next;
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for OutputBufferLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let classes = [
+            ("normal", self.normal),
+            ("slave", self.replica),
+            ("pubsub", self.pubsub),
+        ];
+        for (i, (name, l)) in classes.iter().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            write!(f, "{sep}{name} {} {} {}", l.hard, l.soft, l.soft_seconds)?;
+        }
+        Ok(())
+    }
 }
 
 /// Parse `512mb`-style memory sizes as redis.conf does.

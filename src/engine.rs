@@ -210,11 +210,14 @@ impl KeyWaiters {
     }
 }
 
+/// Connected clients by id (CLIENT LIST, CLIENT KILL, maxclients).
+pub type ClientTable = HashMap<u64, Arc<ClientInfo>>;
+
 pub struct Engine {
     storage: Storage,
     pub config: RwLock<RuntimeConfig>,
     pub stats: Stats,
-    pub clients: Mutex<HashMap<u64, Arc<ClientInfo>>>,
+    pub clients: Mutex<ClientTable>,
     pub scan_cursors: Mutex<ScanCursors>,
     next_client_id: AtomicU64,
     started: Instant,
@@ -331,6 +334,24 @@ impl Engine {
     /// Register a client and give it a session. Every session must be
     /// handed back to [`Engine::disconnect`].
     pub fn connect(&self, addr: String, laddr: String) -> Session {
+        let mut clients = self.clients.lock();
+        self.register(&mut clients, addr, laddr)
+    }
+
+    /// Register a client unless `maxclients` are already connected: the
+    /// count and the registration happen under one lock, so simultaneous
+    /// connections cannot all slip in under the limit.
+    pub fn connect_within(
+        &self,
+        addr: String,
+        laddr: String,
+        maxclients: usize,
+    ) -> Option<Session> {
+        let mut clients = self.clients.lock();
+        (clients.len() < maxclients).then(|| self.register(&mut clients, addr, laddr))
+    }
+
+    fn register(&self, clients: &mut ClientTable, addr: String, laddr: String) -> Session {
         let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
         let info = Arc::new(ClientInfo {
             id,
@@ -343,7 +364,7 @@ impl Engine {
             last_cmd: Mutex::new("NULL"),
             last_active_ms: AtomicU64::new(now_ms()),
         });
-        self.clients.lock().insert(id, info.clone());
+        clients.insert(id, info.clone());
         self.stats
             .connections_received
             .fetch_add(1, Ordering::Relaxed);

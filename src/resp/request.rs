@@ -20,6 +20,9 @@ pub const MAX_INLINE_SIZE: usize = 64 * 1024;
 pub const MAX_MULTIBULK_LEN: i64 = i32::MAX as i64;
 /// Default `proto-max-bulk-len`.
 pub const DEFAULT_MAX_BULK_LEN: usize = 512 * 1024 * 1024;
+/// Bytes reserved ahead for an argument at most, whatever its header says;
+/// beyond that the buffer grows (doubling) as the bytes arrive.
+const MAX_PREALLOC_BULK: usize = 1024 * 1024;
 /// Arguments pre-allocated per request at most, whatever the header says.
 const PREALLOC_ARGS: usize = 1024;
 /// Before AUTH, Redis refuses requests larger than these, so an
@@ -65,6 +68,9 @@ pub struct RequestDecoder {
     /// Arguments still expected by the multibulk being read (0 = none open).
     pending: usize,
     args: Vec<Bytes>,
+    /// Bytes of the arguments in `args` (counted against the client's
+    /// query buffer limit, as Redis counts them).
+    args_bytes: usize,
 }
 
 impl Default for RequestDecoder {
@@ -80,11 +86,17 @@ impl RequestDecoder {
             authenticated: true,
             pending: 0,
             args: Vec::new(),
+            args_bytes: 0,
         }
     }
 
     pub fn set_max_bulk_len(&mut self, max: usize) {
         self.max_bulk_len = max;
+    }
+
+    /// Bytes taken from the buffer into the request still being read.
+    pub fn held_bytes(&self) -> usize {
+        self.args_bytes
     }
 
     /// Whether the peer has authenticated; before that, requests are
@@ -152,17 +164,21 @@ impl RequestDecoder {
             }
             let needed = line_end + 2 + len + 2;
             if buf.len() < needed {
-                // Make room once for a large argument instead of growing in steps.
-                buf.reserve(needed - buf.len());
+                // Make room for a large argument in few steps, but never on
+                // a header's word alone: a 20-byte request claiming 512 MB
+                // must not make the server allocate it.
+                buf.reserve((needed - buf.len()).min(MAX_PREALLOC_BULK));
                 return Ok(None);
             }
             buf.advance(line_end + 2);
             let data = buf.split_to(len).freeze();
             // Redis does not look at the two bytes after an argument either.
             buf.advance(2);
+            self.args_bytes += data.len();
             self.args.push(data);
             self.pending -= 1;
         }
+        self.args_bytes = 0;
         Ok(Some(std::mem::take(&mut self.args)))
     }
 }

@@ -1,9 +1,11 @@
 //! One client connection: read whatever arrived, run every complete request
 //! in it, answer them all in one write (pipelining), repeat.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::FutureExt;
@@ -11,10 +13,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::cmd::{BlockOn, Deferred, Session};
+use crate::config::OutputLimit;
 use crate::engine::{Engine, ExecPlan, Outcome, Waiter};
 use crate::raft::{Op, RaftNode, Work};
 use crate::resp::Reply;
 use crate::resp::RequestDecoder;
+
+use super::output::{is_overrun, ReplyWriter};
 
 /// Flush replies once this much output has accumulated, so a long pipeline
 /// does not buffer all of its replies in memory.
@@ -23,35 +28,62 @@ const OUTPUT_HIGH_WATER: usize = 64 * 1024;
 /// Most pipelined writes proposed together in one Raft entry.
 const MAX_PIPELINED_PROPOSAL: usize = 256;
 
+/// What Redis 7 answers a client that protected mode refuses.
+const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Redis compares the peer's address text with these two exactly.
+pub(super) fn is_redis_loopback(ip: IpAddr) -> bool {
+    ip == IpAddr::V4(Ipv4Addr::LOCALHOST) || ip == IpAddr::V6(Ipv6Addr::LOCALHOST)
+}
+
 /// A client's byte stream: TCP or a unix socket.
 pub(super) trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> ClientStream for T {}
 
+/// Who is connecting: the text CLIENT LIST shows, and the IP address for
+/// protected mode (none for a unix socket).
+pub(super) struct Peer {
+    pub addr: String,
+    pub ip: Option<IpAddr>,
+}
+
 /// Serve one client until it quits, breaks the protocol, goes away, or
-/// the server stops. `peer`/`local` are the addresses CLIENT LIST shows.
+/// the server stops. `local` is the address CLIENT LIST shows as laddr.
 pub(super) async fn serve<S: ClientStream>(
     engine: Arc<Engine>,
     mut stream: S,
-    peer: String,
+    peer: Peer,
     local: String,
     shutdown: CancellationToken,
     raft: Option<Arc<RaftNode>>,
 ) {
-    let (maxclients, max_bulk) = {
+    let (maxclients, max_bulk, protected) = {
         let config = engine.config.read();
-        (config.maxclients, config.proto_max_bulk_len)
+        (
+            config.maxclients,
+            config.proto_max_bulk_len,
+            config.protected_mode && config.requirepass.is_none(),
+        )
     };
-    if engine.clients.lock().len() >= maxclients {
+    let refusal = if protected && peer.ip.is_some_and(|ip| !is_redis_loopback(ip)) {
+        Some(PROTECTED_MODE_DENIED)
+    } else {
+        None
+    };
+    let session = match refusal {
+        None => engine.connect_within(peer.addr.clone(), local, maxclients),
+        Some(_) => None,
+    };
+    let Some(mut session) = session else {
         engine
             .stats
             .rejected_connections
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let _ = stream
-            .write_all(b"-ERR max number of clients reached\r\n")
-            .await;
+        let text = refusal.unwrap_or(b"-ERR max number of clients reached\r\n");
+        let _ = stream.write_all(text).await;
         return;
-    }
-    let mut session = engine.connect(peer.clone(), local);
+    };
+    let peer = peer.addr;
     // A bug that panics while serving one client must cost that client its
     // connection, not the server its life: catch it here, log it, close.
     let result = AssertUnwindSafe(run(
@@ -66,6 +98,10 @@ pub(super) async fn serve<S: ClientStream>(
     .await;
     match result {
         Ok(Ok(())) => {}
+        Ok(Err(e)) if is_overrun(&e) => tracing::warn!(
+            %peer,
+            "Client scheduled to be closed ASAP for overcoming of output buffer limits."
+        ),
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
         Err(panic) => {
             let what = panic
@@ -91,6 +127,7 @@ async fn run<S: ClientStream>(
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
     let mut requests: Vec<Vec<bytes::Bytes>> = Vec::new();
+    let mut writer = ReplyWriter::default();
     loop {
         // Take every complete request that arrived (one at a time before
         // AUTH, whose limits depend on the outcome of the previous one).
@@ -167,8 +204,9 @@ async fn run<S: ClientStream>(
             if let Some(block) = block {
                 // Earlier replies go out before this client waits.
                 if !output.is_empty() {
-                    stream.write_all(&output).await?;
-                    output.clear();
+                    writer
+                        .flush(stream, &mut output, output_limit(engine))
+                        .await?;
                 }
                 let waited = Blocked {
                     engine,
@@ -184,45 +222,83 @@ async fn run<S: ClientStream>(
                 next += 1;
             }
             if session.quit {
-                stream.write_all(&output).await?;
+                writer
+                    .flush(stream, &mut output, output_limit(engine))
+                    .await?;
                 return Ok(());
             }
             if output.len() >= OUTPUT_HIGH_WATER {
-                stream.write_all(&output).await?;
-                output.clear();
+                writer
+                    .flush(stream, &mut output, output_limit(engine))
+                    .await?;
             }
         }
         requests.clear();
         if let Some(e) = protocol_error {
             // Answer what came before, then the error, then close.
             output.extend_from_slice(&e.reply_line());
-            stream.write_all(&output).await?;
+            writer
+                .flush(stream, &mut output, output_limit(engine))
+                .await?;
             tracing::debug!(error = %e, "protocol error, closing connection");
             return Ok(());
         }
         if more_ready && !input.is_empty() {
             // More requests wait in the buffer: parse the next one now.
             if !output.is_empty() {
-                stream.write_all(&output).await?;
-                output.clear();
+                writer
+                    .flush(stream, &mut output, output_limit(engine))
+                    .await?;
             }
             continue;
         }
         if !output.is_empty() {
-            stream.write_all(&output).await?;
-            output.clear();
+            writer
+                .flush(stream, &mut output, output_limit(engine))
+                .await?;
         }
         if input.capacity() - input.len() < 4096 {
             input.reserve(16 * 1024);
         }
+        let idle = Duration::from_secs(engine.config.read().timeout);
+        let idle_timeout = async {
+            match idle.is_zero() {
+                true => std::future::pending().await,
+                false => tokio::time::sleep(idle).await,
+            }
+        };
         let n = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             n = stream.read_buf(&mut input) => n?,
+            _ = idle_timeout => {
+                tracing::info!(peer = %session.info.addr, "Closing idle client");
+                return Ok(());
+            }
         };
         if n == 0 {
             return Ok(());
         }
+        check_query_buffer(engine, session, input.len() + decoder.held_bytes())?;
     }
+}
+
+/// The normal class's `client-output-buffer-limit`, as configured now.
+fn output_limit(engine: &Engine) -> OutputLimit {
+    engine.config.read().client_output_buffer_limit.normal
+}
+
+/// Redis's `client-query-buffer-limit`: a client holding more unprocessed
+/// input than this is closed, without a reply.
+fn check_query_buffer(engine: &Engine, session: &Session, held: usize) -> std::io::Result<()> {
+    if held > engine.config.read().client_query_buffer_limit {
+        tracing::warn!(
+            peer = %session.info.addr,
+            bytes = held,
+            "Closing client that reached max query buffer length"
+        );
+        return Err(std::io::Error::other("query buffer limit reached"));
+    }
+    Ok(())
 }
 
 /// Propose pipelined writes as one entry; one reply per command (the
@@ -432,6 +508,7 @@ impl Blocked<'_> {
                         if n? == 0 {
                             return Ok(None);
                         }
+                        check_query_buffer(engine, session, input.len())?;
                     }
                 }
             }

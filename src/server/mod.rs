@@ -2,6 +2,7 @@
 //! request handling, and the active-expiry sweep.
 
 mod connection;
+mod output;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -217,16 +218,21 @@ async fn accept_loop(
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
+                set_keepalive(&stream, engine.config.read().tcp_keepalive);
                 let local = stream
                     .local_addr()
                     .map(|a| a.to_string())
                     .unwrap_or_default();
                 let engine = engine.clone();
                 let shutdown = shutdown.clone();
+                let peer = connection::Peer {
+                    addr: peer.to_string(),
+                    ip: Some(peer.ip()),
+                };
                 tokio::spawn(connection::serve(
                     engine,
                     stream,
-                    peer.to_string(),
+                    peer,
                     local,
                     shutdown,
                     raft.clone(),
@@ -260,7 +266,10 @@ async fn accept_unix_loop(
                 let engine = engine.clone();
                 let shutdown = shutdown.clone();
                 // Redis shows unix-socket clients as `addr=/path:0`.
-                let peer = format!("{local}:0");
+                let peer = connection::Peer {
+                    addr: format!("{local}:0"),
+                    ip: None,
+                };
                 tokio::spawn(connection::serve(
                     engine,
                     stream,
@@ -277,6 +286,21 @@ async fn accept_unix_loop(
         }
     }
     let _ = std::fs::remove_file(&path);
+}
+
+/// `tcp-keepalive` as Redis sets it on Linux: probes after `seconds` of
+/// idleness, every third of that, three of them.
+fn set_keepalive(stream: &tokio::net::TcpStream, seconds: u64) {
+    if seconds == 0 {
+        return;
+    }
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(seconds))
+        .with_interval(Duration::from_secs((seconds / 3).max(1)))
+        .with_retries(3);
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive) {
+        tracing::debug!(error = %e, "setting TCP keepalive failed");
+    }
 }
 
 /// The active expiry sweep. Under Raft only the leader sweeps, and it

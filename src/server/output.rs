@@ -1,0 +1,89 @@
+//! A client's pending replies on their way out, under Redis's
+//! `client-output-buffer-limit`: a client that does not read what it asked
+//! for is disconnected at the hard limit, or after staying above the soft
+//! limit too long, instead of holding the server's memory.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+use crate::config::OutputLimit;
+
+/// Writes a connection's replies and keeps the soft-limit clock.
+#[derive(Debug, Default)]
+pub(super) struct ReplyWriter {
+    above_soft_since: Option<Instant>,
+}
+
+/// The error a connection ends with when it overran its limit.
+fn overrun() -> std::io::Error {
+    std::io::Error::other("closed for overcoming of output buffer limits")
+}
+
+impl ReplyWriter {
+    /// Write all of `output` and clear it. Fails (and the connection is
+    /// closed) when the bytes still waiting to be written reach `limit`'s
+    /// hard size, or stay at or above its soft size for longer than its
+    /// seconds.
+    pub async fn flush<S: AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut S,
+        output: &mut BytesMut,
+        limit: OutputLimit,
+    ) -> std::io::Result<()> {
+        if limit.is_unlimited() {
+            self.above_soft_since = None;
+            stream.write_all(output).await?;
+            output.clear();
+            return Ok(());
+        }
+        let mut written = 0;
+        while let Some(rest) = output.get(written..).filter(|r| !r.is_empty()) {
+            let deadline = self.check(rest.len() as u64, limit)?;
+            let n = match deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline, stream.write(rest)).await
+                {
+                    Ok(n) => n?,
+                    // Still above the soft limit when its time ran out: the
+                    // next check closes the connection.
+                    Err(_) => continue,
+                },
+                None => stream.write(rest).await?,
+            };
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            written += n;
+        }
+        self.above_soft_since = None;
+        output.clear();
+        Ok(())
+    }
+
+    /// Judge `pending` bytes against `limit`; when above the soft size,
+    /// the instant the soft limit runs out.
+    fn check(&mut self, pending: u64, limit: OutputLimit) -> std::io::Result<Option<Instant>> {
+        if limit.hard > 0 && pending >= limit.hard {
+            return Err(overrun());
+        }
+        if limit.soft == 0 || pending < limit.soft {
+            self.above_soft_since = None;
+            return Ok(None);
+        }
+        let now = Instant::now();
+        let since = *self.above_soft_since.get_or_insert(now);
+        let deadline = since + Duration::from_secs(limit.soft_seconds);
+        if now > deadline {
+            return Err(overrun());
+        }
+        // Wake just after the deadline, so the next check is past it.
+        Ok(Some(deadline + Duration::from_millis(1)))
+    }
+}
+
+/// Whether an error ended a connection for overrunning its output limit.
+pub(super) fn is_overrun(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::Other && e.to_string() == overrun().to_string()
+}
