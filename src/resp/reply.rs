@@ -1,3 +1,5 @@
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+
 //! Replies and their encoding for RESP2 and RESP3.
 //!
 //! Commands build a [`Reply`] once; the connection encodes it for the

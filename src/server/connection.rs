@@ -1,3 +1,5 @@
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+
 //! One client connection: read whatever arrived, run every complete request
 //! in it, answer them all in one write (pipelining), repeat.
 
@@ -153,24 +155,25 @@ async fn run<S: ClientStream>(
         }
         let mut next = 0;
         while next < requests.len() {
-            let (replies, stopped) = engine.execute_pipeline(session, &requests[next..]);
+            let pending = requests.get(next..).unwrap_or_default();
+            let (replies, stopped) = engine.execute_pipeline(session, pending);
             next += replies.len();
             for reply in replies {
                 reply.encode(session.protocol, &mut output);
             }
             let mut block = None;
-            match stopped {
+            match (stopped, requests.get(next)) {
                 // A pipelined run of writes under Raft: one entry for all.
-                Some(Outcome::Defer(Deferred::Propose(mut op)))
-                    if raft.is_some() && engine.proposes(session, &requests[next]) =>
+                (Some(Outcome::Defer(Deferred::Propose(mut op))), Some(args))
+                    if raft.is_some() && engine.proposes(session, args) =>
                 {
                     let mut end = next + 1;
                     if let Work::Commands(commands) = &mut op.work {
-                        while end < requests.len()
-                            && commands.len() < MAX_PIPELINED_PROPOSAL
-                            && engine.proposes(session, &requests[end])
-                        {
-                            commands.push(requests[end].iter().map(|a| a.to_vec()).collect());
+                        while let Some(more) = requests.get(end).filter(|more| {
+                            commands.len() < MAX_PIPELINED_PROPOSAL
+                                && engine.proposes(session, more)
+                        }) {
+                            commands.push(more.iter().map(|a| a.to_vec()).collect());
                             end += 1;
                         }
                     }
@@ -185,8 +188,7 @@ async fn run<S: ClientStream>(
                 }
                 // Through Raft (a write, a linearizable read, RAFT.*), or a
                 // blocking command with nothing to take.
-                Some(outcome) => {
-                    let args = &requests[next];
+                (Some(outcome), Some(args)) => {
                     let settled = tokio::select! {
                         _ = shutdown.cancelled() => return Ok(()),
                         settled = settle(engine, raft, session, args, outcome) => settled,
@@ -196,12 +198,16 @@ async fn run<S: ClientStream>(
                             reply.encode(session.protocol, &mut output);
                             next += 1;
                         }
-                        Settled::Wait(waiting) => block = Some(waiting),
+                        Settled::Wait(waiting) => block = Some((waiting, args)),
                     }
                 }
-                None => {}
+                (Some(_), None) => {
+                    tracing::error!("the pipeline stopped past its last request");
+                    next = requests.len();
+                }
+                (None, _) => {}
             }
-            if let Some(block) = block {
+            if let Some((block, args)) = block {
                 // Earlier replies go out before this client waits.
                 if !output.is_empty() {
                     writer
@@ -212,7 +218,7 @@ async fn run<S: ClientStream>(
                     engine,
                     raft,
                     session,
-                    args: &requests[next],
+                    args,
                     block,
                 };
                 match waited.wait(stream, &mut input, shutdown).await? {

@@ -1,3 +1,5 @@
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+
 //! The RESP server: a tokio listener, one task per connection, pipelined
 //! request handling, and the active-expiry sweep.
 

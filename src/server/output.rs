@@ -1,3 +1,5 @@
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+
 //! A client's pending replies on their way out, under Redis's
 //! `client-output-buffer-limit`: a client that does not read what it asked
 //! for is disconnected at the hard limit, or after staying above the soft

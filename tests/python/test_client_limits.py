@@ -283,6 +283,7 @@ def test_a_client_that_never_reads_is_dropped_after_the_soft_limit(start) -> Non
         except ConnectionResetError:
             return True
 
+    wait_until(lambda: _connected(server) == 1, message="the client is served")
     wait_until(lambda: _connected(server) == 0, timeout=15, message="the client is dropped")
     assert dropped()
     sink.close()
