@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use crate::cmd::REDIS_VERSION;
-use crate::config::{parse_memory, RuntimeConfig};
+use crate::config::{parse_memory, RuntimeConfig, TlsAuthClients};
 use crate::raft::RaftOptions;
 use crate::resp::split_args;
 use crate::server::Server;
@@ -46,6 +46,11 @@ Directives (also valid as `directive value` lines in the config file):
   --client-output-buffer-limit CLASS HARD SOFT SECONDS  close a client whose
                            pending replies pass HARD, or SOFT for SECONDS
                            (classes normal, replica, pubsub; as Redis)
+  --tls-port N             also serve clients over TLS on port N (0 = off)
+  --tls-cert-file PATH     the server's certificate chain (PEM)
+  --tls-key-file PATH      its private key (PEM)
+  --tls-ca-cert-file PATH  CA certificates that client certificates must chain to
+  --tls-auth-clients yes|no|optional  require client certificates (default yes)
   --hz N                   active-expiry sweeps per second (default 10)
   --proto-max-bulk-len N   largest bulk string in a request (default 512mb)
   --databases N            number of databases; Kiwi has 16, so N <= 16
@@ -308,6 +313,10 @@ fn one(d: &Directive) -> Result<&str, String> {
     }
 }
 
+fn optional_path(d: &Directive) -> Result<Option<PathBuf>, String> {
+    Ok(Some(PathBuf::from(one(d)?)).filter(|p| !p.as_os_str().is_empty()))
+}
+
 fn number<T: std::str::FromStr>(d: &Directive) -> Result<T, String> {
     let value = one(d)?;
     value
@@ -333,6 +342,16 @@ fn apply(s: &mut Settings, d: &Directive) -> Result<(), String> {
         "maxclients" => config.maxclients = number(d)?,
         "io-threads" => config.io_threads = number::<usize>(d)?.clamp(1, 128),
         "timeout" => config.timeout = number(d)?,
+        "tls-port" => config.tls.port = number(d)?,
+        "tls-cert-file" => config.tls.cert_file = optional_path(d)?,
+        "tls-key-file" => config.tls.key_file = optional_path(d)?,
+        "tls-ca-cert-file" => config.tls.ca_cert_file = optional_path(d)?,
+        "tls-auth-clients" => {
+            let value = one(d)?;
+            config.tls.auth_clients = TlsAuthClients::parse(value).ok_or_else(|| {
+                format!("'tls-auth-clients' takes yes, no or optional, not '{value}'")
+            })?;
+        }
         // Parsed exactly as CONFIG SET parses them.
         name @ ("client-query-buffer-limit"
         | "client-output-buffer-limit"

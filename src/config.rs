@@ -47,6 +47,47 @@ pub struct RuntimeConfig {
     pub tcp_keepalive: u64,
     /// Without a password, refuse clients that are not on loopback.
     pub protected_mode: bool,
+    /// Clients over TLS (`tls-port`, 0 = none) and its files.
+    pub tls: TlsSettings,
+}
+
+/// Redis's `tls-*` settings for clients.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub port: u16,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub ca_cert_file: Option<PathBuf>,
+    pub auth_clients: TlsAuthClients,
+}
+
+/// `tls-auth-clients`: whether a client must present a certificate signed
+/// by `tls-ca-cert-file`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TlsAuthClients {
+    #[default]
+    Yes,
+    No,
+    Optional,
+}
+
+impl TlsAuthClients {
+    pub fn parse(value: &str) -> Option<TlsAuthClients> {
+        match value.to_ascii_lowercase().as_str() {
+            "yes" => Some(TlsAuthClients::Yes),
+            "no" => Some(TlsAuthClients::No),
+            "optional" => Some(TlsAuthClients::Optional),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            TlsAuthClients::Yes => "yes",
+            TlsAuthClients::No => "no",
+            TlsAuthClients::Optional => "optional",
+        }
+    }
 }
 
 impl RuntimeConfig {
@@ -67,6 +108,7 @@ impl RuntimeConfig {
             client_output_buffer_limit: OutputBufferLimits::default(),
             tcp_keepalive: 300,
             protected_mode: true,
+            tls: TlsSettings::default(),
         }
     }
 
@@ -103,6 +145,11 @@ impl RuntimeConfig {
             ),
             ("tcp-keepalive", self.tcp_keepalive.to_string()),
             ("protected-mode", yes_no(self.protected_mode).into()),
+            ("tls-port", self.tls.port.to_string()),
+            ("tls-cert-file", path_text(&self.tls.cert_file)),
+            ("tls-key-file", path_text(&self.tls.key_file)),
+            ("tls-ca-cert-file", path_text(&self.tls.ca_cert_file)),
+            ("tls-auth-clients", self.tls.auth_clients.name().into()),
             ("databases", crate::storage::DATABASES.to_string()),
             ("save", String::new()),
             ("appendonly", "no".into()),
@@ -154,6 +201,9 @@ impl RuntimeConfig {
             "timeout" => self.timeout = parse_in_range(value, 0, i32::MAX as u64)?,
             // Accepted for compatibility; Kiwi persists through RocksDB instead.
             "save" | "appendonly" | "maxmemory" | "maxmemory-policy" => {}
+            // Read once at start (Redis reloads certificates on CONFIG SET).
+            "tls-port" | "tls-cert-file" | "tls-key-file" | "tls-ca-cert-file"
+            | "tls-auth-clients" => return Err(ConfigSetError::Immutable),
             "bind" | "port" | "dir" | "databases" | "unixsocket" | "unixsocketperm" => {
                 return Err(ConfigSetError::Immutable)
             }
@@ -173,6 +223,12 @@ pub enum ConfigSetError {
     Invalid(&'static str),
     #[error("argument must be between {min} and {max} inclusive")]
     Range { min: u64, max: u64 },
+}
+
+fn path_text(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
 }
 
 fn yes_no(flag: bool) -> &'static str {

@@ -5,6 +5,9 @@
 
 mod connection;
 mod output;
+mod tls;
+
+pub use tls::TlsError;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -73,6 +76,18 @@ impl Server {
             std::net::TcpListener::bind(&bind).map_err(|e| KiwiError::Bind(bind.clone(), e))?;
         std_listener.set_nonblocking(true).map_err(KiwiError::Io)?;
         let addr = std_listener.local_addr().map_err(KiwiError::Io)?;
+        let tls_acceptor =
+            tls::acceptor(&config.tls).map_err(|e| KiwiError::Config(e.to_string()))?;
+        let tls_listener = match &tls_acceptor {
+            Some(_) => {
+                let bind = format!("{}:{}", config.bind, config.tls.port);
+                let listener = std::net::TcpListener::bind(&bind)
+                    .map_err(|e| KiwiError::Bind(bind.clone(), e))?;
+                listener.set_nonblocking(true).map_err(KiwiError::Io)?;
+                Some(listener)
+            }
+            None => None,
+        };
         let unixsocket = config.unixsocket.clone();
         let unixsocketperm = config.unixsocketperm;
         let engine = Arc::new(Engine::open(config)?);
@@ -102,7 +117,24 @@ impl Server {
             listener,
             shutdown.clone(),
             raft.clone(),
+            None,
         ));
+        if let (Some(std_listener), Some(acceptor)) = (tls_listener, tls_acceptor) {
+            let listener = {
+                let _enter = runtime.enter();
+                TcpListener::from_std(std_listener).map_err(KiwiError::Io)?
+            };
+            if let Ok(tls_addr) = listener.local_addr() {
+                tracing::info!(addr = %tls_addr, "serving TLS clients");
+            }
+            runtime.spawn(accept_loop(
+                engine.clone(),
+                listener,
+                shutdown.clone(),
+                raft.clone(),
+                Some(acceptor),
+            ));
+        }
         #[cfg(unix)]
         if let Some(path) = unixsocket {
             // A stale socket file from an earlier run would make bind fail.
@@ -206,11 +238,14 @@ impl Drop for Server {
     }
 }
 
+/// Accept TCP clients (over TLS when `tls` is given) and serve each on
+/// its own task.
 async fn accept_loop(
     engine: Arc<Engine>,
     listener: TcpListener,
     shutdown: CancellationToken,
     raft: Option<Arc<RaftNode>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -227,18 +262,35 @@ async fn accept_loop(
                     .unwrap_or_default();
                 let engine = engine.clone();
                 let shutdown = shutdown.clone();
+                let raft = raft.clone();
                 let peer = connection::Peer {
                     addr: peer.to_string(),
                     ip: Some(peer.ip()),
                 };
-                tokio::spawn(connection::serve(
-                    engine,
-                    stream,
-                    peer,
-                    local,
-                    shutdown,
-                    raft.clone(),
-                ));
+                match &tls {
+                    None => {
+                        tokio::spawn(connection::serve(
+                            engine, stream, peer, local, shutdown, raft,
+                        ));
+                    }
+                    Some(acceptor) => {
+                        let handshake = acceptor.accept(stream);
+                        tokio::spawn(async move {
+                            match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, handshake).await {
+                                Ok(Ok(stream)) => {
+                                    connection::serve(engine, stream, peer, local, shutdown, raft)
+                                        .await
+                                }
+                                Ok(Err(e)) => {
+                                    tracing::info!(peer = %peer.addr, error = %e, "TLS handshake failed")
+                                }
+                                Err(_) => {
+                                    tracing::info!(peer = %peer.addr, "TLS handshake timed out")
+                                }
+                            }
+                        });
+                    }
+                }
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off briefly.
