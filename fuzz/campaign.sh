@@ -39,6 +39,7 @@ lib=$(ls "$CARGO_TARGET_DIR"/release/build/librocksdb-sys-*/out/librocksdb.a | h
 ROCKSDB_LIB_DIR=$(dirname "$lib") ROCKSDB_STATIC=1 CARGO_TARGET_DIR=$afl_target_dir \
     cargo afl build --release -p kiwi-fuzz --features afl --bin kiwi-afl
 driver=$afl_target_dir/release/kiwi-afl
+afl_bin=$(dirname "$(ls -d "$HOME"/.local/share/afl.rs/rustc-*/afl.rs-*/afl/bin/afl-fuzz | tail -n 1)")
 
 rm -rf "$work/seeds"
 "$CARGO_TARGET_DIR/release/kiwi-fuzz-seeds" "$work/seeds"
@@ -56,9 +57,15 @@ for target in "${targets[@]}"; do
     KIWI_FUZZ_TARGET=$target cargo afl fuzz -V "$seconds" -t 2000 \
         -i "$input" -o "$work/out/$target" "$driver" > "$work/$target.log" 2>&1 || true
     if [ "$minimize" = 1 ]; then
-        rm -rf "fuzz/corpus/$target"
-        KIWI_FUZZ_TARGET=$target cargo afl cmin -i "$work/out/$target/default/queue" \
-            -o "fuzz/corpus/$target" -- "$driver" > "$work/$target.cmin.log" 2>&1
+        # afl-cmin.bash: the python afl-cmin of AFL++ 4.3x keeps no file of
+        # a persistent-mode Rust driver.
+        rm -rf "fuzz/corpus/$target" "$work/cmin/$target"
+        mkdir -p "$work/cmin"
+        KIWI_FUZZ_TARGET=$target "$afl_bin/afl-cmin.bash" -i "$work/out/$target/default/queue" \
+            -o "$work/cmin/$target" -- "$driver" > "$work/$target.cmin.log" 2>&1
+        # Inputs over 16 KB stay out of the repository (the seeds cover large ones).
+        mkdir -p "fuzz/corpus/$target"
+        find "$work/cmin/$target" -type f -size -16k -exec cp {} "fuzz/corpus/$target/" \;
     fi
 done
 

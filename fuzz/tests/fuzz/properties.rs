@@ -1,9 +1,14 @@
 //! The fuzz targets' properties over generated inputs, a bounded number of
-//! cases each (about 20 s in all on CI's two cores). Failures are kept in
-//! proptest-regressions/ and replayed first. `KIWI_FUZZ_CASES=N`
-//! multiplies the cases for a longer run.
+//! cases each: cheap properties 200,000 cases, those building whole
+//! snapshots, reply trees or pipelines 50,000 (about 8 s of CPU in all).
+//! Failures are kept in proptest-regressions/ and replayed first.
+//! `KIWI_FUZZ_CASES=N` multiplies the cases for a longer run.
 
 use kiwi_fuzz::{records, reply, request, seeds, snapshot, wire};
+
+/// Cases of the cheap properties and of the costly ones.
+const MANY: u32 = 200_000;
+const FEWER: u32 = 50_000;
 use proptest::prelude::*;
 
 fn config(cases: u32) -> ProptestConfig {
@@ -98,7 +103,7 @@ fn mutated(target: &'static str) -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(config(1500))]
+    #![proptest_config(config(MANY))]
 
     #[test]
     fn request_decoder_on_random_bytes(
@@ -108,6 +113,65 @@ proptest! {
     ) {
         request::check(&input, &cuts, authenticated);
     }
+
+    #[test]
+    fn inline_arguments_quoted_read_back(
+        args in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..24), 0..6),
+    ) {
+        request::check_inline_args(&args);
+    }
+
+    #[test]
+    fn inline_parser_on_quote_heavy_lines(
+        line in prop::collection::vec(
+            prop::sample::select(b"ab \t\n\r\"'\\x0fF\x0b\0".to_vec()), 0..40),
+    ) {
+        request::check_inline_line(&line);
+    }
+
+    #[test]
+    fn doubles_print_as_redis(bits in any::<u64>(), small in any::<i32>()) {
+        reply::check_double(f64::from_bits(bits));
+        reply::check_double(f64::from(small) / 100.0);
+    }
+
+    #[test]
+    fn raft_frames_from_mutated_seeds(data in mutated("raft_frame")) {
+        wire::fuzz_frame(&data);
+    }
+
+    #[test]
+    fn raft_replies_from_mutated_seeds(data in mutated("raft_reply")) {
+        wire::fuzz_reply(&data);
+    }
+
+    #[test]
+    fn raft_messages_from_random_bytes(data in prop::collection::vec(any::<u8>(), 0..256)) {
+        wire::fuzz_frame(&data);
+        wire::fuzz_reply(&data);
+    }
+
+    #[test]
+    fn snapshots_from_mutated_seeds(data in mutated("snapshot")) {
+        snapshot::fuzz(&data);
+    }
+
+    #[test]
+    fn stored_records_from_mutated_seeds(data in mutated("records")) {
+        records::fuzz(&data);
+    }
+
+    #[test]
+    fn stored_records_from_random_bytes(
+        kind in any::<u8>(),
+        raw in prop::collection::vec(any::<u8>(), 0..64),
+    ) {
+        records::fuzz(&[&[kind][..], &raw].concat());
+    }
+}
+
+proptest! {
+    #![proptest_config(config(FEWER))]
 
     #[test]
     fn request_decoder_on_request_pieces(
@@ -134,67 +198,12 @@ proptest! {
     }
 
     #[test]
-    fn inline_arguments_quoted_read_back(
-        args in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..24), 0..6),
-    ) {
-        request::check_inline_args(&args);
-    }
-
-    #[test]
-    fn inline_parser_on_quote_heavy_lines(
-        line in prop::collection::vec(
-            prop::sample::select(b"ab \t\n\r\"'\\x0fF\x0b\0".to_vec()), 0..40),
-    ) {
-        request::check_inline_line(&line);
-    }
-
-    #[test]
     fn reply_trees_round_trip(data in prop::collection::vec(any::<u8>(), 0..1500)) {
         reply::fuzz(&data);
     }
 
     #[test]
-    fn doubles_print_as_redis(bits in any::<u64>(), small in any::<i32>()) {
-        reply::check_double(f64::from_bits(bits));
-        reply::check_double(f64::from(small) / 100.0);
-    }
-
-    #[test]
-    fn raft_frames_from_mutated_seeds(data in mutated("raft_frame")) {
-        wire::fuzz_frame(&data);
-    }
-
-    #[test]
-    fn raft_replies_from_mutated_seeds(data in mutated("raft_reply")) {
-        wire::fuzz_reply(&data);
-    }
-
-    #[test]
-    fn raft_messages_from_random_bytes(data in prop::collection::vec(any::<u8>(), 0..256)) {
-        wire::fuzz_frame(&data);
-        wire::fuzz_reply(&data);
-    }
-
-    #[test]
     fn snapshots_round_trip(data in prop::collection::vec(any::<u8>(), 0..600)) {
         snapshot::fuzz(&[&[1][..], &data].concat());
-    }
-
-    #[test]
-    fn snapshots_from_mutated_seeds(data in mutated("snapshot")) {
-        snapshot::fuzz(&data);
-    }
-
-    #[test]
-    fn stored_records_from_mutated_seeds(data in mutated("records")) {
-        records::fuzz(&data);
-    }
-
-    #[test]
-    fn stored_records_from_random_bytes(
-        kind in any::<u8>(),
-        raw in prop::collection::vec(any::<u8>(), 0..64),
-    ) {
-        records::fuzz(&[&[kind][..], &raw].concat());
     }
 }
