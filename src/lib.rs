@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod decoders;
 pub mod engine;
 pub mod raft;
 pub mod resp;

@@ -1,3 +1,5 @@
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+
 //! Who a data directory belongs to, so it is never served as someone else.
 //!
 //! A directory that first runs as a Raft node records, in `raft_state`,

@@ -1,3 +1,5 @@
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+
 //! The Raft log and vote on RocksDB (`raft_log`, `raft_state` families).
 //!
 //! Durability: every append, vote, truncation and purge is written with a

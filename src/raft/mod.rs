@@ -28,6 +28,7 @@
 pub mod identity;
 pub mod local;
 mod log_store;
+mod nesting;
 pub mod network;
 mod node;
 mod state_machine;
@@ -44,6 +45,7 @@ pub use local::{LocalCluster, NodeStatus};
 pub use log_store::LogStore;
 pub use network::{FaultTable, NetConfig};
 pub use node::{ClientError, RaftNode, RaftNodeError, RaftOptions, RaftTiming};
+pub(crate) use state_machine::{snapshot_records, TaggedRecord};
 pub use state_machine::{SnapshotBuilder, StateMachine};
 pub use types::{Exec, KiwiRequest, KiwiResponse, Op, Watched, WireReply, Work};
 

@@ -226,6 +226,18 @@ pub enum RpcReply {
     Refused(String),
 }
 
+/// A frame as a listener reads it off the wire: any bytes give a frame or
+/// an error, nesting bounded (see `nesting`; the fuzz targets drive this).
+pub fn decode_frame(raw: &[u8]) -> Result<Frame, postcard::Error> {
+    super::nesting::from_bytes(raw)
+}
+
+/// A peer's answer as the caller reads it (replies and openraft's errors
+/// nest: the bound matters most here).
+pub fn decode_reply(raw: &[u8]) -> Result<RpcReply, postcard::Error> {
+    super::nesting::from_bytes(raw)
+}
+
 /// What a node's listener serves.
 pub trait RpcService: Send + Sync + 'static {
     fn handle(&self, from: NodeId, rpc: Rpc) -> impl Future<Output = RpcReply> + Send;
@@ -369,7 +381,7 @@ impl PeerClient {
         if result.is_err() {
             self.conn = None;
         }
-        let reply: RpcReply = postcard::from_bytes(&result?)?;
+        let reply = decode_reply(&result?)?;
         match reply {
             RpcReply::WrongNode(other) => {
                 self.conn = None;
@@ -615,7 +627,7 @@ async fn serve_conn<S: RpcService>(
             }
             None => return,
         };
-        let frame: Frame = match postcard::from_bytes(&raw) {
+        let frame = match decode_frame(&raw) {
             Ok(frame) => frame,
             Err(e) => {
                 tracing::warn!(node = id, error = %e, "undecodable raft frame; closing");

@@ -1,3 +1,5 @@
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+
 //! The state machine: Kiwi's keyspace, changed only by applying committed
 //! entries through the engine's command layer.
 //!
@@ -414,6 +416,21 @@ fn parse_snapshot(data: &[u8]) -> Result<(Vec<Record<'_>>, Vec<Shared<'_>>), Raf
         }
         rest = after;
     }
+}
+
+/// A snapshot record as it is written: (family tag, key, value).
+pub(crate) type TaggedRecord<'a> = (u8, &'a [u8], &'a [u8]);
+
+/// Every record of a snapshot as (family tag, key, value), the replicated
+/// `raft_state` ones under their tag: what [`parse_snapshot`] accepts, for
+/// the fuzz targets.
+pub(crate) fn snapshot_records(data: &[u8]) -> Result<Vec<TaggedRecord<'_>>, RaftStoreError> {
+    let (records, shared) = parse_snapshot(data)?;
+    Ok(shared
+        .into_iter()
+        .map(|(key, value)| (SHARED_TAG, key, value))
+        .chain(records.into_iter().map(|(f, k, v)| (f.tag(), k, v)))
+        .collect())
 }
 
 /// A u32-BE-length-prefixed field and what follows it.

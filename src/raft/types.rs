@@ -1,3 +1,5 @@
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+
 //! What travels through the Raft log: a request (the proposals of clients —
 //! whole commands, transactions with what they watched — plus the leader's
 //! clock) and the replies the state machine produced for it.

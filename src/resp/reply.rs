@@ -83,8 +83,8 @@ impl Reply {
     pub fn encode(&self, protocol: Protocol, out: &mut BytesMut) {
         let resp3 = protocol == Protocol::Resp3;
         match self {
-            Reply::Status(s) => line(out, b'+', s.as_bytes()),
-            Reply::StatusOwned(s) => line(out, b'+', s.as_bytes()),
+            Reply::Status(s) => line(out, b'+', sanitize_line(s).as_bytes()),
+            Reply::StatusOwned(s) => line(out, b'+', sanitize_line(s).as_bytes()),
             Reply::Error(e) => line(out, b'-', sanitize_line(e).as_bytes()),
             Reply::Int(i) => int_line(out, b':', *i),
             Reply::Bulk(b) => bulk(out, b),
@@ -205,7 +205,8 @@ fn bulk(out: &mut BytesMut, data: &[u8]) {
     out.put_slice(b"\r\n");
 }
 
-/// Error and status lines cannot carry CR or LF; Redis replaces them with spaces.
+/// Error and status lines cannot carry CR or LF; Redis replaces them with
+/// spaces (a status can come from a peer, see `WireReply`).
 fn sanitize_line(s: &str) -> std::borrow::Cow<'_, str> {
     if s.contains(['\r', '\n']) {
         std::borrow::Cow::Owned(s.replace(['\r', '\n'], " "))

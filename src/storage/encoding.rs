@@ -1,3 +1,5 @@
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+
 //! Byte layout of keys and metadata in RocksDB.
 //!
 //! - `meta` column family: `db ‖ user key` → [`Meta`]
@@ -132,32 +134,29 @@ impl Meta {
 
     pub fn decode(raw: &[u8]) -> Result<Meta, StorageError> {
         let corrupt = || StorageError::Corrupt("meta record".into());
-        if raw.len() < HEADER_LEN {
-            return Err(corrupt());
-        }
-        let kind = KeyType::from_byte(raw[0]).ok_or_else(corrupt)?;
-        let expire = read_u64(&raw[1..9]);
-        let expire_at_ms = (expire != 0).then_some(expire);
+        let (kind, expire_at_ms, mut rest) = header(raw).ok_or_else(corrupt)?;
         let body = if kind == KeyType::String {
-            MetaBody::String(Bytes::copy_from_slice(&raw[HEADER_LEN..]))
+            MetaBody::String(Bytes::copy_from_slice(rest))
         } else {
-            let need = if kind == KeyType::List {
-                LIST_LEN
-            } else {
-                COLLECTION_LEN
-            };
-            if raw.len() < need {
-                return Err(corrupt());
-            }
+            let mut field = || take_u64(&mut rest).ok_or_else(corrupt);
+            let version = field()?;
+            let len = field()?;
             let (head, tail) = if kind == KeyType::List {
-                (read_u64(&raw[25..33]), read_u64(&raw[33..41]))
+                let head = field()?;
+                let tail = field()?;
+                // Lists keep their length equal to their index window;
+                // list commands count on it (tail - head, head + offset).
+                if tail.checked_sub(head) != Some(len) {
+                    return Err(corrupt());
+                }
+                (head, tail)
             } else {
                 (0, 0)
             };
             MetaBody::Collection(CollectionMeta {
                 kind,
-                version: read_u64(&raw[9..17]),
-                len: read_u64(&raw[17..25]),
+                version,
+                len,
                 head,
                 tail,
             })
@@ -167,19 +166,23 @@ impl Meta {
 
     /// Type and expiry from a raw record without copying a string's value.
     pub fn peek(raw: &[u8]) -> Option<(KeyType, Expiry)> {
-        if raw.len() < HEADER_LEN {
-            return None;
-        }
-        let kind = KeyType::from_byte(raw[0])?;
-        let expire = read_u64(&raw[1..9]);
-        Some((kind, (expire != 0).then_some(expire)))
+        header(raw).map(|(kind, expiry, _)| (kind, expiry))
     }
 }
 
-fn read_u64(b: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[..8]);
-    u64::from_be_bytes(a)
+/// The type and expiry of a meta record, and the bytes after them.
+fn header(raw: &[u8]) -> Option<(KeyType, Expiry, &[u8])> {
+    let (&kind, mut rest) = raw.split_first()?;
+    let kind = KeyType::from_byte(kind)?;
+    let expire = take_u64(&mut rest)?;
+    Some((kind, (expire != 0).then_some(expire), rest))
+}
+
+/// The big-endian u64 at the start of `input`, which moves past it.
+fn take_u64(input: &mut &[u8]) -> Option<u64> {
+    let (value, rest) = input.split_first_chunk::<8>()?;
+    *input = rest;
+    Some(u64::from_be_bytes(*value))
 }
 
 /// Meta column family key of `key` in database `db`.
@@ -209,17 +212,13 @@ pub fn data_key(db: u8, key: &[u8], version: u64, sub_key: &[u8]) -> Vec<u8> {
 
 /// Split a data key into (db, user key, version, sub-key).
 pub fn split_data_key(raw: &[u8]) -> Option<(u8, &[u8], u64, &[u8])> {
-    if raw.len() < 1 + 4 {
-        return None;
-    }
-    let db = raw[0];
-    let key_len = u32::from_be_bytes([raw[1], raw[2], raw[3], raw[4]]) as usize;
-    let key_end = 5usize.checked_add(key_len)?;
-    if raw.len() < key_end + 8 {
-        return None;
-    }
-    let version = read_u64(&raw[key_end..key_end + 8]);
-    Some((db, &raw[5..key_end], version, &raw[key_end + 8..]))
+    let (&db, rest) = raw.split_first()?;
+    let (key_len, rest) = rest.split_first_chunk::<4>()?;
+    let key_len = usize::try_from(u32::from_be_bytes(*key_len)).ok()?;
+    let key = rest.get(..key_len)?;
+    let mut rest = rest.get(key_len..)?;
+    let version = take_u64(&mut rest)?;
+    Some((db, key, version, rest))
 }
 
 /// The smallest key greater than every key starting with `prefix`

@@ -1,3 +1,5 @@
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+
 //! Replicated state beyond the keyspace, in the `raft_replicated` family:
 //! written by applied entries in the same batch as their data and carried
 //! in snapshots, so every node holds the same.
@@ -26,7 +28,7 @@ fn flushdb_record(db: u8) -> [u8; 2] {
     [b'f', db]
 }
 
-fn decode_u64(raw: &[u8], what: &str) -> Result<u64> {
+pub(crate) fn decode_u64(raw: &[u8], what: &str) -> Result<u64> {
     let bytes: [u8; 8] = raw
         .try_into()
         .map_err(|_| StorageError::Corrupt(format!("replicated {what} record")))?;

@@ -1,0 +1,100 @@
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+
+//! Every decoder of bytes Kiwi did not produce itself, in one place: what a
+//! client sends (RESP requests), what a peer sends (Raft frames, their
+//! answers, snapshots) and what a data directory holds (stored records).
+//!
+//! The fuzz targets in `fuzz/` drive exactly these functions, which call
+//! the decoders the server runs. Each answers an error for bad input; a
+//! panic, an endless loop, deep recursion or an allocation out of
+//! proportion to the input is a bug.
+
+use openraft::{Entry, LogId, SnapshotMeta, StoredMembership, Vote};
+
+use crate::raft::identity::DirIdentity;
+use crate::raft::{decode, NodeId, RaftStoreError, TypeConfig};
+
+pub use crate::raft::network::{decode_frame, decode_reply, Frame, RpcReply};
+pub use crate::resp::{split_args, Protocol, ProtocolError, Reply, RequestDecoder};
+pub use crate::storage::{split_data_key, Meta};
+
+/// One record of a snapshot: its family tag, key and value.
+pub type SnapshotRecord<'a> = crate::raft::TaggedRecord<'a>;
+
+/// Every record of a snapshot (format v1 or v2), checked whole, as a
+/// follower reads one before installing it.
+pub fn snapshot(data: &[u8]) -> Result<Vec<SnapshotRecord<'_>>, RaftStoreError> {
+    crate::raft::snapshot_records(data)
+}
+
+/// The kinds of record a data directory holds, by where they live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredKind {
+    /// `meta` family value: a key's type, expiry and string or header.
+    Meta,
+    /// `data` family key: db, user key, version, sub-key.
+    DataKey,
+    /// `raft_replicated` family value: a log index or the clock.
+    Replicated,
+    /// `raft_log` family value: one log entry.
+    LogEntry,
+    /// `raft_state` `vote`.
+    Vote,
+    /// `raft_state` `last_applied` and `last_purged`.
+    LogId,
+    /// `raft_state` `committed`.
+    Committed,
+    /// `raft_state` `membership`.
+    Membership,
+    /// `raft_state` `snapshot_meta`.
+    SnapshotMeta,
+    /// `raft_state` `identity`.
+    Identity,
+    /// `raft_state` `shared.cluster`.
+    SharedCluster,
+    /// `raft_state` `shared.incarnation.<id>`.
+    SharedIncarnation,
+}
+
+impl StoredKind {
+    pub const ALL: [StoredKind; 12] = [
+        StoredKind::Meta,
+        StoredKind::DataKey,
+        StoredKind::Replicated,
+        StoredKind::LogEntry,
+        StoredKind::Vote,
+        StoredKind::LogId,
+        StoredKind::Committed,
+        StoredKind::Membership,
+        StoredKind::SnapshotMeta,
+        StoredKind::Identity,
+        StoredKind::SharedCluster,
+        StoredKind::SharedIncarnation,
+    ];
+}
+
+/// Decode `raw` as a record of `kind`, with the decoder (and the type) the
+/// stores read it with; the error says why it is corrupt.
+pub fn stored(kind: StoredKind, raw: &[u8]) -> Result<(), String> {
+    fn typed<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<(), String> {
+        decode::<T>(raw).map(drop).map_err(|e| e.to_string())
+    }
+    match kind {
+        StoredKind::Meta => Meta::decode(raw).map(drop).map_err(|e| e.to_string()),
+        StoredKind::DataKey => split_data_key(raw)
+            .map(drop)
+            .ok_or_else(|| "not a data key".to_string()),
+        StoredKind::Replicated => crate::storage::replicated::decode_u64(raw, "fuzzed")
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        StoredKind::LogEntry => typed::<Entry<TypeConfig>>(raw),
+        StoredKind::Vote => typed::<Vote<NodeId>>(raw),
+        StoredKind::LogId => typed::<LogId<NodeId>>(raw),
+        StoredKind::Committed => typed::<Option<LogId<NodeId>>>(raw),
+        StoredKind::Membership => typed::<StoredMembership<NodeId, openraft::BasicNode>>(raw),
+        StoredKind::SnapshotMeta => typed::<SnapshotMeta<NodeId, openraft::BasicNode>>(raw),
+        StoredKind::Identity => typed::<DirIdentity>(raw),
+        StoredKind::SharedCluster => typed::<u128>(raw),
+        StoredKind::SharedIncarnation => typed::<Option<u128>>(raw),
+    }
+}
