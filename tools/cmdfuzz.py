@@ -46,6 +46,9 @@ Left out, or compared loosely, because the reply is legitimately server-specific
     relative expiries are set a few milliseconds apart on the two servers. TTLs are
     otherwise either in the past or at least 100 s away, so nothing expires mid-run.
 Inside MULTI only exactly-compared commands are generated (EXEC returns their replies).
+A difference in a lex range (ZLEXCOUNT, ZRANGEBYLEX…) over members of unequal scores is
+not counted: Redis leaves that reply unspecified (see `unspecified`). Differences that
+have a pending reproducer in tests/redis-diff/pending/ are counted apart (see KNOWN).
 """
 
 from __future__ import annotations
@@ -290,6 +293,17 @@ def parse_float(b: bytes) -> Optional[float]:
         return None
 
 
+def scan_cursor(b: bytes) -> Optional[int]:
+    """A cursor as Redis reads it (strtoul on a C string), or None if refused."""
+    b = b.split(b"\x00", 1)[0]
+    m = re.fullmatch(rb"([-+]?)([0-9]+)", b)
+    if not b:
+        return 0
+    if m is None or int(m.group(2)) >= 2**64:
+        return None
+    return (-int(m.group(2)) if m.group(1) == b"-" else int(m.group(2))) % 2**64
+
+
 def mode_of(args: Sequence[bytes]) -> str:
     """How the replies to this call are compared."""
     name = args[0].lower().decode("latin-1")
@@ -330,6 +344,9 @@ def safe(args: Sequence[bytes]) -> bool:
             return True  # refused (+inf and underflow: not a float; huge: negative once in ms)
         ms = math.ceil(t * 1000)
         return ms < 0 or 0 < ms <= 50 or ms >= 2**63  # 0 blocks forever
+    if name in SCAN_CMDS:
+        at = 1 if name == "scan" else 2  # a resumed scan is implementation-specific
+        return len(args) <= at or scan_cursor(args[at]) in (None, 0)
     if name in ("setrange", "setbit") and len(args) == 4:
         offset = parse_int(args[2])
         limit = 1 << 22 if name == "setrange" else 1 << 25
@@ -617,20 +634,85 @@ class Difference:
 
 @dataclass
 class Known:
-    """A difference that has a pending reproducer: reported, not counted."""
+    """A difference that has a pending reproducer: counted apart, not shrunk."""
 
-    why: str
     file: str
-    matches: Callable[[Sequence[bytes], Reply, Reply], bool]
+    matches: Callable[[Difference], bool]
 
 
-#: Differences with a reproducer in tests/redis-diff/pending/ (not fixed yet).
-KNOWN: List[Known] = []
+def _after_blocking_wait(d: Difference) -> bool:
+    blocking = any(line[0].lower().decode("latin-1") in BLOCKING_TIMEOUT_AT for line in d.lines[:-1])
+    size = sum(len(a) + 16 for line in d.lines for a in line)
+    return d.kiwi == TIMEOUT and blocking and size > 16000
+
+
+def _items(reply: Reply) -> List[bytes]:
+    return [x for r in reply[1:] for x in _items(r)] if isinstance(reply, list) else [reply]
+
+
+def _same_but(d: Difference, same_item: Callable[[bytes, bytes], bool]) -> bool:
+    """Both replies have one shape and every differing item passes ``same_item``."""
+    a, b = _items(d.ref), _items(d.kiwi)
+    return (mask(d.ref) == mask(d.kiwi) and len(a) == len(b)
+            and all(x == y or same_item(x, y) for x, y in zip(a, b)))
+
+
+def _negative_zero(x: bytes, y: bytes) -> bool:
+    return (x, y) in ((b"$2\r\n-0", b"$1\r\n0"), (b",-0", b",0"))
+
+
+def _float_text(x: bytes, y: bytes) -> bool:
+    fx, fy = parse_float(x.split(b"\r\n")[-1]), parse_float(y.split(b"\r\n")[-1])
+    return fx is not None and fx == fy
+
+
+def _lossy_error(d: Difference) -> bool:
+    a, b = d.ref, d.kiwi
+    return (isinstance(a, bytes) and isinstance(b, bytes) and a[:1] == b"-" and a != b
+            and a.decode("utf-8", "replace").encode() == b)
+
+
+#: Differences with a reproducer in tests/redis-diff/pending/, not fixed yet
+#: (the file says why).
+KNOWN: List[Known] = [
+    Known("pending/pipeline-after-block.txt", _after_blocking_wait),
+    Known("pending/object-encoding.txt",
+          lambda d: d.call[0].lower() == b"object" and len(d.call) > 1
+          and d.call[1].lower() in (b"encoding", b"refcount")),
+    Known("pending/negative-zero-score.txt", lambda d: _same_but(d, _negative_zero)),
+    Known("pending/zscan-score-text.txt",
+          lambda d: d.call[0].lower() == b"zscan" and _same_but(d, _float_text)),
+    Known("pending/error-text-not-utf8.txt", _lossy_error),
+]
+
+
+LEX_CMDS = {b"zlexcount", b"zrangebylex", b"zrevrangebylex", b"zremrangebylex"}
+
+
+def unspecified(d: Difference, runner: "Runner") -> bool:
+    """Whether Redis leaves the differing reply unspecified: a lex range over
+    a sorted set whose members do not all have the same score (Redis's
+    answer then follows its encoding's internals). Asked of the reference
+    in the state the sequence left it in."""
+    call = [a.lower() for a in d.call]
+    lex = call[0] in LEX_CMDS or (call[0] in (b"zrange", b"zrangestore") and b"bylex" in call)
+    if not lex or len(call) < 3:
+        return False
+    key = d.call[2] if call[0] == b"zrangestore" else d.call[1]
+    probe = runner.replies(runner.ports[0], d.lines[:-1] + [[b"ZRANGE", key, b"0", b"-1", b"WITHSCORES"]])[-1]
+    if not isinstance(probe, list):
+        return False
+    items = probe[1:]
+    if items and isinstance(items[0], list):  # RESP3: [member, score] pairs
+        scores = {flat(pair[2]) for pair in items if isinstance(pair, list)}
+    else:
+        scores = {flat(s) for s in items[1::2]}
+    return len(scores) > 1
 
 
 def known(d: Difference) -> Optional[Known]:
     for k in KNOWN:
-        if k.matches(d.call, d.ref, d.kiwi):
+        if k.matches(d):
             return k
     return None
 
@@ -763,6 +845,7 @@ class Stats:
     differences: Dict[Tuple[str, str, str], Difference] = field(default_factory=dict)
     occurrences: Dict[Tuple[str, str, str], int] = field(default_factory=dict)
     known: Dict[str, int] = field(default_factory=dict)
+    unspecified: int = 0
     files: List[Path] = field(default_factory=list)
 
 
@@ -789,7 +872,9 @@ def fuzz(seed: int, count: int, ref_port: int, kiwi_port: int, resp: int = 2, st
         lines = generate(docs, seed, index, max_len)
         d = runner.first_difference(lines)
         stats.sequences += 1
-        if d is not None:
+        if d is not None and unspecified(d, runner):
+            stats.unspecified += 1
+        elif d is not None:
             k = known(d)
             if k is not None:
                 stats.known[k.file] = stats.known.get(k.file, 0) + 1
@@ -891,7 +976,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     took = time.monotonic() - began
     print(f"{stats.sequences} sequences, {stats.commands} commands in {took:.0f} s; "
           f"{sum(stats.occurrences.values())} differing sequences of {len(stats.differences)} kinds; "
-          f"known (pending): {stats.known or 0}")
+          f"known (pending): {stats.known or 0}; unspecified by Redis: {stats.unspecified}")
     for key, n in sorted(stats.occurrences.items(), key=lambda kv: -kv[1]):
         print(f"  {n:6d}  {key}")
     return 1 if stats.differences else 0
