@@ -119,15 +119,17 @@ pub fn timeout_arg(arg: &[u8]) -> CmdResult<Option<std::time::Duration>> {
     // Close enough to the long double for whole milliseconds (2^exp may
     // round to 0 or infinity in f64; both ends are handled below).
     let secs = mant as f64 * (exp.clamp(-2000, 2000) as f64).exp2();
-    let ms = (secs * 1000.0).ceil();
-    if !(-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(&ms) {
+    let ms = ((if neg { -secs } else { secs }) * 1000.0).ceil();
+    let limit = 2f64.powi(63);
+    if !(-limit..limit).contains(&ms) || ms < 0.0 {
         return Err(negative());
     }
-    if neg {
-        return if ms == 0.0 { Ok(None) } else { Err(negative()) };
-    }
     // A positive value too small for an f64 is still 1 ms after ceill.
-    let ms = if ms == 0.0 && mant != 0 { 1.0 } else { ms };
+    let ms = if ms == 0.0 && mant != 0 && !neg {
+        1.0
+    } else {
+        ms
+    };
     if ms == 0.0 || ms > MAX_TIMEOUT_MS {
         return Ok(None); // longer than anyone waits: as good as forever
     }
@@ -137,3 +139,43 @@ pub fn timeout_arg(arg: &[u8]) -> CmdResult<Option<std::time::Duration>> {
 /// A thousand years: timeouts beyond it block forever (a timer that far
 /// ahead would overflow the clock).
 const MAX_TIMEOUT_MS: f64 = 1000.0 * 365.0 * 86_400_000.0;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn ms(arg: &[u8]) -> Option<Option<u64>> {
+        timeout_arg(arg)
+            .ok()
+            .map(|t| t.map(|d| d.as_millis() as u64))
+    }
+
+    fn err(arg: &[u8]) -> Option<String> {
+        timeout_arg(arg).err().map(|e| e.to_string())
+    }
+
+    #[test]
+    fn timeouts_as_redis_7_reads_them() {
+        assert_eq!(ms(b"0"), Some(None));
+        assert_eq!(ms(b"0.01"), Some(Some(10)));
+        assert_eq!(ms(b"0.0001"), Some(Some(1)), "ceill");
+        assert_eq!(ms(b"1e-4000"), Some(Some(1)), "tiny but a long double");
+        assert_eq!(ms(b"0x1p-1"), Some(Some(500)), "strtold reads hex");
+        // ceill(-0.1) is -0: zero milliseconds, which blocks forever.
+        assert_eq!(ms(b"-0.0001"), Some(None));
+        assert_eq!(ms(b"1e15"), Some(None), "as good as forever");
+        let negative = Some("ERR timeout is negative".to_string());
+        assert_eq!(err(b"-1"), negative);
+        // (long long) of +inf or of more than 2^63 ms is LLONG_MIN on x86-64.
+        assert_eq!(err(b"inf"), negative);
+        assert_eq!(err(b"1e400"), negative);
+        assert_eq!(err(b"1e100"), negative);
+        let not_float = Some("ERR timeout is not a float or out of range".to_string());
+        assert_eq!(err(b"1e-5000"), not_float, "underflow");
+        assert_eq!(err(b"nan"), not_float);
+        assert_eq!(err(b" 1"), not_float);
+        assert_eq!(err(b""), not_float);
+        assert_eq!(timeout_arg(b"2").ok(), Some(Some(Duration::from_secs(2))));
+    }
+}
