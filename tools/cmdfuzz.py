@@ -76,6 +76,7 @@ from cmdfuzz_grammar import (
     UNORDERED,
     generate,
     load_docs,
+    may_be_unspecified,
     mode_of,
     parse_float,
 )
@@ -291,22 +292,29 @@ KNOWN: List[Known] = [
 ]
 
 
-LEX_CMDS = {b"zlexcount", b"zrangebylex", b"zrevrangebylex", b"zremrangebylex"}
-
-
 def unspecified(d: Difference, runner: "Runner") -> bool:
     """Whether Redis leaves the differing reply unspecified, asked of the
     reference in the state the sequence left it in:
     - a lex range over a sorted set whose members do not all have the same
       score (Redis's answer then follows its encoding's internals);
     - DBSIZE counting keys that have expired but that Redis has not reclaimed
-      yet (SET … EXAT in the past keeps the key until expiry finds it)."""
+      yet (SET … EXAT in the past keeps the key until expiry finds it);
+    - EXPIRE/PEXPIRE … GT/LT setting a relative expiry within a second of the
+      key's: whether it is greater depends on the milliseconds in between."""
+    if not may_be_unspecified(d.call):
+        return False
     call = [a.lower() for a in d.call]
     if call == [b"dbsize"]:
         probe = [[b"SCAN", b"0", b"COUNT", b"1000000"], [b"DBSIZE"]]  # SCAN reclaims expired keys
         return runner.replies(runner.ports[0], d.lines[:-1] + probe)[-1] == d.kiwi
-    lex = call[0] in LEX_CMDS or (call[0] in (b"zrange", b"zrangestore") and b"bylex" in call)
-    if not lex or len(call) < 3:
+    if call[0] in (b"expire", b"pexpire"):
+        amount = parse_float(call[2])
+        pttl = runner.replies(runner.ports[0], d.lines[:-1] + [[b"PTTL", d.call[1]]])[-1]
+        if amount is None or not isinstance(pttl, bytes) or pttl[:1] != b":":
+            return False
+        wanted = amount * (1000 if call[0] == b"expire" else 1)
+        return abs(int(pttl[1:]) - wanted) <= 1000
+    if len(call) < 3:  # a lex range
         return False
     key = d.call[2] if call[0] == b"zrangestore" else d.call[1]
     probe = runner.replies(runner.ports[0], d.lines[:-1] + [[b"ZRANGE", key, b"0", b"-1", b"WITHSCORES"]])[-1]
