@@ -388,7 +388,7 @@ impl Engine {
     pub fn execute(&self, session: &mut Session, args: &[Bytes]) -> Reply {
         match self.execute_or_block(session, args) {
             Outcome::Reply(reply) => reply,
-            Outcome::Block(block) => block.timeout_reply,
+            Outcome::Block(block) => block.refused_reply,
             Outcome::Defer(Deferred::Read) => self.execute_local(session, args),
             Outcome::Defer(Deferred::Exec(plan)) if !plan.needs_entry() => {
                 self.finish_exec(session, plan.slots, plan.db_after, None)
@@ -403,7 +403,7 @@ impl Engine {
     pub fn execute_local(&self, session: &mut Session, args: &[Bytes]) -> Reply {
         match self.execute_after_barrier(session, args) {
             Outcome::Reply(reply) => reply,
-            Outcome::Block(block) => block.timeout_reply,
+            Outcome::Block(block) => block.refused_reply,
             Outcome::Defer(_) => Reply::error("ERR this command needs a raft node's server"),
         }
     }
@@ -440,17 +440,29 @@ impl Engine {
         let Some(name) = args.first() else {
             return Err(CmdError::err("empty command"));
         };
-        let spec = match cmd::lookup(name) {
-            Some(spec) if spec.arity_ok(args.len()) => spec,
-            found => {
+        let checked = match cmd::lookup(name) {
+            Some(spec) if spec.arity_ok(args.len()) => spec.check_subcommand(args).map(|()| spec),
+            Some(spec) => Err(CmdError::Arity(spec.name.to_string())),
+            None => Err(unknown_command(args)),
+        };
+        let spec = match checked {
+            Ok(spec) => spec,
+            Err(e) if name.eq_ignore_ascii_case(b"exec") => {
+                // Redis answers a malformed EXEC by discarding the transaction.
+                session.multi = None;
+                session.multi_failed = false;
+                self.unwatch(session);
+                return Err(CmdError::Raw(format!(
+                    "EXECABORT Transaction discarded because of: {}",
+                    e.to_string().trim_start_matches("ERR ")
+                )));
+            }
+            Err(e) => {
                 // Inside MULTI a command that cannot run makes EXEC fail.
                 if session.multi.is_some() {
                     session.multi_failed = true;
                 }
-                return Err(match found {
-                    Some(spec) => CmdError::Arity(spec.name.to_string()),
-                    None => unknown_command(args),
-                });
+                return Err(e);
             }
         };
         if !session.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
@@ -741,7 +753,7 @@ impl Engine {
             let reply = match args.first().and_then(|name| cmd::lookup(name)) {
                 Some(spec) => match self.run(spec, session, args, true) {
                     Ok(reply) => reply,
-                    Err(CmdError::Block(block)) => block.timeout_reply,
+                    Err(CmdError::Block(block)) => block.refused_reply,
                     Err(e) => Reply::Error(e.to_string()),
                 },
                 None => Reply::Error(unknown_command(args).to_string()),

@@ -129,15 +129,19 @@ pub fn bitcount(call: &mut Call<'_, '_>) -> CmdResult {
     let Some((value, _)) = lookup_string(call, &args[1], true)? else {
         return Ok(Reply::Int(0));
     };
-    let (start, end, unit) = match args.len() {
-        2 => (0, -1, Unit::Byte),
-        4 => (int_arg(&args[2])?, int_arg(&args[3])?, Unit::Byte),
-        5 => (int_arg(&args[2])?, int_arg(&args[3])?, unit_arg(&args[4])?),
+    let (start, end) = match args.len() {
+        2 => (0, -1),
+        4 | 5 => (int_arg(&args[2])?, int_arg(&args[3])?),
         _ => return Err(CmdError::Syntax),
     };
+    // Redis answers an empty negative range before it reads the unit.
     if start < 0 && end < 0 && start > end {
         return Ok(Reply::Int(0));
     }
+    let unit = match args.get(4) {
+        Some(unit) => unit_arg(unit)?,
+        None => Unit::Byte,
+    };
     let total = match unit {
         Unit::Byte => value.len() as i64,
         Unit::Bit => value.len() as i64 * 8,
@@ -160,19 +164,22 @@ pub fn bitpos(call: &mut Call<'_, '_>) -> CmdResult {
     let Some((value, _)) = lookup_string(call, &args[1], true)? else {
         return Ok(Reply::Int(if wanted { -1 } else { 0 }));
     };
-    let unit = match args.len() {
-        3..=5 => Unit::Byte,
-        6 => unit_arg(&args[5])?,
-        _ => return Err(CmdError::Syntax),
-    };
-    let total = match unit {
-        Unit::Byte => value.len() as i64,
-        Unit::Bit => value.len() as i64 * 8,
-    };
+    if args.len() > 6 {
+        return Err(CmdError::Syntax);
+    }
+    // Redis reads start, then the unit, then end.
     let start = if args.len() >= 4 {
         int_arg(&args[3])?
     } else {
         0
+    };
+    let unit = match args.get(5) {
+        Some(unit) => unit_arg(unit)?,
+        None => Unit::Byte,
+    };
+    let total = match unit {
+        Unit::Byte => value.len() as i64,
+        Unit::Bit => value.len() as i64 * 8,
     };
     let end_given = args.len() >= 5;
     let end = if end_given {

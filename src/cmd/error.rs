@@ -68,8 +68,12 @@ pub struct BlockOn {
     pub keys: Vec<bytes::Bytes>,
     /// `None` = wait forever (timeout 0).
     pub timeout: Option<std::time::Duration>,
-    /// The reply when the timeout passes (nil array for BLPOP, nil for BLMOVE…).
+    /// The reply when the timeout passes (a nil array, as Redis 7.0 answers
+    /// every list and sorted-set wait).
     pub timeout_reply: crate::resp::Reply,
+    /// The reply when the command may not wait: inside MULTI, in the embedded
+    /// engine, in a Raft apply (a nil array for BLPOP, a nil for BLMOVE…).
+    pub refused_reply: crate::resp::Reply,
 }
 
 impl CmdError {

@@ -2,7 +2,9 @@
 //! `*`, `?`, `[abc]`, `[^a-z]`, and `\` escapes, byte-wise.
 
 pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    matches(pattern, text, false, 0)
+    // KEYS and SCAN take a lone "*" as "everything" without matching, so
+    // it lists the empty key, which stringmatchlen itself never matches.
+    pattern == b"*" || matches(pattern, text, false, 0)
 }
 
 /// Case-insensitive variant (CONFIG GET parameter names).
@@ -23,7 +25,9 @@ fn matches(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize) -> bool {
     if depth > 1000 {
         return false;
     }
-    while !p.is_empty() {
+    // Redis's stringmatchlen: a pattern is matched while both sides last,
+    // so an empty text matches only an empty pattern.
+    while !p.is_empty() && !s.is_empty() {
         match p[0] {
             b'*' => {
                 while p.len() > 1 && p[1] == b'*' {
@@ -32,7 +36,7 @@ fn matches(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize) -> bool {
                 if p.len() == 1 {
                     return true;
                 }
-                for i in 0..=s.len() {
+                for i in 0..s.len() {
                     if matches(&p[1..], &s[i..], nocase, depth + 1) {
                         return true;
                     }
@@ -40,15 +44,9 @@ fn matches(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize) -> bool {
                 return false;
             }
             b'?' => {
-                if s.is_empty() {
-                    return false;
-                }
                 s = &s[1..];
             }
             b'[' => {
-                if s.is_empty() {
-                    return false;
-                }
                 p = &p[1..];
                 let not = p.first() == Some(&b'^');
                 if not {
@@ -103,13 +101,13 @@ fn matches(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize) -> bool {
             }
             b'\\' if p.len() >= 2 => {
                 p = &p[1..];
-                if s.is_empty() || !eq(p[0], s[0], nocase) {
+                if !eq(p[0], s[0], nocase) {
                     return false;
                 }
                 s = &s[1..];
             }
             c => {
-                if s.is_empty() || !eq(c, s[0], nocase) {
+                if !eq(c, s[0], nocase) {
                     return false;
                 }
                 s = &s[1..];
@@ -145,5 +143,14 @@ mod tests {
         assert!(glob_match(b"a*b*c", b"axxbyyc"));
         assert!(!glob_match(b"a*b*c", b"axxbyy"));
         assert!(glob_match_nocase(b"MAXMEM*", b"maxmemory"));
+        // As stringmatchlen: the empty text matches nothing but "" (and
+        // the lone "*" callers treat as everything).
+        assert!(glob_match(b"", b""));
+        assert!(!glob_match(b"**", b""));
+        assert!(!glob_match(b"?", b""));
+        assert!(!glob_match(b"[a]", b""));
+        assert!(glob_match(b"a*", b"a"));
+        assert!(glob_match(b"a**", b"a"));
+        assert!(!glob_match(b"a*b", b"a"));
     }
 }

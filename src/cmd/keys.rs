@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::scan::{parse_cursor, resume_at, scan_done, scan_reply, ScanOptions};
 use super::strings::count_lookup;
-use super::{glob_match, int_arg, is, text, Call, CmdError, CmdResult};
+use super::{glob_match, int_arg, is, Call, CmdError, CmdResult};
 use crate::resp::Reply;
 use crate::storage::{Ctx, KeyType, Meta, MetaBody};
 
@@ -144,11 +144,7 @@ pub fn copy(call: &mut Call<'_, '_>) -> CmdResult {
             replace = true;
             i += 1;
         } else if is(&args[i], "db") && i + 1 < args.len() {
-            let db = super::int_arg(&args[i + 1])?;
-            if !(0..i64::from(crate::storage::DATABASES)).contains(&db) {
-                return Err(CmdError::err("DB index is out of range"));
-            }
-            dst_db = db as u8;
+            dst_db = super::args::db_arg(&args[i + 1])?;
             i += 2;
         } else {
             return Err(CmdError::Syntax);
@@ -214,7 +210,7 @@ pub fn object(call: &mut Call<'_, '_>) -> CmdResult {
     if !matches!(sub.as_str(), "encoding" | "refcount" | "idletime" | "freq") {
         return Err(CmdError::err(format!(
             "unknown subcommand '{}'. Try OBJECT HELP.",
-            text(&args[1])
+            super::args::err_text(&args[1], 128)
         )));
     }
     if args.len() != 3 {
@@ -414,7 +410,10 @@ fn expire_generic(call: &mut Call<'_, '_>, relative: bool, seconds: bool, cmd: &
         } else if is(opt, "lt") {
             lt = true;
         } else {
-            return Err(CmdError::err(format!("Unsupported option {}", text(opt))));
+            return Err(CmdError::err(format!(
+                "Unsupported option {}",
+                super::args::err_text(opt, usize::MAX)
+            )));
         }
     }
     if nx && (xx || gt || lt) {

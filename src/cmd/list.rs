@@ -800,7 +800,7 @@ pub fn rpoplpush(call: &mut Call<'_, '_>) -> CmdResult {
     )?))
 }
 
-fn block(keys: &[Bytes], timeout: Option<std::time::Duration>, reply: Reply) -> CmdError {
+fn block(keys: &[Bytes], timeout: Option<std::time::Duration>, refused_reply: Reply) -> CmdError {
     let mut unique: Vec<Bytes> = Vec::with_capacity(keys.len());
     for k in keys {
         if !unique.contains(k) {
@@ -810,7 +810,8 @@ fn block(keys: &[Bytes], timeout: Option<std::time::Duration>, reply: Reply) -> 
     CmdError::Block(BlockOn {
         keys: unique,
         timeout,
-        timeout_reply: reply,
+        timeout_reply: Reply::NilArray,
+        refused_reply,
     })
 }
 

@@ -12,8 +12,10 @@ use crate::storage::KeyType;
 
 /// A cursor argument, read like Redis's `strtoul`: an optional sign (a
 /// minus wraps around), decimal digits, no leading space; "" is cursor 0.
+/// strtoul reads a C string, so a NUL byte ends the text.
 pub fn parse_cursor(arg: &[u8]) -> CmdResult<u64> {
     let invalid = || CmdError::err("invalid cursor");
+    let arg = &arg[..memchr::memchr(0, arg).unwrap_or(arg.len())];
     let digits = match arg.first() {
         None => return Ok(0),
         Some(b'-' | b'+') => &arg[1..],

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::{glob::glob_match_nocase, int_arg, is, text, Call, CmdError, CmdResult, Flags};
+use super::{glob::glob_match_nocase, int_arg, is, Call, CmdError, CmdResult, Flags};
 use crate::engine::{wall_clock, ClientInfo};
 use crate::resp::{Protocol, Reply};
 use crate::storage::DATABASES;
@@ -80,7 +80,7 @@ pub fn hello(call: &mut Call<'_, '_>) -> CmdResult {
         } else {
             return Err(CmdError::err(format!(
                 "Syntax error in HELLO option '{}'",
-                text(&args[i])
+                super::args::err_text(&args[i], usize::MAX)
             )));
         }
     }
@@ -133,12 +133,9 @@ pub fn echo(call: &mut Call<'_, '_>) -> CmdResult {
 }
 
 pub fn select(call: &mut Call<'_, '_>) -> CmdResult {
-    let db = int_arg(&call.args[1])?;
-    if !(0..i64::from(DATABASES)).contains(&db) {
-        return Err(CmdError::err("DB index is out of range"));
-    }
-    call.session.db = db as u8;
-    call.session.info.db.store(db as u8, Ordering::Relaxed);
+    let db = super::args::db_arg(&call.args[1])?;
+    call.session.db = db;
+    call.session.info.db.store(db, Ordering::Relaxed);
     Ok(Reply::OK)
 }
 
@@ -392,30 +389,7 @@ pub fn command(call: &mut Call<'_, '_>) -> CmdResult {
                 .map(|c| Reply::bulk_str(c.name))
                 .collect(),
         )),
-        "getkeys" if args.len() >= 3 => {
-            let spec = super::lookup(&args[2])
-                .ok_or_else(|| CmdError::err("Invalid command specified"))?;
-            let cmd_args = &args[2..];
-            if !spec.arity_ok(cmd_args.len()) {
-                return Err(CmdError::err(
-                    "Invalid number of arguments specified for command",
-                ));
-            }
-            if spec.first_key == 0 {
-                return Err(CmdError::err("The command has no key arguments"));
-            }
-            let last = if spec.last_key < 0 {
-                cmd_args.len() as i32 + spec.last_key
-            } else {
-                spec.last_key
-            };
-            let keys = (spec.first_key..=last)
-                .step_by(spec.step.max(1) as usize)
-                .filter_map(|i| cmd_args.get(i as usize).cloned())
-                .map(Reply::Bulk)
-                .collect();
-            Ok(Reply::Array(keys))
-        }
+        "getkeys" if args.len() >= 3 => getkeys(&args[2..]),
         "help" => Ok(help_reply(
             "COMMAND",
             &[
@@ -428,6 +402,111 @@ pub fn command(call: &mut Call<'_, '_>) -> CmdResult {
         )),
         _ => Err(unknown_subcommand(&args[1], "COMMAND")),
     }
+}
+
+/// COMMAND GETKEYS: the keys of a call, as Redis 7.0 finds them (its
+/// checks in its order; numkeys commands as its key specs read them, with
+/// its fallback when those fail).
+fn getkeys(call: &[Bytes]) -> CmdResult {
+    let invalid = || CmdError::err("Invalid command specified");
+    let spec = super::lookup(&call[0]).ok_or_else(invalid)?;
+    let (arity, has_keys) = match spec.subcommand(call).map_err(|_| invalid())? {
+        Some((name, arity)) => (arity, spec.first_key != 0 && name != "object|help"),
+        None => (
+            spec.arity,
+            spec.first_key != 0 || numkeys_layout(spec.name).is_some(),
+        ),
+    };
+    if !has_keys {
+        return Err(CmdError::err("The command has no key arguments"));
+    }
+    if !super::table::arity_ok(arity, call.len()) {
+        return Err(CmdError::err(
+            "Invalid number of arguments specified for command",
+        ));
+    }
+    let keys = match numkeys_layout(spec.name) {
+        Some((store, numkeys)) => numkeys_keys(call, store, numkeys),
+        None => {
+            let last = if spec.last_key < 0 {
+                call.len() as i32 + spec.last_key
+            } else {
+                spec.last_key
+            };
+            (spec.first_key..=last)
+                .step_by(spec.step.max(1) as usize)
+                .filter_map(|i| call.get(i as usize).cloned())
+                .collect()
+        }
+    };
+    if keys.is_empty() {
+        return Err(CmdError::err("Invalid arguments specified for command"));
+    }
+    Ok(Reply::Array(keys.into_iter().map(Reply::Bulk).collect()))
+}
+
+/// Where a numkeys command keeps its keys: the index of its destination key
+/// (0: none) and of its key count; the keys follow the count.
+fn numkeys_layout(name: &str) -> Option<(usize, usize)> {
+    match name {
+        "zunionstore" | "zinterstore" | "zdiffstore" => Some((1, 2)),
+        "zunion" | "zinter" | "zdiff" | "zintercard" | "sintercard" | "lmpop" | "zmpop" => {
+            Some((0, 1))
+        }
+        "blmpop" | "bzmpop" => Some((0, 2)),
+        _ => None,
+    }
+}
+
+fn numkeys_keys(call: &[Bytes], store: usize, numkeys_at: usize) -> Vec<Bytes> {
+    let first = numkeys_at + 1;
+    let stored = || call.get(store).filter(|_| store > 0).cloned();
+    // The key specs: a count string2ll reads, every key within the call;
+    // the destination first.
+    if let Some(n) = super::parse_i64(&call[numkeys_at]).and_then(|n| usize::try_from(n).ok()) {
+        if n >= 1 && n <= call.len() - first {
+            return stored()
+                .into_iter()
+                .chain(call[first..first + n].iter().cloned())
+                .collect();
+        }
+    }
+    // Redis's fallback, genericGetKeys: the count read by atoi, the
+    // destination last.
+    match usize::try_from(atoi(&call[numkeys_at])) {
+        Ok(n) if n >= 1 && n <= call.len() - first => call[first..first + n]
+            .iter()
+            .cloned()
+            .chain(stored())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// C's `atoi` as glibc has it: `(int) strtol(s, NULL, 10)` (leading spaces,
+/// a sign, digits up to the first other byte; saturated, then truncated).
+fn atoi(s: &[u8]) -> i32 {
+    let mut rest = s;
+    while let Some((c, tail)) = rest.split_first() {
+        if !matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+            break;
+        }
+        rest = tail;
+    }
+    let neg = rest.first() == Some(&b'-');
+    if matches!(rest.first(), Some(b'-' | b'+')) {
+        rest = &rest[1..];
+    }
+    let mut v: i64 = 0;
+    for c in rest.iter().take_while(|c| c.is_ascii_digit()) {
+        let d = i64::from(c - b'0');
+        v = if neg {
+            v.saturating_mul(10).saturating_sub(d)
+        } else {
+            v.saturating_mul(10).saturating_add(d)
+        };
+    }
+    v as i32
 }
 
 fn command_info(spec: &super::CommandSpec) -> Reply {
@@ -452,7 +531,7 @@ fn command_info(spec: &super::CommandSpec) -> Reply {
 fn unknown_subcommand(sub: &Bytes, cmd: &str) -> CmdError {
     CmdError::err(format!(
         "unknown subcommand '{}'. Try {cmd} HELP.",
-        text(sub)
+        super::args::err_text(sub, 128)
     ))
 }
 
@@ -501,11 +580,11 @@ pub fn config(call: &mut Call<'_, '_>) -> CmdResult {
                     return Err(match e {
                         crate::config::ConfigSetError::Unknown => CmdError::err(format!(
                             "Unknown option or number of arguments for CONFIG SET - '{}'",
-                            text(&pair[0])
+                            super::args::err_text(&pair[0], usize::MAX)
                         )),
                         other => CmdError::err(format!(
                             "CONFIG SET failed (possibly related to argument '{}') - {other}",
-                            text(&pair[0])
+                            super::args::err_text(&pair[0], usize::MAX)
                         )),
                     });
                 }
@@ -570,35 +649,31 @@ pub fn client(call: &mut Call<'_, '_>) -> CmdResult {
             &call.session.info,
             call.session.db,
         ))),
-        ("list", _) => {
+        ("list", n) => {
+            // Redis 7.0 takes either TYPE <type> or ID <id>…, not both.
             let mut ids: Option<Vec<u64>> = None;
-            let mut i = 2;
-            while i < args.len() {
-                if is(&args[i], "type") && i + 1 < args.len() {
-                    let kind = String::from_utf8_lossy(&args[i + 1]).to_ascii_lowercase();
-                    if !["normal", "master", "replica", "pubsub"].contains(&kind.as_str()) {
-                        return Err(CmdError::err(format!(
-                            "Unknown client type '{}'",
-                            text(&args[i + 1])
-                        )));
-                    }
-                    if kind != "normal" {
-                        ids = Some(Vec::new());
-                    }
-                    i += 2;
-                } else if is(&args[i], "id") && i + 1 < args.len() {
-                    let mut list = Vec::new();
-                    for a in &args[i + 1..] {
-                        let id = super::parse_i64(a)
-                            .filter(|v| *v > 0)
-                            .ok_or_else(|| CmdError::err("Invalid client ID"))?;
-                        list.push(id as u64);
-                    }
-                    ids = Some(list);
-                    i = args.len();
-                } else {
-                    return Err(CmdError::Syntax);
+            if n == 4 && is(&args[2], "type") {
+                let kind = String::from_utf8_lossy(&args[3]).to_ascii_lowercase();
+                if !["normal", "master", "slave", "replica", "pubsub"].contains(&kind.as_str()) {
+                    return Err(CmdError::err(format!(
+                        "Unknown client type '{}'",
+                        super::args::err_text(&args[3], usize::MAX)
+                    )));
                 }
+                if kind != "normal" {
+                    ids = Some(Vec::new());
+                }
+            } else if n > 3 && is(&args[2], "id") {
+                let mut list = Vec::new();
+                for a in &args[3..] {
+                    let id =
+                        super::parse_i64(a).ok_or_else(|| CmdError::err("Invalid client ID"))?;
+                    // No client has an id below 1.
+                    list.extend(u64::try_from(id).ok());
+                }
+                ids = Some(list);
+            } else if n != 2 {
+                return Err(CmdError::Syntax);
             }
             let mut clients: Vec<_> = call.engine.clients.lock().values().cloned().collect();
             clients.sort_by_key(|c| c.id);
@@ -621,12 +696,18 @@ pub fn client(call: &mut Call<'_, '_>) -> CmdResult {
             if !is(&args[2], "lib-name") && !is(&args[2], "lib-ver") {
                 return Err(CmdError::err(format!(
                     "Unrecognized option '{}'",
-                    text(&args[2])
+                    super::args::err_text(&args[2], usize::MAX)
                 )));
             }
             Ok(Reply::OK)
         }
-        ("no-evict", 3) | ("no-touch", 3) => Ok(Reply::OK),
+        ("no-evict", 3) | ("no-touch", 3) => {
+            if is(&args[2], "on") || is(&args[2], "off") {
+                Ok(Reply::OK)
+            } else {
+                Err(CmdError::Syntax)
+            }
+        }
         ("help", _) => Ok(help_reply(
             "CLIENT",
             &[

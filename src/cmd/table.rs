@@ -3,8 +3,11 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use bytes::Bytes;
+
 use super::{
-    bitmap, hash, keys, list, raft, server, set, strings, transaction, zset, Call, CmdResult,
+    bitmap, hash, keys, list, raft, server, set, strings, transaction, zset, Call, CmdError,
+    CmdResult,
 };
 
 /// Command flags (a subset of Redis's, the ones Kiwi acts on or reports).
@@ -74,13 +77,52 @@ pub struct CommandSpec {
     pub handler: Handler,
 }
 
+/// Redis arity: N = exactly N arguments (name included), -N = at least N.
+pub fn arity_ok(arity: i32, argc: usize) -> bool {
+    let argc = i32::try_from(argc).unwrap_or(i32::MAX);
+    if arity >= 0 {
+        argc == arity
+    } else {
+        argc >= -arity
+    }
+}
+
 impl CommandSpec {
     pub fn arity_ok(&self, argc: usize) -> bool {
-        let argc = argc as i32;
-        if self.arity >= 0 {
-            argc == self.arity
-        } else {
-            argc >= -self.arity
+        arity_ok(self.arity, argc)
+    }
+
+    /// The subcommand `args[1]` names, for a container command (CLIENT,
+    /// CONFIG, OBJECT, COMMAND): its full name ("config|get") and arity.
+    /// `Ok(None)` for other commands and a container called alone. Redis
+    /// resolves subcommands before running anything, so an unknown one is
+    /// refused at once, even inside MULTI.
+    pub fn subcommand(&self, args: &[Bytes]) -> CmdResult<Option<(String, i32)>> {
+        let Some((_, subs)) = SUBCOMMANDS.iter().find(|(c, _)| *c == self.name) else {
+            return Ok(None);
+        };
+        let Some(sub) = args.get(1) else {
+            return Ok(None);
+        };
+        match subs
+            .iter()
+            .find(|(n, _)| sub.eq_ignore_ascii_case(n.as_bytes()))
+        {
+            Some((n, arity)) => Ok(Some((format!("{}|{n}", self.name), *arity))),
+            None => Err(CmdError::err(format!(
+                "unknown subcommand '{}'. Try {} HELP.",
+                super::args::err_text(sub, 128),
+                self.name.to_ascii_uppercase()
+            ))),
+        }
+    }
+
+    /// What Redis checks before running a call besides the command's own
+    /// arity: the subcommand exists and has its arity.
+    pub fn check_subcommand(&self, args: &[Bytes]) -> CmdResult<()> {
+        match self.subcommand(args)? {
+            Some((name, arity)) if !arity_ok(arity, args.len()) => Err(CmdError::Arity(name)),
+            _ => Ok(()),
         }
     }
 
@@ -97,6 +139,57 @@ impl CommandSpec {
         self.flags.contains(Flags::NODE_LIMITS)
     }
 }
+
+/// The subcommands of the container commands, with Redis 7.0's arity of
+/// each (COMMAND INFO's); Redis's others that Kiwi lacks are unknown here.
+static SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
+    (
+        "client",
+        &[
+            ("getname", 2),
+            ("id", 2),
+            ("info", 2),
+            ("list", -2),
+            ("setname", 3),
+            ("no-evict", 3),
+            ("help", 2),
+            // Redis 7.2's, which redis-py sends when it connects.
+            ("setinfo", 4),
+            ("no-touch", 3),
+        ],
+    ),
+    (
+        "config",
+        &[
+            ("get", -3),
+            ("set", -4),
+            ("resetstat", 2),
+            ("rewrite", 2),
+            ("help", 2),
+        ],
+    ),
+    (
+        "object",
+        &[
+            ("encoding", 3),
+            ("freq", 3),
+            ("idletime", 3),
+            ("refcount", 3),
+            ("help", 2),
+        ],
+    ),
+    (
+        "command",
+        &[
+            ("count", 2),
+            ("docs", -2),
+            ("getkeys", -4),
+            ("info", -2),
+            ("list", -2),
+            ("help", 2),
+        ],
+    ),
+];
 
 /// Shorthands for the flag sets the command lists use.
 pub(crate) mod flags {
@@ -175,7 +268,8 @@ static TRANSACTIONS: &[CommandSpec] = commands! {
     "exec", 1, TX, 0, 0, 0, transaction::exec;
     "discard", 1, TX, 0, 0, 0, transaction::discard;
     "watch", -2, TX, 1, -1, 1, transaction::watch;
-    "unwatch", 1, TX, 0, 0, 0, transaction::unwatch;
+    // Queued inside MULTI, as Redis does (only WATCH is refused there).
+    "unwatch", 1, C, 0, 0, 0, transaction::unwatch;
 };
 
 static SERVER: &[CommandSpec] = commands! {

@@ -864,6 +864,14 @@ pub fn zadd(call: &mut Call<'_, '_>) -> CmdResult {
 pub fn zincrby(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     let (key, member) = (&args[1], &args[3]);
+    // Redis runs ZINCRBY through ZADD's parser: an option word where the
+    // increment goes is taken as an option, which leaves no pair.
+    if ["nx", "xx", "ch", "incr", "gt", "lt"]
+        .iter()
+        .any(|o| is(&args[2], o))
+    {
+        return Err(CmdError::Syntax);
+    }
     let incr = score_arg(&args[2])?;
     let mut coll = match zset(call, key)? {
         Some(c) => c,
@@ -1258,6 +1266,7 @@ fn bzpop_generic(call: &mut Call<'_, '_>, max: bool) -> CmdResult {
         keys: keys.to_vec(),
         timeout,
         timeout_reply: Reply::NilArray,
+        refused_reply: Reply::NilArray,
     }))
 }
 
@@ -1270,11 +1279,7 @@ pub fn bzpopmax(call: &mut Call<'_, '_>) -> CmdResult {
 }
 
 /// ZMPOP / BZMPOP from `numkeys_idx` on; `block` carries BZMPOP's timeout.
-fn zmpop_generic(
-    call: &mut Call<'_, '_>,
-    numkeys_idx: usize,
-    block: Option<Option<std::time::Duration>>,
-) -> CmdResult {
+fn zmpop_generic(call: &mut Call<'_, '_>, numkeys_idx: usize, blocking: bool) -> CmdResult {
     let args = call.args;
     let numkeys = parse_i64(&args[numkeys_idx])
         .filter(|n| *n >= 1)
@@ -1310,6 +1315,12 @@ fn zmpop_generic(
         j += 1;
     }
     let count = count.unwrap_or(1) as u64;
+    // BZMPOP's timeout (argument 1) is read after the rest, as Redis does.
+    let block = if blocking {
+        Some(timeout_arg(&args[1])?)
+    } else {
+        None
+    };
     let keys = &args[numkeys_idx + 1..where_idx];
     for key in keys {
         if let Some(mut coll) = zset(call, key)? {
@@ -1326,17 +1337,17 @@ fn zmpop_generic(
             keys: keys.to_vec(),
             timeout,
             timeout_reply: Reply::NilArray,
+            refused_reply: Reply::NilArray,
         })),
     }
 }
 
 pub fn zmpop(call: &mut Call<'_, '_>) -> CmdResult {
-    zmpop_generic(call, 1, None)
+    zmpop_generic(call, 1, false)
 }
 
 pub fn bzmpop(call: &mut Call<'_, '_>) -> CmdResult {
-    let timeout = timeout_arg(&call.args[1])?;
-    zmpop_generic(call, 2, Some(timeout))
+    zmpop_generic(call, 2, true)
 }
 
 // ------------------------------------------------------------- ZRANDMEMBER
@@ -1349,6 +1360,13 @@ pub fn zrandmember(call: &mut Call<'_, '_>) -> CmdResult {
     let key = &args[1];
     if args.len() >= 3 {
         let count = int_arg(&args[2])?;
+        if count == i64::MIN {
+            return Err(CmdError::err(format!(
+                "value is out of range, value must between {} and {}",
+                -i64::MAX,
+                i64::MAX
+            )));
+        }
         if args.len() > 4 || (args.len() == 4 && !is(&args[3], "withscores")) {
             return Err(CmdError::Syntax);
         }

@@ -143,7 +143,7 @@ impl Engine {
         *ctx = back;
         Ok(match result {
             Ok(reply) => reply,
-            Err(CmdError::Block(block)) => block.timeout_reply,
+            Err(CmdError::Block(block)) => block.refused_reply,
             // Not the command's fault and maybe not on every node: the
             // entry must not count as applied.
             Err(CmdError::Storage(e)) => return Err(e),

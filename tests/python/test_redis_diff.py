@@ -97,7 +97,9 @@ def normalize(reply: Reply, unordered: bool) -> Reply:
 
 
 def read_lines(path: Path) -> Iterator[Tuple[int, bool, List[str]]]:
-    for number, raw in enumerate(path.read_text().splitlines(), 1):
+    # surrogateescape: a reproducer may hold bytes that are not UTF-8
+    # (tools/cmdfuzz.py writes them raw); encode() turns them back.
+    for number, raw in enumerate(path.read_text(encoding="utf-8", errors="surrogateescape").splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
