@@ -21,6 +21,50 @@ pub fn default_io_threads() -> usize {
 /// disk never holds up heartbeats and client traffic together.
 pub const MIN_RAFT_IO_THREADS: usize = 2;
 
+/// Whether `RAFT.FAULT` runs (`enable-fault-injection`), with the values
+/// of Redis's `enable-debug-command`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FaultInjection {
+    /// Refused (the default): a fault breaks the cluster on purpose.
+    #[default]
+    No,
+    Yes,
+    /// Only from loopback and unix-socket clients.
+    Local,
+}
+
+impl FaultInjection {
+    pub fn parse(value: &str) -> Option<FaultInjection> {
+        match value.to_ascii_lowercase().as_str() {
+            "no" => Some(FaultInjection::No),
+            "yes" => Some(FaultInjection::Yes),
+            "local" => Some(FaultInjection::Local),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultInjection::No => "no",
+            FaultInjection::Yes => "yes",
+            FaultInjection::Local => "local",
+        }
+    }
+
+    /// Whether a client at `addr` (as CLIENT LIST shows it) may inject faults.
+    pub fn allows(self, addr: &str) -> bool {
+        match self {
+            FaultInjection::No => false,
+            FaultInjection::Yes => true,
+            // As Redis's islocalClient: loopback, or a unix socket (whose
+            // clients have no IP address).
+            FaultInjection::Local => addr
+                .parse::<std::net::SocketAddr>()
+                .map_or(true, |a| a.ip().is_loopback()),
+        }
+    }
+}
+
 /// Settings of one node. CONFIG SET changes the mutable ones in place.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -40,6 +84,8 @@ pub struct RuntimeConfig {
     /// Threads serving clients (redis.conf's `io-threads`): tokio workers
     /// (a Raft node runs at least [`MIN_RAFT_IO_THREADS`]).
     pub io_threads: usize,
+    /// `enable-fault-injection`: whether `RAFT.FAULT` runs.
+    pub fault_injection: FaultInjection,
 }
 
 impl RuntimeConfig {
@@ -56,6 +102,7 @@ impl RuntimeConfig {
             unixsocket: None,
             unixsocketperm: None,
             io_threads: default_io_threads(),
+            fault_injection: FaultInjection::No,
         }
     }
 
@@ -83,6 +130,10 @@ impl RuntimeConfig {
                 format!("{:o}", self.unixsocketperm.unwrap_or(0)),
             ),
             ("databases", crate::storage::DATABASES.to_string()),
+            (
+                "enable-fault-injection",
+                self.fault_injection.as_str().into(),
+            ),
             ("save", String::new()),
             ("appendonly", "no".into()),
             ("maxmemory", "0".into()),
@@ -126,9 +177,13 @@ impl RuntimeConfig {
             }
             // Accepted for compatibility; Kiwi persists through RocksDB instead.
             "save" | "appendonly" | "maxmemory" | "maxmemory-policy" => {}
-            "bind" | "port" | "dir" | "databases" | "unixsocket" | "unixsocketperm" => {
-                return Err(ConfigSetError::Immutable)
-            }
+            "bind"
+            | "port"
+            | "dir"
+            | "databases"
+            | "unixsocket"
+            | "unixsocketperm"
+            | "enable-fault-injection" => return Err(ConfigSetError::Immutable),
             _ => return Err(ConfigSetError::Unknown),
         }
         Ok(())

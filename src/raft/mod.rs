@@ -42,7 +42,7 @@ use serde::Serialize;
 
 pub use local::{LocalCluster, NodeStatus};
 pub use log_store::LogStore;
-pub use network::{FaultTable, NetConfig};
+pub use network::{FaultTable, NetConfig, RaftSecret};
 pub use node::{ClientError, RaftNode, RaftNodeError, RaftOptions, RaftTiming};
 pub use state_machine::{SnapshotBuilder, StateMachine};
 pub use types::{Exec, KiwiRequest, KiwiResponse, Op, Watched, WireReply, Work};

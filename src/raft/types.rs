@@ -114,6 +114,24 @@ impl Op {
             Work::Exec(e) => e.commands.len().max(1),
         }
     }
+
+    /// At least the proposal's encoded size (postcard spends at most 10
+    /// bytes on a length or an integer).
+    pub fn size_hint(&self) -> usize {
+        fn command(args: &[Vec<u8>]) -> usize {
+            args.iter().map(|a| a.len() + 10).sum::<usize>() + 10
+        }
+        16 + match &self.work {
+            Work::Commands(c) => c.iter().map(|args| command(args)).sum::<usize>(),
+            Work::Exec(e) => {
+                e.commands
+                    .iter()
+                    .map(|(_, args)| command(args) + 1)
+                    .sum::<usize>()
+                    + e.watched.iter().map(|w| w.key.len() + 22).sum::<usize>()
+            }
+        }
+    }
 }
 
 /// The replies to one entry: for each [`Op`], in order, its replies (one
