@@ -611,14 +611,18 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 
 // ------------------------------------------------------------------ server
 
-/// Bind a node's raft listener. Port 0 picks a free port.
-pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
-    let resolved: SocketAddr = tokio::net::lookup_host(addr).await?.next().ok_or_else(|| {
+/// The address a raft listener on `addr` binds.
+pub async fn resolve(addr: &str) -> std::io::Result<SocketAddr> {
+    tokio::net::lookup_host(addr).await?.next().ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             format!("bad address {addr}"),
         )
-    })?;
+    })
+}
+
+/// Bind a node's raft listener. Port 0 picks a free port.
+pub fn bind(resolved: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if resolved.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -670,7 +674,10 @@ impl Inbound {
 
     fn refuse(&self, peer: SocketAddr, why: &dyn std::fmt::Display, quiet: bool) {
         self.refused.fetch_add(1, Ordering::Relaxed);
-        if !quiet && self.refusals.should_warn(&peer.ip().to_string()) {
+        let why = why.to_string();
+        // Once in a while per address and reason: a misconfigured peer
+        // retries many times a second.
+        if !quiet && self.refusals.should_warn(&format!("{} {why}", peer.ip())) {
             tracing::warn!(node = self.id, %peer, "raft connection refused: {why}");
         } else {
             tracing::debug!(node = self.id, %peer, "raft connection refused: {why}");

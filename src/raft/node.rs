@@ -229,21 +229,24 @@ impl RaftNode {
         options: RaftOptions,
     ) -> Result<Arc<RaftNode>, RaftNodeError> {
         let id = options.id;
-        let listener = network::bind(&options.addr)
+        let resolved = network::resolve(&options.addr)
             .await
             .map_err(|e| RaftNodeError::Bind(options.addr.clone(), e))?;
+        if options.secret.is_none() && !resolved.ip().is_loopback() {
+            return Err(RaftNodeError::Unprotected(resolved));
+        }
+        let listener =
+            network::bind(resolved).map_err(|e| RaftNodeError::Bind(options.addr.clone(), e))?;
         let bound = listener
             .local_addr()
             .map_err(|e| RaftNodeError::Bind(options.addr.clone(), e))?;
-        match &options.secret {
-            None if !bound.ip().is_loopback() => return Err(RaftNodeError::Unprotected(bound)),
-            None => tracing::warn!(
+        if options.secret.is_none() {
+            tracing::warn!(
                 node = id,
                 %bound,
                 "raft runs without a raft-secret: any local process can take part in the \
                  cluster; set raft-secret (the same on every node)"
-            ),
-            Some(_) => {}
+            );
         }
         let addr = options
             .advertise
@@ -346,6 +349,11 @@ impl RaftNode {
 
     pub fn faults(&self) -> &Arc<FaultTable> {
         &self.faults
+    }
+
+    /// The secret peers must prove they know (`raft-secret`).
+    pub fn secret(&self) -> Option<&RaftSecret> {
+        self.outbound.secret.as_ref()
     }
 
     pub fn engine(&self) -> &Arc<Engine> {

@@ -189,6 +189,9 @@ pub async fn connect(conn: &mut Conn, secret: Option<&RaftSecret>) -> Result<(),
     match (secret, server_proof) {
         (Some(secret), Some(proof)) => {
             if !secret.verify(SERVER_LABEL, &nonce, &server_nonce, &proof) {
+                // Say so (no proof) rather than hang up, so the peer logs
+                // the refusal too.
+                let _ = send(conn, &Proof { proof: None }).await;
                 return Err(HandshakeError::BadProof);
             }
         }
@@ -283,5 +286,77 @@ impl RefusalLog {
         }
         last.insert(peer.to_string(), now);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// Run a handshake over loopback: (client's outcome, server's outcome).
+    async fn shake(
+        client: Option<RaftSecret>,
+        server: Option<RaftSecret>,
+    ) -> (Result<(), HandshakeError>, Result<(), HandshakeError>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let serving = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let mut conn = framing::handshake_conn(stream);
+            accept(&mut conn, server.as_ref()).await
+        });
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let mut conn = framing::handshake_conn(stream);
+        let client = connect(&mut conn, client.as_ref()).await;
+        drop(conn);
+        (client, serving.await.expect("server task"))
+    }
+
+    #[tokio::test]
+    async fn the_same_secret_or_none_on_both_sides_gets_in() {
+        let secret = RaftSecret::new("s3cret").expect("secret");
+        let (c, s) = shake(Some(secret.clone()), Some(secret)).await;
+        assert!(c.is_ok() && s.is_ok(), "{c:?} {s:?}");
+        let (c, s) = shake(None, None).await;
+        assert!(c.is_ok() && s.is_ok(), "{c:?} {s:?}");
+    }
+
+    #[tokio::test]
+    async fn another_secret_or_none_is_refused_on_both_sides() {
+        let (c, s) = shake(RaftSecret::new("one"), RaftSecret::new("two")).await;
+        assert!(matches!(c, Err(HandshakeError::BadProof)), "{c:?}");
+        assert!(matches!(s, Err(HandshakeError::BadProof)), "{s:?}");
+        let (c, s) = shake(None, RaftSecret::new("two")).await;
+        assert!(matches!(c, Err(HandshakeError::Refused(_))), "{c:?}");
+        assert!(matches!(s, Err(HandshakeError::PeerUnsecured)), "{s:?}");
+        let (c, s) = shake(RaftSecret::new("one"), None).await;
+        assert!(matches!(c, Err(HandshakeError::Refused(_))), "{c:?}");
+        assert!(matches!(s, Err(HandshakeError::PeerSecured)), "{s:?}");
+    }
+
+    #[test]
+    fn proofs_depend_on_secret_role_and_both_nonces() {
+        let secret = RaftSecret::new("k").expect("secret");
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        let proof = secret.proof(CLIENT_LABEL, &a, &b).expect("proof");
+        assert!(secret.verify(CLIENT_LABEL, &a, &b, &proof));
+        // Not the server's, not for other nonces, not under another key.
+        assert!(!secret.verify(SERVER_LABEL, &a, &b, &proof));
+        assert!(!secret.verify(CLIENT_LABEL, &b, &a, &proof));
+        assert!(!secret.verify(CLIENT_LABEL, &a, &[3; 32], &proof));
+        let other = RaftSecret::new("K").expect("secret");
+        assert!(!other.verify(CLIENT_LABEL, &a, &b, &proof));
+        assert_eq!(format!("{secret:?}"), "RaftSecret(..)");
+        assert!(RaftSecret::new("").is_none());
+        assert_eq!(RaftSecret::random().expose().len(), 64);
+    }
+
+    #[test]
+    fn refusals_are_logged_once_in_a_while_per_peer() {
+        let log = RefusalLog::default();
+        assert!(log.should_warn("10.0.0.1 wrong secret"));
+        assert!(!log.should_warn("10.0.0.1 wrong secret"));
+        assert!(log.should_warn("10.0.0.2 wrong secret"));
     }
 }

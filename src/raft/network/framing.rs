@@ -138,3 +138,56 @@ pub async fn recv(conn: &mut Conn, max: usize) -> std::io::Result<Option<Bytes>>
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    async fn pair() -> (Conn, Conn) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (a, b) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let (mut a, mut b) = (
+            handshake_conn(a.expect("connect")),
+            handshake_conn(b.expect("accept").0),
+        );
+        open(&mut a);
+        open(&mut b);
+        (a, b)
+    }
+
+    #[tokio::test]
+    async fn messages_of_any_size_round_trip_in_capped_frames() {
+        let (mut a, mut b) = pair().await;
+        for size in [0, 1, FRAME_MAX - 1, FRAME_MAX, 3 * FRAME_MAX + 5] {
+            let message: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let (sent, got) = tokio::join!(send(&mut a, &message), recv(&mut b, MESSAGE_MAX));
+            sent.expect("send");
+            assert_eq!(
+                got.expect("recv").expect("a message").as_ref(),
+                &message[..]
+            );
+        }
+        // Over the receiver's limit: an error, not a message.
+        let big = vec![7u8; 2 * FRAME_MAX];
+        let (sent, got) = tokio::join!(send(&mut a, &big), recv(&mut b, FRAME_MAX));
+        sent.expect("send");
+        assert!(got.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_header_over_the_cap_is_an_error_before_any_allocation() {
+        let (mut a, mut b) = pair().await;
+        b.codec_mut().set_max_frame_length(HANDSHAKE_FRAME_MAX);
+        let claim = (u32::MAX - 1).to_be_bytes();
+        a.get_mut().write_all(&claim).await.expect("write");
+        let got = recv(&mut b, MESSAGE_MAX).await;
+        assert!(got.is_err());
+        assert!(
+            b.read_buffer().capacity() < 64 * 1024,
+            "nothing was reserved"
+        );
+    }
+}

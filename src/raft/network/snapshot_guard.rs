@@ -88,3 +88,62 @@ impl SnapshotGuard {
         reply
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{SnapshotMeta, Vote};
+
+    fn chunk(id: &str, offset: u64, len: usize, done: bool) -> InstallSnapshotRequest<TypeConfig> {
+        InstallSnapshotRequest {
+            vote: Vote::new_committed(1, 1),
+            meta: SnapshotMeta {
+                last_log_id: None,
+                last_membership: Default::default(),
+                snapshot_id: id.into(),
+            },
+            offset,
+            data: vec![0; len],
+            done,
+        }
+    }
+
+    async fn ok(_: InstallSnapshotRequest<TypeConfig>) -> Reply {
+        Ok(InstallSnapshotResponse {
+            vote: Vote::new_committed(1, 1),
+        })
+    }
+
+    #[tokio::test]
+    async fn chunks_follow_what_arrived() {
+        let guard = SnapshotGuard::default();
+        assert!(guard.install(chunk("a", 0, 10, false), ok).await.is_ok());
+        // A resent chunk, the next one.
+        assert!(guard.install(chunk("a", 0, 10, false), ok).await.is_ok());
+        assert!(guard.install(chunk("a", 10, 10, false), ok).await.is_ok());
+        // Gaps, overflow, another snapshot's middle: refused.
+        for bad in [
+            chunk("a", 21, 1, false),
+            chunk("a", 1 << 40, 1, false),
+            chunk("b", 5, 1, false),
+        ] {
+            assert!(guard.install(bad, ok).await.is_err());
+        }
+        assert!(guard.install(chunk("a", 20, 5, true), ok).await.is_ok());
+        // Done: a new snapshot starts at 0 only.
+        assert!(guard.install(chunk("a", 25, 1, false), ok).await.is_err());
+        assert!(guard.install(chunk("b", 0, 1, false), ok).await.is_ok());
+        // A refused chunk never reaches openraft.
+        let reached = std::sync::atomic::AtomicBool::new(false);
+        let _ = guard
+            .install(chunk("b", 2, 1, false), |_| async {
+                reached.store(true, std::sync::atomic::Ordering::Relaxed);
+                ok(chunk("b", 0, 0, false)).await
+            })
+            .await;
+        assert!(!reached.load(std::sync::atomic::Ordering::Relaxed));
+        let mut overflow = chunk("b", u64::MAX, 0, false);
+        overflow.data = vec![1];
+        assert!(guard.install(overflow, ok).await.is_err());
+    }
+}
