@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use kiwi::config::FaultInjection;
 use kiwi::raft::network::{self, Frame, MembershipChange, Rpc, RpcReply, Stamp};
-use kiwi::raft::{NetConfig, RaftOptions, RaftSecret};
+use kiwi::raft::{KiwiRequest, NetConfig, RaftOptions, RaftSecret};
 use kiwi::{RuntimeConfig, Server};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use openraft::{SnapshotMeta, Vote};
@@ -123,16 +123,28 @@ fn forged_rpcs_from_an_unauthenticated_peer_are_refused_before_they_are_read() {
         Some(victim as u64 + 1)
     );
     assert_eq!(cmd(ports[leader], &["SET", "after", "1"]), "+OK");
+    assert_eq!(cmd(ports[leader], &["EXISTS", "forged"]), ":0");
     assert!(
-        number(ports[leader], "peer_refusals") >= refusals + 3,
+        number(ports[leader], "peer_refusals") >= refusals + 4,
         "the leader counted its refusals"
     );
     assert_eq!(info_field(ports[leader], "peer_auth"), "secret");
+    // A follower forwards only what its authenticated clients send.
+    assert_eq!(
+        cmd(ports[victim], &["CONFIG", "SET", "requirepass", "pw"]),
+        "+OK"
+    );
+    assert_eq!(
+        cmd(ports[victim], &["SET", "unauthenticated", "1"]),
+        "-NOAUTH Authentication required."
+    );
+    assert_eq!(cmd(ports[leader], &["EXISTS", "unauthenticated"]), ":0");
 }
 
 /// Forged RPCs: a vote for a stranger far in the future (a node would
 /// adopt its term and step down), a "leader" of a later term (a follower
-/// would follow it), the removal of `victim` (through the leader).
+/// would follow it), the removal of `victim` (through the leader), a write
+/// "forwarded" past the password.
 fn attacks(term: u64, victim: u64) -> Vec<Rpc> {
     vec![
         Rpc::Vote(VoteRequest::new(Vote::new(term + 1000, 99), None)),
@@ -143,6 +155,7 @@ fn attacks(term: u64, victim: u64) -> Vec<Rpc> {
             leader_commit: None,
         }),
         Rpc::Membership(MembershipChange::Remove(victim)),
+        Rpc::Forward(KiwiRequest::new(0, 0).command(&["SET", "forged", "1"])),
     ]
 }
 
