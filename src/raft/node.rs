@@ -29,7 +29,7 @@ use super::network::framing::PROPOSAL_MAX;
 use super::network::snapshot_guard::SnapshotGuard;
 use super::network::{
     self, CallError, FaultTable, ForwardError, Inbound, MembershipChange, NetConfig, Network,
-    Outbound, PeerClient, RaftSecret, RefusalLog, Rpc, RpcReply, RpcService,
+    Outbound, PeerClient, RaftSecret, RefusalLog, Rpc, RpcReply,
 };
 use super::{
     open_stores, read_state, state_key, KiwiRequest, KiwiResponse, NodeId, Op, TypeConfig,
@@ -40,6 +40,7 @@ use crate::engine::Engine;
 use crate::resp::Reply;
 
 mod proposer;
+mod service;
 
 use proposer::{proposer, OpReplies, Pending};
 
@@ -934,69 +935,6 @@ async fn register_identity(node: Arc<RaftNode>) {
                 _ => tracing::info!(node = node.id, "identity registered"),
             },
             Err(e) => tracing::debug!(node = node.id, error = %e, "identity registration failed"),
-        }
-    }
-}
-
-impl RpcService for RaftNode {
-    async fn handle(&self, _from: NodeId, rpc: Rpc) -> RpcReply {
-        match rpc {
-            Rpc::AppendEntries(req) => RpcReply::AppendEntries(self.raft.append_entries(req).await),
-            Rpc::Vote(req) => RpcReply::Vote(self.raft.vote(req).await),
-            Rpc::InstallSnapshot(req) => RpcReply::InstallSnapshot(
-                self.snapshots
-                    .install(req, |req| self.raft.install_snapshot(req))
-                    .await,
-            ),
-            Rpc::Forward(request) => {
-                if !self.is_leader() {
-                    return RpcReply::Forward(Err(ForwardError::NotLeader {
-                        leader: self.leader(),
-                    }));
-                }
-                let result = self
-                    .enqueue(request.ops, true)
-                    .await
-                    .map(|replies| KiwiResponse { replies })
-                    .map_err(|e| match e {
-                        ClientError::NoQuorum => ForwardError::NotLeader {
-                            leader: self.leader(),
-                        },
-                        ClientError::Refused(e) => ForwardError::Refused(e),
-                        e => ForwardError::Unknown(e.to_string()),
-                    });
-                RpcReply::Forward(result)
-            }
-            Rpc::Membership(change) => RpcReply::Membership(match self.is_leader() {
-                true => self.apply_membership(change).await,
-                false => Err(format!(
-                    "node {} is not the leader (leader: {:?})",
-                    self.id,
-                    self.leader()
-                )),
-            }),
-            Rpc::ReadIndex => {
-                if !self.is_leader() {
-                    return RpcReply::ReadIndex(Err(ForwardError::NotLeader {
-                        leader: self.leader(),
-                    }));
-                }
-                let result = tokio::time::timeout(
-                    self.timing.client_timeout,
-                    self.raft.ensure_linearizable(),
-                )
-                .await;
-                RpcReply::ReadIndex(match result {
-                    Ok(Ok(log_id)) => Ok(log_id.map(|l| l.index)),
-                    Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
-                        Err(ForwardError::NotLeader {
-                            leader: f.leader_id,
-                        })
-                    }
-                    Ok(Err(e)) => Err(ForwardError::Unknown(e.to_string())),
-                    Err(_) => Err(ForwardError::Unknown("no quorum".into())),
-                })
-            }
         }
     }
 }
