@@ -388,13 +388,23 @@ pub async fn exchange(
     }
 }
 
+/// A [`PeerClient`]'s connection: none, being opened, or open. It is
+/// opened (connect and handshake) in a task of its own, so that a call
+/// that gives up meanwhile — openraft bounds a heartbeat by its interval —
+/// leaves the work done for the next call instead of starting over.
+enum Link {
+    Idle,
+    Opening(tokio::task::JoinHandle<Result<Conn, CallError>>),
+    Open(Conn),
+}
+
 /// A connection to one peer, reused across calls and reopened after a
 /// failure.
 pub struct PeerClient {
     outbound: Arc<Outbound>,
     target: NodeId,
     addr: String,
-    conn: Option<Conn>,
+    link: Link,
 }
 
 impl PeerClient {
@@ -403,7 +413,7 @@ impl PeerClient {
             outbound,
             target,
             addr,
-            conn: None,
+            link: Link::Idle,
         }
     }
 
@@ -446,14 +456,10 @@ impl PeerClient {
             // The link may have been cut meanwhile.
             faults.check_send(self.target)?;
         }
-        let result = self.exchange(&frame, timeout).await;
-        if result.is_err() {
-            self.conn = None;
-        }
-        let reply: RpcReply = postcard::from_bytes(&result?)?;
+        let reply: RpcReply = postcard::from_bytes(&self.exchange(&frame, timeout).await?)?;
         match reply {
             RpcReply::WrongNode(other) => {
-                self.conn = None;
+                self.link = Link::Idle;
                 Err(CallError::WrongNode(self.target, other))
             }
             RpcReply::Refused(why) => Err(CallError::Refused(self.target, why)),
@@ -461,38 +467,58 @@ impl PeerClient {
         }
     }
 
+    /// Send `frame` and read the answer, all within `timeout`. The
+    /// connection is kept only after a complete exchange.
     async fn exchange(
         &mut self,
         frame: &[u8],
         timeout: Duration,
     ) -> Result<bytes::Bytes, CallError> {
-        let mut conn = match self.conn.take() {
-            Some(conn) => conn,
-            None => self.connect().await?,
-        };
         let target = self.target;
-        let reply = tokio::time::timeout(timeout, exchange(&mut conn, target, frame))
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Not connected in time: nothing was sent.
+        let mut conn = tokio::time::timeout_at(deadline, self.open())
+            .await
+            .map_err(|_| CallError::ConnectTimeout(target, self.addr.clone()))??;
+        let reply = tokio::time::timeout_at(deadline, exchange(&mut conn, target, frame))
             .await
             .map_err(|_| CallError::Timeout { target, timeout })??;
-        self.conn = Some(conn);
+        self.link = Link::Open(conn);
         Ok(reply)
     }
 
-    async fn connect(&self) -> Result<Conn, CallError> {
-        let out = &self.outbound;
-        let result = connect(self.target, &self.addr, out.secret.as_ref(), &out.config).await;
-        if let Err(CallError::Handshake(_, _, e)) = &result {
-            if !e.is_network() && out.refusals.should_warn(&self.addr) {
-                tracing::warn!(
-                    node = out.id,
-                    peer = self.target,
-                    addr = %self.addr,
-                    error = %e,
-                    "raft peer refused: check that every node has the same raft-secret"
-                );
-            }
+    /// The open connection, taken out of the link (opened if need be).
+    async fn open(&mut self) -> Result<Conn, CallError> {
+        if let Link::Idle = self.link {
+            let (out, target, addr) = (self.outbound.clone(), self.target, self.addr.clone());
+            self.link = Link::Opening(tokio::spawn(async move {
+                let result = connect(target, &addr, out.secret.as_ref(), &out.config).await;
+                if let Err(CallError::Handshake(_, _, e)) = &result {
+                    if !e.is_network() && out.refusals.should_warn(&addr) {
+                        tracing::warn!(
+                            node = out.id,
+                            peer = target,
+                            %addr,
+                            error = %e,
+                            "raft peer refused: check that every node has the same raft-secret"
+                        );
+                    }
+                }
+                result
+            }));
         }
-        result
+        // Awaiting the task through `&mut` leaves it in place if this call
+        // is dropped meanwhile.
+        let joined = match &mut self.link {
+            Link::Opening(task) => Some(task.await),
+            _ => None,
+        };
+        match (std::mem::replace(&mut self.link, Link::Idle), joined) {
+            (_, Some(Ok(result))) => result,
+            (_, Some(Err(_))) => Err(CallError::Closed(self.target)),
+            (Link::Open(conn), None) => Ok(conn),
+            (_, None) => Err(CallError::Closed(self.target)),
+        }
     }
 }
 
