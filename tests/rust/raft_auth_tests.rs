@@ -93,6 +93,16 @@ fn runtime() -> tokio::runtime::Runtime {
 fn forged_rpcs_from_an_unauthenticated_peer_are_refused_before_they_are_read() {
     let (_dirs, cluster, leader) = start_cluster(3);
     let ports: Vec<u16> = (0..3).map(|i| cluster.port(i).expect("port")).collect();
+    // Every node knows the three members before the attacks.
+    wait_until(
+        "every node knows the members",
+        Duration::from_secs(10),
+        || {
+            ports
+                .iter()
+                .all(|p| info_field(*p, "members").split(',').count() == 3)
+        },
+    );
     let before: Vec<_> = ports.iter().map(|p| state(*p)).collect();
     let term = before[leader].0;
     let victim = (leader + 1) % 3;
@@ -214,12 +224,12 @@ fn a_value_larger_than_a_frame_replicates_and_is_forwarded() {
     let value = "x".repeat(3 * 1024 * 1024 + 17);
     // Through a follower: forwarded to the leader in one message of many
     // frames, then replicated in AppendEntries of many frames.
-    assert_eq!(
-        cmd(
-            cluster.port(follower).expect("port"),
-            &["SET", "big", &value]
-        ),
-        "+OK"
+    let port = cluster.port(follower).expect("port");
+    // (Retried while the follower has not heard of the leader yet.)
+    wait_until(
+        "a write through a follower",
+        Duration::from_secs(20),
+        || cmd(port, &["SET", "big", &value]) == "+OK",
     );
     // Reads are linearizable: every node has it.
     for i in 0..3 {
