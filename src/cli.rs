@@ -14,8 +14,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use crate::cmd::REDIS_VERSION;
-use crate::config::{parse_memory, RuntimeConfig, TlsAuthClients};
-use crate::raft::RaftOptions;
+use crate::config::{parse_memory, FaultInjection, RuntimeConfig, TlsAuthClients};
+use crate::raft::{RaftOptions, RaftSecret};
 use crate::resp::split_args;
 use crate::server::Server;
 use crate::storage::DATABASES;
@@ -68,6 +68,14 @@ Raft (replicate the keyspace across nodes; see RAFT.* in README.md):
                            (ignored once the node is initialised)
   --raft-timeout-ms MS     longest a client waits for a quorum before
                            CLUSTERDOWN (default 2000)
+  --raft-secret SECRET     the secret every node of the cluster shares; peers
+                           prove they know it before anything else is read.
+                           Without it the raft port accepts anyone, so it may
+                           only listen on loopback. Prefer the config file:
+                           the command line is visible to other local users.
+  --enable-fault-injection no|yes|local
+                           allow RAFT.FAULT (default no; local: only from
+                           loopback and unix-socket clients)
 
 Accepted for compatibility with redis-server and ignored, with a logged note
 (Kiwi persists every write to RocksDB's write-ahead log instead):
@@ -158,7 +166,9 @@ struct RaftDirectives {
     peers: Vec<(u64, String)>,
     init: bool,
     timeout_ms: Option<u64>,
-    /// Some raft directive was given.
+    secret: Option<RaftSecret>,
+    /// Some raft directive other than `raft-secret` was given (a shared
+    /// config file may carry the secret for a standalone server too).
     any: bool,
 }
 
@@ -241,9 +251,8 @@ pub fn settings_from(directives: &[Directive]) -> Result<Settings, String> {
     let mut raft = RaftDirectives::default();
     for d in directives {
         let applied = match d.name.as_str() {
-            "node-id" | "raft-addr" | "raft-peer" | "raft-init" | "raft-timeout-ms" => {
-                apply_raft(&mut raft, d)
-            }
+            "node-id" | "raft-addr" | "raft-peer" | "raft-init" | "raft-timeout-ms"
+            | "raft-secret" => apply_raft(&mut raft, d),
             _ => apply(&mut settings, d),
         };
         applied.map_err(|e| format!("{}: {e}", d.origin))?;
@@ -253,6 +262,11 @@ pub fn settings_from(directives: &[Directive]) -> Result<Settings, String> {
 }
 
 fn apply_raft(r: &mut RaftDirectives, d: &Directive) -> Result<(), String> {
+    if d.name == "raft-secret" {
+        // `raft-secret ""` means none, as `requirepass ""` does.
+        r.secret = RaftSecret::new(one(d)?);
+        return Ok(());
+    }
     r.any = true;
     match d.name.as_str() {
         "node-id" => r.node_id = Some(number(d)?),
@@ -300,6 +314,7 @@ fn raft_options(r: RaftDirectives) -> Result<Option<RaftOptions>, String> {
     let mut options = RaftOptions::new(id, addr);
     options.peers = r.peers;
     options.init = r.init;
+    options.secret = r.secret;
     if let Some(ms) = r.timeout_ms {
         options.timing.client_timeout = std::time::Duration::from_millis(ms.max(1));
     }
@@ -339,6 +354,12 @@ fn apply(s: &mut Settings, d: &Directive) -> Result<(), String> {
         }
         "dir" => config.dir = PathBuf::from(one(d)?),
         "requirepass" => config.requirepass = Some(one(d)?.to_string()).filter(|p| !p.is_empty()),
+        "enable-fault-injection" => {
+            let value = one(d)?;
+            config.fault_injection = FaultInjection::parse(value).ok_or_else(|| {
+                format!("'enable-fault-injection' takes no, yes or local, not '{value}'")
+            })?;
+        }
         "maxclients" => config.maxclients = number(d)?,
         "io-threads" => config.io_threads = number::<usize>(d)?.clamp(1, 128),
         "timeout" => config.timeout = number(d)?,

@@ -21,6 +21,50 @@ pub fn default_io_threads() -> usize {
 /// disk never holds up heartbeats and client traffic together.
 pub const MIN_RAFT_IO_THREADS: usize = 2;
 
+/// Whether `RAFT.FAULT` runs (`enable-fault-injection`), with the values
+/// of Redis's `enable-debug-command`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FaultInjection {
+    /// Refused (the default): a fault breaks the cluster on purpose.
+    #[default]
+    No,
+    Yes,
+    /// Only from loopback and unix-socket clients.
+    Local,
+}
+
+impl FaultInjection {
+    pub fn parse(value: &str) -> Option<FaultInjection> {
+        match value.to_ascii_lowercase().as_str() {
+            "no" => Some(FaultInjection::No),
+            "yes" => Some(FaultInjection::Yes),
+            "local" => Some(FaultInjection::Local),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultInjection::No => "no",
+            FaultInjection::Yes => "yes",
+            FaultInjection::Local => "local",
+        }
+    }
+
+    /// Whether a client at `addr` (as CLIENT LIST shows it) may inject faults.
+    pub fn allows(self, addr: &str) -> bool {
+        match self {
+            FaultInjection::No => false,
+            FaultInjection::Yes => true,
+            // As Redis's islocalClient: loopback, or a unix socket (whose
+            // clients have no IP address).
+            FaultInjection::Local => addr
+                .parse::<std::net::SocketAddr>()
+                .map_or(true, |a| a.ip().is_loopback()),
+        }
+    }
+}
+
 /// Settings of one node. CONFIG SET changes the mutable ones in place.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -49,6 +93,8 @@ pub struct RuntimeConfig {
     pub protected_mode: bool,
     /// Clients over TLS (`tls-port`, 0 = none) and its files.
     pub tls: TlsSettings,
+    /// `enable-fault-injection`: whether `RAFT.FAULT` runs.
+    pub fault_injection: FaultInjection,
 }
 
 /// Redis's `tls-*` settings for clients.
@@ -109,6 +155,7 @@ impl RuntimeConfig {
             tcp_keepalive: 300,
             protected_mode: true,
             tls: TlsSettings::default(),
+            fault_injection: FaultInjection::No,
         }
     }
 
@@ -151,6 +198,10 @@ impl RuntimeConfig {
             ("tls-ca-cert-file", path_text(&self.tls.ca_cert_file)),
             ("tls-auth-clients", self.tls.auth_clients.name().into()),
             ("databases", crate::storage::DATABASES.to_string()),
+            (
+                "enable-fault-injection",
+                self.fault_injection.as_str().into(),
+            ),
             ("save", String::new()),
             ("appendonly", "no".into()),
             ("maxmemory", "0".into()),
@@ -204,9 +255,13 @@ impl RuntimeConfig {
             // Read once at start (Redis reloads certificates on CONFIG SET).
             "tls-port" | "tls-cert-file" | "tls-key-file" | "tls-ca-cert-file"
             | "tls-auth-clients" => return Err(ConfigSetError::Immutable),
-            "bind" | "port" | "dir" | "databases" | "unixsocket" | "unixsocketperm" => {
-                return Err(ConfigSetError::Immutable)
-            }
+            "bind"
+            | "port"
+            | "dir"
+            | "databases"
+            | "unixsocket"
+            | "unixsocketperm"
+            | "enable-fault-injection" => return Err(ConfigSetError::Immutable),
             _ => return Err(ConfigSetError::Unknown),
         }
         Ok(())

@@ -465,6 +465,19 @@ impl Engine {
                 return Err(e);
             }
         };
+        // As Redis: a protected command is refused before AUTH is asked for.
+        if spec.flags.contains(Flags::PROTECTED)
+            && !self
+                .config
+                .read()
+                .fault_injection
+                .allows(&session.info.addr)
+        {
+            if session.multi.is_some() {
+                session.multi_failed = true;
+            }
+            return Err(CmdError::err(cmd::raft::FAULTS_OFF));
+        }
         if !session.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
             return Err(CmdError::Raw("NOAUTH Authentication required.".into()));
         }

@@ -60,6 +60,7 @@ class ClusterHandle:
 def start_cluster(
     dirs: list[Union[str, PathLike[str]]],
     host: str = "127.0.0.1",
+    raft_secret: Optional[str] = None,
 ) -> ClusterHandle: ...
 
 class EmbeddedEngine:

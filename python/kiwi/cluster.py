@@ -16,6 +16,7 @@ their data::
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import tempfile
 import time
@@ -111,6 +112,10 @@ class Cluster:
     ``CLUSTERDOWN``/``TRYAGAIN`` within about two seconds. Without ``dir``
     each node's data lives in a temporary directory removed on stop.
 
+    The nodes authenticate each other on their Raft ports with
+    ``raft_secret`` (a random one per cluster unless given; see
+    :attr:`raft_secret`), and accept ``RAFT.FAULT`` (fault injection is on).
+
     Example::
 
         >>> import kiwi
@@ -131,9 +136,11 @@ class Cluster:
         dir: Optional[str] = None,
         host: str = "127.0.0.1",
         timeout: float = 10.0,
+        raft_secret: Optional[str] = None,
     ) -> None:
         if n < 1:
             raise ValueError("a cluster needs at least one node")
+        self._raft_secret = raft_secret if raft_secret is not None else secrets.token_hex(32)
         self._n = n
         self._requested_dir = dir
         self._host = host
@@ -157,7 +164,7 @@ class Cluster:
             base = self._requested_dir
         dirs = [f"{base}/node{i + 1}" for i in range(self._n)]
         try:
-            self._handle = _kiwi.start_cluster(dirs, host=self._host)
+            self._handle = _kiwi.start_cluster(dirs, host=self._host, raft_secret=self._raft_secret)
             self.wait_for_leader(self._timeout)
         except BaseException:
             self.stop()
@@ -201,6 +208,20 @@ class Cluster:
     def host(self) -> str:
         """The address every node listens on."""
         return self._host
+
+    @property
+    def raft_secret(self) -> str:
+        """The secret the nodes share on their Raft ports (``raft-secret``):
+        give it to any other node that is to join (``--raft-secret``).
+        ``""`` means none (possible on loopback only).
+
+        Example::
+
+            >>> import kiwi
+            >>> len(kiwi.Cluster(3).raft_secret), kiwi.Cluster(1, raft_secret="s3cret").raft_secret
+            (64, 's3cret')
+        """
+        return self._raft_secret
 
     def status(self) -> list[dict[str, Any]]:
         """Each node's Raft state: a dict of ``id``, ``role``, ``term``,

@@ -7,11 +7,12 @@
 //! - `RAFT.CLUSTER INIT <id> <addr> [<id> <addr> ...]`
 //! - `RAFT.NODE ADD <id> <addr>` (learner, then voter) | `RAFT.NODE REMOVE <id>`
 //! - `RAFT.FAULT BLOCK <to-id> [BOTH]` | `UNBLOCK <id>` | `DROP <fraction>`
-//!   | `DELAY <ms>` | `CLOCK <offset-ms>` | `CLEAR`
+//!   | `DELAY <ms>` | `CLOCK <offset-ms>` | `CLEAR`: only when
+//!   `enable-fault-injection` allows it (see [`FAULTS_OFF`]).
 
 use super::table::{
     commands,
-    flags::{A, C},
+    flags::{A, AP, C},
 };
 use super::{is, parse_f64, parse_i64, text, Call, CmdError, CmdResult, CommandSpec, Deferred};
 use crate::resp::Reply;
@@ -36,6 +37,12 @@ pub enum RaftAdmin {
     Clear,
 }
 
+/// What `RAFT.FAULT` answers when `enable-fault-injection` does not allow
+/// it: Redis's text for DEBUG without `enable-debug-command`.
+pub const FAULTS_OFF: &str = "RAFT.FAULT command not allowed. If the enable-fault-injection \
+    option is set to \"local\", you can run it from a local connection, otherwise you need to \
+    set this option in the configuration file, and then restart the server.";
+
 /// The largest clock shift `RAFT.FAULT CLOCK` takes: a year.
 const MAX_CLOCK_OFFSET_MS: u64 = 366 * 24 * 3600 * 1000;
 
@@ -43,7 +50,7 @@ pub(crate) static COMMANDS: &[CommandSpec] = commands! {
     "raft.info", 1, A, 0, 0, 0, info;
     "raft.cluster", -2, A, 0, 0, 0, cluster;
     "raft.node", -3, A, 0, 0, 0, node;
-    "raft.fault", -2, A, 0, 0, 0, fault;
+    "raft.fault", -2, AP, 0, 0, 0, fault;
 };
 
 /// Redis Cluster's replica-read switches: under Raft, READONLY lets this

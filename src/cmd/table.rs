@@ -33,6 +33,10 @@ impl Flags {
     /// (proto-max-bulk-len). Under Raft it is tried on the node's own data
     /// before proposing, and refused there (see `CmdError::NodeLimit`).
     pub const NODE_LIMITS: Flags = Flags(1 << 9);
+    /// Refused unless switched on in the configuration, before anything
+    /// else is checked (Redis's `protected`: DEBUG and
+    /// `enable-debug-command`; here RAFT.FAULT and `enable-fault-injection`).
+    pub const PROTECTED: Flags = Flags(1 << 10);
 
     pub const fn union(self, other: Flags) -> Flags {
         Flags(self.0 | other.0)
@@ -53,6 +57,7 @@ impl Flags {
             (Flags::NO_AUTH, "no_auth"),
             (Flags::BLOCKING, "blocking"),
             (Flags::FAST, "fast"),
+            (Flags::PROTECTED, "protected"),
         ] {
             if self.contains(flag) {
                 out.push(name);
@@ -204,6 +209,8 @@ pub(crate) mod flags {
     pub const C: Flags = Flags::NO_KEYS.union(Flags::FAST);
     pub const CA: Flags = Flags::NO_KEYS.union(Flags::NO_AUTH).union(Flags::FAST);
     pub const A: Flags = Flags::NO_KEYS.union(Flags::ADMIN);
+    /// Admin commands that must be switched on (`PROTECTED`).
+    pub const AP: Flags = A.union(Flags::PROTECTED);
     /// Blocking variant of a flag set.
     pub const fn blocking(flags: Flags) -> Flags {
         flags.union(Flags::BLOCKING)

@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::config::RuntimeConfig;
-use crate::raft::{LocalCluster, RaftTiming};
+use crate::raft::{LocalCluster, RaftSecret, RaftTiming};
 use crate::server::Server;
 use crate::KiwiError;
 
@@ -232,12 +232,23 @@ impl PyClusterHandle {
 
 /// Start one raft node per directory in `dirs` on `host` (ports chosen by
 /// the OS) and initialise the cluster from the first with every member.
+/// The nodes share `raft_secret` (a random one when `None`; `""` for none,
+/// which only a loopback `host` allows) and allow `RAFT.FAULT`.
 #[pyfunction]
-#[pyo3(signature = (dirs, host = "127.0.0.1".to_string()))]
-fn start_cluster(py: Python<'_>, dirs: Vec<PathBuf>, host: String) -> PyResult<PyClusterHandle> {
+#[pyo3(signature = (dirs, host = "127.0.0.1".to_string(), raft_secret = None))]
+fn start_cluster(
+    py: Python<'_>,
+    dirs: Vec<PathBuf>,
+    host: String,
+    raft_secret: Option<String>,
+) -> PyResult<PyClusterHandle> {
     let size = dirs.len();
+    let secret = match raft_secret {
+        None => Some(RaftSecret::random()),
+        Some(text) => RaftSecret::new(text),
+    };
     let cluster = py
-        .detach(|| LocalCluster::start(dirs, &host, RaftTiming::default()))
+        .detach(|| LocalCluster::start_with_secret(dirs, &host, RaftTiming::default(), secret))
         .map_err(to_py_err)?;
     Ok(PyClusterHandle {
         inner: Mutex::new(cluster),

@@ -3,15 +3,17 @@
 //!
 //! Node `i` (0-based) has raft id `i + 1`. Every node keeps its RESP and
 //! raft ports across [`LocalCluster::stop`] / [`LocalCluster::restart`], so
-//! the membership the others hold stays valid.
+//! the membership the others hold stays valid. The nodes share a random
+//! `raft-secret` (unless given one, or none) and allow `RAFT.FAULT`
+//! (`enable-fault-injection yes`): the cluster exists to be tested.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use openraft::ServerState;
 
-use crate::config::RuntimeConfig;
-use crate::raft::{FaultTable, RaftNode, RaftOptions, RaftTiming};
+use crate::config::{FaultInjection, RuntimeConfig};
+use crate::raft::{FaultTable, RaftNode, RaftOptions, RaftSecret, RaftTiming};
 use crate::server::Server;
 use crate::KiwiError;
 
@@ -38,6 +40,7 @@ struct Member {
 pub struct LocalCluster {
     host: String,
     timing: RaftTiming,
+    secret: Option<RaftSecret>,
     members: Vec<Member>,
 }
 
@@ -51,18 +54,20 @@ impl std::fmt::Debug for LocalCluster {
 }
 
 fn start_node(
-    host: &str,
-    timing: RaftTiming,
+    cluster: &LocalCluster,
     index: usize,
     dir: &std::path::Path,
     port: u16,
     raft_port: u16,
 ) -> Result<Server, KiwiError> {
+    let host = &cluster.host;
     let mut config = RuntimeConfig::new(dir);
     config.bind = host.to_string();
     config.port = port;
+    config.fault_injection = FaultInjection::Yes;
     let mut options = RaftOptions::new(index as u64 + 1, format!("{host}:{raft_port}"));
-    options.timing = timing;
+    options.timing = cluster.timing;
+    options.secret = cluster.secret.clone();
     Server::start_raft(config, options)
 }
 
@@ -78,15 +83,25 @@ fn raft_port(server: &Server) -> Result<u16, KiwiError> {
 }
 
 impl LocalCluster {
-    /// Start one node per directory on `host` (ports chosen by the OS) and
-    /// initialise the cluster from the first with every member. Does not
-    /// wait for a leader.
+    /// Start one node per directory on `host` (ports chosen by the OS),
+    /// sharing a random raft secret, and initialise the cluster from the
+    /// first with every member. Does not wait for a leader.
     pub fn start(
         dirs: Vec<PathBuf>,
         host: &str,
         timing: RaftTiming,
     ) -> Result<LocalCluster, KiwiError> {
-        let cluster = LocalCluster::start_uninitialised(dirs, host, timing)?;
+        LocalCluster::start_with_secret(dirs, host, timing, Some(RaftSecret::random()))
+    }
+
+    /// [`LocalCluster::start`] with this secret (`None`: none, loopback only).
+    pub fn start_with_secret(
+        dirs: Vec<PathBuf>,
+        host: &str,
+        timing: RaftTiming,
+        secret: Option<RaftSecret>,
+    ) -> Result<LocalCluster, KiwiError> {
+        let cluster = LocalCluster::start_uninitialised_with_secret(dirs, host, timing, secret)?;
         let members = cluster.members();
         let first = cluster.members[0].server.as_ref().expect("just started");
         let raft = first.raft().expect("raft node").clone();
@@ -111,6 +126,21 @@ impl LocalCluster {
         host: &str,
         timing: RaftTiming,
     ) -> Result<LocalCluster, KiwiError> {
+        LocalCluster::start_uninitialised_with_secret(
+            dirs,
+            host,
+            timing,
+            Some(RaftSecret::random()),
+        )
+    }
+
+    /// [`LocalCluster::start_uninitialised`] with this secret.
+    pub fn start_uninitialised_with_secret(
+        dirs: Vec<PathBuf>,
+        host: &str,
+        timing: RaftTiming,
+        secret: Option<RaftSecret>,
+    ) -> Result<LocalCluster, KiwiError> {
         if dirs.is_empty() {
             return Err(KiwiError::Config(
                 "a cluster needs at least one node".into(),
@@ -119,10 +149,11 @@ impl LocalCluster {
         let mut cluster = LocalCluster {
             host: host.to_string(),
             timing,
+            secret,
             members: Vec::new(),
         };
         for (i, dir) in dirs.into_iter().enumerate() {
-            let server = start_node(host, timing, i, &dir, 0, 0)?;
+            let server = start_node(&cluster, i, &dir, 0, 0)?;
             let port = server.addr().port();
             let raft_port = raft_port(&server)?;
             cluster.members.push(Member {
@@ -154,6 +185,11 @@ impl LocalCluster {
 
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// The secret the nodes share (to start another node that may join).
+    pub fn secret(&self) -> Option<&RaftSecret> {
+        self.secret.as_ref()
     }
 
     fn check(&self, i: usize) -> Result<&Member, KiwiError> {
@@ -285,7 +321,7 @@ impl LocalCluster {
         if m.server.is_some() {
             return Ok(());
         }
-        let server = start_node(&self.host, self.timing, i, &m.dir, m.port, m.raft_port)?;
+        let server = start_node(self, i, &m.dir, m.port, m.raft_port)?;
         self.members[i].server = Some(server);
         Ok(())
     }

@@ -1,7 +1,14 @@
 //! The Raft transport: TCP between nodes, one listener per node on its
-//! raft address, length-prefixed postcard frames (tokio-util's
-//! [`LengthDelimitedCodec`]), and a fault table consulted on every send and
-//! receive.
+//! raft address, postcard messages in length-prefixed frames (see
+//! [`framing`]), peers authenticated before anything else (see [`auth`]),
+//! and a fault table consulted on every send and receive.
+//!
+//! A listener serves at most [`NetConfig::max_inbound`] connections at
+//! once (more are closed at once); a connection that has not completed
+//! the handshake within [`NetConfig::handshake_timeout`] is closed; until
+//! then its frames may hold [`framing::HANDSHAKE_FRAME_MAX`] bytes.
+//! Refusals are logged (a warning per peer address every few seconds) and
+//! counted (`RAFT.INFO`'s `peer_refusals`).
 //!
 //! A connection carries one request at a time: the client writes a
 //! [`Frame`] and reads one [`RpcReply`]. openraft keeps one
@@ -19,12 +26,13 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -35,14 +43,18 @@ use openraft::BasicNode;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::identity::Credentials;
 use super::{KiwiRequest, KiwiResponse, NodeId, TypeConfig};
 
-/// Largest frame accepted (a whole snapshot chunk, a large batch).
-const MAX_FRAME: usize = 512 * 1024 * 1024;
+pub mod auth;
+pub mod framing;
+pub mod snapshot_guard;
+
+pub use auth::{HandshakeError, RaftSecret, RefusalLog};
+use framing::{Conn, APPEND_SOFT_MAX, MESSAGE_MAX};
 
 // ------------------------------------------------------------------ faults
 
@@ -252,6 +264,11 @@ pub enum CallError {
     Fault(#[from] Fault),
     #[error("cannot connect to node {0} at {1}: {2}")]
     Connect(NodeId, String, std::io::Error),
+    /// The handshake failed: nothing was sent.
+    #[error("node {0} at {1}: {2}")]
+    Handshake(NodeId, String, HandshakeError),
+    #[error("a raft message of {0} bytes is over the limit of {MESSAGE_MAX}")]
+    TooLarge(usize),
     #[error("node {0} does not answer at {1}")]
     ConnectTimeout(NodeId, String),
     #[error("a node must not send to itself (node {0})")]
@@ -286,6 +303,8 @@ impl CallError {
             self,
             CallError::Fault(_)
                 | CallError::Connect(..)
+                | CallError::Handshake(..)
+                | CallError::TooLarge(_)
                 | CallError::ConnectTimeout(..)
                 | CallError::SelfRoute(_)
                 | CallError::BadAddr(_)
@@ -296,7 +315,7 @@ impl CallError {
     }
 }
 
-/// Timeouts of the transport.
+/// Timeouts and limits of the transport.
 #[derive(Debug, Clone, Copy)]
 pub struct NetConfig {
     pub connect_timeout: Duration,
@@ -304,6 +323,10 @@ pub struct NetConfig {
     pub rpc_timeout: Duration,
     /// How long openraft waits before retrying an unreachable peer.
     pub backoff: Duration,
+    /// Longest a new connection may take to authenticate, either way.
+    pub handshake_timeout: Duration,
+    /// Most inbound raft connections served at once.
+    pub max_inbound: usize,
 }
 
 impl Default for NetConfig {
@@ -312,47 +335,97 @@ impl Default for NetConfig {
             connect_timeout: Duration::from_millis(500),
             rpc_timeout: Duration::from_secs(2),
             backoff: Duration::from_millis(100),
+            handshake_timeout: Duration::from_secs(3),
+            // A peer keeps a few (replication, votes, a pool of four for
+            // client traffic): enough for clusters of dozens of nodes.
+            max_inbound: 256,
         }
     }
 }
 
-type Conn = Framed<TcpStream, LengthDelimitedCodec>;
+/// What every outbound connection of a node shares.
+pub struct Outbound {
+    pub id: NodeId,
+    pub faults: Arc<FaultTable>,
+    pub credentials: Arc<Credentials>,
+    pub secret: Option<RaftSecret>,
+    pub config: NetConfig,
+    /// Handshake refusals by peers, logged once in a while per peer.
+    pub refusals: RefusalLog,
+}
 
-fn codec() -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder()
-        .max_frame_length(MAX_FRAME)
-        .new_codec()
+/// Open a connection to `addr` and authenticate with `secret`, each step
+/// bounded by `config`'s timeouts. Errors name `target`.
+pub async fn connect(
+    target: NodeId,
+    addr: &str,
+    secret: Option<&RaftSecret>,
+    config: &NetConfig,
+) -> Result<Conn, CallError> {
+    let resolved: SocketAddr = tokio::net::lookup_host(addr)
+        .await
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| CallError::BadAddr(addr.to_string()))?;
+    let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(resolved))
+        .await
+        .map_err(|_| CallError::ConnectTimeout(target, addr.to_string()))?
+        .map_err(|e| CallError::Connect(target, addr.to_string(), e))?;
+    let _ = stream.set_nodelay(true);
+    let mut conn = framing::handshake_conn(stream);
+    match tokio::time::timeout(config.handshake_timeout, auth::connect(&mut conn, secret)).await {
+        Ok(Ok(())) => Ok(conn),
+        Ok(Err(e)) => Err(CallError::Handshake(target, addr.to_string(), e)),
+        Err(_) => Err(CallError::Handshake(
+            target,
+            addr.to_string(),
+            HandshakeError::Timeout(config.handshake_timeout),
+        )),
+    }
+}
+
+/// Send one encoded [`Frame`] on `conn` and read the encoded answer.
+pub async fn exchange(
+    conn: &mut Conn,
+    target: NodeId,
+    frame: &[u8],
+) -> Result<bytes::Bytes, CallError> {
+    framing::send(conn, frame)
+        .await
+        .map_err(|e| CallError::Io(target, e))?;
+    match framing::recv(conn, MESSAGE_MAX).await {
+        Ok(Some(reply)) => Ok(reply),
+        Ok(None) => Err(CallError::Closed(target)),
+        Err(e) => Err(CallError::Io(target, e)),
+    }
+}
+
+/// A [`PeerClient`]'s connection: none, being opened, or open. It is
+/// opened (connect and handshake) in a task of its own, so that a call
+/// that gives up meanwhile — openraft bounds a heartbeat by its interval —
+/// leaves the work done for the next call instead of starting over.
+enum Link {
+    Idle,
+    Opening(tokio::task::JoinHandle<Result<Conn, CallError>>),
+    Open(Conn),
 }
 
 /// A connection to one peer, reused across calls and reopened after a
 /// failure.
 pub struct PeerClient {
-    id: NodeId,
+    outbound: Arc<Outbound>,
     target: NodeId,
     addr: String,
-    faults: Arc<FaultTable>,
-    credentials: Arc<Credentials>,
-    config: NetConfig,
-    conn: Option<Conn>,
+    link: Link,
 }
 
 impl PeerClient {
-    pub fn new(
-        id: NodeId,
-        target: NodeId,
-        addr: String,
-        faults: Arc<FaultTable>,
-        credentials: Arc<Credentials>,
-        config: NetConfig,
-    ) -> PeerClient {
+    pub fn new(outbound: Arc<Outbound>, target: NodeId, addr: String) -> PeerClient {
         PeerClient {
-            id,
+            outbound,
             target,
             addr,
-            faults,
-            credentials,
-            config,
-            conn: None,
+            link: Link::Idle,
         }
     }
 
@@ -362,29 +435,43 @@ impl PeerClient {
 
     /// Send `rpc` and wait up to `timeout` for its answer.
     pub async fn call(&mut self, rpc: Rpc, timeout: Duration) -> Result<RpcReply, CallError> {
-        if self.target == self.id {
-            return Err(CallError::SelfRoute(self.id));
+        let frame = self.encode(rpc)?;
+        self.call_encoded(frame, timeout).await
+    }
+
+    fn encode(&self, rpc: Rpc) -> Result<Vec<u8>, CallError> {
+        let out = &self.outbound;
+        Ok(postcard::to_allocvec(&Frame {
+            from: out.id,
+            to: self.target,
+            stamp: out.credentials.stamp(self.target),
+            rpc,
+        })?)
+    }
+
+    async fn call_encoded(
+        &mut self,
+        frame: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<RpcReply, CallError> {
+        let id = self.outbound.id;
+        if self.target == id {
+            return Err(CallError::SelfRoute(id));
         }
-        let delay = self.faults.check_send(self.target)?;
+        if frame.len() > MESSAGE_MAX {
+            return Err(CallError::TooLarge(frame.len()));
+        }
+        let faults = &self.outbound.faults;
+        let delay = faults.check_send(self.target)?;
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
             // The link may have been cut meanwhile.
-            self.faults.check_send(self.target)?;
+            faults.check_send(self.target)?;
         }
-        let frame = postcard::to_allocvec(&Frame {
-            from: self.id,
-            to: self.target,
-            stamp: self.credentials.stamp(self.target),
-            rpc,
-        })?;
-        let result = self.exchange(frame, timeout).await;
-        if result.is_err() {
-            self.conn = None;
-        }
-        let reply = decode_reply(&result?)?;
+        let reply = decode_reply(&self.exchange(&frame, timeout).await?)?;
         match reply {
             RpcReply::WrongNode(other) => {
-                self.conn = None;
+                self.link = Link::Idle;
                 Err(CallError::WrongNode(self.target, other))
             }
             RpcReply::Refused(why) => Err(CallError::Refused(self.target, why)),
@@ -392,41 +479,58 @@ impl PeerClient {
         }
     }
 
-    async fn exchange(&mut self, frame: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, CallError> {
-        let mut conn = match self.conn.take() {
-            Some(conn) => conn,
-            None => self.connect().await?,
-        };
+    /// Send `frame` and read the answer, all within `timeout`. The
+    /// connection is kept only after a complete exchange.
+    async fn exchange(
+        &mut self,
+        frame: &[u8],
+        timeout: Duration,
+    ) -> Result<bytes::Bytes, CallError> {
         let target = self.target;
-        let io = async {
-            conn.send(bytes::Bytes::from(frame))
-                .await
-                .map_err(|e| CallError::Io(target, e))?;
-            match conn.next().await {
-                Some(Ok(reply)) => Ok(reply.to_vec()),
-                Some(Err(e)) => Err(CallError::Io(target, e)),
-                None => Err(CallError::Closed(target)),
-            }
-        };
-        let reply = tokio::time::timeout(timeout, io)
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Not connected in time: nothing was sent.
+        let mut conn = tokio::time::timeout_at(deadline, self.open())
+            .await
+            .map_err(|_| CallError::ConnectTimeout(target, self.addr.clone()))??;
+        let reply = tokio::time::timeout_at(deadline, exchange(&mut conn, target, frame))
             .await
             .map_err(|_| CallError::Timeout { target, timeout })??;
-        self.conn = Some(conn);
+        self.link = Link::Open(conn);
         Ok(reply)
     }
 
-    async fn connect(&self) -> Result<Conn, CallError> {
-        let addr: SocketAddr = tokio::net::lookup_host(&self.addr)
-            .await
-            .ok()
-            .and_then(|mut addrs| addrs.next())
-            .ok_or_else(|| CallError::BadAddr(self.addr.clone()))?;
-        let stream = tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| CallError::ConnectTimeout(self.target, self.addr.clone()))?
-            .map_err(|e| CallError::Connect(self.target, self.addr.clone(), e))?;
-        let _ = stream.set_nodelay(true);
-        Ok(Framed::new(stream, codec()))
+    /// The open connection, taken out of the link (opened if need be).
+    async fn open(&mut self) -> Result<Conn, CallError> {
+        if let Link::Idle = self.link {
+            let (out, target, addr) = (self.outbound.clone(), self.target, self.addr.clone());
+            self.link = Link::Opening(tokio::spawn(async move {
+                let result = connect(target, &addr, out.secret.as_ref(), &out.config).await;
+                if let Err(CallError::Handshake(_, _, e)) = &result {
+                    if !e.is_network() && out.refusals.should_warn(&addr) {
+                        tracing::warn!(
+                            node = out.id,
+                            peer = target,
+                            %addr,
+                            error = %e,
+                            "raft peer refused: check that every node has the same raft-secret"
+                        );
+                    }
+                }
+                result
+            }));
+        }
+        // Awaiting the task through `&mut` leaves it in place if this call
+        // is dropped meanwhile.
+        let joined = match &mut self.link {
+            Link::Opening(task) => Some(task.await),
+            _ => None,
+        };
+        match (std::mem::replace(&mut self.link, Link::Idle), joined) {
+            (_, Some(Ok(result))) => result,
+            (_, Some(Err(_))) => Err(CallError::Closed(self.target)),
+            (Link::Open(conn), None) => Ok(conn),
+            (_, None) => Err(CallError::Closed(self.target)),
+        }
     }
 }
 
@@ -435,25 +539,12 @@ impl PeerClient {
 /// openraft's network factory: one [`PeerClient`] per target.
 #[derive(Clone)]
 pub struct Network {
-    id: NodeId,
-    faults: Arc<FaultTable>,
-    credentials: Arc<Credentials>,
-    config: NetConfig,
+    outbound: Arc<Outbound>,
 }
 
 impl Network {
-    pub fn new(
-        id: NodeId,
-        faults: Arc<FaultTable>,
-        credentials: Arc<Credentials>,
-        config: NetConfig,
-    ) -> Network {
-        Network {
-            id,
-            faults,
-            credentials,
-            config,
-        }
+    pub fn new(outbound: Arc<Outbound>) -> Network {
+        Network { outbound }
     }
 }
 
@@ -461,14 +552,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
-        PeerClient::new(
-            self.id,
-            target,
-            node.addr.clone(),
-            self.faults.clone(),
-            self.credentials.clone(),
-            self.config,
-        )
+        PeerClient::new(self.outbound.clone(), target, node.addr.clone())
     }
 }
 
@@ -483,7 +567,7 @@ impl PeerClient {
         match e {
             CallError::Timeout { timeout, .. } => RPCError::Timeout(Timeout {
                 action,
-                id: self.id,
+                id: self.outbound.id,
                 target: self.target,
                 timeout,
             }),
@@ -512,7 +596,19 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcErr> {
-        match self.call(Rpc::AppendEntries(rpc), option.hard_ttl()).await {
+        let entries = rpc.entries.len();
+        let frame = match self.encode(Rpc::AppendEntries(rpc)) {
+            Ok(frame) => frame,
+            Err(e) => return Err(self.rpc_error(e, RPCTypes::AppendEntries)),
+        };
+        if frame.len() > APPEND_SOFT_MAX && entries > 1 {
+            // Fewer entries at a time: about as many as fit.
+            let fit = entries.saturating_mul(APPEND_SOFT_MAX) / frame.len();
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(fit.clamp(1, entries - 1) as u64),
+            ));
+        }
+        match self.call_encoded(frame, option.hard_ttl()).await {
             Ok(RpcReply::AppendEntries(result)) => self.remote(result),
             Ok(_) => Err(self.unexpected()),
             Err(e) => Err(self.rpc_error(e, RPCTypes::AppendEntries)),
@@ -547,20 +643,24 @@ impl RaftNetwork<TypeConfig> for PeerClient {
     }
 
     fn backoff(&self) -> openraft::network::Backoff {
-        openraft::network::Backoff::new(std::iter::repeat(self.config.backoff))
+        openraft::network::Backoff::new(std::iter::repeat(self.outbound.config.backoff))
     }
 }
 
 // ------------------------------------------------------------------ server
 
-/// Bind a node's raft listener. Port 0 picks a free port.
-pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
-    let resolved: SocketAddr = tokio::net::lookup_host(addr).await?.next().ok_or_else(|| {
+/// The address a raft listener on `addr` binds.
+pub async fn resolve(addr: &str) -> std::io::Result<SocketAddr> {
+    tokio::net::lookup_host(addr).await?.next().ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             format!("bad address {addr}"),
         )
-    })?;
+    })
+}
+
+/// Bind a node's raft listener. Port 0 picks a free port.
+pub fn bind(resolved: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if resolved.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -572,31 +672,90 @@ pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
-/// Serve raft RPCs for node `id` until `shutdown`.
+/// What admits peers to a node's raft listener: its secret, its limits,
+/// and what it refused.
+pub struct Inbound {
+    pub id: NodeId,
+    pub faults: Arc<FaultTable>,
+    pub credentials: Arc<Credentials>,
+    pub secret: Option<RaftSecret>,
+    pub config: NetConfig,
+    slots: Arc<Semaphore>,
+    refusals: RefusalLog,
+    refused: AtomicU64,
+}
+
+impl Inbound {
+    pub fn new(
+        id: NodeId,
+        faults: Arc<FaultTable>,
+        credentials: Arc<Credentials>,
+        secret: Option<RaftSecret>,
+        config: NetConfig,
+    ) -> Inbound {
+        Inbound {
+            id,
+            faults,
+            credentials,
+            secret,
+            slots: Arc::new(Semaphore::new(config.max_inbound.max(1))),
+            config,
+            refusals: RefusalLog::default(),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// Connections refused so far (handshake failed, or too many).
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    fn refuse(&self, peer: SocketAddr, why: &dyn std::fmt::Display, quiet: bool) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        let why = why.to_string();
+        // Once in a while per address and reason: a misconfigured peer
+        // retries many times a second.
+        if !quiet && self.refusals.should_warn(&format!("{} {why}", peer.ip())) {
+            tracing::warn!(node = self.id, %peer, "raft connection refused: {why}");
+        } else {
+            tracing::debug!(node = self.id, %peer, "raft connection refused: {why}");
+        }
+    }
+}
+
+/// Serve raft RPCs until `shutdown`.
 pub async fn serve<S: RpcService>(
-    id: NodeId,
     listener: TcpListener,
     service: Arc<S>,
-    faults: Arc<FaultTable>,
-    credentials: Arc<Credentials>,
+    inbound: Arc<Inbound>,
     shutdown: CancellationToken,
 ) {
+    let id = inbound.id;
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, _)) => {
+            Ok((stream, peer)) => {
+                let Ok(permit) = inbound.slots.clone().try_acquire_owned() else {
+                    inbound.refuse(
+                        peer,
+                        &format_args!(
+                            "{} raft connections already (max_inbound)",
+                            inbound.config.max_inbound
+                        ),
+                        false,
+                    );
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve_conn(
-                    id,
-                    Framed::new(stream, codec()),
-                    service.clone(),
-                    faults.clone(),
-                    credentials.clone(),
-                    shutdown.clone(),
-                ));
+                let (service, inbound, shutdown) =
+                    (service.clone(), inbound.clone(), shutdown.clone());
+                tokio::spawn(async move {
+                    serve_conn(stream, peer, service, &inbound, shutdown).await;
+                    drop(permit);
+                });
             }
             Err(e) => {
                 tracing::warn!(node = id, error = %e, "raft accept failed");
@@ -607,33 +766,48 @@ pub async fn serve<S: RpcService>(
 }
 
 async fn serve_conn<S: RpcService>(
-    id: NodeId,
-    mut conn: Conn,
+    stream: TcpStream,
+    peer: SocketAddr,
     service: Arc<S>,
-    faults: Arc<FaultTable>,
-    credentials: Arc<Credentials>,
+    inbound: &Inbound,
     shutdown: CancellationToken,
 ) {
+    let id = inbound.id;
+    let faults = &inbound.faults;
+    let mut conn = framing::handshake_conn(stream);
+    let limit = inbound.config.handshake_timeout;
+    let handshake = tokio::select! {
+        _ = shutdown.cancelled() => return,
+        done = tokio::time::timeout(limit, auth::accept(&mut conn, inbound.secret.as_ref())) => done,
+    };
+    match handshake {
+        Ok(Ok(())) => {}
+        // Closed before a word: a port probe, or a peer that gave up.
+        Ok(Err(e @ HandshakeError::Closed)) => return inbound.refuse(peer, &e, true),
+        Ok(Err(e)) => return inbound.refuse(peer, &e, false),
+        Err(_) => return inbound.refuse(peer, &HandshakeError::Timeout(limit), false),
+    }
     loop {
         let next = tokio::select! {
             _ = shutdown.cancelled() => return,
-            next = conn.next() => next,
+            next = framing::recv(&mut conn, MESSAGE_MAX) => next,
         };
         let raw = match next {
-            Some(Ok(raw)) => raw,
-            Some(Err(e)) => {
-                tracing::debug!(node = id, error = %e, "raft connection failed");
+            Ok(Some(raw)) => raw,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(node = id, %peer, error = %e, "raft connection failed");
                 return;
             }
-            None => return,
         };
         let frame = match decode_frame(&raw) {
             Ok(frame) => frame,
             Err(e) => {
-                tracing::warn!(node = id, error = %e, "undecodable raft frame; closing");
+                tracing::warn!(node = id, %peer, error = %e, "undecodable raft frame; closing");
                 return;
             }
         };
+        drop(raw);
         if !faults.check_receive(frame.from) {
             // The link is cut: the sender sees its connection close.
             tracing::trace!(node = id, from = frame.from, "inbound link blocked");
@@ -641,7 +815,7 @@ async fn serve_conn<S: RpcService>(
         }
         let reply = if frame.to != id {
             RpcReply::WrongNode(id)
-        } else if let Err(why) = credentials.admit(frame.from, &frame.stamp) {
+        } else if let Err(why) = inbound.credentials.admit(frame.from, &frame.stamp) {
             tracing::debug!(node = id, from = frame.from, %why, "raft message refused");
             RpcReply::Refused(why)
         } else {
@@ -662,7 +836,7 @@ async fn serve_conn<S: RpcService>(
                 return;
             }
         };
-        if let Err(e) = conn.send(bytes::Bytes::from(bytes)).await {
+        if let Err(e) = framing::send(&mut conn, &bytes).await {
             tracing::debug!(node = id, error = %e, "cannot answer a raft request");
             return;
         }

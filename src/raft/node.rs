@@ -25,9 +25,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::identity::{self, Credentials, IdentityError};
+use super::network::framing::PROPOSAL_MAX;
+use super::network::snapshot_guard::SnapshotGuard;
 use super::network::{
-    self, CallError, FaultTable, ForwardError, MembershipChange, NetConfig, Network, PeerClient,
-    Rpc, RpcReply, RpcService,
+    self, CallError, FaultTable, ForwardError, Inbound, MembershipChange, NetConfig, Network,
+    Outbound, PeerClient, RaftSecret, RefusalLog, Rpc, RpcReply,
 };
 use super::{
     open_stores, read_state, state_key, KiwiRequest, KiwiResponse, NodeId, Op, TypeConfig,
@@ -38,6 +40,7 @@ use crate::engine::Engine;
 use crate::resp::Reply;
 
 mod proposer;
+mod service;
 
 use proposer::{proposer, OpReplies, Pending};
 
@@ -100,6 +103,9 @@ pub struct RaftOptions {
     pub init: bool,
     pub timing: RaftTiming,
     pub net: NetConfig,
+    /// The secret every member shares (`raft-secret`). Without one the
+    /// raft port takes anyone, so it may only listen on loopback.
+    pub secret: Option<RaftSecret>,
 }
 
 impl RaftOptions {
@@ -112,6 +118,7 @@ impl RaftOptions {
             init: false,
             timing: RaftTiming::default(),
             net: NetConfig::default(),
+            secret: None,
         }
     }
 }
@@ -120,6 +127,12 @@ impl RaftOptions {
 pub enum RaftNodeError {
     #[error("cannot listen for raft on {0}: {1}")]
     Bind(String, std::io::Error),
+    #[error(
+        "the raft port would listen on {0}, beyond loopback, without a raft-secret: anyone \
+         who reaches it could join the cluster, vote and rewrite its log; set raft-secret \
+         (the same on every node) or listen on a loopback address"
+    )]
+    Unprotected(std::net::SocketAddr),
     #[error("invalid raft configuration: {0}")]
     Config(#[from] openraft::ConfigError),
     #[error("raft stopped: {0}")]
@@ -156,7 +169,9 @@ pub struct RaftNode {
     faults: Arc<FaultTable>,
     credentials: Arc<Credentials>,
     timing: RaftTiming,
-    net: NetConfig,
+    outbound: Arc<Outbound>,
+    inbound: Arc<Inbound>,
+    snapshots: SnapshotGuard,
     proposals: mpsc::Sender<Pending>,
     /// Connections for Forward/ReadIndex, a few per peer.
     peers: parking_lot::Mutex<HashMap<NodeId, Arc<PeerPool>>>,
@@ -215,12 +230,25 @@ impl RaftNode {
         options: RaftOptions,
     ) -> Result<Arc<RaftNode>, RaftNodeError> {
         let id = options.id;
-        let listener = network::bind(&options.addr)
+        let resolved = network::resolve(&options.addr)
             .await
             .map_err(|e| RaftNodeError::Bind(options.addr.clone(), e))?;
+        if options.secret.is_none() && !resolved.ip().is_loopback() {
+            return Err(RaftNodeError::Unprotected(resolved));
+        }
+        let listener =
+            network::bind(resolved).map_err(|e| RaftNodeError::Bind(options.addr.clone(), e))?;
         let bound = listener
             .local_addr()
             .map_err(|e| RaftNodeError::Bind(options.addr.clone(), e))?;
+        if options.secret.is_none() {
+            tracing::warn!(
+                node = id,
+                %bound,
+                "raft runs without a raft-secret: any local process can take part in the \
+                 cluster; set raft-secret (the same on every node)"
+            );
+        }
         let addr = options
             .advertise
             .clone()
@@ -252,7 +280,22 @@ impl RaftNode {
         }
         let faults = Arc::new(FaultTable::new());
         let (log, sm) = open_stores(engine.clone());
-        let network = Network::new(id, faults.clone(), credentials.clone(), options.net);
+        let outbound = Arc::new(Outbound {
+            id,
+            faults: faults.clone(),
+            credentials: credentials.clone(),
+            secret: options.secret.clone(),
+            config: options.net,
+            refusals: RefusalLog::default(),
+        });
+        let inbound = Arc::new(Inbound::new(
+            id,
+            faults.clone(),
+            credentials.clone(),
+            options.secret.clone(),
+            options.net,
+        ));
+        let network = Network::new(outbound.clone());
         let raft = Raft::new(id, Arc::new(config), network, log, sm).await?;
         engine.set_replicated(true);
         let (tx, rx) = mpsc::channel(16 * 1024);
@@ -262,20 +305,20 @@ impl RaftNode {
             addr: addr.clone(),
             raft,
             engine,
-            faults: faults.clone(),
-            credentials: credentials.clone(),
+            faults,
+            credentials,
             timing: t,
-            net: options.net,
+            outbound,
+            inbound: inbound.clone(),
+            snapshots: SnapshotGuard::default(),
             proposals: tx,
             peers: parking_lot::Mutex::new(HashMap::new()),
             shutdown: shutdown.clone(),
         });
         tokio::spawn(network::serve(
-            id,
             listener,
             node.clone(),
-            faults,
-            credentials,
+            inbound,
             shutdown.clone(),
         ));
         tokio::spawn(proposer(node.clone(), rx));
@@ -307,6 +350,11 @@ impl RaftNode {
 
     pub fn faults(&self) -> &Arc<FaultTable> {
         &self.faults
+    }
+
+    /// The secret peers must prove they know (`raft-secret`).
+    pub fn secret(&self) -> Option<&RaftSecret> {
+        self.outbound.secret.as_ref()
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -465,6 +513,12 @@ impl RaftNode {
 
     async fn enqueue(&self, ops: Vec<Op>, leader_only: bool) -> Result<OpReplies, ClientError> {
         self.check_serving()?;
+        // An entry too large for the transport could never replicate.
+        if let Some(size) = ops.iter().map(Op::size_hint).find(|&s| s > PROPOSAL_MAX) {
+            return Err(ClientError::Refused(format!(
+                "write too large to replicate ({size} bytes; the limit is {PROPOSAL_MAX})"
+            )));
+        }
         let (tx, rx) = oneshot::channel();
         let pending = Pending {
             ops,
@@ -607,12 +661,9 @@ impl RaftNode {
                         slots: (0..POOL_SIZE)
                             .map(|_| {
                                 tokio::sync::Mutex::new(PeerClient::new(
-                                    self.id,
+                                    self.outbound.clone(),
                                     target,
                                     addr.clone(),
-                                    self.faults.clone(),
-                                    self.credentials.clone(),
-                                    self.net,
                                 ))
                             })
                             .collect(),
@@ -779,6 +830,15 @@ impl RaftNode {
             format!("incarnation:{:x}", own.incarnation),
             format!("registered:{}", registered.join(",")),
             format!("refused:{}", self.credentials.refused().unwrap_or_default()),
+            format!(
+                "peer_auth:{}",
+                if self.outbound.secret.is_some() {
+                    "secret"
+                } else {
+                    "none"
+                }
+            ),
+            format!("peer_refusals:{}", self.inbound.refused()),
         ];
         let mut out = lines.join("\r\n");
         out.push_str("\r\n");
@@ -875,67 +935,6 @@ async fn register_identity(node: Arc<RaftNode>) {
                 _ => tracing::info!(node = node.id, "identity registered"),
             },
             Err(e) => tracing::debug!(node = node.id, error = %e, "identity registration failed"),
-        }
-    }
-}
-
-impl RpcService for RaftNode {
-    async fn handle(&self, _from: NodeId, rpc: Rpc) -> RpcReply {
-        match rpc {
-            Rpc::AppendEntries(req) => RpcReply::AppendEntries(self.raft.append_entries(req).await),
-            Rpc::Vote(req) => RpcReply::Vote(self.raft.vote(req).await),
-            Rpc::InstallSnapshot(req) => {
-                RpcReply::InstallSnapshot(self.raft.install_snapshot(req).await)
-            }
-            Rpc::Forward(request) => {
-                if !self.is_leader() {
-                    return RpcReply::Forward(Err(ForwardError::NotLeader {
-                        leader: self.leader(),
-                    }));
-                }
-                let result = self
-                    .enqueue(request.ops, true)
-                    .await
-                    .map(|replies| KiwiResponse { replies })
-                    .map_err(|e| match e {
-                        ClientError::NoQuorum => ForwardError::NotLeader {
-                            leader: self.leader(),
-                        },
-                        ClientError::Refused(e) => ForwardError::Refused(e),
-                        e => ForwardError::Unknown(e.to_string()),
-                    });
-                RpcReply::Forward(result)
-            }
-            Rpc::Membership(change) => RpcReply::Membership(match self.is_leader() {
-                true => self.apply_membership(change).await,
-                false => Err(format!(
-                    "node {} is not the leader (leader: {:?})",
-                    self.id,
-                    self.leader()
-                )),
-            }),
-            Rpc::ReadIndex => {
-                if !self.is_leader() {
-                    return RpcReply::ReadIndex(Err(ForwardError::NotLeader {
-                        leader: self.leader(),
-                    }));
-                }
-                let result = tokio::time::timeout(
-                    self.timing.client_timeout,
-                    self.raft.ensure_linearizable(),
-                )
-                .await;
-                RpcReply::ReadIndex(match result {
-                    Ok(Ok(log_id)) => Ok(log_id.map(|l| l.index)),
-                    Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
-                        Err(ForwardError::NotLeader {
-                            leader: f.leader_id,
-                        })
-                    }
-                    Ok(Err(e)) => Err(ForwardError::Unknown(e.to_string())),
-                    Err(_) => Err(ForwardError::Unknown("no quorum".into())),
-                })
-            }
         }
     }
 }

@@ -116,6 +116,24 @@ impl Op {
             Work::Exec(e) => e.commands.len().max(1),
         }
     }
+
+    /// At least the proposal's encoded size (postcard spends at most 10
+    /// bytes on a length or an integer).
+    pub fn size_hint(&self) -> usize {
+        fn command(args: &[Vec<u8>]) -> usize {
+            args.iter().map(|a| a.len() + 10).sum::<usize>() + 10
+        }
+        16 + match &self.work {
+            Work::Commands(c) => c.iter().map(|args| command(args)).sum::<usize>(),
+            Work::Exec(e) => {
+                e.commands
+                    .iter()
+                    .map(|(_, args)| command(args) + 1)
+                    .sum::<usize>()
+                    + e.watched.iter().map(|w| w.key.len() + 22).sum::<usize>()
+            }
+        }
+    }
 }
 
 /// The replies to one entry: for each [`Op`], in order, its replies (one
@@ -203,6 +221,52 @@ impl From<WireReply> for Reply {
             WireReply::Double(d) => Reply::Double(d),
             WireReply::Bool(b) => Reply::Bool(b),
             WireReply::Verbatim(t) => Reply::Verbatim(t),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used, clippy::indexing_slicing, clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn words(rng: &mut rand_chacha::ChaCha8Rng) -> Vec<Vec<u8>> {
+        (0..rng.random_range(1..6))
+            .map(|_| vec![b'x'; rng.random_range(0..300)])
+            .collect()
+    }
+
+    /// The proposal-size check relies on the hint never being below the
+    /// encoded size.
+    #[test]
+    fn the_size_hint_bounds_the_encoded_size() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(10);
+        for _ in 0..500 {
+            let commands: Vec<Vec<Vec<u8>>> = (0..rng.random_range(0..20))
+                .map(|_| words(&mut rng))
+                .collect();
+            let op = if rng.random_bool(0.5) {
+                Op::commands(rng.random_range(0..16), rng.random_bool(0.5), commands)
+            } else {
+                Op {
+                    db: 3,
+                    resp3: false,
+                    work: Work::Exec(Exec {
+                        commands: commands.into_iter().map(|c| (15, c)).collect(),
+                        watched: (0..rng.random_range(0..4))
+                            .map(|_| Watched {
+                                db: 1,
+                                key: vec![b'k'; rng.random_range(0..200)],
+                                seen: u64::MAX,
+                                existed: true,
+                            })
+                            .collect(),
+                    }),
+                }
+            };
+            let encoded = postcard::to_allocvec(&op).expect("encode").len();
+            assert!(encoded <= op.size_hint(), "{encoded} > {}", op.size_hint());
         }
     }
 }

@@ -63,6 +63,26 @@ def test_starts_with_a_leader_and_reports_status(cluster: kiwi.Cluster) -> None:
     assert "running" in repr(cluster) and "running" in repr(cluster.nodes[0])
 
 
+def test_nodes_share_a_random_secret_and_allow_fault_injection(cluster: kiwi.Cluster) -> None:
+    """Peers authenticate with a secret drawn per cluster; RAFT.FAULT works
+    (the cluster exists to be faulted); CONFIG GET shows no secret."""
+    assert len(cluster.raft_secret) == 64
+    assert kiwi.Cluster(3).raft_secret != cluster.raft_secret
+    for i in range(3):
+        r = node_client(cluster, i)
+        try:
+            info = r.execute_command("RAFT.INFO")
+            if isinstance(info, bytes):
+                info = info.decode()
+            assert "peer_auth:secret" in info.split("\r\n")
+            assert r.execute_command("RAFT.FAULT", "CLEAR") in (b"OK", "OK", True)
+            config = r.config_get("*")
+            assert not any(cluster.raft_secret in str(v) for v in config.values())
+            assert not any("raft-secret" in str(k) for k in config)
+        finally:
+            r.close()
+
+
 def test_leader_write_is_read_on_every_node(cluster: kiwi.Cluster) -> None:
     leader = cluster.wait_for_leader()
     r = cluster.client(decode_responses=True)

@@ -151,6 +151,26 @@ def test_every_node_is_a_process_that_serves(procs: ProcessCluster) -> None:
     wait_until(lambda: len(indexes()) == 1 and len(set(next(iter(indexes())))) == 1, timeout=10)
 
 
+def test_nodes_share_a_secret_kept_off_the_command_line_and_allow_faults(procs: ProcessCluster) -> None:
+    """Every node authenticates its peers with the cluster's random secret,
+    read from an owner-only config file (``ps`` shows no secret), and has
+    fault injection on."""
+    t = procs
+    assert len(t.raft_secret) == 64
+    for i in range(3):
+        info = t.raft_info(i)
+        assert info is not None and info["peer_auth"] == "secret"
+        config = os.path.join(t.dir(i), "kiwi.conf")
+        assert os.stat(config).st_mode & 0o777 == 0o600
+        assert f'raft-secret "{t.raft_secret}"' in open(config).read()
+        with open(f"/proc/{t.pid(i)}/cmdline", "rb") as f:
+            assert t.raft_secret.encode() not in f.read()
+        assert t.client(i, decode_responses=True).config_get("enable-fault-injection") == {
+            "enable-fault-injection": "yes"
+        }
+    assert ProcessCluster(3).raft_secret != t.raft_secret
+
+
 @pytest.mark.parametrize("role", ["follower", "leader"])
 def test_minority_refuses_in_time_while_majority_serves(procs: ProcessCluster, role: str) -> None:
     """A node partitioned away answers CLUSTERDOWN/TRYAGAIN within the bound;

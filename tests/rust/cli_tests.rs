@@ -203,3 +203,56 @@ fn raft_flags() {
     .expect_err("self peer");
     assert!(err.contains("own id"), "{err}");
 }
+
+#[test]
+fn raft_secret_and_fault_injection() {
+    use kiwi::config::FaultInjection;
+    let s = settings(&["--node-id", "1", "--raft-addr", "127.0.0.1:7101"]).expect("raft");
+    assert!(s.raft.expect("raft").secret.is_none());
+    assert_eq!(s.config.fault_injection, FaultInjection::No);
+    let s = settings(&[
+        "--node-id",
+        "1",
+        "--raft-addr",
+        "127.0.0.1:7101",
+        "--raft-secret",
+        "s3cret",
+        "--enable-fault-injection",
+        "yes",
+    ])
+    .expect("raft");
+    assert_eq!(s.config.fault_injection, FaultInjection::Yes);
+    let secret = s.raft.expect("raft").secret.expect("secret");
+    assert_eq!(secret.expose(), "s3cret");
+    assert!(!format!("{secret:?}").contains("s3cret"), "never printed");
+    // From a config file, quoted; "" is none, as for requirepass.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("redis.conf");
+    std::fs::write(
+        &path,
+        "raft-secret \"two words\"\nenable-fault-injection local\n",
+    )
+    .expect("write");
+    let path = path.display().to_string();
+    let s = settings(&[&path, "--node-id", "1", "--raft-addr", "h:1"]).expect("file");
+    assert_eq!(s.config.fault_injection, FaultInjection::Local);
+    assert_eq!(
+        s.raft.expect("raft").secret.expect("secret").expose(),
+        "two words"
+    );
+    let s = settings(&[
+        &path,
+        "--raft-secret",
+        "",
+        "--node-id",
+        "1",
+        "--raft-addr",
+        "h:1",
+    ])
+    .expect("none");
+    assert!(s.raft.expect("raft").secret.is_none());
+    // A standalone server may share the file: the secret is ignored.
+    assert!(settings(&[&path]).expect("standalone").raft.is_none());
+    let err = settings(&["--enable-fault-injection", "maybe"]).expect_err("bad value");
+    assert!(err.contains("no, yes or local"), "{err}");
+}

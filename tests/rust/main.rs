@@ -5,6 +5,7 @@ mod command_tests;
 mod common;
 mod dir_identity_tests;
 mod raft_apply_tests;
+mod raft_auth_tests;
 mod raft_membership_tests;
 mod raft_network_partition_tests;
 mod raft_safety_tests;

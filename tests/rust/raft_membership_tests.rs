@@ -46,6 +46,8 @@ fn nodes_join_as_voters_and_leave_at_run_time() {
     config.port = 0;
     let mut options = RaftOptions::new(4, "127.0.0.1:0");
     options.timing = timing();
+    // A node that is to join knows the cluster's raft secret.
+    options.secret = cluster.secret().cloned();
     let mut fresh = Server::start_raft(config, options).expect("start node 4");
     let fresh_port = fresh.addr().port();
     let fresh_addr = fresh.raft().expect("raft").addr().to_string();

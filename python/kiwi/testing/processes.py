@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -197,6 +198,34 @@ class ServerProcess:
             time.sleep(0.02)
 
 
+def write_node_config(path: str, raft_secret: str) -> None:
+    """Write the redis.conf-style file a cluster node starts with: the shared
+    ``raft-secret`` (kept out of the command line, which other local users
+    see) and ``enable-fault-injection yes``; readable by its owner only.
+
+    Example::
+
+        >>> import os, tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     write_node_config(os.path.join(d, "kiwi.conf"), "s3cret")
+        ...     open(os.path.join(d, "kiwi.conf")).read().splitlines()[-2:]
+        ...     oct(os.stat(os.path.join(d, "kiwi.conf")).st_mode & 0o777)
+        ['raft-secret "s3cret"', 'enable-fault-injection yes']
+        '0o600'
+    """
+    quoted = '"' + raft_secret.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    lines = [
+        "# Written by kiwi.testing.ProcessCluster: the secret the nodes share on",
+        "# their Raft ports, and RAFT.FAULT switched on (faults are injected with it).",
+    ]
+    if raft_secret:
+        lines.append(f"raft-secret {quoted}")
+    lines.append("enable-fault-injection yes")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 def cleanup(procs: list[ServerProcess], tempdir: Optional[str]) -> None:
     for proc in procs:
         proc.kill()
@@ -214,6 +243,9 @@ class ProcessCluster(_RaftTarget):
     gets ``--raft-init``. :meth:`kill` is ``kill -9``, :meth:`restart` runs
     the same command without ``--raft-init``, :meth:`pause`/:meth:`resume`
     are ``SIGSTOP``/``SIGCONT``; links are cut with ``RAFT.FAULT BLOCK``.
+    Each node also reads ``<dir>/node<id>/kiwi.conf`` (see
+    :func:`write_node_config`): the nodes share :attr:`raft_secret` (random
+    unless given) and have fault injection switched on.
 
     :meth:`close` (also on ``with`` exit, garbage collection and interpreter
     exit) kills every process left and removes the directory if it was a
@@ -240,8 +272,11 @@ class ProcessCluster(_RaftTarget):
         binary: Union[None, str, Sequence[str]] = None,
         start_timeout: float = 30.0,
         extra_args: Sequence[str] = (),
+        raft_secret: Optional[str] = None,
     ) -> None:
         super().__init__(nodes)
+        #: The secret the nodes share on their Raft ports (``""``: none).
+        self.raft_secret = raft_secret if raft_secret is not None else secrets.token_hex(32)
         self._requested_dir = os.fspath(dir) if dir is not None else None
         self.raft_timeout_ms = raft_timeout_ms
         self._command = server_command(binary)
@@ -271,7 +306,10 @@ class ProcessCluster(_RaftTarget):
                 node_dir = self.dir(i)
                 os.makedirs(node_dir, exist_ok=True)
                 peers = [f"{j + 1}={self.raft_address(j)}" for j in range(self.nodes) if j != i]
+                config = os.path.join(node_dir, "kiwi.conf")
+                write_node_config(config, self.raft_secret)
                 args = [
+                    config,
                     "--port", str(self._ports[i]),
                     "--bind", self.host,
                     "--dir", os.path.join(node_dir, "data"),

@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::Instant;
 
 use super::{ClientError, RaftNode};
+use crate::raft::network::framing::BATCH_SOFT_MAX;
 use crate::raft::{KiwiRequest, Op, WireReply};
 
 /// Per proposal, its replies (see [`KiwiResponse`](crate::raft::KiwiResponse)).
@@ -26,7 +27,8 @@ pub(super) struct Pending {
 }
 
 /// The proposer: pack pending requests into entries (up to `max_batch`
-/// commands) and propose them, `max_inflight` at a time. While
+/// commands, and [`BATCH_SOFT_MAX`] bytes unless one request is larger)
+/// and propose them, `max_inflight` at a time. While
 /// batches are in flight, newcomers queue up and form the next, larger one.
 pub(super) async fn proposer(node: Arc<RaftNode>, mut rx: mpsc::Receiver<Pending>) {
     let inflight = Arc::new(Semaphore::new(node.timing.max_inflight.max(1)));
@@ -52,11 +54,16 @@ pub(super) async fn proposer(node: Arc<RaftNode>, mut rx: mpsc::Receiver<Pending
         };
         let leader_only = first.leader_only;
         let mut count = pending_commands(&first);
+        let mut bytes = pending_bytes(&first);
         let mut batch = vec![first];
         while count < max_batch {
             match rx.try_recv() {
-                Ok(p) if p.leader_only == leader_only => {
+                Ok(p)
+                    if p.leader_only == leader_only
+                        && bytes + pending_bytes(&p) <= BATCH_SOFT_MAX =>
+                {
                     count += pending_commands(&p);
+                    bytes += pending_bytes(&p);
                     batch.push(p);
                 }
                 Ok(p) => {
@@ -78,6 +85,10 @@ pub(super) async fn proposer(node: Arc<RaftNode>, mut rx: mpsc::Receiver<Pending
 
 fn pending_commands(p: &Pending) -> usize {
     p.ops.iter().map(Op::command_count).sum()
+}
+
+fn pending_bytes(p: &Pending) -> usize {
+    p.ops.iter().map(Op::size_hint).sum()
 }
 
 async fn submit(node: &RaftNode, leader_only: bool, batch: Vec<Pending>) {
