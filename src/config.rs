@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::resp::DEFAULT_MAX_BULK_LEN;
+use crate::storage::Appendfsync;
 
 /// Threads serving clients unless `io-threads` says otherwise: half the
 /// cores, 1 to 4. Writes take one storage lock, so more threads only help
@@ -47,6 +48,8 @@ pub struct RuntimeConfig {
     pub tcp_keepalive: u64,
     /// Without a password, refuse clients that are not on loopback.
     pub protected_mode: bool,
+    /// When the write-ahead log is synced to disk (redis.conf's name).
+    pub appendfsync: Appendfsync,
 }
 
 impl RuntimeConfig {
@@ -67,6 +70,7 @@ impl RuntimeConfig {
             client_output_buffer_limit: OutputBufferLimits::default(),
             tcp_keepalive: 300,
             protected_mode: true,
+            appendfsync: Appendfsync::default(),
         }
     }
 
@@ -106,6 +110,7 @@ impl RuntimeConfig {
             ("databases", crate::storage::DATABASES.to_string()),
             ("save", String::new()),
             ("appendonly", "no".into()),
+            ("appendfsync", self.appendfsync.name().into()),
             ("maxmemory", "0".into()),
             ("maxmemory-policy", "noeviction".into()),
         ]
@@ -145,6 +150,10 @@ impl RuntimeConfig {
             "client-output-buffer-limit" => self.client_output_buffer_limit.set(value)?,
             "tcp-keepalive" => self.tcp_keepalive = parse_in_range(value, 0, i32::MAX as u64)?,
             "protected-mode" => self.protected_mode = parse_yes_no(value)?,
+            "appendfsync" => {
+                self.appendfsync = Appendfsync::parse(value)
+                    .ok_or(ConfigSetError::Invalid(Appendfsync::INVALID))?;
+            }
             "hz" => {
                 let hz: u32 = value.parse().map_err(|_| {
                     ConfigSetError::Invalid("argument couldn't be parsed into an integer")

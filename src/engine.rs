@@ -251,7 +251,7 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     pub fn open(config: RuntimeConfig) -> Result<Engine, StorageError> {
-        let storage = Storage::open(&config.dir)?;
+        let storage = Storage::open_with(&config.dir, config.appendfsync)?;
         let run_id: String = (0..40)
             .map(|_| char::from(b"0123456789abcdef"[rand::random_range(0..16usize)]))
             .collect();
@@ -456,6 +456,17 @@ impl Engine {
         if !session.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
             return Err(CmdError::Raw("NOAUTH Authentication required.".into()));
         }
+        // While writes fail in the file system, Redis refuses every write
+        // command and PING (so health checks notice) with MISCONF, inside
+        // MULTI too (EXEC then aborts); reads go on.
+        if spec.is_write() || spec.name == "ping" {
+            if let Err(e) = self.storage.check_writable() {
+                if session.multi.is_some() {
+                    session.multi_failed = true;
+                }
+                return Err(e.into());
+            }
+        }
         if session.multi.is_some() && !spec.flags.contains(Flags::TRANSACTION) {
             if let Some(queue) = session.multi.as_mut() {
                 queue.push(args.to_vec());
@@ -525,8 +536,13 @@ impl Engine {
     /// A data command that may share a batch with its neighbours in a
     /// pipeline: known, right arity, touching keys, outside MULTI.
     fn groupable(&self, session: &Session, args: &[Bytes]) -> Option<&'static CommandSpec> {
-        // Under Raft every write is proposed and every read linearized.
-        if session.multi.is_some() || !session.authenticated || self.is_replicated() {
+        // Under Raft every write is proposed and every read linearized;
+        // after a failed write each command is checked on its own.
+        if session.multi.is_some()
+            || !session.authenticated
+            || self.is_replicated()
+            || self.storage.write_failed()
+        {
             return None;
         }
         let spec = cmd::lookup(args.first()?)?;
