@@ -5,7 +5,9 @@
 //! them as obsolete, and would add Kiwi's column families to a foreign
 //! RocksDB database).
 //!
-//! A directory holding unrelated files (logs, a pid file, a socket — as
+//! A directory with Redis's RDB or AOF files and no database of Kiwi's is
+//! refused too: Kiwi would look empty to someone who meant to move that data
+//! over. A directory holding other files (logs, a pid file, a socket — as
 //! pytest-redis and a redis.conf with `dir ./` arrange it) is accepted, as
 //! Redis accepts it.
 
@@ -42,6 +44,12 @@ pub(super) fn prepare(path: &Path) -> Result<(), String> {
     if names.iter().any(|n| n == "CURRENT") {
         return check_database(path);
     }
+    if let Some(redis_file) = names.iter().find(|n| is_redis_file(n)) {
+        return Err(format!(
+            "it holds Redis's data ({redis_file}), which Kiwi does not read; \
+             give Kiwi a directory of its own"
+        ));
+    }
     let mut data_files: Vec<&String> = names.iter().filter(|n| is_data_file(n)).collect();
     if data_files.is_empty() {
         return Ok(());
@@ -56,14 +64,20 @@ pub(super) fn prepare(path: &Path) -> Result<(), String> {
     ))
 }
 
-/// RocksDB's and LevelDB's files that hold data: tables (`*.sst`, `*.ldb`),
-/// write-ahead logs (`000012.log`, digits only) and blobs.
+/// RocksDB's and LevelDB's files that hold data, all named by number:
+/// tables (`000012.sst`, `000012.ldb`), write-ahead logs (`000013.log`)
+/// and blobs.
 fn is_data_file(name: &str) -> bool {
     let Some((stem, ext)) = name.rsplit_once('.') else {
         return false;
     };
     let numbered = !stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit());
-    matches!(ext, "sst" | "ldb" | "blob") || (ext == "log" && numbered)
+    numbered && matches!(ext, "sst" | "ldb" | "blob" | "log")
+}
+
+/// Redis's persistence: RDB snapshots and the append-only file(s).
+fn is_redis_file(name: &str) -> bool {
+    name.ends_with(".rdb") || name.ends_with(".aof") || name == "appendonlydir"
 }
 
 /// An existing RocksDB database must have only Kiwi's column families, and
@@ -128,4 +142,38 @@ pub(super) fn explain(reason: String) -> String {
         return reason;
     };
     format!("{reason} ({hint})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_files_are_told_from_other_files() {
+        for name in ["000012.sst", "000005.ldb", "000013.log", "000001.blob"] {
+            assert!(is_data_file(name), "{name}");
+        }
+        for name in [
+            "LOG",
+            "redis-server.7000.log",
+            "kiwi.log",
+            "CURRENT",
+            "notes.txt",
+            ".sst",
+        ] {
+            assert!(!is_data_file(name), "{name}");
+        }
+        assert!(is_redis_file("dump.rdb") && is_redis_file("appendonly.aof"));
+        assert!(is_redis_file("appendonlydir") && !is_redis_file("redis.conf"));
+    }
+
+    #[test]
+    fn explanations_say_what_to_do() {
+        assert!(explain("Corruption: bad magic".into()).contains("restore it from a backup"));
+        assert!(explain(
+            "IO error: While lock file: /d/LOCK: Resource temporarily unavailable".into()
+        )
+        .contains("another process has it open"));
+        assert_eq!(explain("Invalid argument: x".into()), "Invalid argument: x");
+    }
 }

@@ -141,7 +141,7 @@ impl Syncer {
                 {
                     continue;
                 }
-                if let Err(e) = db.flush_wal(true) {
+                if let Err(e) = sync_wal(&db) {
                     // Try again next second; writes meanwhile say why.
                     policy.unsynced.store(true, Ordering::Relaxed);
                     disk.failed(&e);
@@ -161,6 +161,18 @@ impl Drop for Syncer {
             let _ = worker.join();
         }
     }
+}
+
+/// Sync the WAL: an empty write that waits for the sync, which covers every
+/// write before it. Not `DB::flush_wal(true)`: after a failed WAL append
+/// that reports the WAL writer's old error as a new one, which RocksDB
+/// takes as fatal and never recovers from; a write is refused up front
+/// while the database is stopped, and otherwise queues behind other
+/// writers like any write.
+pub(crate) fn sync_wal(db: &DB) -> Result<(), rocksdb::Error> {
+    let mut synced = WriteOptions::default();
+    synced.set_sync(true);
+    db.write_opt(WriteBatch::default(), &synced)
 }
 
 /// Whether the last write failed in the file system, and why.
@@ -213,22 +225,61 @@ impl DiskState {
     }
 }
 
-/// The `strerror` text of a write that failed in the file system (RocksDB
-/// ends such messages with it: `IO error: No space left on device: While
-/// appending to file: …/000012.log: No space left on device`), or `None`
-/// when the error is of another kind.
+/// The `strerror` text of a write that failed in the file system, or
+/// `None` when the error is of another kind.
 pub(crate) fn disk_failure(e: &rocksdb::Error) -> Option<String> {
-    let text = e.to_string();
+    failure_reason(&e.to_string())
+}
+
+/// RocksDB ends a file-system error with the `strerror` text: `IO error: No
+/// space left on device: While appending to file: …/000012.log: No space
+/// left on device`; a write refused while the database is stopped carries
+/// the same text, sometimes behind `Operation failed. Try again.: `.
+fn failure_reason(text: &str) -> Option<String> {
     if !text.contains("IO error") {
         return None;
     }
     if text.contains("No space left on device") {
         return Some("No space left on device".into());
     }
-    let last = text.rsplit(": ").next().unwrap_or(&text).trim();
-    Some(if last.is_empty() {
-        text.clone()
-    } else {
-        last.to_string()
-    })
+    let last = text.rsplit(": ").next().unwrap_or(text).trim();
+    Some(if last.is_empty() { text } else { last }.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appendfsync_names_round_trip() {
+        for policy in [Appendfsync::Always, Appendfsync::EverySec, Appendfsync::No] {
+            assert_eq!(Appendfsync::parse(policy.name()), Some(policy));
+            assert_eq!(Appendfsync::from_u8(policy.to_u8()), policy);
+        }
+        assert_eq!(Appendfsync::parse("EVERYSEC"), Some(Appendfsync::EverySec));
+        assert_eq!(Appendfsync::parse("sometimes"), None);
+        assert_eq!(Appendfsync::default(), Appendfsync::EverySec);
+    }
+
+    #[test]
+    fn file_system_failures_give_their_strerror() {
+        let full = "IO error: No space left on device: While appending to file: \
+                    /d/000012.log: No space left on device";
+        assert_eq!(
+            failure_reason(full).as_deref(),
+            Some("No space left on device")
+        );
+        let stalled = format!("Operation failed. Try again.: {full}");
+        assert_eq!(
+            failure_reason(&stalled).as_deref(),
+            Some("No space left on device")
+        );
+        let eio = "IO error: While appending to file: /d/000012.log: Input/output error";
+        assert_eq!(failure_reason(eio).as_deref(), Some("Input/output error"));
+        assert_eq!(failure_reason("Corruption: block checksum mismatch"), None);
+        assert_eq!(
+            failure_reason("Invalid argument: Column family not found"),
+            None
+        );
+    }
 }

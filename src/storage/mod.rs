@@ -387,8 +387,7 @@ impl Storage {
 
     /// Sync the WAL to disk (clean shutdown).
     pub fn flush(&self) -> Result<()> {
-        self.db.flush_wal(true)?;
-        Ok(())
+        durability::sync_wal(&self.db).map_err(|e| self.write_error(e))
     }
 
     /// Compact everything now: reclaims the elements of deleted or
