@@ -863,8 +863,6 @@ impl Engine {
     }
 }
 
-/// Redis's text for an unknown command: the name and the first arguments,
-/// each quoted and followed by a space, cut at about 128 characters.
 /// EXEC's reply when its writes cannot be stored, as Redis words it.
 fn exec_abort(e: StorageError) -> Reply {
     Reply::Error(format!(
@@ -873,6 +871,8 @@ fn exec_abort(e: StorageError) -> Reply {
     ))
 }
 
+/// Redis's text for an unknown command: the name and the first arguments,
+/// each quoted and followed by a space, cut at about 128 characters.
 fn unknown_command(args: &[Bytes]) -> CmdError {
     let name: String = String::from_utf8_lossy(&args[0])
         .chars()

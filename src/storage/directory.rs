@@ -21,6 +21,9 @@ use super::{Cf, RaftCf};
 const CORRUPT_HINT: &str =
     "the data directory is damaged: restore it from a backup, or move it aside to start empty";
 
+const FOREIGN_DEFAULT_FAMILY: &str = "it holds a RocksDB database that is not Kiwi's \
+     (data in its default column family); give Kiwi a directory of its own";
+
 /// Make sure `path` is a directory Kiwi may open: create it if missing,
 /// refuse a file in its place, an unreadable directory, database files
 /// without a `CURRENT` file, and a RocksDB database that is not Kiwi's.
@@ -110,16 +113,10 @@ fn check_database(path: &Path) -> Result<(), String> {
     {
         let db = DB::open_for_read_only(&Options::default(), path, false)
             .map_err(|e| explain(e.into_string()))?;
-        let mut items = db.iterator(rocksdb::IteratorMode::Start);
-        match items.next() {
+        let first = db.iterator(rocksdb::IteratorMode::Start).next();
+        match first {
             None => {}
-            Some(Ok(_)) => {
-                return Err(
-                    "it holds a RocksDB database that is not Kiwi's (data in its \
-                            default column family); give Kiwi a directory of its own"
-                        .into(),
-                )
-            }
+            Some(Ok(_)) => return Err(FOREIGN_DEFAULT_FAMILY.into()),
             Some(Err(e)) => return Err(explain(e.into_string())),
         }
     }

@@ -228,7 +228,7 @@ impl DiskState {
 /// The `strerror` text of a write that failed in the file system, or
 /// `None` when the error is of another kind.
 pub(crate) fn disk_failure(e: &rocksdb::Error) -> Option<String> {
-    failure_reason(&e.to_string())
+    failure_reason(e.as_ref())
 }
 
 /// RocksDB ends a file-system error with the `strerror` text: `IO error: No

@@ -27,7 +27,7 @@ import pytest
 import redis
 from acklog import OK, REFUSED, Writer, all_violations, check_writers, stop_writers, total
 
-from kiwi.testing.processes import ServerProcess, server_command
+from kiwi.testing.processes import ProcessCluster, ServerProcess, server_command
 from kiwi.testing.targets import free_ports
 from kiwitest import HOST, RawConnection, no_retry, wait_until
 
@@ -208,3 +208,61 @@ def test_full_disk_refuses_transactions_whole() -> None:
         finally:
             proc.kill()
             shutil.rmtree(logdir, ignore_errors=True)
+
+
+def test_full_disk_on_a_raft_node() -> None:
+    """A node whose disk fills stops taking part (its log cannot grow): it
+    answers writes and PING with MISCONF and reads with CLUSTERDOWN, never
+    panics; the two others go on acknowledging writes. With room again, a
+    restart brings it back with every acknowledged write."""
+    with small_filesystem(FS_SIZE_MB) as fs, tempfile.TemporaryDirectory(prefix="kiwi-fulldisk-raft-") as base:
+        # ProcessCluster keeps node i's data in <dir>/node<i+1>/data: node 1's is the tmpfs.
+        full = 1
+        os.makedirs(os.path.join(base, f"node{full + 1}"))
+        os.symlink(fs, os.path.join(base, f"node{full + 1}", "data"))
+        with open(os.path.join(fs, "filler"), "wb") as f:
+            f.write(b"\0" * (FILLER_MB << 20))
+        with ProcessCluster(3, dir=base, raft_timeout_ms=1000) as cluster:
+            r = cluster.client(0, socket_timeout=10, retry=no_retry())
+            acked: dict[str, str] = {}
+            rng = random.Random("raft-full-disk")
+            try:
+
+                def write_until_the_node_stops() -> bool:
+                    for _ in range(50):
+                        key, value = f"k{rng.getrandbits(64):016x}", "v".ljust(VALUE_SIZE, "x")
+                        try:
+                            assert r.set(key, value) is True
+                            acked[key] = value
+                        except redis.RedisError:
+                            pass  # outcome unknown (an election if the leader's disk filled)
+                    return (cluster.raft_info(full) or {}).get("role") == "shutdown"
+
+                wait_until(write_until_the_node_stops, timeout=120, interval=0, message="node 1's disk filled")
+                node = cluster.client(full, socket_timeout=10, retry=no_retry())
+                try:
+                    assert reply(node, "SET", "x", "1") == MISCONF
+                    assert reply(node, "PING") == MISCONF
+                    with pytest.raises(redis.exceptions.ClusterDownError):
+                        node.get("after")
+                finally:
+                    node.close()
+                # The other two are a majority: writes go on.
+                wait_until(lambda: reply(r, "SET", "after", "1") is True, timeout=30, interval=0.1)
+                acked["after"] = "1"
+            finally:
+                r.close()
+            os.remove(os.path.join(fs, "filler"))
+            cluster.kill(full)
+            cluster.restart(full)
+            cluster.wait_settled(60)
+            local = cluster.client(full, single_connection_client=True, socket_timeout=30, retry=no_retry())
+            try:
+                local.execute_command("READONLY")  # its own copy
+                missing = [k for k, v in acked.items() if local.get(k) != v.encode()]
+            finally:
+                local.close()
+            assert not missing, f"{len(missing)} of {len(acked)} acknowledged writes missing on the restarted node"
+            for i in range(cluster.nodes):
+                with open(cluster.log_path(i), errors="replace") as log:
+                    assert "panicked" not in log.read(), f"node {i} panicked"

@@ -40,14 +40,15 @@ from kiwi.testing.processes import ProcessCluster, ServerProcess, server_command
 from kiwi.testing.targets import free_ports
 from kiwitest import HOST, no_retry, wait_until
 
-pytestmark = pytest.mark.kiwi_only
-
 #: Kills per run (each of standalone and cluster).
 KILLS = int(os.environ.get("KIWI_KILL9_KILLS", "50"))
 #: Client threads writing meanwhile.
 WRITERS = int(os.environ.get("KIWI_KILL9_WRITERS", "4"))
 #: Writes acknowledged after a (re)start before the next kill may come.
 WRITES_BETWEEN_KILLS = 20
+#: The suite's 300 s per test is for the CI form; a long run gets time by its kills.
+pytestmark = [pytest.mark.kiwi_only, pytest.mark.timeout(max(300, KILLS * 4))]
+
 START_TIMEOUT = 30.0
 SETTLE = 60.0
 POLICIES = ("always", "everysec", "no")
