@@ -41,6 +41,9 @@ Directives (also valid as `directive value` lines in the config file):
   --tcp-keepalive SECONDS  TCP keepalive probes after this idle time (default 300)
   --protected-mode yes|no  without requirepass, refuse clients that are not on
                            127.0.0.1 or ::1 (default yes)
+  --appendfsync always|everysec|no  when the write-ahead log is synced to disk:
+                           before each reply, once a second (default), or when
+                           the OS decides (see Durability in README.md)
   --client-query-buffer-limit SIZE  close a client whose unprocessed input
                            passes SIZE (default 1gb)
   --client-output-buffer-limit CLASS HARD SOFT SECONDS  close a client whose
@@ -79,7 +82,7 @@ Raft (replicate the keyspace across nodes; see RAFT.* in README.md):
 
 Accepted for compatibility with redis-server and ignored, with a logged note
 (Kiwi persists every write to RocksDB's write-ahead log instead):
-  save, appendonly, appendfsync, appendfilename, dbfilename, rdbcompression,
+  save, appendonly, appendfilename, dbfilename, rdbcompression,
   rdbchecksum, stop-writes-on-bgsave-error, syslog-enabled, syslog-ident,
   always-show-logo, tcp-backlog, supervised,
   maxmemory, maxmemory-policy, maxmemory-samples, io-threads-do-reads,
@@ -96,7 +99,6 @@ kiwi-server stops cleanly on SIGINT or SIGTERM.
 const IGNORED: &[&str] = &[
     "save",
     "appendonly",
-    "appendfsync",
     "appendfilename",
     "dbfilename",
     "rdbcompression",
@@ -377,7 +379,8 @@ fn apply(s: &mut Settings, d: &Directive) -> Result<(), String> {
         name @ ("client-query-buffer-limit"
         | "client-output-buffer-limit"
         | "tcp-keepalive"
-        | "protected-mode") => config
+        | "protected-mode"
+        | "appendfsync") => config
             .set(name, &d.args.join(" "))
             .map_err(|e| format!("'{name} {}': {e}", d.args.join(" ")))?,
         "hz" => config.hz = number::<u32>(d)?.clamp(1, 500),

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::resp::DEFAULT_MAX_BULK_LEN;
+use crate::storage::Appendfsync;
 
 /// Threads serving clients unless `io-threads` says otherwise: half the
 /// cores, 1 to 4. Writes take one storage lock, so more threads only help
@@ -95,6 +96,8 @@ pub struct RuntimeConfig {
     pub tls: TlsSettings,
     /// `enable-fault-injection`: whether `RAFT.FAULT` runs.
     pub fault_injection: FaultInjection,
+    /// When the write-ahead log is synced to disk (redis.conf's name).
+    pub appendfsync: Appendfsync,
 }
 
 /// Redis's `tls-*` settings for clients.
@@ -156,6 +159,7 @@ impl RuntimeConfig {
             protected_mode: true,
             tls: TlsSettings::default(),
             fault_injection: FaultInjection::No,
+            appendfsync: Appendfsync::default(),
         }
     }
 
@@ -204,6 +208,7 @@ impl RuntimeConfig {
             ),
             ("save", String::new()),
             ("appendonly", "no".into()),
+            ("appendfsync", self.appendfsync.name().into()),
             ("maxmemory", "0".into()),
             ("maxmemory-policy", "noeviction".into()),
         ]
@@ -243,6 +248,10 @@ impl RuntimeConfig {
             "client-output-buffer-limit" => self.client_output_buffer_limit.set(value)?,
             "tcp-keepalive" => self.tcp_keepalive = parse_in_range(value, 0, i32::MAX as u64)?,
             "protected-mode" => self.protected_mode = parse_yes_no(value)?,
+            "appendfsync" => {
+                self.appendfsync = Appendfsync::parse(value)
+                    .ok_or(ConfigSetError::Invalid(Appendfsync::INVALID))?;
+            }
             "hz" => {
                 let hz: u32 = value.parse().map_err(|_| {
                     ConfigSetError::Invalid("argument couldn't be parsed into an integer")

@@ -251,7 +251,7 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     pub fn open(config: RuntimeConfig) -> Result<Engine, StorageError> {
-        let storage = Storage::open(&config.dir)?;
+        let storage = Storage::open_with(&config.dir, config.appendfsync)?;
         let run_id: String = (0..40)
             .map(|_| char::from(b"0123456789abcdef"[rand::random_range(0..16usize)]))
             .collect();
@@ -481,6 +481,17 @@ impl Engine {
         if !session.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
             return Err(CmdError::Raw("NOAUTH Authentication required.".into()));
         }
+        // While writes fail in the file system, Redis refuses every write
+        // command and PING (so health checks notice) with MISCONF, inside
+        // MULTI too (EXEC then aborts); reads go on.
+        if spec.is_write() || spec.name == "ping" {
+            if let Err(e) = self.storage.check_writable() {
+                if session.multi.is_some() {
+                    session.multi_failed = true;
+                }
+                return Err(e.into());
+            }
+        }
         if session.multi.is_some() && !spec.flags.contains(Flags::TRANSACTION) {
             if let Some(queue) = session.multi.as_mut() {
                 queue.push(args.to_vec());
@@ -550,8 +561,13 @@ impl Engine {
     /// A data command that may share a batch with its neighbours in a
     /// pipeline: known, right arity, touching keys, outside MULTI.
     fn groupable(&self, session: &Session, args: &[Bytes]) -> Option<&'static CommandSpec> {
-        // Under Raft every write is proposed and every read linearized.
-        if session.multi.is_some() || !session.authenticated || self.is_replicated() {
+        // Under Raft every write is proposed and every read linearized;
+        // after a failed write each command is checked on its own.
+        if session.multi.is_some()
+            || !session.authenticated
+            || self.is_replicated()
+            || self.storage.write_failed()
+        {
             return None;
         }
         let spec = cmd::lookup(args.first()?)?;
@@ -753,7 +769,10 @@ impl Engine {
     }
 
     /// EXEC: run the queued commands under one exclusive hold of the
-    /// storage lock, so no other client's command lands in between.
+    /// storage lock, so no other client's command lands in between, and
+    /// commit their writes as one batch, so a crash never leaves half of
+    /// the transaction on disk (each command behind a savepoint: a failing
+    /// one drops only its own writes).
     pub(crate) fn exec_queued(&self, session: &mut Session, queue: Vec<Vec<Bytes>>) -> Reply {
         let _guard = self.storage.lock().write();
         if session.watch.as_ref().is_some_and(|w| w.is_touched()) {
@@ -761,17 +780,51 @@ impl Engine {
             return Reply::NilArray;
         }
         self.unwatch(session);
+        let specs: Vec<Option<&'static CommandSpec>> = queue
+            .iter()
+            .map(|args| args.first().and_then(|name| cmd::lookup(name)))
+            .collect();
+        if specs.iter().flatten().any(|spec| spec.is_write()) {
+            if let Err(e) = self.storage.check_writable() {
+                return exec_abort(e);
+            }
+        }
+        let now = self.read_now_ms();
+        let mut ctx = self.storage.ctx(session.db, now);
         let mut replies = Vec::with_capacity(queue.len());
-        for args in &queue {
-            let reply = match args.first().and_then(|name| cmd::lookup(name)) {
-                Some(spec) => match self.run(spec, session, args, true) {
-                    Ok(reply) => reply,
-                    Err(CmdError::Block(block)) => block.refused_reply,
-                    Err(e) => Reply::Error(e.to_string()),
-                },
-                None => Reply::Error(unknown_command(args).to_string()),
+        for (args, spec) in queue.iter().zip(specs) {
+            let Some(spec) = spec else {
+                replies.push(Reply::Error(unknown_command(args).to_string()));
+                continue;
             };
-            replies.push(reply);
+            self.stats
+                .commands_processed
+                .fetch_add(1, Ordering::Relaxed);
+            *session.info.last_cmd.lock() = spec.name;
+            // SELECT inside the transaction moves the commands after it.
+            ctx.db = session.db;
+            ctx.savepoint();
+            let (result, back) = self.call_handler(spec, session, args, ctx);
+            ctx = back;
+            replies.push(match result {
+                Ok(reply) => reply,
+                Err(CmdError::Block(block)) => block.refused_reply,
+                Err(e) => Reply::Error(e.to_string()),
+            });
+        }
+        session
+            .info
+            .last_active_ms
+            .store(now_ms(), Ordering::Relaxed);
+        if ctx.is_dirty() {
+            let touched = self.touched_by(&ctx);
+            if let Err(e) = ctx.commit() {
+                // Nothing of it is stored: none of it may look done.
+                return exec_abort(e);
+            }
+            if let Some(touched) = touched {
+                self.waiters.touch(&touched);
+            }
         }
         Reply::Array(replies)
     }
@@ -833,6 +886,14 @@ impl Engine {
     pub fn protocol_of(session: &Session) -> Protocol {
         session.protocol
     }
+}
+
+/// EXEC's reply when its writes cannot be stored, as Redis words it.
+fn exec_abort(e: StorageError) -> Reply {
+    Reply::Error(format!(
+        "EXECABORT Transaction discarded because of: {}",
+        CmdError::from(e)
+    ))
 }
 
 /// Redis's text for an unknown command: the name and the first arguments,

@@ -26,7 +26,8 @@ pub enum CmdError {
     /// A full error line with its own code (`NOAUTH …`, `WRONGPASS …`).
     #[error("{0}")]
     Raw(String),
-    #[error("ERR {0}")]
+    /// `ERR <text>`, or Redis's `MISCONF` text when the disk failed.
+    #[error("{}", storage_reply(.0))]
     Storage(#[from] StorageError),
     /// Over a limit this node's configuration sets (proto-max-bulk-len):
     /// `ERR <text>`. Under Raft it is judged on the node the client talks
@@ -74,6 +75,17 @@ pub struct BlockOn {
     /// The reply when the command may not wait: inside MULTI, in the embedded
     /// engine, in a Raft apply (a nil array for BLPOP, a nil for BLMOVE…).
     pub refused_reply: crate::resp::Reply,
+}
+
+/// The reply to a storage error. A write that failed in the file system
+/// answers what Redis answers when its AOF write fails (the write-ahead log
+/// is Kiwi's append-only file, `appendfsync` governs both): clients and
+/// alerts that know Redis's `MISCONF` recognise it.
+fn storage_reply(e: &StorageError) -> String {
+    match e {
+        StorageError::Disk(reason) => format!("MISCONF Errors writing to the AOF file: {reason}"),
+        other => format!("ERR {other}"),
+    }
 }
 
 impl CmdError {

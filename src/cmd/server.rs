@@ -589,6 +589,7 @@ pub fn config(call: &mut Call<'_, '_>) -> CmdResult {
                     });
                 }
             }
+            call.engine.storage().set_appendfsync(updated.appendfsync);
             *call.engine.config.write() = updated;
             Ok(Reply::OK)
         }

@@ -8,6 +8,8 @@
 //! read-modify-write, commands that only read share it, so no reader ever
 //! observes half of an MSET or of an EXEC.
 
+mod directory;
+mod durability;
 mod encoding;
 mod expiry;
 mod random;
@@ -24,6 +26,7 @@ use parking_lot::RwLock;
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use thiserror::Error;
 
+pub use durability::Appendfsync;
 pub use encoding::{
     data_key, data_prefix, decode_score, encode_score, meta_key, prefix_end, split_data_key,
     CollectionMeta, Expiry, KeyType, Meta, MetaBody, LIST_START_INDEX,
@@ -101,6 +104,11 @@ pub enum StorageError {
     Corrupt(String),
     #[error("cannot open data directory {path}: {reason}")]
     Open { path: PathBuf, reason: String },
+    /// A write failed in the file system (full disk, I/O error): the text
+    /// is the `strerror` of the cause. Writes are refused until RocksDB
+    /// takes them again (see [`durability`]).
+    #[error("cannot write to the data directory: {0}")]
+    Disk(String),
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -123,6 +131,14 @@ pub struct Storage {
     lock: RwLock<()>,
     last_version: AtomicU64,
     write_opts: WriteOptions,
+    /// [`Storage::write_opts`] with the WAL synced before returning.
+    sync_opts: WriteOptions,
+    /// `appendfsync`, read on every write.
+    sync_policy: Arc<durability::SyncPolicy>,
+    /// Whether writes fail in the file system (full disk).
+    disk: Arc<durability::DiskState>,
+    /// Syncs the WAL once a second under `everysec`; stops when dropped.
+    syncer: Option<durability::Syncer>,
     flusher: Arc<parking_lot::Mutex<FlushState>>,
 }
 
@@ -153,15 +169,23 @@ fn point_lookup_filters(cf_opts: &mut Options) {
 }
 
 impl Storage {
-    /// Open (creating if needed) the data directory at `path`. A directory
-    /// already opened by another process is refused by RocksDB's lock file.
+    /// Open (creating if needed) the data directory at `path` with the
+    /// default `appendfsync everysec`.
     pub fn open(path: impl AsRef<Path>) -> Result<Storage> {
+        Storage::open_with(path, Appendfsync::default())
+    }
+
+    /// Open (creating if needed) the data directory at `path`, syncing the
+    /// WAL as `appendfsync` says. A directory already opened by another
+    /// process is refused by RocksDB's lock file; one that is corrupt or
+    /// holds another program's database is refused with the reason.
+    pub fn open_with(path: impl AsRef<Path>, appendfsync: Appendfsync) -> Result<Storage> {
         let path = path.as_ref().to_path_buf();
         let open_err = |reason: String| StorageError::Open {
             path: path.clone(),
             reason,
         };
-        std::fs::create_dir_all(&path).map_err(|e| open_err(e.to_string()))?;
+        directory::prepare(&path).map_err(open_err)?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -187,15 +211,33 @@ impl Storage {
             cf_opts.set_write_buffer_size(WRITE_BUFFER_BYTES);
             ColumnFamilyDescriptor::new(cf.name(), cf_opts)
         }));
+        // The default family holds nothing, but the largest memtable size
+        // of all families is the free space RocksDB waits for before it
+        // resumes writes after a full disk: left out, it would get
+        // RocksDB's 64 MB default and hold writes back long after the disk
+        // had room for Kiwi's.
+        let mut default_opts = Options::default();
+        default_opts.set_write_buffer_size(WRITE_BUFFER_BYTES);
+        cfs.push(ColumnFamilyDescriptor::new(
+            rocksdb::DEFAULT_COLUMN_FAMILY_NAME,
+            default_opts,
+        ));
         let db = Arc::new(
-            DB::open_cf_descriptors(&opts, &path, cfs).map_err(|e| open_err(e.into_string()))?,
+            DB::open_cf_descriptors(&opts, &path, cfs)
+                .map_err(|e| open_err(directory::explain(e.into_string())))?,
         );
         reclaim.attach(&db);
-        let mut write_opts = WriteOptions::default();
         // The WAL is written on every command, so a crashed process loses
-        // nothing; the OS decides when it reaches the disk (like Redis's
-        // appendfsync everysec, minus the one-second window for processes).
+        // nothing; `appendfsync` decides when it reaches the disk.
+        let mut write_opts = WriteOptions::default();
         write_opts.set_sync(false);
+        let mut sync_opts = WriteOptions::default();
+        sync_opts.set_sync(true);
+        let sync_policy = Arc::new(durability::SyncPolicy::default());
+        sync_policy.set(appendfsync);
+        let disk = Arc::new(durability::DiskState::default());
+        let syncer = durability::Syncer::start(db.clone(), sync_policy.clone(), disk.clone())
+            .map_err(|e| open_err(format!("cannot start the WAL sync thread: {e}")))?;
         Ok(Storage {
             db,
             reclaim,
@@ -203,8 +245,47 @@ impl Storage {
             lock: RwLock::new(()),
             last_version: AtomicU64::new(0),
             write_opts,
+            sync_opts,
+            sync_policy,
+            disk,
+            syncer: Some(syncer),
             flusher: Arc::default(),
         })
+    }
+
+    /// The `appendfsync` policy in force.
+    pub fn appendfsync(&self) -> Appendfsync {
+        self.sync_policy.get()
+    }
+
+    /// Change the `appendfsync` policy (CONFIG SET): the next write follows it.
+    pub fn set_appendfsync(&self, policy: Appendfsync) {
+        self.sync_policy.set(policy);
+    }
+
+    /// `Err(StorageError::Disk)` while writes fail in the file system (a
+    /// full disk): write commands are refused with it, as Redis refuses
+    /// them after a failed AOF write. It asks RocksDB again on every call,
+    /// so writes resume as soon as RocksDB has recovered.
+    pub fn check_writable(&self) -> Result<()> {
+        self.disk
+            .check(&self.db, &self.write_opts)
+            .map_err(StorageError::Disk)
+    }
+
+    /// Whether the last write failed in the file system (cheap; see
+    /// [`Storage::check_writable`]).
+    pub fn write_failed(&self) -> bool {
+        self.disk.is_failed()
+    }
+
+    /// Turn a failed write's error into [`StorageError::Disk`] when the
+    /// file system failed, recording it.
+    fn write_error(&self, e: rocksdb::Error) -> StorageError {
+        match self.disk.failed(&e) {
+            Some(reason) => StorageError::Disk(reason),
+            None => StorageError::Rocks(e),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -237,16 +318,16 @@ impl Storage {
     }
 
     /// Write a batch, syncing the WAL to disk before returning when `sync`
-    /// (the Raft log and vote must be durable before openraft is told so).
+    /// whatever `appendfsync` says (the Raft log and vote must be durable
+    /// before openraft is told so); otherwise as `appendfsync` says.
     pub(crate) fn write_batch(&self, batch: WriteBatch, sync: bool) -> Result<()> {
         if sync {
-            let mut opts = WriteOptions::default();
-            opts.set_sync(true);
-            self.db.write_opt(batch, &opts)?;
+            self.db
+                .write_opt(batch, &self.sync_opts)
+                .map_err(|e| self.write_error(e))
         } else {
-            self.db.write_opt(batch, &self.write_opts)?;
+            self.write(batch)
         }
-        Ok(())
     }
 
     /// Run `read` on a RocksDB snapshot whose collection elements stay
@@ -298,14 +379,15 @@ impl Storage {
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {
-        self.db.write_opt(batch, &self.write_opts)?;
-        Ok(())
+        let opts = self.sync_policy.options(&self.write_opts, &self.sync_opts);
+        self.db
+            .write_opt(batch, opts)
+            .map_err(|e| self.write_error(e))
     }
 
     /// Sync the WAL to disk (clean shutdown).
     pub fn flush(&self) -> Result<()> {
-        self.db.flush_wal(true)?;
-        Ok(())
+        durability::sync_wal(&self.db).map_err(|e| self.write_error(e))
     }
 
     /// Compact everything now: reclaims the elements of deleted or
@@ -390,6 +472,8 @@ impl Storage {
 
 impl Drop for Storage {
     fn drop(&mut self) {
+        // The sync thread holds the database too: stop it first.
+        drop(self.syncer.take());
         // The flush thread holds the database: let it finish first.
         let worker = self.flusher.lock().worker.take();
         if let Some(worker) = worker {

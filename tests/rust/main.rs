@@ -4,6 +4,7 @@ mod cli_tests;
 mod command_tests;
 mod common;
 mod dir_identity_tests;
+mod durability_tests;
 mod raft_apply_tests;
 mod raft_auth_tests;
 mod raft_membership_tests;
