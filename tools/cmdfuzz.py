@@ -511,7 +511,14 @@ def fuzz(seed: int, count: int, ref_port: int, kiwi_port: int, resp: int = 2, st
                 key = d.key()
                 stats.occurrences[key] = stats.occurrences.get(key, 0) + 1
                 if key not in stats.differences:
-                    small = runner.shrink(d)
+                    try:
+                        small = runner.shrink(d)
+                    except OSError as e:  # a server stopped answering (Kiwi died?)
+                        stats.differences[key] = d
+                        log(f"sequence {index}: {e}; the unshrunk sequence is kept")
+                        if out_dir is not None:
+                            write_reproducer(d, out_dir, f"--seed {seed} --start {index} --count 1 --resp {resp}")
+                        break
                     stats.differences[key] = small
                     origin = f"--seed {seed} --start {index} --count 1 --resp {resp}"
                     log(f"difference in sequence {index}: {key}\n  " + "\n  ".join(
