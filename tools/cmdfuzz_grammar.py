@@ -170,8 +170,20 @@ def safe(args: Sequence[bytes]) -> bool:
         ms = math.ceil(t * 1000)
         return ms < 0 or 0 < ms <= 50 or ms >= 2**63  # 0 blocks forever
     if name in SCAN_CMDS:
-        at = 1 if name == "scan" else 2  # a resumed scan is implementation-specific
-        return len(args) <= at or scan_cursor(args[at]) in (None, 0)
+        # A resumed scan, or one whose COUNT may stop it early (a hash table
+        # in Redis), is implementation-specific.
+        at = 1 if name == "scan" else 2
+        if len(args) <= at or scan_cursor(args[at]) is None:
+            return True
+        count: Optional[bytes] = None
+        i = at + 1
+        while i + 1 < len(args) and args[i].lower() in (b"count", b"match", b"type"):
+            count = args[i + 1] if args[i].lower() == b"count" else count
+            i += 2
+        if i < len(args):
+            return True  # a syntax error
+        n = parse_int(count) if count is not None else 10
+        return scan_cursor(args[at]) == 0 and (n is None or n < 1 or n >= 1000)
     if name in ("setrange", "setbit") and len(args) == 4:
         offset = parse_int(args[2])
         limit = 1 << 22 if name == "setrange" else 1 << 25

@@ -153,3 +153,27 @@ def test_shrinking_keeps_only_what_the_difference_needs() -> None:
         small = runner.shrink(found)
         assert sorted(small.lines[:-1]) == [[b"A"], [b"B"]] and small.lines[-1] == [b"T"]
         assert runner.runs < 300
+
+
+def test_known_differences_match_only_their_own() -> None:
+    """Each pending reproducer's matcher takes its difference (also inside
+    EXEC), and nothing else."""
+    diff = cmdfuzz.Difference
+    lossy = (b"-ERR Unsupported option \xff", b"-ERR Unsupported option \xef\xbf\xbd")
+    cases = [
+        (diff([[b"ZSCORE", b"z", b"a"]], b"$2\r\n-0", b"$1\r\n0"), "pending/negative-zero-score.txt"),
+        (diff([[b"ZSCORE", b"z", b"a"]], b",-0", b",0"), "pending/negative-zero-score.txt"),
+        (diff([[b"OBJECT", b"ENCODING", b"k"]], b"$6\r\nintset", b"$8\r\nlistpack"), "pending/object-encoding.txt"),
+        (diff([[b"EXPIRE", b"k", b"1", b"\xff"]], *lossy), "pending/error-text-not-utf8.txt"),
+        (diff([[b"MULTI"], [b"EXPIRE", b"k", b"1", b"\xff"], [b"EXEC"]], [b"*1", lossy[0]], [b"*1", lossy[1]]),
+         "pending/error-text-not-utf8.txt"),
+        (diff([[b"ZSCORE", b"z", b"a"]], b",-1", b",1"), None),
+        (diff([[b"GET", b"k"]], b"$1\r\n1", b"$1\r\n2"), None),
+        (diff([[b"MULTI"], [b"OBJECT", b"ENCODING", b"k"], [b"GET", b"k"], [b"EXEC"]],
+              [b"*2", b"$6\r\nintset", b"$-1"], [b"*2", b"$8\r\nlistpack", b"$1\r\n1"]), None),
+    ]
+    for d, file in cases:
+        k = cmdfuzz.known(d)
+        assert (k.file if k else None) == file, d
+    for k in cmdfuzz.KNOWN:
+        assert (Path(__file__).resolve().parents[1] / "redis-diff" / k.file).is_file()
