@@ -44,8 +44,24 @@ def keyspaces_agree(c: kiwi.Cluster, key: str) -> bool:
 
 
 def test_optimistic_increments_from_every_node_lose_nothing(cluster: kiwi.Cluster) -> None:
+    optimistic_increments_lose_nothing(cluster)
+
+
+def test_optimistic_increments_through_five_nodes_lose_nothing() -> None:
+    with kiwi.Cluster(5) as five:
+        optimistic_increments_lose_nothing(five)
+
+
+def optimistic_increments_lose_nothing(cluster: kiwi.Cluster) -> None:
+    """Eight clients spread over every node run the recipe 25 times each:
+    the counter ends at the number of successful EXECs. A loaded machine can
+    cost the cluster its quorum for a moment: a refusal (`CLUSTERDOWN no
+    quorum` exactly) did not happen and is retried; any other cluster error
+    may have happened, so the counter may exceed the successes by at most
+    that many."""
     clients, per_client, deadline = 8, 25, time.monotonic() + 60
     succeeded = [0] * clients
+    unknown = [0] * clients
     lock = threading.Lock()
 
     def worker(n: int) -> None:
@@ -61,6 +77,12 @@ def test_optimistic_increments_from_every_node_lose_nothing(cluster: kiwi.Cluste
                         pipe.execute()
                     except redis.WatchError:
                         continue
+                    except redis.RedisError as e:
+                        if not is_cluster_error(e):
+                            raise
+                        if str(e) != "no quorum":
+                            unknown[n] += 1
+                        continue
                 with lock:
                     succeeded[n] += 1
         finally:
@@ -68,9 +90,9 @@ def test_optimistic_increments_from_every_node_lose_nothing(cluster: kiwi.Cluste
 
     run_threads([lambda n=n: worker(n) for n in range(clients)], timeout=90)
     assert sum(succeeded) == clients * per_client, "every client finished in time"
-    r = node_client(cluster, 0)
-    assert int(r.get("cnt")) == sum(succeeded)
     wait_until(lambda: keyspaces_agree(cluster, "cnt"), message="every node holds the counter")
+    counter = int(node_client(cluster, 0).get("cnt"))
+    assert sum(succeeded) <= counter <= sum(succeeded) + sum(unknown), (counter, succeeded, unknown)
 
 
 def test_a_write_through_another_node_aborts_exec(cluster: kiwi.Cluster) -> None:
