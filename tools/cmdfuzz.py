@@ -66,7 +66,6 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from cmdfuzz_grammar import (
-    BLOCKING_TIMEOUT_AT,
     DOCS_FILE,
     EXACT,
     SCAN,
@@ -246,12 +245,6 @@ class Known:
     matches: Callable[[Difference], bool]
 
 
-def _after_blocking_wait(d: Difference) -> bool:
-    blocking = any(line[0].lower().decode("latin-1") in BLOCKING_TIMEOUT_AT for line in d.lines[:-1])
-    size = sum(len(a) + 16 for line in d.lines for a in line)
-    return d.kiwi == TIMEOUT and blocking and size > 16000
-
-
 def _items(reply: Reply) -> List[bytes]:
     return [x for r in reply[1:] for x in _items(r)] if isinstance(reply, list) else [reply]
 
@@ -282,7 +275,6 @@ def _lossy_error(x: bytes, y: bytes) -> bool:
 #: Differences with a reproducer in tests/redis-diff/pending/, not fixed yet
 #: (the file says why).
 KNOWN: List[Known] = [
-    Known("pending/pipeline-after-block.txt", _after_blocking_wait),
     Known("pending/object-encoding.txt",
           lambda d: d.call[0].lower() == b"object" and len(d.call) > 1
           and d.call[1].lower() in (b"encoding", b"refcount")),

@@ -226,6 +226,9 @@ async fn run<S: ClientStream>(
                     None => return Ok(()),
                 }
                 next += 1;
+                // Requests that arrived during the wait are already in
+                // `input`: parse them before reading again.
+                more_ready = true;
             }
             if session.quit {
                 writer

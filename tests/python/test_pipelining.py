@@ -8,6 +8,7 @@ SELECT and blocking commands inside a pipeline behave as if sent one by one.
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import redis
@@ -74,3 +75,29 @@ def test_quit_mid_pipeline_stops_there(r: redis.Redis, raw: RawFactory) -> None:
     conn.assert_closed()
     assert r.exists("before") == 1
     assert r.exists("after") == 0
+
+
+def wait_until_blocked(r: redis.Redis, count: int) -> None:
+    for _ in range(500):
+        if r.info("clients")["blocked_clients"] >= count:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"no {count} blocked client(s) after 5 s")
+
+
+def test_requests_sent_behind_a_blocking_command_that_times_out_are_answered(raw: RawFactory) -> None:
+    # More than the server's first read takes: the rest arrives while
+    # BLPOP waits and must be answered once it times out (found by cmdfuzz).
+    value = b"v" * 100_000
+    replies = send_all(raw(), ("BLPOP", "missing", "0.05"), ("SET", "big", value), ("STRLEN", "big"), ("PING",))
+    assert replies == [None, "OK", 100_000, "PONG"]
+
+
+def test_requests_sent_behind_a_blocking_command_that_is_woken_are_answered(r: redis.Redis, raw: RawFactory) -> None:
+    conn = raw()
+    value = b"w" * 100_000
+    commands = [("BLPOP", "queue", "0"), ("SET", "big", value), ("STRLEN", "big"), ("PING",)]
+    conn.send(b"".join(encode_command(*c) for c in commands))
+    wait_until_blocked(r, 1)
+    r.lpush("queue", "item")
+    assert [conn.read() for _ in commands] == [[b"queue", b"item"], "OK", 100_000, "PONG"]
