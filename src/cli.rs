@@ -54,6 +54,12 @@ Directives (also valid as `directive value` lines in the config file):
   --tls-key-file PATH      its private key (PEM)
   --tls-ca-cert-file PATH  CA certificates that client certificates must chain to
   --tls-auth-clients yes|no|optional  require client certificates (default yes)
+  --tls-cluster yes|no     raft peer links over mutual TLS with the files above:
+                           each node's certificate must chain to
+                           tls-ca-cert-file (default no)
+  --tls-client-cert-file PATH, --tls-client-key-file PATH
+                           what a node presents when it dials a peer
+                           (default: tls-cert-file and tls-key-file)
   --hz N                   active-expiry sweeps per second (default 10)
   --proto-max-bulk-len N   largest bulk string in a request (default 512mb)
   --databases N            number of databases; Kiwi has 16, so N <= 16
@@ -369,6 +375,15 @@ fn apply(s: &mut Settings, d: &Directive) -> Result<(), String> {
         "tls-cert-file" => config.tls.cert_file = optional_path(d)?,
         "tls-key-file" => config.tls.key_file = optional_path(d)?,
         "tls-ca-cert-file" => config.tls.ca_cert_file = optional_path(d)?,
+        "tls-cluster" => {
+            config.tls.cluster = match one(d)?.to_ascii_lowercase().as_str() {
+                "yes" => true,
+                "no" => false,
+                other => return Err(format!("'tls-cluster' takes yes or no, not '{other}'")),
+            }
+        }
+        "tls-client-cert-file" => config.tls.client_cert_file = optional_path(d)?,
+        "tls-client-key-file" => config.tls.client_key_file = optional_path(d)?,
         "tls-auth-clients" => {
             let value = one(d)?;
             config.tls.auth_clients = TlsAuthClients::parse(value).ok_or_else(|| {

@@ -108,6 +108,13 @@ pub struct TlsSettings {
     pub key_file: Option<PathBuf>,
     pub ca_cert_file: Option<PathBuf>,
     pub auth_clients: TlsAuthClients,
+    /// `tls-cluster`: raft peer links over mutual TLS (Redis's name for its
+    /// cluster bus).
+    pub cluster: bool,
+    /// What this node presents when it dials a peer; the server's pair when
+    /// unset.
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
 }
 
 /// `tls-auth-clients`: whether a client must present a certificate signed
@@ -201,6 +208,12 @@ impl RuntimeConfig {
             ("tls-key-file", path_text(&self.tls.key_file)),
             ("tls-ca-cert-file", path_text(&self.tls.ca_cert_file)),
             ("tls-auth-clients", self.tls.auth_clients.name().into()),
+            ("tls-cluster", yes_no(self.tls.cluster).into()),
+            (
+                "tls-client-cert-file",
+                path_text(&self.tls.client_cert_file),
+            ),
+            ("tls-client-key-file", path_text(&self.tls.client_key_file)),
             ("databases", crate::storage::DATABASES.to_string()),
             (
                 "enable-fault-injection",
@@ -262,8 +275,14 @@ impl RuntimeConfig {
             // Accepted for compatibility; Kiwi persists through RocksDB instead.
             "save" | "appendonly" | "maxmemory" | "maxmemory-policy" => {}
             // Read once at start (Redis reloads certificates on CONFIG SET).
-            "tls-port" | "tls-cert-file" | "tls-key-file" | "tls-ca-cert-file"
-            | "tls-auth-clients" => return Err(ConfigSetError::Immutable),
+            "tls-port"
+            | "tls-cert-file"
+            | "tls-key-file"
+            | "tls-ca-cert-file"
+            | "tls-auth-clients"
+            | "tls-cluster"
+            | "tls-client-cert-file"
+            | "tls-client-key-file" => return Err(ConfigSetError::Immutable),
             "bind"
             | "port"
             | "dir"

@@ -13,6 +13,7 @@ pub mod raft;
 pub mod resp;
 pub mod server;
 pub mod storage;
+pub mod tls;
 
 #[cfg(feature = "python")]
 mod python;

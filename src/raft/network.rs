@@ -44,6 +44,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_util::sync::CancellationToken;
 
 use super::identity::Credentials;
@@ -349,17 +350,21 @@ pub struct Outbound {
     pub faults: Arc<FaultTable>,
     pub credentials: Arc<Credentials>,
     pub secret: Option<RaftSecret>,
+    /// Dial peers over mutual TLS (`tls-cluster yes`).
+    pub tls: Option<TlsConnector>,
     pub config: NetConfig,
     /// Handshake refusals by peers, logged once in a while per peer.
     pub refusals: RefusalLog,
 }
 
-/// Open a connection to `addr` and authenticate with `secret`, each step
-/// bounded by `config`'s timeouts. Errors name `target`.
+/// Open a connection to `addr` (over TLS when `tls` is given) and
+/// authenticate with `secret`, each step bounded by `config`'s timeouts.
+/// Errors name `target`.
 pub async fn connect(
     target: NodeId,
     addr: &str,
     secret: Option<&RaftSecret>,
+    tls: Option<&TlsConnector>,
     config: &NetConfig,
 ) -> Result<Conn, CallError> {
     let resolved: SocketAddr = tokio::net::lookup_host(addr)
@@ -372,7 +377,29 @@ pub async fn connect(
         .map_err(|_| CallError::ConnectTimeout(target, addr.to_string()))?
         .map_err(|e| CallError::Connect(target, addr.to_string(), e))?;
     let _ = stream.set_nodelay(true);
-    let mut conn = framing::handshake_conn(stream);
+    let mut conn = match tls {
+        None => framing::handshake_conn(stream),
+        Some(tls) => {
+            let name = crate::tls::PeerTls::server_name(addr);
+            match tokio::time::timeout(config.handshake_timeout, tls.connect(name, stream)).await {
+                Ok(Ok(stream)) => framing::handshake_conn(stream),
+                Ok(Err(e)) => {
+                    return Err(CallError::Handshake(
+                        target,
+                        addr.to_string(),
+                        HandshakeError::Tls(e.to_string()),
+                    ))
+                }
+                Err(_) => {
+                    return Err(CallError::Handshake(
+                        target,
+                        addr.to_string(),
+                        HandshakeError::Timeout(config.handshake_timeout),
+                    ))
+                }
+            }
+        }
+    };
     match tokio::time::timeout(config.handshake_timeout, auth::connect(&mut conn, secret)).await {
         Ok(Ok(())) => Ok(conn),
         Ok(Err(e)) => Err(CallError::Handshake(target, addr.to_string(), e)),
@@ -504,7 +531,14 @@ impl PeerClient {
         if let Link::Idle = self.link {
             let (out, target, addr) = (self.outbound.clone(), self.target, self.addr.clone());
             self.link = Link::Opening(tokio::spawn(async move {
-                let result = connect(target, &addr, out.secret.as_ref(), &out.config).await;
+                let result = connect(
+                    target,
+                    &addr,
+                    out.secret.as_ref(),
+                    out.tls.as_ref(),
+                    &out.config,
+                )
+                .await;
                 if let Err(CallError::Handshake(_, _, e)) = &result {
                     if !e.is_network() && out.refusals.should_warn(&addr) {
                         tracing::warn!(
@@ -679,6 +713,8 @@ pub struct Inbound {
     pub faults: Arc<FaultTable>,
     pub credentials: Arc<Credentials>,
     pub secret: Option<RaftSecret>,
+    /// Peers must connect over mutual TLS (`tls-cluster yes`).
+    pub tls: Option<TlsAcceptor>,
     pub config: NetConfig,
     slots: Arc<Semaphore>,
     refusals: RefusalLog,
@@ -691,6 +727,7 @@ impl Inbound {
         faults: Arc<FaultTable>,
         credentials: Arc<Credentials>,
         secret: Option<RaftSecret>,
+        tls: Option<TlsAcceptor>,
         config: NetConfig,
     ) -> Inbound {
         Inbound {
@@ -698,6 +735,7 @@ impl Inbound {
             faults,
             credentials,
             secret,
+            tls,
             slots: Arc::new(Semaphore::new(config.max_inbound.max(1))),
             config,
             refusals: RefusalLog::default(),
@@ -774,8 +812,23 @@ async fn serve_conn<S: RpcService>(
 ) {
     let id = inbound.id;
     let faults = &inbound.faults;
-    let mut conn = framing::handshake_conn(stream);
     let limit = inbound.config.handshake_timeout;
+    let mut conn = match &inbound.tls {
+        None => framing::handshake_conn(stream),
+        Some(tls) => {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                done = tokio::time::timeout(limit, tls.accept(stream)) => done,
+            };
+            match accepted {
+                Ok(Ok(stream)) => framing::handshake_conn(stream),
+                Ok(Err(e)) => {
+                    return inbound.refuse(peer, &HandshakeError::Tls(e.to_string()), false)
+                }
+                Err(_) => return inbound.refuse(peer, &HandshakeError::Timeout(limit), false),
+            }
+        }
+    };
     let handshake = tokio::select! {
         _ = shutdown.cancelled() => return,
         done = tokio::time::timeout(limit, auth::accept(&mut conn, inbound.secret.as_ref())) => done,

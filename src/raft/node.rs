@@ -106,6 +106,8 @@ pub struct RaftOptions {
     /// The secret every member shares (`raft-secret`). Without one the
     /// raft port takes anyone, so it may only listen on loopback.
     pub secret: Option<RaftSecret>,
+    /// Mutual TLS on peer links (`tls-cluster yes`).
+    pub tls: Option<crate::tls::PeerTls>,
 }
 
 impl RaftOptions {
@@ -119,6 +121,7 @@ impl RaftOptions {
             timing: RaftTiming::default(),
             net: NetConfig::default(),
             secret: None,
+            tls: None,
         }
     }
 }
@@ -233,7 +236,8 @@ impl RaftNode {
         let resolved = network::resolve(&options.addr)
             .await
             .map_err(|e| RaftNodeError::Bind(options.addr.clone(), e))?;
-        if options.secret.is_none() && !resolved.ip().is_loopback() {
+        // Mutual TLS admits only members too.
+        if options.secret.is_none() && options.tls.is_none() && !resolved.ip().is_loopback() {
             return Err(RaftNodeError::Unprotected(resolved));
         }
         let listener =
@@ -285,6 +289,7 @@ impl RaftNode {
             faults: faults.clone(),
             credentials: credentials.clone(),
             secret: options.secret.clone(),
+            tls: options.tls.as_ref().map(|tls| tls.connector.clone()),
             config: options.net,
             refusals: RefusalLog::default(),
         });
@@ -293,6 +298,7 @@ impl RaftNode {
             faults.clone(),
             credentials.clone(),
             options.secret.clone(),
+            options.tls.as_ref().map(|tls| tls.acceptor.clone()),
             options.net,
         ));
         let network = Network::new(outbound.clone());

@@ -5,9 +5,8 @@
 
 mod connection;
 mod output;
-mod tls;
 
-pub use tls::TlsError;
+pub use crate::tls::TlsError;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -77,7 +76,7 @@ impl Server {
         std_listener.set_nonblocking(true).map_err(KiwiError::Io)?;
         let addr = std_listener.local_addr().map_err(KiwiError::Io)?;
         let tls_acceptor =
-            tls::acceptor(&config.tls).map_err(|e| KiwiError::Config(e.to_string()))?;
+            crate::tls::acceptor(&config.tls).map_err(|e| KiwiError::Config(e.to_string()))?;
         let tls_listener = match &tls_acceptor {
             Some(_) => {
                 let bind = format!("{}:{}", config.bind, config.tls.port);
@@ -85,6 +84,12 @@ impl Server {
                     .map_err(|e| KiwiError::Bind(bind.clone(), e))?;
                 listener.set_nonblocking(true).map_err(KiwiError::Io)?;
                 Some(listener)
+            }
+            None => None,
+        };
+        let peer_tls = match raft {
+            Some(_) => {
+                crate::tls::peer(&config.tls).map_err(|e| KiwiError::Config(e.to_string()))?
             }
             None => None,
         };
@@ -101,9 +106,14 @@ impl Server {
         engine.config.write().port = addr.port();
         let shutdown = CancellationToken::new();
         let raft = match raft {
-            Some(options) => Some(
+            Some(mut options) => Some(
                 runtime
-                    .block_on(RaftNode::start(engine.clone(), options))
+                    .block_on(RaftNode::start(engine.clone(), {
+                        // `tls-cluster` comes from the server's settings
+                        // unless the caller gave its own.
+                        options.tls = options.tls.or(peer_tls);
+                        options
+                    }))
                     .map_err(|e| KiwiError::Config(e.to_string()))?,
             ),
             None => None,
@@ -276,7 +286,9 @@ async fn accept_loop(
                     Some(acceptor) => {
                         let handshake = acceptor.accept(stream);
                         tokio::spawn(async move {
-                            match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, handshake).await {
+                            match tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, handshake)
+                                .await
+                            {
                                 Ok(Ok(stream)) => {
                                     connection::serve(engine, stream, peer, local, shutdown, raft)
                                         .await

@@ -12,53 +12,22 @@ import socket
 import ssl
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis
-import trustme
 
 from kiwi.testing.processes import ServerProcess, server_command
 from kiwitest import HOST, free_port
+from pki import Pki, make_pki
 
 
 pytestmark = pytest.mark.kiwi_only
 
 
-@dataclass
-class Pki:
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-    other_ca: Path
-    stranger_cert: Path
-    stranger_key: Path
-
-
 @pytest.fixture
 def pki(tmp_path: Path) -> Pki:
-    ca = trustme.CA()
-    other = trustme.CA()
-    server = ca.issue_cert("127.0.0.1", "localhost")
-    client = ca.issue_cert("client.example")
-    stranger = other.issue_cert("stranger.example")
-    paths = Pki(*(tmp_path / name for name in (
-        "ca.pem", "server.pem", "server.key", "client.pem", "client.key", "other-ca.pem",
-        "stranger.pem", "stranger.key",
-    )))
-    ca.cert_pem.write_to_path(str(paths.ca))
-    other.cert_pem.write_to_path(str(paths.other_ca))
-    for cert, chain, key in (
-        (server, paths.server_cert, paths.server_key),
-        (client, paths.client_cert, paths.client_key),
-        (stranger, paths.stranger_cert, paths.stranger_key),
-    ):
-        chain.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
-        cert.private_key_pem.write_to_path(str(key))
-    return paths
+    return make_pki(tmp_path)
 
 
 class TlsServer:

@@ -197,6 +197,7 @@ fn a_frame_header_claiming_512_mib_is_refused_at_once_before_and_after_authentic
             1,
             &addr,
             Some(&secret),
+            None,
             &NetConfig::default(),
         ))
         .expect("authenticated");
@@ -294,6 +295,7 @@ fn idle_and_surplus_connections_are_closed() {
                 1,
                 &raft_addr,
                 Some(&secret),
+                None,
                 &NetConfig::default(),
             ))
             .is_ok()
@@ -304,6 +306,7 @@ fn idle_and_surplus_connections_are_closed() {
         1,
         &raft_addr,
         Some(&RaftSecret::random()),
+        None,
         &NetConfig::default(),
     ));
     assert!(
@@ -486,7 +489,7 @@ fn a_snapshot_chunk_past_what_arrived_is_refused_and_the_node_keeps_serving() {
     let secret = RaftSecret::new(secret).expect("secret");
     let rt = runtime();
     let replies = rt.block_on(async {
-        let mut conn = network::connect(1, &raft, Some(&secret), &NetConfig::default())
+        let mut conn = network::connect(1, &raft, Some(&secret), None, &NetConfig::default())
             .await
             .expect("authenticated");
         let chunk = |offset: u64, data: Vec<u8>| {

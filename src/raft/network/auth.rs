@@ -138,6 +138,10 @@ pub enum HandshakeError {
     Refused(String),
     #[error("no complete handshake within {0:?}")]
     Timeout(Duration),
+    /// `tls-cluster yes`: the TLS handshake failed (no certificate, or one
+    /// the cluster's CA did not sign).
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
 }
 
 impl HandshakeError {

@@ -24,7 +24,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 /// Largest frame before the peer authenticated: the handshake's messages
@@ -55,12 +55,17 @@ pub const APPEND_SOFT_MAX: usize = 64 * 1024 * 1024;
 const LAST: u8 = 0;
 const MORE: u8 = 1;
 
-pub type Conn = Framed<TcpStream, LengthDelimitedCodec>;
+/// What a raft connection runs over: TCP, or TLS over TCP.
+pub trait PeerIo: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> PeerIo for T {}
+
+pub type Conn = Framed<Box<dyn PeerIo>, LengthDelimitedCodec>;
 
 /// A new connection, limited to handshake-sized frames.
-pub fn handshake_conn(stream: TcpStream) -> Conn {
+pub fn handshake_conn(stream: impl PeerIo + 'static) -> Conn {
     Framed::new(
-        stream,
+        Box::new(stream),
         LengthDelimitedCodec::builder()
             .max_frame_length(HANDSHAKE_FRAME_MAX)
             .new_codec(),
@@ -143,7 +148,7 @@ pub async fn recv(conn: &mut Conn, max: usize) -> std::io::Result<Option<Bytes>>
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     async fn pair() -> (Conn, Conn) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
