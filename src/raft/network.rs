@@ -23,6 +23,11 @@
 //! messages, or delay them. `BOTH` sets both directions on A's table, so
 //! one node's table is enough to cut it off from a peer completely.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
+)]
+
 use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;

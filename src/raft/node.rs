@@ -48,6 +48,10 @@ use proposer::{proposer, OpReplies, Pending};
 /// change it passed on (adding a node waits for it to catch up).
 const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a node being added may take to receive the log before the
+/// addition is called off.
+const LEARNER_CATCH_UP: Duration = Duration::from_secs(10);
+
 /// Timing and sizing of a node.
 #[derive(Debug, Clone, Copy)]
 pub struct RaftTiming {
@@ -487,10 +491,43 @@ impl RaftNode {
     async fn apply_membership(&self, change: MembershipChange) -> Result<(), String> {
         match change {
             MembershipChange::Add(id, addr) => {
-                self.raft
-                    .add_learner(id, BasicNode::new(addr), true)
+                let added = self
+                    .raft
+                    .add_learner(id, BasicNode::new(addr.clone()), true)
                     .await
                     .map_err(|e| e.to_string())?;
+                // openraft's blocking add returns at once for a node it never
+                // reached; a voter nobody can reach only brings the cluster
+                // closer to losing its quorum.
+                let target = added.log_id.index;
+                let caught_up = self
+                    .raft
+                    .wait(Some(LEARNER_CATCH_UP))
+                    .metrics(
+                        |m| {
+                            m.replication
+                                .as_ref()
+                                .and_then(|r| r.get(&id).copied().flatten())
+                                .is_some_and(|matched| matched.index >= target)
+                        },
+                        "the new node caught up",
+                    )
+                    .await;
+                if caught_up.is_err() {
+                    let gone: BTreeSet<NodeId> = [id].into_iter().collect();
+                    if let Err(e) = self
+                        .raft
+                        .change_membership(ChangeMembers::RemoveNodes(gone), false)
+                        .await
+                    {
+                        tracing::warn!(node = self.id, learner = id, error = %e, "cannot take back an unreachable learner");
+                    }
+                    return Err(format!(
+                        "node {id} at {addr} did not catch up within {}s (is it running, \
+                         reachable, with this cluster's raft-secret?): not added",
+                        LEARNER_CATCH_UP.as_secs()
+                    ));
+                }
                 let voters: BTreeSet<NodeId> = [id].into_iter().collect();
                 self.raft
                     .change_membership(ChangeMembers::AddVoterIds(voters), false)

@@ -131,6 +131,7 @@ async fn run<S: ClientStream>(
     let mut requests: Vec<Vec<bytes::Bytes>> = Vec::new();
     let mut writer = ReplyWriter::default();
     loop {
+        let limits = Limits::now(engine);
         // Take every complete request that arrived (one at a time before
         // AUTH, whose limits depend on the outcome of the previous one).
         let mut protocol_error = None;
@@ -210,9 +211,7 @@ async fn run<S: ClientStream>(
             if let Some((block, args)) = block {
                 // Earlier replies go out before this client waits.
                 if !output.is_empty() {
-                    writer
-                        .flush(stream, &mut output, output_limit(engine))
-                        .await?;
+                    writer.flush(stream, &mut output, limits.output).await?;
                 }
                 let waited = Blocked {
                     engine,
@@ -220,6 +219,7 @@ async fn run<S: ClientStream>(
                     session,
                     args,
                     block,
+                    query_buffer: limits.query_buffer,
                 };
                 match waited.wait(stream, &mut input, shutdown).await? {
                     Some(reply) => reply.encode(session.protocol, &mut output),
@@ -231,49 +231,38 @@ async fn run<S: ClientStream>(
                 more_ready = true;
             }
             if session.quit {
-                writer
-                    .flush(stream, &mut output, output_limit(engine))
-                    .await?;
+                writer.flush(stream, &mut output, limits.output).await?;
                 return Ok(());
             }
             if output.len() >= OUTPUT_HIGH_WATER {
-                writer
-                    .flush(stream, &mut output, output_limit(engine))
-                    .await?;
+                writer.flush(stream, &mut output, limits.output).await?;
             }
         }
         requests.clear();
         if let Some(e) = protocol_error {
             // Answer what came before, then the error, then close.
             output.extend_from_slice(&e.reply_line());
-            writer
-                .flush(stream, &mut output, output_limit(engine))
-                .await?;
+            writer.flush(stream, &mut output, limits.output).await?;
             tracing::debug!(error = %e, "protocol error, closing connection");
             return Ok(());
         }
         if more_ready && !input.is_empty() {
             // More requests wait in the buffer: parse the next one now.
             if !output.is_empty() {
-                writer
-                    .flush(stream, &mut output, output_limit(engine))
-                    .await?;
+                writer.flush(stream, &mut output, limits.output).await?;
             }
             continue;
         }
         if !output.is_empty() {
-            writer
-                .flush(stream, &mut output, output_limit(engine))
-                .await?;
+            writer.flush(stream, &mut output, limits.output).await?;
         }
         if input.capacity() - input.len() < 4096 {
             input.reserve(16 * 1024);
         }
-        let idle = Duration::from_secs(engine.config.read().timeout);
         let idle_timeout = async {
-            match idle.is_zero() {
+            match limits.idle.is_zero() {
                 true => std::future::pending().await,
-                false => tokio::time::sleep(idle).await,
+                false => tokio::time::sleep(limits.idle).await,
             }
         };
         let n = tokio::select! {
@@ -287,19 +276,41 @@ async fn run<S: ClientStream>(
         if n == 0 {
             return Ok(());
         }
-        check_query_buffer(engine, session, input.len() + decoder.held_bytes())?;
+        check_query_buffer(
+            limits.query_buffer,
+            session,
+            input.len() + decoder.held_bytes(),
+        )?;
     }
 }
 
-/// The normal class's `client-output-buffer-limit`, as configured now.
-fn output_limit(engine: &Engine) -> OutputLimit {
-    engine.config.read().client_output_buffer_limit.normal
+/// The settings a connection checks on every request, read once per turn
+/// of its loop (a CONFIG SET applies from the next turn).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// `timeout`: close the client after this long without a request.
+    idle: Duration,
+    /// `client-query-buffer-limit`.
+    query_buffer: usize,
+    /// The normal class's `client-output-buffer-limit`.
+    output: OutputLimit,
+}
+
+impl Limits {
+    fn now(engine: &Engine) -> Limits {
+        let config = engine.config.read();
+        Limits {
+            idle: Duration::from_secs(config.timeout),
+            query_buffer: config.client_query_buffer_limit,
+            output: config.client_output_buffer_limit.normal,
+        }
+    }
 }
 
 /// Redis's `client-query-buffer-limit`: a client holding more unprocessed
-/// input than this is closed, without a reply.
-fn check_query_buffer(engine: &Engine, session: &Session, held: usize) -> std::io::Result<()> {
-    if held > engine.config.read().client_query_buffer_limit {
+/// input than `limit` is closed, without a reply.
+fn check_query_buffer(limit: usize, session: &Session, held: usize) -> std::io::Result<()> {
+    if held > limit {
         tracing::warn!(
             peer = %session.info.addr,
             bytes = held,
@@ -450,6 +461,8 @@ struct Blocked<'a> {
     session: &'a mut Session,
     args: &'a [bytes::Bytes],
     block: BlockOn,
+    /// `client-query-buffer-limit` for what arrives while it waits.
+    query_buffer: usize,
 }
 
 impl Blocked<'_> {
@@ -468,6 +481,7 @@ impl Blocked<'_> {
             session,
             args,
             block,
+            query_buffer,
         } = self;
         let waiter = Arc::new(Waiter::blocked_client());
         let keys: Vec<(u8, Vec<u8>)> = block
@@ -517,7 +531,7 @@ impl Blocked<'_> {
                         if n? == 0 {
                             return Ok(None);
                         }
-                        check_query_buffer(engine, session, input.len())?;
+                        check_query_buffer(query_buffer, session, input.len())?;
                     }
                 }
             }

@@ -19,9 +19,14 @@ pub(super) struct ReplyWriter {
     above_soft_since: Option<Instant>,
 }
 
+/// Why a connection ended when it overran its output limit.
+#[derive(Debug, thiserror::Error)]
+#[error("closed for overcoming of output buffer limits")]
+struct OutputOverrun;
+
 /// The error a connection ends with when it overran its limit.
 fn overrun() -> std::io::Error {
-    std::io::Error::other("closed for overcoming of output buffer limits")
+    std::io::Error::other(OutputOverrun)
 }
 
 impl ReplyWriter {
@@ -87,5 +92,5 @@ impl ReplyWriter {
 
 /// Whether an error ended a connection for overrunning its output limit.
 pub(super) fn is_overrun(e: &std::io::Error) -> bool {
-    e.kind() == std::io::ErrorKind::Other && e.to_string() == overrun().to_string()
+    e.get_ref().is_some_and(|inner| inner.is::<OutputOverrun>())
 }

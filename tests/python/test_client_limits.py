@@ -259,6 +259,11 @@ def test_a_reply_past_the_hard_limit_closes_the_client(start) -> None:
         conn.send(encode_command("GET", "big"))
         assert closed_without_reply(conn)
     server.healthy()
+    # Logged as Redis logs it.
+    wait_until(
+        lambda: "Client scheduled to be closed ASAP for overcoming of output buffer limits" in server.proc.log_tail(50),
+        message="the overrun is logged",
+    )
 
 
 def test_a_client_that_never_reads_is_dropped_after_the_soft_limit(start) -> None:

@@ -88,3 +88,29 @@ fn nodes_join_as_voters_and_leave_at_run_time() {
     let reply = cmd(port(leader), &["RAFT.NODE", "ADD", "x", "nowhere"]);
     assert!(reply.starts_with("-ERR"), "{reply}");
 }
+
+#[test]
+fn a_node_that_cannot_be_reached_is_not_added() {
+    let (_dirs, cluster, leader) = start_cluster(3);
+    let port = |i: usize| cluster.port(i).expect("port");
+    let leader_server = cluster.server(leader).expect("leader runs");
+    // A port nothing listens on: bound, then closed.
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .to_string();
+    let reply = cmd(port(leader), &["RAFT.NODE", "ADD", "7", &nowhere]);
+    assert!(
+        reply.starts_with("-ERR node 7 at ") && reply.contains("did not catch up"),
+        "{reply}"
+    );
+    // Neither a voter nor a learner: the quorum is still two of three.
+    assert_eq!(voters(leader_server), vec![1, 2, 3]);
+    let raft = leader_server.raft().expect("raft node");
+    let members = raft.raft().metrics().borrow().membership_config.clone();
+    assert!(
+        members.membership().get_node(&7).is_none(),
+        "node 7 is still known: {members:?}"
+    );
+    assert_eq!(cmd(port(leader), &["SET", "after", "z"]), "+OK");
+}
