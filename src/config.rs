@@ -274,15 +274,22 @@ impl RuntimeConfig {
             "timeout" => self.timeout = parse_in_range(value, 0, i32::MAX as u64)?,
             // Accepted for compatibility; Kiwi persists through RocksDB instead.
             "save" | "appendonly" | "maxmemory" | "maxmemory-policy" => {}
-            // Read once at start (Redis reloads certificates on CONFIG SET).
-            "tls-port"
-            | "tls-cert-file"
-            | "tls-key-file"
-            | "tls-ca-cert-file"
-            | "tls-auth-clients"
-            | "tls-cluster"
-            | "tls-client-cert-file"
-            | "tls-client-key-file" => return Err(ConfigSetError::Immutable),
+            // The files are read again by CONFIG SET's caller (see
+            // `TlsState::configure`). Listening on another port, or
+            // switching a node's raft links to or from TLS while its peers
+            // do not, needs a restart.
+            "tls-cert-file" => self.tls.cert_file = non_empty_path(value),
+            "tls-key-file" => self.tls.key_file = non_empty_path(value),
+            "tls-ca-cert-file" => self.tls.ca_cert_file = non_empty_path(value),
+            "tls-client-cert-file" => self.tls.client_cert_file = non_empty_path(value),
+            "tls-client-key-file" => self.tls.client_key_file = non_empty_path(value),
+            "tls-auth-clients" => {
+                self.tls.auth_clients =
+                    TlsAuthClients::parse(value).ok_or(ConfigSetError::Invalid(
+                        "argument(s) must be one of the following: no, yes, optional",
+                    ))?
+            }
+            "tls-port" | "tls-cluster" => return Err(ConfigSetError::Immutable),
             "bind"
             | "port"
             | "dir"
@@ -306,6 +313,23 @@ pub enum ConfigSetError {
     Invalid(&'static str),
     #[error("argument must be between {min} and {max} inclusive")]
     Range { min: u64, max: u64 },
+}
+
+fn non_empty_path(value: &str) -> Option<PathBuf> {
+    Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty())
+}
+
+/// Whether a CONFIG SET of `name` means reading the TLS files again.
+pub fn reloads_tls(name: &str) -> bool {
+    matches!(
+        name,
+        "tls-cert-file"
+            | "tls-key-file"
+            | "tls-ca-cert-file"
+            | "tls-client-cert-file"
+            | "tls-client-key-file"
+            | "tls-auth-clients"
+    )
 }
 
 fn path_text(path: &Option<PathBuf>) -> String {

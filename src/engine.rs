@@ -216,6 +216,8 @@ pub type ClientTable = HashMap<u64, Arc<ClientInfo>>;
 pub struct Engine {
     storage: Storage,
     pub config: RwLock<RuntimeConfig>,
+    /// The certificates `tls-*` names, as loaded (CONFIG SET reloads them).
+    pub tls: Arc<crate::tls::TlsState>,
     pub stats: Stats,
     pub clients: Mutex<ClientTable>,
     pub scan_cursors: Mutex<ScanCursors>,
@@ -258,6 +260,7 @@ impl Engine {
         Ok(Engine {
             storage,
             config: RwLock::new(config),
+            tls: Arc::default(),
             stats: Stats::default(),
             clients: Mutex::new(HashMap::new()),
             scan_cursors: Mutex::new(ScanCursors::default()),

@@ -19,6 +19,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::RwLock;
+
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
@@ -126,6 +128,46 @@ pub(crate) fn acceptor(tls: &TlsSettings) -> Result<Option<TlsAcceptor>, TlsErro
         .with_single_cert(chain, key)
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
     Ok(Some(TlsAcceptor::from(Arc::new(config))))
+}
+
+/// The TLS material a running server uses, replaced whole when CONFIG SET
+/// changes a `tls-*` file (Redis reloads them the same way; connections
+/// already open keep theirs).
+#[derive(Default)]
+pub struct TlsState {
+    clients: RwLock<Option<TlsAcceptor>>,
+    peers: RwLock<Option<PeerTls>>,
+}
+
+impl std::fmt::Debug for TlsState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsState")
+            .field("clients", &self.clients.read().is_some())
+            .field("peers", &self.peers.read().is_some())
+            .finish()
+    }
+}
+
+impl TlsState {
+    /// Read the files `tls` names and use them from now on; on error
+    /// nothing changes.
+    pub fn configure(&self, tls: &TlsSettings) -> Result<(), TlsError> {
+        let clients = acceptor(tls)?;
+        let peers = peer(tls)?;
+        *self.clients.write() = clients;
+        *self.peers.write() = peers;
+        Ok(())
+    }
+
+    /// What `tls-port` accepts with, if it is on.
+    pub fn clients(&self) -> Option<TlsAcceptor> {
+        self.clients.read().clone()
+    }
+
+    /// What raft links use, if `tls-cluster yes`.
+    pub fn peers(&self) -> Option<PeerTls> {
+        self.peers.read().clone()
+    }
 }
 
 /// Both ends of TLS between raft peers: what a node accepts with and what

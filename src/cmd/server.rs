@@ -589,6 +589,21 @@ pub fn config(call: &mut Call<'_, '_>) -> CmdResult {
                     });
                 }
             }
+            // Redis reads the TLS files again even when their names did not
+            // change (that is how certificates are rotated).
+            if let Some(name) = args[2..]
+                .chunks(2)
+                .filter_map(|pair| pair.first())
+                .map(|name| String::from_utf8_lossy(name).to_ascii_lowercase())
+                .find(|name| crate::config::reloads_tls(name))
+            {
+                if let Err(e) = call.engine.tls.configure(&updated.tls) {
+                    tracing::warn!(error = %e, "Failed applying new configuration. Possibly related to new {name} setting. Restoring previous settings.");
+                    return Err(CmdError::err(format!(
+                        "CONFIG SET failed (possibly related to argument '{name}') - Unable to update TLS configuration. Check server logs."
+                    )));
+                }
+            }
             call.engine.storage().set_appendfsync(updated.appendfsync);
             *call.engine.config.write() = updated;
             Ok(Reply::OK)

@@ -49,7 +49,9 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_rustls::TlsConnector;
+
+use crate::tls::TlsState;
 use tokio_util::sync::CancellationToken;
 
 use super::identity::Credentials;
@@ -355,8 +357,9 @@ pub struct Outbound {
     pub faults: Arc<FaultTable>,
     pub credentials: Arc<Credentials>,
     pub secret: Option<RaftSecret>,
-    /// Dial peers over mutual TLS (`tls-cluster yes`).
-    pub tls: Option<TlsConnector>,
+    /// Dial peers over mutual TLS when it holds peer material
+    /// (`tls-cluster yes`).
+    pub tls: Option<Arc<TlsState>>,
     pub config: NetConfig,
     /// Handshake refusals by peers, logged once in a while per peer.
     pub refusals: RefusalLog,
@@ -540,7 +543,11 @@ impl PeerClient {
                     target,
                     &addr,
                     out.secret.as_ref(),
-                    out.tls.as_ref(),
+                    out.tls
+                        .as_ref()
+                        .and_then(|tls| tls.peers())
+                        .map(|peers| peers.connector)
+                        .as_ref(),
                     &out.config,
                 )
                 .await;
@@ -718,8 +725,9 @@ pub struct Inbound {
     pub faults: Arc<FaultTable>,
     pub credentials: Arc<Credentials>,
     pub secret: Option<RaftSecret>,
-    /// Peers must connect over mutual TLS (`tls-cluster yes`).
-    pub tls: Option<TlsAcceptor>,
+    /// Peers must connect over mutual TLS when it holds peer material
+    /// (`tls-cluster yes`).
+    pub tls: Option<Arc<TlsState>>,
     pub config: NetConfig,
     slots: Arc<Semaphore>,
     refusals: RefusalLog,
@@ -732,7 +740,7 @@ impl Inbound {
         faults: Arc<FaultTable>,
         credentials: Arc<Credentials>,
         secret: Option<RaftSecret>,
-        tls: Option<TlsAcceptor>,
+        tls: Option<Arc<TlsState>>,
         config: NetConfig,
     ) -> Inbound {
         Inbound {
@@ -818,7 +826,8 @@ async fn serve_conn<S: RpcService>(
     let id = inbound.id;
     let faults = &inbound.faults;
     let limit = inbound.config.handshake_timeout;
-    let mut conn = match &inbound.tls {
+    let peer_tls = inbound.tls.as_ref().and_then(|tls| tls.peers());
+    let mut conn = match peer_tls.map(|peers| peers.acceptor) {
         None => framing::handshake_conn(stream),
         Some(tls) => {
             let accepted = tokio::select! {

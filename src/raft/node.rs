@@ -110,8 +110,10 @@ pub struct RaftOptions {
     /// The secret every member shares (`raft-secret`). Without one the
     /// raft port takes anyone, so it may only listen on loopback.
     pub secret: Option<RaftSecret>,
-    /// Mutual TLS on peer links (`tls-cluster yes`).
-    pub tls: Option<crate::tls::PeerTls>,
+    /// Mutual TLS on peer links when it holds peer material
+    /// (`tls-cluster yes`); looked up at each connection, so a reload
+    /// applies to the next one.
+    pub tls: Option<Arc<crate::tls::TlsState>>,
 }
 
 impl RaftOptions {
@@ -241,7 +243,11 @@ impl RaftNode {
             .await
             .map_err(|e| RaftNodeError::Bind(options.addr.clone(), e))?;
         // Mutual TLS admits only members too.
-        if options.secret.is_none() && options.tls.is_none() && !resolved.ip().is_loopback() {
+        let peer_tls = options
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.peers().is_some());
+        if options.secret.is_none() && !peer_tls && !resolved.ip().is_loopback() {
             return Err(RaftNodeError::Unprotected(resolved));
         }
         let listener =
@@ -293,7 +299,7 @@ impl RaftNode {
             faults: faults.clone(),
             credentials: credentials.clone(),
             secret: options.secret.clone(),
-            tls: options.tls.as_ref().map(|tls| tls.connector.clone()),
+            tls: options.tls.clone(),
             config: options.net,
             refusals: RefusalLog::default(),
         });
@@ -302,7 +308,7 @@ impl RaftNode {
             faults.clone(),
             credentials.clone(),
             options.secret.clone(),
-            options.tls.as_ref().map(|tls| tls.acceptor.clone()),
+            options.tls.clone(),
             options.net,
         ));
         let network = Network::new(outbound.clone());

@@ -75,9 +75,11 @@ impl Server {
             std::net::TcpListener::bind(&bind).map_err(|e| KiwiError::Bind(bind.clone(), e))?;
         std_listener.set_nonblocking(true).map_err(KiwiError::Io)?;
         let addr = std_listener.local_addr().map_err(KiwiError::Io)?;
-        let tls_acceptor =
-            crate::tls::acceptor(&config.tls).map_err(|e| KiwiError::Config(e.to_string()))?;
-        let tls_listener = match &tls_acceptor {
+        // Every tls-* file is read now: a bad one stops the start.
+        let tls = Arc::new(crate::tls::TlsState::default());
+        tls.configure(&config.tls)
+            .map_err(|e| KiwiError::Config(e.to_string()))?;
+        let tls_listener = match tls.clients() {
             Some(_) => {
                 let bind = format!("{}:{}", config.bind, config.tls.port);
                 let listener = std::net::TcpListener::bind(&bind)
@@ -87,15 +89,11 @@ impl Server {
             }
             None => None,
         };
-        let peer_tls = match raft {
-            Some(_) => {
-                crate::tls::peer(&config.tls).map_err(|e| KiwiError::Config(e.to_string()))?
-            }
-            None => None,
-        };
         let unixsocket = config.unixsocket.clone();
         let unixsocketperm = config.unixsocketperm;
-        let engine = Arc::new(Engine::open(config)?);
+        let mut engine = Engine::open(config)?;
+        engine.tls = tls;
+        let engine = Arc::new(engine);
         if raft.is_none() {
             // Writes here would bypass the log of the cluster it belongs to.
             crate::raft::identity::check_standalone(engine.storage())
@@ -111,7 +109,7 @@ impl Server {
                     .block_on(RaftNode::start(engine.clone(), {
                         // `tls-cluster` comes from the server's settings
                         // unless the caller gave its own.
-                        options.tls = options.tls.or(peer_tls);
+                        options.tls = options.tls.or_else(|| Some(engine.tls.clone()));
                         options
                     }))
                     .map_err(|e| KiwiError::Config(e.to_string()))?,
@@ -127,9 +125,9 @@ impl Server {
             listener,
             shutdown.clone(),
             raft.clone(),
-            None,
+            false,
         ));
-        if let (Some(std_listener), Some(acceptor)) = (tls_listener, tls_acceptor) {
+        if let Some(std_listener) = tls_listener {
             let listener = {
                 let _enter = runtime.enter();
                 TcpListener::from_std(std_listener).map_err(KiwiError::Io)?
@@ -142,7 +140,7 @@ impl Server {
                 listener,
                 shutdown.clone(),
                 raft.clone(),
-                Some(acceptor),
+                true,
             ));
         }
         #[cfg(unix)]
@@ -248,14 +246,14 @@ impl Drop for Server {
     }
 }
 
-/// Accept TCP clients (over TLS when `tls` is given) and serve each on
-/// its own task.
+/// Accept TCP clients (over TLS when `tls`, with the certificates loaded
+/// at the moment of each accept) and serve each on its own task.
 async fn accept_loop(
     engine: Arc<Engine>,
     listener: TcpListener,
     shutdown: CancellationToken,
     raft: Option<Arc<RaftNode>>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: bool,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -277,7 +275,14 @@ async fn accept_loop(
                     addr: peer.to_string(),
                     ip: Some(peer.ip()),
                 };
-                match &tls {
+                let acceptor = match tls {
+                    true => match engine.tls.clients() {
+                        Some(acceptor) => Some(acceptor),
+                        None => continue,
+                    },
+                    false => None,
+                };
+                match acceptor {
                     None => {
                         tokio::spawn(connection::serve(
                             engine, stream, peer, local, shutdown, raft,

@@ -181,3 +181,77 @@ def test_a_bad_tls_setup_stops_the_start_with_a_message(
     )
     assert out.returncode != 0
     assert message in out.stderr.decode(), out.stderr.decode()
+
+
+def _served_certificate(port: int, pki: Pki) -> bytes:
+    """The DER certificate the TLS port presents now (its name unchecked)."""
+    context = ssl.create_default_context(cafile=str(pki.ca))
+    context.check_hostname = False
+    context.load_cert_chain(str(pki.client_cert), str(pki.client_key))
+    with socket.create_connection((HOST, port), timeout=10) as raw:
+        with context.wrap_socket(raw) as tls:
+            der = tls.getpeercert(binary_form=True)
+            assert der is not None
+            return der
+
+
+def _first_certificate(path: Path) -> bytes:
+    pem = path.read_text()
+    end = "-----END CERTIFICATE-----"
+    return ssl.PEM_cert_to_DER_cert(pem[: pem.index(end) + len(end)] + "\n")
+
+
+def test_config_set_reloads_the_certificates_for_new_connections(tls_server, pki: Pki) -> None:
+    # Rotation as Redis does it: CONFIG SET of the files reads them again
+    # (the same paths with new content work too); open connections go on.
+    server = tls_server("yes")
+    assert _served_certificate(server.tls_port, pki) == _first_certificate(pki.server_cert)
+    old = server.client(ssl_ca_certs=str(pki.ca), ssl_certfile=str(pki.client_cert), ssl_keyfile=str(pki.client_key))
+    assert old.ping() is True
+    admin = redis.Redis(host=HOST, port=server.port, socket_timeout=10)
+    assert admin.execute_command(
+        "CONFIG", "SET", "tls-cert-file", str(pki.client_cert), "tls-key-file", str(pki.client_key)
+    ) == b"OK"
+    assert _served_certificate(server.tls_port, pki) == _first_certificate(pki.client_cert)
+    assert admin.config_get("tls-cert-file") == {"tls-cert-file": str(pki.client_cert)}
+    assert old.ping() is True
+    old.close()
+    admin.close()
+
+
+def test_config_set_of_unusable_tls_files_changes_nothing(tls_server, pki: Pki) -> None:
+    server = tls_server("yes")
+    admin = redis.Redis(host=HOST, port=server.port, socket_timeout=10)
+    for args in (
+        ("tls-cert-file", "/nonexistent.pem"),
+        # A certificate with another's key.
+        ("tls-cert-file", str(pki.client_cert)),
+    ):
+        with pytest.raises(redis.ResponseError) as refused:
+            admin.execute_command("CONFIG", "SET", *args)
+        assert str(refused.value) == (
+            "CONFIG SET failed (possibly related to argument 'tls-cert-file') - "
+            "Unable to update TLS configuration. Check server logs."
+        )
+    assert admin.config_get("tls-cert-file") == {"tls-cert-file": str(pki.server_cert)}
+    assert _served_certificate(server.tls_port, pki) == _first_certificate(pki.server_cert)
+    with pytest.raises(redis.ResponseError) as refused:
+        admin.execute_command("CONFIG", "SET", "tls-auth-clients", "maybe")
+    assert str(refused.value) == (
+        "CONFIG SET failed (possibly related to argument 'tls-auth-clients') - "
+        "argument(s) must be one of the following: no, yes, optional"
+    )
+    admin.close()
+
+
+def test_config_set_tls_auth_clients_applies_to_new_connections(tls_server, pki: Pki) -> None:
+    server = tls_server("yes")
+    admin = redis.Redis(host=HOST, port=server.port, socket_timeout=10)
+    anonymous = server.client(ssl_ca_certs=str(pki.ca))
+    with pytest.raises(redis.ConnectionError):
+        anonymous.ping()
+    assert admin.config_set("tls-auth-clients", "no") is True
+    anonymous = server.client(ssl_ca_certs=str(pki.ca))
+    assert anonymous.ping() is True
+    anonymous.close()
+    admin.close()
