@@ -10,9 +10,10 @@ use bytes::Bytes;
 use rand::seq::SliceRandom;
 
 use super::scan::{parse_cursor, resume_at, scan_done, scan_reply, ScanOptions};
-use super::strings::{count_lookup, ld};
+use super::strings::count_lookup;
 use super::table::{commands, flags::*};
 use super::{int_arg, is, parse_i64, Call, CmdError, CmdResult, Collection, CommandSpec, Flags};
+use crate::num::{string2ld, LongDouble};
 use crate::resp::{Protocol, Reply};
 use crate::storage::{data_key, data_prefix, prefix_end, Cf, KeyType};
 
@@ -210,16 +211,16 @@ pub fn hincrby(call: &mut Call<'_, '_>) -> CmdResult {
 
 pub fn hincrbyfloat(call: &mut Call<'_, '_>) -> CmdResult {
     // Computed in x87 long double and printed like INCRBYFLOAT (strings.rs).
-    let incr = ld::parse(&call.args[3]).ok_or(CmdError::NotFloat)?;
+    let incr = string2ld(&call.args[3]).ok_or(CmdError::NotFloat)?;
     if !incr.is_finite() {
         return Err(CmdError::err("value is NaN or Infinity"));
     }
     let (coll, raw, current) = incr_target(call)?;
     let old = match &current {
-        Some(v) => ld::parse(v).ok_or_else(|| CmdError::err("hash value is not a float"))?,
-        None => ld::LongDouble::ZERO,
+        Some(v) => string2ld(v).ok_or_else(|| CmdError::err("hash value is not a float"))?,
+        None => LongDouble::ZERO,
     };
-    let sum = old.add(incr);
+    let sum = old + incr;
     if !sum.is_finite() {
         return Err(CmdError::err("increment would produce NaN or Infinity"));
     }

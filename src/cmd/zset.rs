@@ -22,7 +22,8 @@ use super::{
     int_arg, is, parse_i64, timeout_arg, BlockOn, Call, CmdError, CmdResult, Collection,
     CommandSpec, Flags,
 };
-use crate::resp::{format_double, Protocol, Reply};
+use crate::num::{d2string, format_double, string2d, strtod};
+use crate::resp::{Protocol, Reply};
 use crate::storage::{
     data_key, data_prefix, decode_score, encode_score, prefix_end, Cf, CollectionMeta, Ctx,
     KeyType, Meta, MetaBody, StorageError,
@@ -74,183 +75,8 @@ type Scored = (Bytes, f64);
 
 // ---------------------------------------------------------------- parsing
 
-fn is_c_space(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
-
-fn starts_with_ci(s: &[u8], word: &[u8]) -> bool {
-    s.len() >= word.len() && s[..word.len()].eq_ignore_ascii_case(word)
-}
-
-/// C's `strtod` as glibc implements it, on bytes: the value, how many bytes
-/// it consumed (0 = no conversion), and whether it overflowed to infinity or
-/// underflowed to zero (`errno == ERANGE` with a result Redis refuses).
-fn strtod(s: &[u8]) -> (f64, usize, bool) {
-    let mut i = 0;
-    while i < s.len() && is_c_space(s[i]) {
-        i += 1;
-    }
-    let neg = match s.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    let sign = if neg { -1.0 } else { 1.0 };
-    let rest = &s[i..];
-    if starts_with_ci(rest, b"inf") {
-        let n = if starts_with_ci(rest, b"infinity") {
-            8
-        } else {
-            3
-        };
-        return (sign * f64::INFINITY, i + n, false);
-    }
-    if starts_with_ci(rest, b"nan") {
-        let mut n = 3;
-        if rest.get(3) == Some(&b'(') {
-            let inner = rest[4..]
-                .iter()
-                .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
-                .count();
-            if rest.get(4 + inner) == Some(&b')') {
-                n = 4 + inner + 1;
-            }
-        }
-        return (f64::NAN, i + n, false);
-    }
-    if rest.len() >= 2 && rest[0] == b'0' && (rest[1] | 0x20) == b'x' {
-        return match hex_float(&rest[2..]) {
-            Some((v, n, range)) => (sign * v, i + 2 + n, range),
-            // "0x" with no hex digits: only the "0" converts.
-            None => (sign * 0.0, i + 1, false),
-        };
-    }
-    let mut j = 0;
-    let mut digits = 0;
-    let mut nonzero = false;
-    let mut scan_digits = |j: &mut usize| {
-        while let Some(c) = rest.get(*j).filter(|c| c.is_ascii_digit()) {
-            nonzero |= *c != b'0';
-            digits += 1;
-            *j += 1;
-        }
-    };
-    scan_digits(&mut j);
-    if rest.get(j) == Some(&b'.') {
-        j += 1;
-        scan_digits(&mut j);
-    }
-    if digits == 0 {
-        return (0.0, 0, false);
-    }
-    if matches!(rest.get(j), Some(b'e' | b'E')) {
-        let mut k = j + 1;
-        if matches!(rest.get(k), Some(b'+' | b'-')) {
-            k += 1;
-        }
-        if rest.get(k).is_some_and(u8::is_ascii_digit) {
-            while rest.get(k).is_some_and(u8::is_ascii_digit) {
-                k += 1;
-            }
-            j = k;
-        }
-    }
-    let v: f64 = std::str::from_utf8(&rest[..j])
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0.0);
-    let range = v.is_infinite() || (v == 0.0 && nonzero);
-    (sign * v, i + j, range)
-}
-
-/// The hexadecimal part of a `0x…` float: value, bytes consumed after the
-/// `0x`, range error; `None` when no hex digit follows.
-fn hex_float(s: &[u8]) -> Option<(f64, usize, bool)> {
-    const LIMIT: u128 = 1 << 120;
-    let hex = |c: u8| (c as char).to_digit(16).map(u128::from);
-    let (mut j, mut mant, mut exp, mut any, mut nonzero) = (0usize, 0u128, 0i64, false, false);
-    while let Some(d) = s.get(j).and_then(|c| hex(*c)) {
-        any = true;
-        nonzero |= d != 0;
-        if mant < LIMIT {
-            mant = mant * 16 + d;
-        } else {
-            exp += 4;
-        }
-        j += 1;
-    }
-    if s.get(j) == Some(&b'.') {
-        let mut k = j + 1;
-        let mut frac_any = false;
-        while let Some(d) = s.get(k).and_then(|c| hex(*c)) {
-            frac_any = true;
-            nonzero |= d != 0;
-            if mant < LIMIT {
-                mant = mant * 16 + d;
-                exp -= 4;
-            }
-            k += 1;
-        }
-        if any || frac_any {
-            any = true;
-            j = k;
-        }
-    }
-    if !any {
-        return None;
-    }
-    if matches!(s.get(j), Some(b'p' | b'P')) {
-        let mut k = j + 1;
-        let neg = match s.get(k) {
-            Some(b'-') => {
-                k += 1;
-                true
-            }
-            Some(b'+') => {
-                k += 1;
-                false
-            }
-            _ => false,
-        };
-        if s.get(k).is_some_and(u8::is_ascii_digit) {
-            let mut e: i64 = 0;
-            while let Some(c) = s.get(k).filter(|c| c.is_ascii_digit()) {
-                e = (e * 10 + i64::from(c - b'0')).min(1 << 20);
-                k += 1;
-            }
-            exp += if neg { -e } else { e };
-            j = k;
-        }
-    }
-    let mut v = mant as f64;
-    while exp != 0 && v != 0.0 && v.is_finite() {
-        let step = exp.clamp(-1000, 1000);
-        v *= 2f64.powi(step as i32);
-        exp -= step;
-    }
-    let range = v.is_infinite() || (v == 0.0 && nonzero);
-    Some((v, j, range))
-}
-
-/// A score, increment or weight argument, accepted as Redis's
-/// `getDoubleFromObject` accepts it: the whole string, no leading space,
-/// no overflow, no underflow to zero, not NaN.
-fn parse_score(arg: &[u8]) -> Option<f64> {
-    if arg.first().is_none_or(|c| is_c_space(*c)) {
-        return None;
-    }
-    let (v, n, range) = strtod(arg);
-    (n == arg.len() && !range && !v.is_nan()).then_some(v)
-}
-
 fn score_arg(arg: &[u8]) -> CmdResult<f64> {
-    parse_score(arg).ok_or(CmdError::NotFloat)
+    string2d(arg).ok_or(CmdError::NotFloat)
 }
 
 /// A score-range bound as Redis parses it (`strtod` up to the end of the
@@ -1554,7 +1380,7 @@ fn zsetop_generic(
         if op != SetOp::Diff && !card && remaining > setnum && is(opt, "weights") {
             j += 1;
             for source in sources.iter_mut() {
-                source.weight = parse_score(&args[j])
+                source.weight = string2d(&args[j])
                     .ok_or_else(|| CmdError::err("weight value is not a float"))?;
                 j += 1;
             }
@@ -1753,19 +1579,6 @@ pub fn zscan(call: &mut Call<'_, '_>) -> CmdResult {
     Ok(scan_reply(call, next, out))
 }
 
-/// Redis's `d2string`: integral values up to 2^62 as integers, others
-/// like `%.17g`.
-fn d2string(v: f64) -> String {
-    const LIMIT: f64 = (i64::MAX / 2) as f64;
-    if v == 0.0 {
-        return if v.is_sign_negative() { "-0" } else { "0" }.into();
-    }
-    if (-LIMIT..=LIMIT).contains(&v) && v.fract() == 0.0 {
-        return (v as i64).to_string();
-    }
-    format_double(v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1827,40 +1640,6 @@ mod tests {
         ] {
             assert_eq!(decode_score(encode_score(v)).to_bits(), v.to_bits());
         }
-    }
-
-    #[test]
-    fn strict_scores_match_redis() {
-        assert_eq!(parse_score(b"1.5"), Some(1.5));
-        assert_eq!(parse_score(b"+1"), Some(1.0));
-        assert_eq!(parse_score(b".5"), Some(0.5));
-        assert_eq!(parse_score(b"5."), Some(5.0));
-        assert_eq!(parse_score(b"-.5e-3"), Some(-0.0005));
-        assert_eq!(parse_score(b"0x10"), Some(16.0));
-        assert_eq!(parse_score(b"0x1p3"), Some(8.0));
-        assert_eq!(parse_score(b"0x.8"), Some(0.5));
-        assert_eq!(parse_score(b"inf"), Some(f64::INFINITY));
-        assert_eq!(parse_score(b"-Infinity"), Some(f64::NEG_INFINITY));
-        assert_eq!(parse_score(b"1e-310"), Some(1e-310));
-        for bad in [
-            &b""[..],
-            b" 1",
-            b"1 ",
-            b"nan",
-            b"-nan",
-            b"1e400",
-            b"-1e400",
-            b"1e-400",
-            b"1e",
-            b"+-1",
-            b"0x",
-            b"abc",
-            b"1\x002",
-            b"infinit",
-        ] {
-            assert_eq!(parse_score(bad), None, "{:?}", String::from_utf8_lossy(bad));
-        }
-        assert_eq!(parse_score(b"0e-400"), Some(0.0));
     }
 
     #[test]
@@ -1956,17 +1735,6 @@ mod tests {
         let all = LexRange::parse(b"-", b"+").unwrap();
         assert!(inside(&all, b""));
         assert!(inside(&all, b"\xff\xff"));
-    }
-
-    #[test]
-    fn d2string_prints_integers_like_redis() {
-        assert_eq!(d2string(123456789012345678.0), "123456789012345680");
-        assert_eq!(d2string(4e18), "4000000000000000000");
-        assert_eq!(d2string(5e18), "5e+18");
-        assert_eq!(d2string(-3.0), "-3");
-        assert_eq!(d2string(0.1), "0.10000000000000001");
-        assert_eq!(d2string(f64::INFINITY), "inf");
-        assert_eq!(d2string(0.0), "0");
     }
 
     #[test]
