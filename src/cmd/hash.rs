@@ -10,7 +10,6 @@ use bytes::Bytes;
 use rand::seq::SliceRandom;
 
 use super::scan::{parse_cursor, resume_at, scan_done, scan_reply, ScanOptions};
-use super::strings::count_lookup;
 use super::table::{commands, flags::*};
 use super::{int_arg, is, parse_i64, Call, CmdError, CmdResult, Collection, CommandSpec, Flags};
 use crate::num::{string2ld, LongDouble};
@@ -46,17 +45,6 @@ const SMALL_HASH: u64 = 128;
 /// The most elements HRANDFIELD with a negative count may answer. Redis
 /// has no limit and runs out of memory on huge counts; Kiwi refuses them.
 const MAX_RANDOM_REPLY: u64 = 1 << 20;
-
-/// The live hash at `key` for a read command, counting the lookup in the
-/// keyspace statistics as Redis does (a key of another type is a hit).
-fn read_hash(call: &Call<'_, '_>, key: &[u8]) -> CmdResult<Option<Collection>> {
-    let found = call.collection(key, KeyType::Hash);
-    count_lookup(
-        call,
-        matches!(found, Ok(Some(_)) | Err(CmdError::WrongType)),
-    );
-    found
-}
 
 /// The data key of `field` in hash `coll` at `key`.
 fn field_key(call: &Call<'_, '_>, key: &[u8], coll: &Collection, field: &[u8]) -> Vec<u8> {
@@ -234,7 +222,7 @@ pub fn hincrbyfloat(call: &mut Call<'_, '_>) -> CmdResult {
 
 pub fn hget(call: &mut Call<'_, '_>) -> CmdResult {
     let (key, field) = (&call.args[1], &call.args[2]);
-    let Some(coll) = read_hash(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::Hash)? else {
         return Ok(Reply::Nil);
     };
     let value = call.ctx.get_data(&field_key(call, key, &coll, field))?;
@@ -245,7 +233,7 @@ pub fn hmget(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     let key = &args[1];
     let fields = &args[2..];
-    let Some(coll) = read_hash(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::Hash)? else {
         return Ok(Reply::Array(vec![Reply::Nil; fields.len()]));
     };
     let mut out = Vec::with_capacity(fields.len());
@@ -257,13 +245,15 @@ pub fn hmget(call: &mut Call<'_, '_>) -> CmdResult {
 }
 
 pub fn hlen(call: &mut Call<'_, '_>) -> CmdResult {
-    let len = read_hash(call, &call.args[1])?.map_or(0, |c| c.len());
+    let len = call
+        .read_collection(&call.args[1], KeyType::Hash)?
+        .map_or(0, |c| c.len());
     Ok(Reply::Int(i64::try_from(len).unwrap_or(i64::MAX)))
 }
 
 pub fn hstrlen(call: &mut Call<'_, '_>) -> CmdResult {
     let (key, field) = (&call.args[1], &call.args[2]);
-    let Some(coll) = read_hash(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::Hash)? else {
         return Ok(Reply::Int(0));
     };
     let value = call.ctx.get_data(&field_key(call, key, &coll, field))?;
@@ -272,7 +262,7 @@ pub fn hstrlen(call: &mut Call<'_, '_>) -> CmdResult {
 
 pub fn hexists(call: &mut Call<'_, '_>) -> CmdResult {
     let (key, field) = (&call.args[1], &call.args[2]);
-    let Some(coll) = read_hash(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::Hash)? else {
         return Ok(Reply::Int(0));
     };
     let found = call
@@ -292,7 +282,7 @@ enum Part {
 
 fn get_all(call: &mut Call<'_, '_>, part: Part) -> CmdResult {
     let key = &call.args[1];
-    let pairs = match read_hash(call, key)? {
+    let pairs = match call.read_collection(key, KeyType::Hash)? {
         Some(coll) => all_fields(call, key, &coll)?,
         None => Vec::new(),
     };
@@ -455,7 +445,7 @@ pub fn hrandfield(call: &mut Call<'_, '_>) -> CmdResult {
     let key = &args[1];
     let Some(RandArgs { count, with_values }) = parse_rand_args(&args[2..])? else {
         // No count: one field as a bulk string, nil without a hash.
-        let Some(coll) = read_hash(call, key)? else {
+        let Some(coll) = call.read_collection(key, KeyType::Hash)? else {
             return Ok(Reply::Nil);
         };
         let target = rand::random_range(0..coll.len().max(1));
@@ -468,7 +458,7 @@ pub fn hrandfield(call: &mut Call<'_, '_>) -> CmdResult {
         })?;
         return Ok(Reply::bulk_opt(pick));
     };
-    let Some(coll) = read_hash(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::Hash)? else {
         return Ok(Reply::Array(Vec::new()));
     };
     let protocol = call.session.protocol;
@@ -512,7 +502,7 @@ pub fn hscan(call: &mut Call<'_, '_>) -> CmdResult {
     let key = &args[1];
     let cursor = parse_cursor(&args[2])?;
     // As in Redis, a missing key answers before the options are checked.
-    let Some(coll) = read_hash(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::Hash)? else {
         return Ok(scan_done(Vec::new()));
     };
     let mut options = ScanOptions::parse(args, 3, false)?;

@@ -17,7 +17,6 @@
 use bytes::Bytes;
 
 use super::args::{int_arg, is, parse_i64, timeout_arg};
-use super::strings::count_lookup;
 use super::table::{commands, flags::*};
 use super::{BlockOn, Call, CmdError, CmdResult, Collection, CommandSpec, Flags};
 use crate::resp::Reply;
@@ -151,13 +150,6 @@ fn source_list(call: &Call<'_, '_>, key: &[u8]) -> CmdResult<Option<Collection>>
         Err(CmdError::WrongType) if call.session.retrying_block => Ok(None),
         found => found,
     }
-}
-
-/// [`get_list`] for a read-only command: counted in the keyspace hits/misses.
-fn read_list(call: &Call<'_, '_>, key: &[u8]) -> CmdResult<Option<Collection>> {
-    let found = get_list(call, key);
-    count_lookup(call, !matches!(found, Ok(None)));
-    found
 }
 
 /// Keep `len` equal to the window size.
@@ -498,7 +490,7 @@ pub fn rpop(call: &mut Call<'_, '_>) -> CmdResult {
 // ------------------------------------------------------------------ readers
 
 pub fn llen(call: &mut Call<'_, '_>) -> CmdResult {
-    let coll = read_list(call, &call.args[1])?;
+    let coll = call.read_collection(&call.args[1], KeyType::List)?;
     Ok(Reply::Int(coll.map_or(0, |c| c.len() as i64)))
 }
 
@@ -507,7 +499,7 @@ pub fn lrange(call: &mut Call<'_, '_>) -> CmdResult {
     let start = int_arg(&args[2])?;
     let end = int_arg(&args[3])?;
     let key = &args[1];
-    let Some(coll) = read_list(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::List)? else {
         return Ok(Reply::Array(Vec::new()));
     };
     let Some((s, e)) = range_offsets(coll.len(), start, end) else {
@@ -521,7 +513,7 @@ pub fn lrange(call: &mut Call<'_, '_>) -> CmdResult {
 pub fn lindex(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     let key = &args[1];
-    let Some(coll) = read_list(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::List)? else {
         return Ok(Reply::Nil);
     };
     let index = int_arg(&args[2])?;
@@ -581,7 +573,7 @@ pub fn lpos(call: &mut Call<'_, '_>) -> CmdResult {
         j += 1;
     }
     let key = &args[1];
-    let Some(coll) = read_list(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::List)? else {
         return Ok(if count.is_some() {
             Reply::Array(Vec::new())
         } else {

@@ -12,6 +12,7 @@ mod glob;
 mod hash;
 mod keys;
 mod list;
+mod lookup;
 pub mod raft;
 mod scan;
 mod server;

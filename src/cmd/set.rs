@@ -12,7 +12,6 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
 
 use super::scan::{parse_cursor, resume_at, scan_done, scan_reply, ScanOptions};
-use super::strings::count_lookup;
 use super::table::{commands, flags::*};
 use super::{int_arg, is, parse_i64, Call, CmdError, CmdResult, Collection, CommandSpec, Flags};
 use crate::resp::Reply;
@@ -287,13 +286,6 @@ fn is_member(ctx: &Ctx<'_>, key: &[u8], coll: &Collection, member: &[u8]) -> Cmd
     Ok(ctx.get_data(&member_key(ctx, key, coll, member))?.is_some())
 }
 
-/// A set a read command looks at, counted in the keyspace statistics.
-fn read_set(call: &Call<'_, '_>, key: &[u8]) -> CmdResult<Option<Collection>> {
-    let found = call.collection(key, KeyType::Set);
-    count_lookup(call, !matches!(found, Ok(None)));
-    found
-}
-
 /// Remove members known to be in the set, and keep its header exact.
 fn remove_members(call: &mut Call<'_, '_>, key: &[u8], coll: &mut Collection, members: &[Bytes]) {
     for member in members {
@@ -346,13 +338,15 @@ pub fn srem(call: &mut Call<'_, '_>) -> CmdResult {
 }
 
 pub fn scard(call: &mut Call<'_, '_>) -> CmdResult {
-    let len = read_set(call, &call.args[1])?.map_or(0, |c| c.len());
+    let len = call
+        .read_collection(&call.args[1], KeyType::Set)?
+        .map_or(0, |c| c.len());
     Ok(Reply::Int(i64::try_from(len).unwrap_or(i64::MAX)))
 }
 
 pub fn sismember(call: &mut Call<'_, '_>) -> CmdResult {
     let (key, member) = (&call.args[1], &call.args[2]);
-    let found = match read_set(call, key)? {
+    let found = match call.read_collection(key, KeyType::Set)? {
         Some(coll) => is_member(&call.ctx, key, &coll, member)?,
         None => false,
     };
@@ -362,7 +356,7 @@ pub fn sismember(call: &mut Call<'_, '_>) -> CmdResult {
 pub fn smismember(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     let key = &args[1];
-    let coll = read_set(call, key)?;
+    let coll = call.read_collection(key, KeyType::Set)?;
     let mut out = Vec::with_capacity(args.len() - 2);
     for member in &args[2..] {
         let found = match &coll {
@@ -376,7 +370,7 @@ pub fn smismember(call: &mut Call<'_, '_>) -> CmdResult {
 
 pub fn smembers(call: &mut Call<'_, '_>) -> CmdResult {
     let key = &call.args[1];
-    Ok(match read_set(call, key)? {
+    Ok(match call.read_collection(key, KeyType::Set)? {
         Some(coll) => set_reply(Members::new(&call.ctx, key, &coll).all(&call.ctx)?),
         None => Reply::Set(Vec::new()),
     })
@@ -488,7 +482,7 @@ pub fn srandmember(call: &mut Call<'_, '_>) -> CmdResult {
         }
         _ => return Err(CmdError::Syntax),
     };
-    let Some(coll) = read_set(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::Set)? else {
         return Ok(match count {
             None => Reply::Nil,
             Some(_) => Reply::Array(Vec::new()),
@@ -576,7 +570,7 @@ fn open_sources(
     keys.iter()
         .map(|key| {
             if read {
-                read_set(call, key)
+                call.read_collection(key, KeyType::Set)
             } else {
                 call.collection(key, KeyType::Set)
             }
@@ -765,7 +759,7 @@ pub fn sscan(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     let key = &args[1];
     let cursor = parse_cursor(&args[2])?;
-    let Some(coll) = read_set(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::Set)? else {
         return Ok(scan_done(Vec::new()));
     };
     let options = ScanOptions::parse(args, 3, false)?;

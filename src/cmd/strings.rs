@@ -6,22 +6,11 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::lookup::count_lookup;
 use super::{int_arg, is, parse_i64, Call, CmdError, CmdResult};
 use crate::num::{string2ld, LongDouble};
 use crate::resp::{Reply, DEFAULT_MAX_BULK_LEN};
 use crate::storage::{Expiry, Meta, MetaBody};
-
-/// Count a read lookup in INFO's `keyspace_hits` / `keyspace_misses`, as
-/// Redis does for commands that read a key (not for writes).
-pub(super) fn count_lookup(call: &Call<'_, '_>, hit: bool) {
-    use std::sync::atomic::Ordering::Relaxed;
-    let stats = &call.engine.stats;
-    if hit {
-        stats.keyspace_hits.fetch_add(1, Relaxed);
-    } else {
-        stats.keyspace_misses.fetch_add(1, Relaxed);
-    }
-}
 
 /// The string at `key` with its expiry; WRONGTYPE for other types.
 /// `read` counts the lookup in the keyspace statistics.

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
+use super::lookup::count_lookup;
 use super::scan::{parse_cursor, resume_at, scan_done, scan_reply, ScanOptions};
-use super::strings::count_lookup;
 use super::table::{commands, flags::*};
 use super::{
     int_arg, is, parse_i64, timeout_arg, BlockOn, Call, CmdError, CmdResult, Collection,
@@ -271,14 +271,6 @@ fn score_from(raw: &[u8]) -> CmdResult<f64> {
 /// The live sorted set at `key` for a command that writes.
 fn zset(call: &Call<'_, '_>, key: &[u8]) -> CmdResult<Option<Collection>> {
     call.collection(key, KeyType::ZSet)
-}
-
-/// The live sorted set at `key` for a command that reads (counted in the
-/// keyspace hit/miss statistics, as Redis's lookupKeyRead does).
-fn read_zset(call: &Call<'_, '_>, key: &[u8]) -> CmdResult<Option<Collection>> {
-    let found = zset(call, key)?;
-    count_lookup(call, found.is_some());
-    Ok(found)
 }
 
 fn prefix_of(ctx: &Ctx<'_>, key: &[u8], coll: &Collection) -> Vec<u8> {
@@ -737,13 +729,15 @@ pub fn zrem(call: &mut Call<'_, '_>) -> CmdResult {
 // ------------------------------------------------------------ point reads
 
 pub fn zcard(call: &mut Call<'_, '_>) -> CmdResult {
-    let len = read_zset(call, &call.args[1])?.map_or(0, |c| c.len());
+    let len = call
+        .read_collection(&call.args[1], KeyType::ZSet)?
+        .map_or(0, |c| c.len());
     Ok(Reply::Int(len as i64))
 }
 
 pub fn zscore(call: &mut Call<'_, '_>) -> CmdResult {
     let (key, member) = (&call.args[1], &call.args[2]);
-    let Some(coll) = read_zset(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::ZSet)? else {
         return Ok(Reply::Nil);
     };
     Ok(match get_score(&call.ctx, key, coll.version(), member)? {
@@ -755,7 +749,7 @@ pub fn zscore(call: &mut Call<'_, '_>) -> CmdResult {
 pub fn zmscore(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     let key = &args[1];
-    let coll = read_zset(call, key)?;
+    let coll = call.read_collection(key, KeyType::ZSet)?;
     let mut out = Vec::with_capacity(args.len() - 2);
     for member in &args[2..] {
         let score = match &coll {
@@ -769,7 +763,7 @@ pub fn zmscore(call: &mut Call<'_, '_>) -> CmdResult {
 
 fn rank_generic(call: &mut Call<'_, '_>, reverse: bool) -> CmdResult {
     let (key, member) = (&call.args[1], &call.args[2]);
-    let Some(coll) = read_zset(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::ZSet)? else {
         return Ok(Reply::Nil);
     };
     let Some(score) = get_score(&call.ctx, key, coll.version(), member)? else {
@@ -796,7 +790,7 @@ pub fn zrevrank(call: &mut Call<'_, '_>) -> CmdResult {
 pub fn zcount(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     let range = ScoreRange::parse_arg(&args[2], &args[3])?;
-    let Some(coll) = read_zset(call, &args[1])? else {
+    let Some(coll) = call.read_collection(&args[1], KeyType::ZSet)? else {
         return Ok(Reply::Int(0));
     };
     let prefix = prefix_of(&call.ctx, &args[1], &coll);
@@ -811,7 +805,7 @@ pub fn zcount(call: &mut Call<'_, '_>) -> CmdResult {
 pub fn zlexcount(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     let range = LexRange::parse_arg(&args[2], &args[3])?;
-    let Some(coll) = read_zset(call, &args[1])? else {
+    let Some(coll) = call.read_collection(&args[1], KeyType::ZSet)? else {
         return Ok(Reply::Int(0));
     };
     let prefix = prefix_of(&call.ctx, &args[1], &coll);
@@ -954,7 +948,7 @@ fn zrange_generic(
         RangeKind::Lex => ParsedRange::Lex(LexRange::parse_arg(&args[minidx], &args[maxidx])?),
         _ => ParsedRange::Rank(int_arg(&args[minidx])?, int_arg(&args[maxidx])?),
     };
-    let items = match read_zset(call, key)? {
+    let items = match call.read_collection(key, KeyType::ZSet)? {
         None => Vec::new(),
         Some(coll) => {
             let prefix = prefix_of(&call.ctx, key, &coll);
@@ -1202,7 +1196,7 @@ pub fn zrandmember(call: &mut Call<'_, '_>) -> CmdResult {
         }
         return zrandmember_count(call, key, count, withscores);
     }
-    let Some(coll) = read_zset(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::ZSet)? else {
         return Ok(Reply::Nil);
     };
     let prefix = prefix_of(&call.ctx, key, &coll);
@@ -1217,7 +1211,7 @@ fn zrandmember_count(
     count: i64,
     withscores: bool,
 ) -> CmdResult {
-    let Some(coll) = read_zset(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::ZSet)? else {
         return Ok(Reply::Array(Vec::new()));
     };
     if count == 0 {
@@ -1327,7 +1321,10 @@ impl Source<'_> {
 }
 
 fn open_source<'k>(call: &Call<'_, '_>, key: &'k [u8]) -> CmdResult<Source<'k>> {
-    let meta = match call.ctx.get_meta(key)? {
+    let found = call.ctx.get_meta(key)?;
+    // Counted before the type check: another type is a hit, as in Redis.
+    count_lookup(call, found.is_some());
+    let meta = match found {
         None => None,
         Some(Meta {
             body: MetaBody::Collection(c),
@@ -1335,7 +1332,6 @@ fn open_source<'k>(call: &Call<'_, '_>, key: &'k [u8]) -> CmdResult<Source<'k>> 
         }) if c.kind == KeyType::ZSet || c.kind == KeyType::Set => Some(c),
         Some(_) => return Err(CmdError::WrongType),
     };
-    count_lookup(call, meta.is_some());
     Ok(Source {
         key,
         meta,
@@ -1526,7 +1522,7 @@ pub fn zscan(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     let key = &args[1];
     let cursor = parse_cursor(&args[2])?;
-    let Some(coll) = read_zset(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::ZSet)? else {
         return Ok(scan_done(Vec::new()));
     };
     let options = ScanOptions::parse(args, 3, false)?;
