@@ -4,7 +4,9 @@
 use bytes::Bytes;
 
 use super::{Call, CmdError, CmdResult};
-use crate::storage::{data_key, CollectionMeta, Expiry, KeyType, Meta, MetaBody, LIST_START_INDEX};
+use crate::storage::{
+    data_key, CollectionMeta, Expiry, KeyType, Meta, MetaBody, StorageError, LIST_START_INDEX,
+};
 
 /// A collection's header as a command works on it.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +29,13 @@ impl Collection {
     pub fn is_empty(&self) -> bool {
         self.meta.len == 0
     }
+}
+
+/// Stored elements that disagree with their collection's header or with
+/// their own encoding (`what` names them): a storage error, never a reply
+/// built from half the data.
+pub fn corrupt(what: impl Into<String>) -> CmdError {
+    CmdError::Storage(StorageError::Corrupt(what.into()))
 }
 
 impl Call<'_, '_> {

@@ -17,10 +17,11 @@
 use bytes::Bytes;
 
 use super::args::{int_arg, is, parse_i64, timeout_arg};
+use super::collection::corrupt;
 use super::table::{commands, flags::*};
 use super::{BlockOn, Call, CmdError, CmdResult, Collection, CommandSpec, Flags};
 use crate::resp::Reply;
-use crate::storage::{data_key, Cf, KeyType, StorageError, LIST_START_INDEX};
+use crate::storage::{data_key, Cf, KeyType, LIST_START_INDEX};
 
 /// Writes that only remove, and are fast (LPOP, RPOP).
 const WDF: Flags = WD.union(Flags::FAST);
@@ -125,11 +126,12 @@ fn full() -> CmdError {
     CmdError::err("list index space exhausted")
 }
 
-fn corrupt(key: &[u8]) -> CmdError {
-    CmdError::Storage(StorageError::Corrupt(format!(
+/// An element missing from the index window of the list at `key`.
+fn missing_element(key: &[u8]) -> CmdError {
+    corrupt(format!(
         "list '{}': element missing from its index window",
         String::from_utf8_lossy(key)
-    )))
+    ))
 }
 
 /// The data key of the element at absolute position `pos`.
@@ -184,7 +186,7 @@ fn read_positions(
             let pos = if reverse { to - 1 - i } else { from + i };
             match call.ctx.get_data(&pos_key(call, key, coll, pos))? {
                 Some(v) => out.push(Bytes::from(v)),
-                None => return Err(corrupt(key)),
+                None => return Err(missing_element(key)),
             }
         }
         return Ok(out);
@@ -197,7 +199,7 @@ fn read_positions(
         out.push(Bytes::from(v));
     }
     if out.len() as u64 != want {
-        return Err(corrupt(key));
+        return Err(missing_element(key));
     }
     Ok(out)
 }
@@ -222,7 +224,7 @@ fn scan(
         let (_, v) = item?;
         let seen = seen as u64;
         if seen >= coll.len() {
-            return Err(corrupt(key));
+            return Err(missing_element(key));
         }
         let offset = if from_tail {
             coll.len() - 1 - seen
@@ -523,7 +525,7 @@ pub fn lindex(call: &mut Call<'_, '_>) -> CmdResult {
     let raw = pos_key(call, key, &coll, coll.meta.head + offset);
     match call.ctx.get_data(&raw)? {
         Some(v) => Ok(Reply::bulk(v)),
-        None => Err(corrupt(key)),
+        None => Err(missing_element(key)),
     }
 }
 
@@ -859,7 +861,7 @@ fn bpop_generic(call: &mut Call<'_, '_>, end: End) -> CmdResult {
     let keys = &args[1..last];
     match pop_first(call, keys, end, 1)? {
         Some((key, mut values)) => {
-            let value = values.pop().ok_or_else(|| corrupt(&key))?;
+            let value = values.pop().ok_or_else(|| missing_element(&key))?;
             Ok(Reply::Array(vec![Reply::Bulk(key), Reply::Bulk(value)]))
         }
         None => Err(block(keys, timeout, Reply::NilArray)),

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
+use super::collection::corrupt;
 use super::lookup::count_lookup;
 use super::scan::{parse_cursor, resume_at, scan_done, scan_reply, ScanOptions};
 use super::table::{commands, flags::*};
@@ -26,7 +27,7 @@ use crate::num::{d2string, format_double, string2d, strtod};
 use crate::resp::{Protocol, Reply};
 use crate::storage::{
     data_key, data_prefix, decode_score, encode_score, prefix_end, Cf, CollectionMeta, Ctx,
-    KeyType, Meta, MetaBody, StorageError,
+    KeyType, Meta, MetaBody,
 };
 
 /// Writes that only remove, and are O(1) per element (ZREM, ZPOPMIN).
@@ -259,12 +260,13 @@ fn rank_window(start: i64, end: i64, len: u64) -> Option<(u64, u64)> {
 
 // ---------------------------------------------------------------- storage
 
-fn corrupt() -> CmdError {
-    CmdError::Storage(StorageError::Corrupt("sorted-set entry".into()))
+/// A score entry whose encoding is broken.
+fn corrupt_entry() -> CmdError {
+    corrupt("sorted-set entry")
 }
 
 fn score_from(raw: &[u8]) -> CmdResult<f64> {
-    let bytes: [u8; 8] = raw.try_into().map_err(|_| corrupt())?;
+    let bytes: [u8; 8] = raw.try_into().map_err(|_| corrupt_entry())?;
     Ok(decode_score(bytes))
 }
 
@@ -330,7 +332,7 @@ fn walk(
     for item in ctx.iter(Cf::ZScore, lower, upper, reverse) {
         let (k, _) = item?;
         if k.len() < plen + 8 {
-            return Err(corrupt());
+            return Err(corrupt_entry());
         }
         let score = score_from(&k[plen..plen + 8])?;
         if !visit(&k[plen + 8..], score) {
