@@ -14,6 +14,7 @@ mod keys;
 mod list;
 mod lookup;
 pub mod raft;
+mod sample;
 mod scan;
 mod server;
 mod session;

@@ -8,9 +8,10 @@
 use std::collections::{BTreeSet, HashSet};
 
 use bytes::Bytes;
-use rand::seq::{IndexedRandom, SliceRandom};
+use rand::seq::SliceRandom;
 use rand::Rng;
 
+use super::sample::{distinct_positions, repeated_picks, repeated_positions, Picker};
 use super::scan::{parse_cursor, resume_at, scan_done, scan_reply, ScanOptions};
 use super::table::{commands, flags::*};
 use super::{int_arg, is, parse_i64, Call, CmdError, CmdResult, Collection, CommandSpec, Flags};
@@ -47,10 +48,6 @@ const SMALL_SET: u64 = 1024;
 const WALK_COST: u64 = 256;
 /// Branches of the member trie are counted up to this many members.
 const WALK_CAP: u64 = 16;
-/// Longest reply SRANDMEMBER with a negative count builds. Redis has no
-/// limit (it would fill memory); Kiwi refuses beyond this.
-const MAX_REPEATED_PICKS: u64 = 1 << 22;
-
 // ---------------------------------------------------------------------------
 // Reading and writing members.
 
@@ -89,27 +86,21 @@ impl Members {
             .collect()
     }
 
-    /// The members at the given ascending positions, in one pass.
-    fn at_positions(&self, ctx: &Ctx<'_>, positions: &[usize]) -> CmdResult<Vec<Bytes>> {
-        let mut out = Vec::with_capacity(positions.len());
-        let mut wanted = positions.iter().peekable();
-        for (i, member) in self.iter(ctx, b"", false).enumerate() {
-            let Some(&&next) = wanted.peek() else { break };
+    /// The members at `positions` (ascending, repeats allowed), in one pass.
+    fn at_positions(&self, ctx: &Ctx<'_>, positions: &[u64]) -> CmdResult<Vec<Bytes>> {
+        let mut picker = Picker::new(positions);
+        for member in self.iter(ctx, b"", false) {
             let member = member?;
-            if i == next {
-                out.push(Bytes::from(member));
-                wanted.next();
+            if !picker.offer(|| Bytes::from(member)) {
+                break;
             }
         }
-        Ok(out)
+        Ok(picker.finish())
     }
 
     /// `k` distinct members picked uniformly among the first `n`, by one pass.
     fn sample_by_pass(&self, ctx: &Ctx<'_>, n: u64, k: u64) -> CmdResult<Vec<Bytes>> {
-        let n = usize::try_from(n).unwrap_or(usize::MAX);
-        let k = usize::try_from(k).unwrap_or(usize::MAX).min(n);
-        let mut positions = rand::seq::index::sample(&mut *ctx.rng(), n, k).into_vec();
-        positions.sort_unstable();
+        let positions = distinct_positions(&mut *ctx.rng(), n, k);
         self.at_positions(ctx, &positions)
     }
 
@@ -511,29 +502,22 @@ pub fn srandmember(call: &mut Call<'_, '_>) -> CmdResult {
         return Ok(array_reply(picked));
     }
     // Negative: that many picks, repeats allowed.
-    let picks = count.unsigned_abs();
-    if picks > MAX_REPEATED_PICKS {
-        return Err(CmdError::err(format!(
-            "value is out of range, value must between -{MAX_REPEATED_PICKS} and 9223372036854775807"
-        )));
-    }
-    let mut out = Vec::with_capacity(picks as usize);
-    if len <= SMALL_SET || picks.saturating_mul(WALK_COST) >= len {
-        let all = members.all(ctx)?;
-        let mut rng = ctx.rng();
-        for _ in 0..picks {
-            if let Some(m) = all.choose(&mut *rng) {
-                out.push(Reply::Bulk(m.clone()));
-            }
-        }
+    let picks = repeated_picks(count.unsigned_abs())?;
+    let picked = if len <= SMALL_SET || picks.saturating_mul(WALK_COST) >= len {
+        let positions = repeated_positions(&mut *ctx.rng(), len, picks);
+        let mut picked = members.at_positions(ctx, &positions)?;
+        picked.shuffle(&mut *ctx.rng());
+        picked
     } else {
+        let mut picked = Vec::with_capacity(picks as usize);
         for _ in 0..picks {
             if let Some(m) = members.random_walk(ctx, len)? {
-                out.push(Reply::Bulk(Bytes::from(m)));
+                picked.push(Bytes::from(m));
             }
         }
-    }
-    Ok(Reply::Array(out))
+        picked
+    };
+    Ok(array_reply(picked))
 }
 
 /// `count` distinct members of a large set by random walks; falls back to

@@ -17,6 +17,7 @@ use bytes::Bytes;
 
 use super::collection::corrupt;
 use super::lookup::count_lookup;
+use super::sample::{distinct_positions, repeated_picks, repeated_positions, Picker};
 use super::scan::{parse_cursor, resume_at, scan_done, scan_reply, ScanOptions};
 use super::table::{commands, flags::*};
 use super::{
@@ -1174,9 +1175,6 @@ pub fn bzmpop(call: &mut Call<'_, '_>) -> CmdResult {
 
 // ------------------------------------------------------------- ZRANDMEMBER
 
-/// The most members a negative-count ZRANDMEMBER builds a reply of.
-const MAX_RANDOM_REPLY: u64 = 1 << 26;
-
 pub fn zrandmember(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     let key = &args[1];
@@ -1219,29 +1217,29 @@ fn zrandmember_count(
     if count == 0 {
         return Ok(Reply::Array(Vec::new()));
     }
-    let n = count.unsigned_abs();
-    if count < 0 && n > MAX_RANDOM_REPLY {
-        return Err(CmdError::err("value is out of range"));
-    }
+    let size = coll.len();
     let prefix = prefix_of(&call.ctx, key, &coll);
-    let mut all = all_members(&call.ctx, &prefix)?;
-    if all.is_empty() {
-        return Ok(Reply::Array(Vec::new()));
-    }
-    let items: Vec<Scored> = if count < 0 {
-        (0..n)
-            .map(|_| all[rand::random_range(0..all.len())].clone())
-            .collect()
-    } else if n >= all.len() as u64 {
+    // Redis's zrandmemberWithCountCommand: CASE 1, a negative count, picks
+    // with repeats; CASE 2, a count covering the set, answers all of it;
+    // CASES 3 and 4 (Redis copies the set, or picks until it has enough)
+    // take distinct positions here. Either way one walk of the score index
+    // keeps only the picks and stops after the last one.
+    let positions = if count < 0 {
+        let picks = repeated_picks(count.unsigned_abs())?;
+        repeated_positions(&mut rand::rng(), size, picks)
+    } else if count.unsigned_abs() >= size {
+        let mut all = all_members(&call.ctx, &prefix)?;
         // The whole set; Redis answers it highest score first.
         all.reverse();
-        all
+        return Ok(scored_reply(call, all, withscores));
     } else {
-        rand::seq::index::sample(&mut rand::rng(), all.len(), n as usize)
-            .into_iter()
-            .map(|i| all[i].clone())
-            .collect()
+        distinct_positions(&mut rand::rng(), size, count.unsigned_abs())
     };
+    let mut picker = Picker::new(&positions);
+    walk_all(&call.ctx, &prefix, false, |m, s| {
+        picker.offer(|| (Bytes::copy_from_slice(m), s))
+    })?;
+    let items = picker.finish_shuffled(&mut rand::rng());
     Ok(scored_reply(call, items, withscores))
 }
 
