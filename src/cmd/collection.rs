@@ -38,6 +38,31 @@ pub fn corrupt(what: impl Into<String>) -> CmdError {
     CmdError::Storage(StorageError::Corrupt(what.into()))
 }
 
+/// The inclusive offsets (from the first element) that Redis index
+/// arguments `start end` cover in a collection of `len` elements: negative
+/// indexes count from the end, and the range is clamped as LRANGE, LTRIM
+/// and ZRANGE clamp it; `None` when it is empty.
+pub fn index_range(len: u64, start: i64, end: i64) -> Option<(u64, u64)> {
+    let len = i128::from(len);
+    let (mut s, mut e) = (i128::from(start), i128::from(end));
+    if s < 0 {
+        s += len;
+    }
+    if e < 0 {
+        e += len;
+    }
+    if s < 0 {
+        s = 0;
+    }
+    if s > e || s >= len {
+        return None;
+    }
+    if e >= len {
+        e = len - 1;
+    }
+    Some((s as u64, e as u64))
+}
+
 impl Call<'_, '_> {
     /// The live collection of type `kind` at `key`: `None` when the key is
     /// missing or expired, WRONGTYPE when it holds another type.
@@ -123,5 +148,39 @@ impl Call<'_, '_> {
             };
             self.ctx.put_meta(key, &meta);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_ranges_as_lrange_clamps_them() {
+        assert_eq!(index_range(5, 0, -1), Some((0, 4)));
+        assert_eq!(index_range(5, 1, 2), Some((1, 2)));
+        assert_eq!(index_range(5, -2, -1), Some((3, 4)));
+        assert_eq!(index_range(5, -100, 100), Some((0, 4)));
+        assert_eq!(index_range(5, 4, 100), Some((4, 4)));
+        assert_eq!(index_range(5, 5, 10), None);
+        assert_eq!(index_range(5, 3, 2), None);
+        assert_eq!(index_range(5, 0, -6), None);
+        assert_eq!(index_range(5, -6, -6), None);
+        assert_eq!(index_range(5, -6, 0), Some((0, 0)));
+        assert_eq!(index_range(0, 0, -1), None);
+        assert_eq!(index_range(5, i64::MIN, i64::MAX), Some((0, 4)));
+        assert_eq!(index_range(5, i64::MAX, i64::MIN), None);
+        assert_eq!(index_range(5, i64::MIN, i64::MIN), None);
+    }
+
+    #[test]
+    fn index_ranges_as_zrange_clamps_them() {
+        assert_eq!(index_range(5, 0, -1), Some((0, 4)));
+        assert_eq!(index_range(5, -100, 100), Some((0, 4)));
+        assert_eq!(index_range(5, 3, 1), None);
+        assert_eq!(index_range(5, 5, 10), None);
+        assert_eq!(index_range(5, i64::MIN, i64::MAX), Some((0, 4)));
+        assert_eq!(index_range(5, -1, -1), Some((4, 4)));
+        assert_eq!(index_range(0, 0, -1), None);
     }
 }

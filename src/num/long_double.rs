@@ -11,7 +11,7 @@
 use std::cmp::Ordering;
 
 use super::big::Big;
-use super::strtod::is_c_space;
+use super::strtod::{is_c_space, split_sign};
 
 /// Exponent of the lowest mantissa bit of the smallest subnormal.
 const MIN_EXP: i64 = -16445;
@@ -191,11 +191,7 @@ pub fn string2ld(s: &[u8]) -> Option<LongDouble> {
     if s.is_empty() || s.len() >= MAX_CHARS || is_c_space(s[0]) {
         return None;
     }
-    let (neg, rest) = match s[0] {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
+    let (neg, rest) = split_sign(s);
     if rest.eq_ignore_ascii_case(b"inf") || rest.eq_ignore_ascii_case(b"infinity") {
         return Some(LongDouble::Inf { neg });
     }
@@ -237,11 +233,7 @@ fn mantissa(s: &[u8], radix: u32) -> Option<(Vec<u8>, usize, &[u8])> {
 
 /// An exponent: `[+-]digits`, saturated far beyond any meaningful range.
 fn exponent(s: &[u8]) -> Option<i64> {
-    let (neg, digits) = match s.first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
+    let (neg, digits) = split_sign(s);
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }

@@ -12,6 +12,15 @@ pub fn is_c_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
+/// An optional `+` or `-`: whether it was `-`, and the text after it.
+pub(super) fn split_sign(s: &[u8]) -> (bool, &[u8]) {
+    match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, s),
+    }
+}
+
 fn starts_with_ci(s: &[u8], word: &[u8]) -> bool {
     s.len() >= word.len() && s[..word.len()].eq_ignore_ascii_case(word)
 }
@@ -24,17 +33,8 @@ pub fn strtod(s: &[u8]) -> (f64, usize, bool) {
     while i < s.len() && is_c_space(s[i]) {
         i += 1;
     }
-    let neg = match s.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
+    let (neg, unsigned) = split_sign(&s[i..]);
+    i = s.len() - unsigned.len();
     let sign = if neg { -1.0 } else { 1.0 };
     let rest = &s[i..];
     if starts_with_ci(rest, b"inf") {
@@ -141,17 +141,8 @@ fn hex_float(s: &[u8]) -> Option<(f64, usize, bool)> {
     }
     if matches!(s.get(j), Some(b'p' | b'P')) {
         let mut k = j + 1;
-        let neg = match s.get(k) {
-            Some(b'-') => {
-                k += 1;
-                true
-            }
-            Some(b'+') => {
-                k += 1;
-                false
-            }
-            _ => false,
-        };
+        let (neg, unsigned) = split_sign(&s[k..]);
+        k = s.len() - unsigned.len();
         if s.get(k).is_some_and(u8::is_ascii_digit) {
             let mut e: i64 = 0;
             while let Some(c) = s.get(k).filter(|c| c.is_ascii_digit()) {

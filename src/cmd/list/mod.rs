@@ -22,13 +22,14 @@ mod blocking;
 mod store;
 
 use super::args::{int_arg, is, parse_i64};
+use super::collection::index_range;
 use super::table::{commands, flags::*};
 use super::{Call, CmdError, CmdResult, CommandSpec, Flags};
 use crate::resp::Reply;
 use crate::storage::{KeyType, LIST_START_INDEX};
 use store::{
-    bulks, get_list, index_offset, insert_at, missing_element, pop, pos_key, push, range_offsets,
-    read_positions, remove_offsets, renew, scan, set_window, End,
+    bulks, get_list, index_offset, insert_at, missing_element, pop, pos_key, push, read_positions,
+    remove_offsets, renew, scan, set_window, End,
 };
 
 /// Writes that only remove, and are fast (LPOP, RPOP).
@@ -161,7 +162,7 @@ pub fn lrange(call: &mut Call<'_, '_>) -> CmdResult {
     let Some(coll) = call.read_collection(key, KeyType::List)? else {
         return Ok(Reply::Array(Vec::new()));
     };
-    let Some((s, e)) = range_offsets(coll.len(), start, end) else {
+    let Some((s, e)) = index_range(coll.len(), start, end) else {
         return Ok(Reply::Array(Vec::new()));
     };
     let head = coll.meta.head;
@@ -355,7 +356,7 @@ pub fn ltrim(call: &mut Call<'_, '_>) -> CmdResult {
         return Ok(Reply::OK);
     };
     let len = coll.len();
-    let Some((s, e)) = range_offsets(len, start, end) else {
+    let Some((s, e)) = index_range(len, start, end) else {
         let head = coll.meta.head;
         set_window(&mut coll, head, head);
         call.save_collection(key, &coll);

@@ -44,29 +44,6 @@ pub(super) fn index_offset(len: u64, index: i64) -> Option<u64> {
     (0..len).contains(&i).then_some(i as u64)
 }
 
-/// The inclusive offsets LRANGE/LTRIM `start end` cover in a list of `len`
-/// elements, clamped as Redis clamps them; `None` for an empty range.
-pub(super) fn range_offsets(len: u64, start: i64, end: i64) -> Option<(u64, u64)> {
-    let len = i128::from(len);
-    let (mut s, mut e) = (i128::from(start), i128::from(end));
-    if s < 0 {
-        s += len;
-    }
-    if e < 0 {
-        e += len;
-    }
-    if s < 0 {
-        s = 0;
-    }
-    if s > e || s >= len {
-        return None;
-    }
-    if e >= len {
-        e = len - 1;
-    }
-    Some((s as u64, e as u64))
-}
-
 /// How to close the gaps left by removing the elements at the sorted
 /// positions `removed` from the window `[head, tail)`: shift what follows the
 /// first removal left, or what precedes the last removal right — whichever
@@ -381,24 +358,6 @@ mod tests {
         assert_eq!(index_offset(3, i64::MIN), None);
         assert_eq!(index_offset(u64::MAX, -1), Some(u64::MAX - 1));
         assert_eq!(index_offset(u64::MAX, i64::MIN), Some(u64::MAX - (1 << 63)));
-    }
-
-    #[test]
-    fn range_offsets_clamp_like_redis() {
-        assert_eq!(range_offsets(5, 0, -1), Some((0, 4)));
-        assert_eq!(range_offsets(5, 1, 2), Some((1, 2)));
-        assert_eq!(range_offsets(5, -2, -1), Some((3, 4)));
-        assert_eq!(range_offsets(5, -100, 100), Some((0, 4)));
-        assert_eq!(range_offsets(5, 4, 100), Some((4, 4)));
-        assert_eq!(range_offsets(5, 5, 10), None);
-        assert_eq!(range_offsets(5, 3, 2), None);
-        assert_eq!(range_offsets(5, 0, -6), None);
-        assert_eq!(range_offsets(5, -6, -6), None);
-        assert_eq!(range_offsets(5, -6, 0), Some((0, 0)));
-        assert_eq!(range_offsets(0, 0, -1), None);
-        assert_eq!(range_offsets(5, i64::MIN, i64::MAX), Some((0, 4)));
-        assert_eq!(range_offsets(5, i64::MAX, i64::MIN), None);
-        assert_eq!(range_offsets(5, i64::MIN, i64::MIN), None);
     }
 
     #[test]

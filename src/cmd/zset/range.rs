@@ -1,5 +1,5 @@
 //! Range arguments of the sorted-set commands: score ranges (Redis's
-//! `zslParseRange`), lex ranges (`zslParseLexRange`) and rank windows, and
+//! `zslParseRange`), lex ranges (`zslParseLexRange`), and
 //! where each one starts and ends in the score index.
 
 use std::cmp::Ordering;
@@ -172,24 +172,6 @@ impl LexRange {
     }
 }
 
-/// Redis's ZRANGE rank window: negative indexes from the end, clamped;
-/// `None` when empty.
-pub(super) fn rank_window(start: i64, end: i64, len: u64) -> Option<(u64, u64)> {
-    let len = i64::try_from(len).unwrap_or(i64::MAX);
-    let mut start = if start < 0 { len + start } else { start };
-    let mut end = if end < 0 { len + end } else { end };
-    if start < 0 {
-        start = 0;
-    }
-    if start > end || start >= len {
-        return None;
-    }
-    if end >= len {
-        end = len - 1;
-    }
-    Some((start as u64, end as u64))
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::store::score_entry;
@@ -287,16 +269,5 @@ mod tests {
         let all = LexRange::parse(b"-", b"+").unwrap();
         assert!(inside(&all, b""));
         assert!(inside(&all, b"\xff\xff"));
-    }
-
-    #[test]
-    fn rank_windows() {
-        assert_eq!(rank_window(0, -1, 5), Some((0, 4)));
-        assert_eq!(rank_window(-100, 100, 5), Some((0, 4)));
-        assert_eq!(rank_window(3, 1, 5), None);
-        assert_eq!(rank_window(5, 10, 5), None);
-        assert_eq!(rank_window(i64::MIN, i64::MAX, 5), Some((0, 4)));
-        assert_eq!(rank_window(-1, -1, 5), Some((4, 4)));
-        assert_eq!(rank_window(0, -1, 0), None);
     }
 }

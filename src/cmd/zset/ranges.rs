@@ -3,8 +3,9 @@
 
 use bytes::Bytes;
 
+use super::super::collection::index_range;
 use super::super::{int_arg, is, Call, CmdError, CmdResult};
-use super::range::{rank_window, LexRange, ScoreRange};
+use super::range::{LexRange, ScoreRange};
 use super::store::{
     lex_walk, prefix_of, rank_slice, remove_member, score_walk, store_result, zset,
 };
@@ -47,7 +48,7 @@ fn range_items(
 ) -> CmdResult<Vec<Scored>> {
     match range {
         ParsedRange::Rank(start, end) => {
-            let Some((start, end)) = rank_window(*start, *end, len) else {
+            let Some((start, end)) = index_range(len, *start, *end) else {
                 return Ok(Vec::new());
             };
             if reverse {
