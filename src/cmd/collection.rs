@@ -4,7 +4,9 @@
 use bytes::Bytes;
 
 use super::{Call, CmdError, CmdResult};
-use crate::storage::{data_key, CollectionMeta, Expiry, KeyType, Meta, MetaBody, LIST_START_INDEX};
+use crate::storage::{
+    data_key, CollectionMeta, Expiry, KeyType, Meta, MetaBody, StorageError, LIST_START_INDEX,
+};
 
 /// A collection's header as a command works on it.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +29,38 @@ impl Collection {
     pub fn is_empty(&self) -> bool {
         self.meta.len == 0
     }
+}
+
+/// Stored elements that disagree with their collection's header or with
+/// their own encoding (`what` names them): a storage error, never a reply
+/// built from half the data.
+pub fn corrupt(what: impl Into<String>) -> CmdError {
+    CmdError::Storage(StorageError::Corrupt(what.into()))
+}
+
+/// The inclusive offsets (from the first element) that Redis index
+/// arguments `start end` cover in a collection of `len` elements: negative
+/// indexes count from the end, and the range is clamped as LRANGE, LTRIM
+/// and ZRANGE clamp it; `None` when it is empty.
+pub fn index_range(len: u64, start: i64, end: i64) -> Option<(u64, u64)> {
+    let len = i128::from(len);
+    let (mut s, mut e) = (i128::from(start), i128::from(end));
+    if s < 0 {
+        s += len;
+    }
+    if e < 0 {
+        e += len;
+    }
+    if s < 0 {
+        s = 0;
+    }
+    if s > e || s >= len {
+        return None;
+    }
+    if e >= len {
+        e = len - 1;
+    }
+    Some((s as u64, e as u64))
 }
 
 impl Call<'_, '_> {
@@ -114,5 +148,39 @@ impl Call<'_, '_> {
             };
             self.ctx.put_meta(key, &meta);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_ranges_as_lrange_clamps_them() {
+        assert_eq!(index_range(5, 0, -1), Some((0, 4)));
+        assert_eq!(index_range(5, 1, 2), Some((1, 2)));
+        assert_eq!(index_range(5, -2, -1), Some((3, 4)));
+        assert_eq!(index_range(5, -100, 100), Some((0, 4)));
+        assert_eq!(index_range(5, 4, 100), Some((4, 4)));
+        assert_eq!(index_range(5, 5, 10), None);
+        assert_eq!(index_range(5, 3, 2), None);
+        assert_eq!(index_range(5, 0, -6), None);
+        assert_eq!(index_range(5, -6, -6), None);
+        assert_eq!(index_range(5, -6, 0), Some((0, 0)));
+        assert_eq!(index_range(0, 0, -1), None);
+        assert_eq!(index_range(5, i64::MIN, i64::MAX), Some((0, 4)));
+        assert_eq!(index_range(5, i64::MAX, i64::MIN), None);
+        assert_eq!(index_range(5, i64::MIN, i64::MIN), None);
+    }
+
+    #[test]
+    fn index_ranges_as_zrange_clamps_them() {
+        assert_eq!(index_range(5, 0, -1), Some((0, 4)));
+        assert_eq!(index_range(5, -100, 100), Some((0, 4)));
+        assert_eq!(index_range(5, 3, 1), None);
+        assert_eq!(index_range(5, 5, 10), None);
+        assert_eq!(index_range(5, i64::MIN, i64::MAX), Some((0, 4)));
+        assert_eq!(index_range(5, -1, -1), Some((4, 4)));
+        assert_eq!(index_range(0, 0, -1), None);
     }
 }

@@ -7,12 +7,12 @@
 //! order, which no client may rely on).
 
 use bytes::Bytes;
-use rand::seq::SliceRandom;
 
+use super::sample::{distinct_positions, repeated_picks, repeated_positions, Picker};
 use super::scan::{parse_cursor, resume_at, scan_done, scan_reply, ScanOptions};
-use super::strings::{count_lookup, ld};
 use super::table::{commands, flags::*};
 use super::{int_arg, is, parse_i64, Call, CmdError, CmdResult, Collection, CommandSpec, Flags};
+use crate::num::{string2ld, LongDouble};
 use crate::resp::{Protocol, Reply};
 use crate::storage::{data_key, data_prefix, prefix_end, Cf, KeyType};
 
@@ -41,21 +41,6 @@ pub static COMMANDS: &[CommandSpec] = commands! {
 /// Redis's hash-max-listpack-entries: hashes up to this size are small in
 /// Redis, and HSCAN returns them whole in one call whatever COUNT says.
 const SMALL_HASH: u64 = 128;
-
-/// The most elements HRANDFIELD with a negative count may answer. Redis
-/// has no limit and runs out of memory on huge counts; Kiwi refuses them.
-const MAX_RANDOM_REPLY: u64 = 1 << 20;
-
-/// The live hash at `key` for a read command, counting the lookup in the
-/// keyspace statistics as Redis does (a key of another type is a hit).
-fn read_hash(call: &Call<'_, '_>, key: &[u8]) -> CmdResult<Option<Collection>> {
-    let found = call.collection(key, KeyType::Hash);
-    count_lookup(
-        call,
-        matches!(found, Ok(Some(_)) | Err(CmdError::WrongType)),
-    );
-    found
-}
 
 /// The data key of `field` in hash `coll` at `key`.
 fn field_key(call: &Call<'_, '_>, key: &[u8], coll: &Collection, field: &[u8]) -> Vec<u8> {
@@ -210,16 +195,16 @@ pub fn hincrby(call: &mut Call<'_, '_>) -> CmdResult {
 
 pub fn hincrbyfloat(call: &mut Call<'_, '_>) -> CmdResult {
     // Computed in x87 long double and printed like INCRBYFLOAT (strings.rs).
-    let incr = ld::parse(&call.args[3]).ok_or(CmdError::NotFloat)?;
+    let incr = string2ld(&call.args[3]).ok_or(CmdError::NotFloat)?;
     if !incr.is_finite() {
         return Err(CmdError::err("value is NaN or Infinity"));
     }
     let (coll, raw, current) = incr_target(call)?;
     let old = match &current {
-        Some(v) => ld::parse(v).ok_or_else(|| CmdError::err("hash value is not a float"))?,
-        None => ld::LongDouble::ZERO,
+        Some(v) => string2ld(v).ok_or_else(|| CmdError::err("hash value is not a float"))?,
+        None => LongDouble::ZERO,
     };
-    let sum = old.add(incr);
+    let sum = old + incr;
     if !sum.is_finite() {
         return Err(CmdError::err("increment would produce NaN or Infinity"));
     }
@@ -233,7 +218,7 @@ pub fn hincrbyfloat(call: &mut Call<'_, '_>) -> CmdResult {
 
 pub fn hget(call: &mut Call<'_, '_>) -> CmdResult {
     let (key, field) = (&call.args[1], &call.args[2]);
-    let Some(coll) = read_hash(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::Hash)? else {
         return Ok(Reply::Nil);
     };
     let value = call.ctx.get_data(&field_key(call, key, &coll, field))?;
@@ -244,7 +229,7 @@ pub fn hmget(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     let key = &args[1];
     let fields = &args[2..];
-    let Some(coll) = read_hash(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::Hash)? else {
         return Ok(Reply::Array(vec![Reply::Nil; fields.len()]));
     };
     let mut out = Vec::with_capacity(fields.len());
@@ -256,13 +241,15 @@ pub fn hmget(call: &mut Call<'_, '_>) -> CmdResult {
 }
 
 pub fn hlen(call: &mut Call<'_, '_>) -> CmdResult {
-    let len = read_hash(call, &call.args[1])?.map_or(0, |c| c.len());
+    let len = call
+        .read_collection(&call.args[1], KeyType::Hash)?
+        .map_or(0, |c| c.len());
     Ok(Reply::Int(i64::try_from(len).unwrap_or(i64::MAX)))
 }
 
 pub fn hstrlen(call: &mut Call<'_, '_>) -> CmdResult {
     let (key, field) = (&call.args[1], &call.args[2]);
-    let Some(coll) = read_hash(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::Hash)? else {
         return Ok(Reply::Int(0));
     };
     let value = call.ctx.get_data(&field_key(call, key, &coll, field))?;
@@ -271,7 +258,7 @@ pub fn hstrlen(call: &mut Call<'_, '_>) -> CmdResult {
 
 pub fn hexists(call: &mut Call<'_, '_>) -> CmdResult {
     let (key, field) = (&call.args[1], &call.args[2]);
-    let Some(coll) = read_hash(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::Hash)? else {
         return Ok(Reply::Int(0));
     };
     let found = call
@@ -291,7 +278,7 @@ enum Part {
 
 fn get_all(call: &mut Call<'_, '_>, part: Part) -> CmdResult {
     let key = &call.args[1];
-    let pairs = match read_hash(call, key)? {
+    let pairs = match call.read_collection(key, KeyType::Hash)? {
         Some(coll) => all_fields(call, key, &coll)?,
         None => Vec::new(),
     };
@@ -355,80 +342,28 @@ fn parse_rand_args(rest: &[Bytes]) -> CmdResult<Option<RandArgs>> {
     Ok(Some(RandArgs { count, with_values }))
 }
 
-/// `k` distinct random items of a stream, in random order (reservoir
-/// sampling: one pass, memory for `k` items).
-struct Reservoir<T> {
-    k: usize,
-    seen: usize,
-    items: Vec<T>,
-}
-
-impl<T> Reservoir<T> {
-    fn new(k: usize) -> Reservoir<T> {
-        Reservoir {
-            k,
-            seen: 0,
-            items: Vec::with_capacity(k.min(1 << 16)),
-        }
-    }
-
-    fn offer(&mut self, item: impl FnOnce() -> T) {
-        if self.items.len() < self.k {
-            self.items.push(item());
-        } else if self.k > 0 {
-            let j = rand::random_range(0..=self.seen);
-            if j < self.k {
-                self.items[j] = item();
-            }
-        }
-        self.seen += 1;
-    }
-
-    fn finish(mut self) -> Vec<T> {
-        self.items.shuffle(&mut rand::rng());
-        self.items
-    }
-}
-
-/// `n` indexes drawn uniformly, with repetition, from `0..size`, sorted.
-fn sorted_draws(n: usize, size: u64) -> Vec<u64> {
-    let mut draws: Vec<u64> = (0..n).map(|_| rand::random_range(0..size)).collect();
-    draws.sort_unstable();
-    draws
-}
-
 /// One picked field for a reply: the field, and its value if wanted.
 type Pick = (Bytes, Option<Bytes>);
 
-/// `draws` (sorted indexes) resolved to fields in one pass over the hash,
-/// then shuffled: the same as independent draws in draw order.
-fn pick_with_repetition(
+/// The fields at `positions` (ascending, repeats allowed) from one pass
+/// over the hash, in random order.
+fn pick_fields(
     call: &Call<'_, '_>,
     key: &[u8],
     coll: &Collection,
-    draws: &[u64],
+    positions: &[u64],
     with_values: bool,
 ) -> CmdResult<Vec<Pick>> {
-    let mut out = Vec::with_capacity(draws.len());
-    let mut next = 0usize;
-    let mut index = 0u64;
+    let mut picker = Picker::new(positions);
     for_each_field(call, key, coll, b"", |field, value| {
-        if next < draws.len() && draws[next] == index {
-            // Repeated picks share one copy of the field and value.
-            let pick: Pick = (
+        picker.offer(|| {
+            (
                 Bytes::copy_from_slice(field),
                 with_values.then(|| Bytes::from(value)),
-            );
-            while next < draws.len() && draws[next] == index {
-                out.push(pick.clone());
-                next += 1;
-            }
-        }
-        index += 1;
-        next < draws.len()
+            )
+        })
     })?;
-    out.shuffle(&mut rand::rng());
-    Ok(out)
+    Ok(picker.finish_shuffled(&mut rand::rng()))
 }
 
 fn rand_reply(picks: Vec<Pick>, protocol: Protocol) -> Reply {
@@ -454,7 +389,7 @@ pub fn hrandfield(call: &mut Call<'_, '_>) -> CmdResult {
     let key = &args[1];
     let Some(RandArgs { count, with_values }) = parse_rand_args(&args[2..])? else {
         // No count: one field as a bulk string, nil without a hash.
-        let Some(coll) = read_hash(call, key)? else {
+        let Some(coll) = call.read_collection(key, KeyType::Hash)? else {
             return Ok(Reply::Nil);
         };
         let target = rand::random_range(0..coll.len().max(1));
@@ -467,7 +402,7 @@ pub fn hrandfield(call: &mut Call<'_, '_>) -> CmdResult {
         })?;
         return Ok(Reply::bulk_opt(pick));
     };
-    let Some(coll) = read_hash(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::Hash)? else {
         return Ok(Reply::Array(Vec::new()));
     };
     let protocol = call.session.protocol;
@@ -477,28 +412,17 @@ pub fn hrandfield(call: &mut Call<'_, '_>) -> CmdResult {
         return Ok(Reply::Array(Vec::new()));
     }
     let picks = if count < 0 {
-        if wanted > MAX_RANDOM_REPLY {
-            return Err(CmdError::err("value is out of range"));
-        }
-        let draws = sorted_draws(wanted as usize, size.max(1));
-        pick_with_repetition(call, key, &coll, &draws, with_values)?
+        let picks = repeated_picks(wanted)?;
+        let positions = repeated_positions(&mut rand::rng(), size, picks);
+        pick_fields(call, key, &coll, &positions, with_values)?
     } else if wanted >= size {
         all_fields(call, key, &coll)?
             .into_iter()
             .map(|(f, v)| (Bytes::from(f), with_values.then(|| Bytes::from(v))))
             .collect()
     } else {
-        let mut reservoir = Reservoir::new(wanted as usize);
-        for_each_field(call, key, &coll, b"", |field, value| {
-            reservoir.offer(|| {
-                (
-                    Bytes::copy_from_slice(field),
-                    with_values.then(|| Bytes::from(value)),
-                )
-            });
-            true
-        })?;
-        reservoir.finish()
+        let positions = distinct_positions(&mut rand::rng(), size, wanted);
+        pick_fields(call, key, &coll, &positions, with_values)?
     };
     Ok(rand_reply(picks, protocol))
 }
@@ -511,7 +435,7 @@ pub fn hscan(call: &mut Call<'_, '_>) -> CmdResult {
     let key = &args[1];
     let cursor = parse_cursor(&args[2])?;
     // As in Redis, a missing key answers before the options are checked.
-    let Some(coll) = read_hash(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::Hash)? else {
         return Ok(scan_done(Vec::new()));
     };
     let mut options = ScanOptions::parse(args, 3, false)?;
@@ -542,6 +466,7 @@ pub fn hscan(call: &mut Call<'_, '_>) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cmd::sample::MAX_REPEATED_PICKS;
 
     fn args(words: &[&str]) -> Vec<Bytes> {
         words
@@ -602,44 +527,6 @@ mod tests {
         assert!(rand_args(&["9223372036854775807"]).is_ok());
     }
 
-    fn sample(n: usize, k: usize) -> Vec<usize> {
-        let mut r = Reservoir::new(k);
-        for i in 0..n {
-            r.offer(|| i);
-        }
-        r.finish()
-    }
-
-    #[test]
-    fn distinct_samples() {
-        for k in 0..=12 {
-            let got = sample(10, k);
-            assert_eq!(got.len(), k.min(10));
-            let mut sorted = got.clone();
-            sorted.sort_unstable();
-            sorted.dedup();
-            assert_eq!(sorted.len(), got.len(), "duplicates in {got:?}");
-            assert!(got.iter().all(|&x| x < 10));
-        }
-        // Every item can be picked, late ones included.
-        let mut seen = [false; 5];
-        for _ in 0..500 {
-            for x in sample(5, 2) {
-                seen[x] = true;
-            }
-        }
-        assert!(seen.iter().all(|&s| s));
-    }
-
-    #[test]
-    fn draws_are_sorted_and_in_range() {
-        let draws = sorted_draws(1000, 7);
-        assert_eq!(draws.len(), 1000);
-        assert!(draws.windows(2).all(|w| w[0] <= w[1]));
-        assert!(draws.iter().all(|&d| d < 7));
-        assert!(sorted_draws(5, 1).iter().all(|&d| d == 0));
-    }
-
     /// Commands run through a real engine on a temporary directory.
     struct Db {
         engine: crate::Engine,
@@ -669,18 +556,25 @@ mod tests {
     fn huge_negative_counts_are_refused_not_allocated() {
         let mut db = Db::new();
         db.run(&["hset", "h", "a", "1"]);
-        let out_of_range = Reply::error("ERR value is out of range");
+        let beyond_cap = Reply::error(
+            "ERR value is out of range, value must between -4194304 and 9223372036854775807",
+        );
         assert_eq!(
             db.run(&["hrandfield", "h", "-9223372036854775807"]),
-            out_of_range
+            beyond_cap
         );
         assert_eq!(
             db.run(&["hrandfield", "h", "-4611686018427387903", "withvalues"]),
-            out_of_range
+            beyond_cap
         );
-        let at_cap = format!("-{MAX_RANDOM_REPLY}");
+        // Past Redis's own bound for WITHVALUES, Redis's text.
+        assert_eq!(
+            db.run(&["hrandfield", "h", "-4611686018427387904", "withvalues"]),
+            Reply::error("ERR value is out of range")
+        );
+        let at_cap = format!("-{MAX_REPEATED_PICKS}");
         match db.run(&["hrandfield", "h", &at_cap]) {
-            Reply::Array(items) => assert_eq!(items.len() as u64, MAX_RANDOM_REPLY),
+            Reply::Array(items) => assert_eq!(items.len() as u64, MAX_REPEATED_PICKS),
             other => panic!("unexpected {other:?}"),
         }
         // A huge positive count is just the whole hash.

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 
+use super::lookup::count_lookup;
 use super::scan::{parse_cursor, resume_at, scan_done, scan_reply, ScanOptions};
-use super::strings::count_lookup;
 use super::{glob_match, int_arg, is, Call, CmdError, CmdResult};
 use crate::resp::Reply;
 use crate::storage::{Ctx, KeyType, Meta, MetaBody};

@@ -12,7 +12,9 @@ mod glob;
 mod hash;
 mod keys;
 mod list;
+mod lookup;
 pub mod raft;
+mod sample;
 mod scan;
 mod server;
 mod session;
@@ -22,7 +24,7 @@ mod table;
 mod transaction;
 mod zset;
 
-pub use args::{float_arg, int_arg, is, parse_f64, parse_i64, text, timeout_arg};
+pub use args::{int_arg, is, parse_i64, text, timeout_arg};
 pub use collection::Collection;
 pub use error::{BlockOn, CmdError, CmdResult, Deferred};
 pub use glob::glob_match;

@@ -14,7 +14,7 @@ use super::table::{
     commands,
     flags::{A, AP, C},
 };
-use super::{is, parse_f64, parse_i64, text, Call, CmdError, CmdResult, CommandSpec, Deferred};
+use super::{is, parse_i64, text, Call, CmdError, CmdResult, CommandSpec, Deferred};
 use crate::resp::Reply;
 
 /// A checked `RAFT.*` request.
@@ -136,7 +136,7 @@ fn fault(call: &mut Call<'_, '_>) -> CmdResult {
             })
         }
         3 if is(sub, "unblock") => defer(RaftAdmin::Unblock(node_id(&args[2])?)),
-        3 if is(sub, "drop") => match parse_f64(&args[2]) {
+        3 if is(sub, "drop") => match crate::num::string2d(&args[2]) {
             Some(f) if (0.0..=1.0).contains(&f) => defer(RaftAdmin::Drop(f)),
             _ => Err(CmdError::err("drop fraction must be between 0 and 1")),
         },

@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::{glob::glob_match_nocase, int_arg, is, Call, CmdError, CmdResult, Flags};
 use crate::engine::{wall_clock, ClientInfo};
+use crate::num::atoi;
 use crate::resp::{Protocol, Reply};
 use crate::storage::DATABASES;
 
@@ -149,7 +150,9 @@ pub fn time(_call: &mut Call<'_, '_>) -> CmdResult {
 
 pub fn lastsave(call: &mut Call<'_, '_>) -> CmdResult {
     let (secs, _) = wall_clock();
-    Ok(Reply::Int((secs - call.engine.uptime_secs()) as i64))
+    Ok(Reply::Int(
+        secs.saturating_sub(call.engine.uptime_secs()) as i64
+    ))
 }
 
 // ---------------------------------------------------------------- INFO
@@ -481,32 +484,6 @@ fn numkeys_keys(call: &[Bytes], store: usize, numkeys_at: usize) -> Vec<Bytes> {
             .collect(),
         _ => Vec::new(),
     }
-}
-
-/// C's `atoi` as glibc has it: `(int) strtol(s, NULL, 10)` (leading spaces,
-/// a sign, digits up to the first other byte; saturated, then truncated).
-fn atoi(s: &[u8]) -> i32 {
-    let mut rest = s;
-    while let Some((c, tail)) = rest.split_first() {
-        if !matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
-            break;
-        }
-        rest = tail;
-    }
-    let neg = rest.first() == Some(&b'-');
-    if matches!(rest.first(), Some(b'-' | b'+')) {
-        rest = &rest[1..];
-    }
-    let mut v: i64 = 0;
-    for c in rest.iter().take_while(|c| c.is_ascii_digit()) {
-        let d = i64::from(c - b'0');
-        v = if neg {
-            v.saturating_mul(10).saturating_sub(d)
-        } else {
-            v.saturating_mul(10).saturating_add(d)
-        };
-    }
-    v as i32
 }
 
 fn command_info(spec: &super::CommandSpec) -> Reply {

@@ -8,11 +8,11 @@
 use std::collections::{BTreeSet, HashSet};
 
 use bytes::Bytes;
-use rand::seq::{IndexedRandom, SliceRandom};
+use rand::seq::SliceRandom;
 use rand::Rng;
 
+use super::sample::{distinct_positions, repeated_picks, repeated_positions, Picker};
 use super::scan::{parse_cursor, resume_at, scan_done, scan_reply, ScanOptions};
-use super::strings::count_lookup;
 use super::table::{commands, flags::*};
 use super::{int_arg, is, parse_i64, Call, CmdError, CmdResult, Collection, CommandSpec, Flags};
 use crate::resp::Reply;
@@ -48,10 +48,6 @@ const SMALL_SET: u64 = 1024;
 const WALK_COST: u64 = 256;
 /// Branches of the member trie are counted up to this many members.
 const WALK_CAP: u64 = 16;
-/// Longest reply SRANDMEMBER with a negative count builds. Redis has no
-/// limit (it would fill memory); Kiwi refuses beyond this.
-const MAX_REPEATED_PICKS: u64 = 1 << 22;
-
 // ---------------------------------------------------------------------------
 // Reading and writing members.
 
@@ -90,27 +86,21 @@ impl Members {
             .collect()
     }
 
-    /// The members at the given ascending positions, in one pass.
-    fn at_positions(&self, ctx: &Ctx<'_>, positions: &[usize]) -> CmdResult<Vec<Bytes>> {
-        let mut out = Vec::with_capacity(positions.len());
-        let mut wanted = positions.iter().peekable();
-        for (i, member) in self.iter(ctx, b"", false).enumerate() {
-            let Some(&&next) = wanted.peek() else { break };
+    /// The members at `positions` (ascending, repeats allowed), in one pass.
+    fn at_positions(&self, ctx: &Ctx<'_>, positions: &[u64]) -> CmdResult<Vec<Bytes>> {
+        let mut picker = Picker::new(positions);
+        for member in self.iter(ctx, b"", false) {
             let member = member?;
-            if i == next {
-                out.push(Bytes::from(member));
-                wanted.next();
+            if !picker.offer(|| Bytes::from(member)) {
+                break;
             }
         }
-        Ok(out)
+        Ok(picker.finish())
     }
 
     /// `k` distinct members picked uniformly among the first `n`, by one pass.
     fn sample_by_pass(&self, ctx: &Ctx<'_>, n: u64, k: u64) -> CmdResult<Vec<Bytes>> {
-        let n = usize::try_from(n).unwrap_or(usize::MAX);
-        let k = usize::try_from(k).unwrap_or(usize::MAX).min(n);
-        let mut positions = rand::seq::index::sample(&mut *ctx.rng(), n, k).into_vec();
-        positions.sort_unstable();
+        let positions = distinct_positions(&mut *ctx.rng(), n, k);
         self.at_positions(ctx, &positions)
     }
 
@@ -287,13 +277,6 @@ fn is_member(ctx: &Ctx<'_>, key: &[u8], coll: &Collection, member: &[u8]) -> Cmd
     Ok(ctx.get_data(&member_key(ctx, key, coll, member))?.is_some())
 }
 
-/// A set a read command looks at, counted in the keyspace statistics.
-fn read_set(call: &Call<'_, '_>, key: &[u8]) -> CmdResult<Option<Collection>> {
-    let found = call.collection(key, KeyType::Set);
-    count_lookup(call, !matches!(found, Ok(None)));
-    found
-}
-
 /// Remove members known to be in the set, and keep its header exact.
 fn remove_members(call: &mut Call<'_, '_>, key: &[u8], coll: &mut Collection, members: &[Bytes]) {
     for member in members {
@@ -346,13 +329,15 @@ pub fn srem(call: &mut Call<'_, '_>) -> CmdResult {
 }
 
 pub fn scard(call: &mut Call<'_, '_>) -> CmdResult {
-    let len = read_set(call, &call.args[1])?.map_or(0, |c| c.len());
+    let len = call
+        .read_collection(&call.args[1], KeyType::Set)?
+        .map_or(0, |c| c.len());
     Ok(Reply::Int(i64::try_from(len).unwrap_or(i64::MAX)))
 }
 
 pub fn sismember(call: &mut Call<'_, '_>) -> CmdResult {
     let (key, member) = (&call.args[1], &call.args[2]);
-    let found = match read_set(call, key)? {
+    let found = match call.read_collection(key, KeyType::Set)? {
         Some(coll) => is_member(&call.ctx, key, &coll, member)?,
         None => false,
     };
@@ -362,7 +347,7 @@ pub fn sismember(call: &mut Call<'_, '_>) -> CmdResult {
 pub fn smismember(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     let key = &args[1];
-    let coll = read_set(call, key)?;
+    let coll = call.read_collection(key, KeyType::Set)?;
     let mut out = Vec::with_capacity(args.len() - 2);
     for member in &args[2..] {
         let found = match &coll {
@@ -376,7 +361,7 @@ pub fn smismember(call: &mut Call<'_, '_>) -> CmdResult {
 
 pub fn smembers(call: &mut Call<'_, '_>) -> CmdResult {
     let key = &call.args[1];
-    Ok(match read_set(call, key)? {
+    Ok(match call.read_collection(key, KeyType::Set)? {
         Some(coll) => set_reply(Members::new(&call.ctx, key, &coll).all(&call.ctx)?),
         None => Reply::Set(Vec::new()),
     })
@@ -488,7 +473,7 @@ pub fn srandmember(call: &mut Call<'_, '_>) -> CmdResult {
         }
         _ => return Err(CmdError::Syntax),
     };
-    let Some(coll) = read_set(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::Set)? else {
         return Ok(match count {
             None => Reply::Nil,
             Some(_) => Reply::Array(Vec::new()),
@@ -517,29 +502,22 @@ pub fn srandmember(call: &mut Call<'_, '_>) -> CmdResult {
         return Ok(array_reply(picked));
     }
     // Negative: that many picks, repeats allowed.
-    let picks = count.unsigned_abs();
-    if picks > MAX_REPEATED_PICKS {
-        return Err(CmdError::err(format!(
-            "value is out of range, value must between -{MAX_REPEATED_PICKS} and 9223372036854775807"
-        )));
-    }
-    let mut out = Vec::with_capacity(picks as usize);
-    if len <= SMALL_SET || picks.saturating_mul(WALK_COST) >= len {
-        let all = members.all(ctx)?;
-        let mut rng = ctx.rng();
-        for _ in 0..picks {
-            if let Some(m) = all.choose(&mut *rng) {
-                out.push(Reply::Bulk(m.clone()));
-            }
-        }
+    let picks = repeated_picks(count.unsigned_abs())?;
+    let picked = if len <= SMALL_SET || picks.saturating_mul(WALK_COST) >= len {
+        let positions = repeated_positions(&mut *ctx.rng(), len, picks);
+        let mut picked = members.at_positions(ctx, &positions)?;
+        picked.shuffle(&mut *ctx.rng());
+        picked
     } else {
+        let mut picked = Vec::with_capacity(picks as usize);
         for _ in 0..picks {
             if let Some(m) = members.random_walk(ctx, len)? {
-                out.push(Reply::Bulk(Bytes::from(m)));
+                picked.push(Bytes::from(m));
             }
         }
-    }
-    Ok(Reply::Array(out))
+        picked
+    };
+    Ok(array_reply(picked))
 }
 
 /// `count` distinct members of a large set by random walks; falls back to
@@ -576,7 +554,7 @@ fn open_sources(
     keys.iter()
         .map(|key| {
             if read {
-                read_set(call, key)
+                call.read_collection(key, KeyType::Set)
             } else {
                 call.collection(key, KeyType::Set)
             }
@@ -765,7 +743,7 @@ pub fn sscan(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     let key = &args[1];
     let cursor = parse_cursor(&args[2])?;
-    let Some(coll) = read_set(call, key)? else {
+    let Some(coll) = call.read_collection(key, KeyType::Set)? else {
         return Ok(scan_done(Vec::new()));
     };
     let options = ScanOptions::parse(args, 3, false)?;

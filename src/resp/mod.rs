@@ -3,7 +3,8 @@
 mod reply;
 mod request;
 
-pub use reply::{format_double, Protocol, Reply};
+pub use crate::num::format_double;
+pub use reply::{Protocol, Reply};
 pub use request::{
     split_args, ProtocolError, RequestDecoder, DEFAULT_MAX_BULK_LEN, MAX_INLINE_SIZE,
 };

@@ -8,6 +8,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::num::format_double;
+
 /// The protocol a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Protocol {
@@ -140,45 +142,6 @@ impl Reply {
         let mut out = BytesMut::new();
         self.encode(protocol, &mut out);
         out.freeze()
-    }
-}
-
-/// Format a double as Redis 7.0 does in replies (`%.17g`), with `inf`/`-inf`
-/// for infinities.
-pub fn format_double(d: f64) -> String {
-    if d.is_infinite() {
-        return if d > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if d.is_nan() {
-        return "nan".into();
-    }
-    format_g17(d)
-}
-
-/// C's `%.17g`: 17 significant digits, fixed or scientific notation by the
-/// exponent, trailing zeros removed.
-fn format_g17(d: f64) -> String {
-    const PRECISION: i32 = 17;
-    let sci = format!("{:.*e}", (PRECISION - 1) as usize, d);
-    let (mantissa, exp) = match sci.split_once('e') {
-        Some(parts) => parts,
-        None => return sci,
-    };
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if (-4..PRECISION).contains(&exp) {
-        let fixed = format!("{:.*}", (PRECISION - 1 - exp) as usize, d);
-        trim_fraction(&fixed).to_string()
-    } else {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{}e{}{:02}", trim_fraction(mantissa), sign, exp.abs())
-    }
-}
-
-fn trim_fraction(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        s
     }
 }
 

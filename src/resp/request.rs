@@ -13,6 +13,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use thiserror::Error;
 use tokio_util::codec::Decoder;
 
+use crate::num::is_c_space;
+
 /// Longest inline request or header line Redis accepts (PROTO_INLINE_MAX_SIZE).
 pub const MAX_INLINE_SIZE: usize = 64 * 1024;
 /// Most arguments one request may announce (Redis: INT_MAX; we keep its spirit
@@ -306,11 +308,6 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
         }
         args.push(Bytes::from(current));
     }
-}
-
-/// C's isspace in the "C" locale.
-fn is_c_space(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
 fn is_hex(c: u8) -> bool {

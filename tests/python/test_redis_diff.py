@@ -145,3 +145,80 @@ def test_replies_match_redis(path: Path, protocol: int, reference_port: int, kiw
     finally:
         ref.close()
         mine.close()
+
+
+# Read commands whose key lookups Redis counts in INFO's keyspace_hits and
+# keyspace_misses (lookupKeyRead): a key of another type is a hit, then
+# WRONGTYPE. Every one runs against a key of each type and a missing one.
+COUNTED_READS = [
+    ["GET", "{}"],
+    ["STRLEN", "{}"],
+    ["HGET", "{}", "f"],
+    ["HLEN", "{}"],
+    ["HGETALL", "{}"],
+    ["HRANDFIELD", "{}"],
+    ["HRANDFIELD", "{}", "2"],
+    ["HSCAN", "{}", "0"],
+    ["SCARD", "{}"],
+    ["SISMEMBER", "{}", "m"],
+    ["SMEMBERS", "{}"],
+    ["SRANDMEMBER", "{}"],
+    ["SRANDMEMBER", "{}", "-2"],
+    ["SSCAN", "{}", "0"],
+    ["SINTER", "{}"],
+    ["LLEN", "{}"],
+    ["LINDEX", "{}", "0"],
+    ["LRANGE", "{}", "0", "-1"],
+    ["LPOS", "{}", "x"],
+    ["ZCARD", "{}"],
+    ["ZSCORE", "{}", "m"],
+    ["ZRANK", "{}", "m"],
+    ["ZRANGE", "{}", "0", "-1"],
+    ["ZCOUNT", "{}", "0", "1"],
+    ["ZLEXCOUNT", "{}", "-", "+"],
+    ["ZRANDMEMBER", "{}"],
+    ["ZRANDMEMBER", "{}", "2", "WITHSCORES"],
+    ["ZSCAN", "{}", "0"],
+    ["ZUNION", "1", "{}"],
+    ["ZINTERCARD", "1", "{}"],
+]
+
+KEYS_OF_EACH_TYPE = [
+    ["SET", "str", "v"],
+    ["HSET", "hash", "f", "v"],
+    ["SADD", "set", "m"],
+    ["RPUSH", "list", "x"],
+    ["ZADD", "zset", "1", "m"],
+]
+
+
+def keyspace_counts(conn: Conn) -> Tuple[int, int]:
+    info = conn.request(["INFO", "stats"])
+    assert isinstance(info, bytes)
+    fields = dict(line.split(b":", 1) for line in info.split(b"\r\n") if b":" in line)
+    return int(fields[b"keyspace_hits"]), int(fields[b"keyspace_misses"])
+
+
+def test_keyspace_hits_match_redis(reference_port: int, kiwi_port: int) -> None:
+    ref, mine = Conn(reference_port), Conn(kiwi_port)
+    try:
+        for conn in (ref, mine):
+            conn.request(["FLUSHALL"])
+            for setup in KEYS_OF_EACH_TYPE:
+                conn.request(setup)
+        differences = []
+        for template in COUNTED_READS:
+            for key in [setup[1] for setup in KEYS_OF_EACH_TYPE] + ["missing"]:
+                args = [a.format(key) for a in template]
+                deltas = []
+                for conn in (ref, mine):
+                    before = keyspace_counts(conn)
+                    conn.request(args)
+                    after = keyspace_counts(conn)
+                    deltas.append((after[0] - before[0], after[1] - before[1]))
+                if deltas[0] != deltas[1]:
+                    differences.append(f"{args!r}: redis (hits, misses) {deltas[0]}, kiwi {deltas[1]}")
+        assert not differences, "\n".join(differences)
+    finally:
+        ref.close()
+        mine.close()
