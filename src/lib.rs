@@ -11,6 +11,7 @@ pub mod decoders;
 pub mod engine;
 pub mod raft;
 pub mod resp;
+pub mod script;
 pub mod server;
 pub mod storage;
 pub mod tls;
