@@ -12,6 +12,7 @@ pub mod engine;
 pub mod num;
 pub mod raft;
 pub mod resp;
+pub mod script;
 pub mod server;
 pub mod storage;
 pub mod tls;

@@ -12,4 +12,5 @@ mod raft_network_partition_tests;
 mod raft_safety_tests;
 mod raft_storage_tests;
 mod resp_tests;
+mod script_tests;
 mod storage_tests;
