@@ -34,7 +34,6 @@ def check_history(model: str, history: str, budget_s: float = 10.0) -> dict[str,
     invalid_keys, unknown_keys, window, text}; raises ValueError on a
     malformed history or an unknown model.
     """
-    ...
 
 class ClusterHandle:
     """Raft nodes running on background threads of this process, on loopback."""
@@ -84,6 +83,5 @@ class EmbeddedConnection:
         Needs a running asyncio event loop; resolves to all pending RESP
         reply bytes (``ConnectionError`` once the session is closed).
         """
-        ...
     def recv(self, max: int) -> Optional[bytes]: ...
     def close(self) -> None: ...

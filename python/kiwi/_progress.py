@@ -178,7 +178,7 @@ class LineProgress:
         except (OSError, ValueError):
             pass
 
-    def __enter__(self) -> "LineProgress":
+    def __enter__(self) -> LineProgress:
         return self
 
     def __exit__(

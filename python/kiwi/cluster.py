@@ -53,7 +53,7 @@ class ClusterNode:
         (2, 1, True)
     """
 
-    def __init__(self, cluster: "Cluster", index: int) -> None:
+    def __init__(self, cluster: Cluster, index: int) -> None:
         self._cluster = cluster
         self.index = index
 
@@ -153,7 +153,7 @@ class Cluster:
 
     # -- lifecycle ---------------------------------------------------------
 
-    def start(self) -> "Cluster":
+    def start(self) -> Cluster:
         """Start every node, initialise the cluster and wait for a leader (idempotent)."""
         if self._handle is not None:
             return self
@@ -180,7 +180,7 @@ class Cluster:
             shutil.rmtree(self._tempdir, ignore_errors=True)
             self._tempdir = None
 
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         return self.start()
 
     def __exit__(

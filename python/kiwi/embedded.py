@@ -46,7 +46,7 @@ class _EngineSocket:
     def sendall(self, data: Any) -> None:
         self._session.send(bytes(data))
 
-    def execute_async(self, request: bytes) -> "asyncio.Future[bytes]":
+    def execute_async(self, request: bytes) -> asyncio.Future[bytes]:
         """Hand ``request`` to the engine's blocking pool; resolves to the reply bytes."""
         return self._session.execute_async(request)
 
@@ -91,7 +91,7 @@ class _EngineSocket:
 
 
 def _release_after_engine(
-    pool: redis.ConnectionPool, conn: Connection, slots: asyncio.Semaphore, in_engine: "asyncio.Future[bytes]"
+    pool: redis.ConnectionPool, conn: Connection, slots: asyncio.Semaphore, in_engine: asyncio.Future[bytes]
 ) -> None:
     """Done-callback of a cancelled ``aexecute``: return its connection to the pool."""
     if in_engine.cancelled() or in_engine.exception() is not None:
@@ -164,7 +164,7 @@ class Database(redis.Redis):
         pool = redis.ConnectionPool(connection_class=EmbeddedConnection, engine=self._engine, **kwargs)
         super().__init__(connection_pool=pool)
         # Per event loop: how many aexecute calls may hold a pool connection.
-        self._async_slots: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = (
+        self._async_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -310,7 +310,7 @@ class Database(redis.Redis):
             shutil.rmtree(self._tempdir, ignore_errors=True)
             self._tempdir = None
 
-    def __enter__(self) -> "Database":
+    def __enter__(self) -> Database:
         return self
 
     def __exit__(
@@ -349,7 +349,7 @@ class Database(redis.Redis):
         return _html.table("kiwi.Database", rows)
 
 
-def open(path: Optional[PathLike] = None, **kwargs: Any) -> Database:  # noqa: A001 - mirrors the builtin on purpose
+def open(path: Optional[PathLike] = None, **kwargs: Any) -> Database:  # mirrors the builtin on purpose
     """Open an embedded Kiwi database at ``path`` (a temporary one if None).
 
     Keyword arguments go to redis-py (``decode_responses=True``,

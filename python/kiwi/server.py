@@ -67,7 +67,7 @@ class Server:
 
     # -- lifecycle ---------------------------------------------------------
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         """Start serving (idempotent). Returns the server itself."""
         if self._handle is not None:
             return self
@@ -96,7 +96,7 @@ class Server:
             shutil.rmtree(self._tempdir, ignore_errors=True)
             self._tempdir = None
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self.start()
 
     def __exit__(
@@ -107,7 +107,7 @@ class Server:
     ) -> None:
         self.stop()
 
-    async def __aenter__(self) -> "Server":
+    async def __aenter__(self) -> Server:
         """Start the server on a worker thread, keeping the event loop free."""
         return await asyncio.to_thread(self.start)
 
@@ -157,7 +157,7 @@ class Server:
         """A ``redis://`` URL for this server."""
         return f"redis://{self.host}:{self.port}"
 
-    def client(self, **kwargs: Any) -> "redis.Redis":  # type: ignore[name-defined]  # noqa: F821
+    def client(self, **kwargs: Any) -> redis.Redis:  # type: ignore[name-defined]
         """A ``redis.Redis`` client connected to this server.
 
         Keyword arguments go to ``redis.Redis`` (``protocol=3``,
@@ -167,7 +167,7 @@ class Server:
 
         return redis.Redis(host=self.host, port=self.port, **kwargs)
 
-    def client_async(self, **kwargs: Any) -> "redis.asyncio.Redis":
+    def client_async(self, **kwargs: Any) -> redis.asyncio.Redis:
         """A ``redis.asyncio.Redis`` client for this server (connects lazily).
 
         Keyword arguments go to ``redis.asyncio.Redis``; close it with

@@ -32,7 +32,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from kiwitest import HOST, IO_TIMEOUT, RawConnection, no_retry  # noqa: E402
+from kiwitest import HOST, IO_TIMEOUT, RawConnection, no_retry
 
 if TYPE_CHECKING:
     import kiwi

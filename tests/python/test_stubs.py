@@ -96,7 +96,9 @@ def read_stub(source: str) -> Stub:
                         if not is_property(item):
                             cls.params[item.name] = stub_params(item, method=True)
                 elif isinstance(item, ast.AsyncFunctionDef):
-                    pytest.fail(f"{node.name}.{item.name}: the extension has no coroutine functions; stub an awaitable return")
+                    pytest.fail(
+                        f"{node.name}.{item.name}: the extension has no coroutine functions; stub an awaitable return"
+                    )
     return stub
 
 
@@ -208,14 +210,20 @@ def test_the_comparison_catches_drift() -> None:
 
     def classes_problems(text: str) -> list[str]:
         stub = read_stub(text)
-        return [p for n in RUNTIME_CLASSES for p in class_mismatches(getattr(_kiwi, n), stub.classes.get(n, StubClass()))]
+        return [
+            p for n in RUNTIME_CLASSES for p in class_mismatches(getattr(_kiwi, n), stub.classes.get(n, StubClass()))
+        ]
 
     assert classes_problems(source.replace("def stop(self)", "def halt(self)")) == [
         "halt: runtime None, stub method",
         "stop: runtime method, stub None",
     ]
-    assert any("recv" in p for p in classes_problems(source.replace("def recv(self, max: int)", "def recv(self, size: int)")))
-    assert "has a constructor" in " ".join(classes_problems(source.replace("def __init__(self, path", "def _init(self, path")))
+    assert any(
+        "recv" in p for p in classes_problems(source.replace("def recv(self, max: int)", "def recv(self, size: int)"))
+    )
+    assert "has a constructor" in " ".join(
+        classes_problems(source.replace("def __init__(self, path", "def _init(self, path"))
+    )
     assert module_mismatches(read_stub(source.replace("REDIS_VERSION: str", "REDIS_VERSION: int"))) == [
         "REDIS_VERSION: stub says int, runtime is str"
     ]

@@ -221,7 +221,7 @@ def _no_nemesis(spec: Any) -> bool:
 def run(
     target: Union[str, Any] = "cluster",
     workload: Union[str, workloads_mod.Workload] = "cas-register",
-    nemesis: Union[None, str, Sequence[str], Any] = None,
+    nemesis: Union[str, Sequence[str], Any, None] = None,
     clients: int = 5,
     duration: float = 10.0,
     seed: int = 0,

@@ -196,7 +196,7 @@ class Target(abc.ABC):
 
     # lifecycle
     @abc.abstractmethod
-    def start(self) -> "Target":
+    def start(self) -> Target:
         """Start every node and wait until it serves (idempotent); returns the target."""
 
     @abc.abstractmethod
@@ -260,7 +260,7 @@ class Target(abc.ABC):
         for src, dst in cuts:
             self.block(src, dst)
 
-    def heal(self) -> None:
+    def heal(self) -> None:  # noqa: B027 - a target without links has nothing to restore
         """Restore every link."""
 
     def kill(self, node: int) -> None:
@@ -706,7 +706,7 @@ class InProcessCluster(_RaftTarget):
         self._timeout = timeout
         self._cluster: Any = None
 
-    def start(self) -> "InProcessCluster":
+    def start(self) -> InProcessCluster:
         if self._cluster is not None:
             return self
         import kiwi
@@ -798,7 +798,7 @@ class Standalone(Target):
         self,
         process: bool = False,
         dir: Optional[str] = None,
-        binary: Union[None, str, Sequence[str]] = None,
+        binary: Union[str, Sequence[str], None] = None,
         start_timeout: float = 30.0,
     ) -> None:
         self.process = process
@@ -810,18 +810,16 @@ class Standalone(Target):
         self._port: Optional[int] = None
         self._server: Any = None
         self._proc: Any = None
-        self._finalizer: Optional["weakref.finalize[Any, Any]"] = None
+        self._finalizer: Optional[weakref.finalize[Any, Any]] = None
 
     @property
     def capabilities(self) -> frozenset[str]:
         return frozenset({"kill", "pause"} if self.process else {"kill"})
 
     def _unsupported(self, what: str) -> UnsupportedFault:
-        return UnsupportedFault(
-            f"Standalone cannot {what}: it has one node (use make('cluster') or make('processes'))"
-        )
+        return UnsupportedFault(f"Standalone cannot {what}: it has one node (use make('cluster') or make('processes'))")
 
-    def start(self) -> "Standalone":
+    def start(self) -> Standalone:
         if self._port is not None:
             return self
         if self._requested_dir is None:
