@@ -1,6 +1,7 @@
 """Type stubs for the compiled extension ``kiwi._kiwi``."""
 
 import asyncio
+from collections.abc import Sequence
 from os import PathLike
 from typing import Any, Optional, Union
 
@@ -57,7 +58,7 @@ class ClusterHandle:
     def stop_all(self) -> None: ...
 
 def start_cluster(
-    dirs: list[Union[str, PathLike[str]]],
+    dirs: Sequence[Union[str, PathLike[str]]],
     host: str = "127.0.0.1",
     raft_secret: Optional[str] = None,
 ) -> ClusterHandle: ...

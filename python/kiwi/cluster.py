@@ -380,7 +380,7 @@ class Cluster:
                     f"commit {st['commit']}, applied {st['applied']}",
                 )
             )
-        cut_off = {}
+        cut_off: dict[int, list[str]] = {}
         for i, j in sorted(self._cut):
             cut_off.setdefault(i, []).append(str(j + 1))
         for i, others in sorted(cut_off.items()):

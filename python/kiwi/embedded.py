@@ -126,7 +126,7 @@ class EmbeddedConnection(Connection):
     def _host_error(self) -> str:
         return f"kiwi embedded database at {self._engine.path}"
 
-    def repr_pieces(self) -> list:
+    def repr_pieces(self) -> list[tuple[str, Any]]:
         return [("path", self._engine.path), ("db", self.db)]
 
 
@@ -259,7 +259,7 @@ class Database(redis.Redis):
             raise
         finish_later = False
         try:
-            sock = conn._sock
+            sock: object = conn._sock  # checked below: a pool may hand out any connection
             if not isinstance(sock, _EngineSocket):
                 raise redis.ConnectionError(f"not an embedded Kiwi connection: {conn!r}")
             in_engine = sock.execute_async(b"".join(conn.pack_command(*args)))

@@ -157,7 +157,7 @@ class Server:
         """A ``redis://`` URL for this server."""
         return f"redis://{self.host}:{self.port}"
 
-    def client(self, **kwargs: Any) -> redis.Redis:  # type: ignore[name-defined]
+    def client(self, **kwargs: Any) -> redis.Redis:
         """A ``redis.Redis`` client connected to this server.
 
         Keyword arguments go to ``redis.Redis`` (``protocol=3``,

@@ -198,14 +198,14 @@ def make_target(kind: str, nodes: int = 3, **options: Any) -> Any:
     kind = {"in-process": "cluster", "process": "processes"}.get(kind, kind)
     if kind not in TARGET_KINDS:
         raise ValueError(f"unknown target {kind!r} (one of {', '.join(TARGET_KINDS)})")
-    from kiwi.testing import targets  # type: ignore[attr-defined]
+    from kiwi.testing import targets
 
     return targets.make(kind, nodes=nodes, **options)
 
 
 def make_nemesis(spec: Union[str, Sequence[str]]) -> Any:
     """A Nemesis from names such as ``"partition,kill"`` (see ``kiwi.testing.nemesis``)."""
-    from kiwi.testing import nemesis  # type: ignore[attr-defined]
+    from kiwi.testing import nemesis
 
     names = spec if isinstance(spec, str) else ",".join(spec)
     return nemesis.compose(names)
