@@ -3,11 +3,25 @@
 import asyncio
 from collections.abc import Sequence
 from os import PathLike
-from typing import Any, Optional, Union
+from typing import Any, Optional, Union, final
+
+__all__ = [
+    "REDIS_VERSION",
+    "ClusterHandle",
+    "EmbeddedConnection",
+    "EmbeddedEngine",
+    "ServerHandle",
+    "__version__",
+    "check_history",
+    "run_server_cli",
+    "start_cluster",
+    "start_server",
+]
 
 __version__: str
 REDIS_VERSION: str
 
+@final
 class ServerHandle:
     """A Kiwi server running on background threads of this process."""
 
@@ -36,6 +50,7 @@ def check_history(model: str, history: str, budget_s: float = 10.0) -> dict[str,
     malformed history or an unknown model.
     """
 
+@final
 class ClusterHandle:
     """Raft nodes running on background threads of this process, on loopback."""
 
@@ -63,10 +78,11 @@ def start_cluster(
     raft_secret: Optional[str] = None,
 ) -> ClusterHandle: ...
 
+@final
 class EmbeddedEngine:
     """An open data directory served in-process."""
 
-    def __init__(self, path: Union[str, PathLike[str]]) -> None: ...
+    def __new__(cls, path: Union[str, PathLike[str]]) -> EmbeddedEngine: ...
     @property
     def path(self) -> str: ...
     @property
@@ -74,6 +90,7 @@ class EmbeddedEngine:
     def connect(self) -> EmbeddedConnection: ...
     def close(self) -> None: ...
 
+@final
 class EmbeddedConnection:
     """One client session of an EmbeddedEngine, driven like a socket."""
 
