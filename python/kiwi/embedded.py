@@ -18,12 +18,9 @@ import asyncio
 import functools
 import inspect
 import os
-import shutil
 import socket
-import tempfile
 import weakref
 from collections.abc import Iterable
-from types import TracebackType
 from typing import Any, Optional, Union
 
 import redis
@@ -31,6 +28,7 @@ from redis.connection import Connection
 from redis.exceptions import ResponseError
 
 from kiwi import _html, _kiwi, bulk
+from kiwi._resource import Resource
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -130,7 +128,7 @@ class EmbeddedConnection(Connection):
         return [("path", self._engine.path), ("db", self.db)]
 
 
-class Database(redis.Redis):
+class Database(Resource, redis.Redis):
     """An embedded Kiwi database: a ``redis.Redis`` with no server behind it.
 
     Open it with :func:`kiwi.open`. It is safe to use from many threads
@@ -151,10 +149,8 @@ class Database(redis.Redis):
     """
 
     def __init__(self, path: Optional[PathLike] = None, **kwargs: Any) -> None:
-        self._tempdir: Optional[str] = None
         if path is None:
-            self._tempdir = tempfile.mkdtemp(prefix="kiwi-")
-            path = self._tempdir
+            path = self._make_tempdir("kiwi-")
         self._path = os.fspath(path)
         try:
             self._engine = _kiwi.EmbeddedEngine(self._path)
@@ -305,20 +301,7 @@ class Database(redis.Redis):
             self._engine.close()
             self._remove_tempdir()
 
-    def _remove_tempdir(self) -> None:
-        if self._tempdir is not None:
-            shutil.rmtree(self._tempdir, ignore_errors=True)
-            self._tempdir = None
-
-    def __enter__(self) -> Database:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
+    def _release(self) -> None:
         self.close()
 
     def __repr__(self) -> str:

@@ -117,11 +117,12 @@ def server_addr() -> Iterator[tuple[str, int]]:
 def cluster_session() -> Iterator[kiwi.Cluster]:
     """One three-node ``kiwi.Cluster`` for the ``cluster_targets`` tests of a module.
 
-    Per module rather than per session: under Raft every FLUSHALL leaves a
-    RocksDB WAL file behind on each node (an engine bug, see
-    ``test_cluster.py::test_flushall_does_not_pile_up_wal_files``), and a
-    cluster that served every module took tens of seconds to stop and
-    remove.
+    Per module rather than per session, so that no cluster keeps running
+    (threads, ports, directories) through the modules that do not use it; it
+    costs one cluster start per module (three modules). The WAL files that
+    FLUSHALL once left behind on every node, which made a long-lived cluster
+    slow to stop, are fixed (``test_cluster.py::
+    test_flushall_does_not_pile_up_wal_files`` guards it).
     """
     import kiwi
 
