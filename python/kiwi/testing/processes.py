@@ -24,7 +24,9 @@ from typing import Any, Optional, Union
 
 import redis
 
-from kiwi.testing.targets import _RaftTarget, free_ports, log, no_retry
+from kiwi.testing.ports import free_ports
+from kiwi.testing.raft import _RaftTarget
+from kiwi.testing.targets import log, no_retry
 
 #: Every server process started and not yet reaped, killed at interpreter exit.
 _LIVE: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
@@ -205,10 +207,10 @@ def write_node_config(path: str, raft_secret: str) -> None:
 
     Example::
 
-        >>> import os, tempfile
+        >>> import os, pathlib, tempfile
         >>> with tempfile.TemporaryDirectory() as d:
         ...     write_node_config(os.path.join(d, "kiwi.conf"), "s3cret")
-        ...     open(os.path.join(d, "kiwi.conf")).read().splitlines()[-2:]
+        ...     pathlib.Path(d, "kiwi.conf").read_text().splitlines()[-2:]
         ...     oct(os.stat(os.path.join(d, "kiwi.conf")).st_mode & 0o777)
         ['raft-secret "s3cret"', 'enable-fault-injection yes']
         '0o600'
