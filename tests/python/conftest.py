@@ -20,6 +20,7 @@ follower (writes forwarded, reads linearized). The cluster runs carry
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -49,6 +50,16 @@ KIWI_FIXTURES = frozenset({"kiwi_mod"})
 
 ClientFactory = Callable[..., redis.Redis]
 RawFactory = Callable[[], RawConnection]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def collect_garbage_after_each_module() -> Iterator[None]:
+    """A socket or file left open inside a reference cycle warns only when the
+    cycle is collected: collect after each module, so that the warning (an
+    error here: ``filterwarnings``) fails the module that leaked it, not
+    whichever later test the collector happens to interrupt."""
+    yield
+    gc.collect()
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -161,7 +161,7 @@ def test_idle_clients_are_closed_after_timeout_but_busy_and_blocked_ones_stay(st
     # BLPOP has its own timeout; the idle one does not cut it short.
     assert blocked.read_raw() == b"*-1\r\n"
     assert busy.call_raw("PING") == b"+PONG\r\n"
-    for conn in (busy, blocked):
+    for conn in (idle, busy, blocked):
         conn.close()
 
 

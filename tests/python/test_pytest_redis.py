@@ -57,7 +57,7 @@ def test_unix_socket_config_file_and_pidfile(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [kiwi_server_exe(), str(conf), "--pidfile", str(pidfile), "--loglevel", "warning"],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_until(lambda: sock.exists() and pidfile.exists(), timeout=20, message="socket and pid file")
