@@ -34,17 +34,17 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compare import Row, Steps, ensure_tools, machine, redis_benchmark  # noqa: E402
+from compare import Row, Steps, ensure_tools, machine, redis_benchmark
 
 TESTS = ["set", "mset"]
 LABELS = {"set": "SET", "mset": "MSET (10 keys)"}
 TARGETS = ["standalone", "leader", "follower"]
 #: (clients, pipeline) of every run, in order.
-CONFIGS: List[Tuple[int, int]] = [(1, 1), (10, 1), (50, 1), (200, 1), (50, 16)]
+CONFIGS: list[tuple[int, int]] = [(1, 1), (10, 1), (50, 1), (200, 1), (50, 16)]
 #: Clients at and above which a run gets the full request count.
 FULL_AT = 50
 
@@ -70,7 +70,7 @@ class Run:
     target: str
     clients: int
     pipeline: int
-    rows: Dict[str, Row]
+    rows: dict[str, Row]
     note: str = ""
 
 
@@ -88,7 +88,7 @@ def fmt_ratio(num: Optional[Row], den: Optional[Row]) -> str:
     return f"{num['rps'] / den['rps']:.2f}"
 
 
-def workload_table(test: str, runs: Dict[Tuple[str, int, int], Run]) -> List[str]:
+def workload_table(test: str, runs: dict[tuple[str, int, int], Run]) -> list[str]:
     """Rows per (clients, pipeline): rps, ratios to standalone, latencies."""
     lines = [
         "| clients | pipeline | standalone rps | leader rps | follower rps | leader/standalone | follower/standalone "
@@ -106,7 +106,7 @@ def workload_table(test: str, runs: Dict[Tuple[str, int, int], Run]) -> List[str
     return lines
 
 
-def scaling_table(runs: Dict[Tuple[str, int, int], Run]) -> List[str]:
+def scaling_table(runs: dict[tuple[str, int, int], Run]) -> list[str]:
     """Unpipelined throughput at each client count relative to one client, per target."""
     lines = [
         "| workload | clients | standalone | leader | follower |",
@@ -117,18 +117,20 @@ def scaling_table(runs: Dict[Tuple[str, int, int], Run]) -> List[str]:
             if pipeline != 1:
                 continue
             cells = [fmt_ratio(runs[(t, clients, 1)].rows.get(test), runs[(t, 1, 1)].rows.get(test)) for t in TARGETS]
-            lines.append(f"| {LABELS[test]} | {clients} | " + " | ".join(f"×{c}" if c != "–" else c for c in cells) + " |")
+            lines.append(
+                f"| {LABELS[test]} | {clients} | " + " | ".join(f"×{c}" if c != "–" else c for c in cells) + " |"
+            )
     return lines
 
 
-def run_all(requests: int) -> Tuple[Dict[Tuple[str, int, int], Run], List[str]]:
+def run_all(requests: int) -> tuple[dict[tuple[str, int, int], Run], list[str]]:
     """Start the servers, run every (config, target), stop the servers."""
     import kiwi
 
     step = Steps(1 + len(CONFIGS) * len(TARGETS))
     step("starting a standalone kiwi.Server() and a kiwi.Cluster(3)")
-    runs: Dict[Tuple[str, int, int], Run] = {}
-    notes: List[str] = []
+    runs: dict[tuple[str, int, int], Run] = {}
+    notes: list[str] = []
     with kiwi.Server() as standalone, kiwi.Cluster(3) as cluster:
         for clients, pipeline in CONFIGS:
             n = requests_for(requests, clients, pipeline)
@@ -153,15 +155,20 @@ def run_all(requests: int) -> Tuple[Dict[Tuple[str, int, int], Run], List[str]]:
                     notes.append(f"{clients} clients, pipeline {pipeline}, {target}: {run.note}")
                 missing = [t for t in TESTS if t not in rows]
                 if missing:
-                    notes.append(f"{clients} clients, pipeline {pipeline}, {target}: no result for {', '.join(missing)}")
+                    notes.append(
+                        f"{clients} clients, pipeline {pipeline}, {target}: no result for {', '.join(missing)}"
+                    )
                 runs[(target, clients, pipeline)] = run
     return runs, notes
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--requests", type=int, default=50_000, help="requests per test at 50+ clients (scaled down for fewer, x4 pipelined)"
+        "--requests",
+        type=int,
+        default=50_000,
+        help="requests per test at 50+ clients (scaled down for fewer, x4 pipelined)",
     )
     parser.add_argument("--quick", action="store_true", help="small counts (--requests 2000), for a smoke run")
     parser.add_argument("--markdown", type=Path, help="also append the tables to this file")

@@ -30,9 +30,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ["set", "get", "mset", "lpush", "lpop", "hset", "sadd", "zadd"]
@@ -89,7 +90,19 @@ def redis_server() -> Iterator[int]:
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="bench-redis-")
     proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -123,16 +136,28 @@ def kiwi_server() -> Iterator[int]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-Row = Dict[str, float]
+Row = dict[str, float]
 
 
-def redis_benchmark(port: int, tests: List[str], requests: int, clients: int, pipeline: int) -> Dict[str, Row]:
+def redis_benchmark(port: int, tests: list[str], requests: int, clients: int, pipeline: int) -> dict[str, Row]:
     cmd = [
-        "redis-benchmark", "-p", str(port), "-t", ",".join(tests), "-n", str(requests),
-        "-c", str(clients), "-P", str(pipeline), "-r", "100000", "--csv",
+        "redis-benchmark",
+        "-p",
+        str(port),
+        "-t",
+        ",".join(tests),
+        "-n",
+        str(requests),
+        "-c",
+        str(clients),
+        "-P",
+        str(pipeline),
+        "-r",
+        "100000",
+        "--csv",
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=True).stdout
-    rows: Dict[str, Row] = {}
+    rows: dict[str, Row] = {}
     for rec in csv.DictReader(io.StringIO(out)):
         name = rec["test"].split()[0].lower()
         rows[name] = {
@@ -149,7 +174,7 @@ EMBEDDED_STEPS = 2
 STARTUP_STEPS = 2
 
 
-def server_table(requests: int, clients: int, step: Callable[[str], None] = progress) -> List[str]:
+def server_table(requests: int, clients: int, step: Callable[[str], None] = progress) -> list[str]:
     lines = [
         "| workload | pipeline | Redis rps | Kiwi rps | Kiwi/Redis | Redis p50/p99 ms | Kiwi p50/p99 ms |",
         "|---|---|---|---|---|---|---|",
@@ -177,8 +202,8 @@ def server_table(requests: int, clients: int, step: Callable[[str], None] = prog
     return lines
 
 
-def ops_per_second(client, ops: int) -> Dict[str, float]:
-    work: Dict[str, Callable[[int], object]] = {
+def ops_per_second(client, ops: int) -> dict[str, float]:
+    work: dict[str, Callable[[int], object]] = {
         "SET": lambda i: client.set(f"k{i}", "v" * 16),
         "GET": lambda i: client.get(f"k{i}"),
         "MSET (10)": lambda i: client.mset({f"m{i}:{j}": j for j in range(10)}),
@@ -197,7 +222,7 @@ def ops_per_second(client, ops: int) -> Dict[str, float]:
     return out
 
 
-def embedded_table(ops: int, step: Callable[[str], None] = progress) -> List[str]:
+def embedded_table(ops: int, step: Callable[[str], None] = progress) -> list[str]:
     import kiwi
 
     step(f"embedded kiwi.open(), {ops} operations per command")
@@ -217,7 +242,7 @@ def embedded_table(ops: int, step: Callable[[str], None] = progress) -> List[str
     return lines
 
 
-def startup_table(rounds: int, step: Callable[[str], None] = progress) -> List[str]:
+def startup_table(rounds: int, step: Callable[[str], None] = progress) -> list[str]:
     import kiwi
 
     step(f"start/stop kiwi.Server(), {rounds} rounds")
@@ -235,7 +260,7 @@ def startup_table(rounds: int, step: Callable[[str], None] = progress) -> List[s
             pass
         redis_times.append(time.perf_counter() - start)
 
-    def med(xs: List[float]) -> float:
+    def med(xs: list[float]) -> float:
         return sorted(xs)[len(xs) // 2] * 1000
 
     return [
@@ -260,9 +285,11 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.platform()}; {redis_version}"
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=100_000, help="requests per redis-benchmark test (x4 pipelined)")
+    parser.add_argument(
+        "--requests", type=int, default=100_000, help="requests per redis-benchmark test (x4 pipelined)"
+    )
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--ops", type=int, default=20_000, help="embedded operations per command")
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
@@ -272,7 +299,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args.requests, args.ops = 5_000, 1_000
     ensure_tools()
     step = Steps(SERVER_STEPS + EMBEDDED_STEPS + STARTUP_STEPS)
-    sections: List[Tuple[str, List[str]]] = [
+    sections: list[tuple[str, list[str]]] = [
         ("redis-benchmark: Redis vs Kiwi", server_table(args.requests, args.clients, step)),
         ("Embedded: kiwi.open() vs fakeredis, one Python thread", embedded_table(args.ops, step)),
         ("Start and stop", startup_table(5 if args.quick else 20, step)),

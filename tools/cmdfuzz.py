@@ -61,9 +61,10 @@ import shlex
 import socket
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Optional, Union
 
 from cmdfuzz_grammar import (
     DOCS_FILE,
@@ -80,7 +81,7 @@ from cmdfuzz_grammar import (
     parse_float,
 )
 
-Reply = Union[bytes, List["Reply"]]
+Reply = Union[bytes, list["Reply"]]
 #: Marker replies: the server did not answer in time, or closed the connection.
 TIMEOUT = b"<no reply within the timeout>"
 CLOSED = b"<connection closed>"
@@ -139,11 +140,11 @@ class Conn:
             return [line] + [self.reply() for _ in range(n)]
         return line
 
-    def pipeline(self, commands: Sequence[Sequence[bytes]]) -> List[Reply]:
+    def pipeline(self, commands: Sequence[Sequence[bytes]]) -> list[Reply]:
         """Send every command at once, then read one reply per command. A reply
         that does not come in time, or a closed connection, ends the list with a
         marker."""
-        out: List[Reply] = []
+        out: list[Reply] = []
         try:
             self.sock.sendall(b"".join(encode(c) for c in commands))
             for _ in commands:
@@ -187,11 +188,17 @@ def normalize(reply: Reply, mode: str) -> Reply:
 
 
 def same(a: Reply, b: Reply, mode: str) -> bool:
-    if mode in (TTL_S, TTL_MS) and isinstance(a, bytes) and isinstance(b, bytes):
-        if a[:1] == b":" and b[:1] == b":" and a != b:
-            x, y = int(a[1:]), int(b[1:])
-            slack = 1 if mode == TTL_S else 1000
-            return x >= 0 and y >= 0 and abs(x - y) <= slack
+    if (
+        mode in (TTL_S, TTL_MS)
+        and isinstance(a, bytes)
+        and isinstance(b, bytes)
+        and a[:1] == b":"
+        and b[:1] == b":"
+        and a != b
+    ):
+        x, y = int(a[1:]), int(b[1:])
+        slack = 1 if mode == TTL_S else 1000
+        return x >= 0 and y >= 0 and abs(x - y) <= slack
     return normalize(a, mode) == normalize(b, mode)
 
 
@@ -222,15 +229,15 @@ def reply_kind(reply: Reply) -> str:
 class Difference:
     """The first reply that differs in a sequence."""
 
-    lines: List[List[bytes]]  # the sequence up to and including the differing call
+    lines: list[list[bytes]]  # the sequence up to and including the differing call
     ref: Reply
     kiwi: Reply
 
     @property
-    def call(self) -> List[bytes]:
+    def call(self) -> list[bytes]:
         return self.lines[-1]
 
-    def key(self) -> Tuple[str, str, str]:
+    def key(self) -> tuple[str, str, str]:
         name = self.call[0].lower().decode("latin-1")
         if name in ("client", "config", "object", "command") and len(self.call) > 1:
             name += "|" + self.call[1].lower().decode("latin-1")
@@ -245,7 +252,7 @@ class Known:
     matches: Callable[[Difference], bool]
 
 
-def _items(reply: Reply) -> List[bytes]:
+def _items(reply: Reply) -> list[bytes]:
     return [x for r in reply[1:] for x in _items(r)] if isinstance(reply, list) else [reply]
 
 
@@ -256,7 +263,8 @@ def _outline(reply: Reply) -> Reply:
 def _same_but(d: Difference, same_item: Callable[[bytes, bytes], bool]) -> bool:
     """Both replies have one outline and every differing item passes ``same_item``."""
     return _outline(d.ref) == _outline(d.kiwi) and all(
-        x == y or same_item(x, y) for x, y in zip(_items(d.ref), _items(d.kiwi)))
+        x == y or same_item(x, y) for x, y in zip(_items(d.ref), _items(d.kiwi))
+    )
 
 
 def _negative_zero(x: bytes, y: bytes) -> bool:
@@ -274,18 +282,20 @@ def _lossy_error(x: bytes, y: bytes) -> bool:
 
 #: Differences with a reproducer in tests/redis-diff/pending/, not fixed yet
 #: (the file says why).
-KNOWN: List[Known] = [
-    Known("pending/object-encoding.txt",
-          lambda d: d.call[0].lower() == b"object" and len(d.call) > 1
-          and d.call[1].lower() in (b"encoding", b"refcount")),
+KNOWN: list[Known] = [
+    Known(
+        "pending/object-encoding.txt",
+        lambda d: (
+            d.call[0].lower() == b"object" and len(d.call) > 1 and d.call[1].lower() in (b"encoding", b"refcount")
+        ),
+    ),
     Known("pending/negative-zero-score.txt", lambda d: _same_but(d, _negative_zero)),
-    Known("pending/zscan-score-text.txt",
-          lambda d: d.call[0].lower() == b"zscan" and _same_but(d, _float_text)),
+    Known("pending/zscan-score-text.txt", lambda d: d.call[0].lower() == b"zscan" and _same_but(d, _float_text)),
     Known("pending/error-text-not-utf8.txt", lambda d: _same_but(d, _lossy_error)),
 ]
 
 
-def unspecified(d: Difference, runner: "Runner") -> bool:
+def unspecified(d: Difference, runner: Runner) -> bool:
     """Whether Redis leaves the differing reply unspecified, asked of the
     reference in the state the sequence left it in:
     - a lex range over a sorted set whose members do not all have the same
@@ -355,10 +365,10 @@ class Runner:
         self.resp = resp
         self.sent = 0
 
-    def replies(self, port: int, lines: Sequence[Sequence[bytes]]) -> List[Reply]:
+    def replies(self, port: int, lines: Sequence[Sequence[bytes]]) -> list[Reply]:
         conn = Conn(port)
         try:
-            setup: List[List[bytes]] = [[b"FLUSHALL"]]
+            setup: list[list[bytes]] = [[b"FLUSHALL"]]
             if self.resp == 3:
                 setup.insert(0, [b"HELLO", b"3"])
             got = conn.pipeline(setup)
@@ -387,7 +397,7 @@ class Runner:
         """Delta debugging on the lines before the differing call: the smallest
         prefix found whose last line is the first to differ, with the same replies."""
 
-        def test(lines: List[List[bytes]]) -> Optional[Difference]:
+        def test(lines: list[list[bytes]]) -> Optional[Difference]:
             got = self.first_difference(lines + [d.call])
             if got is not None and len(got.lines) == len(lines) + 1 and got.key() == d.key():
                 return got
@@ -436,12 +446,12 @@ def format_line(args: Sequence[bytes]) -> bytes:
     return prefix + b" ".join(quote(a) for a in args)
 
 
-def parse_line(line: bytes) -> List[bytes]:
+def parse_line(line: bytes) -> list[bytes]:
     text = line.decode("utf-8", "surrogateescape").strip().lstrip("~")
     return [a.encode("utf-8", "surrogateescape") for a in shlex.split(text)]
 
 
-def read_file(path: Path) -> List[List[bytes]]:
+def read_file(path: Path) -> list[list[bytes]]:
     out = []
     for raw in path.read_bytes().split(b"\n"):
         line = raw.strip()
@@ -457,8 +467,11 @@ def write_reproducer(d: Difference, out_dir: Path, origin: str) -> Optional[Path
     digest = hashlib.sha1(repr(d.key()).encode()).hexdigest()[:8]
     path = out_dir / f"{re.sub(r'[^a-z0-9]+', '-', name)}-{digest}.txt"
     shown = lambda r: repr(flat(r))[:300]  # noqa: E731
-    header = [f"# cmdfuzz: {origin}; the last line's replies differ", f"#   redis: {shown(d.ref)}",
-              f"#   kiwi:  {shown(d.kiwi)}"]
+    header = [
+        f"# cmdfuzz: {origin}; the last line's replies differ",
+        f"#   redis: {shown(d.ref)}",
+        f"#   kiwi:  {shown(d.kiwi)}",
+    ]
     body = b"\n".join(format_line(line) for line in d.lines)
     out_dir.mkdir(parents=True, exist_ok=True)
     path.write_bytes("\n".join(header).encode() + b"\n" + body + b"\n")
@@ -472,16 +485,25 @@ def write_reproducer(d: Difference, out_dir: Path, origin: str) -> Optional[Path
 class Stats:
     sequences: int = 0
     commands: int = 0
-    differences: Dict[Tuple[str, str, str], Difference] = field(default_factory=dict)
-    occurrences: Dict[Tuple[str, str, str], int] = field(default_factory=dict)
-    known: Dict[str, int] = field(default_factory=dict)
+    differences: dict[tuple[str, str, str], Difference] = field(default_factory=dict)
+    occurrences: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    known: dict[str, int] = field(default_factory=dict)
     unspecified: int = 0
-    files: List[Path] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
 
 
-def fuzz(seed: int, count: int, ref_port: int, kiwi_port: int, resp: int = 2, start: int = 0,
-         out_dir: Optional[Path] = None, duration: Optional[float] = None, max_len: int = 40,
-         log: Callable[[str], None] = lambda s: None) -> Stats:
+def fuzz(
+    seed: int,
+    count: int,
+    ref_port: int,
+    kiwi_port: int,
+    resp: int = 2,
+    start: int = 0,
+    out_dir: Optional[Path] = None,
+    duration: Optional[float] = None,
+    max_len: int = 40,
+    log: Callable[[str], None] = lambda s: None,
+) -> Stats:
     """Run ``count`` sequences of ``seed`` (from ``start``) on both servers; shrink and
     record each new kind of difference."""
     docs = load_docs()
@@ -513,9 +535,11 @@ def fuzz(seed: int, count: int, ref_port: int, kiwi_port: int, resp: int = 2, st
                         break
                     stats.differences[key] = small
                     origin = f"--seed {seed} --start {index} --count 1 --resp {resp}"
-                    log(f"difference in sequence {index}: {key}\n  " + "\n  ".join(
-                        format_line(x).decode("utf-8", "backslashreplace") for x in small.lines)
-                        + f"\n  redis: {flat(small.ref)!r}\n  kiwi:  {flat(small.kiwi)!r}")
+                    log(
+                        f"difference in sequence {index}: {key}\n  "
+                        + "\n  ".join(format_line(x).decode("utf-8", "backslashreplace") for x in small.lines)
+                        + f"\n  redis: {flat(small.ref)!r}\n  kiwi:  {flat(small.kiwi)!r}"
+                    )
                     if out_dir is not None:
                         path = write_reproducer(small, out_dir, origin)
                         if path is not None:
@@ -549,8 +573,9 @@ def dump_docs(ref_port: int, kiwi_port: Optional[int]) -> None:
         names = list(load_docs())
     conn = Conn(ref_port)
     conn.pipeline([[b"HELLO", b"3"]])
-    docs_reply, info_reply = conn.pipeline([[b"COMMAND", b"DOCS"] + [n.encode() for n in names],
-                                            [b"COMMAND", b"INFO"] + [n.encode() for n in names]])
+    docs_reply, info_reply = conn.pipeline(
+        [[b"COMMAND", b"DOCS"] + [n.encode() for n in names], [b"COMMAND", b"INFO"] + [n.encode() for n in names]]
+    )
 
     def value(r: Reply) -> object:
         if isinstance(r, list):
@@ -563,8 +588,12 @@ def dump_docs(ref_port: int, kiwi_port: Optional[int]) -> None:
 
     keep = ("name", "type", "token", "flags", "arguments")
     strip: Callable[[object], object] = lambda a: (  # noqa: E731
-        {k: strip(v) for k, v in a.items() if k in keep} if isinstance(a, dict)
-        else [strip(x) for x in a] if isinstance(a, list) else a)
+        {k: strip(v) for k, v in a.items() if k in keep}
+        if isinstance(a, dict)
+        else [strip(x) for x in a]
+        if isinstance(a, list)
+        else a
+    )
     docs = value(docs_reply)
     arities = {i[0]: i[1] for i in value(info_reply) if i}  # type: ignore[union-attr,index]
     out = {}
@@ -577,7 +606,7 @@ def dump_docs(ref_port: int, kiwi_port: Optional[int]) -> None:
     print(f"{len(out)} commands written to {DOCS_FILE}")
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ref", type=int, required=True, help="port of the reference redis-server")
     ap.add_argument("--kiwi", type=int, help="port of the Kiwi server")
@@ -599,12 +628,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     if opts.replay:
         return replay(opts.replay, opts.ref, opts.kiwi, opts.resp)
     began = time.monotonic()
-    stats = fuzz(opts.seed, opts.count, opts.ref, opts.kiwi, opts.resp, opts.start, opts.out, opts.duration,
-                 opts.max_len, log=lambda s: print(s, flush=True))
+    stats = fuzz(
+        opts.seed,
+        opts.count,
+        opts.ref,
+        opts.kiwi,
+        opts.resp,
+        opts.start,
+        opts.out,
+        opts.duration,
+        opts.max_len,
+        log=lambda s: print(s, flush=True),
+    )
     took = time.monotonic() - began
-    print(f"{stats.sequences} sequences, {stats.commands} commands in {took:.0f} s; "
-          f"{sum(stats.occurrences.values())} differing sequences of {len(stats.differences)} kinds; "
-          f"known (pending): {stats.known or 0}; unspecified by Redis: {stats.unspecified}")
+    print(
+        f"{stats.sequences} sequences, {stats.commands} commands in {took:.0f} s; "
+        f"{sum(stats.occurrences.values())} differing sequences of {len(stats.differences)} kinds; "
+        f"known (pending): {stats.known or 0}; unspecified by Redis: {stats.unspecified}"
+    )
     for key, n in sorted(stats.occurrences.items(), key=lambda kv: -kv[1]):
         print(f"  {n:6d}  {key}")
     return 1 if stats.differences else 0

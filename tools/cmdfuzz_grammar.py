@@ -12,9 +12,10 @@ import json
 import math
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Optional
 
 DOCS_FILE = Path(__file__).resolve().parent / "cmdfuzz_docs.json"
 
@@ -29,47 +30,241 @@ KEYS_OF[SET] = [b"S1", b"S2"]
 #: Keys no type owns: empty, binary, non-UTF-8, glob characters, long.
 ODD_KEYS = [b"", b"x", b"\x00", b"\xff\xfe", "é".encode(), b"{t}k", b"a b", b"*", b"[s]1", b"k" * 300, b"s1\x00"]
 
-BIGS = [b"9223372036854775807", b"-9223372036854775808", b"9223372036854775808", b"-9223372036854775809",
-        b"18446744073709551616", b"4294967296", b"2147483648", b"-2147483649"]
+BIGS = [
+    b"9223372036854775807",
+    b"-9223372036854775808",
+    b"9223372036854775808",
+    b"-9223372036854775809",
+    b"18446744073709551616",
+    b"4294967296",
+    b"2147483648",
+    b"-2147483649",
+]
 NOT_INTS = [b"abc", b"", b"1.5", b" 1", b"1 ", b"+1", b"0x10", b"1e3", b"--1", b"\x00"]
 BAD_FLOATS = [b"abc", b"", b"nan", b"NaN", b"1e", b"0x10", b" 1", b"1 ", b"(1", b"--1", b"1.5.5", b"\x00"]
-VALUES = [b"", b"v", b"abc", b"foobar", b"0", b"1", b"-1", b"10", b"255", b"1.5", b"-2.5e3", b"3.0", b" 1", b"1 ",
-          b"+5", b"007", b"-0", b"inf", b"nan", b"\x00\x01", b"\xff\xfe\x80", "é".encode(), b"x" * 45, b"y" * 100,
-          b"\xff" * 3, b"a b", b"1e400", b"0.1"] + BIGS[:4]
-MEMBERS = [b"a", b"b", b"c", b"d", b"1", b"2", b"10", b"-1", b"", b"\x00", "é".encode(), b"m" * 70, b"A", b"3.0",
-           b"\xff"]
-SCORES = [b"0", b"1", b"2", b"-1", b"1.5", b"-2.5", b"10", b"100", b"inf", b"-inf", b"+inf", b"1e308", b"-1e308",
-          b"0.1", b"3e-5", b"-0", b"1.7976931348623157e308", b"9007199254740993", b"5e-324", b"1e309", b"+1",
-          b"1.0", b"0.30000000000000004"]
-SCORE_BOUNDS = [b"-inf", b"+inf", b"inf", b"0", b"1", b"(1", b"2", b"(2", b"-1", b"(-1", b"1.5", b"(1.5", b"(-inf",
-                b"(+inf", b"10", b"100", b"-0"]
-LEX_BOUNDS = [b"-", b"+", b"[a", b"(a", b"[b", b"(b", b"[c", b"(d", b"[1", b"(10", b"[", b"(", b"[\xff", b"[m",
-              b"[A"]
+VALUES = [
+    b"",
+    b"v",
+    b"abc",
+    b"foobar",
+    b"0",
+    b"1",
+    b"-1",
+    b"10",
+    b"255",
+    b"1.5",
+    b"-2.5e3",
+    b"3.0",
+    b" 1",
+    b"1 ",
+    b"+5",
+    b"007",
+    b"-0",
+    b"inf",
+    b"nan",
+    b"\x00\x01",
+    b"\xff\xfe\x80",
+    "é".encode(),
+    b"x" * 45,
+    b"y" * 100,
+    b"\xff" * 3,
+    b"a b",
+    b"1e400",
+    b"0.1",
+] + BIGS[:4]
+MEMBERS = [
+    b"a",
+    b"b",
+    b"c",
+    b"d",
+    b"1",
+    b"2",
+    b"10",
+    b"-1",
+    b"",
+    b"\x00",
+    "é".encode(),
+    b"m" * 70,
+    b"A",
+    b"3.0",
+    b"\xff",
+]
+SCORES = [
+    b"0",
+    b"1",
+    b"2",
+    b"-1",
+    b"1.5",
+    b"-2.5",
+    b"10",
+    b"100",
+    b"inf",
+    b"-inf",
+    b"+inf",
+    b"1e308",
+    b"-1e308",
+    b"0.1",
+    b"3e-5",
+    b"-0",
+    b"1.7976931348623157e308",
+    b"9007199254740993",
+    b"5e-324",
+    b"1e309",
+    b"+1",
+    b"1.0",
+    b"0.30000000000000004",
+]
+SCORE_BOUNDS = [
+    b"-inf",
+    b"+inf",
+    b"inf",
+    b"0",
+    b"1",
+    b"(1",
+    b"2",
+    b"(2",
+    b"-1",
+    b"(-1",
+    b"1.5",
+    b"(1.5",
+    b"(-inf",
+    b"(+inf",
+    b"10",
+    b"100",
+    b"-0",
+]
+LEX_BOUNDS = [b"-", b"+", b"[a", b"(a", b"[b", b"(b", b"[c", b"(d", b"[1", b"(10", b"[", b"(", b"[\xff", b"[m", b"[A"]
 BAD_BOUNDS = [b"a", b"abc", b"nan", b"((1", b"", b"-x", b"+x", b"[[", b"1e"]
 INDEXES = [b"0", b"1", b"2", b"3", b"-1", b"-2", b"-3", b"5", b"10", b"100", b"-100"]
 COUNTS = [b"0", b"1", b"2", b"3", b"5", b"10", b"100", b"-1", b"-2"]
-INCRS = [b"1", b"-1", b"0", b"5", b"100", b"-100", b"9223372036854775807", b"-9223372036854775808",
-         b"4611686018427387904"]
-FLOAT_INCRS = [b"1", b"-1", b"0.1", b"1.5", b"0", b"10", b"-2.5", b"1e308", b"-1e308", b"inf", b"-inf", b"5e-324",
-               b"3.0e2", b"0.30000000000000004", b"1e17", b"-0", b"10.50"]
+INCRS = [
+    b"1",
+    b"-1",
+    b"0",
+    b"5",
+    b"100",
+    b"-100",
+    b"9223372036854775807",
+    b"-9223372036854775808",
+    b"4611686018427387904",
+]
+FLOAT_INCRS = [
+    b"1",
+    b"-1",
+    b"0.1",
+    b"1.5",
+    b"0",
+    b"10",
+    b"-2.5",
+    b"1e308",
+    b"-1e308",
+    b"inf",
+    b"-inf",
+    b"5e-324",
+    b"3.0e2",
+    b"0.30000000000000004",
+    b"1e17",
+    b"-0",
+    b"10.50",
+]
 SECONDS = [b"100", b"1000", b"100000", b"3000"]
-ODD_SECONDS = [b"0", b"-1", b"-100", b"9223372036854775", b"9223372036854775807", b"-9223372036854775808",
-               b"9223372036854776", b"4611686018427387", b"1.5"]
+ODD_SECONDS = [
+    b"0",
+    b"-1",
+    b"-100",
+    b"9223372036854775",
+    b"9223372036854775807",
+    b"-9223372036854775808",
+    b"9223372036854776",
+    b"4611686018427387",
+    b"1.5",
+]
 MILLIS = [b"100000", b"1000000", b"100000000", b"3000000"]
 ODD_MILLIS = [b"0", b"-1", b"-100", b"9223372036854775807", b"-9223372036854775808", b"9223372036854775", b"1.5"]
-UNIX_TIMES = [b"1", b"1000000000", b"4102444800", b"4102444800123", b"0", b"-1", b"9223372036854775807",
-              b"9223372036854775", b"-9223372036854775808", b"253402300799"]
+UNIX_TIMES = [
+    b"1",
+    b"1000000000",
+    b"4102444800",
+    b"4102444800123",
+    b"0",
+    b"-1",
+    b"9223372036854775807",
+    b"9223372036854775",
+    b"-9223372036854775808",
+    b"253402300799",
+]
 #: Blocking timeouts: short enough to wait at most 20 ms on an empty key, or invalid.
 TIMEOUTS = [b"0.01", b"0.02", b"0.015", b"0x0.03p0"]
-BAD_TIMEOUTS = [b"-1", b"-0.5", b"inf", b"-inf", b"1e100", b"abc", b"", b"nan", b"1e400", b"-0.0001", b"1e-5000",
-                b"0.01 "]
-PATTERNS = [b"*", b"*1", b"s*", b"?1", b"[a-c]*", b"[^s]*", b"\\*", b"[", b"*[", b"s\\", b"**", b"", b"h?",
-            b"[s-z]?", b"*\\", b"[]]*", b"[\\]a]", b"\xff*", "*é*".encode(), b"?", b"a", b"[!a]", b"[a-]*", b"*[a-z"]
+BAD_TIMEOUTS = [
+    b"-1",
+    b"-0.5",
+    b"inf",
+    b"-inf",
+    b"1e100",
+    b"abc",
+    b"",
+    b"nan",
+    b"1e400",
+    b"-0.0001",
+    b"1e-5000",
+    b"0.01 ",
+]
+PATTERNS = [
+    b"*",
+    b"*1",
+    b"s*",
+    b"?1",
+    b"[a-c]*",
+    b"[^s]*",
+    b"\\*",
+    b"[",
+    b"*[",
+    b"s\\",
+    b"**",
+    b"",
+    b"h?",
+    b"[s-z]?",
+    b"*\\",
+    b"[]]*",
+    b"[\\]a]",
+    b"\xff*",
+    "*é*".encode(),
+    b"?",
+    b"a",
+    b"[!a]",
+    b"[a-]*",
+    b"*[a-z",
+]
 DBS = [b"0", b"1", b"15", b"16", b"-1", b"abc", b"9223372036854775808"]
-JUNK = [b"foo", b"NX", b"XX", b"GT", b"WITHSCORES", b"LIMIT", b"COUNT", b"BYSCORE", b"REV", b"EX", b"KEEPTTL",
-        b"0", b"-1", b"", b"1.5", b"inf", b"a"] + BIGS[:2]
-BLOCKING_TIMEOUT_AT = {"blpop": -1, "brpop": -1, "bzpopmin": -1, "bzpopmax": -1, "blmove": 5, "brpoplpush": 3,
-                       "blmpop": 1, "bzmpop": 1}
+JUNK = [
+    b"foo",
+    b"NX",
+    b"XX",
+    b"GT",
+    b"WITHSCORES",
+    b"LIMIT",
+    b"COUNT",
+    b"BYSCORE",
+    b"REV",
+    b"EX",
+    b"KEEPTTL",
+    b"0",
+    b"-1",
+    b"",
+    b"1.5",
+    b"inf",
+    b"a",
+] + BIGS[:2]
+BLOCKING_TIMEOUT_AT = {
+    "blpop": -1,
+    "brpop": -1,
+    "bzpopmin": -1,
+    "bzpopmax": -1,
+    "blmove": 5,
+    "brpoplpush": 3,
+    "blmpop": 1,
+    "bzmpop": 1,
+}
 
 #: Commands never generated, and why.
 EXCLUDED = {
@@ -144,9 +339,11 @@ def may_be_unspecified(args: Sequence[bytes]) -> bool:
     EXPIRE/PEXPIRE with GT/LT. Inside MULTI, where EXEC carries the reply,
     they are not generated."""
     call = [a.lower() for a in args]
-    return (call[0] in (b"zlexcount", b"zrangebylex", b"zrevrangebylex", b"zremrangebylex", b"dbsize")
-            or (call[0] in (b"zrange", b"zrangestore") and b"bylex" in call)
-            or (call[0] in (b"expire", b"pexpire") and bool({b"gt", b"lt"} & set(call[3:]))))
+    return (
+        call[0] in (b"zlexcount", b"zrangebylex", b"zrevrangebylex", b"zremrangebylex", b"dbsize")
+        or (call[0] in (b"zrange", b"zrangestore") and b"bylex" in call)
+        or (call[0] in (b"expire", b"pexpire") and bool({b"gt", b"lt"} & set(call[3:])))
+    )
 
 
 def safe(args: Sequence[bytes]) -> bool:
@@ -202,12 +399,12 @@ class Ctx:
 class Generator:
     """Random calls from the COMMAND DOCS grammar; one instance per sequence."""
 
-    def __init__(self, docs: Dict[str, dict], rng: random.Random) -> None:
+    def __init__(self, docs: dict[str, dict], rng: random.Random) -> None:
         self.docs = docs
         self.rng = rng
         #: The data types a sequence works on (two: the second for WRONGTYPE).
         self.focus = rng.sample(TYPES, 2)
-        self.by_type: Dict[Optional[str], List[str]] = {}
+        self.by_type: dict[Optional[str], list[str]] = {}
         for name, doc in docs.items():
             if name in EXCLUDED:
                 continue
@@ -312,19 +509,19 @@ class Generator:
 
     # -- argument trees
 
-    def args(self, spec: Sequence[dict], out: List[bytes], ctx: Ctx, cmd: str) -> None:
+    def args(self, spec: Sequence[dict], out: list[bytes], ctx: Ctx, cmd: str) -> None:
         for arg in spec:
             self.arg(arg, out, ctx, cmd)
 
-    def arg(self, arg: dict, out: List[bytes], ctx: Ctx, cmd: str, optional_ok: bool = True) -> None:
+    def arg(self, arg: dict, out: list[bytes], ctx: Ctx, cmd: str, optional_ok: bool = True) -> None:
         flags = arg.get("flags", [])
         if optional_ok and "optional" in flags and self.rng.random() < 0.5:
             return
         reps = 1
         if "multiple" in flags:
-            if arg["type"] == "key" and ctx.numkeys is not None:
-                reps = ctx.numkeys
-            elif arg["name"] == "weight" and ctx.numkeys is not None and self.rng.random() < 0.9:
+            if (arg["type"] == "key" and ctx.numkeys is not None) or (
+                arg["name"] == "weight" and ctx.numkeys is not None and self.rng.random() < 0.9
+            ):
                 reps = ctx.numkeys
             else:
                 reps = 1 + min(int(self.rng.expovariate(0.7)), 6)
@@ -345,29 +542,43 @@ class Generator:
             else:
                 out.append(self.value(arg, ctx, cmd))
         if arg["name"] == "numkeys" and self.rng.random() < 0.08:
-            out[-1] = self.pick([b"0", b"-1", b"abc", b"%d" % (ctx.numkeys + 1), b"%d" % (ctx.numkeys - 1)]
-                                + BIGS[:2])
+            out[-1] = self.pick([b"0", b"-1", b"abc", b"%d" % (ctx.numkeys + 1), b"%d" % (ctx.numkeys - 1)] + BIGS[:2])
 
     # -- commands Kiwi only partly implements, or whose replies are server-specific
 
-    def special(self, name: str, kind: Optional[str]) -> Optional[List[bytes]]:
+    def special(self, name: str, kind: Optional[str]) -> Optional[list[bytes]]:
         rng = self.rng
         if name == "client":
             sub = rng.choice(["GETNAME", "SETNAME", "SETNAME", "ID", "INFO", "LIST", "NO-EVICT", "foo", "Getname"])
-            rest: List[bytes] = []
+            rest: list[bytes] = []
             if sub.upper() == "SETNAME":
                 rest = [self.value({"name": "clientname", "type": "string"}, Ctx(None), name)]
             elif sub == "LIST" and rng.random() < 0.5:
-                rest = rng.choice([[b"TYPE", self.pick([b"normal", b"pubsub", b"replica", b"master", b"foo"])],
-                                   [b"ID", self.pick([b"abc", b"0", b"-1", b"1"])], [b"foo"]])
+                rest = rng.choice(
+                    [
+                        [b"TYPE", self.pick([b"normal", b"pubsub", b"replica", b"master", b"foo"])],
+                        [b"ID", self.pick([b"abc", b"0", b"-1", b"1"])],
+                        [b"foo"],
+                    ]
+                )
             elif sub == "NO-EVICT":
                 rest = [self.pick([b"on", b"off", b"foo", b"ON"])]
             return [b"CLIENT", sub.encode()] + rest
         if name == "config":
-            return rng.choice([[b"CONFIG", b"GET"], [b"CONFIG", b"GET", b"nosuchparam*"], [b"CONFIG", b"SET"],
-                               [b"CONFIG", b"SET", b"nosuchparam", b"1"], [b"CONFIG", b"SET", b"maxmemory"],
-                               [b"CONFIG", b"foo"], [b"CONFIG", b"RESETSTAT"], [b"CONFIG", b"REWRITE"],
-                               [b"CONFIG", b"RESETSTAT", b"x"], [b"CONFIG"]])
+            return rng.choice(
+                [
+                    [b"CONFIG", b"GET"],
+                    [b"CONFIG", b"GET", b"nosuchparam*"],
+                    [b"CONFIG", b"SET"],
+                    [b"CONFIG", b"SET", b"nosuchparam", b"1"],
+                    [b"CONFIG", b"SET", b"maxmemory"],
+                    [b"CONFIG", b"foo"],
+                    [b"CONFIG", b"RESETSTAT"],
+                    [b"CONFIG", b"REWRITE"],
+                    [b"CONFIG", b"RESETSTAT", b"x"],
+                    [b"CONFIG"],
+                ]
+            )
         if name == "object":
             sub = rng.choice([b"ENCODING", b"encoding", b"REFCOUNT", b"FREQ", b"foo"])
             args = [b"OBJECT", sub, self.key(kind)]
@@ -381,12 +592,14 @@ class Generator:
             proto = self.pick([b"4", b"1", b"0", b"-1", b"abc", b"", b"3.0", b"9223372036854775808"])
             tail = self.pick([[], [b"SETNAME", b"x"], [b"AUTH", b"nobody", b"x"], [b"foo"]])
             if rng.random() < 0.3:  # a valid version with a bad option: refused, no switch
-                proto, tail = self.pick([b"2", b"3"]), self.pick([[b"foo"], [b"AUTH", b"nobody", b"x"],
-                                                                  [b"SETNAME"], [b"AUTH", b"x"]])
+                proto, tail = (
+                    self.pick([b"2", b"3"]),
+                    self.pick([[b"foo"], [b"AUTH", b"nobody", b"x"], [b"SETNAME"], [b"AUTH", b"x"]]),
+                )
             return [b"HELLO", proto] + tail
         return None
 
-    def call(self, name: str, kind: Optional[str], top: bool = True) -> List[bytes]:
+    def call(self, name: str, kind: Optional[str], top: bool = True) -> list[bytes]:
         special = self.special(name, kind)
         if special is not None:
             return special
@@ -407,7 +620,7 @@ class Generator:
             self.mutate(out, doc)
         return out
 
-    def mutate(self, out: List[bytes], doc: dict) -> None:
+    def mutate(self, out: list[bytes], doc: dict) -> None:
         rng = self.rng
         r = rng.random()
         if r < 0.2 and len(out) > 1:
@@ -422,13 +635,13 @@ class Generator:
         else:  # wrong arity: one short of the minimum, or one over a fixed arity
             arity = doc["arity"]
             n = abs(arity) - 1 if arity < 0 or rng.random() < 0.5 else arity + 1
-            del out[max(n, 1):]
+            del out[max(n, 1) :]
             while len(out) < n:
                 out.append(self.pick(VALUES))
 
-    def sequence(self, length: int) -> List[List[bytes]]:
+    def sequence(self, length: int) -> list[list[bytes]]:
         rng = self.rng
-        out: List[List[bytes]] = []
+        out: list[list[bytes]] = []
         in_multi = False
         queued = 0  # calls left before a transaction is closed
         while len(out) < length:
@@ -463,7 +676,7 @@ class Generator:
         return out
 
 
-def load_docs(path: Path = DOCS_FILE) -> Dict[str, dict]:
+def load_docs(path: Path = DOCS_FILE) -> dict[str, dict]:
     return json.loads(path.read_text())
 
 
@@ -471,6 +684,6 @@ def sequence_rng(seed: int, index: int) -> random.Random:
     return random.Random(f"cmdfuzz:{seed}:{index}")
 
 
-def generate(docs: Dict[str, dict], seed: int, index: int, max_len: int = 40) -> List[List[bytes]]:
+def generate(docs: dict[str, dict], seed: int, index: int, max_len: int = 40) -> list[list[bytes]]:
     rng = sequence_rng(seed, index)
     return Generator(docs, rng).sequence(rng.randint(3, max_len))

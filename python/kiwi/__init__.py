@@ -21,4 +21,14 @@ from kiwi.cluster import Cluster, ClusterNode
 from kiwi.embedded import Database, open
 from kiwi.server import Server
 
-__all__ = ["Cluster", "ClusterNode", "Database", "REDIS_VERSION", "ResponseError", "Server", "__version__", "bulk", "open"]
+__all__ = [
+    "REDIS_VERSION",
+    "Cluster",
+    "ClusterNode",
+    "Database",
+    "ResponseError",
+    "Server",
+    "__version__",
+    "bulk",
+    "open",
+]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
+from typing import Optional
 
 from kiwi import _kiwi
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     """Run the Kiwi server with command-line arguments (see ``--help``).
 
     Example::

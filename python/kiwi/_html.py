@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import html
-from typing import Any, Iterable, Mapping, Tuple
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-Row = Tuple[str, Any]
+Row = tuple[str, Any]
 
 
 def keyspace_rows(info: Mapping[str, Any]) -> list[Row]:

@@ -1,12 +1,27 @@
 """Type stubs for the compiled extension ``kiwi._kiwi``."""
 
 import asyncio
+from collections.abc import Sequence
 from os import PathLike
-from typing import Any, Optional, Union
+from typing import Any, Optional, Union, final
+
+__all__ = [
+    "REDIS_VERSION",
+    "ClusterHandle",
+    "EmbeddedConnection",
+    "EmbeddedEngine",
+    "ServerHandle",
+    "__version__",
+    "check_history",
+    "run_server_cli",
+    "start_cluster",
+    "start_server",
+]
 
 __version__: str
 REDIS_VERSION: str
 
+@final
 class ServerHandle:
     """A Kiwi server running on background threads of this process."""
 
@@ -34,8 +49,8 @@ def check_history(model: str, history: str, budget_s: float = 10.0) -> dict[str,
     invalid_keys, unknown_keys, window, text}; raises ValueError on a
     malformed history or an unknown model.
     """
-    ...
 
+@final
 class ClusterHandle:
     """Raft nodes running on background threads of this process, on loopback."""
 
@@ -58,15 +73,16 @@ class ClusterHandle:
     def stop_all(self) -> None: ...
 
 def start_cluster(
-    dirs: list[Union[str, PathLike[str]]],
+    dirs: Sequence[Union[str, PathLike[str]]],
     host: str = "127.0.0.1",
     raft_secret: Optional[str] = None,
 ) -> ClusterHandle: ...
 
+@final
 class EmbeddedEngine:
     """An open data directory served in-process."""
 
-    def __init__(self, path: Union[str, PathLike[str]]) -> None: ...
+    def __new__(cls, path: Union[str, PathLike[str]]) -> EmbeddedEngine: ...
     @property
     def path(self) -> str: ...
     @property
@@ -74,6 +90,7 @@ class EmbeddedEngine:
     def connect(self) -> EmbeddedConnection: ...
     def close(self) -> None: ...
 
+@final
 class EmbeddedConnection:
     """One client session of an EmbeddedEngine, driven like a socket."""
 
@@ -84,6 +101,5 @@ class EmbeddedConnection:
         Needs a running asyncio event loop; resolves to all pending RESP
         reply bytes (``ConnectionError`` once the session is closed).
         """
-        ...
     def recv(self, max: int) -> Optional[bytes]: ...
     def close(self) -> None: ...

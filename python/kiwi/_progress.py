@@ -40,7 +40,7 @@ def in_notebook_kernel() -> bool:
     if ipython is None:
         return False
     try:
-        shell = ipython.get_ipython()  # type: ignore[attr-defined]
+        shell = ipython.get_ipython()
     except Exception:
         return False
     if shell is None:
@@ -178,7 +178,7 @@ class LineProgress:
         except (OSError, ValueError):
             pass
 
-    def __enter__(self) -> "LineProgress":
+    def __enter__(self) -> LineProgress:
         return self
 
     def __exit__(
@@ -221,7 +221,8 @@ def bar(
         return NoProgress()
     tqdm = _tqdm_class()
     if tqdm is not None:
-        return tqdm(total=total, desc=desc or None, unit=unit, file=sys.stderr, mininterval=MIN_INTERVAL)
+        shown: Progress = tqdm(total=total, desc=desc or None, unit=unit, file=sys.stderr, mininterval=MIN_INTERVAL)
+        return shown
     return LineProgress(total=total, desc=desc, unit=unit)
 
 

@@ -17,11 +17,8 @@ their data::
 from __future__ import annotations
 
 import secrets
-import shutil
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from types import TracebackType
 from typing import Any, Callable, Optional
 
 import redis
@@ -30,6 +27,7 @@ from redis.connection import Connection
 from redis.retry import Retry
 
 from kiwi import _html, _kiwi
+from kiwi._resource import Resource
 
 #: Error codes after which a connection is dropped so that the next command
 #: finds the current leader: the node lost its quorum (``CLUSTERDOWN``), the
@@ -53,7 +51,7 @@ class ClusterNode:
         (2, 1, True)
     """
 
-    def __init__(self, cluster: "Cluster", index: int) -> None:
+    def __init__(self, cluster: Cluster, index: int) -> None:
         self._cluster = cluster
         self.index = index
 
@@ -103,7 +101,7 @@ class ClusterNode:
         return f"<kiwi.ClusterNode id={self.id} {self.host}:{self.port} {state}>"
 
 
-class Cluster:
+class Cluster(Resource):
     """``n`` Kiwi nodes replicating one keyspace through Raft, in this process.
 
     Starting initialises the cluster from node 0 with every member and waits
@@ -146,22 +144,17 @@ class Cluster:
         self._host = host
         self._timeout = timeout
         self._handle: Optional[_kiwi.ClusterHandle] = None
-        self._tempdir: Optional[str] = None
         # Links cut by partition()/isolate(), as (from, to) node indexes.
         self._cut: set[tuple[int, int]] = set()
         self.nodes: list[ClusterNode] = [ClusterNode(self, i) for i in range(n)]
 
     # -- lifecycle ---------------------------------------------------------
 
-    def start(self) -> "Cluster":
+    def start(self) -> Cluster:
         """Start every node, initialise the cluster and wait for a leader (idempotent)."""
         if self._handle is not None:
             return self
-        if self._requested_dir is None:
-            self._tempdir = tempfile.mkdtemp(prefix="kiwi-cluster-")
-            base = self._tempdir
-        else:
-            base = self._requested_dir
+        base = self._requested_dir if self._requested_dir is not None else self._make_tempdir("kiwi-cluster-")
         dirs = [f"{base}/node{i + 1}" for i in range(self._n)]
         try:
             self._handle = _kiwi.start_cluster(dirs, host=self._host, raft_secret=self._raft_secret)
@@ -176,26 +169,13 @@ class Cluster:
         handle, self._handle = self._handle, None
         if handle is not None:
             handle.stop_all()
-        if self._tempdir is not None:
-            shutil.rmtree(self._tempdir, ignore_errors=True)
-            self._tempdir = None
+        self._remove_tempdir()
 
-    def __enter__(self) -> "Cluster":
+    def _open(self) -> Cluster:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
+    def _release(self) -> None:
         self.stop()
-
-    def __del__(self) -> None:
-        try:
-            self.stop()
-        except Exception:
-            pass
 
     def _live(self) -> _kiwi.ClusterHandle:
         if self._handle is None:
@@ -380,7 +360,7 @@ class Cluster:
                     f"commit {st['commit']}, applied {st['applied']}",
                 )
             )
-        cut_off = {}
+        cut_off: dict[int, list[str]] = {}
         for i, j in sorted(self._cut):
             cut_off.setdefault(i, []).append(str(j + 1))
         for i, others in sorted(cut_off.items()):

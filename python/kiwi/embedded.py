@@ -18,12 +18,9 @@ import asyncio
 import functools
 import inspect
 import os
-import shutil
 import socket
-import tempfile
 import weakref
 from collections.abc import Iterable
-from types import TracebackType
 from typing import Any, Optional, Union
 
 import redis
@@ -31,6 +28,7 @@ from redis.connection import Connection
 from redis.exceptions import ResponseError
 
 from kiwi import _html, _kiwi, bulk
+from kiwi._resource import Resource
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -46,7 +44,7 @@ class _EngineSocket:
     def sendall(self, data: Any) -> None:
         self._session.send(bytes(data))
 
-    def execute_async(self, request: bytes) -> "asyncio.Future[bytes]":
+    def execute_async(self, request: bytes) -> asyncio.Future[bytes]:
         """Hand ``request`` to the engine's blocking pool; resolves to the reply bytes."""
         return self._session.execute_async(request)
 
@@ -91,7 +89,7 @@ class _EngineSocket:
 
 
 def _release_after_engine(
-    pool: redis.ConnectionPool, conn: Connection, slots: asyncio.Semaphore, in_engine: "asyncio.Future[bytes]"
+    pool: redis.ConnectionPool, conn: Connection, slots: asyncio.Semaphore, in_engine: asyncio.Future[bytes]
 ) -> None:
     """Done-callback of a cancelled ``aexecute``: return its connection to the pool."""
     if in_engine.cancelled() or in_engine.exception() is not None:
@@ -126,11 +124,11 @@ class EmbeddedConnection(Connection):
     def _host_error(self) -> str:
         return f"kiwi embedded database at {self._engine.path}"
 
-    def repr_pieces(self) -> list:
+    def repr_pieces(self) -> list[tuple[str, Any]]:
         return [("path", self._engine.path), ("db", self.db)]
 
 
-class Database(redis.Redis):
+class Database(Resource, redis.Redis):
     """An embedded Kiwi database: a ``redis.Redis`` with no server behind it.
 
     Open it with :func:`kiwi.open`. It is safe to use from many threads
@@ -151,10 +149,8 @@ class Database(redis.Redis):
     """
 
     def __init__(self, path: Optional[PathLike] = None, **kwargs: Any) -> None:
-        self._tempdir: Optional[str] = None
         if path is None:
-            self._tempdir = tempfile.mkdtemp(prefix="kiwi-")
-            path = self._tempdir
+            path = self._make_tempdir("kiwi-")
         self._path = os.fspath(path)
         try:
             self._engine = _kiwi.EmbeddedEngine(self._path)
@@ -164,7 +160,7 @@ class Database(redis.Redis):
         pool = redis.ConnectionPool(connection_class=EmbeddedConnection, engine=self._engine, **kwargs)
         super().__init__(connection_pool=pool)
         # Per event loop: how many aexecute calls may hold a pool connection.
-        self._async_slots: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = (
+        self._async_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -259,7 +255,7 @@ class Database(redis.Redis):
             raise
         finish_later = False
         try:
-            sock = conn._sock
+            sock: object = conn._sock  # checked below: a pool may hand out any connection
             if not isinstance(sock, _EngineSocket):
                 raise redis.ConnectionError(f"not an embedded Kiwi connection: {conn!r}")
             in_engine = sock.execute_async(b"".join(conn.pack_command(*args)))
@@ -305,20 +301,7 @@ class Database(redis.Redis):
             self._engine.close()
             self._remove_tempdir()
 
-    def _remove_tempdir(self) -> None:
-        if self._tempdir is not None:
-            shutil.rmtree(self._tempdir, ignore_errors=True)
-            self._tempdir = None
-
-    def __enter__(self) -> "Database":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
+    def _release(self) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -349,7 +332,7 @@ class Database(redis.Redis):
         return _html.table("kiwi.Database", rows)
 
 
-def open(path: Optional[PathLike] = None, **kwargs: Any) -> Database:  # noqa: A001 - mirrors the builtin on purpose
+def open(path: Optional[PathLike] = None, **kwargs: Any) -> Database:  # mirrors the builtin on purpose
     """Open an embedded Kiwi database at ``path`` (a temporary one if None).
 
     Keyword arguments go to redis-py (``decode_responses=True``,

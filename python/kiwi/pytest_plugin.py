@@ -30,7 +30,8 @@ Example test module::
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any, Callable, Optional
 
 import pytest
 
@@ -43,7 +44,7 @@ class ExternalServer:
         self.port = port
         self.dir: Optional[str] = None
 
-    def client(self, **kwargs: Any) -> "redis.Redis":  # type: ignore[name-defined]  # noqa: F821
+    def client(self, **kwargs: Any) -> redis.Redis:  # type: ignore[name-defined]  # noqa: F821
         """A ``redis.Redis`` connected to the server."""
         import redis
 
@@ -156,8 +157,13 @@ def kiwi_jepsen(tmp_path: Any) -> Callable[..., Any]:
     ) -> Any:
         history = tmp_path / f"{workload}.jsonl"
         result = kiwi.testing.run(
-            target, workload=workload, nemesis=nemesis, duration=duration, nodes=nodes,
-            history_path=str(history), **options,
+            target,
+            workload=workload,
+            nemesis=nemesis,
+            duration=duration,
+            nodes=nodes,
+            history_path=str(history),
+            **options,
         )
         if result.valid is not True:
             timeline = result.timeline()

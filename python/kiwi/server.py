@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import tempfile
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from kiwi import _html, _kiwi
+from kiwi._resource import Resource
 
 if TYPE_CHECKING:
     import redis
@@ -18,7 +17,7 @@ if TYPE_CHECKING:
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-class Server:
+class Server(Resource):
     """A Kiwi server running on background threads of this process.
 
     It speaks RESP2 and RESP3 on ``host:port`` and keeps its data in RocksDB
@@ -62,18 +61,16 @@ class Server:
         self._host = host
         self._requirepass = requirepass
         self._handle: Optional[_kiwi.ServerHandle] = None
-        self._tempdir: Optional[str] = None
         self._dir: Optional[str] = self._requested_dir
 
     # -- lifecycle ---------------------------------------------------------
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         """Start serving (idempotent). Returns the server itself."""
         if self._handle is not None:
             return self
         if self._requested_dir is None:
-            self._tempdir = tempfile.mkdtemp(prefix="kiwi-")
-            self._dir = self._tempdir
+            self._dir = self._make_tempdir("kiwi-")
         assert self._dir is not None
         try:
             self._handle = _kiwi.start_server(
@@ -91,23 +88,13 @@ class Server:
             handle.stop()
         self._remove_tempdir()
 
-    def _remove_tempdir(self) -> None:
-        if self._tempdir is not None:
-            shutil.rmtree(self._tempdir, ignore_errors=True)
-            self._tempdir = None
-
-    def __enter__(self) -> "Server":
+    def _open(self) -> Server:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
+    def _release(self) -> None:
         self.stop()
 
-    async def __aenter__(self) -> "Server":
+    async def __aenter__(self) -> Server:
         """Start the server on a worker thread, keeping the event loop free."""
         return await asyncio.to_thread(self.start)
 
@@ -119,12 +106,6 @@ class Server:
     ) -> None:
         """Stop the server on a worker thread, keeping the event loop free."""
         await asyncio.to_thread(self.stop)
-
-    def __del__(self) -> None:
-        try:
-            self.stop()
-        except Exception:
-            pass
 
     # -- facts -------------------------------------------------------------
 
@@ -157,7 +138,7 @@ class Server:
         """A ``redis://`` URL for this server."""
         return f"redis://{self.host}:{self.port}"
 
-    def client(self, **kwargs: Any) -> "redis.Redis":  # type: ignore[name-defined]  # noqa: F821
+    def client(self, **kwargs: Any) -> redis.Redis:
         """A ``redis.Redis`` client connected to this server.
 
         Keyword arguments go to ``redis.Redis`` (``protocol=3``,
@@ -167,7 +148,7 @@ class Server:
 
         return redis.Redis(host=self.host, port=self.port, **kwargs)
 
-    def client_async(self, **kwargs: Any) -> "redis.asyncio.Redis":
+    def client_async(self, **kwargs: Any) -> redis.asyncio.Redis:
         """A ``redis.asyncio.Redis`` client for this server (connects lazily).
 
         Keyword arguments go to ``redis.asyncio.Redis``; close it with

@@ -89,7 +89,11 @@ impl PyServerHandle {
 /// Start a server on `host:port` (port 0 picks a free one) with its data
 /// in `dir`.
 #[pyfunction]
-#[pyo3(signature = (dir, host = "127.0.0.1".to_string(), port = 0, requirepass = None))]
+// PyO3 shows a computed default as `...`; spell it out for help() and stubtest.
+#[pyo3(
+    signature = (dir, host = "127.0.0.1".to_string(), port = 0, requirepass = None),
+    text_signature = "(dir, host='127.0.0.1', port=0, requirepass=None)"
+)]
 fn start_server(
     py: Python<'_>,
     dir: PathBuf,
@@ -235,7 +239,10 @@ impl PyClusterHandle {
 /// The nodes share `raft_secret` (a random one when `None`; `""` for none,
 /// which only a loopback `host` allows) and allow `RAFT.FAULT`.
 #[pyfunction]
-#[pyo3(signature = (dirs, host = "127.0.0.1".to_string(), raft_secret = None))]
+#[pyo3(
+    signature = (dirs, host = "127.0.0.1".to_string(), raft_secret = None),
+    text_signature = "(dirs, host='127.0.0.1', raft_secret=None)"
+)]
 fn start_cluster(
     py: Python<'_>,
     dirs: Vec<PathBuf>,

@@ -193,7 +193,9 @@ def violations(log: Log, wid: int, r: redis.Redis) -> list[str]:
     for key, (value, outcome) in log.strings.items():
         got = r.get(key)
         _check(bad, f"SET {key}", outcome, got is not None, got is None or got.decode() == value)
-    bad += [f"{k!r}: never written" for k in r.scan_iter(match=f"s:{wid}:*", count=1000) if k.decode() not in log.strings]
+    bad += [
+        f"{k!r}: never written" for k in r.scan_iter(match=f"s:{wid}:*", count=1000) if k.decode() not in log.strings
+    ]
     pushed = dict(log.pushed)
     seen = [int(e.decode().split(":")[1]) for e in r.lrange(f"l:{wid}", 0, -1)]
     if seen != sorted(set(seen)):

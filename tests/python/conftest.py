@@ -20,6 +20,7 @@ follower (writes forwarded, reads linearized). The cluster runs carry
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -32,7 +33,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from kiwitest import HOST, IO_TIMEOUT, RawConnection, no_retry  # noqa: E402
+from kiwitest import HOST, IO_TIMEOUT, RawConnection, no_retry
 
 if TYPE_CHECKING:
     import kiwi
@@ -49,6 +50,16 @@ KIWI_FIXTURES = frozenset({"kiwi_mod"})
 
 ClientFactory = Callable[..., redis.Redis]
 RawFactory = Callable[[], RawConnection]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def collect_garbage_after_each_module() -> Iterator[None]:
+    """A socket or file left open inside a reference cycle warns only when the
+    cycle is collected: collect after each module, so that the warning (an
+    error here: ``filterwarnings``) fails the module that leaked it, not
+    whichever later test the collector happens to interrupt."""
+    yield
+    gc.collect()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -117,11 +128,12 @@ def server_addr() -> Iterator[tuple[str, int]]:
 def cluster_session() -> Iterator[kiwi.Cluster]:
     """One three-node ``kiwi.Cluster`` for the ``cluster_targets`` tests of a module.
 
-    Per module rather than per session: under Raft every FLUSHALL leaves a
-    RocksDB WAL file behind on each node (an engine bug, see
-    ``test_cluster.py::test_flushall_does_not_pile_up_wal_files``), and a
-    cluster that served every module took tens of seconds to stop and
-    remove.
+    Per module rather than per session, so that no cluster keeps running
+    (threads, ports, directories) through the modules that do not use it; it
+    costs one cluster start per module (three modules). The WAL files that
+    FLUSHALL once left behind on every node, which made a long-lived cluster
+    slow to stop, are fixed (``test_cluster.py::
+    test_flushall_does_not_pile_up_wal_files`` guards it).
     """
     import kiwi
 

@@ -59,9 +59,7 @@ def wait_until(
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise AssertionError(
-                f"condition not met within {timeout:.1f}s: {message or predicate!r}"
-            )
+            raise AssertionError(f"condition not met within {timeout:.1f}s: {message or predicate!r}")
         time.sleep(interval)
 
 
@@ -208,9 +206,7 @@ def zero_timeout_popper_race(
     assert not thread.is_alive(), "the feeder is stuck"
     left = [x.decode() if isinstance(x, bytes) else x for x in feeder.lrange(key, 0, -1)]
     served = sum(1 for reply in replies if reply is not None)
-    assert counts["pushed"] == len(left) + served + counts["taken_back"], (
-        "every pushed element is popped once or left"
-    )
+    assert counts["pushed"] == len(left) + served + counts["taken_back"], "every pushed element is popped once or left"
     return replies, left
 
 
@@ -270,13 +266,12 @@ def run_threads(workers: Sequence[Callable[[], T]], timeout: float = 30.0) -> li
     def runner(index: int, work: Callable[[], T]) -> None:
         try:
             results[index] = work()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+        except BaseException as exc:  # re-raised in the caller
             with lock:
                 errors.append(exc)
 
     threads = [
-        threading.Thread(target=runner, args=(i, w), name=f"kiwi-test-{i}", daemon=True)
-        for i, w in enumerate(workers)
+        threading.Thread(target=runner, args=(i, w), name=f"kiwi-test-{i}", daemon=True) for i, w in enumerate(workers)
     ]
     for thread in threads:
         thread.start()
@@ -493,7 +488,11 @@ class SingleServerTarget:
 
     def client(self, node: int, **kwargs: Any) -> redis.Redis:
         assert node == 0, f"a single server has no node {node}"
-        options: dict[str, Any] = {"socket_timeout": IO_TIMEOUT, "socket_connect_timeout": IO_TIMEOUT, "retry": no_retry()}
+        options: dict[str, Any] = {
+            "socket_timeout": IO_TIMEOUT,
+            "socket_connect_timeout": IO_TIMEOUT,
+            "retry": no_retry(),
+        }
         options.update(kwargs)
         return redis.Redis(host=self.host, port=self.port, **options)
 

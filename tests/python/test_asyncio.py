@@ -17,7 +17,6 @@ import pytest
 import redis
 
 import kiwi
-from kiwi import _kiwi
 
 pytestmark = [pytest.mark.kiwi_only, pytest.mark.asyncio]
 
@@ -79,9 +78,10 @@ TYPED_COMMANDS: list[tuple[Any, ...]] = [
 @pytest.mark.parametrize("protocol", [2, 3], ids=["resp2", "resp3"])
 @pytest.mark.parametrize("decode", [False, True], ids=["bytes", "str"])
 async def test_aexecute_returns_exactly_what_execute_returns(tmp_path: Path, protocol: int, decode: bool) -> None:
-    with kiwi.open(tmp_path / "sync", protocol=protocol, decode_responses=decode) as sync_db, kiwi.open(
-        tmp_path / "async", protocol=protocol, decode_responses=decode
-    ) as async_db:
+    with (
+        kiwi.open(tmp_path / "sync", protocol=protocol, decode_responses=decode) as sync_db,
+        kiwi.open(tmp_path / "async", protocol=protocol, decode_responses=decode) as async_db,
+    ):
         for command in TYPED_COMMANDS:
             expected = sync_db.execute(*command)
             got = await bounded(async_db.aexecute(*command))
@@ -103,12 +103,15 @@ async def test_aexecute_returns_exactly_what_execute_returns(tmp_path: Path, pro
     with kiwi.open(tmp_path / "db3", db=3) as db3:
         assert await bounded(db3.aexecute("GET", "only-in-3")) == b"x"
 
+
 async def test_aexecute_accepts_execute_options(db: kiwi.Database) -> None:
     """``execute_command`` options (NEVER_DECODE, EMPTY_RESPONSE) behave identically."""
     from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 
     db.set("k", "v")
-    assert await bounded(db.aexecute("GET", "k", **{NEVER_DECODE: True})) == db.execute("GET", "k", **{NEVER_DECODE: True})
+    assert await bounded(db.aexecute("GET", "k", **{NEVER_DECODE: True})) == db.execute(
+        "GET", "k", **{NEVER_DECODE: True}
+    )
     db.set("text", "abc")
     options = {EMPTY_RESPONSE: "fallback"}
     assert db.execute("INCR", "text", **options) == "fallback"
@@ -195,10 +198,12 @@ async def test_engine_work_runs_off_the_event_loop_thread() -> None:
 
 async def test_errors_raise_response_error_with_redis_text(db: kiwi.Database) -> None:
     db.set("s", "text")
-    with pytest.raises(kiwi.ResponseError, match="^value is not an integer or out of range$"):
+    with pytest.raises(kiwi.ResponseError, match=r"^value is not an integer or out of range$"):
         await bounded(db.aexecute("INCR", "s"))
     db.hset("h", "f", "v")
-    with pytest.raises(kiwi.ResponseError, match="^WRONGTYPE Operation against a key holding the wrong kind of value$"):
+    with pytest.raises(
+        kiwi.ResponseError, match=r"^WRONGTYPE Operation against a key holding the wrong kind of value$"
+    ):
         await bounded(db.aexecute("GET", "h"))
     with pytest.raises(kiwi.ResponseError, match="unknown command 'NOSUCH'"):
         await bounded(db.aexecute("NOSUCH", "x"))
@@ -343,4 +348,3 @@ async def test_async_with_server_stops_on_error() -> None:
             assert server.running
             raise RuntimeError("boom")
     assert not server.running
-

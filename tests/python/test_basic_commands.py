@@ -176,9 +176,7 @@ def test_incrby_with_non_integer_argument(r: redis.Redis, increment: str) -> Non
         pytest.param("1", "-1", b"0", id="to-zero"),
     ],
 )
-def test_incrbyfloat_results_and_formatting(
-    r: redis.Redis, start: str | None, increment: str, stored: bytes
-) -> None:
+def test_incrbyfloat_results_and_formatting(r: redis.Redis, start: str | None, increment: str, stored: bytes) -> None:
     """INCRBYFLOAT's stored text: no trailing zeros, no exponent, no '.0'."""
     if start is not None:
         r.set("f", start)
@@ -274,9 +272,7 @@ def test_setrange_errors(r: redis.Redis) -> None:
     """Negative offsets and results over 512 MB are refused."""
     r.set("s", "abc")
     assert error_of(r, "SETRANGE", "s", -1, "x") == "offset is out of range"
-    assert error_of(r, "SETRANGE", "s", 536870912, "x") == (
-        "string exceeds maximum allowed size (proto-max-bulk-len)"
-    )
+    assert error_of(r, "SETRANGE", "s", 536870912, "x") == ("string exceeds maximum allowed size (proto-max-bulk-len)")
     assert error_of(r, "SETRANGE", "s", "abc", "x") == NOT_INTEGER
     assert r.get("s") == b"abc"
 
@@ -324,18 +320,14 @@ GLOB_KEYS = [
 @pytest.mark.parametrize(
     ("pattern", "expected"),
     [
-        pytest.param(
-            "h?llo", {"hello", "hallo", "hxllo", "h*llo", "h?llo", "h\\llo"}, id="question"
-        ),
+        pytest.param("h?llo", {"hello", "hallo", "hxllo", "h*llo", "h?llo", "h\\llo"}, id="question"),
         pytest.param(
             "h*llo",
             {"hello", "hallo", "hxllo", "hllo", "heeello", "h*llo", "h?llo", "h[a]llo", "h\\llo"},
             id="star",
         ),
         pytest.param("h[ae]llo", {"hello", "hallo"}, id="class"),
-        pytest.param(
-            "h[^e]llo", {"hallo", "hxllo", "h*llo", "h?llo", "h\\llo"}, id="negated-class"
-        ),
+        pytest.param("h[^e]llo", {"hallo", "hxllo", "h*llo", "h?llo", "h\\llo"}, id="negated-class"),
         pytest.param("h[!e]llo", {"hello"}, id="bang-is-literal"),
         pytest.param("h[a-b]llo", {"hallo"}, id="range"),
         pytest.param("h[e-a]llo", {"hallo", "hello"}, id="reversed-range"),
@@ -353,7 +345,7 @@ GLOB_KEYS = [
 )
 def test_keys_patterns(r: redis.Redis, pattern: str, expected: set[str]) -> None:
     """KEYS uses Redis glob rules, including backslash escapes."""
-    r.mset({k: "1" for k in GLOB_KEYS})
+    r.mset(dict.fromkeys(GLOB_KEYS, "1"))
     found = r.keys(pattern)
     assert len(found) == len(set(found))
     assert set(found) == {k.encode() for k in expected}
@@ -377,7 +369,7 @@ def scan_data(r: redis.Redis) -> dict[str, set[bytes]]:
     users = {f"user:{i}".encode() for i in range(300)}
     orders = {f"order:{i}".encode() for i in range(100)}
     hashes = {f"hash:{i}".encode() for i in range(100)}
-    r.mset({k: "v" for k in users | orders})
+    r.mset(dict.fromkeys(users | orders, "v"))
     pipe = r.pipeline(transaction=False)
     for key in hashes:
         pipe.hset(key, "f", "v")
@@ -386,9 +378,7 @@ def scan_data(r: redis.Redis) -> dict[str, set[bytes]]:
 
 
 @pytest.mark.parametrize("count", [1, 7, 100, 10_000])
-def test_scan_returns_every_key_exactly_once(
-    r: redis.Redis, scan_data: dict[str, set[bytes]], count: int
-) -> None:
+def test_scan_returns_every_key_exactly_once(r: redis.Redis, scan_data: dict[str, set[bytes]], count: int) -> None:
     """A full SCAN with any COUNT visits each key once."""
     keys = scan_all(r, count=count)
     assert len(keys) == len(set(keys)) == 500
@@ -406,14 +396,10 @@ def test_scan_match_and_type(r: redis.Redis, scan_data: dict[str, set[bytes]]) -
     orders = scan_all(r, match="order:*", _type="string", count=13)
     assert sorted(orders) == sorted(scan_data["orders"])
     assert scan_all(r, match="order:*", _type="hash", count=13) == []
-    assert sorted(scan_all(r, match="user:1?", count=50)) == sorted(
-        f"user:1{d}".encode() for d in range(10)
-    )
+    assert sorted(scan_all(r, match="user:1?", count=50)) == sorted(f"user:1{d}".encode() for d in range(10))
 
 
-def test_scan_unknown_type_returns_nothing(
-    r: redis.Redis, scan_data: dict[str, set[bytes]]
-) -> None:
+def test_scan_unknown_type_returns_nothing(r: redis.Redis, scan_data: dict[str, set[bytes]]) -> None:
     """An unknown TYPE name filters out every key."""
     assert scan_all(r, _type="nosuchtype", count=100) == []
 
@@ -464,7 +450,7 @@ def test_randomkey(r: redis.Redis) -> None:
     """RANDOMKEY is nil on an empty db and otherwise returns existing keys."""
     assert r.randomkey() is None
     keys = {b"a", b"b", b"c"}
-    r.mset({k: "v" for k in keys})
+    r.mset(dict.fromkeys(keys, "v"))
     seen = {r.randomkey() for _ in range(200)}
     assert seen <= keys
     assert len(seen) > 1, "RANDOMKEY always returned the same key"
@@ -577,9 +563,7 @@ def test_wrong_arity(r: redis.Redis, args: tuple[str, ...], name: str) -> None:
 
 def test_unknown_command(r: redis.Redis) -> None:
     """The unknown-command text quotes the name and the first arguments."""
-    assert (
-        error_of(r, "foo", "a", "b") == "unknown command 'foo', with args beginning with: 'a' 'b' "
-    )
+    assert error_of(r, "foo", "a", "b") == "unknown command 'foo', with args beginning with: 'a' 'b' "
     assert error_of(r, "NOSUCH") == "unknown command 'NOSUCH', with args beginning with: "
 
 

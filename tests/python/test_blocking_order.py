@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
+
 from kiwitest import BlockingCall, blocked_clients, wait_until
 
 ClientFactory = Callable[..., redis.Redis]
@@ -24,14 +25,12 @@ def block_in_order(r: redis.Redis, make_client: ClientFactory, *commands: tuple[
     for n, command in enumerate(commands, start=1):
         b = BlockingCall(make_client(decode_responses=True), *command)
         b.start()
-        wait_until(lambda: blocked_clients(r) == before + n, message=f"{command} did not block")
+        wait_until(lambda n=n: blocked_clients(r) == before + n, message=f"{command} did not block")
         started.append(b)
     return started
 
 
-def test_one_push_of_many_serves_waiters_in_the_order_they_blocked(
-    r: redis.Redis, make_client: ClientFactory
-) -> None:
+def test_one_push_of_many_serves_waiters_in_the_order_they_blocked(r: redis.Redis, make_client: ClientFactory) -> None:
     waiters = block_in_order(r, make_client, *[("BLPOP", "q", 0)] * 4)
     assert r.rpush("q", "a", "b", "c", "d") == 4
     assert [list(w.result()) for w in waiters] == [["q", "a"], ["q", "b"], ["q", "c"], ["q", "d"]]
@@ -45,7 +44,7 @@ def test_single_pushes_go_to_the_oldest_waiter_first(r: redis.Redis, make_client
         assert list(waiter.result()) == ["q", f"e{n}"]
         # The younger ones are still waiting.
         assert all(w.is_alive() for w in rest)
-        wait_until(lambda: blocked_clients(r) == len(rest))
+        wait_until(lambda rest=rest: blocked_clients(r) == len(rest))
 
 
 def test_waiters_on_several_keys_keep_their_order(r: redis.Redis, make_client: ClientFactory) -> None:

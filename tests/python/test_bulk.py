@@ -20,10 +20,10 @@ from typing import Any, Callable, ClassVar
 
 import pytest
 import redis
-from kiwitest import IO_TIMEOUT, no_retry, reference_redis_server
 
 import kiwi
 from kiwi import _progress, bulk
+from kiwitest import IO_TIMEOUT, no_retry, reference_redis_server
 
 pytestmark = pytest.mark.kiwi_only
 
@@ -277,7 +277,9 @@ def test_load_error_names_the_failing_pairs(db: kiwi.Database, monkeypatch: pyte
         bulk.load(db, pairs, batch=3 * m, progress=False)
     assert batches == 2, "no batch is sent after the failing one"
     first = 4 * m
-    assert str(caught.value) == f"MSET of pairs {first} to {first + m - 1} (counting from 0) failed: CLUSTERDOWN no quorum"
+    assert (
+        str(caught.value) == f"MSET of pairs {first} to {first + m - 1} (counting from 0) failed: CLUSTERDOWN no quorum"
+    )
 
 
 # -- execute ---------------------------------------------------------------------
@@ -450,7 +452,9 @@ def test_auto_on_a_terminal_shows_progress(db: kiwi.Database, no_tqdm: None, mon
     assert final_line(terminal.getvalue()).startswith("kiwi.bulk.load: 30/30 (100%) keys")
 
 
-def test_auto_in_a_jupyter_kernel_shows_progress(db: kiwi.Database, fake_tqdm: type[FakeTqdm], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_in_a_jupyter_kernel_shows_progress(
+    db: kiwi.Database, fake_tqdm: type[FakeTqdm], monkeypatch: pytest.MonkeyPatch
+) -> None:
     shell = types.SimpleNamespace(config={"IPKernelApp": {}})
     ipython = types.ModuleType("IPython")
     ipython.get_ipython = lambda: shell  # type: ignore[attr-defined]
@@ -459,7 +463,9 @@ def test_auto_in_a_jupyter_kernel_shows_progress(db: kiwi.Database, fake_tqdm: t
     assert [bar.n for bar in fake_tqdm.made] == [30]
 
 
-def test_auto_in_a_plain_ipython_terminal_follows_stderr(db: kiwi.Database, fake_tqdm: type[FakeTqdm], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_in_a_plain_ipython_terminal_follows_stderr(
+    db: kiwi.Database, fake_tqdm: type[FakeTqdm], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An IPython shell that is not a kernel (e.g. pytest run from IPython) is no reason to show."""
     ipython = types.ModuleType("IPython")
     ipython.get_ipython = lambda: types.SimpleNamespace(config={})  # type: ignore[attr-defined]
@@ -469,7 +475,9 @@ def test_auto_in_a_plain_ipython_terminal_follows_stderr(db: kiwi.Database, fake
     assert fake_tqdm.made == []
 
 
-def test_tqdm_is_used_when_installed(db: kiwi.Database, fake_tqdm: type[FakeTqdm], capsys: pytest.CaptureFixture[str]) -> None:
+def test_tqdm_is_used_when_installed(
+    db: kiwi.Database, fake_tqdm: type[FakeTqdm], capsys: pytest.CaptureFixture[str]
+) -> None:
     bulk.load(db, dict(sample(25)), batch=10, progress=True)
     bulk.execute(db, (("SET", "k", i) for i in range(7)), batch=3, progress=True)
     load_bar, execute_bar = fake_tqdm.made

@@ -139,7 +139,7 @@ def _connected(server: LimitedServer) -> int:
         if not isinstance(info, bytes):
             return -1
         info = info.decode()
-    line = next(l for l in info.splitlines() if l.startswith("connected_clients:"))
+    line = next(row for row in info.splitlines() if row.startswith("connected_clients:"))
     return int(line.split(":")[1]) - 1
 
 
@@ -161,7 +161,7 @@ def test_idle_clients_are_closed_after_timeout_but_busy_and_blocked_ones_stay(st
     # BLPOP has its own timeout; the idle one does not cut it short.
     assert blocked.read_raw() == b"*-1\r\n"
     assert busy.call_raw("PING") == b"+PONG\r\n"
-    for conn in (busy, blocked):
+    for conn in (idle, busy, blocked):
         conn.close()
 
 
@@ -228,7 +228,7 @@ def test_a_blocked_client_cannot_pile_up_input(start) -> None:
 def _blocked(server: LimitedServer) -> int:
     with server.raw() as conn:
         info = conn.call("INFO", "clients").decode()
-    line = next(l for l in info.splitlines() if l.startswith("blocked_clients:"))
+    line = next(row for row in info.splitlines() if row.startswith("blocked_clients:"))
     return int(line.split(":")[1])
 
 
@@ -368,4 +368,3 @@ def test_protected_mode_refuses_non_loopback_clients_without_a_password(start) -
         assert local.call_raw("CONFIG", "SET", "requirepass", "secret") == b"+OK\r\n"
     with server.raw(address) as outside:
         assert outside.call_raw("PING").startswith(b"-NOAUTH")
-

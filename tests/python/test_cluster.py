@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from kiwitest import IO_TIMEOUT, is_cluster_error, node_client, wait_until, write_keys
 from redis.exceptions import ResponseError
 
 import kiwi
+from kiwitest import IO_TIMEOUT, is_cluster_error, node_client, wait_until, write_keys
 
 pytestmark = pytest.mark.kiwi_only
 
@@ -133,9 +133,7 @@ def test_isolated_leader_is_replaced_and_data_converges_after_heal(cluster: kiwi
     assert leader != old, "the stale leader must not win back with a shorter log"
     data.update(write_keys(cluster, old, "after-", 10))
     wait_until(lambda: converged(cluster, data, [0, 1, 2]), timeout=15, message="identical data after heal")
-    wait_until(
-        lambda: len({s["applied"] for s in cluster.status()}) == 1, timeout=10, message="same applied index"
-    )
+    wait_until(lambda: len({s["applied"] for s in cluster.status()}) == 1, timeout=10, message="same applied index")
     for i in range(3):
         r = node_client(cluster, i)
         assert r.get("lost") is None, f"node {i} holds an unacknowledged write"

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from kiwitest import node_client, reset_cluster, wait_until
 
 import kiwi
+from kiwitest import node_client, reset_cluster, wait_until
 
 pytestmark = pytest.mark.kiwi_only
 

@@ -16,6 +16,9 @@ from typing import Any
 
 import pytest
 import redis
+from redis.exceptions import ClusterDownError, TryAgainError
+
+import kiwi
 from kiwitest import (
     BlockingCall,
     blocked_clients,
@@ -24,9 +27,6 @@ from kiwitest import (
     wait_until,
     zero_timeout_popper_race,
 )
-from redis.exceptions import ClusterDownError, TryAgainError
-
-import kiwi
 
 pytestmark = pytest.mark.kiwi_only
 
@@ -48,7 +48,7 @@ def roles(c: kiwi.Cluster) -> tuple[int, list[int]]:
 
 
 def test_blpop_on_a_follower_wakes_on_a_push_through_another_node(cluster: kiwi.Cluster) -> None:
-    leader, (f1, f2) = roles(cluster)
+    _, (f1, f2) = roles(cluster)
     waiter_conn = node_client(cluster, f1)
     waiter = BlockingCall(waiter_conn, "BLPOP", "jobs", 0)
     waiter.start()
@@ -163,12 +163,12 @@ def test_blocking_command_on_a_wrong_type_answers_wrongtype(cluster: kiwi.Cluste
     _, (f1, _) = roles(cluster)
     r = node_client(cluster, f1)
     r.set("s", "x")
-    with pytest.raises(redis.ResponseError, match="^WRONGTYPE"):
+    with pytest.raises(redis.ResponseError, match=r"^WRONGTYPE"):
         r.blpop(["s"], timeout=0.1)
 
 
 def test_spop_removes_the_same_members_on_every_node(cluster: kiwi.Cluster) -> None:
-    leader, (f1, _) = roles(cluster)
+    _, (f1, _) = roles(cluster)
     r = node_client(cluster, f1)
     r.sadd("big", *[f"member:{i}" for i in range(3000)])
     r.sadd("small", *[f"s{i}" for i in range(40)])

@@ -20,9 +20,9 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from kiwitest import is_cluster_error, node_client, reset_cluster, run_threads, wait_until
 
 import kiwi
+from kiwitest import is_cluster_error, node_client, reset_cluster, run_threads, wait_until
 
 pytestmark = pytest.mark.kiwi_only
 

@@ -13,18 +13,19 @@ import random
 import shlex
 import shutil
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence
+from typing import Optional
 
 import pytest
-from kiwitest import reference_redis_server
 
 import kiwi
+from kiwitest import reference_redis_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 
-import cmdfuzz  # noqa: E402
-import cmdfuzz_grammar as grammar  # noqa: E402
+import cmdfuzz
+import cmdfuzz_grammar as grammar
 
 #: (seed, sequences, protocol): 2,300 sequences, ~48,000 commands, ~25 s.
 RUNS = [(1, 800, 2), (2, 800, 3), (3, 700, 2)]
@@ -132,7 +133,7 @@ class FakeRunner(cmdfuzz.Runner):
 
     def first_difference(self, lines: Sequence[Sequence[bytes]]) -> Optional[object]:
         self.runs += 1
-        seen: List[bytes] = []
+        seen: list[bytes] = []
         for i, line in enumerate(lines):
             if line == [b"T"] and b"A" in seen and b"B" in seen:
                 return cmdfuzz.Difference([list(x) for x in lines[: i + 1]], b"+1", b"+2")
@@ -165,12 +166,20 @@ def test_known_differences_match_only_their_own() -> None:
         (diff([[b"ZSCORE", b"z", b"a"]], b",-0", b",0"), "pending/negative-zero-score.txt"),
         (diff([[b"OBJECT", b"ENCODING", b"k"]], b"$6\r\nintset", b"$8\r\nlistpack"), "pending/object-encoding.txt"),
         (diff([[b"EXPIRE", b"k", b"1", b"\xff"]], *lossy), "pending/error-text-not-utf8.txt"),
-        (diff([[b"MULTI"], [b"EXPIRE", b"k", b"1", b"\xff"], [b"EXEC"]], [b"*1", lossy[0]], [b"*1", lossy[1]]),
-         "pending/error-text-not-utf8.txt"),
+        (
+            diff([[b"MULTI"], [b"EXPIRE", b"k", b"1", b"\xff"], [b"EXEC"]], [b"*1", lossy[0]], [b"*1", lossy[1]]),
+            "pending/error-text-not-utf8.txt",
+        ),
         (diff([[b"ZSCORE", b"z", b"a"]], b",-1", b",1"), None),
         (diff([[b"GET", b"k"]], b"$1\r\n1", b"$1\r\n2"), None),
-        (diff([[b"MULTI"], [b"OBJECT", b"ENCODING", b"k"], [b"GET", b"k"], [b"EXEC"]],
-              [b"*2", b"$6\r\nintset", b"$-1"], [b"*2", b"$8\r\nlistpack", b"$1\r\n1"]), None),
+        (
+            diff(
+                [[b"MULTI"], [b"OBJECT", b"ENCODING", b"k"], [b"GET", b"k"], [b"EXEC"]],
+                [b"*2", b"$6\r\nintset", b"$-1"],
+                [b"*2", b"$8\r\nlistpack", b"$1\r\n1"],
+            ),
+            None,
+        ),
     ]
     for d, file in cases:
         k = cmdfuzz.known(d)

@@ -81,7 +81,9 @@ def snapshot(path: Path) -> dict[str, bytes]:
     if not path.is_dir():
         return {"": path.read_bytes()}
     # RocksDB's own info log (LOG, LOG.old.*) and LOCK may change.
-    return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith(("LOG", "LOCK"))}
+    return {
+        p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith(("LOG", "LOCK"))
+    }
 
 
 def start_server(path: Path, *, restricted: bool = False) -> subprocess.CompletedProcess[str]:

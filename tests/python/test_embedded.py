@@ -44,10 +44,12 @@ def test_decode_responses_and_protocol_options(tmp_path: Path) -> None:
 
 def test_errors_raise_response_error_with_redis_text(db: kiwi.Database) -> None:
     db.set("s", "text")
-    with pytest.raises(kiwi.ResponseError, match="^value is not an integer or out of range$"):
+    with pytest.raises(kiwi.ResponseError, match=r"^value is not an integer or out of range$"):
         db.incr("s")
     db.hset("h", "f", "v")
-    with pytest.raises(kiwi.ResponseError, match="^WRONGTYPE Operation against a key holding the wrong kind of value$"):
+    with pytest.raises(
+        kiwi.ResponseError, match=r"^WRONGTYPE Operation against a key holding the wrong kind of value$"
+    ):
         db.get("h")
     with pytest.raises(kiwi.ResponseError, match="unknown command 'NOSUCH'"):
         db.execute("NOSUCH", "x")

@@ -25,8 +25,8 @@ from typing import Optional
 
 import pytest
 import redis
-from acklog import OK, REFUSED, Writer, all_violations, check_writers, stop_writers, total
 
+from acklog import OK, REFUSED, Writer, all_violations, check_writers, stop_writers, total
 from kiwi.testing.processes import ProcessCluster, ServerProcess, server_command
 from kiwi.testing.targets import free_ports
 from kiwitest import HOST, RawConnection, no_retry, wait_until

@@ -199,17 +199,17 @@ def test_hincrby(r: redis.Redis) -> None:
     assert r.hget("h", "n") == b"-2"
     assert r.hlen("h") == 1
     r.hset("h", mapping={"max": str(2**63 - 1), "min": str(-(2**63)), "s": "abc", "sp": " 1"})
-    with pytest.raises(redis.ResponseError, match="^increment or decrement would overflow$"):
+    with pytest.raises(redis.ResponseError, match=r"^increment or decrement would overflow$"):
         r.hincrby("h", "max", 1)
-    with pytest.raises(redis.ResponseError, match="^increment or decrement would overflow$"):
+    with pytest.raises(redis.ResponseError, match=r"^increment or decrement would overflow$"):
         r.hincrby("h", "min", -1)
     assert r.hincrby("h", "max", -1) == 2**63 - 2
     for field in ("s", "sp"):
-        with pytest.raises(redis.ResponseError, match="^hash value is not an integer$"):
+        with pytest.raises(redis.ResponseError, match=r"^hash value is not an integer$"):
             r.hincrby("h", field, 1)
-    with pytest.raises(redis.ResponseError, match="^value is not an integer or out of range$"):
+    with pytest.raises(redis.ResponseError, match=r"^value is not an integer or out of range$"):
         r.execute_command("HINCRBY", "h", "n", "1.5")
-    with pytest.raises(redis.ResponseError, match="^value is not an integer or out of range$"):
+    with pytest.raises(redis.ResponseError, match=r"^value is not an integer or out of range$"):
         r.execute_command("HINCRBY", "h", "new", "x")
     assert r.hexists("h", "new") is False
     assert r.hget("h", "s") == b"abc"
@@ -311,9 +311,7 @@ def test_hrandfield_errors(raw: RawFactory, protocol: int) -> None:
     assert conn.call("HRANDFIELD", "h", "x") == "ERR value is not an integer or out of range"
     assert conn.call("HRANDFIELD", "h", "1", "foo") == "ERR syntax error"
     assert conn.call("HRANDFIELD", "h", "1", "withvalues", "x") == "ERR syntax error"
-    assert conn.call("HRANDFIELD", "h", "4611686018427387904", "withvalues") == (
-        "ERR value is out of range"
-    )
+    assert conn.call("HRANDFIELD", "h", "4611686018427387904", "withvalues") == ("ERR value is out of range")
     assert conn.call("HRANDFIELD", "h", "-9223372036854775808") == (
         "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"
     )
@@ -357,7 +355,7 @@ def test_hscan_large_hash_returns_every_field_once(r: redis.Redis) -> None:
 def test_hscan_sees_fields_present_throughout(r: redis.Redis) -> None:
     """Fields present for the whole iteration come back at least once."""
     stable = {f"s{i:04}".encode() for i in range(400)}
-    r.hset("h", mapping={f: b"1" for f in stable})
+    r.hset("h", mapping=dict.fromkeys(stable, b"1"))
     seen: set[bytes] = set()
     cursor, step = 0, 0
     while True:
@@ -377,9 +375,7 @@ def test_hscan_errors(raw: RawFactory, protocol: int) -> None:
     conn.call("HSET", "h", "a", "1")
     assert conn.call("HSCAN", "h", "x") == "ERR invalid cursor"
     assert conn.call("HSCAN", "h", "0", "count", "0") == "ERR syntax error"
-    assert conn.call("HSCAN", "h", "0", "count", "x") == (
-        "ERR value is not an integer or out of range"
-    )
+    assert conn.call("HSCAN", "h", "0", "count", "x") == ("ERR value is not an integer or out of range")
     assert conn.call("HSCAN", "h", "0", "novalues") == "ERR syntax error"
     assert conn.call("HSCAN", "h", "0", "type", "hash") == "ERR syntax error"
     # A missing key answers before the options are looked at.
@@ -465,9 +461,7 @@ def test_concurrent_hincrbyfloat_is_exact(r: redis.Redis, make_client: ClientFac
     assert r.hget("counter", "f") == str(threads * rounds // 2).encode()
 
 
-def test_concurrent_hset_of_distinct_fields_counts_exactly(
-    r: redis.Redis, make_client: ClientFactory
-) -> None:
+def test_concurrent_hset_of_distinct_fields_counts_exactly(r: redis.Redis, make_client: ClientFactory) -> None:
     threads, per_thread = 8, 150
     clients = [make_client() for _ in range(threads)]
     start = threading.Barrier(threads, timeout=BARRIER_TIMEOUT)

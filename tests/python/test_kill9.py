@@ -34,8 +34,8 @@ from typing import Optional
 
 import pytest
 import redis
-from acklog import UNKNOWN, Writer, all_violations, check_writers, stop_writers, total
 
+from acklog import UNKNOWN, Writer, all_violations, check_writers, stop_writers, total
 from kiwi.testing.processes import ProcessCluster, ServerProcess, server_command
 from kiwi.testing.targets import free_ports
 from kiwitest import HOST, no_retry, wait_until

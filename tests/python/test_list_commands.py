@@ -9,6 +9,7 @@ show up in CLIENT LIST instead of sleeping.
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -326,7 +327,7 @@ def test_random_operations_match_a_model(r: redis.Redis) -> None:
             got = r.lrem("k", count, v)
             hits = [i for i, x in enumerate(model) if x == v]
             if count < 0:
-                hits = hits[::-1][: -count]
+                hits = hits[::-1][:-count]
             elif count > 0:
                 hits = hits[:count]
             for i in sorted(hits, reverse=True):
@@ -437,9 +438,7 @@ def test_list_is_deleted_when_emptied(r: redis.Redis, args: tuple[Any, ...]) -> 
 # -- concurrency ----------------------------------------------------------------------
 
 
-def test_concurrent_push_and_pop_lose_and_duplicate_nothing(
-    r: redis.Redis, make_client: ClientFactory
-) -> None:
+def test_concurrent_push_and_pop_lose_and_duplicate_nothing(r: redis.Redis, make_client: ClientFactory) -> None:
     """Pushers LPUSH unique values while poppers RPOP (some with a count):
     every value comes out exactly once, and each popper sees every pusher's
     values in push order (the list is a FIFO from the right)."""
@@ -477,8 +476,8 @@ def test_concurrent_push_and_pop_lose_and_duplicate_nothing(
         return got
 
     workers: list[Callable[[], Any]] = []
-    workers += [lambda i=i, c=make_client(): pusher(i, c) for i in range(pushers)]
-    workers += [lambda i=i, c=make_client(): popper(i, c) for i in range(poppers)]
+    workers += [functools.partial(pusher, i, make_client()) for i in range(pushers)]
+    workers += [functools.partial(popper, i, make_client()) for i in range(poppers)]
     results = run_threads(workers, timeout=60)
     popped = [v for lst in results[pushers:] for v in lst]
     expected = {f"{i}:{s}".encode() for i in range(pushers) for s in range(per_pusher)}
@@ -514,16 +513,14 @@ def test_concurrent_moves_conserve_elements(r: redis.Redis, make_client: ClientF
                 client.lmove(src, dst, *ends)
         return 300
 
-    run_threads([lambda i=i, c=make_client(): mover(i, c) for i in range(movers)], timeout=60)
+    run_threads([functools.partial(mover, i, make_client()) for i in range(movers)], timeout=60)
     a, b = r.lrange("A", 0, -1), r.lrange("B", 0, -1)
     assert len(a) + len(b) == len(elements)
     assert set(a) | set(b) == elements
     assert r.llen("A") == len(a) and r.llen("B") == len(b)
 
 
-def test_concurrent_inserts_and_removals_in_the_middle(
-    r: redis.Redis, make_client: ClientFactory
-) -> None:
+def test_concurrent_inserts_and_removals_in_the_middle(r: redis.Redis, make_client: ClientFactory) -> None:
     """LINSERT/LREM in the middle while others push at both ends: the final
     list holds exactly what was added and not removed, in a consistent order."""
     r.rpush("mid", "pivot")
@@ -549,8 +546,8 @@ def test_concurrent_inserts_and_removals_in_the_middle(
         return per_worker
 
     workers: list[Callable[[], Any]] = []
-    workers += [lambda i=i, c=make_client(): inserter(i, c) for i in range(workers_n)]
-    workers += [lambda i=i, c=make_client(): pusher(i, c) for i in range(workers_n)]
+    workers += [functools.partial(inserter, i, make_client()) for i in range(workers_n)]
+    workers += [functools.partial(pusher, i, make_client()) for i in range(workers_n)]
     run_threads(workers, timeout=60)
     final = r.lrange("mid", 0, -1)
     expected = {b"pivot"}
@@ -574,10 +571,7 @@ def test_concurrent_inserts_and_removals_in_the_middle(
 
 def blocked_on(r: redis.Redis, name: str, command: str) -> bool:
     """Whether the client called ``name`` is running (blocked in) ``command``."""
-    return any(
-        c.get("name") == name and c.get("cmd", "").split("|")[0] == command
-        for c in r.client_list()
-    )
+    return any(c.get("name") == name and c.get("cmd", "").split("|")[0] == command for c in r.client_list())
 
 
 def start_blocked(
@@ -592,7 +586,7 @@ def start_blocked(
     def run() -> None:
         try:
             result.append(cmd(client, *args))
-        except Exception as exc:  # noqa: BLE001 - surfaced by the caller
+        except Exception as exc:  # surfaced by the caller
             result.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)
@@ -629,9 +623,7 @@ def test_brpop_wakes_on_push(r: redis.Redis, make_client: ClientFactory) -> None
 
 
 def test_blmove_and_brpoplpush_wake_on_push(r: redis.Redis, make_client: ClientFactory) -> None:
-    thread, result = start_blocked(
-        make_client, r, "bm1", "BLMOVE", "src", "dst", "LEFT", "RIGHT", 0
-    )
+    thread, result = start_blocked(make_client, r, "bm1", "BLMOVE", "src", "dst", "LEFT", "RIGHT", 0)
     r.rpush("src", "x", "y")
     assert finish(thread, result) == b"x"
     assert r.lrange("src", 0, -1) == [b"y"]
@@ -645,17 +637,13 @@ def test_blmove_and_brpoplpush_wake_on_push(r: redis.Redis, make_client: ClientF
 
 
 def test_blmpop_wakes_with_count(r: redis.Redis, make_client: ClientFactory) -> None:
-    thread, result = start_blocked(
-        make_client, r, "bmp", "BLMPOP", 0, 2, "a", "b", "RIGHT", "COUNT", 2
-    )
+    thread, result = start_blocked(make_client, r, "bmp", "BLMPOP", 0, 2, "a", "b", "RIGHT", "COUNT", 2)
     r.rpush("b", "1", "2", "3")
     assert finish(thread, result) == [b"b", [b"3", b"2"]]
     assert r.lrange("b", 0, -1) == [b"1"]
 
 
-def test_blocked_pop_is_woken_by_a_move_into_its_key(
-    r: redis.Redis, make_client: ClientFactory
-) -> None:
+def test_blocked_pop_is_woken_by_a_move_into_its_key(r: redis.Redis, make_client: ClientFactory) -> None:
     r.rpush("from", "m")
     thread, result = start_blocked(make_client, r, "bmv", "BLPOP", "into", 0)
     assert r.rpoplpush("from", "into") == b"m"
@@ -677,9 +665,7 @@ def test_blocking_timeouts_answer_nil(r: redis.Redis) -> None:
     assert r.exists("none1", "none2") == 0
 
 
-def test_several_blocked_clients_each_get_one_element(
-    r: redis.Redis, make_client: ClientFactory
-) -> None:
+def test_several_blocked_clients_each_get_one_element(r: redis.Redis, make_client: ClientFactory) -> None:
     waiters = [start_blocked(make_client, r, f"w{i}", "BLPOP", "many", 0) for i in range(4)]
     r.rpush("many", "a", "b", "c", "d", "e")
     got = sorted(finish(t, res)[1] for t, res in waiters)
@@ -687,9 +673,7 @@ def test_several_blocked_clients_each_get_one_element(
     assert r.lrange("many", 0, -1) == [b"e"]
 
 
-def test_blocked_client_ignores_a_push_to_other_keys(
-    r: redis.Redis, make_client: ClientFactory
-) -> None:
+def test_blocked_client_ignores_a_push_to_other_keys(r: redis.Redis, make_client: ClientFactory) -> None:
     thread, result = start_blocked(make_client, r, "bo", "BLPOP", "mine", 0)
     r.rpush("other", "x")
     assert blocked_on(r, "bo", "blpop")
@@ -709,9 +693,7 @@ def assert_still_blocked(result: list[Any], name: str, r: redis.Redis, command: 
     assert blocked_on(r, name, command)
 
 
-def test_blocked_pop_ignores_its_key_turning_into_a_string(
-    r: redis.Redis, make_client: ClientFactory
-) -> None:
+def test_blocked_pop_ignores_its_key_turning_into_a_string(r: redis.Redis, make_client: ClientFactory) -> None:
     """Redis serves blocked clients only from lists: a key that becomes a
     string is not ready (no WRONGTYPE); a later list there wakes the client."""
     thread, result = start_blocked(make_client, r, "bws", "BLPOP", "k", "k2", 0)
@@ -722,12 +704,8 @@ def test_blocked_pop_ignores_its_key_turning_into_a_string(
     assert r.get("k") == b"v"
 
 
-def test_blocked_lmove_answers_wrongtype_for_a_string_destination(
-    r: redis.Redis, make_client: ClientFactory
-) -> None:
-    thread, result = start_blocked(
-        make_client, r, "bmw", "BLMOVE", "src", "dst", "LEFT", "LEFT", 0
-    )
+def test_blocked_lmove_answers_wrongtype_for_a_string_destination(r: redis.Redis, make_client: ClientFactory) -> None:
+    thread, result = start_blocked(make_client, r, "bmw", "BLMOVE", "src", "dst", "LEFT", "LEFT", 0)
     r.set("dst", "v")
     r.rpush("src", "a")
     thread.join(10)

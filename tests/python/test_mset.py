@@ -233,7 +233,5 @@ def test_wrong_arity_exact_error_and_no_write(r: redis.Redis, args: tuple[str, .
 def test_wrong_arity_raw_reply(raw: Callable[[], RawConnection]) -> None:
     """The error is an ``-ERR`` reply and the connection stays usable."""
     conn = raw()
-    assert conn.call_raw("MSET", "a", "1", "b") == (
-        b"-ERR wrong number of arguments for 'mset' command\r\n"
-    )
+    assert conn.call_raw("MSET", "a", "1", "b") == (b"-ERR wrong number of arguments for 'mset' command\r\n")
     assert conn.call_raw("PING") == b"+PONG\r\n"

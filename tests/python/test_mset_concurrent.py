@@ -39,7 +39,7 @@ def test_mget_never_sees_a_torn_mset(r: redis.Redis, make_client: ClientFactory)
     catches lock-ordering deadlocks (the join deadline would trip).
     """
     keys = [f"torn:{i}" for i in range(16)]
-    r.mset({k: "init" for k in keys})
+    r.mset(dict.fromkeys(keys, "init"))
     writers, readers = clients(make_client, 4), clients(make_client, 3)
     done = threading.Event()
     start = threading.Barrier(len(writers) + len(readers), timeout=BARRIER_TIMEOUT)
@@ -50,7 +50,7 @@ def test_mget_never_sees_a_torn_mset(r: redis.Redis, make_client: ClientFactory)
         order = list(keys)
         for seq in range(150):
             rng.shuffle(order)
-            client.mset({k: f"w{index}:{seq}" for k in order})
+            client.mset(dict.fromkeys(order, f"w{index}:{seq}"))
         return 150
 
     def reader(client: redis.Redis) -> int:
@@ -75,9 +75,7 @@ def test_mget_never_sees_a_torn_mset(r: redis.Redis, make_client: ClientFactory)
     assert final[0] != b"init"
 
 
-def test_partially_overlapping_msets_are_serializable(
-    r: redis.Redis, make_client: ClientFactory
-) -> None:
+def test_partially_overlapping_msets_are_serializable(r: redis.Redis, make_client: ClientFactory) -> None:
     """Group A writes keys 0-9, group B keys 5-14, readers MGET either range.
 
     In a serial history, each reader's view of its own group's private keys
@@ -85,10 +83,10 @@ def test_partially_overlapping_msets_are_serializable(
     shared keys were last written by the reader's own group, they must hold
     the very same generation as the private keys.
     """
-    a_keys = [f"ovl:{i}" for i in range(0, 10)]
+    a_keys = [f"ovl:{i}" for i in range(10)]
     b_keys = [f"ovl:{i}" for i in range(5, 15)]
-    r.mset({k: "A:init" for k in a_keys})
-    r.mset({k: "B:init" for k in b_keys[5:]})
+    r.mset(dict.fromkeys(a_keys, "A:init"))
+    r.mset(dict.fromkeys(b_keys[5:], "B:init"))
     n_writers = 4
     writer_clients = clients(make_client, n_writers)
     reader_clients = clients(make_client, 2)
@@ -97,7 +95,7 @@ def test_partially_overlapping_msets_are_serializable(
     def writer(index: int, client: redis.Redis) -> None:
         group, group_keys = ("A", a_keys) if index % 2 == 0 else ("B", b_keys)
         for seq in range(150):
-            client.mset({k: f"{group}:{index}:{seq}" for k in group_keys})
+            client.mset(dict.fromkeys(group_keys, f"{group}:{index}:{seq}"))
 
     def reader(client: redis.Redis, group: str, group_keys: list[str]) -> int:
         private = slice(0, 5) if group == "A" else slice(5, 10)
@@ -152,9 +150,7 @@ def test_opposite_key_orders_do_not_deadlock(r: redis.Redis, make_client: Client
 # -- MSETNX races --------------------------------------------------------------
 
 
-def test_msetnx_exactly_one_winner_per_key_group(
-    r: redis.Redis, make_client: ClientFactory
-) -> None:
+def test_msetnx_exactly_one_winner_per_key_group(r: redis.Redis, make_client: ClientFactory) -> None:
     """For each group of keys, exactly one of the racing MSETNX calls wins,
     and every key of the group holds the winner's value."""
     n_threads, n_groups = 6, 40
@@ -163,9 +159,7 @@ def test_msetnx_exactly_one_winner_per_key_group(
 
     def racer(index: int, client: redis.Redis) -> list[bool]:
         start.wait()
-        return [
-            client.msetnx({f"grp:{g}:{k}": f"t{index}" for k in range(3)}) for g in range(n_groups)
-        ]
+        return [client.msetnx({f"grp:{g}:{k}": f"t{index}" for k in range(3)}) for g in range(n_groups)]
 
     wins = run_threads([lambda i=i, c=c: racer(i, c) for i, c in enumerate(thread_clients)])
     for g in range(n_groups):
@@ -175,9 +169,7 @@ def test_msetnx_exactly_one_winner_per_key_group(
         assert values == [f"t{winners[0]}".encode()] * 3
 
 
-def test_msetnx_with_shared_key_is_all_or_nothing(
-    r: redis.Redis, make_client: ClientFactory
-) -> None:
+def test_msetnx_with_shared_key_is_all_or_nothing(r: redis.Redis, make_client: ClientFactory) -> None:
     """Each racer MSETNXes the shared key plus a key of its own. One wins;
     no loser's own key may exist (a partial MSETNX would leave it behind)."""
     n_threads, rounds = 6, 30
@@ -247,9 +239,7 @@ def test_incrby_decrby_mix_sums_exactly(r: redis.Redis, make_client: ClientFacto
     assert int(r.get("mix")) == 1000 + sum(totals)
 
 
-def test_incrbyfloat_from_many_threads_sums_exactly(
-    r: redis.Redis, make_client: ClientFactory
-) -> None:
+def test_incrbyfloat_from_many_threads_sums_exactly(r: redis.Redis, make_client: ClientFactory) -> None:
     """Binary fractions add without rounding, so the float total is exact."""
     n_threads, per_thread = 6, 100
     steps = [0.5, 0.25, -0.125, 2.0]
@@ -261,15 +251,11 @@ def test_incrbyfloat_from_many_threads_sums_exactly(
             client.incrbyfloat("fsum", step)
         return step * per_thread
 
-    contributions = run_threads(
-        [lambda i=i, c=c: worker(i, c) for i, c in enumerate(thread_clients)]
-    )
+    contributions = run_threads([lambda i=i, c=c: worker(i, c) for i, c in enumerate(thread_clients)])
     assert float(r.get("fsum")) == sum(contributions)
 
 
-def test_append_from_many_threads_keeps_every_chunk(
-    r: redis.Redis, make_client: ClientFactory
-) -> None:
+def test_append_from_many_threads_keeps_every_chunk(r: redis.Redis, make_client: ClientFactory) -> None:
     """Concurrent APPENDs: total length is the sum, chunks never interleave,
     and each thread's chunks appear in the order it sent them."""
     n_threads, per_thread = 6, 150
@@ -282,18 +268,14 @@ def test_append_from_many_threads_keeps_every_chunk(
     chunk = len("[00:0000]")
     value = r.get("log").decode()
     assert len(value) == n_threads * per_thread * chunk
-    assert sorted(n for per in lengths for n in per) == [
-        chunk * k for k in range(1, n_threads * per_thread + 1)
-    ]
+    assert sorted(n for per in lengths for n in per) == [chunk * k for k in range(1, n_threads * per_thread + 1)]
     tokens = re.findall(r"\[(\d\d):(\d{4})\]", value)
     assert len(tokens) * chunk == len(value), "chunks interleaved"
     for t in range(n_threads):
         assert [int(i) for th, i in tokens if int(th) == t] == list(range(per_thread))
 
 
-def test_getset_chain_hands_out_every_token_once(
-    r: redis.Redis, make_client: ClientFactory
-) -> None:
+def test_getset_chain_hands_out_every_token_once(r: redis.Redis, make_client: ClientFactory) -> None:
     """GETSET with unique tokens: every token is returned at most once, and
     returned tokens plus the final value are exactly the tokens written."""
     n_threads, per_thread = 6, 100
@@ -303,9 +285,7 @@ def test_getset_chain_hands_out_every_token_once(
     def worker(index: int, client: redis.Redis) -> list[bytes]:
         return [client.getset("baton", f"{index}:{i}") for i in range(per_thread)]
 
-    per_thread_returns = run_threads(
-        [lambda i=i, c=c: worker(i, c) for i, c in enumerate(thread_clients)]
-    )
+    per_thread_returns = run_threads([lambda i=i, c=c: worker(i, c) for i, c in enumerate(thread_clients)])
     returned = [v for per in per_thread_returns for v in per]
     written = {f"{t}:{i}".encode() for t in range(n_threads) for i in range(per_thread)}
     assert len(returned) == len(set(returned)), "a token was handed out twice"
@@ -334,9 +314,7 @@ def test_mixed_read_write_load(r: redis.Redis, make_client: ClientFactory) -> No
 
     run_threads([lambda i=i, c=c: worker(i, c) for i, c in enumerate(thread_clients)])
     assert r.get("shared") == str(n_threads * iterations).encode()
-    assert (
-        r.mget([f"own:{i}" for i in range(n_threads)]) == [str(iterations - 1).encode()] * n_threads
-    )
+    assert r.mget([f"own:{i}" for i in range(n_threads)]) == [str(iterations - 1).encode()] * n_threads
     assert r.dbsize() == 2 * n_threads + 3
 
 
@@ -363,9 +341,7 @@ def test_set_nx_race_has_exactly_one_winner(r: redis.Redis, make_client: ClientF
         assert r.get(f"lock:{rnd}") == f"t{winners[0]}".encode()
 
 
-def test_getdel_race_hands_value_to_exactly_one_client(
-    r: redis.Redis, make_client: ClientFactory
-) -> None:
+def test_getdel_race_hands_value_to_exactly_one_client(r: redis.Redis, make_client: ClientFactory) -> None:
     """In each round, of 6 simultaneous GETDEL calls exactly one gets the value."""
     n_threads, rounds = 6, 40
     thread_clients = clients(make_client, n_threads)
@@ -383,7 +359,5 @@ def test_getdel_race_hands_value_to_exactly_one_client(
     got = run_threads([lambda i=i, c=c: racer(i, c) for i, c in enumerate(thread_clients)])
     for rnd in range(rounds):
         values = [got[t][rnd] for t in range(n_threads)]
-        assert sorted(values, key=lambda v: v is None) == [f"prize-{rnd}".encode()] + [None] * (
-            n_threads - 1
-        )
+        assert sorted(values, key=lambda v: v is None) == [f"prize-{rnd}".encode()] + [None] * (n_threads - 1)
     assert r.dbsize() == 0

@@ -30,10 +30,10 @@ from typing import Any
 
 import pytest
 import redis
-from kiwitest import IO_TIMEOUT, is_cluster_error, node_client, run_threads, wait_until, write_keys
 from redis.exceptions import ResponseError
 
 import kiwi
+from kiwitest import IO_TIMEOUT, is_cluster_error, node_client, run_threads, wait_until, write_keys
 
 pytestmark = pytest.mark.kiwi_only
 
@@ -168,11 +168,7 @@ def settled_dumps(c: kiwi.Cluster, timeout: float = CONVERGE) -> dict[str, str]:
         if before is not None:
             dumps = [dump(c, i) for i in range(len(c.nodes))]
             if settled(c) == before:
-                diffs = [
-                    f"node {i}: {describe_difference(dumps[0], d)}"
-                    for i, d in enumerate(dumps)
-                    if d != dumps[0]
-                ]
+                diffs = [f"node {i}: {describe_difference(dumps[0], d)}" for i, d in enumerate(dumps) if d != dumps[0]]
                 if not diffs:
                     return dumps[0]
                 last = "; ".join(diffs)
@@ -277,7 +273,7 @@ class Writers:
         try:
             workers = [lambda w=w: w.run(self.c, self.stop) for w in self.writers]
             self._result.append(run_threads(workers, timeout=300))
-        except BaseException as e:  # noqa: BLE001 - re-raised by finish()
+        except BaseException as e:  # re-raised by finish()
             self._result.append(e)
 
     def __enter__(self) -> Writers:
@@ -303,9 +299,7 @@ class Writers:
         """Failed MSETs through ``nodes`` among those sent at ``since`` or later."""
         self.check()
         return sum(
-            w.count(REFUSED, since) + w.count(UNKNOWN, since)
-            for w in self.writers
-            if nodes is None or w.node in nodes
+            w.count(REFUSED, since) + w.count(UNKNOWN, since) for w in self.writers if nodes is None or w.node in nodes
         )
 
     def progress(self, more: int, nodes: Sequence[int] | None = None, what: str = "") -> None:

@@ -163,9 +163,7 @@ def check_dataset(server: object, deadline_ms: int) -> None:
             assert client.ttl("persisted") == -1
             assert client.get("counter") == str(5 + db).encode()
             assert client.get("appended") == b"abcd"
-            assert client.mget([f"bulk:{i}" for i in range(500)]) == [
-                f"{db}:{i}".encode() for i in range(500)
-            ]
+            assert client.mget([f"bulk:{i}" for i in range(500)]) == [f"{db}:{i}".encode() for i in range(500)]
             assert client.dbsize() == 10 + 500
         finally:
             client.close()
@@ -300,9 +298,7 @@ def test_requirepass_quit_works_unauthenticated(kiwi_mod: ModuleType) -> None:
         ),
     ],
 )
-def test_requirepass_limits_unauthenticated_requests(
-    kiwi_mod: ModuleType, request_bytes: bytes, reply: bytes
-) -> None:
+def test_requirepass_limits_unauthenticated_requests(kiwi_mod: ModuleType, request_bytes: bytes, reply: bytes) -> None:
     """Before AUTH, big requests are refused outright and the link closed."""
     with (
         kiwi_mod.Server(requirepass=PASSWORD) as server,

@@ -43,26 +43,18 @@ def assert_server_healthy(raw: RawFactory, sentinel: tuple[str, bytes]) -> None:
 
 MALFORMED = [
     pytest.param(b"*abc\r\n", proto_error("invalid multibulk length"), id="multibulk-not-a-number"),
-    pytest.param(
-        b"*+1\r\n$4\r\nPING\r\n", proto_error("invalid multibulk length"), id="multibulk-plus-sign"
-    ),
+    pytest.param(b"*+1\r\n$4\r\nPING\r\n", proto_error("invalid multibulk length"), id="multibulk-plus-sign"),
     pytest.param(
         b"*01\r\n$4\r\nPING\r\n",
         proto_error("invalid multibulk length"),
         id="multibulk-leading-zero",
     ),
-    pytest.param(
-        b"*2147483648\r\n", proto_error("invalid multibulk length"), id="multibulk-over-int-max"
-    ),
-    pytest.param(
-        b"*1\n$4\r\nPING\r\n", proto_error("invalid multibulk length"), id="multibulk-bare-lf"
-    ),
+    pytest.param(b"*2147483648\r\n", proto_error("invalid multibulk length"), id="multibulk-over-int-max"),
+    pytest.param(b"*1\n$4\r\nPING\r\n", proto_error("invalid multibulk length"), id="multibulk-bare-lf"),
     pytest.param(b"*1\r\n$abc\r\n", proto_error("invalid bulk length"), id="bulk-not-a-number"),
     pytest.param(b"*1\r\n$-1\r\n", proto_error("invalid bulk length"), id="bulk-negative"),
     pytest.param(b"*1\r\n$ 3\r\n", proto_error("invalid bulk length"), id="bulk-space"),
-    pytest.param(
-        b"*1\r\n$04\r\nPING\r\n", proto_error("invalid bulk length"), id="bulk-leading-zero"
-    ),
+    pytest.param(b"*1\r\n$04\r\nPING\r\n", proto_error("invalid bulk length"), id="bulk-leading-zero"),
     pytest.param(b"*1\r\n$536870913\r\n", proto_error("invalid bulk length"), id="bulk-over-512mb"),
     pytest.param(b"*1\r\nfoo\r\n", proto_error("expected '$', got 'f'"), id="missing-dollar"),
     pytest.param(
@@ -70,24 +62,14 @@ MALFORMED = [
         proto_error("expected '$', got ':'"),
         id="integer-as-argument",
     ),
-    pytest.param(
-        b'"foo\r\n', proto_error("unbalanced quotes in request"), id="inline-open-double-quote"
-    ),
-    pytest.param(
-        b"'foo\r\n", proto_error("unbalanced quotes in request"), id="inline-open-single-quote"
-    ),
-    pytest.param(
-        b'"foo"bar\r\n', proto_error("unbalanced quotes in request"), id="inline-text-after-quote"
-    ),
+    pytest.param(b'"foo\r\n', proto_error("unbalanced quotes in request"), id="inline-open-double-quote"),
+    pytest.param(b"'foo\r\n", proto_error("unbalanced quotes in request"), id="inline-open-single-quote"),
+    pytest.param(b'"foo"bar\r\n', proto_error("unbalanced quotes in request"), id="inline-text-after-quote"),
     pytest.param(b"x" * 70_000, proto_error("too big inline request"), id="inline-over-64kb"),
     # Once a stack overflow: the header line ends at its first CR, the lone
     # CRs after it are not searched through (one recursion each).
-    pytest.param(
-        b"*1\r\n$" + b"\r" * 60_000, proto_error("invalid bulk length"), id="bulk-header-cr-flood"
-    ),
-    pytest.param(
-        b"*" + b"\r" * 60_000, proto_error("invalid multibulk length"), id="count-header-cr-flood"
-    ),
+    pytest.param(b"*1\r\n$" + b"\r" * 60_000, proto_error("invalid bulk length"), id="bulk-header-cr-flood"),
+    pytest.param(b"*" + b"\r" * 60_000, proto_error("invalid multibulk length"), id="count-header-cr-flood"),
     pytest.param(b"*1\r\r\r\n", proto_error("expected '$', got ' '"), id="cr-in-error-is-a-space"),
     pytest.param(b"*1\r\n\xff\r\n", b"-ERR Protocol error: expected '$', got '\xff'\r\n", id="raw-byte-echoed"),
     pytest.param(
@@ -95,9 +77,7 @@ MALFORMED = [
         proto_error("too big inline request"),
         id="inline-nul-then-over-64kb",
     ),
-    pytest.param(
-        b"*" + b"1" * 70_000, proto_error("too big mbulk count string"), id="count-line-over-64kb"
-    ),
+    pytest.param(b"*" + b"1" * 70_000, proto_error("too big mbulk count string"), id="count-line-over-64kb"),
 ]
 
 
@@ -113,9 +93,7 @@ def test_malformed_request_replies_and_closes(
     assert_server_healthy(raw, sentinel)
 
 
-def test_commands_before_the_error_are_answered(
-    raw: RawFactory, sentinel: tuple[str, bytes]
-) -> None:
+def test_commands_before_the_error_are_answered(raw: RawFactory, sentinel: tuple[str, bytes]) -> None:
     """Pipelined commands ahead of the bad one run; nothing after it does."""
     key, _ = sentinel
     conn = raw()
@@ -127,9 +105,7 @@ def test_commands_before_the_error_are_answered(
     assert_server_healthy(raw, sentinel)
 
 
-def test_huge_multibulk_count_waits_for_arguments(
-    raw: RawFactory, sentinel: tuple[str, bytes]
-) -> None:
+def test_huge_multibulk_count_waits_for_arguments(raw: RawFactory, sentinel: tuple[str, bytes]) -> None:
     """``*1048577`` alone is accepted (no reply, connection open): Redis 7
     allows counts up to INT_MAX and waits for the arguments. The next byte
     that is not ``$`` is then a protocol error."""
@@ -272,14 +248,10 @@ def test_inline_set_then_multibulk_get(raw: RawFactory) -> None:
             b"-ERR wrong number of arguments for 'mset' command\r\n",
             id="arity-mset-lowercase",
         ),
-        pytest.param(
-            b"SET\r\n", b"-ERR wrong number of arguments for 'set' command\r\n", id="arity-inline"
-        ),
+        pytest.param(b"SET\r\n", b"-ERR wrong number of arguments for 'set' command\r\n", id="arity-inline"),
     ],
 )
-def test_command_errors_keep_connection_open(
-    raw: RawFactory, request_bytes: bytes, reply: bytes
-) -> None:
+def test_command_errors_keep_connection_open(raw: RawFactory, request_bytes: bytes, reply: bytes) -> None:
     """Unknown commands and wrong arity are ordinary errors, not protocol errors."""
     conn = raw()
     conn.send(request_bytes)
@@ -296,9 +268,7 @@ def test_pipeline_of_1000_commands_in_one_send(raw: RawFactory) -> None:
     counter = f"pipe:{uuid.uuid4().hex}"
     requests = []
     for i in range(1000):
-        requests.append(
-            encode_command("ECHO", f"msg-{i}") if i % 2 else encode_command("INCR", counter)
-        )
+        requests.append(encode_command("ECHO", f"msg-{i}") if i % 2 else encode_command("INCR", counter))
     conn.send(b"".join(requests))
     for i in range(1000):
         if i % 2:
@@ -353,9 +323,7 @@ def test_request_split_across_writes_at_awkward_points(raw: RawFactory) -> None:
         assert conn.read() == b"x" * 1000
 
 
-def test_error_in_second_request_of_a_split_stream(
-    raw: RawFactory, sentinel: tuple[str, bytes]
-) -> None:
+def test_error_in_second_request_of_a_split_stream(raw: RawFactory, sentinel: tuple[str, bytes]) -> None:
     """A protocol error arriving in a later fragment still closes cleanly."""
     conn = raw()
     conn.send(b"*1\r\n$4\r\nPI")

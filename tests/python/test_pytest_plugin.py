@@ -8,7 +8,7 @@ import kiwi
 
 pytestmark = pytest.mark.kiwi_only
 
-EXAMPLE = '''
+EXAMPLE = """
 def test_client_starts_empty(kiwi_client):
     assert kiwi_client.dbsize() == 0
     kiwi_client.set("leftover", 1)
@@ -27,7 +27,7 @@ def test_server_is_shared(kiwi_server, kiwi_client):
 def test_embedded_db(kiwi_db):
     kiwi_db.mset({"a": 1, "b": 2})
     assert kiwi_db.mget("a", "b") == [b"1", b"2"]
-'''
+"""
 
 
 def test_fixtures_work_from_the_entry_point(pytester: pytest.Pytester) -> None:
@@ -38,11 +38,11 @@ def test_fixtures_work_from_the_entry_point(pytester: pytest.Pytester) -> None:
 
 def test_kiwi_port_runs_against_an_existing_server(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
-        test_external='''
+        test_external="""
 def test_sees_existing_data(kiwi_client, kiwi_server):
     assert kiwi_server.dir is None
     kiwi_client.set("written-by-test", "1")
-'''
+"""
     )
     with kiwi.Server() as server:
         result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", f"--kiwi-port={server.port}")
@@ -57,10 +57,10 @@ def test_sees_existing_data(kiwi_client, kiwi_server):
 def test_kiwi_dir_keeps_the_session_data(pytester: pytest.Pytester, tmp_path) -> None:
     data = tmp_path / "session-data"
     pytester.makepyfile(
-        test_dir='''
+        test_dir="""
 def test_write(kiwi_client):
     kiwi_client.set("persisted", "yes")
-'''
+"""
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", f"--kiwi-dir={data}")
     result.assert_outcomes(passed=1)
@@ -70,7 +70,7 @@ def test_write(kiwi_client):
 
 def test_kiwi_cluster_is_healed_and_flushed_between_tests(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
-        test_cluster_fixture='''
+        test_cluster_fixture="""
 def test_break_things(kiwi_cluster):
     client = kiwi_cluster.client()
     client.set("leftover", "1")
@@ -89,7 +89,7 @@ def test_everything_back(kiwi_cluster):
         c = node.client()
         assert c.get("k") == b"v"
         c.close()
-'''
+"""
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=2)

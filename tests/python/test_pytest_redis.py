@@ -25,12 +25,12 @@ def kiwi_server_exe() -> str:
 def test_pytest_redis_runs_on_kiwi_server(pytester: pytest.Pytester) -> None:
     """pytest-redis's redis_proc/redisdb fixtures with kiwi-server as redis_exec."""
     pytester.makepyfile(
-        test_with_pytest_redis='''
+        test_with_pytest_redis="""
 def test_redis_proc(redis_proc, redisdb):
     redisdb.set("k", "v")
     assert redisdb.get("k") == b"v"
     assert redis_proc.version
-'''
+"""
     )
     # pytest-redis puts a unix socket in its temp dir: keep the path short.
     basetemp = tempfile.mkdtemp(prefix="kpr-")
@@ -57,7 +57,7 @@ def test_unix_socket_config_file_and_pidfile(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [kiwi_server_exe(), str(conf), "--pidfile", str(pidfile), "--loglevel", "warning"],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_until(lambda: sock.exists() and pidfile.exists(), timeout=20, message="socket and pid file")
@@ -79,9 +79,7 @@ def test_unix_socket_config_file_and_pidfile(tmp_path: Path) -> None:
 
 
 def test_unknown_flags_are_refused_clearly() -> None:
-    out = subprocess.run(
-        [kiwi_server_exe(), "--no-such-flag", "1"], capture_output=True, text=True, timeout=30
-    )
+    out = subprocess.run([kiwi_server_exe(), "--no-such-flag", "1"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 2
     assert "unknown directive 'no-such-flag'" in out.stderr
 

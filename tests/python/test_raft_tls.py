@@ -181,6 +181,7 @@ def test_what_travels_between_nodes_is_unreadable_on_the_wire(tmp_path: Path, pk
                 return False
 
         wait_for(written, what="write through node 1")
+
         def replicated() -> bool:
             try:
                 return node2.get("secret") == marker

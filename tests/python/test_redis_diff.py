@@ -12,21 +12,22 @@ from __future__ import annotations
 import shlex
 import shutil
 import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, List, Tuple, Union
+from typing import Union
 
 import pytest
-from kiwitest import reference_redis_server
 
 import kiwi
+from kiwitest import reference_redis_server
 
 DIFF_DIR = Path(__file__).resolve().parent.parent / "redis-diff"
 FILES = sorted(DIFF_DIR.glob("*.txt"))
 
-Reply = Union[bytes, List["Reply"]]
+Reply = Union[bytes, list["Reply"]]
 
 
-def encode(args: List[str]) -> bytes:
+def encode(args: list[str]) -> bytes:
     out = [b"*%d\r\n" % len(args)]
     for a in args:
         b = a.encode("utf-8", "surrogateescape")
@@ -50,14 +51,14 @@ class Conn:
             raise ConnectionError("connection closed")
         self.buf += chunk
 
-    def _line(self, pos: int) -> Tuple[bytes, int]:
+    def _line(self, pos: int) -> tuple[bytes, int]:
         while True:
             end = self.buf.find(b"\r\n", pos)
             if end >= 0:
                 return self.buf[pos:end], end + 2
             self._fill()
 
-    def _parse(self, pos: int) -> Tuple[Reply, int]:
+    def _parse(self, pos: int) -> tuple[Reply, int]:
         line, pos = self._line(pos)
         tag, body = line[:1], line[1:]
         if tag in (b"$", b"=", b"!"):
@@ -72,14 +73,14 @@ class Conn:
             if n < 0:
                 return line, pos
             count = n * 2 if tag == b"%" else n
-            items: List[Reply] = [line]
+            items: list[Reply] = [line]
             for _ in range(count):
                 item, pos = self._parse(pos)
                 items.append(item)
             return items, pos
         return line, pos
 
-    def request(self, args: List[str]) -> Reply:
+    def request(self, args: list[str]) -> Reply:
         self.sock.sendall(encode(args))
         reply, pos = self._parse(0)
         self.buf = self.buf[pos:]
@@ -96,7 +97,7 @@ def normalize(reply: Reply, unordered: bool) -> Reply:
     return reply
 
 
-def read_lines(path: Path) -> Iterator[Tuple[int, bool, List[str]]]:
+def read_lines(path: Path) -> Iterator[tuple[int, bool, list[str]]]:
     # surrogateescape: a reproducer may hold bytes that are not UTF-8
     # (tools/cmdfuzz.py writes them raw); encode() turns them back.
     for number, raw in enumerate(path.read_text(encoding="utf-8", errors="surrogateescape").splitlines(), 1):
@@ -192,7 +193,7 @@ KEYS_OF_EACH_TYPE = [
 ]
 
 
-def keyspace_counts(conn: Conn) -> Tuple[int, int]:
+def keyspace_counts(conn: Conn) -> tuple[int, int]:
     info = conn.request(["INFO", "stats"])
     assert isinstance(info, bytes)
     fields = dict(line.split(b":", 1) for line in info.split(b"\r\n") if b":" in line)

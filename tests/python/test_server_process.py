@@ -60,9 +60,7 @@ class ServerProcess:
         try:
             return self.proc.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            raise AssertionError(
-                f"kiwi-server ignored {sig.name}; output:\n{self.output()}"
-            ) from None
+            raise AssertionError(f"kiwi-server ignored {sig.name}; output:\n{self.output()}") from None
 
 
 def wait_for_ping(server: ServerProcess, password: str | None = None) -> None:
@@ -81,9 +79,7 @@ def wait_for_ping(server: ServerProcess, password: str | None = None) -> None:
         finally:
             client.close()
         if time.monotonic() >= deadline:
-            raise AssertionError(
-                f"kiwi-server not answering after {START_TIMEOUT}s:\n{server.output()}"
-            )
+            raise AssertionError(f"kiwi-server not answering after {START_TIMEOUT}s:\n{server.output()}")
         time.sleep(0.05)
 
 
@@ -182,9 +178,7 @@ def test_requirepass_flag(spawn: Callable[..., ServerProcess], tmp_path: Path) -
     server = spawn(data_dir, "--requirepass", "pw-123", password="pw-123")
     with RawConnection(HOST, server.port) as conn:
         assert conn.call_raw("GET", "k") == b"-NOAUTH Authentication required.\r\n"
-        assert conn.call_raw("AUTH", "nope") == (
-            b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
-        )
+        assert conn.call_raw("AUTH", "nope") == (b"-WRONGPASS invalid username-password pair or user is disabled.\r\n")
         assert conn.call_raw("AUTH", "pw-123") == b"+OK\r\n"
         assert conn.call_raw("SET", "k", "v") == b"+OK\r\n"
     assert server.stop() == 0, server.output()

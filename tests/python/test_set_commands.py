@@ -156,10 +156,7 @@ def test_spop_with_count(r: redis.Redis, size: int) -> None:
 def test_spop_binary_members_of_a_large_set(r: redis.Redis) -> None:
     """Random picks walk the member bytes: 0x00 and 0xff bytes included."""
     rng = random.Random(7)
-    items = {
-        bytes(rng.choice([0, 1, 0x7F, 0xFE, 0xFF]) for _ in range(rng.randint(1, 9)))
-        for _ in range(LARGE)
-    }
+    items = {bytes(rng.choice([0, 1, 0x7F, 0xFE, 0xFF]) for _ in range(rng.randint(1, 9))) for _ in range(LARGE)}
     items |= {b"\xff" * n for n in range(1, 12)} | {b"\x00" * n for n in range(1, 12)}
     sadd_many(r, "s", sorted(items))
     got = [r.spop("s") for _ in range(len(items))]
@@ -256,14 +253,9 @@ def test_smove_type_errors_change_nothing(r: redis.Redis) -> None:
 # -- set algebra ------------------------------------------------------------------
 
 
-def random_sets(
-    seed: int, n: int = 4, size: int = 60, universe: int = 100
-) -> dict[str, set[bytes]]:
+def random_sets(seed: int, n: int = 4, size: int = 60, universe: int = 100) -> dict[str, set[bytes]]:
     rng = random.Random(seed)
-    return {
-        f"k{i}": {str(rng.randrange(universe)).encode() for _ in range(size)}
-        for i in range(n)
-    }
+    return {f"k{i}": {str(rng.randrange(universe)).encode() for _ in range(size)} for i in range(n)}
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -314,9 +306,7 @@ def test_store_overwrites_any_destination(r: redis.Redis) -> None:
 
 
 @pytest.mark.parametrize("cmd", ["sinterstore", "sunionstore", "sdiffstore"])
-def test_store_of_an_empty_result_deletes_the_destination(
-    r: redis.Redis, cmd: str
-) -> None:
+def test_store_of_an_empty_result_deletes_the_destination(r: redis.Redis, cmd: str) -> None:
     for old in ("string", "set", "hash"):
         if old == "string":
             r.set("dst", "v")
@@ -374,9 +364,7 @@ SINGLE_KEY = [
 
 @pytest.mark.parametrize("kind", ["string", "hash"])
 @pytest.mark.parametrize("args", SINGLE_KEY, ids=lambda a: " ".join(map(str, a)))
-def test_wrongtype_changes_nothing(
-    r: redis.Redis, kind: str, args: tuple[object, ...]
-) -> None:
+def test_wrongtype_changes_nothing(r: redis.Redis, kind: str, args: tuple[object, ...]) -> None:
     if kind == "string":
         r.set("w", "v")
     else:
@@ -454,9 +442,7 @@ def test_an_expired_set_is_gone(r: redis.Redis) -> None:
 # -- concurrency --------------------------------------------------------------------
 
 
-def test_concurrent_sadd_of_distinct_members_counts_exactly(
-    r: redis.Redis, make_client: ClientFactory
-) -> None:
+def test_concurrent_sadd_of_distinct_members_counts_exactly(r: redis.Redis, make_client: ClientFactory) -> None:
     threads, per_thread, batch = 8, 400, 4
     start = threading.Barrier(threads, timeout=BARRIER_TIMEOUT)
 
@@ -474,9 +460,7 @@ def test_concurrent_sadd_of_distinct_members_counts_exactly(
     assert len(r.smembers("s")) == threads * per_thread
 
 
-def test_concurrent_sadd_of_overlapping_members_counts_each_once(
-    r: redis.Redis, make_client: ClientFactory
-) -> None:
+def test_concurrent_sadd_of_overlapping_members_counts_each_once(r: redis.Redis, make_client: ClientFactory) -> None:
     threads, universe = 6, 500
     start = threading.Barrier(threads, timeout=BARRIER_TIMEOUT)
 
@@ -494,9 +478,7 @@ def test_concurrent_sadd_of_overlapping_members_counts_each_once(
 
 
 @pytest.mark.parametrize("size", [600, LARGE], ids=["small", "large"])
-def test_concurrent_spop_hands_out_every_member_once(
-    r: redis.Redis, make_client: ClientFactory, size: int
-) -> None:
+def test_concurrent_spop_hands_out_every_member_once(r: redis.Redis, make_client: ClientFactory, size: int) -> None:
     items = members(size)
     sadd_many(r, "s", items)
     threads = 8
@@ -527,9 +509,7 @@ def test_concurrent_spop_hands_out_every_member_once(
     assert r.exists("s") == 0
 
 
-def test_concurrent_srem_counts_each_member_once(
-    r: redis.Redis, make_client: ClientFactory
-) -> None:
+def test_concurrent_srem_counts_each_member_once(r: redis.Redis, make_client: ClientFactory) -> None:
     items = members(800)
     sadd_many(r, "s", items)
     threads = 6
@@ -547,9 +527,7 @@ def test_concurrent_srem_counts_each_member_once(
     assert r.exists("s") == 0
 
 
-def test_concurrent_smove_moves_each_member_once(
-    r: redis.Redis, make_client: ClientFactory
-) -> None:
+def test_concurrent_smove_moves_each_member_once(r: redis.Redis, make_client: ClientFactory) -> None:
     items = members(400)
     sadd_many(r, "src", items)
     threads = 6
@@ -569,9 +547,7 @@ def test_concurrent_smove_moves_each_member_once(
     assert r.smembers("dst") == set(items)
 
 
-def test_concurrent_store_is_never_seen_half_written(
-    r: redis.Redis, make_client: ClientFactory
-) -> None:
+def test_concurrent_store_is_never_seen_half_written(r: redis.Redis, make_client: ClientFactory) -> None:
     """Readers of a destination that SUNIONSTORE keeps rewriting see either
     nothing yet or a whole union: the 50 members of ``a`` (never removed)
     are always all there, whatever the concurrent writes to the sources."""

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import redis
-from kiwitest import HOST, no_retry, node_client, run_threads
 from redis._parsers.base import BaseParser
 from redis.exceptions import WatchError
 
@@ -27,6 +26,7 @@ from kiwi.testing.history import (
     classify,
     error_text,
 )
+from kiwitest import HOST, no_retry, node_client, run_threads
 
 pytestmark = pytest.mark.kiwi_only
 

@@ -8,13 +8,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kiwitest import SingleServerTarget
 
 import kiwi
 import kiwi.testing
 from kiwi.testing.checkers import Verdict
 from kiwi.testing.history import History, Op
 from kiwi.testing.runner import Fault, Result
+from kiwitest import SingleServerTarget
 
 pytestmark = pytest.mark.kiwi_only
 

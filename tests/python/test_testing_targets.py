@@ -23,7 +23,6 @@ from typing import Any, Optional
 
 import pytest
 import redis
-from kiwitest import is_cluster_error, wait_until
 
 from kiwi.testing import nemesis as nem
 from kiwi.testing.processes import ProcessCluster
@@ -34,6 +33,7 @@ from kiwi.testing.targets import (
     make,
     parse_members,
 )
+from kiwitest import is_cluster_error, wait_until
 
 pytestmark = pytest.mark.kiwi_only
 
@@ -162,7 +162,8 @@ def test_nodes_share_a_secret_kept_off_the_command_line_and_allow_faults(procs: 
         assert info is not None and info["peer_auth"] == "secret"
         config = os.path.join(t.dir(i), "kiwi.conf")
         assert os.stat(config).st_mode & 0o777 == 0o600
-        assert f'raft-secret "{t.raft_secret}"' in open(config).read()
+        with open(config) as f:
+            assert f'raft-secret "{t.raft_secret}"' in f.read()
         with open(f"/proc/{t.pid(i)}/cmdline", "rb") as f:
             assert t.raft_secret.encode() not in f.read()
         assert t.client(i, decode_responses=True).config_get("enable-fault-injection") == {
@@ -337,7 +338,7 @@ def test_start_failure_leaves_nothing(tmp_path: Any) -> None:
     bad.write_text("#!/bin/sh\necho boom >&2\nexit 3\n")
     bad.chmod(0o755)
     before = children()
-    with pytest.raises(RuntimeError, match="(?s)exited with 3.*boom"):
+    with pytest.raises(RuntimeError, match=r"(?s)exited with 3.*boom"):
         ProcessCluster(3, binary=str(bad)).start()
     assert children() == before
 
@@ -376,7 +377,7 @@ def test_clock_nemesis(procs: ProcessCluster) -> None:
     if "clock" not in t.capabilities:
         with pytest.raises(UnsupportedFault, match="clock"):
             nemesis.schedule(t, rng)
-        with pytest.raises(UnsupportedFault, match="RAFT.FAULT CLOCK"):
+        with pytest.raises(UnsupportedFault, match=r"RAFT\.FAULT CLOCK"):
             t.clock_offset(0, 1000)
         return
     nemesis.schedule(t, rng)
@@ -451,7 +452,7 @@ class FakeTarget(Target):
     def capabilities(self) -> frozenset[str]:
         return self._caps
 
-    def start(self) -> "FakeTarget":
+    def start(self) -> FakeTarget:
         return self
 
     def close(self) -> None:

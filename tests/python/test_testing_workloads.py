@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 import redis
-from kiwitest import SingleServerTarget, reference_redis_server
 from redis.exceptions import WatchError
 
 import kiwi
 import kiwi.testing
 from kiwi.testing import workloads
 from kiwi.testing.history import FAIL, INFO, OK, ProcessClient, Recorder
+from kiwitest import SingleServerTarget, reference_redis_server
 
 pytestmark = pytest.mark.kiwi_only
 
@@ -107,7 +107,7 @@ class FakePipeline:
     """Scripted WATCH/GET/MULTI/EXEC: ``values`` are what GET returns in turn,
     ``aborts`` how many EXECs WATCH aborts first, ``get_error`` raised by GET."""
 
-    def __init__(self, owner: "FakeConn") -> None:
+    def __init__(self, owner: FakeConn) -> None:
         self.owner = owner
         self.connection = None
 

@@ -21,7 +21,6 @@ from kiwi.testing.processes import ServerProcess, server_command
 from kiwitest import HOST, free_port
 from pki import Pki, make_pki
 
-
 pytestmark = pytest.mark.kiwi_only
 
 
@@ -37,10 +36,20 @@ class TlsServer:
         self.proc = ServerProcess(
             server_command(),
             [
-                "--port", str(self.port), "--dir", str(tmp / "data"),
-                "--tls-port", str(self.tls_port),
-                "--tls-cert-file", str(pki.server_cert), "--tls-key-file", str(pki.server_key),
-                "--tls-ca-cert-file", str(pki.ca), "--tls-auth-clients", auth_clients,
+                "--port",
+                str(self.port),
+                "--dir",
+                str(tmp / "data"),
+                "--tls-port",
+                str(self.tls_port),
+                "--tls-cert-file",
+                str(pki.server_cert),
+                "--tls-key-file",
+                str(pki.server_key),
+                "--tls-ca-cert-file",
+                str(pki.ca),
+                "--tls-auth-clients",
+                auth_clients,
             ],
             str(tmp / "log"),
         )
@@ -69,9 +78,7 @@ def tls_server(tmp_path: Path, pki: Pki) -> Iterator:
 
 def test_redis_py_over_tls_with_a_client_certificate(tls_server, pki: Pki) -> None:
     server = tls_server("yes")
-    client = server.client(
-        ssl_ca_certs=str(pki.ca), ssl_certfile=str(pki.client_cert), ssl_keyfile=str(pki.client_key)
-    )
+    client = server.client(ssl_ca_certs=str(pki.ca), ssl_certfile=str(pki.client_cert), ssl_keyfile=str(pki.client_key))
     assert client.set("k", b"over tls") is True
     assert client.get("k") == b"over tls"
     # The same data on the plain port: one server, two doors.
@@ -96,9 +103,7 @@ def test_a_client_certificate_is_required_when_auth_clients_is_yes(
     with pytest.raises(redis.ConnectionError):
         client.ping()
     # The refused handshake cost the server nothing.
-    good = server.client(
-        ssl_ca_certs=str(pki.ca), ssl_certfile=str(pki.client_cert), ssl_keyfile=str(pki.client_key)
-    )
+    good = server.client(ssl_ca_certs=str(pki.ca), ssl_certfile=str(pki.client_cert), ssl_keyfile=str(pki.client_key))
     assert good.ping() is True
     good.close()
 
@@ -151,10 +156,24 @@ def test_redis_cli_tls(tls_server, pki: Pki) -> None:
     server = tls_server("yes")
     out = subprocess.run(
         [
-            "redis-cli", "--tls", "-h", HOST, "-p", str(server.tls_port), "--cacert", str(pki.ca),
-            "--cert", str(pki.client_cert), "--key", str(pki.client_key), "ECHO", "hello tls",
+            "redis-cli",
+            "--tls",
+            "-h",
+            HOST,
+            "-p",
+            str(server.tls_port),
+            "--cacert",
+            str(pki.ca),
+            "--cert",
+            str(pki.client_cert),
+            "--key",
+            str(pki.client_key),
+            "ECHO",
+            "hello tls",
         ],
-        capture_output=True, timeout=30, check=True,
+        capture_output=True,
+        timeout=30,
+        check=True,
     )
     assert out.stdout == b"hello tls\n"
 
@@ -163,10 +182,12 @@ def test_redis_cli_tls(tls_server, pki: Pki) -> None:
     ("args", "message"),
     [
         pytest.param([], "tls-cert-file and tls-key-file", id="no-files"),
-        pytest.param(["--tls-cert-file", "/nonexistent.pem", "--tls-key-file", "/nonexistent.key"],
-                     "cannot read tls-cert-file /nonexistent.pem", id="missing-file"),
-        pytest.param(["CERTS", "--tls-auth-clients", "yes"], "tls-auth-clients yes needs tls-ca-cert-file",
-                     id="no-ca"),
+        pytest.param(
+            ["--tls-cert-file", "/nonexistent.pem", "--tls-key-file", "/nonexistent.key"],
+            "cannot read tls-cert-file /nonexistent.pem",
+            id="missing-file",
+        ),
+        pytest.param(["CERTS", "--tls-auth-clients", "yes"], "tls-auth-clients yes needs tls-ca-cert-file", id="no-ca"),
     ],
 )
 def test_a_bad_tls_setup_stops_the_start_with_a_message(
@@ -175,9 +196,18 @@ def test_a_bad_tls_setup_stops_the_start_with_a_message(
     if args and args[0] == "CERTS":
         args = ["--tls-cert-file", str(pki.server_cert), "--tls-key-file", str(pki.server_key), *args[1:]]
     out = subprocess.run(
-        [*server_command(), "--port", str(free_port()), "--dir", str(tmp_path / "data"),
-         "--tls-port", str(free_port()), *args],
-        capture_output=True, timeout=60,
+        [
+            *server_command(),
+            "--port",
+            str(free_port()),
+            "--dir",
+            str(tmp_path / "data"),
+            "--tls-port",
+            str(free_port()),
+            *args,
+        ],
+        capture_output=True,
+        timeout=60,
     )
     assert out.returncode != 0
     assert message in out.stderr.decode(), out.stderr.decode()
@@ -209,9 +239,12 @@ def test_config_set_reloads_the_certificates_for_new_connections(tls_server, pki
     old = server.client(ssl_ca_certs=str(pki.ca), ssl_certfile=str(pki.client_cert), ssl_keyfile=str(pki.client_key))
     assert old.ping() is True
     admin = redis.Redis(host=HOST, port=server.port, socket_timeout=10)
-    assert admin.execute_command(
-        "CONFIG", "SET", "tls-cert-file", str(pki.client_cert), "tls-key-file", str(pki.client_key)
-    ) == b"OK"
+    assert (
+        admin.execute_command(
+            "CONFIG", "SET", "tls-cert-file", str(pki.client_cert), "tls-key-file", str(pki.client_key)
+        )
+        == b"OK"
+    )
     assert _served_certificate(server.tls_port, pki) == _first_certificate(pki.client_cert)
     assert admin.config_get("tls-cert-file") == {"tls-cert-file": str(pki.client_cert)}
     assert old.ping() is True

@@ -33,7 +33,7 @@ def test_queue_time_error_aborts_the_whole_transaction(r: redis.Redis) -> None:
     r.execute_command("SET", "k", "v")  # +QUEUED (checked byte-exact in redis-diff/transactions.txt)
     with pytest.raises(redis.ResponseError, match="unknown command"):
         r.execute_command("NOSUCH", "x")
-    with pytest.raises(redis.ResponseError, match="^Transaction discarded because of previous errors"):
+    with pytest.raises(redis.ResponseError, match=r"^Transaction discarded because of previous errors"):
         r.execute_command("EXEC")
     assert r.exists("k") == 0
 
@@ -231,9 +231,7 @@ def test_watch_fails_exactly_when_redis_counts_the_key_modified(
     assert (reply is None) == fails, f"EXEC answered {reply!r}"
 
 
-def test_a_key_written_then_flushed_in_one_transaction_counts_as_modified(
-    r: redis.Redis, make_client
-) -> None:
+def test_a_key_written_then_flushed_in_one_transaction_counts_as_modified(r: redis.Redis, make_client) -> None:
     """Nothing of ``k`` is left, but it was written: the WATCH fails."""
     other = make_client()
     with r.pipeline(transaction=True) as pipe:

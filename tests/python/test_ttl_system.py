@@ -89,9 +89,7 @@ def test_expireat_round_trips_through_expiretime(r: redis.Redis) -> None:
         pytest.param(FAR_FUTURE_S * 1000 + 999, FAR_FUTURE_S + 1, id="rounds-up"),
     ],
 )
-def test_pexpireat_round_trips_and_expiretime_rounds(
-    r: redis.Redis, deadline_ms: int, expected_s: int
-) -> None:
+def test_pexpireat_round_trips_and_expiretime_rounds(r: redis.Redis, deadline_ms: int, expected_s: int) -> None:
     """PEXPIRETIME is exact; EXPIRETIME rounds milliseconds to nearest second."""
     r.set("k", "v")
     assert r.pexpireat("k", deadline_ms) is True
@@ -231,9 +229,7 @@ def test_expire_flags(r: redis.Redis, command: str, case: FlagCase) -> None:
         pytest.param(("FOO",), "Unsupported option FOO", id="unknown-option"),
     ],
 )
-def test_expire_flag_errors(
-    r: redis.Redis, command: str, flags: tuple[str, ...], message: str
-) -> None:
+def test_expire_flag_errors(r: redis.Redis, command: str, flags: tuple[str, ...], message: str) -> None:
     """Conflicting or unknown flags are errors and leave the key alone."""
     r.set("k", "v")
     assert error_of(r, command, "k", EXPIRE_ARGUMENT[command](100), *flags) == message
@@ -247,13 +243,9 @@ def test_expire_flag_errors(
     ("command", "value", "message"),
     [
         pytest.param("EXPIRE", LLONG_MAX, invalid_expire("expire"), id="expire-llong-max"),
-        pytest.param(
-            "EXPIRE", LLONG_MAX // 1000, invalid_expire("expire"), id="expire-ms-overflow"
-        ),
+        pytest.param("EXPIRE", LLONG_MAX // 1000, invalid_expire("expire"), id="expire-ms-overflow"),
         pytest.param("EXPIRE", LLONG_MIN, invalid_expire("expire"), id="expire-llong-min"),
-        pytest.param(
-            "EXPIRE", LLONG_MIN // 1000, invalid_expire("expire"), id="expire-ms-underflow"
-        ),
+        pytest.param("EXPIRE", LLONG_MIN // 1000, invalid_expire("expire"), id="expire-ms-underflow"),
         pytest.param("PEXPIRE", LLONG_MAX, invalid_expire("pexpire"), id="pexpire-llong-max"),
         pytest.param("EXPIREAT", LLONG_MAX, invalid_expire("expireat"), id="expireat-llong-max"),
         pytest.param("EXPIRE", LLONG_MAX + 1, NOT_INTEGER, id="expire-beyond-i64"),
@@ -263,9 +255,7 @@ def test_expire_flag_errors(
         pytest.param("PEXPIRE", "", NOT_INTEGER, id="pexpire-empty"),
     ],
 )
-def test_expire_overflow_and_parse_errors(
-    r: redis.Redis, command: str, value: object, message: str
-) -> None:
+def test_expire_overflow_and_parse_errors(r: redis.Redis, command: str, value: object, message: str) -> None:
     """Out-of-range or malformed expire values give Redis's exact errors."""
     r.set("k", "v")
     assert error_of(r, command, "k", value) == message

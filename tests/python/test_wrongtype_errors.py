@@ -11,7 +11,7 @@ RENAME, COPY, ...) must work on every type.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import pytest
 import redis
@@ -97,16 +97,10 @@ def test_wrongtype_is_a_plain_error_reply(hr: redis.Redis, raw: Callable) -> Non
 # -- which check comes first ---------------------------------------------------
 
 PRECEDENCE = [
-    pytest.param(
-        ("INCRBY", HASH, "abc"), "value is not an integer or out of range", id="INCRBY-bad-number"
-    ),
-    pytest.param(
-        ("DECRBY", HASH, "abc"), "value is not an integer or out of range", id="DECRBY-bad-number"
-    ),
+    pytest.param(("INCRBY", HASH, "abc"), "value is not an integer or out of range", id="INCRBY-bad-number"),
+    pytest.param(("DECRBY", HASH, "abc"), "value is not an integer or out of range", id="DECRBY-bad-number"),
     pytest.param(("DECRBY", HASH, -(2**63)), "decrement would overflow", id="DECRBY-llong-min"),
-    pytest.param(
-        ("SETRANGE", HASH, -1, "x"), "offset is out of range", id="SETRANGE-negative-offset"
-    ),
+    pytest.param(("SETRANGE", HASH, -1, "x"), "offset is out of range", id="SETRANGE-negative-offset"),
     pytest.param(
         ("SETRANGE", HASH, "abc", "x"),
         "value is not an integer or out of range",
@@ -305,9 +299,7 @@ NON_RAISING: dict[str, Callable[[redis.Redis], None]] = {
 
 
 @pytest.mark.parametrize("check", list(NON_RAISING.values()), ids=list(NON_RAISING))
-def test_type_agnostic_command_on_hash(
-    hr: redis.Redis, check: Callable[[redis.Redis], None]
-) -> None:
+def test_type_agnostic_command_on_hash(hr: redis.Redis, check: Callable[[redis.Redis], None]) -> None:
     """Commands that do not read a string value work on a hash key."""
     check(hr)
 
@@ -317,7 +309,7 @@ def test_type_agnostic_command_on_hash(
 K = "victim"
 TTL = 1000
 
-MAKERS: Dict[str, Callable[[redis.Redis], Any]] = {
+MAKERS: dict[str, Callable[[redis.Redis], Any]] = {
     "string": lambda r: r.set(K, "12"),
     "hash": lambda r: r.hset(K, mapping={"f": "1", "g": "2"}),
     "list": lambda r: r.rpush(K, "a", "b", "c"),
@@ -326,7 +318,7 @@ MAKERS: Dict[str, Callable[[redis.Redis], Any]] = {
 }
 
 
-def snapshot(r: redis.Redis) -> Tuple[Any, ...]:
+def snapshot(r: redis.Redis) -> tuple[Any, ...]:
     """Everything observable about the key, whatever its type."""
     kind = r.type(K)
     kind = kind.decode() if isinstance(kind, bytes) else kind
@@ -341,41 +333,115 @@ def snapshot(r: redis.Redis) -> Tuple[Any, ...]:
 
 
 # Commands per family; K is the key of the wrong type, "other" a missing key.
-FAMILIES: Dict[str, List[Tuple[Any, ...]]] = {
+FAMILIES: dict[str, list[tuple[Any, ...]]] = {
     "string": [
-        ("GET", K), ("SET", K, "x", "GET"), ("GETSET", K, "x"), ("GETDEL", K), ("GETEX", K, "PERSIST"),
-        ("APPEND", K, "x"), ("STRLEN", K), ("GETRANGE", K, 0, -1), ("SETRANGE", K, 0, "x"), ("INCR", K),
-        ("DECRBY", K, 2), ("INCRBYFLOAT", K, "1.5"), ("SETBIT", K, 1, 1), ("GETBIT", K, 1), ("BITCOUNT", K),
+        ("GET", K),
+        ("SET", K, "x", "GET"),
+        ("GETSET", K, "x"),
+        ("GETDEL", K),
+        ("GETEX", K, "PERSIST"),
+        ("APPEND", K, "x"),
+        ("STRLEN", K),
+        ("GETRANGE", K, 0, -1),
+        ("SETRANGE", K, 0, "x"),
+        ("INCR", K),
+        ("DECRBY", K, 2),
+        ("INCRBYFLOAT", K, "1.5"),
+        ("SETBIT", K, 1, 1),
+        ("GETBIT", K, 1),
+        ("BITCOUNT", K),
         ("BITPOS", K, 1),
     ],
     "hash": [
-        ("HSET", K, "f", "v"), ("HSETNX", K, "f", "v"), ("HGET", K, "f"), ("HMGET", K, "f"),
-        ("HMSET", K, "f", "v"), ("HDEL", K, "f"), ("HLEN", K), ("HSTRLEN", K, "f"), ("HEXISTS", K, "f"),
-        ("HKEYS", K), ("HVALS", K), ("HGETALL", K), ("HINCRBY", K, "f", 1), ("HINCRBYFLOAT", K, "f", 1),
-        ("HRANDFIELD", K), ("HSCAN", K, 0),
+        ("HSET", K, "f", "v"),
+        ("HSETNX", K, "f", "v"),
+        ("HGET", K, "f"),
+        ("HMGET", K, "f"),
+        ("HMSET", K, "f", "v"),
+        ("HDEL", K, "f"),
+        ("HLEN", K),
+        ("HSTRLEN", K, "f"),
+        ("HEXISTS", K, "f"),
+        ("HKEYS", K),
+        ("HVALS", K),
+        ("HGETALL", K),
+        ("HINCRBY", K, "f", 1),
+        ("HINCRBYFLOAT", K, "f", 1),
+        ("HRANDFIELD", K),
+        ("HSCAN", K, 0),
     ],
     "list": [
-        ("LPUSH", K, "x"), ("RPUSH", K, "x"), ("LPUSHX", K, "x"), ("RPUSHX", K, "x"), ("LPOP", K), ("RPOP", K, 2),
-        ("LLEN", K), ("LRANGE", K, 0, -1), ("LINDEX", K, 0), ("LSET", K, 0, "x"), ("LINSERT", K, "BEFORE", "a", "x"),
-        ("LREM", K, 0, "a"), ("LTRIM", K, 0, 1), ("LPOS", K, "a"), ("LMOVE", K, "other", "LEFT", "RIGHT"),
-        ("RPOPLPUSH", K, "other"), ("LMPOP", 1, K, "LEFT"), ("BLPOP", K, 0.01), ("BRPOP", K, 0.01),
+        ("LPUSH", K, "x"),
+        ("RPUSH", K, "x"),
+        ("LPUSHX", K, "x"),
+        ("RPUSHX", K, "x"),
+        ("LPOP", K),
+        ("RPOP", K, 2),
+        ("LLEN", K),
+        ("LRANGE", K, 0, -1),
+        ("LINDEX", K, 0),
+        ("LSET", K, 0, "x"),
+        ("LINSERT", K, "BEFORE", "a", "x"),
+        ("LREM", K, 0, "a"),
+        ("LTRIM", K, 0, 1),
+        ("LPOS", K, "a"),
+        ("LMOVE", K, "other", "LEFT", "RIGHT"),
+        ("RPOPLPUSH", K, "other"),
+        ("LMPOP", 1, K, "LEFT"),
+        ("BLPOP", K, 0.01),
+        ("BRPOP", K, 0.01),
         ("BLMOVE", K, "other", "LEFT", "LEFT", 0.01),
     ],
     "set": [
-        ("SADD", K, "x"), ("SREM", K, "x"), ("SCARD", K), ("SISMEMBER", K, "x"), ("SMISMEMBER", K, "x"),
-        ("SMEMBERS", K), ("SPOP", K), ("SRANDMEMBER", K), ("SMOVE", K, "other", "x"), ("SINTER", K),
-        ("SUNION", K), ("SDIFF", K), ("SINTERSTORE", "other", K), ("SUNIONSTORE", "other", K),
-        ("SDIFFSTORE", "other", K), ("SINTERCARD", 1, K), ("SSCAN", K, 0),
+        ("SADD", K, "x"),
+        ("SREM", K, "x"),
+        ("SCARD", K),
+        ("SISMEMBER", K, "x"),
+        ("SMISMEMBER", K, "x"),
+        ("SMEMBERS", K),
+        ("SPOP", K),
+        ("SRANDMEMBER", K),
+        ("SMOVE", K, "other", "x"),
+        ("SINTER", K),
+        ("SUNION", K),
+        ("SDIFF", K),
+        ("SINTERSTORE", "other", K),
+        ("SUNIONSTORE", "other", K),
+        ("SDIFFSTORE", "other", K),
+        ("SINTERCARD", 1, K),
+        ("SSCAN", K, 0),
     ],
     "zset": [
-        ("ZADD", K, 1, "x"), ("ZINCRBY", K, 1, "x"), ("ZREM", K, "x"), ("ZCARD", K), ("ZSCORE", K, "x"),
-        ("ZMSCORE", K, "x"), ("ZRANK", K, "x"), ("ZREVRANK", K, "x"), ("ZCOUNT", K, "-inf", "+inf"),
-        ("ZLEXCOUNT", K, "-", "+"), ("ZRANGE", K, 0, -1), ("ZRANGEBYSCORE", K, "-inf", "+inf"),
-        ("ZREVRANGEBYSCORE", K, "+inf", "-inf"), ("ZRANGEBYLEX", K, "-", "+"), ("ZREVRANGE", K, 0, -1),
-        ("ZREMRANGEBYRANK", K, 0, -1), ("ZREMRANGEBYSCORE", K, "-inf", "+inf"), ("ZREMRANGEBYLEX", K, "-", "+"),
-        ("ZPOPMIN", K), ("ZPOPMAX", K), ("BZPOPMIN", K, 0.01), ("ZRANDMEMBER", K), ("ZUNIONSTORE", "other", 1, K),
-        ("ZINTERSTORE", "other", 1, K), ("ZDIFFSTORE", "other", 1, K), ("ZUNION", 1, K), ("ZINTER", 1, K),
-        ("ZDIFF", 1, K), ("ZRANGESTORE", "other", K, 0, -1), ("ZSCAN", K, 0),
+        ("ZADD", K, 1, "x"),
+        ("ZINCRBY", K, 1, "x"),
+        ("ZREM", K, "x"),
+        ("ZCARD", K),
+        ("ZSCORE", K, "x"),
+        ("ZMSCORE", K, "x"),
+        ("ZRANK", K, "x"),
+        ("ZREVRANK", K, "x"),
+        ("ZCOUNT", K, "-inf", "+inf"),
+        ("ZLEXCOUNT", K, "-", "+"),
+        ("ZRANGE", K, 0, -1),
+        ("ZRANGEBYSCORE", K, "-inf", "+inf"),
+        ("ZREVRANGEBYSCORE", K, "+inf", "-inf"),
+        ("ZRANGEBYLEX", K, "-", "+"),
+        ("ZREVRANGE", K, 0, -1),
+        ("ZREMRANGEBYRANK", K, 0, -1),
+        ("ZREMRANGEBYSCORE", K, "-inf", "+inf"),
+        ("ZREMRANGEBYLEX", K, "-", "+"),
+        ("ZPOPMIN", K),
+        ("ZPOPMAX", K),
+        ("BZPOPMIN", K, 0.01),
+        ("ZRANDMEMBER", K),
+        ("ZUNIONSTORE", "other", 1, K),
+        ("ZINTERSTORE", "other", 1, K),
+        ("ZDIFFSTORE", "other", 1, K),
+        ("ZUNION", 1, K),
+        ("ZINTER", 1, K),
+        ("ZDIFF", 1, K),
+        ("ZRANGESTORE", "other", K, 0, -1),
+        ("ZSCAN", K, 0),
     ],
 }
 
@@ -391,7 +457,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("kind, command", CASES)
-def test_typed_command_on_other_type(r: redis.Redis, kind: str, command: Tuple[Any, ...]) -> None:
+def test_typed_command_on_other_type(r: redis.Redis, kind: str, command: tuple[Any, ...]) -> None:
     MAKERS[kind](r)
     r.expire(K, TTL)
     before = snapshot(r)
@@ -400,8 +466,6 @@ def test_typed_command_on_other_type(r: redis.Redis, kind: str, command: Tuple[A
     assert str(exc.value) == WRONGTYPE
     assert snapshot(r) == before
     assert r.exists("other") == 0, "nothing was created on the way"
-
-
 
 
 @pytest.mark.parametrize("kind", list(MAKERS))

@@ -133,9 +133,7 @@ def test_zadd_errors_change_nothing(r: redis.Redis, args: tuple[object, ...], me
 
 
 def test_scores_accept_what_redis_accepts(r: redis.Redis) -> None:
-    r.execute_command(
-        "ZADD", "z", "inf", "i", "-inf", "n", "0x10", "h", ".5", "p", "5.", "q", "1e-310", "s"
-    )
+    r.execute_command("ZADD", "z", "inf", "i", "-inf", "n", "0x10", "h", ".5", "p", "5.", "q", "1e-310", "s")
     assert with_scores(r, "z") == [
         (b"n", float("-inf")),
         (b"s", 1e-310),
@@ -281,9 +279,7 @@ def test_score_ranges_and_limits(r: redis.Redis) -> None:
         b"b",
         b"c",
     ]
-    assert r.execute_command("ZRANGE", "z", "+inf", "-inf", "BYSCORE", "REV", "LIMIT", 0, 1) == [
-        b"e"
-    ]
+    assert r.execute_command("ZRANGE", "z", "+inf", "-inf", "BYSCORE", "REV", "LIMIT", 0, 1) == [b"e"]
     assert r.execute_command("ZRANGEBYSCORE", "z", "-inf", "+inf", "LIMIT", -1, 2) == []
     assert r.execute_command("ZRANGEBYSCORE", "z", "-inf", "+inf", "LIMIT", 3, -1) == [b"d", b"e"]
     got = scored(r.execute_command("ZRANGEBYSCORE", "z", 2, 3, "WITHSCORES"))
@@ -292,7 +288,7 @@ def test_score_ranges_and_limits(r: redis.Redis) -> None:
 
 def test_lex_ranges(r: redis.Redis) -> None:
     words = ["alpha", "bar", "cool", "down", "elephant", "foo", "great", "hill", "omega"]
-    r.zadd("z", {w: 0 for w in words})
+    r.zadd("z", dict.fromkeys(words, 0))
     assert r.execute_command("ZRANGEBYLEX", "z", "[bar", "(down") == [b"bar", b"cool"]
     assert r.execute_command("ZREVRANGEBYLEX", "z", "(down", "[bar") == [b"cool", b"bar"]
     assert r.execute_command("ZRANGE", "z", "-", "+", "BYLEX", "LIMIT", 7, 5) == [b"hill", b"omega"]
@@ -304,12 +300,18 @@ def test_lex_ranges(r: redis.Redis) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("ZRANGE", "z", 0, -1, "LIMIT", 0, 1),
-         "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"),
-        (("ZRANGE", "z", "-", "+", "BYLEX", "WITHSCORES"),
-         "syntax error, WITHSCORES not supported in combination with BYLEX"),
-        (("ZRANGEBYLEX", "z", "-", "+", "WITHSCORES"),
-         "syntax error, WITHSCORES not supported in combination with BYLEX"),
+        (
+            ("ZRANGE", "z", 0, -1, "LIMIT", 0, 1),
+            "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+        ),
+        (
+            ("ZRANGE", "z", "-", "+", "BYLEX", "WITHSCORES"),
+            "syntax error, WITHSCORES not supported in combination with BYLEX",
+        ),
+        (
+            ("ZRANGEBYLEX", "z", "-", "+", "WITHSCORES"),
+            "syntax error, WITHSCORES not supported in combination with BYLEX",
+        ),
         (("ZRANGE", "z", 0, -1, "BYSCORE", "BYLEX"), SYNTAX),
         (("ZRANGE", "z", 0, -1, "LIMIT", 0), SYNTAX),
         (("ZRANGE", "z", "a", "b"), NOT_INTEGER),
@@ -543,9 +545,7 @@ def test_blocking_pops_time_out_with_nil(r: redis.Redis) -> None:
 
 
 @pytest.mark.parametrize("command", ["BZPOPMIN", "BZMPOP"])
-def test_blocked_pop_wakes_on_zadd(
-    r: redis.Redis, make_client: ClientFactory, command: str
-) -> None:
+def test_blocked_pop_wakes_on_zadd(r: redis.Redis, make_client: ClientFactory, command: str) -> None:
     require_blocking(r)
     waiter = make_client()
     started = threading.Event()
@@ -559,9 +559,7 @@ def test_blocked_pop_wakes_on_zadd(
     def push() -> None:
         started.wait(BARRIER_TIMEOUT)
         wait_until(
-            lambda: any(
-                c.get("cmd") in ("bzpopmin", "bzmpop") for c in r.client_list()
-            ),
+            lambda: any(c.get("cmd") in ("bzpopmin", "bzmpop") for c in r.client_list()),
             message="client blocked",
         )
         r.zadd("q2", {"m": 7, "n": 8})
@@ -615,9 +613,7 @@ def test_concurrent_zadd_of_distinct_members(r: redis.Redis, make_client: Client
     assert len(r.execute_command("ZRANGE", "z", 0, -1)) == threads * per_thread
 
 
-def test_concurrent_zpopmin_hands_out_each_member_once(
-    r: redis.Redis, make_client: ClientFactory
-) -> None:
+def test_concurrent_zpopmin_hands_out_each_member_once(r: redis.Redis, make_client: ClientFactory) -> None:
     total, threads = 1200, 8
     pipe = r.pipeline(transaction=False)
     for i in range(0, total, 300):
@@ -644,9 +640,7 @@ def test_concurrent_zpopmin_hands_out_each_member_once(
     assert r.exists("jobs") == 0
 
 
-def test_readers_never_see_a_half_written_zadd(
-    r: redis.Redis, make_client: ClientFactory
-) -> None:
+def test_readers_never_see_a_half_written_zadd(r: redis.Redis, make_client: ClientFactory) -> None:
     """A writer replaces batches of members; readers compare ZCARD with the
     members ZRANGE lists and with ZCOUNT over all scores, in one call each."""
     writer_client, readers = make_client(), [make_client() for _ in range(3)]
@@ -659,7 +653,7 @@ def test_readers_never_see_a_half_written_zadd(
             for round_ in range(150):
                 writer_client.zadd("z", {m: s + round_ for m, s in batch.items()})
                 writer_client.zrem("z", *list(batch)[:5])
-                writer_client.zadd("z", {m: 0 for m in list(batch)[:5]})
+                writer_client.zadd("z", dict.fromkeys(list(batch)[:5], 0))
         finally:
             done.set()
 

@@ -173,9 +173,9 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     Example::
 
-        >>> import os, tempfile
+        >>> import os, pathlib, tempfile
         >>> path = os.path.join(tempfile.mkdtemp(), "h.jsonl")
-        >>> _ = open(path, "w").write(
+        >>> _ = pathlib.Path(path).write_text(
         ...     '{"process": 0, "type": "invoke", "f": "add", "value": 1}\\n'
         ...     '{"process": 0, "type": "ok", "f": "add", "value": 1}\\n'
         ...     '{"process": 1, "type": "invoke", "f": "read", "value": null}\\n'

@@ -102,7 +102,7 @@ class Verdict:
             "window": [op.to_dict() for op in self.window],
         }
 
-    def timeline(self, history: Optional[History] = None) -> Optional["Timeline"]:
+    def timeline(self, history: Optional[History] = None) -> Optional[Timeline]:
         """A :class:`~kiwi.testing.timeline.Timeline` of the violation's ops, if any.
 
         With the ``history`` checked, the other ops running meanwhile are
@@ -482,9 +482,9 @@ def counter_checker(history: HistoryLike, name: str = "counter") -> Verdict:
     for op in ops:
         if op.type != OK:
             continue
-        if op.f == "read" and isinstance(op.result, int) and not isinstance(op.result, bool):
-            observations.append((op, op.result, 0))
-        elif op.f == "add" and isinstance(op.result, int) and not isinstance(op.result, bool):
+        if (op.f == "read" and isinstance(op.result, int) and not isinstance(op.result, bool)) or (
+            op.f == "add" and isinstance(op.result, int) and not isinstance(op.result, bool)
+        ):
             observations.append((op, op.result, 0))
     errors: list[dict[str, Any]] = []
     for op, value, _ in observations:

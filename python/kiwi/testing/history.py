@@ -100,7 +100,7 @@ class Op:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Op":
+    def from_dict(cls, d: dict[str, Any]) -> Op:
         """An op from a ``window`` entry (missing fields default to ``None``).
 
         Example::
@@ -244,7 +244,7 @@ class History:
             f.write(self.to_jsonl())
 
     @classmethod
-    def from_jsonl(cls, text: str) -> "History":
+    def from_jsonl(cls, text: str) -> History:
         """Parse JSON lines; blank lines are skipped. ``ValueError`` names a bad line.
 
         Example::
@@ -270,7 +270,7 @@ class History:
         return cls(events)
 
     @classmethod
-    def load(cls, path: PathLike) -> "History":
+    def load(cls, path: PathLike) -> History:
         """Read a JSON-lines history from ``path``."""
         with open(path, encoding="utf-8") as f:
             return cls.from_jsonl(f.read())

@@ -24,10 +24,12 @@ from typing import Any, Optional, Union
 
 import redis
 
-from kiwi.testing.targets import _RaftTarget, free_ports, log, no_retry
+from kiwi.testing.ports import free_ports
+from kiwi.testing.raft import _RaftTarget
+from kiwi.testing.targets import log, no_retry
 
 #: Every server process started and not yet reaped, killed at interpreter exit.
-_LIVE: "weakref.WeakSet[ServerProcess]" = weakref.WeakSet()
+_LIVE: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
 _LIVE_LOCK = threading.Lock()
 
 
@@ -41,7 +43,7 @@ def _kill_leftovers() -> None:
 atexit.register(_kill_leftovers)
 
 
-def server_command(binary: Union[None, str, Sequence[str]] = None) -> list[str]:
+def server_command(binary: Union[str, Sequence[str], None] = None) -> list[str]:
     """The command that runs ``kiwi-server``: ``binary`` if given (a path or an
     argument list), else the ``kiwi-server`` script beside this Python, else
     ``python -m kiwi``.
@@ -205,10 +207,10 @@ def write_node_config(path: str, raft_secret: str) -> None:
 
     Example::
 
-        >>> import os, tempfile
+        >>> import os, pathlib, tempfile
         >>> with tempfile.TemporaryDirectory() as d:
         ...     write_node_config(os.path.join(d, "kiwi.conf"), "s3cret")
-        ...     open(os.path.join(d, "kiwi.conf")).read().splitlines()[-2:]
+        ...     pathlib.Path(d, "kiwi.conf").read_text().splitlines()[-2:]
         ...     oct(os.stat(os.path.join(d, "kiwi.conf")).st_mode & 0o777)
         ['raft-secret "s3cret"', 'enable-fault-injection yes']
         '0o600'
@@ -269,7 +271,7 @@ class ProcessCluster(_RaftTarget):
         nodes: int = 3,
         dir: Optional[str] = None,
         raft_timeout_ms: int = 2000,
-        binary: Union[None, str, Sequence[str]] = None,
+        binary: Union[str, Sequence[str], None] = None,
         start_timeout: float = 30.0,
         extra_args: Sequence[str] = (),
         raft_secret: Optional[str] = None,
@@ -286,9 +288,9 @@ class ProcessCluster(_RaftTarget):
         self._ports: list[int] = []
         self._raft_ports: list[int] = []
         self._base: Optional[str] = None
-        self._finalizer: Optional["weakref.finalize[Any, Any]"] = None
+        self._finalizer: Optional[weakref.finalize[Any, Any]] = None
 
-    def start(self) -> "ProcessCluster":
+    def start(self) -> ProcessCluster:
         if self._procs:
             return self
         tempdir = None
@@ -422,5 +424,3 @@ class ProcessCluster(_RaftTarget):
         if not self._procs:
             return f"<kiwi.testing.ProcessCluster nodes={self.nodes} stopped>"
         return f"<kiwi.testing.ProcessCluster nodes={self.nodes} dir={self._base!r}>"
-
-

@@ -198,14 +198,14 @@ def make_target(kind: str, nodes: int = 3, **options: Any) -> Any:
     kind = {"in-process": "cluster", "process": "processes"}.get(kind, kind)
     if kind not in TARGET_KINDS:
         raise ValueError(f"unknown target {kind!r} (one of {', '.join(TARGET_KINDS)})")
-    from kiwi.testing import targets  # type: ignore[attr-defined]
+    from kiwi.testing import targets
 
     return targets.make(kind, nodes=nodes, **options)
 
 
 def make_nemesis(spec: Union[str, Sequence[str]]) -> Any:
     """A Nemesis from names such as ``"partition,kill"`` (see ``kiwi.testing.nemesis``)."""
-    from kiwi.testing import nemesis  # type: ignore[attr-defined]
+    from kiwi.testing import nemesis
 
     names = spec if isinstance(spec, str) else ",".join(spec)
     return nemesis.compose(names)
@@ -221,7 +221,7 @@ def _no_nemesis(spec: Any) -> bool:
 def run(
     target: Union[str, Any] = "cluster",
     workload: Union[str, workloads_mod.Workload] = "cas-register",
-    nemesis: Union[None, str, Sequence[str], Any] = None,
+    nemesis: Union[str, Sequence[str], Any, None] = None,
     clients: int = 5,
     duration: float = 10.0,
     seed: int = 0,

@@ -91,11 +91,11 @@ class Timeline:
 
     Example::
 
-        >>> import os, tempfile
+        >>> import os, pathlib, tempfile
         >>> t = Timeline([{"process": 3, "f": "add", "value": 1, "type": "info", "invoke": 4, "complete": None}])
         >>> path = os.path.join(tempfile.mkdtemp(), "t.html")
         >>> t.save(path)
-        >>> open(path).read().startswith("<!DOCTYPE html>")
+        >>> pathlib.Path(path).read_text().startswith("<!DOCTYPE html>")
         True
     """
 

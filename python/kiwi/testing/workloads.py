@@ -325,7 +325,7 @@ class MultiKey(Workload):
         n = self._next.get(client, 0)
         self._next[client] = n + 1
         token = client * 1_000_000 + n
-        return Invocation(f, {k: token for k in group})
+        return Invocation(f, dict.fromkeys(group, token))
 
     def apply(self, conn: redis.Redis, op: Invocation) -> Any:
         if op.f == "mset":
@@ -464,13 +464,13 @@ def make(name: str, **options: Any) -> Workload:
 
 
 __all__ = [
+    "WORKLOADS",
     "CasRegister",
     "Counter",
     "Invocation",
     "ListAppend",
     "MultiKey",
     "SetWorkload",
-    "WORKLOADS",
     "Workload",
     "make",
 ]
