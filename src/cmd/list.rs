@@ -11,7 +11,7 @@
 //! shorter side of the list by the number of elements added or removed.
 //!
 //! The blocking variants answer at once when there is something to take
-//! and otherwise return [`CmdError::Block`] with the reply Redis gives on
+//! and otherwise return `Outcome::Block` with the reply Redis gives on
 //! timeout; the connection layer re-runs them when one of the keys changes.
 
 use bytes::Bytes;
@@ -800,14 +800,18 @@ pub fn rpoplpush(call: &mut Call<'_, '_>) -> CmdResult {
     )?))
 }
 
-fn block(keys: &[Bytes], timeout: Option<std::time::Duration>, refused_reply: Reply) -> CmdError {
+fn block(
+    keys: &[Bytes],
+    timeout: Option<std::time::Duration>,
+    refused_reply: Reply,
+) -> super::Outcome {
     let mut unique: Vec<Bytes> = Vec::with_capacity(keys.len());
     for k in keys {
         if !unique.contains(k) {
             unique.push(k.clone());
         }
     }
-    CmdError::Block(BlockOn {
+    super::Outcome::Block(BlockOn {
         keys: unique,
         timeout,
         timeout_reply: Reply::NilArray,
@@ -815,23 +819,23 @@ fn block(keys: &[Bytes], timeout: Option<std::time::Duration>, refused_reply: Re
     })
 }
 
-pub fn blmove(call: &mut Call<'_, '_>) -> CmdResult {
+pub fn blmove(call: &mut Call<'_, '_>) -> CmdResult<super::Outcome> {
     let args = call.args;
     let from = end_arg(&args[3])?;
     let to = end_arg(&args[4])?;
     let timeout = timeout_arg(&args[5])?;
     match move_one(call, &args[1], &args[2], from, to)? {
-        Some(v) => Ok(Reply::Bulk(v)),
-        None => Err(block(&args[1..2], timeout, Reply::Nil)),
+        Some(v) => Ok(Reply::Bulk(v).into()),
+        None => Ok(block(&args[1..2], timeout, Reply::Nil)),
     }
 }
 
-pub fn brpoplpush(call: &mut Call<'_, '_>) -> CmdResult {
+pub fn brpoplpush(call: &mut Call<'_, '_>) -> CmdResult<super::Outcome> {
     let args = call.args;
     let timeout = timeout_arg(&args[3])?;
     match move_one(call, &args[1], &args[2], End::Right, End::Left)? {
-        Some(v) => Ok(Reply::Bulk(v)),
-        None => Err(block(&args[1..2], timeout, Reply::Nil)),
+        Some(v) => Ok(Reply::Bulk(v).into()),
+        None => Ok(block(&args[1..2], timeout, Reply::Nil)),
     }
 }
 
@@ -860,7 +864,7 @@ fn pop_first(
     Ok(None)
 }
 
-fn bpop_generic(call: &mut Call<'_, '_>, end: End) -> CmdResult {
+fn bpop_generic(call: &mut Call<'_, '_>, end: End) -> CmdResult<super::Outcome> {
     let args = call.args;
     let last = args.len() - 1;
     let timeout = timeout_arg(&args[last])?;
@@ -868,17 +872,17 @@ fn bpop_generic(call: &mut Call<'_, '_>, end: End) -> CmdResult {
     match pop_first(call, keys, end, 1)? {
         Some((key, mut values)) => {
             let value = values.pop().ok_or_else(|| corrupt(&key))?;
-            Ok(Reply::Array(vec![Reply::Bulk(key), Reply::Bulk(value)]))
+            Ok(Reply::Array(vec![Reply::Bulk(key), Reply::Bulk(value)]).into())
         }
-        None => Err(block(keys, timeout, Reply::NilArray)),
+        None => Ok(block(keys, timeout, Reply::NilArray)),
     }
 }
 
-pub fn blpop(call: &mut Call<'_, '_>) -> CmdResult {
+pub fn blpop(call: &mut Call<'_, '_>) -> CmdResult<super::Outcome> {
     bpop_generic(call, End::Left)
 }
 
-pub fn brpop(call: &mut Call<'_, '_>) -> CmdResult {
+pub fn brpop(call: &mut Call<'_, '_>) -> CmdResult<super::Outcome> {
     bpop_generic(call, End::Right)
 }
 
@@ -934,13 +938,13 @@ pub fn lmpop(call: &mut Call<'_, '_>) -> CmdResult {
     })
 }
 
-pub fn blmpop(call: &mut Call<'_, '_>) -> CmdResult {
+pub fn blmpop(call: &mut Call<'_, '_>) -> CmdResult<super::Outcome> {
     let args = call.args;
     let p = parse_mpop(args, 2)?;
     let timeout = timeout_arg(&args[1])?;
     match pop_first(call, p.keys, p.end, p.count)? {
-        Some((key, values)) => Ok(mpop_reply(key, values)),
-        None => Err(block(p.keys, timeout, Reply::NilArray)),
+        Some((key, values)) => Ok(mpop_reply(key, values).into()),
+        None => Ok(block(p.keys, timeout, Reply::NilArray)),
     }
 }
 
