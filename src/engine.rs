@@ -1,7 +1,8 @@
-//! The engine: storage plus everything commands share (configuration,
-//! clients, statistics, waiters, scan cursors), and [`Engine::execute`]
-//! and its siblings, the entry points every way in (RESP server, embedded
-//! API) uses to run a command.
+//! The engine: [`Shared`], the state commands share (storage,
+//! configuration, clients, statistics, waiters, scan cursors, clocks), and
+//! [`Engine`], which runs commands: [`Engine::execute`] and its siblings
+//! are the entry points every way in (RESP server, embedded API) uses.
+//! Commands see only [`Shared`], so none can run another.
 //!
 //! - `dispatch`: the checks before a command runs, and running it;
 //! - `pipeline`: pipelined commands sharing one lock hold and one batch;
@@ -46,14 +47,20 @@ pub struct Stats {
     pub keyspace_misses: AtomicU64,
 }
 
-pub struct Engine {
+/// The engine's state: what commands may reach while they run (through
+/// [`Call`](crate::cmd::Call)). Running commands is [`Engine`]'s alone, so
+/// no command can run another one.
+pub struct Shared {
     storage: Storage,
+    /// What CONFIG GET/SET read and change.
     pub config: RwLock<RuntimeConfig>,
     pub stats: Stats,
     pub clients: Mutex<ClientTable>,
+    /// SCAN's cursors, valid on any connection.
     pub scan_cursors: Mutex<ScanCursors>,
     next_client_id: AtomicU64,
     started: Instant,
+    /// INFO's `run_id`: random, new at every start.
     pub run_id: String,
     /// Clients waiting for keys to change (blocked pops, WATCH).
     pub waiters: KeyWaiters,
@@ -74,11 +81,26 @@ pub struct Engine {
     replicated_clock_ms: AtomicU64,
 }
 
-impl std::fmt::Debug for Engine {
+impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine")
+        f.debug_struct("Shared")
             .field("storage", &self.storage)
             .finish()
+    }
+}
+
+/// Runs commands: every way in (RESP server, embedded API, Raft state
+/// machine) goes through it. Its state is [`Shared`], which it derefs to.
+#[derive(Debug)]
+pub struct Engine {
+    shared: Shared,
+}
+
+impl std::ops::Deref for Engine {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
     }
 }
 
@@ -88,7 +110,7 @@ impl Engine {
         let run_id: String = (0..40)
             .map(|_| char::from(b"0123456789abcdef"[rand::random_range(0..16usize)]))
             .collect();
-        Ok(Engine {
+        let shared = Shared {
             storage,
             config: RwLock::new(config),
             stats: Stats::default(),
@@ -103,9 +125,64 @@ impl Engine {
             applied_next: AtomicU64::new(0),
             clock_offset_ms: AtomicI64::new(0),
             replicated_clock_ms: AtomicU64::new(0),
-        })
+        };
+        Ok(Engine { shared })
     }
 
+    /// Run one command and return its reply. `args[0]` is the command name.
+    /// A blocking command that finds nothing answers its timeout reply at
+    /// once (there is no connection to wait on).
+    pub fn execute(&self, session: &mut Session, args: &[Bytes]) -> Reply {
+        match self.execute_or_block(session, args) {
+            Outcome::Reply(reply) => reply,
+            Outcome::Block(block) => block.refused_reply,
+            Outcome::Defer(Deferred::Read) => self.execute_local(session, args),
+            Outcome::Defer(Deferred::Exec(plan)) if !plan.needs_entry() => {
+                self.finish_exec(session, plan.slots, plan.db_after, None)
+            }
+            Outcome::Defer(_) => Reply::error("ERR this command needs a raft node's server"),
+        }
+    }
+
+    /// Run a command on this node's keyspace without Raft's read barrier
+    /// (after the caller passed it, or for a stale read). Writes still
+    /// become proposals under Raft.
+    pub fn execute_local(&self, session: &mut Session, args: &[Bytes]) -> Reply {
+        match self.execute_after_barrier(session, args) {
+            Outcome::Reply(reply) => reply,
+            Outcome::Block(block) => block.refused_reply,
+            Outcome::Defer(_) => Reply::error("ERR this command needs a raft node's server"),
+        }
+    }
+
+    /// What a command comes to once the caller passed Raft's read barrier
+    /// ([`Deferred::Read`]): a read's reply, or for a write checked against
+    /// this node's limits, its refusal or its proposal.
+    pub fn execute_after_barrier(&self, session: &mut Session, args: &[Bytes]) -> Outcome {
+        outcome(self.dispatch(session, args, true))
+    }
+
+    /// Run one command; a blocking command that finds nothing to take
+    /// answers [`Outcome::Block`] and the caller decides how to wait.
+    pub fn execute_or_block(&self, session: &mut Session, args: &[Bytes]) -> Outcome {
+        outcome(self.dispatch(session, args, false))
+    }
+
+    /// Convenience for callers that hold plain byte strings.
+    pub fn execute_args<A: AsRef<[u8]>>(&self, session: &mut Session, args: &[A]) -> Reply {
+        let args: Vec<Bytes> = args
+            .iter()
+            .map(|a| Bytes::copy_from_slice(a.as_ref()))
+            .collect();
+        self.execute(session, &args)
+    }
+
+    pub fn protocol_of(session: &Session) -> Protocol {
+        session.protocol
+    }
+}
+
+impl Shared {
     /// Whether writes go through Raft (see [`Outcome::Defer`]).
     pub fn is_replicated(&self) -> bool {
         self.replicated.load(Ordering::Acquire)
@@ -162,58 +239,6 @@ impl Engine {
 
     pub fn uptime_secs(&self) -> u64 {
         self.started.elapsed().as_secs()
-    }
-
-    /// Run one command and return its reply. `args[0]` is the command name.
-    /// A blocking command that finds nothing answers its timeout reply at
-    /// once (there is no connection to wait on).
-    pub fn execute(&self, session: &mut Session, args: &[Bytes]) -> Reply {
-        match self.execute_or_block(session, args) {
-            Outcome::Reply(reply) => reply,
-            Outcome::Block(block) => block.refused_reply,
-            Outcome::Defer(Deferred::Read) => self.execute_local(session, args),
-            Outcome::Defer(Deferred::Exec(plan)) if !plan.needs_entry() => {
-                self.finish_exec(session, plan.slots, plan.db_after, None)
-            }
-            Outcome::Defer(_) => Reply::error("ERR this command needs a raft node's server"),
-        }
-    }
-
-    /// Run a command on this node's keyspace without Raft's read barrier
-    /// (after the caller passed it, or for a stale read). Writes still
-    /// become proposals under Raft.
-    pub fn execute_local(&self, session: &mut Session, args: &[Bytes]) -> Reply {
-        match self.execute_after_barrier(session, args) {
-            Outcome::Reply(reply) => reply,
-            Outcome::Block(block) => block.refused_reply,
-            Outcome::Defer(_) => Reply::error("ERR this command needs a raft node's server"),
-        }
-    }
-
-    /// What a command comes to once the caller passed Raft's read barrier
-    /// ([`Deferred::Read`]): a read's reply, or for a write checked against
-    /// this node's limits, its refusal or its proposal.
-    pub fn execute_after_barrier(&self, session: &mut Session, args: &[Bytes]) -> Outcome {
-        outcome(self.dispatch(session, args, true))
-    }
-
-    /// Run one command; a blocking command that finds nothing to take
-    /// answers [`Outcome::Block`] and the caller decides how to wait.
-    pub fn execute_or_block(&self, session: &mut Session, args: &[Bytes]) -> Outcome {
-        outcome(self.dispatch(session, args, false))
-    }
-
-    /// Convenience for callers that hold plain byte strings.
-    pub fn execute_args<A: AsRef<[u8]>>(&self, session: &mut Session, args: &[A]) -> Reply {
-        let args: Vec<Bytes> = args
-            .iter()
-            .map(|a| Bytes::copy_from_slice(a.as_ref()))
-            .collect();
-        self.execute(session, &args)
-    }
-
-    pub fn protocol_of(session: &Session) -> Protocol {
-        session.protocol
     }
 }
 

@@ -35,12 +35,14 @@ pub use table::{all as all_commands, group_of, lookup, CommandSpec, Flags};
 
 use bytes::Bytes;
 
-use crate::engine::Engine;
+use crate::engine::Shared;
 use crate::storage::{Ctx, KeyType, Meta, MetaBody};
 
-/// Everything a command function may touch while it runs.
+/// Everything a command function may touch while it runs: the engine's
+/// state (not the engine: a command never runs another one), its session,
+/// its storage context and its arguments.
 pub struct Call<'a, 's> {
-    pub engine: &'a Engine,
+    pub engine: &'a Shared,
     pub session: &'s mut Session,
     pub ctx: Ctx<'a>,
     pub args: &'s [Bytes],

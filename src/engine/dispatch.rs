@@ -128,7 +128,7 @@ impl Engine {
             Handled::Outcome(outcome) => Ok(outcome),
             // EXEC handed its queue back: the transaction runs now, at
             // the top, never from inside a command.
-            Handled::Exec(queue) => self.exec(session, queue),
+            Handled::Exec(queue) => Ok(self.exec(session, queue)),
         }
     }
 
@@ -215,7 +215,7 @@ impl Engine {
         ctx: Ctx<'a>,
     ) -> (CmdResult<Handled>, Ctx<'a>) {
         let mut call = Call {
-            engine: self,
+            engine: &self.shared,
             session,
             ctx,
             args,

@@ -1,6 +1,7 @@
 //! MULTI/EXEC's transaction and WATCH. EXEC's command function only checks
-//! the transaction and hands its queue back ([`Handled::Exec`]); the
-//! engine runs it here, at the top, never from inside a command.
+//! the transaction and hands its queue back
+//! ([`Handled::Exec`](crate::cmd::Handled::Exec)); the engine runs it
+//! here, at the top, never from inside a command.
 //!
 //! Standalone, the queued commands run under one exclusive hold of the
 //! storage lock, so no other client's command lands in between, and their
@@ -24,10 +25,8 @@ use bytes::Bytes;
 
 use super::apply::replicable;
 use super::dispatch::unknown_command;
-use super::{Engine, Waiter};
-#[cfg(doc)]
-use crate::cmd::Handled;
-use crate::cmd::{self, CmdError, CmdResult, CommandSpec, Deferred, Outcome, Session};
+use super::{Engine, Shared, Waiter};
+use crate::cmd::{self, CmdError, CommandSpec, Deferred, Outcome, Session};
 use crate::raft::{Exec, Op, Watched, Work};
 use crate::resp::{Protocol, Reply};
 use crate::storage::{now_ms, StorageError};
@@ -67,20 +66,20 @@ impl ExecPlan {
 impl Engine {
     /// EXEC once its command checked the transaction: run `queue` here, or
     /// under Raft, the proposal the connection makes of it.
-    pub(super) fn exec(&self, session: &mut Session, queue: Vec<Vec<Bytes>>) -> CmdResult<Outcome> {
+    pub(super) fn exec(&self, session: &mut Session, queue: Vec<Vec<Bytes>>) -> Outcome {
         if !self.is_replicated() {
-            return Ok(Outcome::Reply(self.run_transaction(session, queue)));
+            return Outcome::Reply(self.run_transaction(session, queue));
         }
         // Under Raft the whole transaction is one proposal, carrying what
         // the client watched: every node checks it again at apply.
         if session.watch.as_ref().is_some_and(|w| w.is_touched()) {
             self.unwatch(session);
-            return Ok(Outcome::Reply(Reply::NilArray));
+            return Outcome::Reply(Reply::NilArray);
         }
         let watched = session.watched_keys.clone();
         self.unwatch(session);
         let plan = self.plan_exec(session, queue, watched);
-        Ok(Outcome::Defer(Deferred::Exec(plan)))
+        Outcome::Defer(Deferred::Exec(plan))
     }
 
     /// Run a transaction on this node (see the module's documentation).
@@ -214,7 +213,7 @@ impl Engine {
     }
 }
 
-impl Engine {
+impl Shared {
     /// WATCH: remember `keys` of the session's database; a write to any of
     /// them makes the next EXEC fail. Under Raft each key also records what
     /// the client has seen — the entries applied here so far, and whether

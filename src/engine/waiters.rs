@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::Engine;
+use super::Shared;
 use crate::storage::{Ctx, Flushed, StorageError, Touched};
 
 /// One client waiting for keys to change: a blocked pop sleeps on
@@ -131,7 +131,7 @@ impl KeyWaiters {
     }
 }
 
-impl Engine {
+impl Shared {
     /// Commit `ctx`'s writes as one batch, then wake who waits on the keys
     /// they changed. Callers hold the storage lock, so a client woken (or
     /// an EXEC checking its WATCH) sees the batch whole.
