@@ -27,7 +27,7 @@ pub use args::{float_arg, int_arg, is, parse_f64, parse_i64, text, timeout_arg};
 pub use collection::Collection;
 pub use error::{CmdError, CmdResult};
 pub use glob::glob_match;
-pub use outcome::{BlockOn, Deferred, Handled, Outcome, NEEDS_RAFT};
+pub use outcome::{BlockOn, Deferred, Handled, Outcome};
 pub use scan::ScanCursors;
 pub use server::REDIS_VERSION;
 pub use session::Session;

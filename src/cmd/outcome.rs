@@ -20,7 +20,7 @@ pub enum Outcome {
 
 /// The reply of a command that needs Raft where it cannot be deferred
 /// (inside EXEC, in a Raft apply).
-pub const NEEDS_RAFT: &str = "ERR this command needs a raft node";
+const NEEDS_RAFT: &str = "ERR this command needs a raft node";
 
 impl Outcome {
     /// The reply where the command may neither wait nor be deferred
