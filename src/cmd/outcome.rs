@@ -18,22 +18,6 @@ pub enum Outcome {
     Defer(Deferred),
 }
 
-/// The reply of a command that needs Raft where it cannot be deferred
-/// (inside EXEC, in a Raft apply).
-const NEEDS_RAFT: &str = "ERR this command needs a raft node";
-
-impl Outcome {
-    /// The reply where the command may neither wait nor be deferred
-    /// (inside EXEC, in a Raft apply).
-    pub fn settle_here(self) -> Reply {
-        match self {
-            Outcome::Reply(reply) => reply,
-            Outcome::Block(block) => block.refused_reply,
-            Outcome::Defer(_) => Reply::error(NEEDS_RAFT),
-        }
-    }
-}
-
 impl From<Reply> for Outcome {
     fn from(reply: Reply) -> Outcome {
         Outcome::Reply(reply)
@@ -71,14 +55,21 @@ pub struct BlockOn {
     pub refused_reply: Reply,
 }
 
-/// What a command's function hands back to the engine: its [`Outcome`],
-/// or for EXEC the queued transaction, which the engine then runs itself
-/// (no command runs other commands).
+/// What a command's function hands back to the engine: an [`Outcome`]
+/// (its rare, large variants boxed, so a plain reply travels light), or
+/// for EXEC the queued transaction, which the engine then runs itself (no
+/// command runs other commands).
 #[derive(Debug)]
 pub enum Handled {
-    Outcome(Outcome),
+    Reply(Reply),
+    Block(Box<BlockOn>),
+    Defer(Box<Deferred>),
     Exec(Vec<Vec<Bytes>>),
 }
+
+/// The reply of a command that needs Raft where it cannot be deferred
+/// (inside EXEC, in a Raft apply).
+const NEEDS_RAFT: &str = "ERR this command needs a raft node";
 
 impl Handled {
     /// The reply where the command may neither wait nor be deferred, nor
@@ -87,7 +78,9 @@ impl Handled {
     /// batched): its error only keeps this total.
     pub fn settle_here(self) -> Reply {
         match self {
-            Handled::Outcome(outcome) => outcome.settle_here(),
+            Handled::Reply(reply) => reply,
+            Handled::Block(block) => block.refused_reply,
+            Handled::Defer(_) => Reply::error(NEEDS_RAFT),
             Handled::Exec(_) => Reply::error("ERR EXEC cannot run here"),
         }
     }
@@ -95,12 +88,16 @@ impl Handled {
 
 impl From<Reply> for Handled {
     fn from(reply: Reply) -> Handled {
-        Handled::Outcome(Outcome::Reply(reply))
+        Handled::Reply(reply)
     }
 }
 
 impl From<Outcome> for Handled {
     fn from(outcome: Outcome) -> Handled {
-        Handled::Outcome(outcome)
+        match outcome {
+            Outcome::Reply(reply) => Handled::Reply(reply),
+            Outcome::Block(block) => Handled::Block(Box::new(block)),
+            Outcome::Defer(deferred) => Handled::Defer(Box::new(deferred)),
+        }
     }
 }

@@ -90,10 +90,8 @@ impl Engine {
                 // node's keys rather than proposing an entry that would
                 // answer its timeout reply at once.
                 if spec.is_blocking() {
-                    if let Ok(Handled::Outcome(Outcome::Block(block))) =
-                        self.probe(spec, session, args)
-                    {
-                        return Ok(Outcome::Block(block));
+                    if let Ok(Handled::Block(block)) = self.probe(spec, session, args) {
+                        return Ok(Outcome::Block(*block));
                     }
                 }
                 // This node's configured limits are judged here, where the
@@ -125,7 +123,9 @@ impl Engine {
             }
         }
         match self.run(spec, session, args)? {
-            Handled::Outcome(outcome) => Ok(outcome),
+            Handled::Reply(reply) => Ok(Outcome::Reply(reply)),
+            Handled::Block(block) => Ok(Outcome::Block(*block)),
+            Handled::Defer(deferred) => Ok(Outcome::Defer(*deferred)),
             // EXEC handed its queue back: the transaction runs now, at
             // the top, never from inside a command.
             Handled::Exec(queue) => Ok(self.exec(session, queue)),
@@ -221,7 +221,7 @@ impl Engine {
             args,
         };
         let result = (spec.handler)(&mut call);
-        if !matches!(result, Ok(Handled::Outcome(Outcome::Reply(_)))) {
+        if !matches!(result, Ok(Handled::Reply(_))) {
             call.ctx.rollback();
         }
         (result, call.ctx)

@@ -92,8 +92,9 @@ impl Engine {
             let (result, back) = self.call_handler(spec, session, args, ctx);
             ctx = back;
             match result {
-                Ok(Handled::Outcome(Outcome::Block(block))) => {
-                    blocked = Some(block);
+                Ok(Handled::Reply(reply)) => results.push(reply),
+                Ok(Handled::Block(block)) => {
+                    blocked = Some(*block);
                     break;
                 }
                 Ok(handled) => results.push(handled.settle_here()),
