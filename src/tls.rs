@@ -159,6 +159,12 @@ impl TlsState {
         Ok(())
     }
 
+    /// Take what `other` loaded (the server loads before the engine exists).
+    pub fn adopt(&self, other: TlsState) {
+        *self.clients.write() = other.clients.into_inner();
+        *self.peers.write() = other.peers.into_inner();
+    }
+
     /// What `tls-port` accepts with, if it is on.
     pub fn clients(&self) -> Option<TlsAcceptor> {
         self.clients.read().clone()

@@ -34,47 +34,6 @@ pub enum CmdError {
     /// to, before proposing; a replicated apply uses a fixed limit.
     #[error("ERR {0}")]
     NodeLimit(&'static str),
-    /// A blocking command found nothing to take: the connection waits for a
-    /// write to one of the keys (or the timeout) and runs the command again.
-    /// Never reaches a client as an error.
-    #[error("ERR blocking command cannot block here")]
-    Block(BlockOn),
-    /// The command needs the cluster (a Raft proposal, a read barrier, an
-    /// admin operation): the connection awaits it. Never reaches a client
-    /// as an error.
-    #[error("ERR this command needs a raft node")]
-    Defer(Deferred),
-}
-
-/// Work a command hands back to the connection because it needs Raft.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Deferred {
-    /// Replicate `op` in a Raft entry; the reply is its one reply (a
-    /// pipeline may add the writes that follow to the same proposal).
-    Propose(crate::raft::Op),
-    /// EXEC under Raft: the transaction's proposal and how to assemble
-    /// its reply.
-    Exec(crate::engine::ExecPlan),
-    /// Confirm the read is linearizable (read index), then run the command
-    /// locally (`Engine::execute_after_barrier`; a write with limits of
-    /// this node's to check is then checked, and proposed).
-    Read,
-    /// A `RAFT.*` admin command.
-    Raft(super::raft::RaftAdmin),
-}
-
-/// What a blocked command waits for.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BlockOn {
-    pub keys: Vec<bytes::Bytes>,
-    /// `None` = wait forever (timeout 0).
-    pub timeout: Option<std::time::Duration>,
-    /// The reply when the timeout passes (a nil array, as Redis 7.0 answers
-    /// every list and sorted-set wait).
-    pub timeout_reply: crate::resp::Reply,
-    /// The reply when the command may not wait: inside MULTI, in the embedded
-    /// engine, in a Raft apply (a nil array for BLPOP, a nil for BLMOVE…).
-    pub refused_reply: crate::resp::Reply,
 }
 
 /// The reply to a storage error. A write that failed in the file system

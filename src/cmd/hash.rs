@@ -11,13 +11,10 @@ use bytes::Bytes;
 use super::sample::{distinct_positions, repeated_picks, repeated_positions, Picker};
 use super::scan::{parse_cursor, resume_at, scan_done, scan_reply, ScanOptions};
 use super::table::{commands, flags::*};
-use super::{int_arg, is, parse_i64, Call, CmdError, CmdResult, Collection, CommandSpec, Flags};
+use super::{int_arg, is, parse_i64, Call, CmdError, CmdResult, Collection, CommandSpec};
 use crate::num::{string2ld, LongDouble};
 use crate::resp::{Protocol, Reply};
 use crate::storage::{data_key, data_prefix, prefix_end, Cf, KeyType};
-
-/// HDEL only removes, but is flagged fast as in Redis.
-const WD_FAST: Flags = Flags::WRITE.union(Flags::FAST);
 
 pub static COMMANDS: &[CommandSpec] = commands! {
     "hset", -4, WF, 1, 1, 1, hset;
@@ -25,7 +22,7 @@ pub static COMMANDS: &[CommandSpec] = commands! {
     "hget", 3, RF, 1, 1, 1, hget;
     "hmget", -3, RF, 1, 1, 1, hmget;
     "hmset", -4, WF, 1, 1, 1, hmset;
-    "hdel", -3, WD_FAST, 1, 1, 1, hdel;
+    "hdel", -3, WDF, 1, 1, 1, hdel;
     "hlen", 2, RF, 1, 1, 1, hlen;
     "hstrlen", 3, RF, 1, 1, 1, hstrlen;
     "hexists", 3, RF, 1, 1, 1, hexists;

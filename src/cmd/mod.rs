@@ -13,6 +13,7 @@ mod hash;
 mod keys;
 mod list;
 mod lookup;
+mod outcome;
 pub mod raft;
 mod sample;
 mod scan;
@@ -26,20 +27,24 @@ mod zset;
 
 pub use args::{int_arg, is, parse_i64, text, timeout_arg};
 pub use collection::Collection;
-pub use error::{BlockOn, CmdError, CmdResult, Deferred};
+pub use error::{CmdError, CmdResult};
 pub use glob::glob_match;
+pub use outcome::{BlockOn, Deferred, Handled, Outcome};
+pub use scan::ScanCursors;
 pub use server::REDIS_VERSION;
 pub use session::Session;
 pub use table::{all as all_commands, group_of, lookup, CommandSpec, Flags};
 
 use bytes::Bytes;
 
-use crate::engine::Engine;
+use crate::engine::Shared;
 use crate::storage::{Ctx, KeyType, Meta, MetaBody};
 
-/// Everything a command function may touch while it runs.
+/// Everything a command function may touch while it runs: the engine's
+/// state (not the engine: a command never runs another one), its session,
+/// its storage context and its arguments.
 pub struct Call<'a, 's> {
-    pub engine: &'a Engine,
+    pub engine: &'a Shared,
     pub session: &'s mut Session,
     pub ctx: Ctx<'a>,
     pub args: &'s [Bytes],

@@ -78,8 +78,8 @@ fn readwrite(call: &mut Call<'_, '_>) -> CmdResult {
     stale_reads(call, false)
 }
 
-fn defer(admin: RaftAdmin) -> CmdResult {
-    Err(CmdError::Defer(Deferred::Raft(admin)))
+fn defer(admin: RaftAdmin) -> CmdResult<super::Outcome> {
+    Ok(super::Outcome::Defer(Deferred::Raft(admin)))
 }
 
 fn node_id(arg: &[u8]) -> CmdResult<u64> {
@@ -88,11 +88,11 @@ fn node_id(arg: &[u8]) -> CmdResult<u64> {
         .ok_or_else(|| CmdError::err("invalid node id"))
 }
 
-fn info(_call: &mut Call<'_, '_>) -> CmdResult {
+fn info(_call: &mut Call<'_, '_>) -> CmdResult<super::Outcome> {
     defer(RaftAdmin::Info)
 }
 
-fn cluster(call: &mut Call<'_, '_>) -> CmdResult {
+fn cluster(call: &mut Call<'_, '_>) -> CmdResult<super::Outcome> {
     let args = call.args;
     if !is(&args[1], "init") {
         return Err(CmdError::err(format!(
@@ -111,7 +111,7 @@ fn cluster(call: &mut Call<'_, '_>) -> CmdResult {
     defer(RaftAdmin::Init(members))
 }
 
-fn node(call: &mut Call<'_, '_>) -> CmdResult {
+fn node(call: &mut Call<'_, '_>) -> CmdResult<super::Outcome> {
     let args = call.args;
     match args.len() {
         4 if is(&args[1], "add") => defer(RaftAdmin::AddNode(node_id(&args[2])?, text(&args[3]))),
@@ -120,7 +120,7 @@ fn node(call: &mut Call<'_, '_>) -> CmdResult {
     }
 }
 
-fn fault(call: &mut Call<'_, '_>) -> CmdResult {
+fn fault(call: &mut Call<'_, '_>) -> CmdResult<super::Outcome> {
     let args = call.args;
     let sub = &args[1];
     match args.len() {

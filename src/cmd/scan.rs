@@ -4,11 +4,46 @@
 //! A cursor is a number standing for the key (or element) the next call
 //! resumes at, kept in the engine's cursor table; 0 starts and ends.
 
+use std::collections::{HashMap, VecDeque};
+
 use bytes::Bytes;
 
 use super::{glob_match, int_arg, is, Call, CmdError, CmdResult};
 use crate::resp::Reply;
 use crate::storage::KeyType;
+
+/// Cursor positions of SCAN calls in progress: a cursor number stands for
+/// the key the next call resumes at. The engine keeps one table for all
+/// clients, as Redis's cursors are valid on any connection.
+#[derive(Debug, Default)]
+pub struct ScanCursors {
+    next_id: u64,
+    positions: HashMap<u64, Vec<u8>>,
+    order: VecDeque<u64>,
+}
+
+/// Most cursors remembered; the oldest is forgotten first.
+const MAX_SCAN_CURSORS: usize = 16 * 1024;
+
+impl ScanCursors {
+    pub fn save(&mut self, position: Vec<u8>) -> u64 {
+        if self.order.len() >= MAX_SCAN_CURSORS {
+            if let Some(old) = self.order.pop_front() {
+                self.positions.remove(&old);
+            }
+        }
+        // Cursor numbers never repeat and are never 0 (0 = start/end).
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let id = self.next_id;
+        self.positions.insert(id, position);
+        self.order.push_back(id);
+        id
+    }
+
+    pub fn get(&self, id: u64) -> Option<Vec<u8>> {
+        self.positions.get(&id).cloned()
+    }
+}
 
 /// A cursor argument, read like Redis's `strtoul`: an optional sign (a
 /// minus wraps around), decimal digits, no leading space; "" is cursor 0.

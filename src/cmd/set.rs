@@ -14,22 +14,19 @@ use rand::Rng;
 use super::sample::{distinct_positions, repeated_picks, repeated_positions, Picker};
 use super::scan::{parse_cursor, resume_at, scan_done, scan_reply, ScanOptions};
 use super::table::{commands, flags::*};
-use super::{int_arg, is, parse_i64, Call, CmdError, CmdResult, Collection, CommandSpec, Flags};
+use super::{int_arg, is, parse_i64, Call, CmdError, CmdResult, Collection, CommandSpec};
 use crate::resp::Reply;
 use crate::storage::{data_key, data_prefix, prefix_end, Cf, Ctx, KeyType};
 
-/// Writes that only remove or move (Redis's "write fast", no denyoom).
-const WFAST: Flags = WD.union(Flags::FAST);
-
 pub static COMMANDS: &[CommandSpec] = commands! {
     "sadd", -3, WF, 1, 1, 1, sadd;
-    "srem", -3, WFAST, 1, 1, 1, srem;
-    "smove", 4, WFAST, 1, 2, 1, smove;
+    "srem", -3, WDF, 1, 1, 1, srem;
+    "smove", 4, WDF, 1, 2, 1, smove;
     "scard", 2, RF, 1, 1, 1, scard;
     "sismember", 3, RF, 1, 1, 1, sismember;
     "smismember", -3, RF, 1, 1, 1, smismember;
     "smembers", 2, R, 1, 1, 1, smembers;
-    "spop", -2, WFAST, 1, 1, 1, spop;
+    "spop", -2, WDF, 1, 1, 1, spop;
     "srandmember", -2, R, 1, 1, 1, srandmember;
     "sinter", -2, R, 1, -1, 1, sinter;
     "sintercard", -3, R, 0, 0, 0, sintercard;

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::{
     bitmap, hash, keys, list, raft, server, set, strings, transaction, zset, Call, CmdError,
-    CmdResult,
+    CmdResult, Handled,
 };
 
 /// Command flags (a subset of Redis's, the ones Kiwi acts on or reports).
@@ -67,7 +67,10 @@ impl Flags {
     }
 }
 
-pub type Handler = fn(&mut Call<'_, '_>) -> CmdResult;
+/// A command's function. Each command list names plain functions, which
+/// answer a reply, an [`Outcome`](super::Outcome) or (EXEC) a
+/// [`Handled`]; [`commands!`] turns them into this.
+pub type Handler = fn(&mut Call<'_, '_>) -> CmdResult<Handled>;
 
 #[derive(Debug)]
 pub struct CommandSpec {
@@ -204,6 +207,8 @@ pub(crate) mod flags {
     pub const WF: Flags = W.union(Flags::FAST);
     /// Writes that only remove.
     pub const WD: Flags = Flags::WRITE;
+    /// Writes that only remove, and are fast (LPOP, SREM, HDEL…).
+    pub const WDF: Flags = WD.union(Flags::FAST);
     pub const R: Flags = Flags::READONLY;
     pub const RF: Flags = Flags::READONLY.union(Flags::FAST);
     pub const C: Flags = Flags::NO_KEYS.union(Flags::FAST);
@@ -224,7 +229,10 @@ use flags::*;
 /// builds a command list; each data-type module keeps its own.
 macro_rules! commands {
     ($( $name:literal, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $handler:path; )*) => {
-        &[ $( $crate::cmd::CommandSpec { name: $name, arity: $arity, flags: $flags, first_key: $first, last_key: $last, step: $step, handler: $handler }, )* ]
+        &[ $( $crate::cmd::CommandSpec {
+            name: $name, arity: $arity, flags: $flags, first_key: $first, last_key: $last, step: $step,
+            handler: |call| $handler(call).map(::core::convert::Into::into),
+        }, )* ]
     };
 }
 pub(crate) use commands;

@@ -1,14 +1,15 @@
 //! MULTI, EXEC, DISCARD, WATCH, UNWATCH.
 //!
-//! MULTI queues commands in the session; EXEC runs them all while holding
-//! the storage lock exclusively, so no other client's command lands in
-//! between. WATCH registers the session as a waiter on keys; any committed
-//! write to one of them marks it, and EXEC then answers a null array.
-//! Under Raft, EXEC is one proposal that carries the watched keys with what
-//! the client saw of them, checked again where it is applied
-//! (`engine/exec.rs`, `engine/apply.rs`).
+//! MULTI queues commands in the session; EXEC hands the queue back to the
+//! engine, which runs it all while holding the storage lock exclusively, so
+//! no other client's command lands in between, and commits it as one batch.
+//! WATCH registers the session as a waiter on keys; any committed write to
+//! one of them marks it, and EXEC then answers a null array. Under Raft,
+//! EXEC is one proposal that carries the watched keys with what the client
+//! saw of them, checked again where it is applied (`engine/exec.rs`,
+//! `engine/apply.rs`).
 
-use super::{Call, CmdError, CmdResult};
+use super::{Call, CmdError, CmdResult, Handled};
 use crate::resp::Reply;
 
 pub fn multi(call: &mut Call<'_, '_>) -> CmdResult {
@@ -20,7 +21,9 @@ pub fn multi(call: &mut Call<'_, '_>) -> CmdResult {
     Ok(Reply::OK)
 }
 
-pub fn exec(call: &mut Call<'_, '_>) -> CmdResult {
+/// EXEC checks the transaction and hands its queue to the engine, which
+/// runs it (`engine/exec.rs`): one batch standalone, one proposal under Raft.
+pub fn exec(call: &mut Call<'_, '_>) -> CmdResult<Handled> {
     let Some(queue) = call.session.multi.take() else {
         return Err(CmdError::err("EXEC without MULTI"));
     };
@@ -30,19 +33,7 @@ pub fn exec(call: &mut Call<'_, '_>) -> CmdResult {
             "EXECABORT Transaction discarded because of previous errors.".into(),
         ));
     }
-    if call.engine.is_replicated() {
-        // Under Raft the whole transaction is one proposal, carrying what
-        // the client watched: every node checks it again at apply.
-        if call.session.watch.as_ref().is_some_and(|w| w.is_touched()) {
-            call.engine.unwatch(call.session);
-            return Ok(Reply::NilArray);
-        }
-        let watched = call.session.watched_keys.clone();
-        call.engine.unwatch(call.session);
-        let plan = call.engine.plan_exec(call.session, queue, watched);
-        return Err(CmdError::Defer(super::Deferred::Exec(plan)));
-    }
-    Ok(call.engine.exec_queued(call.session, queue))
+    Ok(Handled::Exec(queue))
 }
 
 pub fn discard(call: &mut Call<'_, '_>) -> CmdResult {

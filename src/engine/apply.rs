@@ -11,14 +11,12 @@
 //! entry — so every node aborts it alike. Nothing here reads the node's
 //! configuration or clock.
 
-use std::sync::atomic::{AtomicU64, AtomicU8};
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
 
-use super::{unknown_command, ClientInfo, Engine};
+use super::dispatch::unknown_command;
+use super::{ClientInfo, Engine};
 use crate::cmd::{self, CmdError, CommandSpec, Flags, Session};
 use crate::raft::{Exec, Op, Work};
 use crate::resp::{Protocol, Reply};
@@ -88,12 +86,10 @@ impl Engine {
         {
             ctx.put_raft(cf, &key, value);
         }
-        let waiters_touched = self.touched_by(&ctx);
-        ctx.commit()?;
+        // Still under the lock: a keyed read, or a client woken here, runs
+        // only once the entry also counts as applied.
+        self.commit(&mut ctx)?;
         self.set_applied(Some(log_index), clock);
-        if let Some(touched) = waiters_touched {
-            self.waiters.touch(&touched);
-        }
         Ok(out)
     }
 
@@ -142,8 +138,8 @@ impl Engine {
         let (result, back) = self.call_handler(spec, session, &args, taken);
         *ctx = back;
         Ok(match result {
-            Ok(reply) => reply,
-            Err(CmdError::Block(block)) => block.refused_reply,
+            // A blocking command answers at once; nothing is deferred.
+            Ok(handled) => handled.settle_here(),
             // Not the command's fault and maybe not on every node: the
             // entry must not count as applied.
             Err(CmdError::Storage(e)) => return Err(e),
@@ -192,18 +188,8 @@ impl Engine {
     /// The session replicated commands run in: no connection, no client
     /// list entry, already authenticated.
     fn replica_session(&self) -> Session {
-        let info = Arc::new(ClientInfo {
-            id: 0,
-            addr: "raft".into(),
-            laddr: "raft".into(),
-            created: Instant::now(),
-            name: Mutex::new(None),
-            db: AtomicU8::new(0),
-            resp: AtomicU8::new(2),
-            last_cmd: Mutex::new("NULL"),
-            last_active_ms: AtomicU64::new(0),
-        });
-        Session::new(info, true)
+        let info = ClientInfo::new(0, "raft".into(), "raft".into(), 0);
+        Session::new(Arc::new(info), true)
     }
 }
 

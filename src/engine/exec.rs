@@ -1,20 +1,35 @@
-//! EXEC under Raft: a transaction becomes one proposal that carries its
-//! queued commands (each with the database it runs in) and what its client
-//! WATCHed; every node applies or aborts it alike.
+//! MULTI/EXEC's transaction and WATCH. EXEC's command function only checks
+//! the transaction and hands its queue back
+//! ([`Handled::Exec`](crate::cmd::Handled::Exec)); the engine runs it
+//! here, at the top, never from inside a command.
 //!
+//! Standalone, the queued commands run under one exclusive hold of the
+//! storage lock, so no other client's command lands in between, and their
+//! writes are committed as one batch, so a crash never leaves half of the
+//! transaction on disk (each command behind a savepoint: a failing one
+//! drops only its own writes).
+//!
+//! Under Raft, a transaction becomes one proposal that carries its queued
+//! commands (each with the database it runs in) and what its client
+//! WATCHed; every node applies or aborts it alike (see `apply.rs`).
 //! Commands that act on the node rather than the keyspace (PING, ECHO,
 //! CLIENT, CONFIG, keyless reads…) cannot travel in the log: they run here,
 //! after the entry, and their replies take their places in EXEC's array.
 //! SELECT is answered when planning and moves the commands after it to its
 //! database, as in Redis; the connection ends in the database selected last.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::apply::replicable;
-use super::Engine;
-use crate::cmd::{self, Session};
+use super::dispatch::unknown_command;
+use super::{Engine, Shared, Waiter};
+use crate::cmd::{self, CmdError, CommandSpec, Deferred, Outcome, Session};
 use crate::raft::{Exec, Op, Watched, Work};
 use crate::resp::{Protocol, Reply};
+use crate::storage::{now_ms, StorageError};
 
 /// A transaction ready to be proposed, and how to assemble its reply.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +64,74 @@ impl ExecPlan {
 }
 
 impl Engine {
+    /// EXEC once its command checked the transaction: run `queue` here, or
+    /// under Raft, the proposal the connection makes of it.
+    pub(super) fn exec(&self, session: &mut Session, queue: Vec<Vec<Bytes>>) -> Outcome {
+        if !self.is_replicated() {
+            return Outcome::Reply(self.run_transaction(session, queue));
+        }
+        // Under Raft the whole transaction is one proposal, carrying what
+        // the client watched: every node checks it again at apply.
+        if session.watch.as_ref().is_some_and(|w| w.is_touched()) {
+            self.unwatch(session);
+            return Outcome::Reply(Reply::NilArray);
+        }
+        let watched = session.watched_keys.clone();
+        self.unwatch(session);
+        let plan = self.plan_exec(session, queue, watched);
+        Outcome::Defer(Deferred::Exec(plan))
+    }
+
+    /// Run a transaction on this node (see the module's documentation).
+    fn run_transaction(&self, session: &mut Session, queue: Vec<Vec<Bytes>>) -> Reply {
+        let _guard = self.storage().lock().write();
+        if session.watch.as_ref().is_some_and(|w| w.is_touched()) {
+            self.unwatch(session);
+            return Reply::NilArray;
+        }
+        self.unwatch(session);
+        let specs: Vec<Option<&'static CommandSpec>> = queue
+            .iter()
+            .map(|args| args.first().and_then(|name| cmd::lookup(name)))
+            .collect();
+        if specs.iter().flatten().any(|spec| spec.is_write()) {
+            if let Err(e) = self.storage().check_writable() {
+                return exec_abort(e);
+            }
+        }
+        let now = self.read_now_ms();
+        let mut ctx = self.storage().ctx(session.db, now);
+        let mut replies = Vec::with_capacity(queue.len());
+        for (args, spec) in queue.iter().zip(specs) {
+            let Some(spec) = spec else {
+                replies.push(Reply::Error(unknown_command(args).to_string()));
+                continue;
+            };
+            self.count_command(spec, session);
+            // SELECT inside the transaction moves the commands after it.
+            ctx.db = session.db;
+            ctx.savepoint();
+            let (result, back) = self.call_handler(spec, session, args, ctx);
+            ctx = back;
+            replies.push(match result {
+                // A blocking command answers at once; nothing is deferred.
+                Ok(handled) => handled.settle_here(),
+                Err(e) => Reply::Error(e.to_string()),
+            });
+        }
+        session
+            .info
+            .last_active_ms
+            .store(now_ms(), Ordering::Relaxed);
+        if ctx.is_dirty() {
+            if let Err(e) = self.commit(&mut ctx) {
+                // Nothing of it is stored: none of it may look done.
+                return exec_abort(e);
+            }
+        }
+        Reply::Array(replies)
+    }
+
     /// Turn a queued transaction into a proposal. SELECTs run now on the
     /// session (their replies are kept) and the session's database is put
     /// back: it changes only if the transaction runs.
@@ -128,4 +211,59 @@ impl Engine {
             .store(db_after, std::sync::atomic::Ordering::Relaxed);
         Reply::Array(replies)
     }
+}
+
+impl Shared {
+    /// WATCH: remember `keys` of the session's database; a write to any of
+    /// them makes the next EXEC fail. Under Raft each key also records what
+    /// the client has seen — the entries applied here so far, and whether
+    /// the key existed — which EXEC's entry carries so that every node
+    /// checks it again at apply.
+    pub(crate) fn watch(&self, session: &mut Session, keys: &[Bytes]) -> Result<(), StorageError> {
+        let waiter = session
+            .watch
+            .get_or_insert_with(|| Arc::new(Waiter::default()))
+            .clone();
+        let replicated = self.is_replicated();
+        let _read_guard = replicated.then(|| self.storage().lock().read());
+        // Read before the keys: a later entry is then never counted as seen.
+        let seen = self.applied_next.load(Ordering::Acquire);
+        let ctx = self.storage().ctx(session.db, self.read_now_ms());
+        for key in keys {
+            let db = session.db;
+            if session
+                .watched_keys
+                .iter()
+                .any(|w| w.db == db && w.key == key[..])
+            {
+                continue;
+            }
+            let existed = replicated && ctx.get_meta(key)?.is_some();
+            self.waiters.register(&(db, key.to_vec()), &waiter);
+            session.watched_keys.push(Watched {
+                db,
+                key: key.to_vec(),
+                seen,
+                existed,
+            });
+        }
+        Ok(())
+    }
+
+    /// Forget every watched key of the session.
+    pub fn unwatch(&self, session: &mut Session) {
+        if let Some(waiter) = session.watch.take() {
+            for w in session.watched_keys.drain(..) {
+                self.waiters.unregister(&(w.db, w.key), &waiter);
+            }
+        }
+    }
+}
+
+/// EXEC's reply when its writes cannot be stored, as Redis words it.
+fn exec_abort(e: StorageError) -> Reply {
+    Reply::Error(format!(
+        "EXECABORT Transaction discarded because of: {}",
+        CmdError::from(e)
+    ))
 }

@@ -76,7 +76,7 @@ impl Server {
         std_listener.set_nonblocking(true).map_err(KiwiError::Io)?;
         let addr = std_listener.local_addr().map_err(KiwiError::Io)?;
         // Every tls-* file is read now: a bad one stops the start.
-        let tls = Arc::new(crate::tls::TlsState::default());
+        let tls = crate::tls::TlsState::default();
         tls.configure(&config.tls)
             .map_err(|e| KiwiError::Config(e.to_string()))?;
         let tls_listener = match tls.clients() {
@@ -91,9 +91,8 @@ impl Server {
         };
         let unixsocket = config.unixsocket.clone();
         let unixsocketperm = config.unixsocketperm;
-        let mut engine = Engine::open(config)?;
-        engine.tls = tls;
-        let engine = Arc::new(engine);
+        let engine = Arc::new(Engine::open(config)?);
+        engine.tls.adopt(tls);
         if raft.is_none() {
             // Writes here would bypass the log of the cluster it belongs to.
             crate::raft::identity::check_standalone(engine.storage())

@@ -1,13 +1,13 @@
 //! Commands that take from one list of several or wait for one: LMOVE,
 //! RPOPLPUSH, LMPOP and the blocking BLMOVE, BRPOPLPUSH, BLPOP, BRPOP,
 //! BLMPOP. A blocking command answers at once when there is something to
-//! take, and otherwise returns [`CmdError::Block`] with the reply Redis
+//! take, and otherwise returns [`Outcome::Block`] with the reply Redis
 //! gives on timeout; the connection layer runs it again when a key changes.
 
 use bytes::Bytes;
 
 use super::super::args::{is, parse_i64, timeout_arg};
-use super::super::{BlockOn, Call, CmdError, CmdResult};
+use super::super::{BlockOn, Call, CmdError, CmdResult, Outcome};
 use super::store::{bulks, end_arg, get_list, missing_element, pop, push, source_list, End};
 use crate::resp::Reply;
 use crate::storage::KeyType;
@@ -73,14 +73,14 @@ pub fn rpoplpush(call: &mut Call<'_, '_>) -> CmdResult {
     )?))
 }
 
-fn block(keys: &[Bytes], timeout: Option<std::time::Duration>, refused_reply: Reply) -> CmdError {
+fn block(keys: &[Bytes], timeout: Option<std::time::Duration>, refused_reply: Reply) -> Outcome {
     let mut unique: Vec<Bytes> = Vec::with_capacity(keys.len());
     for k in keys {
         if !unique.contains(k) {
             unique.push(k.clone());
         }
     }
-    CmdError::Block(BlockOn {
+    Outcome::Block(BlockOn {
         keys: unique,
         timeout,
         timeout_reply: Reply::NilArray,
@@ -88,23 +88,23 @@ fn block(keys: &[Bytes], timeout: Option<std::time::Duration>, refused_reply: Re
     })
 }
 
-pub fn blmove(call: &mut Call<'_, '_>) -> CmdResult {
+pub fn blmove(call: &mut Call<'_, '_>) -> CmdResult<Outcome> {
     let args = call.args;
     let from = end_arg(&args[3])?;
     let to = end_arg(&args[4])?;
     let timeout = timeout_arg(&args[5])?;
     match move_one(call, &args[1], &args[2], from, to)? {
-        Some(v) => Ok(Reply::Bulk(v)),
-        None => Err(block(&args[1..2], timeout, Reply::Nil)),
+        Some(v) => Ok(Reply::Bulk(v).into()),
+        None => Ok(block(&args[1..2], timeout, Reply::Nil)),
     }
 }
 
-pub fn brpoplpush(call: &mut Call<'_, '_>) -> CmdResult {
+pub fn brpoplpush(call: &mut Call<'_, '_>) -> CmdResult<Outcome> {
     let args = call.args;
     let timeout = timeout_arg(&args[3])?;
     match move_one(call, &args[1], &args[2], End::Right, End::Left)? {
-        Some(v) => Ok(Reply::Bulk(v)),
-        None => Err(block(&args[1..2], timeout, Reply::Nil)),
+        Some(v) => Ok(Reply::Bulk(v).into()),
+        None => Ok(block(&args[1..2], timeout, Reply::Nil)),
     }
 }
 
@@ -133,7 +133,7 @@ fn pop_first(
     Ok(None)
 }
 
-fn bpop_generic(call: &mut Call<'_, '_>, end: End) -> CmdResult {
+fn bpop_generic(call: &mut Call<'_, '_>, end: End) -> CmdResult<Outcome> {
     let args = call.args;
     let last = args.len() - 1;
     let timeout = timeout_arg(&args[last])?;
@@ -141,17 +141,17 @@ fn bpop_generic(call: &mut Call<'_, '_>, end: End) -> CmdResult {
     match pop_first(call, keys, end, 1)? {
         Some((key, mut values)) => {
             let value = values.pop().ok_or_else(|| missing_element(&key))?;
-            Ok(Reply::Array(vec![Reply::Bulk(key), Reply::Bulk(value)]))
+            Ok(Reply::Array(vec![Reply::Bulk(key), Reply::Bulk(value)]).into())
         }
-        None => Err(block(keys, timeout, Reply::NilArray)),
+        None => Ok(block(keys, timeout, Reply::NilArray)),
     }
 }
 
-pub fn blpop(call: &mut Call<'_, '_>) -> CmdResult {
+pub fn blpop(call: &mut Call<'_, '_>) -> CmdResult<Outcome> {
     bpop_generic(call, End::Left)
 }
 
-pub fn brpop(call: &mut Call<'_, '_>) -> CmdResult {
+pub fn brpop(call: &mut Call<'_, '_>) -> CmdResult<Outcome> {
     bpop_generic(call, End::Right)
 }
 
@@ -207,12 +207,12 @@ pub fn lmpop(call: &mut Call<'_, '_>) -> CmdResult {
     })
 }
 
-pub fn blmpop(call: &mut Call<'_, '_>) -> CmdResult {
+pub fn blmpop(call: &mut Call<'_, '_>) -> CmdResult<Outcome> {
     let args = call.args;
     let p = parse_mpop(args, 2)?;
     let timeout = timeout_arg(&args[1])?;
     match pop_first(call, p.keys, p.end, p.count)? {
-        Some((key, values)) => Ok(mpop_reply(key, values)),
-        None => Err(block(p.keys, timeout, Reply::NilArray)),
+        Some((key, values)) => Ok(mpop_reply(key, values).into()),
+        None => Ok(block(p.keys, timeout, Reply::NilArray)),
     }
 }

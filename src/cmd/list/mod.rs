@@ -11,7 +11,7 @@
 //! shorter side of the list by the number of elements added or removed.
 //!
 //! The blocking variants answer at once when there is something to take
-//! and otherwise return [`CmdError::Block`] with the reply Redis gives on
+//! and otherwise return `Outcome::Block` with the reply Redis gives on
 //! timeout; the connection layer re-runs them when one of the keys changes.
 //!
 //! [`store`] keeps the window and moves elements in it; this file has the
@@ -24,16 +24,13 @@ mod store;
 use super::args::{int_arg, is, parse_i64};
 use super::collection::index_range;
 use super::table::{commands, flags::*};
-use super::{Call, CmdError, CmdResult, CommandSpec, Flags};
+use super::{Call, CmdError, CmdResult, CommandSpec};
 use crate::resp::Reply;
 use crate::storage::{KeyType, LIST_START_INDEX};
 use store::{
     bulks, get_list, index_offset, insert_at, missing_element, pop, pos_key, push, read_positions,
     remove_offsets, renew, scan, set_window, End,
 };
-
-/// Writes that only remove, and are fast (LPOP, RPOP).
-const WDF: Flags = WD.union(Flags::FAST);
 
 pub static COMMANDS: &[CommandSpec] = commands! {
     "lpush", -3, WF, 1, 1, 1, lpush;

@@ -28,16 +28,13 @@ mod zscan;
 use bytes::Bytes;
 
 use super::table::{commands, flags::*};
-use super::{Call, CommandSpec, Flags};
+use super::{Call, CommandSpec};
 use crate::resp::{Protocol, Reply};
-
-/// Writes that only remove, and are O(1) per element (ZREM, ZPOPMIN).
-const WFAST: Flags = Flags::WRITE.union(Flags::FAST);
 
 pub static COMMANDS: &[CommandSpec] = commands! {
     "zadd", -4, WF, 1, 1, 1, members::zadd;
     "zincrby", 4, WF, 1, 1, 1, members::zincrby;
-    "zrem", -3, WFAST, 1, 1, 1, members::zrem;
+    "zrem", -3, WDF, 1, 1, 1, members::zrem;
     "zcard", 2, RF, 1, 1, 1, members::zcard;
     "zscore", 3, RF, 1, 1, 1, members::zscore;
     "zmscore", -3, RF, 1, 1, 1, members::zmscore;
@@ -55,10 +52,10 @@ pub static COMMANDS: &[CommandSpec] = commands! {
     "zremrangebyrank", 4, WD, 1, 1, 1, ranges::zremrangebyrank;
     "zremrangebyscore", 4, WD, 1, 1, 1, ranges::zremrangebyscore;
     "zremrangebylex", 4, WD, 1, 1, 1, ranges::zremrangebylex;
-    "zpopmin", -2, WFAST, 1, 1, 1, pop::zpopmin;
-    "zpopmax", -2, WFAST, 1, 1, 1, pop::zpopmax;
-    "bzpopmin", -3, blocking(WFAST), 1, -2, 1, pop::bzpopmin;
-    "bzpopmax", -3, blocking(WFAST), 1, -2, 1, pop::bzpopmax;
+    "zpopmin", -2, WDF, 1, 1, 1, pop::zpopmin;
+    "zpopmax", -2, WDF, 1, 1, 1, pop::zpopmax;
+    "bzpopmin", -3, blocking(WDF), 1, -2, 1, pop::bzpopmin;
+    "bzpopmax", -3, blocking(WDF), 1, -2, 1, pop::bzpopmax;
     "zmpop", -4, WD, 0, 0, 0, pop::zmpop;
     "bzmpop", -5, blocking(WD), 0, 0, 0, pop::bzmpop;
     "zrandmember", -2, R, 1, 1, 1, random::zrandmember;

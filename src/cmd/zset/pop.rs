@@ -1,9 +1,9 @@
 //! Popping the lowest or highest members: ZPOPMIN, ZPOPMAX, ZMPOP, and the
 //! blocking BZPOPMIN, BZPOPMAX, BZMPOP (which answer at once when a set has
-//! members and otherwise return [`CmdError::Block`] with Redis's timeout
+//! members and otherwise return [`Outcome::Block`] with Redis's timeout
 //! reply).
 
-use super::super::{is, parse_i64, timeout_arg, BlockOn, Call, CmdError, CmdResult};
+use super::super::{is, parse_i64, timeout_arg, BlockOn, Call, CmdError, CmdResult, Outcome};
 use super::store::{pop_members, zset};
 use super::{flat_reply, pairs_reply, scored_reply};
 use crate::resp::Reply;
@@ -40,7 +40,7 @@ pub fn zpopmax(call: &mut Call<'_, '_>) -> CmdResult {
     zpop_generic(call, true)
 }
 
-fn bzpop_generic(call: &mut Call<'_, '_>, max: bool) -> CmdResult {
+fn bzpop_generic(call: &mut Call<'_, '_>, max: bool) -> CmdResult<Outcome> {
     let args = call.args;
     let keys = &args[1..args.len() - 1];
     let timeout = timeout_arg(&args[args.len() - 1])?;
@@ -52,11 +52,12 @@ fn bzpop_generic(call: &mut Call<'_, '_>, max: bool) -> CmdResult {
                     Reply::Bulk(key.clone()),
                     Reply::Bulk(member),
                     Reply::Double(score),
-                ]));
+                ])
+                .into());
             }
         }
     }
-    Err(CmdError::Block(BlockOn {
+    Ok(Outcome::Block(BlockOn {
         keys: keys.to_vec(),
         timeout,
         timeout_reply: Reply::NilArray,
@@ -64,16 +65,20 @@ fn bzpop_generic(call: &mut Call<'_, '_>, max: bool) -> CmdResult {
     }))
 }
 
-pub fn bzpopmin(call: &mut Call<'_, '_>) -> CmdResult {
+pub fn bzpopmin(call: &mut Call<'_, '_>) -> CmdResult<Outcome> {
     bzpop_generic(call, false)
 }
 
-pub fn bzpopmax(call: &mut Call<'_, '_>) -> CmdResult {
+pub fn bzpopmax(call: &mut Call<'_, '_>) -> CmdResult<Outcome> {
     bzpop_generic(call, true)
 }
 
 /// ZMPOP / BZMPOP from `numkeys_idx` on; `block` carries BZMPOP's timeout.
-fn zmpop_generic(call: &mut Call<'_, '_>, numkeys_idx: usize, blocking: bool) -> CmdResult {
+fn zmpop_generic(
+    call: &mut Call<'_, '_>,
+    numkeys_idx: usize,
+    blocking: bool,
+) -> CmdResult<Outcome> {
     let args = call.args;
     let numkeys = parse_i64(&args[numkeys_idx])
         .filter(|n| *n >= 1)
@@ -119,15 +124,12 @@ fn zmpop_generic(call: &mut Call<'_, '_>, numkeys_idx: usize, blocking: bool) ->
     for key in keys {
         if let Some(mut coll) = zset(call, key)? {
             let items = pop_members(call, key, &mut coll, max, count)?;
-            return Ok(Reply::Array(vec![
-                Reply::Bulk(key.clone()),
-                pairs_reply(items),
-            ]));
+            return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), pairs_reply(items)]).into());
         }
     }
     match block {
-        None => Ok(Reply::NilArray),
-        Some(timeout) => Err(CmdError::Block(BlockOn {
+        None => Ok(Reply::NilArray.into()),
+        Some(timeout) => Ok(Outcome::Block(BlockOn {
             keys: keys.to_vec(),
             timeout,
             timeout_reply: Reply::NilArray,
@@ -136,10 +138,10 @@ fn zmpop_generic(call: &mut Call<'_, '_>, numkeys_idx: usize, blocking: bool) ->
     }
 }
 
-pub fn zmpop(call: &mut Call<'_, '_>) -> CmdResult {
+pub fn zmpop(call: &mut Call<'_, '_>) -> CmdResult<Outcome> {
     zmpop_generic(call, 1, false)
 }
 
-pub fn bzmpop(call: &mut Call<'_, '_>) -> CmdResult {
+pub fn bzmpop(call: &mut Call<'_, '_>) -> CmdResult<Outcome> {
     zmpop_generic(call, 2, true)
 }

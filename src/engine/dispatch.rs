@@ -1,0 +1,253 @@
+//! Running one command: the checks Redis makes before a command runs
+//! (known, arity, protected, AUTH, MISCONF, MULTI's queue), where it goes
+//! under Raft (a proposal, a read barrier), and running its function
+//! against one storage context committed as one batch.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::Engine;
+use crate::cmd::{
+    self, Call, CmdError, CmdResult, CommandSpec, Deferred, Flags, Handled, Outcome, Session,
+};
+use crate::raft::Op;
+use crate::resp::{Protocol, Reply};
+use crate::storage::{now_ms, Ctx};
+
+impl Engine {
+    /// `local`: a keyed read runs here without asking Raft first.
+    pub(super) fn dispatch(
+        &self,
+        session: &mut Session,
+        args: &[Bytes],
+        local: bool,
+    ) -> CmdResult<Outcome> {
+        let Some(name) = args.first() else {
+            return Err(CmdError::err("empty command"));
+        };
+        let checked = match cmd::lookup(name) {
+            Some(spec) if spec.arity_ok(args.len()) => spec.check_subcommand(args).map(|()| spec),
+            Some(spec) => Err(CmdError::Arity(spec.name.to_string())),
+            None => Err(unknown_command(args)),
+        };
+        let spec = match checked {
+            Ok(spec) => spec,
+            Err(e) if name.eq_ignore_ascii_case(b"exec") => {
+                // Redis answers a malformed EXEC by discarding the transaction.
+                session.multi = None;
+                session.multi_failed = false;
+                self.unwatch(session);
+                return Err(CmdError::Raw(format!(
+                    "EXECABORT Transaction discarded because of: {}",
+                    e.to_string().trim_start_matches("ERR ")
+                )));
+            }
+            Err(e) => {
+                // Inside MULTI a command that cannot run makes EXEC fail.
+                if session.multi.is_some() {
+                    session.multi_failed = true;
+                }
+                return Err(e);
+            }
+        };
+        // As Redis: a protected command is refused before AUTH is asked for.
+        if spec.flags.contains(Flags::PROTECTED)
+            && !self
+                .config
+                .read()
+                .fault_injection
+                .allows(&session.info.addr)
+        {
+            if session.multi.is_some() {
+                session.multi_failed = true;
+            }
+            return Err(CmdError::err(cmd::raft::FAULTS_OFF));
+        }
+        if !session.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
+            return Err(CmdError::Raw("NOAUTH Authentication required.".into()));
+        }
+        // While writes fail in the file system, Redis refuses every write
+        // command and PING (so health checks notice) with MISCONF, inside
+        // MULTI too (EXEC then aborts); reads go on.
+        if spec.is_write() || spec.name == "ping" {
+            if let Err(e) = self.storage().check_writable() {
+                if session.multi.is_some() {
+                    session.multi_failed = true;
+                }
+                return Err(e.into());
+            }
+        }
+        if session.multi.is_some() && !spec.flags.contains(Flags::TRANSACTION) {
+            if let Some(queue) = session.multi.as_mut() {
+                queue.push(args.to_vec());
+            }
+            return Ok(Outcome::Reply(Reply::Status("QUEUED")));
+        }
+        if self.is_replicated() {
+            if spec.is_write() {
+                // A blocking command with nothing to take here waits on this
+                // node's keys rather than proposing an entry that would
+                // answer its timeout reply at once.
+                if spec.is_blocking() {
+                    if let Ok(Handled::Block(block)) = self.probe(spec, session, args) {
+                        return Ok(Outcome::Block(*block));
+                    }
+                }
+                // This node's configured limits are judged here, where the
+                // client sent the command, on this node's data once it holds
+                // every write acknowledged before (a read barrier first, as
+                // for a read: the client's own last write may not be applied
+                // here yet). The apply uses fixed limits, so every node
+                // applies the entry alike.
+                if spec.has_node_limits() {
+                    if !local {
+                        return Ok(Outcome::Defer(Deferred::Read));
+                    }
+                    if let Err(e @ CmdError::NodeLimit(_)) = self.probe(spec, session, args) {
+                        return Err(e);
+                    }
+                }
+                return Ok(Outcome::Defer(Deferred::Propose(Op::commands(
+                    session.db,
+                    session.protocol == Protocol::Resp3,
+                    vec![args.iter().map(|a| a.to_vec()).collect()],
+                ))));
+            }
+            // WATCH too: what it records as seen must include every write
+            // acknowledged before it, or the client's own write could abort
+            // its transaction.
+            let keyed = !spec.flags.contains(Flags::NO_KEYS) || spec.name == "watch";
+            if !local && !session.stale_reads && keyed {
+                return Ok(Outcome::Defer(Deferred::Read));
+            }
+        }
+        match self.run(spec, session, args)? {
+            Handled::Reply(reply) => Ok(Outcome::Reply(reply)),
+            Handled::Block(block) => Ok(Outcome::Block(*block)),
+            Handled::Defer(deferred) => Ok(Outcome::Defer(*deferred)),
+            // EXEC handed its queue back: the transaction runs now, at
+            // the top, never from inside a command.
+            Handled::Exec(queue) => Ok(self.exec(session, queue)),
+        }
+    }
+
+    /// Whether `args` becomes a plain Raft proposal of its own when run now
+    /// (a replicated write outside MULTI that cannot block and has no limit
+    /// of this node's to check), so a pipeline may propose it in one entry
+    /// with the writes around it.
+    pub fn proposes(&self, session: &Session, args: &[Bytes]) -> bool {
+        self.is_replicated()
+            && session.multi.is_none()
+            && session.authenticated
+            && args
+                .first()
+                .and_then(|name| cmd::lookup(name))
+                .is_some_and(|spec| {
+                    spec.arity_ok(args.len())
+                        && spec.is_write()
+                        && !spec.is_blocking()
+                        && !spec.has_node_limits()
+                })
+    }
+
+    /// Run `spec` under the storage lock (shared for a read, exclusive for
+    /// a write, none for a command without keys) and commit its writes.
+    fn run(
+        &self,
+        spec: &'static CommandSpec,
+        session: &mut Session,
+        args: &[Bytes],
+    ) -> CmdResult<Handled> {
+        self.count_command(spec, session);
+        session
+            .info
+            .last_active_ms
+            .store(now_ms(), Ordering::Relaxed);
+
+        let ctx = self.storage().ctx(session.db, self.read_now_ms());
+        let lock = self.storage().lock();
+        let _read_guard;
+        let _write_guard;
+        if spec.is_write() {
+            _write_guard = lock.write();
+        } else if !spec.flags.contains(Flags::NO_KEYS) {
+            _read_guard = lock.read();
+        }
+        let (result, mut ctx) = self.call_handler(spec, session, args, ctx);
+        let handled = result?;
+        if ctx.is_dirty() {
+            self.commit(&mut ctx)?;
+        }
+        Ok(handled)
+    }
+
+    /// Count a command about to run (INFO's total, CLIENT LIST's `cmd`).
+    pub(super) fn count_command(&self, spec: &'static CommandSpec, session: &Session) {
+        self.stats
+            .commands_processed
+            .fetch_add(1, Ordering::Relaxed);
+        *session.info.last_cmd.lock() = spec.name;
+    }
+
+    /// Run `spec` against this node's data and throw its writes away: what
+    /// the command would do here now.
+    fn probe(
+        &self,
+        spec: &'static CommandSpec,
+        session: &mut Session,
+        args: &[Bytes],
+    ) -> CmdResult<Handled> {
+        let ctx = self.storage().ctx(session.db, self.read_now_ms());
+        let _read_guard = self.storage().lock().read();
+        let (result, _discarded) = self.call_handler(spec, session, args, ctx);
+        result
+    }
+
+    /// Run `spec`'s function against `ctx` and hand the context back; the
+    /// writes of a command that failed, or did not answer (it blocks or is
+    /// deferred), are rolled back (to the savepoint, if any).
+    pub(super) fn call_handler<'a>(
+        &'a self,
+        spec: &'static CommandSpec,
+        session: &mut Session,
+        args: &[Bytes],
+        ctx: Ctx<'a>,
+    ) -> (CmdResult<Handled>, Ctx<'a>) {
+        let mut call = Call {
+            engine: &self.shared,
+            session,
+            ctx,
+            args,
+        };
+        let result = (spec.handler)(&mut call);
+        if !matches!(result, Ok(Handled::Reply(_))) {
+            call.ctx.rollback();
+        }
+        (result, call.ctx)
+    }
+}
+
+/// Redis's text for an unknown command: the name and the first arguments,
+/// each quoted and followed by a space, cut at about 128 characters.
+pub(super) fn unknown_command(args: &[Bytes]) -> CmdError {
+    let name: String = String::from_utf8_lossy(&args[0])
+        .chars()
+        .take(128)
+        .collect();
+    let mut listed = String::new();
+    for arg in &args[1..] {
+        if listed.len() >= 128 {
+            break;
+        }
+        let room = 128 - listed.len();
+        let text = String::from_utf8_lossy(arg);
+        let cut: String = text.chars().take(room).collect();
+        listed.push('\'');
+        listed.push_str(&cut);
+        listed.push_str("' ");
+    }
+    CmdError::err(format!(
+        "unknown command '{name}', with args beginning with: {listed}"
+    ))
+}
