@@ -364,6 +364,25 @@ fn scripts_match_redis_eval() {
     );
 }
 
+/// cjson, cmsgpack and struct scripts whose replies must match Redis's.
+const LIB_CASES: &[&str] = include!("script_lib_cases.in");
+
+#[test]
+fn library_scripts_match_redis_eval() {
+    let Some(mut h) = Harness::new() else { return };
+    let mut diffs = Vec::new();
+    for body in LIB_CASES {
+        diffs.extend(h.compare(body, &[], &[]));
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} of {} cases differ:\n{}",
+        diffs.len(),
+        LIB_CASES.len() * 2,
+        diffs.join("\n")
+    );
+}
+
 /// A random nested value as a Lua literal (strings, numbers, booleans,
 /// status and error tables, arrays with holes, RESP3 shapes).
 fn random_value(rng: &mut rand_chacha::ChaCha8Rng, depth: u32) -> String {
