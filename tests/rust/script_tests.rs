@@ -641,3 +641,65 @@ fn deep_library_input_is_bounded_in_a_small_stack() {
     let want: &[u8] = b"*4\r\n$62\r\nFound too many nested data structures (1001) at character 1001\r\n:5000\r\n:3000\r\n:1\r\n";
     assert_eq!(reply.as_deref(), Some(want));
 }
+
+/// A random `struct` format and matching (now and then wrong) arguments.
+fn random_struct_call(rng: &mut rand_chacha::ChaCha8Rng) -> (String, Vec<String>) {
+    const ITEMS: &[&str] = &[
+        "b", "B", "h", "H", "l", "L", "T", "i", "I", "i3", "I5", "i8", "I16", "f", "d", "x", "s",
+        "c3", "c0", "<", ">", "!", "!4", "!2", " ", "z", "!3", "i40",
+    ];
+    let mut fmt = String::new();
+    let mut args = Vec::new();
+    for _ in 0..rng.random_range(0..7) {
+        let item = ITEMS[rng.random_range(0..ITEMS.len())];
+        fmt.push_str(item);
+        let wants = match item.as_bytes()[0] {
+            b's' | b'c' => Some(true),
+            b'x' | b'<' | b'>' | b'!' | b' ' | b'z' => None,
+            _ => Some(false),
+        };
+        match wants {
+            _ if rng.random_bool(0.05) => args.push("{}".to_string()),
+            Some(true) => args.push(format!("'{}'", "q".repeat(rng.random_range(0..6)))),
+            Some(false) => {
+                let v: f64 = match rng.random_range(0..4) {
+                    0 => rng.random_range(-200.0..200.0),
+                    1 => rng.random_range(-1e6..1e6f64).round(),
+                    2 => rng.random_range(-1e19..1e19f64),
+                    _ => rng.random_range(0..70u32) as f64,
+                };
+                args.push(format!("{v:?}"));
+            }
+            None => {}
+        }
+    }
+    (fmt, args)
+}
+
+#[test]
+fn random_struct_formats_match_redis() {
+    let Some(mut h) = Harness::new() else { return };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let mut diffs = Vec::new();
+    for _ in 0..150 {
+        let (fmt, args) = random_struct_call(&mut rng);
+        let mut call = format!("'{fmt}'");
+        for a in &args {
+            call.push_str(", ");
+            call.push_str(a);
+        }
+        let body = format!(
+            "local ok, s = pcall(struct.pack, {call}) if not ok then return s end \
+             local r = {{pcall(struct.unpack, '{fmt}', s)}} \
+             for i = 1, #r do r[i] = tostring(r[i]) end \
+             return {{s, {{pcall(struct.size, '{fmt}')}}, r}}"
+        );
+        diffs.extend(h.compare(&body, &[], &[]));
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} differ:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}
