@@ -7,7 +7,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use mlua::{Lua, MultiValue, Table, Value};
+use mlua::{Function, Lua, MultiValue, Table, Value};
 
 use super::{c_int, check_integer, check_string, format_g, number};
 use crate::script::raw::{self, Outcome, Raise};
@@ -110,11 +110,12 @@ fn append_number(out: &mut Vec<u8>, cfg: &Config, n: f64) -> Result<(), Raise> {
 }
 
 /// `lua_array_length`: the array size, or None for an object.
-fn array_length(cfg: &Config, pairs: &[(Value, Value)]) -> Result<Option<i32>, Raise> {
+fn array_length(cfg: &Config, t: &Table) -> Result<Option<i32>, Raise> {
     let (mut max, mut items) = (0i32, 0i32);
-    for (k, _) in pairs {
+    for pair in t.pairs::<Value, Value>() {
+        let (k, _) = pair.map_err(lua_err)?;
         let k = match k {
-            Value::Number(_) | Value::Integer(_) => number(k).unwrap_or(0.0),
+            Value::Number(_) | Value::Integer(_) => number(&k).unwrap_or(0.0),
             _ => return Ok(None),
         };
         if k == 0.0 || k.floor() != k || k < 1.0 {
@@ -142,8 +143,9 @@ enum Frame {
         next: i32,
     },
     Object {
-        pairs: Vec<(Value, Value)>,
-        next: usize,
+        table: Table,
+        /// The last key written (nil before the first).
+        key: Value,
     },
 }
 
@@ -180,11 +182,7 @@ fn append_value(
                     depth as i32
                 )));
             }
-            let pairs: Vec<(Value, Value)> = t
-                .pairs::<Value, Value>()
-                .collect::<mlua::Result<_>>()
-                .map_err(lua_err)?;
-            return Ok(Some(match array_length(cfg, &pairs)? {
+            return Ok(Some(match array_length(cfg, t)? {
                 Some(len) if len > 0 => {
                     out.push(b'[');
                     Frame::Array {
@@ -195,7 +193,10 @@ fn append_value(
                 }
                 _ => {
                     out.push(b'{');
-                    Frame::Object { pairs, next: 0 }
+                    Frame::Object {
+                        table: t.clone(),
+                        key: Value::Nil,
+                    }
                 }
             }));
         }
@@ -204,7 +205,7 @@ fn append_value(
     Ok(None)
 }
 
-fn encode(cfg: &Config, v: &Value) -> Result<Vec<u8>, Raise> {
+fn encode(cfg: &Config, next_fn: &Function, v: &Value) -> Result<Vec<u8>, Raise> {
     let mut out = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
     // The argument itself takes one slot.
@@ -227,20 +228,23 @@ fn encode(cfg: &Config, v: &Value) -> Result<Vec<u8>, Raise> {
                     Some(item)
                 }
             }
-            Frame::Object { pairs, next } => match pairs.get(*next) {
-                None => {
+            Frame::Object { table, key } => {
+                // `next` one step at a time, so a frame pins two references
+                // however big its table.
+                let (k, item): (Value, Value) = next_fn
+                    .call((table.clone(), key.clone()))
+                    .map_err(lua_err)?;
+                if k.is_nil() {
                     out.push(b'}');
                     None
-                }
-                Some((k, item)) => {
-                    if *next > 0 {
+                } else {
+                    if !key.is_nil() {
                         out.push(b',');
                     }
-                    *next += 1;
-                    match k {
+                    match &k {
                         Value::Number(_) | Value::Integer(_) => {
                             out.push(b'"');
-                            append_number(&mut out, cfg, number(k).unwrap_or(0.0))?;
+                            append_number(&mut out, cfg, number(&k).unwrap_or(0.0))?;
                             out.extend_from_slice(b"\":");
                         }
                         Value::String(s) => {
@@ -254,9 +258,10 @@ fn encode(cfg: &Config, v: &Value) -> Result<Vec<u8>, Raise> {
                             ))
                         }
                     }
-                    Some(item.clone())
+                    *key = k;
+                    Some(item)
                 }
-            },
+            }
         };
         match item {
             None => {
@@ -399,10 +404,12 @@ fn enum_setting(
 }
 
 /// A `cjson` module table with a fresh configuration (`cjson.new`).
-pub fn library(lua: &Lua) -> mlua::Result<Table> {
+/// `next_fn` is the base library's `next`, taken before any script runs.
+pub fn library(lua: &Lua, next_fn: Function) -> mlua::Result<Table> {
     let shared: Shared = Arc::new(Mutex::new(Config::default()));
     let t = lua.create_table()?;
     let cfg = shared.clone();
+    let next_for_new = next_fn.clone();
     t.raw_set(
         "encode",
         raw::function(lua, move |lua, args| -> mlua::Result<Outcome> {
@@ -410,7 +417,7 @@ pub fn library(lua: &Lua) -> mlua::Result<Table> {
                 return Ok(Err(Raise::Arg(1, "expected 1 argument".into())));
             }
             let v = args.front().cloned().unwrap_or(Value::Nil);
-            Ok(match encode(&config(&cfg), &v) {
+            Ok(match encode(&config(&cfg), &next_fn, &v) {
                 Ok(bytes) => one(Value::String(lua.create_string(&bytes)?)),
                 Err(e) => Err(e),
             })
@@ -502,8 +509,8 @@ pub fn library(lua: &Lua) -> mlua::Result<Table> {
     )?;
     t.raw_set(
         "new",
-        raw::function(lua, |lua, _| -> mlua::Result<Outcome> {
-            Ok(one(Value::Table(library(lua)?)))
+        raw::function(lua, move |lua, _| -> mlua::Result<Outcome> {
+            Ok(one(Value::Table(library(lua, next_for_new.clone())?)))
         })?,
     )?;
     t.raw_set("null", raw::null())?;

@@ -136,14 +136,18 @@ fn encode(out: &mut Vec<u8>, v: &Value, level: usize) -> Result<(), Raise> {
                     encode(out, &item, level + 1)?;
                 }
             } else {
-                let pairs: Vec<(Value, Value)> = t
-                    .pairs::<Value, Value>()
-                    .collect::<mlua::Result<_>>()
-                    .map_err(lua_err)?;
-                encode_len(out, pairs.len(), 0x80, 0xde, 0xdf);
-                for (k, item) in &pairs {
-                    encode(out, k, level + 1)?;
-                    encode(out, item, level + 1)?;
+                // Stream the pairs: a big table must not pin a Lua
+                // reference per entry.
+                let mut count = 0usize;
+                for pair in t.pairs::<Value, Value>() {
+                    pair.map_err(lua_err)?;
+                    count += 1;
+                }
+                encode_len(out, count, 0x80, 0xde, 0xdf);
+                for pair in t.pairs::<Value, Value>() {
+                    let (k, item) = pair.map_err(lua_err)?;
+                    encode(out, &k, level + 1)?;
+                    encode(out, &item, level + 1)?;
                 }
             }
         }

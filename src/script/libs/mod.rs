@@ -16,7 +16,8 @@ use super::raw::Raise;
 /// Put the libraries into the (still writable) globals.
 pub fn install(lua: &Lua, globals: &Table) -> mlua::Result<()> {
     globals.raw_set("bit", bit::library(lua)?)?;
-    globals.raw_set("cjson", cjson::library(lua)?)?;
+    let next_fn: mlua::Function = globals.raw_get("next")?;
+    globals.raw_set("cjson", cjson::library(lua, next_fn)?)?;
     globals.raw_set("cmsgpack", cmsgpack::library(lua)?)?;
     globals.raw_set("struct", structlib::library(lua)?)?;
     Ok(())
