@@ -392,9 +392,12 @@ fn lua_err(e: mlua::Error) -> Raise {
     Raise::msg(e.to_string())
 }
 
+/// An open container; its table lives in the parse's holder table at the
+/// frame's depth (one Lua reference for the whole parse, not one a level:
+/// mlua's reference stack shares Lua's 8,000-slot cap).
 enum Frame {
-    Array { table: Table, next: i64 },
-    Object { table: Table, key: Vec<u8> },
+    Array { next: i64 },
+    Object { key: Vec<u8> },
 }
 
 /// Decode `text` with the settings of its module.
@@ -408,6 +411,7 @@ pub(super) fn decode(lua: &Lua, cfg: &Config, text: &[u8]) -> Result<Value, Rais
         cfg,
     };
     let mut stack: Vec<Frame> = Vec::new();
+    let holder = lua.create_table().map_err(lua_err)?;
     // The argument's slot, plus each open level's (table, and key).
     let mut used = 1usize;
     let mut token = p.next();
@@ -436,11 +440,13 @@ pub(super) fn decode(lua: &Lua, cfg: &Config, text: &[u8]) -> Result<Value, Rais
                 } else if is_obj {
                     let key = object_key(&mut p, token)?;
                     token = p.next();
-                    stack.push(Frame::Object { table, key });
+                    holder.raw_set(depth, table).map_err(lua_err)?;
+                    stack.push(Frame::Object { key });
                     used += 2;
                     continue 'parse;
                 } else {
-                    stack.push(Frame::Array { table, next: 1 });
+                    holder.raw_set(depth, table).map_err(lua_err)?;
+                    stack.push(Frame::Array { next: 1 });
                     used += 1;
                     continue 'parse;
                 }
@@ -449,16 +455,20 @@ pub(super) fn decode(lua: &Lua, cfg: &Config, text: &[u8]) -> Result<Value, Rais
         };
         // Store the value in its container; close containers that end.
         loop {
+            if stack.is_empty() {
+                break 'parse value;
+            }
+            let table: Table = holder.raw_get(stack.len()).map_err(lua_err)?;
             let Some(top) = stack.last_mut() else {
                 break 'parse value;
             };
             let (end, what) = match top {
-                Frame::Array { table, next } => {
+                Frame::Array { next } => {
                     table.raw_set(*next, value).map_err(lua_err)?;
                     *next += 1;
                     (Kind::ArrEnd, "comma or array end")
                 }
-                Frame::Object { table, key } => {
+                Frame::Object { key } => {
                     let k = lua.create_string(&*key).map_err(lua_err)?;
                     table.raw_set(k, value).map_err(lua_err)?;
                     (Kind::ObjEnd, "comma or object end")
@@ -466,17 +476,12 @@ pub(super) fn decode(lua: &Lua, cfg: &Config, text: &[u8]) -> Result<Value, Rais
             };
             token = p.next();
             if token.kind == end {
-                value = match stack.pop() {
-                    Some(Frame::Array { table, .. }) => {
-                        used -= 1;
-                        Value::Table(table)
-                    }
-                    Some(Frame::Object { table, .. }) => {
-                        used -= 2;
-                        Value::Table(table)
-                    }
-                    None => Value::Nil,
+                holder.raw_set(stack.len(), Value::Nil).map_err(lua_err)?;
+                used -= match stack.pop() {
+                    Some(Frame::Object { .. }) => 2,
+                    _ => 1,
                 };
+                value = Value::Table(table);
                 continue;
             }
             if token.kind != Kind::Comma {
