@@ -135,15 +135,15 @@ fn array_length(cfg: &Config, t: &Table) -> Result<Option<i32>, Raise> {
     Ok(Some(max))
 }
 
-/// A table being written.
+/// A table being written. The table itself lives in the encode's holder
+/// table at the frame's depth: one Lua reference for the whole walk, not
+/// one a level (mlua's reference stack shares Lua's 8,000-slot cap).
 enum Frame {
     Array {
-        table: Table,
         len: i32,
         next: i32,
     },
     Object {
-        table: Table,
         /// The last key written (nil before the first).
         key: Value,
     },
@@ -166,7 +166,7 @@ fn append_value(
     v: &Value,
     depth: usize,
     used: usize,
-) -> Result<Option<Frame>, Raise> {
+) -> Result<Option<(Frame, Table)>, Raise> {
     match v {
         Value::String(s) => append_string(out, &s.as_bytes()),
         Value::Number(_) | Value::Integer(_) => append_number(out, cfg, number(v).unwrap_or(0.0))?,
@@ -182,40 +182,41 @@ fn append_value(
                     depth as i32
                 )));
             }
-            return Ok(Some(match array_length(cfg, t)? {
+            let frame = match array_length(cfg, t)? {
                 Some(len) if len > 0 => {
                     out.push(b'[');
-                    Frame::Array {
-                        table: t.clone(),
-                        len,
-                        next: 1,
-                    }
+                    Frame::Array { len, next: 1 }
                 }
                 _ => {
                     out.push(b'{');
-                    Frame::Object {
-                        table: t.clone(),
-                        key: Value::Nil,
-                    }
+                    Frame::Object { key: Value::Nil }
                 }
-            }));
+            };
+            return Ok(Some((frame, t.clone())));
         }
         other => return Err(cannot(type_name(other), "type not supported")),
     }
     Ok(None)
 }
 
-fn encode(cfg: &Config, next_fn: &Function, v: &Value) -> Result<Vec<u8>, Raise> {
+fn encode(lua: &Lua, cfg: &Config, next_fn: &Function, v: &Value) -> Result<Vec<u8>, Raise> {
     let mut out = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
+    let holder = lua.create_table().map_err(lua_err)?;
     // The argument itself takes one slot.
     let mut used = 1;
-    if let Some(frame) = append_value(&mut out, cfg, v, 0, used)? {
+    if let Some((frame, table)) = append_value(&mut out, cfg, v, 0, used)? {
+        used += frame.slots();
         stack.push(frame);
+        holder.raw_set(stack.len(), table).map_err(lua_err)?;
     }
-    while let Some(top) = stack.last_mut() {
+    while !stack.is_empty() {
+        let table: Table = holder.raw_get(stack.len()).map_err(lua_err)?;
+        let Some(top) = stack.last_mut() else {
+            break;
+        };
         let item = match top {
-            Frame::Array { table, len, next } => {
+            Frame::Array { len, next } => {
                 if *next > *len {
                     out.push(b']');
                     None
@@ -228,12 +229,11 @@ fn encode(cfg: &Config, next_fn: &Function, v: &Value) -> Result<Vec<u8>, Raise>
                     Some(item)
                 }
             }
-            Frame::Object { table, key } => {
+            Frame::Object { key } => {
                 // `next` one step at a time, so a frame pins two references
                 // however big its table.
-                let (k, item): (Value, Value) = next_fn
-                    .call((table.clone(), key.clone()))
-                    .map_err(lua_err)?;
+                let (k, item): (Value, Value) =
+                    next_fn.call((table, key.clone())).map_err(lua_err)?;
                 if k.is_nil() {
                     out.push(b'}');
                     None
@@ -265,15 +265,17 @@ fn encode(cfg: &Config, next_fn: &Function, v: &Value) -> Result<Vec<u8>, Raise>
         };
         match item {
             None => {
+                holder.raw_set(stack.len(), Value::Nil).map_err(lua_err)?;
                 if let Some(done) = stack.pop() {
                     used -= done.slots();
                 }
             }
             Some(item) => {
                 let depth = stack.len();
-                if let Some(frame) = append_value(&mut out, cfg, &item, depth, used)? {
+                if let Some((frame, table)) = append_value(&mut out, cfg, &item, depth, used)? {
                     used += frame.slots();
                     stack.push(frame);
+                    holder.raw_set(stack.len(), table).map_err(lua_err)?;
                 }
             }
         }
@@ -417,7 +419,7 @@ pub fn library(lua: &Lua, next_fn: Function) -> mlua::Result<Table> {
                 return Ok(Err(Raise::Arg(1, "expected 1 argument".into())));
             }
             let v = args.front().cloned().unwrap_or(Value::Nil);
-            Ok(match encode(&config(&cfg), &next_fn, &v) {
+            Ok(match encode(lua, &config(&cfg), &next_fn, &v) {
                 Ok(bytes) => one(Value::String(lua.create_string(&bytes)?)),
                 Err(e) => Err(e),
             })
