@@ -240,7 +240,8 @@ fn unpack(lua: &Lua, args: MultiValue) -> Result<Vec<Value>, Raise> {
         if !(size <= ld && pos <= ld - size) {
             return Err(too_short());
         }
-        if out.len() + 2 > 7_990 {
+        // luaL_checkstack(L, 2, ...): the arguments, the results so far.
+        if args.len() + out.len() + 2 > 8000 {
             return Err(Raise::msg("stack overflow (too many results)"));
         }
         let item = data.get(pos..pos + size).unwrap_or(&[]);
