@@ -364,6 +364,25 @@ fn scripts_match_redis_eval() {
     );
 }
 
+/// cjson, cmsgpack and struct scripts whose replies must match Redis's.
+const LIB_CASES: &[&str] = include!("script_lib_cases.in");
+
+#[test]
+fn library_scripts_match_redis_eval() {
+    let Some(mut h) = Harness::new() else { return };
+    let mut diffs = Vec::new();
+    for body in LIB_CASES {
+        diffs.extend(h.compare(body, &[], &[]));
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} of {} cases differ:\n{}",
+        diffs.len(),
+        LIB_CASES.len() * 2,
+        diffs.join("\n")
+    );
+}
+
 /// A random nested value as a Lua literal (strings, numbers, booleans,
 /// status and error tables, arrays with holes, RESP3 shapes).
 fn random_value(rng: &mut rand_chacha::ChaCha8Rng, depth: u32) -> String {
@@ -491,4 +510,196 @@ fn a_script_cannot_escape_its_sandbox() {
         run("return loadstring(string.dump(function() return 1 end))"),
         Reply::Nil
     ));
+}
+
+/// A random value for the serialisation libraries, as a Lua expression:
+/// numbers across the integer and float encodings, strings of any bytes,
+/// booleans, arrays, maps with string keys, sparse integer keys.
+fn random_lib_value(rng: &mut rand_chacha::ChaCha8Rng, depth: u32) -> String {
+    let pick = if depth > 3 {
+        rng.random_range(0..6)
+    } else {
+        rng.random_range(0..9)
+    };
+    match pick {
+        0 => {
+            let bits = rng.random_range(0..64u32);
+            let v = rng.random_range(0..=u64::MAX) >> (63 - bits.min(62));
+            let neg = if rng.random_bool(0.5) { "-" } else { "" };
+            format!("({neg}{v})")
+        }
+        1 => format!("({:.3})", rng.random_range(-1000.0f64..1000.0)),
+        2 => [
+            "1/3",
+            "0.1",
+            "1e300",
+            "2^53",
+            "2^63",
+            "-2^63",
+            "2^64",
+            "1e-320",
+            "-0.0",
+            "3.5e15",
+            "123456789.25",
+        ][rng.random_range(0..11)]
+        .to_string(),
+        3 | 4 => {
+            let n = rng.random_range(0..12);
+            let bytes: String = (0..n)
+                .map(|_| {
+                    if rng.random_bool(0.5) {
+                        format!("\\{}", rng.random_range(0..256))
+                    } else {
+                        char::from(rng.random_range(b'a'..=b'z')).to_string()
+                    }
+                })
+                .collect();
+            format!("'{bytes}'")
+        }
+        5 => ["true", "false"][rng.random_range(0..2)].to_string(),
+        6 => {
+            let n = rng.random_range(0..5);
+            let items: Vec<String> = (0..n)
+                .map(|_| {
+                    if rng.random_bool(0.8) {
+                        format!(
+                            "k{}={}",
+                            rng.random_range(0..6),
+                            random_lib_value(rng, depth + 1)
+                        )
+                    } else {
+                        format!(
+                            "[{}]={}",
+                            rng.random_range(-2..30),
+                            random_lib_value(rng, depth + 1)
+                        )
+                    }
+                })
+                .collect();
+            format!("{{{}}}", items.join(","))
+        }
+        _ => {
+            let n = rng.random_range(0..6);
+            let items: Vec<String> = (0..n).map(|_| random_lib_value(rng, depth + 1)).collect();
+            format!("{{{}}}", items.join(","))
+        }
+    }
+}
+
+#[test]
+fn random_library_round_trips_match_redis() {
+    let Some(mut h) = Harness::new() else { return };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut diffs = Vec::new();
+    for _ in 0..120 {
+        let v = random_lib_value(&mut rng, 0);
+        for body in [
+            format!("return cjson.encode({v})"),
+            format!("return cjson.encode(cjson.decode(cjson.encode({v})))"),
+            format!("return cmsgpack.pack({v})"),
+            format!("return cmsgpack.pack(cmsgpack.unpack(cmsgpack.pack({v}, {v})))"),
+            format!("return {{cmsgpack.unpack(cmsgpack.pack({v}))}}"),
+        ] {
+            diffs.extend(h.compare(&body, &[], &[]));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} differ:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}
+
+#[test]
+fn deep_library_input_is_bounded_in_a_small_stack() {
+    // Decoding and encoding walk with explicit stacks: deep input costs
+    // heap, not the 2 MiB of a tokio worker thread.
+    let handle = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            let mut vm = ScriptVm::new().expect("vm");
+            struct NoHost;
+            impl ScriptHost for NoHost {
+                fn call(&mut self, _: HostCall) -> Reply {
+                    Reply::Nil
+                }
+            }
+            let body = "local c = cjson.new() c.decode_max_depth(3000) \
+                local t = c.decode(string.rep('[', 2500) .. string.rep(']', 2500)) \
+                local e = select(2, pcall(cjson.decode, string.rep('[', 100000))) \
+                local m = cmsgpack.unpack(string.rep('\\145', 3000) .. '\\1') \
+                c.encode_max_depth(3000) local s = c.encode(t) \
+                local n = 0 while type(m) == 'table' do n = n + 1 m = m[1] end \
+                return {e, #s, n, m}";
+            let sha = cache::sha1_hex(body.as_bytes());
+            vm.compile_script(&sha, body.as_bytes()).expect("compiles");
+            vm.eval(&mut NoHost, &sha, &[], &[], false)
+        })
+        .expect("thread");
+    let reply = handle.join().ok().map(|r| r.to_bytes(Protocol::Resp2));
+    let want: &[u8] = b"*4\r\n$62\r\nFound too many nested data structures (1001) at character 1001\r\n:5000\r\n:3000\r\n:1\r\n";
+    assert_eq!(reply.as_deref(), Some(want));
+}
+
+/// A random `struct` format and matching (now and then wrong) arguments.
+fn random_struct_call(rng: &mut rand_chacha::ChaCha8Rng) -> (String, Vec<String>) {
+    const ITEMS: &[&str] = &[
+        "b", "B", "h", "H", "l", "L", "T", "i", "I", "i3", "I5", "i8", "I16", "f", "d", "x", "s",
+        "c3", "c0", "<", ">", "!", "!4", "!2", " ", "z", "!3", "i40",
+    ];
+    let mut fmt = String::new();
+    let mut args = Vec::new();
+    for _ in 0..rng.random_range(0..7) {
+        let item = ITEMS[rng.random_range(0..ITEMS.len())];
+        fmt.push_str(item);
+        let wants = match item.as_bytes()[0] {
+            b's' | b'c' => Some(true),
+            b'x' | b'<' | b'>' | b'!' | b' ' | b'z' => None,
+            _ => Some(false),
+        };
+        match wants {
+            _ if rng.random_bool(0.05) => args.push("{}".to_string()),
+            Some(true) => args.push(format!("'{}'", "q".repeat(rng.random_range(0..6)))),
+            Some(false) => {
+                let v: f64 = match rng.random_range(0..4) {
+                    0 => rng.random_range(-200.0..200.0),
+                    1 => rng.random_range(-1e6..1e6f64).round(),
+                    2 => rng.random_range(-1e19..1e19f64),
+                    _ => rng.random_range(0..70u32) as f64,
+                };
+                args.push(format!("{v:?}"));
+            }
+            None => {}
+        }
+    }
+    (fmt, args)
+}
+
+#[test]
+fn random_struct_formats_match_redis() {
+    let Some(mut h) = Harness::new() else { return };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let mut diffs = Vec::new();
+    for _ in 0..150 {
+        let (fmt, args) = random_struct_call(&mut rng);
+        let mut call = format!("'{fmt}'");
+        for a in &args {
+            call.push_str(", ");
+            call.push_str(a);
+        }
+        let body = format!(
+            "local ok, s = pcall(struct.pack, {call}) if not ok then return s end \
+             local r = {{pcall(struct.unpack, '{fmt}', s)}} \
+             for i = 1, #r do r[i] = tostring(r[i]) end \
+             return {{s, {{pcall(struct.size, '{fmt}')}}, r}}"
+        );
+        diffs.extend(h.compare(&body, &[], &[]));
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} differ:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
 }

@@ -1,54 +1,25 @@
 //! The C libraries Redis links into its Lua, rewritten in Rust on mlua:
-//! `bit` (LuaBitOp). `cjson`, `cmsgpack` and `struct` are not written yet:
-//! their globals exist (so scripts see Redis's set of globals) but calling
-//! a function raises `<lib>.<fn> is not supported by Kiwi yet`.
+//! `bit` (LuaBitOp), `cjson` (lua-cjson 2.1.0), `cmsgpack` (lua-cmsgpack
+//! 0.4.0) and `struct`. Each keeps the original's results and error texts,
+//! including its C-level quirks where a script can observe them.
 
 pub mod bit;
+pub mod cjson;
+mod cjson_decode;
+pub mod cmsgpack;
+pub mod structlib;
 
 use mlua::{Lua, MultiValue, Table, Value};
 
-use super::raw::{self, Raise};
+use super::raw::Raise;
 
 /// Put the libraries into the (still writable) globals.
 pub fn install(lua: &Lua, globals: &Table) -> mlua::Result<()> {
     globals.raw_set("bit", bit::library(lua)?)?;
-    for (lib, names) in [
-        (
-            "cjson",
-            &[
-                "encode",
-                "decode",
-                "encode_keep_buffer",
-                "encode_max_depth",
-                "decode_max_depth",
-                "encode_number_precision",
-                "encode_sparse_array",
-                "encode_invalid_numbers",
-                "decode_invalid_numbers",
-                "new",
-            ][..],
-        ),
-        (
-            "cmsgpack",
-            &["pack", "unpack", "unpack_one", "unpack_limit"][..],
-        ),
-        ("struct", &["pack", "unpack", "size"][..]),
-    ] {
-        let t = lua.create_table()?;
-        for name in names {
-            let text = format!("{lib}.{name} is not supported by Kiwi yet");
-            t.raw_set(
-                *name,
-                raw::function(lua, move |_, _: MultiValue| {
-                    Ok(Err(Raise::msg(text.clone())))
-                })?,
-            )?;
-        }
-        if lib == "cjson" {
-            t.raw_set("null", raw::null())?;
-        }
-        globals.raw_set(lib, t)?;
-    }
+    let next_fn: mlua::Function = globals.raw_get("next")?;
+    globals.raw_set("cjson", cjson::library(lua, next_fn)?)?;
+    globals.raw_set("cmsgpack", cmsgpack::library(lua)?)?;
+    globals.raw_set("struct", structlib::library(lua)?)?;
     Ok(())
 }
 
@@ -118,22 +89,78 @@ pub fn str_to_number(bytes: &[u8]) -> Option<f64> {
     Some(if neg { -v } else { v })
 }
 
-/// The number a library argument holds, Lua-style (numbers and numeric
-/// strings), or the `luaL_checknumber` error.
-pub fn check_number(args: &MultiValue, n: usize) -> Result<f64, Raise> {
-    let v = args.get(n - 1).cloned().unwrap_or(Value::Nil);
-    let num = match &v {
+/// C's `(long)d` on x86-64: truncation, or the "integer indefinite" value
+/// (i64::MIN) when out of range or NaN.
+pub fn c_long(d: f64) -> i64 {
+    if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&d) {
+        d as i64
+    } else {
+        i64::MIN
+    }
+}
+
+/// C's `(int)d` on x86-64 (INT_MIN when out of range or NaN).
+pub fn c_int(d: f64) -> i32 {
+    if (-2_147_483_648.0..2_147_483_648.0).contains(&d) {
+        d as i32
+    } else {
+        i32::MIN
+    }
+}
+
+/// `luaL_typename` of argument `n` (1-based): "no value" past the end.
+pub fn arg_type_name(args: &MultiValue, n: usize) -> &'static str {
+    match args.get(n.wrapping_sub(1)) {
+        None => "no value",
+        Some(Value::Nil) => "nil",
+        Some(v) => super::vm::type_name(v),
+    }
+}
+
+fn arg_number(v: Option<&Value>) -> Option<f64> {
+    match v? {
         Value::Number(x) => Some(*x),
         Value::Integer(i) => Some(*i as f64),
         Value::String(s) => str_to_number(&s.as_bytes()),
         _ => None,
-    };
-    num.ok_or_else(|| {
+    }
+}
+
+/// The number a library argument holds, Lua-style (numbers and numeric
+/// strings), or the `luaL_checknumber` error.
+pub fn check_number(args: &MultiValue, n: usize) -> Result<f64, Raise> {
+    arg_number(args.get(n.wrapping_sub(1))).ok_or_else(|| {
         Raise::Arg(
             n as i32,
-            format!("number expected, got {}", super::vm::type_name(&v)),
+            format!("number expected, got {}", arg_type_name(args, n)),
         )
     })
+}
+
+/// `luaL_checkinteger`: the number truncated as C's `(ptrdiff_t)d` does.
+pub fn check_integer(args: &MultiValue, n: usize) -> Result<i64, Raise> {
+    check_number(args, n).map(c_long)
+}
+
+/// `luaL_optinteger`: `default` for a missing or nil argument.
+pub fn check_integer_opt(args: &MultiValue, n: usize, default: i64) -> Result<i64, Raise> {
+    match args.get(n.wrapping_sub(1)) {
+        None | Some(Value::Nil) => Ok(default),
+        Some(_) => check_integer(args, n),
+    }
+}
+
+/// `luaL_checklstring`: strings, and numbers as Lua formats them (`%.14g`).
+pub fn check_string(args: &MultiValue, n: usize) -> Result<Vec<u8>, Raise> {
+    match args.get(n.wrapping_sub(1)) {
+        Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
+        Some(Value::Number(x)) => Ok(format_g(*x, 14).into_bytes()),
+        Some(Value::Integer(i)) => Ok(format_g(*i as f64, 14).into_bytes()),
+        _ => Err(Raise::Arg(
+            n as i32,
+            format!("string expected, got {}", arg_type_name(args, n)),
+        )),
+    }
 }
 
 #[cfg(test)]
