@@ -13,21 +13,32 @@ pub fn format_double(d: f64) -> String {
     if d.is_nan() {
         return "nan".into();
     }
-    format_g17(d)
+    format_g(d, 17)
 }
 
-/// C's `%.17g`: 17 significant digits, fixed or scientific notation by the
-/// exponent, trailing zeros removed.
-fn format_g17(d: f64) -> String {
-    const PRECISION: i32 = 17;
-    let sci = format!("{:.*e}", (PRECISION - 1) as usize, d);
-    let (mantissa, exp) = match sci.split_once('e') {
-        Some(parts) => parts,
-        None => return sci,
+/// C's `%.<precision>g` (Lua's number text uses 14): that many significant
+/// digits, fixed or scientific notation by the exponent, trailing zeros
+/// removed; `nan`, `-nan`, `inf`, `-inf` as glibc prints them.
+pub fn format_g(d: f64, precision: usize) -> String {
+    if d.is_nan() {
+        return if d.is_sign_negative() {
+            "-nan".into()
+        } else {
+            "nan".into()
+        };
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let precision = precision.max(1);
+    let sci = format!("{:.*e}", precision - 1, d);
+    let Some((mantissa, exp)) = sci.split_once('e') else {
+        return sci;
     };
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if (-4..PRECISION).contains(&exp) {
-        let fixed = format!("{:.*}", (PRECISION - 1 - exp) as usize, d);
+    let exp: i64 = exp.parse().unwrap_or(0);
+    if exp >= -4 && exp < precision as i64 {
+        let decimals = (precision as i64 - 1 - exp).max(0) as usize;
+        let fixed = format!("{:.*}", decimals, d);
         trim_fraction(&fixed).to_string()
     } else {
         let sign = if exp < 0 { '-' } else { '+' };

@@ -13,7 +13,7 @@ mod int;
 pub mod long_double;
 mod strtod;
 
-pub use format::{d2string, format_double};
+pub use format::{d2string, format_double, format_g};
 pub use int::{atoi, parse_i64};
 pub use long_double::{string2ld, LongDouble};
 pub use strtod::{is_c_space, string2d, strtod};

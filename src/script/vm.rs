@@ -899,48 +899,21 @@ fn protect(lua: &Lua, globals: &Table) -> mlua::Result<()> {
     let setmetatable: Function = globals.raw_get("setmetatable")?;
     let table_lib: Table = real_of.raw_get(globals.raw_get::<Table>("table")?)?;
     let insert: Function = table_lib.raw_get("insert")?;
-    {
+    // Writers through a proxy raise the read-only error.
+    let refusing = |f: Function| {
         let real = real.clone();
-        globals.raw_set(
-            "rawset",
-            raw::function(lua, move |lua, args| {
-                if real(args.front().unwrap_or(&Value::Nil)).is_some() {
-                    return Ok(Err(Raise::Value(Value::String(
-                        lua.create_string(READONLY)?,
-                    ))));
-                }
-                Ok(Ok(rawset.call::<MultiValue>(args)?))
-            })?,
-        )?;
-    }
-    {
-        let real = real.clone();
-        table_lib.raw_set(
-            "insert",
-            raw::function(lua, move |lua, args| {
-                if real(args.front().unwrap_or(&Value::Nil)).is_some() {
-                    return Ok(Err(Raise::Value(Value::String(
-                        lua.create_string(READONLY)?,
-                    ))));
-                }
-                Ok(Ok(insert.call::<MultiValue>(args)?))
-            })?,
-        )?;
-    }
-    {
-        let real = real.clone();
-        globals.raw_set(
-            "setmetatable",
-            raw::function(lua, move |lua, args| {
-                if real(args.front().unwrap_or(&Value::Nil)).is_some() {
-                    return Ok(Err(Raise::Value(Value::String(
-                        lua.create_string(READONLY)?,
-                    ))));
-                }
-                Ok(Ok(setmetatable.call::<MultiValue>(args)?))
-            })?,
-        )?;
-    }
+        raw::function(lua, move |lua, args| {
+            if real(args.front().unwrap_or(&Value::Nil)).is_some() {
+                return Ok(Err(Raise::Value(Value::String(
+                    lua.create_string(READONLY)?,
+                ))));
+            }
+            Ok(Ok(f.call::<MultiValue>(args)?))
+        })
+    };
+    globals.raw_set("rawset", refusing(rawset)?)?;
+    table_lib.raw_set("insert", refusing(insert)?)?;
+    globals.raw_set("setmetatable", refusing(setmetatable)?)?;
     let see_through = |f: Function| {
         let real = real.clone();
         move |_: &Lua, args: MultiValue| -> mlua::Result<super::raw::Outcome> {

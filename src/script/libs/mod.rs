@@ -32,41 +32,7 @@ pub fn number(v: &Value) -> Option<f64> {
     }
 }
 
-/// C's `%.<precision>g`.
-pub fn format_g(d: f64, precision: usize) -> String {
-    if d.is_nan() {
-        return if d.is_sign_negative() {
-            "-nan".into()
-        } else {
-            "nan".into()
-        };
-    }
-    if d.is_infinite() {
-        return if d > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    let precision = precision.max(1);
-    let sci = format!("{:.*e}", precision - 1, d);
-    let Some((mantissa, exp)) = sci.split_once('e') else {
-        return sci;
-    };
-    let exp: i64 = exp.parse().unwrap_or(0);
-    if exp >= -4 && exp < precision as i64 {
-        let decimals = (precision as i64 - 1 - exp).max(0) as usize;
-        let fixed = format!("{:.*}", decimals, d);
-        trim_fraction(&fixed).to_string()
-    } else {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{}e{}{:02}", trim_fraction(mantissa), sign, exp.abs())
-    }
-}
-
-fn trim_fraction(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        s
-    }
-}
+pub use crate::num::format_g;
 
 /// `lua_tonumber` of a string (`luaO_str2d`): decimal or `0x` hex, spaces
 /// around allowed, nothing else.
