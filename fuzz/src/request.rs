@@ -27,6 +27,14 @@ pub type Outcome = Vec<Result<Vec<Bytes>, ProtocolError>>;
 /// Decode `input` arriving as the pieces between `cuts` (offsets, any
 /// order, out-of-range ones ignored).
 pub fn decode(input: &[u8], cuts: &[usize], authenticated: bool) -> Outcome {
+    let mut out = Vec::new();
+    decode_into(input, cuts, authenticated, &mut out);
+    out
+}
+
+/// [`decode`] into `out`, which the caller may size beforehand so that the
+/// decoder's allocations can be measured apart from the harness's.
+fn decode_into(input: &[u8], cuts: &[usize], authenticated: bool, out: &mut Outcome) {
     let mut cuts: Vec<usize> = cuts
         .iter()
         .copied()
@@ -38,7 +46,6 @@ pub fn decode(input: &[u8], cuts: &[usize], authenticated: bool) -> Outcome {
     let mut decoder = RequestDecoder::new(MAX_BULK);
     decoder.set_authenticated(authenticated);
     let mut buf = BytesMut::new();
-    let mut out = Vec::new();
     let mut start = 0;
     for end in cuts {
         buf.extend_from_slice(input.get(start..end).unwrap_or_default());
@@ -56,12 +63,11 @@ pub fn decode(input: &[u8], cuts: &[usize], authenticated: bool) -> Outcome {
                 Ok(None) => break,
                 Err(e) => {
                     out.push(Err(e));
-                    return out;
+                    return;
                 }
             }
         }
     }
-    out
 }
 
 fn is_size_limit(outcome: Option<&Result<Vec<Bytes>, ProtocolError>>) -> bool {
@@ -78,11 +84,17 @@ pub fn check(input: &[u8], cuts: &[usize], authenticated: bool) {
         UNAUTHENTICATED_BULK
     };
     let limit = 4 * (input.len() + per_arg) + (64 << 10);
-    let whole = bounded("request decoder", limit, || {
-        decode(input, &[], authenticated)
+    // Every request consumes at least one byte: room for all of them is
+    // made before measuring, so only the decoder's own allocations count.
+    let (mut whole, mut split) = (
+        Vec::with_capacity(input.len() + 1),
+        Vec::with_capacity(input.len() + 1),
+    );
+    bounded("request decoder", limit, || {
+        decode_into(input, &[], authenticated, &mut whole)
     });
-    let split = bounded("request decoder", limit, || {
-        decode(input, cuts, authenticated)
+    bounded("request decoder", limit, || {
+        decode_into(input, cuts, authenticated, &mut split)
     });
     for outcome in whole.iter().chain(&split) {
         if let Err(e) = outcome {
@@ -168,7 +180,9 @@ pub fn check_inline_args(args: &[Vec<u8>]) {
 
 /// Any line: no panic; if it parses, its arguments quoted parse the same.
 pub fn check_inline_line(line: &[u8]) {
-    let limit = 4 * line.len() + 4096;
+    // The line a few times over, plus one vector header per argument (an
+    // argument takes at least one byte and its separator).
+    let limit = 4 * line.len() + 4096 + line.len() * std::mem::size_of::<Vec<u8>>();
     let parsed = bounded("inline parser", limit, || split_args(line));
     if let Some(args) = parsed {
         let args: Vec<Vec<u8>> = args.into_iter().map(|b| b.to_vec()).collect();
