@@ -337,7 +337,7 @@ fn one(d: &Directive) -> Result<&str, String> {
 }
 
 fn optional_path(d: &Directive) -> Result<Option<PathBuf>, String> {
-    Ok(Some(PathBuf::from(one(d)?)).filter(|p| !p.as_os_str().is_empty()))
+    Ok(crate::config::non_empty_path(one(d)?))
 }
 
 fn number<T: std::str::FromStr>(d: &Directive) -> Result<T, String> {

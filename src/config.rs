@@ -315,7 +315,8 @@ pub enum ConfigSetError {
     Range { min: u64, max: u64 },
 }
 
-fn non_empty_path(value: &str) -> Option<PathBuf> {
+/// A path directive's value: `""` means none (redis.conf and CONFIG SET).
+pub(crate) fn non_empty_path(value: &str) -> Option<PathBuf> {
     Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty())
 }
 

@@ -222,26 +222,22 @@ pub fn peer(tls: &TlsSettings) -> Result<Option<PeerTls>, TlsError> {
         WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
             .map_err(|e| TlsError::Rustls(e.to_string()))?;
-    let server = ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Rustls(e.to_string()))?
-        .with_client_cert_verifier(client_verifier)
-        .with_single_cert(
-            certificates("tls-cert-file", cert_file)?,
-            private_key("tls-key-file", key_file)?,
-        )
-        .map_err(|e| TlsError::Rustls(e.to_string()))?;
-
+    let chain = certificates("tls-cert-file", cert_file)?;
+    let key = private_key("tls-key-file", key_file)?;
     let (client_chain, client_key) = match (&tls.client_cert_file, &tls.client_key_file) {
         (Some(cert), Some(key)) => (
             certificates("tls-client-cert-file", cert)?,
             private_key("tls-client-key-file", key)?,
         ),
-        _ => (
-            certificates("tls-cert-file", cert_file)?,
-            private_key("tls-key-file", key_file)?,
-        ),
+        _ => (chain.clone(), key.clone_key()),
     };
+    let server = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        .with_client_cert_verifier(client_verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+
     let server_verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
         .build()
         .map_err(|e| TlsError::Rustls(e.to_string()))?;

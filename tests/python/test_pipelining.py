@@ -8,12 +8,11 @@ SELECT and blocking commands inside a pipeline behave as if sent one by one.
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import redis
 
-from kiwitest import RawConnection, RespError, encode_command
+from kiwitest import RawConnection, RespError, encode_command, wait_until
 
 RawFactory = Callable[[], RawConnection]
 
@@ -77,14 +76,6 @@ def test_quit_mid_pipeline_stops_there(r: redis.Redis, raw: RawFactory) -> None:
     assert r.exists("after") == 0
 
 
-def wait_until_blocked(r: redis.Redis, count: int) -> None:
-    for _ in range(500):
-        if r.info("clients")["blocked_clients"] >= count:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"no {count} blocked client(s) after 5 s")
-
-
 def test_requests_sent_behind_a_blocking_command_that_times_out_are_answered(raw: RawFactory) -> None:
     # More than the server's first read takes: the rest arrives while
     # BLPOP waits and must be answered once it times out (found by cmdfuzz).
@@ -98,6 +89,6 @@ def test_requests_sent_behind_a_blocking_command_that_is_woken_are_answered(r: r
     value = b"w" * 100_000
     commands = [("BLPOP", "queue", "0"), ("SET", "big", value), ("STRLEN", "big"), ("PING",)]
     conn.send(b"".join(encode_command(*c) for c in commands))
-    wait_until_blocked(r, 1)
+    wait_until(lambda: r.info("clients")["blocked_clients"] >= 1, message="BLPOP is blocked")
     r.lpush("queue", "item")
     assert [conn.read() for _ in commands] == [[b"queue", b"item"], "OK", 100_000, "PONG"]

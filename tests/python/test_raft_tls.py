@@ -13,7 +13,6 @@ import secrets
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional
@@ -22,7 +21,7 @@ import pytest
 import redis
 
 from kiwi.testing.processes import ProcessCluster, ServerProcess, server_command, write_node_config
-from kiwitest import HOST, free_port
+from kiwitest import HOST, free_port, wait_until
 from pki import Pki, make_pki
 
 pytestmark = pytest.mark.kiwi_only
@@ -40,14 +39,6 @@ def tls_args(pki: Pki, cert: Optional[Path] = None, key: Optional[Path] = None) 
         "--tls-key-file", str(key or pki.server_key),
         "--tls-ca-cert-file", str(pki.ca),
     ]  # fmt: skip
-
-
-def wait_for(condition, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"no {what} within {timeout:.0f} s")
-        time.sleep(0.05)
 
 
 def test_a_cluster_over_tls_replicates_and_elects_a_new_leader(pki: Pki) -> None:
@@ -69,7 +60,7 @@ def test_a_cluster_over_tls_replicates_and_elects_a_new_leader(pki: Pki) -> None
             except redis.RedisError:
                 return False
 
-        wait_for(written, what="write after the leader paused")
+        wait_until(written, timeout=30, interval=0.05, message="write after the leader paused")
         cluster.resume(leader)
         cluster.wait_settled(timeout=30)
         assert cluster.client(leader).get("after") == b"failover"
@@ -180,7 +171,7 @@ def test_what_travels_between_nodes_is_unreadable_on_the_wire(tmp_path: Path, pk
             except redis.RedisError:
                 return False
 
-        wait_for(written, what="write through node 1")
+        wait_until(written, timeout=30, interval=0.05, message="write through node 1")
 
         def replicated() -> bool:
             try:
@@ -188,7 +179,7 @@ def test_what_travels_between_nodes_is_unreadable_on_the_wire(tmp_path: Path, pk
             except redis.RedisError:
                 return False
 
-        wait_for(replicated, what="replica of the write on node 2")
+        wait_until(replicated, timeout=30, interval=0.05, message="replica of the write on node 2")
         seen = proxy.bytes_seen()
         assert seen, "the proxy saw no traffic: the test would show nothing"
         if tls:
@@ -335,10 +326,7 @@ def test_tls_cluster_needs_its_files(tmp_path: Path, pki: Pki) -> None:
     )  # fmt: skip
     proc.start()
     try:
-        deadline = time.monotonic() + 30
-        while proc.running and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not proc.running
+        wait_until(lambda: not proc.running, timeout=30, interval=0.05, message="the server exits")
         assert proc.popen is not None and proc.popen.returncode != 0
         assert "tls-cluster yes needs tls-cert-file, tls-key-file and tls-ca-cert-file" in proc.log_tail(20)
     finally:
