@@ -395,7 +395,9 @@ fn apply(s: &mut Settings, d: &Directive) -> Result<(), String> {
         | "client-output-buffer-limit"
         | "tcp-keepalive"
         | "protected-mode"
-        | "appendfsync") => config
+        | "appendfsync"
+        | "busy-reply-threshold"
+        | "lua-time-limit") => config
             .set(name, &d.args.join(" "))
             .map_err(|e| format!("'{name} {}': {e}", d.args.join(" ")))?,
         "hz" => config.hz = number::<u32>(d)?.clamp(1, 500),

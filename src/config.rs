@@ -98,6 +98,9 @@ pub struct RuntimeConfig {
     pub fault_injection: FaultInjection,
     /// When the write-ahead log is synced to disk (redis.conf's name).
     pub appendfsync: Appendfsync,
+    /// `busy-reply-threshold` (alias `lua-time-limit`): how long a script
+    /// runs before other clients are answered BUSY.
+    pub busy_reply_threshold: std::time::Duration,
 }
 
 /// Redis's `tls-*` settings for clients.
@@ -167,6 +170,7 @@ impl RuntimeConfig {
             tls: TlsSettings::default(),
             fault_injection: FaultInjection::No,
             appendfsync: Appendfsync::default(),
+            busy_reply_threshold: std::time::Duration::from_millis(5000),
         }
     }
 
@@ -181,6 +185,14 @@ impl RuntimeConfig {
             ("maxclients", self.maxclients.to_string()),
             ("io-threads", self.io_threads.to_string()),
             ("hz", self.hz.to_string()),
+            (
+                "busy-reply-threshold",
+                self.busy_reply_threshold.as_millis().to_string(),
+            ),
+            (
+                "lua-time-limit",
+                self.busy_reply_threshold.as_millis().to_string(),
+            ),
             ("timeout", self.timeout.to_string()),
             (
                 "unixsocket",
@@ -272,6 +284,10 @@ impl RuntimeConfig {
                 self.hz = hz.clamp(1, 500);
             }
             "timeout" => self.timeout = parse_in_range(value, 0, i32::MAX as u64)?,
+            "busy-reply-threshold" | "lua-time-limit" => {
+                let ms = parse_in_range(value, 0, i64::MAX as u64)?;
+                self.busy_reply_threshold = std::time::Duration::from_millis(ms);
+            }
             // Accepted for compatibility; Kiwi persists through RocksDB instead.
             "save" | "appendonly" | "maxmemory" | "maxmemory-policy" => {}
             // The files are read again by CONFIG SET's caller (see

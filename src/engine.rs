@@ -28,6 +28,7 @@ mod clients;
 mod dispatch;
 mod exec;
 mod pipeline;
+mod script;
 mod waiters;
 
 pub use crate::cmd::Outcome;
@@ -67,6 +68,8 @@ pub struct Shared {
     pub run_id: String,
     /// Clients waiting for keys to change (blocked pops, WATCH).
     pub waiters: KeyWaiters,
+    /// The Lua interpreter, the script cache, the script running now.
+    pub scripts: crate::script::Scripts,
     /// The TCP port the server listens on (0 when there is none).
     pub tcp_port: std::sync::atomic::AtomicU16,
     /// The keyspace is replicated by Raft: writes become proposals, reads
@@ -121,6 +124,7 @@ impl Engine {
             clients: Mutex::new(HashMap::new()),
             scan_cursors: Mutex::new(ScanCursors::default()),
             waiters: KeyWaiters::default(),
+            scripts: crate::script::Scripts::default(),
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),
             run_id,
@@ -140,7 +144,10 @@ impl Engine {
         match self.execute_or_block(session, args) {
             Outcome::Reply(reply) => reply,
             Outcome::Block(block) => block.refused_reply,
-            Outcome::Defer(Deferred::Read) => self.execute_local(session, args),
+            // No connection to wait on: a busy script is waited for on the lock.
+            Outcome::Defer(Deferred::Read | Deferred::AfterScript(_)) => {
+                self.execute_local(session, args)
+            }
             Outcome::Defer(Deferred::Exec(plan)) if !plan.needs_entry() => {
                 self.finish_exec(session, plan.slots, plan.db_after, None)
             }
@@ -243,6 +250,19 @@ impl Shared {
 
     pub fn uptime_secs(&self) -> u64 {
         self.started.elapsed().as_secs()
+    }
+}
+
+/// Run `f`, which may take long (a script), without holding up the other
+/// tasks of this tokio worker: on a multi-threaded runtime they move to
+/// another thread meanwhile, so clients keep being served (and answered
+/// BUSY) while a script runs even with one worker.
+pub fn long_running<R>(f: impl FnOnce() -> R) -> R {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    match multi_thread {
+        true => tokio::task::block_in_place(f),
+        false => f(),
     }
 }
 

@@ -8,6 +8,7 @@ mod args;
 mod bitmap;
 mod collection;
 mod error;
+pub mod functions;
 mod glob;
 mod hash;
 mod keys;
@@ -17,6 +18,7 @@ mod outcome;
 pub mod raft;
 mod sample;
 mod scan;
+pub mod scripting;
 mod server;
 mod session;
 mod set;
@@ -33,7 +35,7 @@ pub use outcome::{BlockOn, Deferred, Handled, Outcome};
 pub use scan::ScanCursors;
 pub use server::REDIS_VERSION;
 pub use session::Session;
-pub use table::{all as all_commands, group_of, lookup, CommandSpec, Flags};
+pub use table::{all as all_commands, arity_ok, group_of, lookup, CommandSpec, Flags};
 
 use bytes::Bytes;
 

@@ -39,6 +39,9 @@ pub enum Deferred {
     Read,
     /// A `RAFT.*` admin command.
     Raft(super::raft::RaftAdmin),
+    /// A script runs (and started less than `busy-reply-threshold` ago):
+    /// wait until it ends or that time comes, then run the command again.
+    AfterScript(std::time::Instant),
 }
 
 /// What a blocked command waits for.
@@ -65,6 +68,8 @@ pub enum Handled {
     Block(Box<BlockOn>),
     Defer(Box<Deferred>),
     Exec(Vec<Vec<Bytes>>),
+    /// A script or function call (EVAL and friends), run by the engine.
+    Script(Box<crate::script::ScriptCall>),
 }
 
 /// The reply of a command that needs Raft where it cannot be deferred
@@ -82,6 +87,7 @@ impl Handled {
             Handled::Block(block) => block.refused_reply,
             Handled::Defer(_) => Reply::error(NEEDS_RAFT),
             Handled::Exec(_) => Reply::error("ERR EXEC cannot run here"),
+            Handled::Script(_) => Reply::error("ERR a script cannot run here"),
         }
     }
 }

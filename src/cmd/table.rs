@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::{
-    bitmap, hash, keys, list, raft, server, set, strings, transaction, zset, Call, CmdError,
-    CmdResult, Handled,
+    bitmap, functions, hash, keys, list, raft, scripting, server, set, strings, transaction, zset,
+    Call, CmdError, CmdResult, Handled,
 };
 
 /// Command flags (a subset of Redis's, the ones Kiwi acts on or reports).
@@ -187,6 +187,31 @@ static SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
         ],
     ),
     (
+        "function",
+        &[
+            ("delete", 3),
+            ("dump", 2),
+            ("flush", -2),
+            ("help", 2),
+            ("kill", 2),
+            ("list", -2),
+            ("load", -3),
+            ("restore", -3),
+            ("stats", 2),
+        ],
+    ),
+    (
+        "script",
+        &[
+            ("debug", 3),
+            ("exists", -3),
+            ("flush", -2),
+            ("kill", 2),
+            ("load", 3),
+            ("help", 2),
+        ],
+    ),
+    (
         "command",
         &[
             ("count", 2),
@@ -241,6 +266,7 @@ pub(crate) use commands;
 static GROUPS: &[(&str, &[CommandSpec])] = &[
     ("connection", CONNECTION),
     ("transactions", TRANSACTIONS),
+    ("scripting", SCRIPTING),
     ("server", SERVER),
     ("string", STRINGS),
     ("bitmap", bitmap::COMMANDS),
@@ -285,6 +311,19 @@ static TRANSACTIONS: &[CommandSpec] = commands! {
     "watch", -2, TX, 1, -1, 1, transaction::watch;
     // Queued inside MULTI, as Redis does (only WATCH is refused there).
     "unwatch", 1, C, 0, 0, 0, transaction::unwatch;
+};
+
+/// The EVAL family parses its call and hands it to the engine, which takes
+/// the storage lock itself for the whole script (`engine/script.rs`).
+static SCRIPTING: &[CommandSpec] = commands! {
+    "eval", -3, Flags::NO_KEYS, 0, 0, 0, scripting::eval;
+    "evalsha", -3, Flags::NO_KEYS, 0, 0, 0, scripting::evalsha;
+    "eval_ro", -3, Flags::NO_KEYS.union(Flags::READONLY), 0, 0, 0, scripting::eval_ro;
+    "evalsha_ro", -3, Flags::NO_KEYS.union(Flags::READONLY), 0, 0, 0, scripting::evalsha_ro;
+    "script", -2, Flags::NO_KEYS, 0, 0, 0, scripting::script;
+    "fcall", -3, Flags::NO_KEYS, 0, 0, 0, functions::fcall;
+    "fcall_ro", -3, Flags::NO_KEYS.union(Flags::READONLY), 0, 0, 0, functions::fcall_ro;
+    "function", -2, Flags::NO_KEYS, 0, 0, 0, functions::function;
 };
 
 static SERVER: &[CommandSpec] = commands! {

@@ -16,8 +16,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::dispatch::unknown_command;
+use super::script::Place;
 use super::{ClientInfo, Engine};
-use crate::cmd::{self, CmdError, CommandSpec, Flags, Session};
+use crate::cmd::{self, scripting, CmdError, CommandSpec, Flags, Handled, Session};
 use crate::raft::{Exec, Op, Work};
 use crate::resp::{Protocol, Reply};
 use crate::storage::{
@@ -62,7 +63,13 @@ impl Engine {
                 Work::Commands(commands) => {
                     let mut replies = Vec::with_capacity(commands.len());
                     for args in commands {
-                        replies.push(self.apply_command(&mut ctx, &mut session, op.db, args)?);
+                        replies.push(self.apply_command(
+                            &mut ctx,
+                            &mut session,
+                            log_index,
+                            op.db,
+                            args,
+                        )?);
                     }
                     out.push(replies);
                 }
@@ -73,7 +80,13 @@ impl Engine {
                     }
                     let mut replies = Vec::with_capacity(exec.commands.len());
                     for (db, args) in exec.commands {
-                        replies.push(self.apply_command(&mut ctx, &mut session, db, args)?);
+                        replies.push(self.apply_command(
+                            &mut ctx,
+                            &mut session,
+                            log_index,
+                            db,
+                            args,
+                        )?);
                     }
                     out.push(vec![Reply::Array(replies)]);
                 }
@@ -98,6 +111,7 @@ impl Engine {
         &'a self,
         ctx: &mut Ctx<'a>,
         session: &mut Session,
+        log_index: u64,
         db: u8,
         args: Vec<Vec<u8>>,
     ) -> Result<Reply, StorageError> {
@@ -138,6 +152,10 @@ impl Engine {
         let (result, back) = self.call_handler(spec, session, &args, taken);
         *ctx = back;
         Ok(match result {
+            Ok(Handled::Script(call)) => {
+                let seed = i32::try_from(log_index & 0x7fff_ffff).unwrap_or(0);
+                self.run_script(ctx, session, &call, Place::Entry { seed })
+            }
             // A blocking command answers at once; nothing is deferred.
             Ok(handled) => handled.settle_here(),
             // Not the command's fault and maybe not on every node: the
@@ -220,7 +238,11 @@ pub(crate) fn replicable(args: &[Bytes]) -> Result<&'static CommandSpec, CmdErro
         return Err(CmdError::Arity(spec.name.to_string()));
     }
     let keyed_read = spec.flags.contains(Flags::READONLY) && !spec.flags.contains(Flags::NO_KEYS);
-    if spec.is_write() || keyed_read {
+    let script = matches!(
+        spec.name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    ) || scripting::replicated_admin(spec, args);
+    if spec.is_write() || keyed_read || script {
         Ok(spec)
     } else {
         Err(CmdError::err(format!(

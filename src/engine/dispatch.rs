@@ -9,7 +9,8 @@ use bytes::Bytes;
 
 use super::Engine;
 use crate::cmd::{
-    self, Call, CmdError, CmdResult, CommandSpec, Deferred, Flags, Handled, Outcome, Session,
+    self, scripting, Call, CmdError, CmdResult, CommandSpec, Deferred, Flags, Handled, Outcome,
+    Session,
 };
 use crate::raft::Op;
 use crate::resp::{Protocol, Reply};
@@ -51,6 +52,21 @@ impl Engine {
                 return Err(e);
             }
         };
+        // While a script runs, others wait for it; past busy-reply-threshold
+        // they are answered BUSY (a few commands still run, SCRIPT KILL…).
+        if !local && !scripting::allowed_while_busy(spec, args) {
+            let threshold = self.config.read().busy_reply_threshold;
+            match self.scripts.busy(session.info.id, threshold) {
+                Ok(None) => {}
+                Ok(Some(busy)) => {
+                    if session.multi.is_some() {
+                        session.multi_failed = true;
+                    }
+                    return Err(CmdError::Raw(busy.into()));
+                }
+                Err(until) => return Ok(Outcome::Defer(Deferred::AfterScript(until))),
+            }
+        }
         // As Redis: a protected command is refused before AUTH is asked for.
         if spec.flags.contains(Flags::PROTECTED)
             && !self
@@ -85,7 +101,7 @@ impl Engine {
             return Ok(Outcome::Reply(Reply::Status("QUEUED")));
         }
         if self.is_replicated() {
-            if spec.is_write() {
+            if spec.is_write() || scripting::replicated_admin(spec, args) {
                 // A blocking command with nothing to take here waits on this
                 // node's keys rather than proposing an entry that would
                 // answer its timeout reply at once.
@@ -117,7 +133,11 @@ impl Engine {
             // WATCH too: what it records as seen must include every write
             // acknowledged before it, or the client's own write could abort
             // its transaction.
-            let keyed = !spec.flags.contains(Flags::NO_KEYS) || spec.name == "watch";
+            // And what reads the script cache, which the log fills: a
+            // client's EVALSHA after its SCRIPT LOAD through another node.
+            let keyed = !spec.flags.contains(Flags::NO_KEYS)
+                || spec.name == "watch"
+                || scripting::reads_script_cache(spec, args);
             if !local && !session.stale_reads && keyed {
                 return Ok(Outcome::Defer(Deferred::Read));
             }
@@ -129,6 +149,8 @@ impl Engine {
             // EXEC handed its queue back: the transaction runs now, at
             // the top, never from inside a command.
             Handled::Exec(queue) => Ok(self.exec(session, queue)),
+            // Likewise a script.
+            Handled::Script(call) => Ok(self.script(session, *call, local)),
         }
     }
 

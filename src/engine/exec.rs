@@ -25,8 +25,9 @@ use bytes::Bytes;
 
 use super::apply::replicable;
 use super::dispatch::unknown_command;
+use super::script::Place;
 use super::{Engine, Shared, Waiter};
-use crate::cmd::{self, CmdError, CommandSpec, Deferred, Outcome, Session};
+use crate::cmd::{self, CmdError, CommandSpec, Deferred, Handled, Outcome, Session};
 use crate::raft::{Exec, Op, Watched, Work};
 use crate::resp::{Protocol, Reply};
 use crate::storage::{now_ms, StorageError};
@@ -114,6 +115,9 @@ impl Engine {
             let (result, back) = self.call_handler(spec, session, args, ctx);
             ctx = back;
             replies.push(match result {
+                Ok(Handled::Script(call)) => {
+                    self.run_script(&mut ctx, session, &call, Place::Local)
+                }
                 // A blocking command answers at once; nothing is deferred.
                 Ok(handled) => handled.settle_here(),
                 Err(e) => Reply::Error(e.to_string()),
@@ -149,6 +153,13 @@ impl Engine {
                 .first()
                 .and_then(|name| cmd::lookup(name))
                 .is_some_and(|spec| spec.name == "select");
+            let args = match self.evalsha_as_eval(args) {
+                Ok(args) => args,
+                Err(reply) => {
+                    slots.push(Slot::Answered(reply));
+                    continue;
+                }
+            };
             if is_select {
                 slots.push(Slot::Answered(self.execute_local(session, &args)));
             } else if replicable(&args).is_ok() {
@@ -173,6 +184,27 @@ impl Engine {
             slots,
             db_after,
         }
+    }
+
+    /// A queued EVALSHA as the EVAL of its body, which every node can run
+    /// (NOSCRIPT when this node does not hold it).
+    fn evalsha_as_eval(&self, mut args: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
+        let name = match args.first() {
+            Some(n) if n.eq_ignore_ascii_case(b"evalsha") => &b"EVAL"[..],
+            Some(n) if n.eq_ignore_ascii_case(b"evalsha_ro") => &b"EVAL_RO"[..],
+            _ => return Ok(args),
+        };
+        let Some(sha) = args.get(1) else {
+            return Ok(args);
+        };
+        let Some((body, _)) = self.scripts.lookup(sha) else {
+            return Err(Reply::error(cmd::scripting::NOSCRIPT));
+        };
+        if let [n, b, ..] = args.as_mut_slice() {
+            *n = Bytes::from_static(name);
+            *b = body;
+        }
+        Ok(args)
     }
 
     /// EXEC's reply from the entry's reply (`None`: no entry was needed):

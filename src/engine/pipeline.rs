@@ -21,6 +21,7 @@ impl Engine {
             || !session.authenticated
             || self.is_replicated()
             || self.storage().write_failed()
+            || self.scripts.is_running()
         {
             return None;
         }

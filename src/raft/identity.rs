@@ -107,13 +107,25 @@ fn family_is_empty(storage: &Storage, cf: &rocksdb::ColumnFamily) -> Result<bool
 }
 
 /// Whether any Raft record (log, vote, applied state…) is in the directory.
+/// FUNCTION libraries (`l‖name` in the replicated family) are data that a
+/// standalone server keeps too.
 fn has_raft_state(storage: &Storage) -> Result<bool, RaftStoreError> {
-    for cf in RaftCf::ALL {
+    for cf in [RaftCf::Log, RaftCf::State] {
         if !family_is_empty(storage, storage.raft_cf(cf))? {
             return Ok(true);
         }
     }
-    Ok(false)
+    let mut iter = storage
+        .db()
+        .raw_iterator_cf(storage.raft_cf(RaftCf::Replicated));
+    iter.seek_to_first();
+    if iter.valid() && iter.key().and_then(|k| k.first()) != Some(&b'l') {
+        return Ok(true);
+    }
+    iter.seek(b"m");
+    let more = iter.valid();
+    iter.status()?;
+    Ok(more)
 }
 
 /// Whether the keyspace holds anything.

@@ -135,10 +135,17 @@ impl StateMachine {
                     (0, Vec::new())
                 }
             };
-            let replies = self
-                .engine
-                .apply_replicated(now_ms, log_id.index, ops, raft_writes)
-                .map_err(|e| apply_err(e.into()))?;
+            // A script may run long: the worker's other tasks move meanwhile.
+            let scripted = ops.iter().any(|op| op.runs_script());
+            let apply = || {
+                self.engine
+                    .apply_replicated(now_ms, log_id.index, ops, raft_writes)
+            };
+            let replies = match scripted {
+                true => crate::engine::long_running(apply),
+                false => apply(),
+            }
+            .map_err(|e| apply_err(e.into()))?;
             responses.push(KiwiResponse {
                 replies: replies
                     .into_iter()
@@ -237,6 +244,8 @@ impl StateMachine {
             keys: Vec::new(),
             flushed: crate::storage::Flushed::ALL,
         });
+        // The FUNCTION libraries came with the snapshot: load them anew.
+        engine.scripts.reload_functions();
         tracing::info!(snapshot = %meta, bytes = data.len(), "installed a snapshot");
         Ok(())
     }

@@ -110,6 +110,21 @@ impl Op {
         }
     }
 
+    /// Whether a command of it runs a script (EVAL…, FCALL…), which may
+    /// take long to apply.
+    pub fn runs_script(&self) -> bool {
+        let script = |args: &Vec<Vec<u8>>| {
+            args.first().is_some_and(|name| {
+                let lower = name.to_ascii_lowercase();
+                lower.starts_with(b"eval") || lower.starts_with(b"fcall")
+            })
+        };
+        match &self.work {
+            Work::Commands(c) => c.iter().any(script),
+            Work::Exec(e) => e.commands.iter().any(|(_, args)| script(args)),
+        }
+    }
+
     pub fn command_count(&self) -> usize {
         match &self.work {
             Work::Commands(c) => c.len(),

@@ -35,6 +35,7 @@ pub mod functions;
 pub mod libs;
 mod rand;
 mod raw;
+pub mod state;
 pub mod vm;
 
 use bytes::Bytes;
@@ -43,6 +44,7 @@ use crate::resp::{Protocol, Reply};
 
 pub use cache::{ScriptCache, ScriptFlags};
 pub use functions::{FunctionFlags, Library, LibraryError};
+pub use state::{ScriptCall, Scripts};
 pub use vm::{ScriptVm, VmError};
 
 /// Redis's `redis.log` levels (`LL_DEBUG` .. `LL_WARNING`).

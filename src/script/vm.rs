@@ -162,6 +162,11 @@ impl ScriptVm {
         &self.lua
     }
 
+    /// The real globals behind the read-only `_G` proxy.
+    pub fn real_globals(&self) -> &Table {
+        &self.globals
+    }
+
     /// `redisSrand48(seed)`: the engine calls it before each replicated
     /// script so that `math.random` gives every node the same sequence.
     pub fn seed_random(&self, seed: i32) {

@@ -14,6 +14,7 @@ use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::cmd::scripting::runs_script;
 use crate::cmd::{BlockOn, Deferred, Session};
 use crate::config::OutputLimit;
 use crate::engine::{Engine, ExecPlan, Outcome, Waiter};
@@ -157,7 +158,13 @@ async fn run<S: ClientStream>(
         let mut next = 0;
         while next < requests.len() {
             let pending = requests.get(next..).unwrap_or_default();
-            let (replies, stopped) = engine.execute_pipeline(session, pending);
+            let long = pending
+                .iter()
+                .any(|args| runs_script(args, session.multi.as_ref()));
+            let (replies, stopped) = match long {
+                true => crate::engine::long_running(|| engine.execute_pipeline(session, pending)),
+                false => engine.execute_pipeline(session, pending),
+            };
             next += replies.len();
             for reply in replies {
                 reply.encode(session.protocol, &mut output);
@@ -348,7 +355,7 @@ async fn resolve(
 ) -> Reply {
     let Some(node) = raft else {
         return match deferred {
-            Deferred::Read => engine.execute_local(session, args),
+            Deferred::Read | Deferred::AfterScript(_) => engine.execute_local(session, args),
             _ => Reply::error("ERR this node does not run raft"),
         };
     };
@@ -378,6 +385,8 @@ async fn resolve(
             Err(e) => Reply::Error(e.to_string()),
         },
         Deferred::Raft(admin) => node.admin(admin).await,
+        // Handled before (`settle`); here only for completeness.
+        Deferred::AfterScript(_) => engine.execute_local(session, args),
     }
 }
 
@@ -431,6 +440,11 @@ async fn settle(
     loop {
         match outcome {
             Outcome::Reply(reply) => return Settled::Reply(reply),
+            Outcome::Defer(Deferred::AfterScript(until)) => {
+                engine.scripts.wait_idle(until).await;
+                outcome = engine.execute_or_block(session, args);
+                continue;
+            }
             Outcome::Block(block) if fresh => return Settled::Wait(block),
             Outcome::Defer(deferred) => {
                 let reply = resolve(engine, raft, session, args, deferred).await;
@@ -502,6 +516,10 @@ impl Blocked<'_> {
                 session.retrying_block = false;
                 match outcome {
                     Outcome::Reply(reply) => return Ok(Some(reply)),
+                    Outcome::Defer(Deferred::AfterScript(until)) => {
+                        engine.scripts.wait_idle(until).await;
+                        continue;
+                    }
                     // Under Raft, something to take here: propose the
                     // command; if another client's entry took it first, the
                     // timeout reply comes back and this client waits on.

@@ -388,6 +388,11 @@ async fn expiry_loop(
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(Duration::from_millis(1000 / u64::from(hz))) => {}
         }
+        // As in Redis, no active expiry while a script runs (it holds the
+        // keyspace; waiting for it here would hold up a worker thread).
+        if engine.scripts.is_running() {
+            continue;
+        }
         if let Some(node) = &raft {
             if !node.is_leader() {
                 continue;

@@ -10,6 +10,8 @@
 //! - `clock` → the replicated clock: the latest entry time applied. Apply
 //!   never runs an entry at an earlier time, so time never goes backwards
 //!   when a leader with a slower clock takes over.
+//! - `l ‖ name` → a FUNCTION library's code (standalone too: libraries are
+//!   part of the data, as in Redis's RDB). An empty value is a deleted one.
 
 use super::{RaftCf, Result, Storage, StorageError, Touched};
 
@@ -61,6 +63,47 @@ impl Storage {
     /// The replicated clock: the latest entry time applied (0: none).
     pub(crate) fn replicated_clock(&self) -> Result<u64> {
         Ok(self.replicated_u64(CLOCK, "clock")?.unwrap_or(0))
+    }
+}
+
+fn library_record(name: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + name.len());
+    out.push(b'l');
+    out.extend_from_slice(name.as_bytes());
+    out
+}
+
+impl Storage {
+    /// The code of every stored FUNCTION library.
+    pub fn function_libraries(&self) -> Result<Vec<Vec<u8>>> {
+        let cf = self.raft_cf(RaftCf::Replicated);
+        let mut out = Vec::new();
+        let iter = self.db().iterator_cf(
+            cf,
+            rocksdb::IteratorMode::From(b"l", rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item?;
+            if key.first() != Some(&b'l') {
+                break;
+            }
+            if !value.is_empty() {
+                out.push(value.to_vec());
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl super::Ctx<'_> {
+    /// Store a FUNCTION library's code with this context's batch.
+    pub fn put_library(&mut self, name: &str, code: &[u8]) {
+        self.put_raft(RaftCf::Replicated, &library_record(name), code.to_vec());
+    }
+
+    /// Forget a stored library.
+    pub fn delete_library(&mut self, name: &str) {
+        self.put_raft(RaftCf::Replicated, &library_record(name), Vec::new());
     }
 }
 

@@ -473,7 +473,7 @@ impl<'a> Ctx<'a> {
 
     /// Whether this command has written anything yet.
     pub fn is_dirty(&self) -> bool {
-        !self.flushed.is_empty() || !self.pending.is_empty()
+        !self.flushed.is_empty() || !self.pending.is_empty() || !self.raft_writes.is_empty()
     }
 
     /// The user keys this command's pending writes change.

@@ -1,0 +1,214 @@
+"""FUNCTION libraries and FCALL, against Redis and through a cluster.
+
+Every case is sent to Debian's redis-server and to Kiwi and the reply bytes
+must be equal, RESP2 and RESP3 (libraries need a line feed after their
+``#!lua name=`` line, which the one-line redis-diff files cannot hold).
+Libraries survive a restart, and under Raft a FUNCTION LOAD on any node
+makes FCALL work on every node with identical results.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from redis.exceptions import ResponseError
+
+import kiwi
+from kiwitest import HOST, RawConnection, node_client, reference_redis_server, wait_until
+
+pytestmark = pytest.mark.kiwi_only
+
+LIB = """#!lua name=mylib
+redis.register_function('incr_by', function(keys, args) return redis.call('incrby', keys[1], args[1]) end)
+redis.register_function{function_name='reader', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}, description='reads one key'}
+"""
+
+CASES: list[list[str]] = [
+    ["FUNCTION", "FLUSH"],
+    ["FUNCTION", "LOAD", LIB],
+    ["FUNCTION", "LOAD", LIB],
+    ["FCALL", "incr_by", "1", "n", "5"],
+    ["FCALL", "incr_by", "1", "n", "x"],
+    ["FCALL_RO", "reader", "1", "n"],
+    ["FCALL_RO", "incr_by", "1", "n", "1"],
+    ["FCALL", "reader", "1", "n"],
+    ["FCALL", "nosuch", "0"],
+    ["FCALL", "incr_by", "-1"],
+    ["FCALL", "incr_by", "x"],
+    ["FCALL", "incr_by", "3", "a"],
+    ["FCALL"],
+    ["FUNCTION", "LOAD", "#!lua name=single\nredis.register_function('one', function() return {1, 'two', {3}} end)"],
+    ["FCALL", "one", "0"],
+    ["FUNCTION", "LIST", "LIBRARYNAME", "sing*"],
+    ["FUNCTION", "LIST", "WITHCODE", "LIBRARYNAME", "single"],
+    ["FUNCTION", "LIST", "LIBRARYNAME"],
+    ["FUNCTION", "LIST", "bad"],
+    ["FUNCTION", "LIST", "WITHCODE", "WITHCODE"],
+    [
+        "FUNCTION",
+        "LOAD",
+        "REPLACE",
+        "#!lua name=single\nredis.register_function('one', function() return 'replaced' end)",
+    ],
+    ["FCALL", "one", "0"],
+    ["FUNCTION", "LOAD", "#!lua name=other\nredis.register_function('one', function() end)"],
+    ["FUNCTION", "LOAD", "return 1"],
+    ["FUNCTION", "LOAD", "#!lua\n"],
+    ["FUNCTION", "LOAD", "#!luaa name=x\n"],
+    ["FUNCTION", "LOAD", "#!lua name=x foo=bar\n"],
+    ["FUNCTION", "LOAD", "#!lua name=x name=y\n"],
+    ["FUNCTION", "LOAD", "#!lua name=bad-name\n"],
+    ["FUNCTION", "LOAD", "#!lua name=x\nlocal y = 1"],
+    ["FUNCTION", "LOAD", "#!lua name=x\nreturn +"],
+    ["FUNCTION", "LOAD", "#!lua name=x\nlocal m = math"],
+    ["FUNCTION", "LOAD", "#!lua name=x\nredis.call('ping')"],
+    ["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function()"],
+    ["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('a')"],
+    ["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('a', 'notfn')"],
+    ["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('a b', function() end)"],
+    ["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function{callback=function() end}"],
+    ["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function{function_name='a'}"],
+    [
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=x\nredis.register_function{function_name='a', callback=function() end, flags='no-writes'}",
+    ],
+    [
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=x\nredis.register_function{function_name='a', callback=function() end, flags={'bad'}}",
+    ],
+    ["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function{function_name='a', callback=function() end, other=1}"],
+    [
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=x\nredis.register_function('a', function() end)\nredis.register_function('a', function() end)",
+    ],
+    ["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('a', function(k, a) error('bad') end)"],
+    ["FCALL", "a", "0"],
+    [
+        "FUNCTION",
+        "LOAD",
+        "REPLACE",
+        "#!lua name=x\nredis.register_function('a', function() return redis.call('nosuch') end)",
+    ],
+    ["FCALL", "a", "0"],
+    [
+        "FUNCTION",
+        "LOAD",
+        "REPLACE",
+        "#!lua name=x\nredis.register_function('a', function() return math.random(10) <= 10 end)",
+    ],
+    ["FCALL", "a", "0"],
+    ["FUNCTION", "LOAD", "rep", "x"],
+    ["FUNCTION", "DELETE", "x"],
+    ["FUNCTION", "DELETE", "x"],
+    ["FUNCTION", "DELETE"],
+    ["FCALL", "a", "0"],
+    ["FUNCTION", "STATS"],
+    ["FUNCTION", "KILL"],
+    ["FUNCTION", "FLUSH", "bad"],
+    ["FUNCTION", "FLUSH", "ASYNC"],
+    ["FUNCTION", "LIST"],
+    ["FUNCTION", "STATS"],
+    ["FUNCTION", "NOSUCH"],
+    ["FUNCTION", "HELP"],
+    ["EVAL", "return redis.call('function', 'list')", "0"],
+    ["EVAL", "return redis.call('fcall', 'a', '0')", "0"],
+]
+
+
+@pytest.fixture(scope="module")
+def reference_port() -> Iterator[int]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (scripts/setup-system.sh installs it)")
+    with reference_redis_server(binary, "kiwi-function-ref-") as port:
+        yield port
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[kiwi.Server]:
+    with kiwi.Server() as s:
+        yield s
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_function_replies_match_redis(server: kiwi.Server, reference_port: int, protocol: int) -> None:
+    replies = []
+    for port in (reference_port, server.port):
+        conn = RawConnection(HOST, port)
+        try:
+            conn.call("HELLO", str(protocol))
+            conn.call("FLUSHALL")
+            replies.append([conn.call_raw(*args) for args in CASES])
+        finally:
+            conn.close()
+    differences = [
+        f"{args!r}\n  redis: {want!r}\n  kiwi:  {got!r}"
+        for args, want, got in zip(CASES, replies[0], replies[1])
+        if want != got
+    ]
+    assert not differences, "\n".join(differences)
+
+
+def test_libraries_survive_a_restart(tmp_path: Path) -> None:
+    with kiwi.Server(dir=tmp_path) as s:
+        r = s.client(decode_responses=True)
+        assert r.function_load(LIB) == "mylib"
+        r.function_load("#!lua name=gone\nredis.register_function('gone', function() return 1 end)")
+        r.function_delete("gone")
+        r.close()
+    with kiwi.Server(dir=tmp_path) as s:
+        r = s.client(decode_responses=True)
+        assert r.fcall("incr_by", 1, "n", 3) == 3
+        assert r.fcall_ro("reader", 1, "n") == "3"
+        with pytest.raises(ResponseError, match="Function not found"):
+            r.fcall("gone", 0)
+        r.function_flush()
+        r.close()
+    with kiwi.Server(dir=tmp_path) as s:
+        r = s.client(decode_responses=True)
+        assert r.function_list() == []
+        r.close()
+
+
+def test_functions_through_a_cluster() -> None:
+    with kiwi.Cluster(3) as c:
+        leader = c.wait_for_leader()
+        clients = [node_client(c, i) for i in range(3)]
+        try:
+            follower = (leader + 1) % 3
+            assert clients[follower].function_load(LIB) == "mylib"
+            for n, r in enumerate(clients):
+                assert r.fcall("incr_by", 1, "n", 1) == n + 1
+            for r in clients:
+                assert r.fcall_ro("reader", 1, "n") == "3"
+                # RESP2: each library is a flat list of names and values.
+                assert [lib[1] for lib in r.function_list()] == ["mylib"]
+            clients[leader].function_delete("mylib")
+            for r in clients:
+                with pytest.raises(ResponseError, match="Function not found"):
+                    r.fcall("incr_by", 1, "n", 1)
+
+            def same_value() -> bool:
+                values = set()
+                for i in range(3):
+                    local = node_client(c, i)
+                    try:
+                        local.readonly()
+                        values.add(local.get("n"))
+                    except redis.RedisError:
+                        return False
+                    finally:
+                        local.close()
+                return values == {"3"}
+
+            wait_until(same_value, timeout=10, message="every node holds the functions' writes")
+        finally:
+            for r in clients:
+                r.close()
