@@ -11,6 +11,7 @@ pub mod decoders;
 pub mod engine;
 pub mod num;
 pub mod raft;
+pub mod rdb;
 pub mod resp;
 pub mod script;
 pub mod server;

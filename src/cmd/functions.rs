@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::{args::err_text, glob_match, Call, CmdError, CmdResult, Handled};
 use crate::resp::Reply;
-use crate::script::functions::{list_entry, LibraryError};
+use crate::script::functions::{list_entry, LibraryError, RestorePolicy};
 use crate::script::state::{split_keys, KillError, ScriptCall};
 
 pub fn fcall(call: &mut Call<'_, '_>) -> CmdResult<Handled> {
@@ -89,10 +89,12 @@ pub fn function(call: &mut Call<'_, '_>) -> CmdResult<Reply> {
             Ok(()) => Ok(Reply::OK),
             Err(e) => Err(CmdError::Raw(kill_text(e).into())),
         },
-        b"dump" | b"restore" => Err(CmdError::err(format!(
-            "FUNCTION {} is not supported by Kiwi yet",
-            sub.to_ascii_uppercase().escape_ascii()
-        ))),
+        b"dump" => {
+            let mut guard = call.engine.function_engine().map_err(reply_error)?;
+            let engine = guard.engine().ok_or_else(unavailable)?;
+            Ok(Reply::Bulk(Bytes::from(engine.dump())))
+        }
+        b"restore" => restore(call),
         b"help" => Ok(help()),
         _ => Err(CmdError::err(format!(
             "unknown subcommand '{}'. Try FUNCTION HELP.",
@@ -130,6 +132,42 @@ fn load(call: &mut Call<'_, '_>) -> CmdResult<Reply> {
     };
     call.ctx.put_library(&name, &code);
     Ok(Reply::Bulk(Bytes::from(name)))
+}
+
+fn restore(call: &mut Call<'_, '_>) -> CmdResult<Reply> {
+    let policy = match call.args.get(3) {
+        None => RestorePolicy::Append,
+        Some(p) if call.args.len() == 4 => match p.to_ascii_lowercase().as_slice() {
+            b"flush" => RestorePolicy::Flush,
+            b"append" => RestorePolicy::Append,
+            b"replace" => RestorePolicy::Replace,
+            _ => return Err(bad_policy()),
+        },
+        Some(_) => {
+            return Err(CmdError::err(format!(
+                "unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+                err_text(&call.args[1], 128)
+            )))
+        }
+    };
+    let (removed, stored) = {
+        let mut guard = call.engine.function_engine().map_err(reply_error)?;
+        let engine = guard.engine().ok_or_else(unavailable)?;
+        engine
+            .restore(&call.args[2], policy)
+            .map_err(library_error)?
+    };
+    for name in removed {
+        call.ctx.delete_library(&name);
+    }
+    for (name, code) in stored {
+        call.ctx.put_library(&name, &code);
+    }
+    Ok(Reply::OK)
+}
+
+fn bad_policy() -> CmdError {
+    CmdError::err("Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.")
 }
 
 fn list(call: &mut Call<'_, '_>) -> CmdResult<Reply> {

@@ -41,6 +41,14 @@ fn err(text: impl Into<String>) -> LibraryError {
 
 const BAD_NAME: &str = "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
 
+/// FUNCTION RESTORE's policy for libraries that exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestorePolicy {
+    Flush,
+    Append,
+    Replace,
+}
+
 /// One registered function as FUNCTION LIST shows it.
 #[derive(Debug, Clone)]
 pub struct FunctionInfo {
@@ -186,6 +194,87 @@ impl FunctionEngine {
             },
         );
         Ok(name)
+    }
+
+    /// FUNCTION DUMP: every library in Redis's payload format.
+    pub fn dump(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for library in self.libraries.values() {
+            out.push(crate::rdb::OPCODE_FUNCTION2);
+            crate::rdb::write_string(&mut out, &library.code);
+        }
+        crate::rdb::seal(out)
+    }
+
+    /// FUNCTION RESTORE: load a DUMP payload under `policy`. Every library
+    /// is checked in a scratch interpreter first, so a payload that fails
+    /// changes nothing. Returns the libraries removed and those stored.
+    pub fn restore(
+        &mut self,
+        payload: &[u8],
+        policy: RestorePolicy,
+    ) -> Result<(Vec<String>, Vec<(String, Bytes)>), LibraryError> {
+        let body = crate::rdb::open(payload).map_err(|e| err(format!("ERR {e}")))?;
+        let mut reader = crate::rdb::Reader::new(body);
+        let mut codes = Vec::new();
+        while !reader.is_empty() {
+            match reader.byte() {
+                Ok(crate::rdb::OPCODE_FUNCTION2) => {}
+                Ok(crate::rdb::OPCODE_FUNCTION_PRE_GA) => {
+                    return Err(err("ERR Pre-GA function format not supported"))
+                }
+                _ => return Err(err("ERR given type is not a function")),
+            }
+            let code = reader
+                .string()
+                .map_err(|_| err("ERR payload is not a valid function"))?;
+            codes.push(Bytes::from(code));
+        }
+        let mut scratch = FunctionEngine::new().map_err(|e| err(format!("ERR {e}")))?;
+        for code in &codes {
+            scratch.load(code.clone(), false)?;
+        }
+        let replaced: Vec<String> = match policy {
+            RestorePolicy::Flush => self.libraries.keys().cloned().collect(),
+            RestorePolicy::Append => {
+                if let Some(name) = scratch
+                    .libraries
+                    .keys()
+                    .find(|n| self.libraries.contains_key(*n))
+                {
+                    return Err(err(format!("ERR Library {name} already exists")));
+                }
+                Vec::new()
+            }
+            RestorePolicy::Replace => scratch
+                .libraries
+                .keys()
+                .filter(|n| self.libraries.contains_key(*n))
+                .cloned()
+                .collect(),
+        };
+        for f in scratch.functions.values() {
+            if let Some(existing) = self.functions.get(&f.name) {
+                if !replaced.contains(&existing.library) {
+                    return Err(err(format!("ERR Function {} already exists", f.name)));
+                }
+            }
+        }
+        let removed = match policy {
+            RestorePolicy::Flush => self.flush(),
+            _ => {
+                for name in &replaced {
+                    self.remove(name);
+                }
+                Vec::new()
+            }
+        };
+        let mut stored = Vec::with_capacity(codes.len());
+        for code in codes {
+            let name = self.load(code.clone(), true)?;
+            stored.push((name, code));
+        }
+        Ok((removed, stored))
     }
 
     /// FUNCTION DELETE.

@@ -212,3 +212,53 @@ def test_functions_through_a_cluster() -> None:
         finally:
             for r in clients:
                 r.close()
+
+
+def test_dump_and_restore_across_redis_and_kiwi(server: kiwi.Server, reference_port: int) -> None:
+    """A FUNCTION DUMP of either server restores in the other, and the
+    refusals (garbage, collisions, policies) answer the same bytes."""
+    ref = RawConnection(HOST, reference_port)
+    mine = RawConnection(HOST, server.port)
+    try:
+        for conn in (ref, mine):
+            conn.call("FUNCTION", "FLUSH")
+        big = "#!lua name=big\n" + "".join(
+            f"redis.register_function('f{i}', function() return {i} end)\n" for i in range(40)
+        )
+        assert ref.call("FUNCTION", "LOAD", big) == b"big"
+        assert ref.call("FUNCTION", "LOAD", LIB) == b"mylib"
+        from_redis = ref.call("FUNCTION", "DUMP")
+        assert isinstance(from_redis, bytes)
+        assert mine.call("FUNCTION", "RESTORE", from_redis) == "OK"
+        assert mine.call("FCALL", "f39", "0") == 39
+        assert mine.call("FCALL", "incr_by", "1", "dn", "2") == 2
+        from_kiwi = mine.call("FUNCTION", "DUMP")
+        assert isinstance(from_kiwi, bytes)
+        replies = []
+        for conn, payload in ((ref, from_redis), (mine, from_kiwi)):
+            # One colliding library: which of several Redis names first
+            # follows its hash table's order.
+            conn.call("FUNCTION", "DELETE", "mylib")
+            replies.append(
+                [
+                    conn.call_raw("FUNCTION", "RESTORE", payload),
+                    conn.call_raw("FUNCTION", "RESTORE", payload, "APPEND"),
+                    conn.call_raw("FUNCTION", "RESTORE", payload, "REPLACE"),
+                    conn.call_raw("FUNCTION", "RESTORE", payload, "BAD"),
+                    conn.call_raw("FUNCTION", "RESTORE", payload, "FLUSH", "X"),
+                    conn.call_raw("FUNCTION", "RESTORE", b"garbage"),
+                    conn.call_raw("FUNCTION", "RESTORE", payload[:-1] + bytes([payload[-1] ^ 1])),
+                    conn.call_raw("FUNCTION", "RESTORE", payload, "FLUSH"),
+                    conn.call_raw("FCALL", "f7", "0"),
+                    conn.call_raw("FUNCTION", "DELETE", "big"),
+                    conn.call_raw("FUNCTION", "RESTORE", payload),
+                    conn.call_raw("FUNCTION", "STATS"),
+                ]
+            )
+        assert replies[1] == replies[0]
+        # Kiwi's payload restores in Redis.
+        assert ref.call("FUNCTION", "RESTORE", from_kiwi, "FLUSH") == "OK"
+        assert ref.call("FCALL", "f3", "0") == 3
+    finally:
+        ref.close()
+        mine.close()
