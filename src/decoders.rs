@@ -98,3 +98,16 @@ pub fn stored(kind: StoredKind, raw: &[u8]) -> Result<(), String> {
         StoredKind::SharedIncarnation => typed::<Option<u128>>(raw),
     }
 }
+
+/// What FUNCTION RESTORE (and later RESTORE) decodes from a client's
+/// payload before any Lua runs: the footer, then opcode-tagged RDB strings.
+pub fn rdb_payload(payload: &[u8]) -> Result<Vec<Vec<u8>>, crate::rdb::RdbError> {
+    let body = crate::rdb::open(payload)?;
+    let mut reader = crate::rdb::Reader::new(body);
+    let mut out = Vec::new();
+    while !reader.is_empty() {
+        reader.byte()?;
+        out.push(reader.string()?);
+    }
+    Ok(out)
+}

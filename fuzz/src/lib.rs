@@ -14,6 +14,7 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod alloc;
+pub mod payload;
 pub mod records;
 pub mod reply;
 pub mod request;

@@ -25,7 +25,7 @@ use crate::resp::{Protocol, Reply};
 use crate::script::state::{CallKind, FunctionsGuard, RunGuard};
 use crate::script::vm::RunMode;
 use crate::script::{HostCall, ScriptCall, ScriptHost, UNKNOWN_COMMAND, WRONG_ARITY};
-use crate::storage::Ctx;
+use crate::storage::{Ctx, VERSIONS_PER_ENTRY};
 
 /// Where a script runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,6 +240,10 @@ impl ScriptHost for Host<'_, '_> {
                     Reply::Bulk(Bytes::from((ms / 1000).to_string())),
                     Reply::Bulk(Bytes::from(((ms % 1000) * 1000).to_string())),
                 ]);
+            }
+            // As for the entry's own commands: stop well inside its range.
+            if self.ctx.versions_left() < VERSIONS_PER_ENTRY / 2 {
+                return Reply::error("ERR replicated entry creates too many collections");
             }
             if !SAME_ON_EVERY_NODE.contains(&spec.name) {
                 if let Err(e) = replicable(&args) {

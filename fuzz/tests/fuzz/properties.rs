@@ -4,7 +4,7 @@
 //! Failures are kept in proptest-regressions/ and replayed first.
 //! `KIWI_FUZZ_CASES=N` multiplies the cases for a longer run.
 
-use kiwi_fuzz::{records, reply, request, seeds, snapshot, wire};
+use kiwi_fuzz::{payload, records, reply, request, seeds, snapshot, wire};
 
 /// Cases of the cheap properties and of the costly ones.
 const MANY: u32 = 200_000;
@@ -159,6 +159,16 @@ proptest! {
     #[test]
     fn stored_records_from_mutated_seeds(data in mutated("records")) {
         records::fuzz(&data);
+    }
+
+    #[test]
+    fn rdb_payloads_from_random_bytes(
+        data in prop::collection::vec(
+            prop_oneof![any::<u8>(), prop::sample::select(vec![0xc0u8, 0xc1, 0xc2, 0xc3, 0x80, 0x81, 0x40, 245])],
+            0..200,
+        ),
+    ) {
+        payload::check(&data);
     }
 
     #[test]
