@@ -41,6 +41,10 @@ fn err(text: impl Into<String>) -> LibraryError {
 
 const BAD_NAME: &str = "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
 
+/// What a FUNCTION RESTORE changed: the libraries removed, and the name and
+/// code of each library loaded (for storage).
+pub type Restored = (Vec<String>, Vec<(String, Bytes)>);
+
 /// FUNCTION RESTORE's policy for libraries that exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestorePolicy {
@@ -213,7 +217,7 @@ impl FunctionEngine {
         &mut self,
         payload: &[u8],
         policy: RestorePolicy,
-    ) -> Result<(Vec<String>, Vec<(String, Bytes)>), LibraryError> {
+    ) -> Result<Restored, LibraryError> {
         let body = crate::rdb::open(payload).map_err(|e| err(format!("ERR {e}")))?;
         let mut reader = crate::rdb::Reader::new(body);
         let mut codes = Vec::new();
