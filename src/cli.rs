@@ -397,7 +397,8 @@ fn apply(s: &mut Settings, d: &Directive) -> Result<(), String> {
         | "protected-mode"
         | "appendfsync"
         | "busy-reply-threshold"
-        | "lua-time-limit") => config
+        | "lua-time-limit"
+        | "notify-keyspace-events") => config
             .set(name, &d.args.join(" "))
             .map_err(|e| format!("'{name} {}': {e}", d.args.join(" ")))?,
         "hz" => config.hz = number::<u32>(d)?.clamp(1, 500),

@@ -101,6 +101,8 @@ pub struct RuntimeConfig {
     /// `busy-reply-threshold` (alias `lua-time-limit`): how long a script
     /// runs before other clients are answered BUSY.
     pub busy_reply_threshold: std::time::Duration,
+    /// `notify-keyspace-events` classes (see `storage::events`).
+    pub notify_keyspace_events: u32,
 }
 
 /// Redis's `tls-*` settings for clients.
@@ -171,6 +173,7 @@ impl RuntimeConfig {
             fault_injection: FaultInjection::No,
             appendfsync: Appendfsync::default(),
             busy_reply_threshold: std::time::Duration::from_millis(5000),
+            notify_keyspace_events: 0,
         }
     }
 
@@ -192,6 +195,10 @@ impl RuntimeConfig {
             (
                 "lua-time-limit",
                 self.busy_reply_threshold.as_millis().to_string(),
+            ),
+            (
+                "notify-keyspace-events",
+                crate::storage::events::flags_text(self.notify_keyspace_events),
             ),
             ("timeout", self.timeout.to_string()),
             (
@@ -284,6 +291,12 @@ impl RuntimeConfig {
                 self.hz = hz.clamp(1, 500);
             }
             "timeout" => self.timeout = parse_in_range(value, 0, i32::MAX as u64)?,
+            "notify-keyspace-events" => {
+                self.notify_keyspace_events =
+                    crate::storage::events::parse_flags(value).ok_or(ConfigSetError::Invalid(
+                        "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.",
+                    ))?;
+            }
             "busy-reply-threshold" | "lua-time-limit" => {
                 let ms = parse_in_range(value, 0, i64::MAX as u64)?;
                 self.busy_reply_threshold = std::time::Duration::from_millis(ms);

@@ -27,6 +27,7 @@ mod apply;
 mod clients;
 mod dispatch;
 mod exec;
+mod notify;
 mod pipeline;
 mod script;
 mod waiters;
@@ -113,6 +114,7 @@ impl std::ops::Deref for Engine {
 impl Engine {
     pub fn open(config: RuntimeConfig) -> Result<Engine, StorageError> {
         let storage = Storage::open_with(&config.dir, config.appendfsync)?;
+        storage.notify_mask().set(config.notify_keyspace_events);
         let run_id: String = (0..40)
             .map(|_| char::from(b"0123456789abcdef"[rand::random_range(0..16usize)]))
             .collect();

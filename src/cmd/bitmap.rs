@@ -64,7 +64,13 @@ pub fn setbit(call: &mut Call<'_, '_>) -> CmdResult {
     } else {
         value[byte] &= !mask;
     }
-    store(call, key, value.freeze(), expire);
+    store(
+        call,
+        key,
+        value.freeze(),
+        expire,
+        (crate::storage::events::class::STRING, "setbit"),
+    );
     Ok(Reply::Int(i64::from(previous)))
 }
 
@@ -239,6 +245,12 @@ pub fn bitop(call: &mut Call<'_, '_>) -> CmdResult {
             _ => !byte(&sources[0], i),
         })
         .collect();
-    store(call, dest, Bytes::from(result), None);
+    store(
+        call,
+        dest,
+        Bytes::from(result),
+        None,
+        (crate::storage::events::class::STRING, "set"),
+    );
     Ok(Reply::Int(len as i64))
 }

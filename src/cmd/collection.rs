@@ -63,6 +63,8 @@ pub fn index_range(len: u64, start: i64, end: i64) -> Option<(u64, u64)> {
     Some((s as u64, e as u64))
 }
 
+use crate::storage::events::class as events;
+
 impl Call<'_, '_> {
     /// The live collection of type `kind` at `key`: `None` when the key is
     /// missing or expired, WRONGTYPE when it holds another type.
@@ -119,6 +121,7 @@ impl Call<'_, '_> {
         key: &[u8],
         coll: &mut Collection,
         sub_keys: &[Bytes],
+        (class, event): (u32, &'static str),
     ) -> CmdResult<u64> {
         let mut removed = 0u64;
         for sub in sub_keys {
@@ -130,9 +133,26 @@ impl Call<'_, '_> {
         }
         if removed > 0 {
             coll.meta.len = coll.meta.len.saturating_sub(removed);
+            self.notify_change(key, coll, class, event);
             self.save_collection(key, coll);
         }
         Ok(removed)
+    }
+
+    /// Raise the keyspace events of a change to `coll` named `event`:
+    /// `new` first when it creates the key, then the command's own (the
+    /// `del` of a collection left empty comes from [`Self::save_collection`]).
+    pub fn notify_change(
+        &mut self,
+        key: &[u8],
+        coll: &Collection,
+        class: u32,
+        event: &'static str,
+    ) {
+        if !coll.existed && coll.meta.len > 0 {
+            self.ctx.notify(events::NEW, "new", key);
+        }
+        self.ctx.notify(class, event, key);
     }
 
     /// Write the header back; a collection left empty is deleted, as in Redis.
@@ -140,6 +160,7 @@ impl Call<'_, '_> {
         if coll.meta.len == 0 {
             if coll.existed {
                 self.ctx.delete_key(key);
+                self.ctx.notify(events::GENERIC, "del", key);
             }
         } else {
             let meta = Meta {

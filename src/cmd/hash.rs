@@ -6,6 +6,7 @@
 //! back in byte order of their names (Redis answers in its own internal
 //! order, which no client may rely on).
 
+use crate::storage::events::class::HASH;
 use bytes::Bytes;
 
 use super::sample::{distinct_positions, repeated_picks, repeated_positions, Picker};
@@ -100,8 +101,9 @@ fn set_pairs(call: &mut Call<'_, '_>, cmd: &str) -> CmdResult<i64> {
         }
         call.ctx.put_data(&raw, &pair[1]);
     }
+    coll.meta.len += created;
+    call.notify_change(key, &coll, HASH, "hset");
     if created > 0 {
-        coll.meta.len += created;
         call.save_collection(key, &coll);
     }
     Ok(created as i64)
@@ -125,6 +127,7 @@ pub fn hsetnx(call: &mut Call<'_, '_>) -> CmdResult {
     }
     call.ctx.put_data(&raw, value);
     coll.meta.len += 1;
+    call.notify_change(key, &coll, HASH, "hset");
     call.save_collection(key, &coll);
     Ok(Reply::Int(1))
 }
@@ -135,7 +138,7 @@ pub fn hdel(call: &mut Call<'_, '_>) -> CmdResult {
     let Some(mut coll) = call.collection(key, KeyType::Hash)? else {
         return Ok(Reply::Int(0));
     };
-    let removed = call.remove_elements(key, &mut coll, &args[2..])?;
+    let removed = call.remove_elements(key, &mut coll, &args[2..], (HASH, "hdel"))?;
     Ok(Reply::Int(removed as i64))
 }
 
@@ -161,11 +164,15 @@ fn incr_store(
     raw: &[u8],
     value: &[u8],
     is_new: bool,
+    event: &'static str,
 ) {
     call.ctx.put_data(raw, value);
+    let key = &call.args[1];
     if is_new {
         coll.meta.len += 1;
-        let key = &call.args[1];
+    }
+    call.notify_change(key, &coll, HASH, event);
+    if is_new {
         call.save_collection(key, &coll);
     }
 }
@@ -186,6 +193,7 @@ pub fn hincrby(call: &mut Call<'_, '_>) -> CmdResult {
         &raw,
         buf.format(value).as_bytes(),
         current.is_none(),
+        "hincrby",
     );
     Ok(Reply::Int(value))
 }
@@ -206,7 +214,14 @@ pub fn hincrbyfloat(call: &mut Call<'_, '_>) -> CmdResult {
         return Err(CmdError::err("increment would produce NaN or Infinity"));
     }
     let text = sum.to_human_string();
-    incr_store(call, coll, &raw, text.as_bytes(), current.is_none());
+    incr_store(
+        call,
+        coll,
+        &raw,
+        text.as_bytes(),
+        current.is_none(),
+        "hincrbyfloat",
+    );
     Ok(Reply::bulk(text))
 }
 

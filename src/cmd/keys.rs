@@ -1,6 +1,7 @@
 //! Keyspace commands: DEL, EXISTS, TYPE, KEYS, SCAN, RENAME, RANDOMKEY,
 //! DBSIZE, FLUSHDB/FLUSHALL and the expiry commands.
 
+use crate::storage::events::class;
 use std::collections::HashSet;
 
 use bytes::Bytes;
@@ -19,6 +20,7 @@ pub fn del(call: &mut Call<'_, '_>) -> CmdResult {
         // A key named twice is deleted (and counted) once.
         if seen.insert(&key[..]) && call.ctx.peek(key)?.is_some() {
             call.ctx.delete_key(key);
+            call.ctx.notify(class::GENERIC, "del", key);
             deleted += 1;
         }
     }
@@ -102,6 +104,10 @@ fn rename_generic(call: &mut Call<'_, '_>, nx: bool) -> CmdResult {
     let meta = relocated(call, meta, (db, from), (db, to))?;
     call.ctx.put_meta(to, &meta);
     call.ctx.delete_key(from);
+    // As COPY: the destination is added anew.
+    call.ctx.notify(class::NEW, "new", to);
+    call.ctx.notify(class::GENERIC, "rename_from", from);
+    call.ctx.notify(class::GENERIC, "rename_to", to);
     Ok(done(true))
 }
 
@@ -159,12 +165,16 @@ pub fn copy(call: &mut Call<'_, '_>) -> CmdResult {
     call.ctx.db = dst_db;
     let exists = call.ctx.peek(to);
     call.ctx.db = src_db;
-    if exists?.is_some() && !replace {
+    if exists.as_ref().is_ok_and(|e| e.is_some()) && !replace {
         return Ok(Reply::Int(0));
     }
+    exists?;
     let meta = relocated(call, meta, (src_db, from), (dst_db, to))?;
     call.ctx.db = dst_db;
     call.ctx.put_meta(to, &meta);
+    // Redis deletes the destination, then adds the copy: always `new`.
+    call.ctx.notify(class::NEW, "new", to);
+    call.ctx.notify(class::GENERIC, "copy_to", to);
     call.ctx.db = src_db;
     Ok(Reply::Int(1))
 }
@@ -454,9 +464,11 @@ fn expire_generic(call: &mut Call<'_, '_>, relative: bool, seconds: bool, cmd: &
     }
     if when <= now {
         call.ctx.delete_key(key);
+        call.ctx.notify(class::GENERIC, "del", key);
     } else {
         meta.expire_at_ms = Some(when as u64);
         call.ctx.put_meta(key, &meta);
+        call.ctx.notify(class::GENERIC, "expire", key);
     }
     Ok(Reply::Int(1))
 }
@@ -518,6 +530,7 @@ pub fn persist(call: &mut Call<'_, '_>) -> CmdResult {
         Some(mut meta) if meta.expire_at_ms.is_some() => {
             meta.expire_at_ms = None;
             call.ctx.put_meta(key, &meta);
+            call.ctx.notify(class::GENERIC, "persist", key);
             Ok(Reply::Int(1))
         }
         _ => Ok(Reply::Int(0)),

@@ -582,6 +582,10 @@ pub fn config(call: &mut Call<'_, '_>) -> CmdResult {
                 }
             }
             call.engine.storage().set_appendfsync(updated.appendfsync);
+            call.engine
+                .storage()
+                .notify_mask()
+                .set(updated.notify_keyspace_events);
             *call.engine.config.write() = updated;
             Ok(Reply::OK)
         }

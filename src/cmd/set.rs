@@ -5,6 +5,7 @@
 //! value. Members are therefore kept in byte order, which SSCAN cursors and
 //! the random pick below rely on.
 
+use crate::storage::events::class::SET;
 use std::collections::{BTreeSet, HashSet};
 
 use bytes::Bytes;
@@ -275,12 +276,19 @@ fn is_member(ctx: &Ctx<'_>, key: &[u8], coll: &Collection, member: &[u8]) -> Cmd
 }
 
 /// Remove members known to be in the set, and keep its header exact.
-fn remove_members(call: &mut Call<'_, '_>, key: &[u8], coll: &mut Collection, members: &[Bytes]) {
+fn remove_members(
+    call: &mut Call<'_, '_>,
+    key: &[u8],
+    coll: &mut Collection,
+    members: &[Bytes],
+    event: &'static str,
+) {
     for member in members {
         let raw = member_key(&call.ctx, key, coll, member);
         call.ctx.delete_data(&raw);
     }
     coll.meta.len = coll.meta.len.saturating_sub(members.len() as u64);
+    call.notify_change(key, coll, SET, event);
     call.save_collection(key, coll);
 }
 
@@ -310,6 +318,7 @@ pub fn sadd(call: &mut Call<'_, '_>) -> CmdResult {
     }
     if added > 0 {
         coll.meta.len += added;
+        call.notify_change(key, &coll, SET, "sadd");
         call.save_collection(key, &coll);
     }
     Ok(Reply::Int(added as i64))
@@ -321,7 +330,7 @@ pub fn srem(call: &mut Call<'_, '_>) -> CmdResult {
     let Some(mut coll) = call.collection(key, KeyType::Set)? else {
         return Ok(Reply::Int(0));
     };
-    let removed = call.remove_elements(key, &mut coll, &args[2..])?;
+    let removed = call.remove_elements(key, &mut coll, &args[2..], (SET, "srem"))?;
     Ok(Reply::Int(removed as i64))
 }
 
@@ -379,7 +388,13 @@ pub fn smove(call: &mut Call<'_, '_>) -> CmdResult {
     if !is_member(&call.ctx, src_key, &src, member)? {
         return Ok(Reply::Int(0));
     }
-    remove_members(call, src_key, &mut src, std::slice::from_ref(member));
+    remove_members(
+        call,
+        src_key,
+        &mut src,
+        std::slice::from_ref(member),
+        "srem",
+    );
     let mut dst = match dst {
         Some(dst) => dst,
         None => call.new_collection(KeyType::Set),
@@ -388,6 +403,7 @@ pub fn smove(call: &mut Call<'_, '_>) -> CmdResult {
     if call.ctx.get_data(&raw)?.is_none() {
         call.ctx.put_data(&raw, b"");
         dst.meta.len += 1;
+        call.notify_change(dst_key, &dst, SET, "sadd");
         call.save_collection(dst_key, &dst);
     }
     Ok(Reply::Int(1))
@@ -418,7 +434,7 @@ pub fn spop(call: &mut Call<'_, '_>) -> CmdResult {
             return Ok(Reply::Nil);
         };
         let member = Bytes::from(member);
-        remove_members(call, key, &mut coll, std::slice::from_ref(&member));
+        remove_members(call, key, &mut coll, std::slice::from_ref(&member), "spop");
         return Ok(Reply::Bulk(member));
     };
     if count == 0 {
@@ -447,10 +463,11 @@ pub fn spop(call: &mut Call<'_, '_>) -> CmdResult {
             popped.push(Bytes::from(member));
         }
         coll.meta.len = coll.meta.len.saturating_sub(popped.len() as u64);
+        call.notify_change(key, &coll, SET, "spop");
         call.save_collection(key, &coll);
         return Ok(set_reply(popped));
     };
-    remove_members(call, key, &mut coll, &popped);
+    remove_members(call, key, &mut coll, &popped, "spop");
     Ok(set_reply(popped))
 }
 
@@ -656,9 +673,18 @@ fn store(call: &mut Call<'_, '_>, dest: &[u8], members: Vec<Bytes>) -> CmdResult
     if members.is_empty() {
         if call.ctx.peek(dest)?.is_some() {
             call.ctx.delete_key(dest);
+            call.ctx
+                .notify(crate::storage::events::class::GENERIC, "del", dest);
         }
         return Ok(Reply::Int(0));
     }
+    let event = match call.args[0].to_ascii_lowercase().as_slice() {
+        b"sinterstore" => "sinterstore",
+        b"sunionstore" => "sunionstore",
+        _ => "sdiffstore",
+    };
+    let existed =
+        call.ctx.wants(crate::storage::events::class::NEW) && call.ctx.peek(dest)?.is_some();
     // A fresh version: nothing of the old value (of any type) shows through,
     // and no TTL carries over.
     let mut coll = call.new_collection(KeyType::Set);
@@ -667,6 +693,8 @@ fn store(call: &mut Call<'_, '_>, dest: &[u8], members: Vec<Bytes>) -> CmdResult
         call.ctx.put_data(&raw, b"");
     }
     coll.meta.len = members.len() as u64;
+    coll.existed = existed;
+    call.notify_change(dest, &coll, SET, event);
     call.save_collection(dest, &coll);
     Ok(Reply::Int(members.len() as i64))
 }

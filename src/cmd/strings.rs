@@ -4,6 +4,7 @@
 //! A string lives entirely in its meta record (`MetaBody::String`), so every
 //! command here is one meta read and at most one meta write.
 
+use crate::storage::events::class;
 use bytes::{Bytes, BytesMut};
 
 use super::lookup::count_lookup;
@@ -35,12 +36,32 @@ pub(super) fn lookup_string(
 
 /// Store a string value, or delete the key when its deadline already passed
 /// (SET … PXAT <past> answers OK and leaves no key, like Redis).
-pub(super) fn store(call: &mut Call<'_, '_>, key: &[u8], value: Bytes, expire_at_ms: Expiry) {
+/// `event` is the keyspace event the command raises (after `new` when the
+/// key is created).
+pub(super) fn store(
+    call: &mut Call<'_, '_>,
+    key: &[u8],
+    value: Bytes,
+    expire_at_ms: Expiry,
+    event: (u32, &'static str),
+) {
+    let created = call.ctx.wants(class::NEW) && matches!(call.ctx.peek(key), Ok(None));
     match expire_at_ms {
-        Some(at) if at <= call.ctx.now_ms => call.ctx.delete_key(key),
-        _ => call.ctx.put_meta(key, &Meta::string(value, expire_at_ms)),
+        Some(at) if at <= call.ctx.now_ms => {
+            call.ctx.delete_key(key);
+            call.ctx.notify(class::GENERIC, "del", key);
+        }
+        _ => {
+            call.ctx.put_meta(key, &Meta::string(value, expire_at_ms));
+            if created {
+                call.ctx.notify(class::NEW, "new", key);
+            }
+            call.ctx.notify(event.0, event.1, key);
+        }
     }
 }
+
+const SET_EVENT: (u32, &str) = (class::STRING, "set");
 
 /// The largest string a command may build: this node's proto-max-bulk-len,
 /// except when applying a replicated entry. CONFIG SET is not replicated,
@@ -178,7 +199,10 @@ fn set_core(
     if !(opts.get || opts.nx || opts.xx || opts.keepttl) {
         // A plain SET replaces whatever is there: no need to read it (a
         // collection's old elements are reclaimed by compaction).
-        store(call, key, value.clone(), deadline);
+        store(call, key, value.clone(), deadline, SET_EVENT);
+        if deadline.is_some() {
+            call.ctx.notify(class::GENERIC, "expire", key);
+        }
         return Ok((true, Reply::Nil));
     }
     let old = call.ctx.get_meta(key)?;
@@ -204,7 +228,10 @@ fn set_core(
     } else {
         deadline
     };
-    store(call, key, value.clone(), expire);
+    store(call, key, value.clone(), expire, SET_EVENT);
+    if !opts.keepttl && deadline.is_some() {
+        call.ctx.notify(class::GENERIC, "expire", key);
+    }
     Ok((true, old_reply))
 }
 
@@ -249,7 +276,7 @@ pub fn getset(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     let old = lookup_string(call, &args[1], true)?;
     // GETSET is SET without options: it drops any TTL.
-    store(call, &args[1], args[2].clone(), None);
+    store(call, &args[1], args[2].clone(), None, SET_EVENT);
     Ok(Reply::bulk_opt(old.map(|(v, _)| v)))
 }
 
@@ -258,6 +285,7 @@ pub fn getdel(call: &mut Call<'_, '_>) -> CmdResult {
     let old = lookup_string(call, key, true)?;
     if old.is_some() {
         call.ctx.delete_key(key);
+        call.ctx.notify(class::GENERIC, "del", key);
     }
     Ok(Reply::bulk_opt(old.map(|(v, _)| v)))
 }
@@ -271,9 +299,15 @@ pub fn getex(call: &mut Call<'_, '_>) -> CmdResult {
         return Ok(Reply::Nil);
     };
     if let Some(at) = opts.deadline(call.ctx.now_ms, "getex")? {
-        store(call, key, value.clone(), Some(at));
+        store(
+            call,
+            key,
+            value.clone(),
+            Some(at),
+            (class::GENERIC, "expire"),
+        );
     } else if opts.persist && expire.is_some() {
-        store(call, key, value.clone(), None);
+        store(call, key, value.clone(), None, (class::GENERIC, "persist"));
     }
     Ok(Reply::Bulk(value))
 }
@@ -309,7 +343,7 @@ fn put_pairs(call: &mut Call<'_, '_>) {
     let args = call.args;
     for pair in args[1..].chunks_exact(2) {
         // Later duplicates win: the batch applies puts in order.
-        store(call, &pair[0], pair[1].clone(), None);
+        store(call, &pair[0], pair[1].clone(), None, SET_EVENT);
     }
 }
 
@@ -345,7 +379,7 @@ pub fn append(call: &mut Call<'_, '_>) -> CmdResult {
         }
     };
     let len = value.len() as i64;
-    store(call, key, value, expire);
+    store(call, key, value, expire, (class::STRING, "append"));
     Ok(Reply::Int(len))
 }
 
@@ -403,7 +437,7 @@ pub fn setrange(call: &mut Call<'_, '_>) -> CmdResult {
     }
     v[offset..offset + patch.len()].copy_from_slice(patch);
     let len = v.len() as i64;
-    store(call, key, v.freeze(), expire);
+    store(call, key, v.freeze(), expire, (class::STRING, "setrange"));
     Ok(Reply::Int(len))
 }
 
@@ -426,6 +460,7 @@ fn incr_by(call: &mut Call<'_, '_>, incr: i64) -> CmdResult {
         key,
         Bytes::copy_from_slice(buf.format(value).as_bytes()),
         expire,
+        (class::STRING, "incrby"),
     );
     Ok(Reply::Int(value))
 }
@@ -465,7 +500,13 @@ pub fn incrbyfloat(call: &mut Call<'_, '_>) -> CmdResult {
         return Err(CmdError::err("increment would produce NaN or Infinity"));
     }
     let text = Bytes::from(sum.to_human_string());
-    store(call, key, text.clone(), expire);
+    store(
+        call,
+        key,
+        text.clone(),
+        expire,
+        (class::STRING, "incrbyfloat"),
+    );
     Ok(Reply::Bulk(text))
 }
 

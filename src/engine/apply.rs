@@ -217,6 +217,7 @@ fn delete_expired(ctx: &mut Ctx<'_>, keys: &[Bytes]) -> Result<Reply, StorageErr
     for key in keys {
         if ctx.get_raw_meta(key)?.is_some_and(|m| m.is_expired(now)) {
             ctx.delete_key(key);
+            ctx.notify(crate::storage::events::class::EXPIRED, "expired", key);
             deleted += 1;
         }
     }

@@ -141,6 +141,7 @@ impl Shared {
         if let Some(touched) = touched {
             self.waiters.touch(&touched);
         }
+        self.publish_events(ctx.take_events());
         Ok(())
     }
 

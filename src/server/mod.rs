@@ -426,7 +426,8 @@ async fn expiry_loop(
             engine
                 .storage()
                 .sweep_expired(&mut cursor, SWEEP_BUDGET, engine.now_ms(), |t| {
-                    engine.waiters.touch(t)
+                    engine.waiters.touch(t);
+                    engine.publish_expired(t);
                 });
         match swept {
             Ok(n) => {

@@ -11,6 +11,7 @@
 mod directory;
 mod durability;
 mod encoding;
+pub mod events;
 mod expiry;
 mod random;
 mod reclaim;
@@ -140,6 +141,8 @@ pub struct Storage {
     /// Syncs the WAL once a second under `everysec`; stops when dropped.
     syncer: Option<durability::Syncer>,
     flusher: Arc<parking_lot::Mutex<FlushState>>,
+    /// `notify-keyspace-events`: the classes contexts record.
+    notify: events::NotifyMask,
 }
 
 /// The background memtable flush that follows range deletions.
@@ -250,6 +253,7 @@ impl Storage {
             disk,
             syncer: Some(syncer),
             flusher: Arc::default(),
+            notify: events::NotifyMask::default(),
         })
     }
 
@@ -383,6 +387,11 @@ impl Storage {
         self.db
             .write_opt(batch, opts)
             .map_err(|e| self.write_error(e))
+    }
+
+    /// The keyspace-notification classes switched on.
+    pub fn notify_mask(&self) -> &events::NotifyMask {
+        &self.notify
     }
 
     /// Sync the WAL to disk (clean shutdown).

@@ -75,6 +75,10 @@ pub struct Ctx<'a> {
     undo: Option<Vec<Undo>>,
     /// Where random picks come from (seeded from the log under Raft).
     rng: RefCell<CommandRng>,
+    /// Keyspace events raised so far, published once committed.
+    events: Vec<super::events::KeyEvent>,
+    /// How many of `events` were raised before the last savepoint.
+    events_mark: usize,
 }
 
 /// The databases pending FLUSHDBs/FLUSHALLs empty (bit `db` set). A set,
@@ -134,6 +138,8 @@ impl<'a> Ctx<'a> {
             raft_writes: Vec::new(),
             undo: None,
             rng: RefCell::new(CommandRng::Thread),
+            events: Vec::new(),
+            events_mark: 0,
         }
     }
 
@@ -201,6 +207,31 @@ impl<'a> Ctx<'a> {
     /// and a failing one drops just its own writes.
     pub fn savepoint(&mut self) {
         self.undo = Some(Vec::new());
+        self.events_mark = self.events.len();
+    }
+
+    /// Raise keyspace event `event` (of `class`, see [`super::events`]) for
+    /// `key` of this context's database, if anyone may hear of it.
+    pub fn notify(&mut self, event_class: u32, event: &'static str, key: &[u8]) {
+        if self.storage.notify_mask().wants(event_class) {
+            self.events.push(super::events::KeyEvent {
+                event,
+                db: self.db,
+                key: key.to_vec(),
+            });
+        }
+    }
+
+    /// Whether events of `event_class` are recorded (to skip work that
+    /// only finds out what to notify).
+    pub fn wants(&self, event_class: u32) -> bool {
+        self.storage.notify_mask().wants(event_class)
+    }
+
+    /// The events of what was committed, to publish.
+    pub fn take_events(&mut self) -> Vec<super::events::KeyEvent> {
+        self.events_mark = 0;
+        std::mem::take(&mut self.events)
     }
 
     fn set_pending(&mut self, key: (Cf, Vec<u8>), value: Option<Vec<u8>>) {
@@ -526,6 +557,11 @@ impl<'a> Ctx<'a> {
     /// Drop the collected writes (a command that failed half-way): all of
     /// them, or those since [`Ctx::savepoint`] when one was set.
     pub fn rollback(&mut self) {
+        let mark = match self.undo {
+            Some(_) => self.events_mark,
+            None => 0,
+        };
+        self.events.truncate(mark);
         match &mut self.undo {
             Some(undo) => {
                 while let Some(step) = undo.pop() {

@@ -4,6 +4,7 @@
 //! take, and otherwise returns [`Outcome::Block`] with the reply Redis
 //! gives on timeout; the connection layer runs it again when a key changes.
 
+use crate::storage::events::class::LIST;
 use bytes::Bytes;
 
 use super::super::args::{is, parse_i64, timeout_arg};
@@ -37,6 +38,8 @@ fn move_one(
             return Ok(None);
         };
         push(call, src, &mut source, to, &value)?;
+        call.ctx.notify(LIST, to.push_event(), src);
+        call.ctx.notify(LIST, from.pop_event(), src);
         call.save_collection(src, &source);
         return Ok(Some(value));
     }
@@ -48,8 +51,10 @@ fn move_one(
         return Ok(None);
     };
     push(call, dst, &mut dest, to, &value)?;
-    call.save_collection(src, &source);
+    call.notify_change(dst, &dest, LIST, to.push_event());
     call.save_collection(dst, &dest);
+    call.ctx.notify(LIST, from.pop_event(), src);
+    call.save_collection(src, &source);
     Ok(Some(value))
 }
 
@@ -127,6 +132,7 @@ fn pop_first(
             continue;
         }
         let values = pop(call, key, &mut coll, end, count)?;
+        call.ctx.notify(LIST, end.pop_event(), key);
         call.save_collection(key, &coll);
         return Ok(Some((key.clone(), values)));
     }

@@ -26,6 +26,7 @@ use super::collection::index_range;
 use super::table::{commands, flags::*};
 use super::{Call, CmdError, CmdResult, CommandSpec};
 use crate::resp::Reply;
+use crate::storage::events::class::LIST;
 use crate::storage::{KeyType, LIST_START_INDEX};
 use store::{
     bulks, get_list, index_offset, insert_at, missing_element, pop, pos_key, push, read_positions,
@@ -70,6 +71,7 @@ fn push_generic(call: &mut Call<'_, '_>, end: End, only_existing: bool) -> CmdRe
     for value in &args[2..] {
         push(call, key, &mut coll, end, value)?;
     }
+    call.notify_change(key, &coll, LIST, end.push_event());
     call.save_collection(key, &coll);
     Ok(Reply::Int(coll.len() as i64))
 }
@@ -125,11 +127,17 @@ fn pop_generic(call: &mut Call<'_, '_>, end: End) -> CmdResult {
         Some(0) => Ok(Reply::Array(Vec::new())),
         Some(n) => {
             let values = pop(call, key, &mut coll, end, n)?;
+            if !values.is_empty() {
+                call.ctx.notify(LIST, end.pop_event(), key);
+            }
             call.save_collection(key, &coll);
             Ok(bulks(values))
         }
         None => {
             let values = pop(call, key, &mut coll, end, 1)?;
+            if !values.is_empty() {
+                call.ctx.notify(LIST, end.pop_event(), key);
+            }
             call.save_collection(key, &coll);
             Ok(Reply::bulk_opt(values.into_iter().next()))
         }
@@ -196,6 +204,7 @@ pub fn lset(call: &mut Call<'_, '_>) -> CmdResult {
     };
     let raw = pos_key(call, key, &coll, coll.meta.head + offset);
     call.ctx.put_data(&raw, &args[3]);
+    call.ctx.notify(LIST, "lset", key);
     Ok(Reply::OK)
 }
 
@@ -308,6 +317,7 @@ pub fn linsert(call: &mut Call<'_, '_>) -> CmdResult {
     };
     let offset = if after { at + 1 } else { at };
     insert_at(call, key, &mut coll, offset, &args[4])?;
+    call.ctx.notify(LIST, "linsert", key);
     call.save_collection(key, &coll);
     Ok(Reply::Int(coll.len() as i64))
 }
@@ -339,6 +349,7 @@ pub fn lrem(call: &mut Call<'_, '_>) -> CmdResult {
     let removed = offsets.len() as i64;
     if removed > 0 {
         remove_offsets(call, key, &mut coll, &offsets)?;
+        call.ctx.notify(LIST, "lrem", key);
         call.save_collection(key, &coll);
     }
     Ok(Reply::Int(removed))
@@ -356,6 +367,7 @@ pub fn ltrim(call: &mut Call<'_, '_>) -> CmdResult {
     let Some((s, e)) = index_range(len, start, end) else {
         let head = coll.meta.head;
         set_window(&mut coll, head, head);
+        call.ctx.notify(LIST, "ltrim", key);
         call.save_collection(key, &coll);
         return Ok(Reply::OK);
     };
@@ -363,6 +375,7 @@ pub fn ltrim(call: &mut Call<'_, '_>) -> CmdResult {
     if keep == len {
         // Nothing to remove, but Redis counts the list as modified (a
         // WATCH on it fails): write its header back unchanged.
+        call.ctx.notify(LIST, "ltrim", key);
         call.save_collection(key, &coll);
         return Ok(Reply::OK);
     }
@@ -384,6 +397,7 @@ pub fn ltrim(call: &mut Call<'_, '_>) -> CmdResult {
         }
         set_window(&mut coll, head + s, head + e + 1);
     }
+    call.ctx.notify(LIST, "ltrim", key);
     call.save_collection(key, &coll);
     Ok(Reply::OK)
 }

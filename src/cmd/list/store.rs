@@ -21,6 +21,24 @@ pub(super) enum End {
     Right,
 }
 
+impl End {
+    /// The keyspace event of a push at this end.
+    pub(super) fn push_event(self) -> &'static str {
+        match self {
+            End::Left => "lpush",
+            End::Right => "rpush",
+        }
+    }
+
+    /// The keyspace event of a pop from this end.
+    pub(super) fn pop_event(self) -> &'static str {
+        match self {
+            End::Left => "lpop",
+            End::Right => "rpop",
+        }
+    }
+}
+
 /// LEFT/RIGHT (any case), or a syntax error.
 pub(super) fn end_arg(arg: &[u8]) -> CmdResult<End> {
     if is(arg, "left") {

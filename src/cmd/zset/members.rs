@@ -7,6 +7,7 @@ use super::store::{
     get_score, lex_walk, prefix_of, put_member, rank_of, remove_member, score_walk, zset,
 };
 use crate::resp::Reply;
+use crate::storage::events::class::ZSET;
 use crate::storage::KeyType;
 
 pub fn zadd(call: &mut Call<'_, '_>) -> CmdResult {
@@ -99,6 +100,8 @@ pub fn zadd(call: &mut Call<'_, '_>) -> CmdResult {
         }
     }
     if added > 0 || updated > 0 {
+        let event = if incr { "zincr" } else { "zadd" };
+        call.notify_change(key, &coll, ZSET, event);
         call.save_collection(key, &coll);
     }
     Ok(if incr {
@@ -137,6 +140,7 @@ pub fn zincrby(call: &mut Call<'_, '_>) -> CmdResult {
     }
     if current != Some(new) {
         put_member(&mut call.ctx, key, &mut coll, member, current, new);
+        call.notify_change(key, &coll, ZSET, "zincr");
         call.save_collection(key, &coll);
     }
     Ok(Reply::Double(new))
@@ -156,6 +160,7 @@ pub fn zrem(call: &mut Call<'_, '_>) -> CmdResult {
         }
     }
     if removed > 0 {
+        call.ctx.notify(ZSET, "zrem", key);
         call.save_collection(key, &coll);
     }
     Ok(Reply::Int(removed))

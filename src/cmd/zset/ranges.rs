@@ -1,6 +1,7 @@
 //! ZRANGE and its relatives (Redis's zrangeGenericCommand: by rank, score
 //! or lex, either direction, LIMIT, the STORE form) and ZREMRANGEBY*.
 
+use crate::storage::events::class::ZSET;
 use bytes::Bytes;
 
 use super::super::collection::index_range;
@@ -209,6 +210,12 @@ fn zremrange_generic(call: &mut Call<'_, '_>, kind: RangeKind) -> CmdResult {
         remove_member(&mut call.ctx, key, &mut coll, member, *score);
     }
     if !items.is_empty() {
+        let event = match kind {
+            RangeKind::Score => "zremrangebyscore",
+            RangeKind::Lex => "zremrangebylex",
+            _ => "zremrangebyrank",
+        };
+        call.ctx.notify(ZSET, event, key);
         call.save_collection(key, &coll);
     }
     Ok(Reply::Int(items.len() as i64))

@@ -2,6 +2,7 @@
 //! place in the score index, written together; walks of the index by
 //! score, by lex range and by rank; storing a computed result.
 
+use crate::storage::events::class::ZSET;
 use bytes::Bytes;
 
 use super::super::collection::corrupt;
@@ -273,13 +274,25 @@ pub(super) fn store_result(
     if items.is_empty() {
         if call.ctx.peek(dst)?.is_some() {
             call.ctx.delete_key(dst);
+            call.ctx
+                .notify(crate::storage::events::class::GENERIC, "del", dst);
         }
         return Ok(0);
     }
+    let event = match call.args[0].to_ascii_lowercase().as_slice() {
+        b"zunionstore" => "zunionstore",
+        b"zinterstore" => "zinterstore",
+        b"zdiffstore" => "zdiffstore",
+        _ => "zrangestore",
+    };
+    let existed =
+        call.ctx.wants(crate::storage::events::class::NEW) && call.ctx.peek(dst)?.is_some();
     let mut coll = call.new_collection(KeyType::ZSet);
     for (member, score) in items {
         put_member(&mut call.ctx, dst, &mut coll, member, None, *score);
     }
+    coll.existed = existed;
+    call.notify_change(dst, &coll, ZSET, event);
     call.save_collection(dst, &coll);
     Ok(items.len() as i64)
 }
@@ -305,6 +318,8 @@ pub(super) fn pop_members(
     }
     // Popping nothing (a count of 0) writes nothing: a WATCH stays valid.
     if !out.is_empty() {
+        call.ctx
+            .notify(ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
         call.save_collection(key, coll);
     }
     Ok(out)
