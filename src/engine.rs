@@ -8,7 +8,9 @@
 //! - `pipeline`: pipelined commands sharing one lock hold and one batch;
 //! - `exec`: MULTI/EXEC's transaction and WATCH, standalone and under Raft;
 //! - `apply`: a replicated entry, the Raft state machine's way in;
-//! - `clients`, `waiters`: who is connected, who waits for which key.
+//! - `clients`, `waiters`: who is connected, who waits for which key;
+//! - `pubsub`, `mailbox`: who listens to which channel, and the messages
+//!   on their way to each client.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -27,13 +29,17 @@ mod apply;
 mod clients;
 mod dispatch;
 mod exec;
+mod mailbox;
 mod pipeline;
+mod pubsub;
 mod waiters;
 
 pub use crate::cmd::Outcome;
 pub use apply::EXPIRED_COMMAND;
 pub use clients::{ClientInfo, ClientTable};
 pub use exec::{ExecPlan, Slot};
+pub use mailbox::Mailbox;
+pub use pubsub::{confirmation, Kind, PubSub, SubscriptionCounts, Subscriptions};
 pub use waiters::{DbKey, KeyWaiters, Waiter};
 
 /// Counters INFO stats reports.
@@ -67,6 +73,8 @@ pub struct Shared {
     pub run_id: String,
     /// Clients waiting for keys to change (blocked pops, WATCH).
     pub waiters: KeyWaiters,
+    /// Pub/sub: who listens to which channel.
+    pub pubsub: PubSub,
     /// The TCP port the server listens on (0 when there is none).
     pub tcp_port: std::sync::atomic::AtomicU16,
     /// The keyspace is replicated by Raft: writes become proposals, reads
@@ -121,6 +129,7 @@ impl Engine {
             clients: Mutex::new(HashMap::new()),
             scan_cursors: Mutex::new(ScanCursors::default()),
             waiters: KeyWaiters::default(),
+            pubsub: PubSub::default(),
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),
             run_id,

@@ -220,7 +220,7 @@ pub(crate) fn replicable(args: &[Bytes]) -> Result<&'static CommandSpec, CmdErro
         return Err(CmdError::Arity(spec.name.to_string()));
     }
     let keyed_read = spec.flags.contains(Flags::READONLY) && !spec.flags.contains(Flags::NO_KEYS);
-    if spec.is_write() || keyed_read {
+    if spec.through_log() || keyed_read {
         Ok(spec)
     } else {
         Err(CmdError::err(format!(
