@@ -321,3 +321,82 @@ impl Shared {
         self.pubsub.publish(shard, channel, message, limit)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::config::OutputLimit;
+    use bytes::BytesMut;
+    use tokio_util::sync::CancellationToken;
+
+    fn client(id: u64) -> Arc<ClientInfo> {
+        let info = Arc::new(ClientInfo::new(id, "t".into(), "t".into(), 0));
+        info.mailbox.attach(CancellationToken::new());
+        info
+    }
+
+    fn received(client: &ClientInfo) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        client.mailbox.take(&mut out);
+        out.to_vec()
+    }
+
+    #[test]
+    fn channels_and_patterns_each_deliver_and_count() {
+        let hub = PubSub::default();
+        let (a, b) = (client(1), client(2));
+        let (mut subs_a, mut subs_b) = (Subscriptions::default(), Subscriptions::default());
+        assert_eq!(
+            hub.subscribe(&mut subs_a, &a, Kind::Channel, "ch".into()),
+            1
+        );
+        assert_eq!(
+            hub.subscribe(&mut subs_a, &a, Kind::Channel, "ch".into()),
+            1
+        );
+        assert_eq!(
+            hub.subscribe(&mut subs_a, &a, Kind::Pattern, "c*".into()),
+            2
+        );
+        assert_eq!(hub.subscribe(&mut subs_b, &b, Kind::Shard, "ch".into()), 1);
+        let limit = OutputLimit::default();
+        assert_eq!(hub.publish(false, b"ch", b"m", limit), 2);
+        assert_eq!(
+            received(&a),
+            b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nm\r\n*4\r\n$8\r\npmessage\r\n$2\r\nc*\r\n$2\r\nch\r\n$1\r\nm\r\n"
+        );
+        assert!(received(&b).is_empty());
+        b.resp.store(3, Ordering::Relaxed);
+        assert_eq!(hub.publish(true, b"ch", b"s", limit), 1);
+        assert_eq!(
+            received(&b),
+            b">3\r\n$8\r\nsmessage\r\n$2\r\nch\r\n$1\r\ns\r\n"
+        );
+        assert_eq!(a.subscribed.get(Kind::Pattern), 1);
+        assert_eq!((hub.active(Kind::Channel), hub.active(Kind::Shard)), (1, 1));
+    }
+
+    #[test]
+    fn forgetting_a_client_empties_the_hub() {
+        let hub = PubSub::default();
+        let a = client(1);
+        let mut subs = Subscriptions::default();
+        for name in ["x", "y", "z"] {
+            hub.subscribe(&mut subs, &a, Kind::Channel, name.into());
+            hub.subscribe(&mut subs, &a, Kind::Pattern, name.into());
+            hub.subscribe(&mut subs, &a, Kind::Shard, name.into());
+        }
+        let dropped = hub.unsubscribe_all(&mut subs, &a, Kind::Channel);
+        let names: Vec<&[u8]> = dropped.iter().map(|(n, _)| &n[..]).collect();
+        assert_eq!(names, [&b"x"[..], b"y", b"z"]);
+        assert_eq!(dropped.last().map(|(_, c)| *c), Some(3));
+        hub.forget(&mut subs, &a);
+        assert!(!subs.any());
+        for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
+            assert_eq!(hub.active(kind), 0);
+            assert_eq!(a.subscribed.get(kind), 0);
+        }
+        assert_eq!(hub.publish(false, b"x", b"m", OutputLimit::default()), 0);
+    }
+}
