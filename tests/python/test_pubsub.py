@@ -303,6 +303,15 @@ def test_cluster_publish_counts_the_receiving_node(cluster: Any) -> None:
         publisher.close()
 
 
+def test_the_embedded_database_refuses_to_subscribe(tmp_path: Any) -> None:
+    import kiwi
+
+    with kiwi.open(tmp_path / "db") as db:
+        with pytest.raises(redis.ResponseError, match="needs a network connection"):
+            db.execute_command("SUBSCRIBE", "x")
+        assert db.publish("x", "m") == 0
+
+
 def test_reset_leaves_the_context(server_addr: tuple[str, int]) -> None:
     host, port = server_addr
     with RawConnection(HOST if host == HOST else host, port) as conn:

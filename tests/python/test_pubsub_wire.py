@@ -115,6 +115,12 @@ RESP3_SUBSCRIBER: Script = [
     ("a", ["PSUBSCRIBE", "n*"], 1),
     ("b", ["PUBLISH", "news", "both"], 1),
     ("a", None, 2),
+    # Messages reach it while a blocking command waits.
+    ("a", ["BLPOP", "queue", "0"], 0),
+    ("b", ["PUBLISH", "news", "while blocked"], 1),
+    ("a", None, 2),
+    ("b", ["RPUSH", "queue", "job"], 1),
+    ("a", None, 1),
     ("a", ["MULTI"], 1),
     ("a", ["SUBSCRIBE", "more"], 1),
     ("a", ["EXEC"], 1),
@@ -190,6 +196,8 @@ def run(port: int, script: Script) -> list[tuple[int, bytes]]:
     frame with its step's number."""
     conns: dict[str, RawConnection] = {}
     frames: list[tuple[int, bytes]] = []
+    with RawConnection(HOST, port) as admin:
+        assert admin.call("FLUSHALL") == "OK"
     try:
         for number, step in enumerate(script):
             name, command, count = step[0], step[1], step[2]
