@@ -167,6 +167,8 @@ async fn run<S: ClientStream>(
             }
         }
         let mut next = 0;
+        // The next request that may start listening (each is looked at once).
+        let mut subscribe_at: Option<usize> = None;
         while next < requests.len() {
             let pending = requests.get(next..).unwrap_or_default();
             // A client that listens runs its requests one at a time, each
@@ -175,12 +177,18 @@ async fn run<S: ClientStream>(
             // start listening ends its batch, and what arrives for it then
             // follows its reply.
             let listening = session.subscriptions.any();
-            let batch = match listening {
-                true => 1,
-                false => pending
-                    .iter()
-                    .position(|args| may_subscribe(args))
-                    .map_or(pending.len(), |i| i + 1),
+            if subscribe_at.is_none_or(|at| at < next) {
+                subscribe_at = Some(
+                    pending
+                        .iter()
+                        .position(|args| may_subscribe(args))
+                        .map_or(requests.len(), |i| next + i),
+                );
+            }
+            let batch = match (listening, subscribe_at) {
+                (true, _) => 1,
+                (false, Some(at)) => (at + 1 - next).min(pending.len()),
+                (false, None) => pending.len(),
             };
             let first = pending.get(..batch).unwrap_or_default();
             let (replies, stopped) = engine.execute_pipeline(session, first);

@@ -108,7 +108,7 @@ def test_run_in_thread(make_client: ClientFactory) -> None:
             done.set()
 
     p = subscriber.pubsub()
-    p.subscribe(**{"events": handler})
+    p.subscribe(events=handler)
     worker = p.run_in_thread(sleep_time=0.01, daemon=True)
     try:
         wait_until(lambda: publisher.pubsub_numsub("events")[0][1] == 1, timeout=IO_TIMEOUT, interval=0.01)
