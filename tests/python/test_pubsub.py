@@ -260,8 +260,15 @@ def test_cluster_delivers_to_every_node_in_log_order(cluster: Any) -> None:
         def publish_all(node: int) -> None:
             client = node_client(cluster, node)
             try:
-                for i in range(50):
-                    client.publish("everywhere", f"{node}:{i}")
+                if node == leader:
+                    for i in range(50):
+                        client.publish("everywhere", f"{node}:{i}")
+                else:
+                    # Pipelined: proposed together, one entry.
+                    pipe = client.pipeline(transaction=False)
+                    for i in range(50):
+                        pipe.publish("everywhere", f"{node}:{i}")
+                    assert pipe.execute() == [1] * 50
             finally:
                 client.close()
 
@@ -298,6 +305,13 @@ def test_cluster_publish_counts_the_receiving_node(cluster: Any) -> None:
             assert next_message(p)["data"] == b"m"
             assert publisher.spublish("faraway", "s") == 0
             assert p.get_message(timeout=0.05) is None
+            # Inside MULTI/EXEC too (the transaction is one entry).
+            pipe = publisher.pipeline(transaction=True)
+            pipe.publish("far1", "t1")
+            pipe.set("k", "v")
+            pipe.publish("far2", "t2")
+            assert pipe.execute() == [0, True, 0]
+            assert [next_message(p)["data"] for _ in range(2)] == [b"t1", b"t2"]
     finally:
         subscriber.close()
         publisher.close()
