@@ -77,13 +77,10 @@ impl Mailbox {
     /// Move everything queued to `out`; the number of bytes moved, which
     /// the connection hands back to [`Mailbox::written`] once written.
     pub fn take(&self, out: &mut BytesMut) -> usize {
-        let mut state = self.state.lock();
-        let n = state.queue.len();
-        if n > 0 {
-            out.extend_from_slice(&state.queue);
-            state.queue.clear();
-        }
-        n
+        // Taken whole, so a burst's buffer is not kept for the client's life.
+        let queued = std::mem::take(&mut self.state.lock().queue);
+        out.extend_from_slice(&queued);
+        queued.len()
     }
 
     /// `n` bytes taken earlier are written.
