@@ -332,3 +332,46 @@ def test_reset_leaves_the_context(server_addr: tuple[str, int]) -> None:
         conn.call("SUBSCRIBE", "r")
         assert conn.call("RESET") == "RESET"
         assert conn.call("PING") == "PONG"
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_subscribe_confirmation_precedes_messages_under_load(server_addr: tuple[str, int], protocol: int) -> None:
+    """With a publisher busy on the channel, a SUBSCRIBE's confirmation is
+    always the first frame its client reads, and an UNSUBSCRIBE's is the
+    last one about the channel (any message comes before it)."""
+    host, port = server_addr
+    stop = threading.Event()
+
+    def flood() -> None:
+        client = redis.Redis(host=host, port=port, socket_timeout=IO_TIMEOUT, retry=no_retry())
+        try:
+            while not stop.is_set():
+                client.publish("busy", "m")
+        finally:
+            client.close()
+
+    flooder = threading.Thread(target=flood, daemon=True)
+    flooder.start()
+    try:
+        with RawConnection(host, port) as conn:
+            if protocol == 3:
+                conn.call("HELLO", "3")
+            messages = 0
+            # Until messages did arrive in between (bounded).
+            for _ in range(2000):
+                assert conn.call("SUBSCRIBE", "busy") == [b"subscribe", b"busy", 1]
+                conn.send_command("UNSUBSCRIBE", "busy")
+                while True:
+                    frame = conn.read()
+                    if frame[0] == b"unsubscribe":
+                        assert frame == [b"unsubscribe", b"busy", 0]
+                        break
+                    assert frame == [b"message", b"busy", b"m"]
+                    messages += 1
+                assert conn.call("PING") == "PONG"
+                if messages >= 20:
+                    break
+            assert messages >= 20
+    finally:
+        stop.set()
+        flooder.join(IO_TIMEOUT)
