@@ -20,13 +20,24 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::OutputLimit;
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Mailbox {
     state: Mutex<State>,
     ready: Notify,
 }
 
-#[derive(Debug, Default)]
+impl std::fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the queued bytes themselves: they may be megabytes.
+        let state = self.state.lock();
+        f.debug_struct("Mailbox")
+            .field("pending", &state.pending)
+            .field("overrun", &state.overrun)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
 struct State {
     queue: BytesMut,
     /// Bytes queued plus bytes taken by the connection and not yet written.
