@@ -8,7 +8,9 @@
 //! - `pipeline`: pipelined commands sharing one lock hold and one batch;
 //! - `exec`: MULTI/EXEC's transaction and WATCH, standalone and under Raft;
 //! - `apply`: a replicated entry, the Raft state machine's way in;
-//! - `clients`, `waiters`: who is connected, who waits for which key.
+//! - `clients`, `waiters`: who is connected, who waits for which key;
+//! - `pubsub`, `mailbox`: who listens to which channel, and the messages
+//!   on their way to each client.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -27,8 +29,10 @@ mod apply;
 mod clients;
 mod dispatch;
 mod exec;
+mod mailbox;
 mod notify;
 mod pipeline;
+mod pubsub;
 mod script;
 mod waiters;
 
@@ -36,6 +40,8 @@ pub use crate::cmd::Outcome;
 pub use apply::EXPIRED_COMMAND;
 pub use clients::{ClientInfo, ClientTable};
 pub use exec::{ExecPlan, Slot};
+pub use mailbox::Mailbox;
+pub use pubsub::{confirmation, Kind, PubSub, SubscriptionCounts, Subscriptions};
 pub use waiters::{DbKey, KeyWaiters, Waiter};
 
 /// Counters INFO stats reports.
@@ -71,6 +77,8 @@ pub struct Shared {
     pub waiters: KeyWaiters,
     /// The Lua interpreter, the script cache, the script running now.
     pub scripts: crate::script::Scripts,
+    /// Pub/sub: who listens to which channel.
+    pub pubsub: PubSub,
     /// The TCP port the server listens on (0 when there is none).
     pub tcp_port: std::sync::atomic::AtomicU16,
     /// The keyspace is replicated by Raft: writes become proposals, reads
@@ -127,6 +135,7 @@ impl Engine {
             scan_cursors: Mutex::new(ScanCursors::default()),
             waiters: KeyWaiters::default(),
             scripts: crate::script::Scripts::default(),
+            pubsub: PubSub::default(),
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),
             run_id,

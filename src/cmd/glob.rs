@@ -13,6 +13,12 @@ pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     pattern == b"*" || Matcher::new(false).matches(pattern, text, 0)
 }
 
+/// Redis's stringmatchlen itself, as pub/sub matches patterns: a lone
+/// "*" does not match the empty channel.
+pub fn stringmatch(pattern: &[u8], text: &[u8]) -> bool {
+    Matcher::new(false).matches(pattern, text, 0)
+}
+
 /// Case-insensitive variant (CONFIG GET parameter names).
 pub fn glob_match_nocase(pattern: &[u8], text: &[u8]) -> bool {
     Matcher::new(true).matches(pattern, text, 0)

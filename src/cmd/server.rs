@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::{glob::glob_match_nocase, int_arg, is, Call, CmdError, CmdResult, Flags};
-use crate::engine::{wall_clock, ClientInfo};
+use crate::engine::{wall_clock, ClientInfo, Kind};
 use crate::num::atoi;
 use crate::resp::{Protocol, Reply};
 use crate::storage::DATABASES;
@@ -122,11 +122,43 @@ pub fn quit(call: &mut Call<'_, '_>) -> CmdResult {
 }
 
 pub fn ping(call: &mut Call<'_, '_>) -> CmdResult {
+    // A RESP2 subscriber's PONG must look like a message to its client.
+    if call.session.protocol == Protocol::Resp2
+        && call.session.subscriptions.any()
+        && call.args.len() <= 2
+    {
+        let payload = call.args.get(1).cloned().unwrap_or_default();
+        return Ok(Reply::Array(vec![
+            Reply::bulk_str("pong"),
+            Reply::Bulk(payload),
+        ]));
+    }
     match call.args.len() {
         1 => Ok(Reply::Status("PONG")),
         2 => Ok(Reply::Bulk(call.args[1].clone())),
         _ => Err(CmdError::Arity("ping".into())),
     }
+}
+
+/// RESET: the connection as it was when it connected (Redis's
+/// clearClientConnectionState): no transaction, watch or subscription,
+/// database 0, RESP2, no name, authenticated only if no password is set.
+pub fn reset(call: &mut Call<'_, '_>) -> CmdResult {
+    let session = &mut *call.session;
+    session.multi = None;
+    session.multi_failed = false;
+    call.engine.unwatch(session);
+    call.engine
+        .pubsub
+        .forget(&mut session.subscriptions, &session.info);
+    session.db = 0;
+    session.info.db.store(0, Ordering::Relaxed);
+    session.protocol = Protocol::Resp2;
+    session.info.resp.store(2, Ordering::Relaxed);
+    session.authenticated = call.engine.config.read().requirepass.is_none();
+    *session.info.name.lock() = None;
+    session.stale_reads = false;
+    Ok(Reply::Status("RESET"))
 }
 
 pub fn echo(call: &mut Call<'_, '_>) -> CmdResult {
@@ -274,6 +306,10 @@ fn info_section(call: &Call<'_, '_>, section: &str, out: &mut String) -> CmdResu
                 "keyspace_misses",
                 &s.keyspace_misses.load(Ordering::Relaxed),
             );
+            let hub = &engine.pubsub;
+            field("pubsub_channels", &hub.active(Kind::Channel));
+            field("pubsub_patterns", &hub.active(Kind::Pattern));
+            field("pubsubshard_channels", &hub.active(Kind::Shard));
         }
         "replication" => {
             field("role", &"master");
@@ -649,6 +685,8 @@ pub fn client(call: &mut Call<'_, '_>) -> CmdResult {
         ("list", n) => {
             // Redis 7.0 takes either TYPE <type> or ID <id>…, not both.
             let mut ids: Option<Vec<u64>> = None;
+            // TYPE normal / pubsub: whether listed clients listen to something.
+            let mut listening: Option<bool> = None;
             if n == 4 && is(&args[2], "type") {
                 let kind = String::from_utf8_lossy(&args[3]).to_ascii_lowercase();
                 if !["normal", "master", "slave", "replica", "pubsub"].contains(&kind.as_str()) {
@@ -657,8 +695,10 @@ pub fn client(call: &mut Call<'_, '_>) -> CmdResult {
                         super::args::err_text(&args[3], usize::MAX)
                     )));
                 }
-                if kind != "normal" {
-                    ids = Some(Vec::new());
+                match kind.as_str() {
+                    "normal" => listening = Some(false),
+                    "pubsub" => listening = Some(true),
+                    _ => ids = Some(Vec::new()),
                 }
             } else if n > 3 && is(&args[2], "id") {
                 let mut list = Vec::new();
@@ -676,7 +716,9 @@ pub fn client(call: &mut Call<'_, '_>) -> CmdResult {
             clients.sort_by_key(|c| c.id);
             let mut out = String::new();
             for c in clients {
-                if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) {
+                if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id))
+                    || listening.is_some_and(|l| l != is_listening(&c))
+                {
                     continue;
                 }
                 let db = if c.id == call.session.id() {
@@ -722,6 +764,12 @@ pub fn client(call: &mut Call<'_, '_>) -> CmdResult {
     }
 }
 
+fn is_listening(c: &ClientInfo) -> bool {
+    [Kind::Channel, Kind::Pattern, Kind::Shard]
+        .into_iter()
+        .any(|kind| c.subscribed.get(kind) > 0)
+}
+
 fn client_line(c: &ClientInfo, db: u8) -> String {
     let name = c
         .name
@@ -734,7 +782,7 @@ fn client_line(c: &ClientInfo, db: u8) -> String {
         crate::storage::now_ms().saturating_sub(c.last_active_ms.load(Ordering::Relaxed)) / 1000;
     let cmd = *c.last_cmd.lock();
     format!(
-        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 \
+        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf=0 \
          qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} \
          user=default redir=-1 resp={}\n",
         c.id,
@@ -743,7 +791,11 @@ fn client_line(c: &ClientInfo, db: u8) -> String {
         name,
         age,
         idle,
+        if is_listening(c) { "P" } else { "N" },
         db,
+        c.subscribed.get(Kind::Channel),
+        c.subscribed.get(Kind::Pattern),
+        c.subscribed.get(Kind::Shard),
         cmd,
         c.resp.load(Ordering::Relaxed)
     )

@@ -30,6 +30,8 @@ pub struct Session {
     /// READONLY under Raft: keyed reads run on this node's data without a
     /// read barrier (possibly stale).
     pub stale_reads: bool,
+    /// The channels, patterns and shard channels it listens to.
+    pub subscriptions: crate::engine::Subscriptions,
 }
 
 impl Session {
@@ -46,6 +48,7 @@ impl Session {
             watched_keys: Vec::new(),
             retrying_block: false,
             stale_reads: false,
+            subscriptions: Default::default(),
         }
     }
 

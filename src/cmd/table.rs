@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::{
-    bitmap, functions, hash, keys, list, raft, scripting, server, set, strings, transaction, zset,
-    Call, CmdError, CmdResult, Handled,
+    bitmap, functions, hash, keys, list, pubsub, raft, scripting, server, set, strings,
+    transaction, zset, Call, CmdError, CmdResult, Handled,
 };
 
 /// Command flags (a subset of Redis's, the ones Kiwi acts on or reports).
@@ -37,6 +37,12 @@ impl Flags {
     /// else is checked (Redis's `protected`: DEBUG and
     /// `enable-debug-command`; here RAFT.FAULT and `enable-fault-injection`).
     pub const PROTECTED: Flags = Flags(1 << 10);
+    /// Pub/sub (Redis's `pubsub` flag).
+    pub const PUBSUB: Flags = Flags(1 << 11);
+    /// Writes no key, yet under Raft travels through the log like a write,
+    /// so that every node runs it (PUBLISH: each node delivers to its own
+    /// subscribers).
+    pub const REPLICATED: Flags = Flags(1 << 12);
 
     pub const fn union(self, other: Flags) -> Flags {
         Flags(self.0 | other.0)
@@ -54,6 +60,7 @@ impl Flags {
             (Flags::READONLY, "readonly"),
             (Flags::DENYOOM, "denyoom"),
             (Flags::ADMIN, "admin"),
+            (Flags::PUBSUB, "pubsub"),
             (Flags::NO_AUTH, "no_auth"),
             (Flags::BLOCKING, "blocking"),
             (Flags::FAST, "fast"),
@@ -138,6 +145,12 @@ impl CommandSpec {
         self.flags.contains(Flags::WRITE)
     }
 
+    /// Under Raft, proposed and run by every node's apply: writes, and
+    /// the commands flagged [`Flags::REPLICATED`].
+    pub fn through_log(&self) -> bool {
+        self.is_write() || self.flags.contains(Flags::REPLICATED)
+    }
+
     pub fn is_blocking(&self) -> bool {
         self.flags.contains(Flags::BLOCKING)
     }
@@ -212,6 +225,17 @@ static SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
         ],
     ),
     (
+        "pubsub",
+        &[
+            ("channels", -2),
+            ("numpat", 2),
+            ("numsub", -2),
+            ("shardchannels", -2),
+            ("shardnumsub", -2),
+            ("help", 2),
+        ],
+    ),
+    (
         "command",
         &[
             ("count", 2),
@@ -275,6 +299,7 @@ static GROUPS: &[(&str, &[CommandSpec])] = &[
     ("list", list::COMMANDS),
     ("set", set::COMMANDS),
     ("sorted-set", zset::COMMANDS),
+    ("pubsub", pubsub::COMMANDS),
     ("cluster", raft::CLUSTER_COMMANDS),
     ("raft", raft::COMMANDS),
 ];
@@ -298,6 +323,7 @@ static CONNECTION: &[CommandSpec] = commands! {
     "auth", -2, CA, 0, 0, 0, server::auth;
     "hello", -1, CA, 0, 0, 0, server::hello;
     "quit", -1, CA.union(Flags::TRANSACTION), 0, 0, 0, server::quit;
+    "reset", 1, CA.union(Flags::TRANSACTION), 0, 0, 0, server::reset;
     "ping", -1, C, 0, 0, 0, server::ping;
     "echo", 2, C, 0, 0, 0, server::echo;
     "select", 2, C, 0, 0, 0, server::select;

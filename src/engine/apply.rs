@@ -243,7 +243,7 @@ pub(crate) fn replicable(args: &[Bytes]) -> Result<&'static CommandSpec, CmdErro
         spec.name,
         "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
     ) || scripting::replicated_admin(spec, args);
-    if spec.is_write() || keyed_read || script {
+    if spec.through_log() || keyed_read || script {
         Ok(spec)
     } else {
         Err(CmdError::err(format!(

@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use super::Engine;
+use super::{Engine, Mailbox, SubscriptionCounts};
 use crate::cmd::Session;
 use crate::storage::now_ms;
 
@@ -25,6 +25,10 @@ pub struct ClientInfo {
     pub resp: AtomicU8,
     pub last_cmd: Mutex<&'static str>,
     pub last_active_ms: AtomicU64,
+    /// Pub/sub messages on their way to the client.
+    pub mailbox: Mailbox,
+    /// How many channels, patterns and shard channels it listens to.
+    pub subscribed: SubscriptionCounts,
 }
 
 impl ClientInfo {
@@ -40,6 +44,8 @@ impl ClientInfo {
             resp: AtomicU8::new(2),
             last_cmd: Mutex::new("NULL"),
             last_active_ms: AtomicU64::new(last_active_ms),
+            mailbox: Mailbox::default(),
+            subscribed: SubscriptionCounts::default(),
         }
     }
 }
@@ -81,6 +87,8 @@ impl Engine {
 
     pub fn disconnect(&self, session: &mut Session) {
         self.unwatch(session);
+        self.pubsub
+            .forget(&mut session.subscriptions, &session.info);
         self.clients.lock().remove(&session.id());
     }
 

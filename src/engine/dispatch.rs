@@ -94,6 +94,18 @@ impl Engine {
                 return Err(e.into());
             }
         }
+        // RESP2 cannot tell messages from replies: a client that listens
+        // may only manage its subscriptions (as Redis 7.0).
+        if session.protocol == Protocol::Resp2
+            && session.subscriptions.any()
+            && !cmd::pubsub::allowed_in_context(spec.name)
+        {
+            let full_name = match spec.subcommand(args) {
+                Ok(Some((name, _))) => name,
+                _ => spec.name.to_string(),
+            };
+            return Err(cmd::pubsub::context_error(&full_name));
+        }
         if session.multi.is_some() && !spec.flags.contains(Flags::TRANSACTION) {
             if let Some(queue) = session.multi.as_mut() {
                 queue.push(args.to_vec());
@@ -101,7 +113,7 @@ impl Engine {
             return Ok(Outcome::Reply(Reply::Status("QUEUED")));
         }
         if self.is_replicated() {
-            if spec.is_write() || scripting::replicated_admin(spec, args) {
+            if spec.through_log() || scripting::replicated_admin(spec, args) {
                 // A blocking command with nothing to take here waits on this
                 // node's keys rather than proposing an entry that would
                 // answer its timeout reply at once.
@@ -167,7 +179,7 @@ impl Engine {
                 .and_then(|name| cmd::lookup(name))
                 .is_some_and(|spec| {
                     spec.arity_ok(args.len())
-                        && spec.is_write()
+                        && spec.through_log()
                         && !spec.is_blocking()
                         && !spec.has_node_limits()
                 })

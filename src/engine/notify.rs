@@ -46,9 +46,4 @@ impl Shared {
             .collect();
         self.publish_events(events);
     }
-
-    /// Stand-in until the pub/sub hub lands.
-    fn publish(&self, _shard: bool, _channel: &[u8], _message: &[u8]) -> usize {
-        0
-    }
 }

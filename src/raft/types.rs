@@ -188,6 +188,8 @@ pub enum WireReply {
     Double(f64),
     Bool(bool),
     Verbatim(String),
+    Push(Vec<WireReply>),
+    Frames(Vec<WireReply>),
 }
 
 impl From<Reply> for WireReply {
@@ -211,6 +213,8 @@ impl From<Reply> for WireReply {
             Reply::Double(d) => WireReply::Double(d),
             Reply::Bool(b) => WireReply::Bool(b),
             Reply::Verbatim(t) => WireReply::Verbatim(t),
+            Reply::Push(items) => WireReply::Push(items.into_iter().map(Into::into).collect()),
+            Reply::Frames(items) => WireReply::Frames(items.into_iter().map(Into::into).collect()),
         }
     }
 }
@@ -236,6 +240,8 @@ impl From<WireReply> for Reply {
             WireReply::Double(d) => Reply::Double(d),
             WireReply::Bool(b) => Reply::Bool(b),
             WireReply::Verbatim(t) => Reply::Verbatim(t),
+            WireReply::Push(items) => Reply::Push(items.into_iter().map(Into::into).collect()),
+            WireReply::Frames(items) => Reply::Frames(items.into_iter().map(Into::into).collect()),
         }
     }
 }

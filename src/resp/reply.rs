@@ -53,6 +53,12 @@ pub enum Reply {
     Bool(bool),
     /// Text meant for humans (INFO): verbatim `=txt:` in RESP3, bulk in RESP2.
     Verbatim(String),
+    /// Out-of-band data (pub/sub messages and confirmations): a push `>`
+    /// in RESP3, an array in RESP2.
+    Push(Vec<Reply>),
+    /// Several replies in a row, for the commands that answer more than
+    /// one (SUBSCRIBE and friends: one confirmation per channel).
+    Frames(Vec<Reply>),
 }
 
 impl Reply {
@@ -134,6 +140,17 @@ impl Reply {
                 out.put_slice(b"\r\n");
             }
             Reply::Verbatim(text) => bulk(out, text.as_bytes()),
+            Reply::Push(items) => {
+                int_line(out, if resp3 { b'>' } else { b'*' }, items.len() as i64);
+                for item in items {
+                    item.encode(protocol, out);
+                }
+            }
+            Reply::Frames(replies) => {
+                for reply in replies {
+                    reply.encode(protocol, out);
+                }
+            }
         }
     }
 

@@ -118,7 +118,7 @@ fn reply_to_lua_at(
         Reply::Bulk(b) => Value::String(lua.create_string(b)?),
         Reply::Nil | Reply::NilArray if resp3 => Value::Nil,
         Reply::Nil | Reply::NilArray => Value::Boolean(false),
-        Reply::Array(items) => {
+        Reply::Array(items) | Reply::Push(items) | Reply::Frames(items) => {
             let t = lua.create_table_with_capacity(items.len(), 0)?;
             for (i, item) in items.iter().enumerate() {
                 t.raw_set(i + 1, reply_to_lua_at(lua, item, protocol, depth + 1)?)?;

@@ -1,7 +1,9 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 
 //! One client connection: read whatever arrived, run every complete request
-//! in it, answer them all in one write (pipelining), repeat.
+//! in it, answer them all in one write (pipelining), repeat. Pub/sub
+//! messages waiting in the client's mailbox go out between replies, and
+//! as soon as they arrive while the client is idle.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::panic::AssertUnwindSafe;
@@ -15,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::cmd::scripting::runs_script;
+use crate::cmd::pubsub::may_subscribe;
 use crate::cmd::{BlockOn, Deferred, Session};
 use crate::config::OutputLimit;
 use crate::engine::{Engine, ExecPlan, Outcome, Waiter};
@@ -87,6 +90,9 @@ pub(super) async fn serve<S: ClientStream>(
         return;
     };
     let peer = peer.addr;
+    // Stops this connection: the server stopping, or its mailbox overrunning.
+    let stop = shutdown.child_token();
+    session.info.mailbox.attach(stop.clone());
     // A bug that panics while serving one client must cost that client its
     // connection, not the server its life: catch it here, log it, close.
     let result = AssertUnwindSafe(run(
@@ -95,12 +101,17 @@ pub(super) async fn serve<S: ClientStream>(
         &mut stream,
         &mut session,
         max_bulk,
-        &shutdown,
+        &stop,
     ))
     .catch_unwind()
     .await;
+    let overrun = session.info.mailbox.is_overrun();
     match result {
-        Ok(Ok(())) => {}
+        Ok(Ok(())) if !overrun => {}
+        Ok(Ok(())) => tracing::warn!(
+            %peer,
+            "Client scheduled to be closed ASAP for overcoming of output buffer limits."
+        ),
         Ok(Err(e)) if is_overrun(&e) => tracing::warn!(
             %peer,
             "Client scheduled to be closed ASAP for overcoming of output buffer limits."
@@ -130,9 +141,10 @@ async fn run<S: ClientStream>(
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
     let mut requests: Vec<Vec<bytes::Bytes>> = Vec::new();
-    let mut writer = ReplyWriter::default();
+    let mut writer = ReplyWriter::new(shutdown.clone(), session.info.clone());
+    let client = session.info.clone();
     loop {
-        let limits = Limits::now(engine);
+        let limits = Limits::now(engine, session.subscriptions.any());
         // Take every complete request that arrived (one at a time before
         // AUTH, whose limits depend on the outcome of the previous one).
         let mut protocol_error = None;
@@ -156,24 +168,50 @@ async fn run<S: ClientStream>(
             }
         }
         let mut next = 0;
+        // The next request that may start listening (each is looked at once).
+        let mut subscribe_at: Option<usize> = None;
         while next < requests.len() {
             let pending = requests.get(next..).unwrap_or_default();
-            let long = pending
+            // A client that listens runs its requests one at a time, each
+            // reply after the messages published before it was made (its
+            // own PUBLISH's included), as in Redis; a request that may
+            // start listening ends its batch, and what arrives for it then
+            // follows its reply.
+            let listening = session.subscriptions.any();
+            if subscribe_at.is_none_or(|at| at < next) {
+                subscribe_at = Some(
+                    pending
+                        .iter()
+                        .position(|args| may_subscribe(args))
+                        .map_or(requests.len(), |i| next + i),
+                );
+            }
+            let batch = match (listening, subscribe_at) {
+                (true, _) => 1,
+                (false, Some(at)) => (at + 1 - next).min(pending.len()),
+                (false, None) => pending.len(),
+            };
+            let first = pending.get(..batch).unwrap_or_default();
+            let long = first
                 .iter()
                 .any(|args| runs_script(args, session.multi.as_ref()));
             let (replies, stopped) = match long {
-                true => crate::engine::long_running(|| engine.execute_pipeline(session, pending)),
-                false => engine.execute_pipeline(session, pending),
+                true => crate::engine::long_running(|| engine.execute_pipeline(session, first)),
+                false => engine.execute_pipeline(session, first),
             };
             next += replies.len();
+            if listening && !first.first().is_some_and(|args| may_subscribe(args)) {
+                writer.deliver(&mut output);
+            }
             for reply in replies {
                 reply.encode(session.protocol, &mut output);
             }
+            writer.deliver(&mut output);
             let mut block = None;
             match (stopped, requests.get(next)) {
                 // A pipelined run of writes under Raft: one entry for all.
                 (Some(Outcome::Defer(Deferred::Propose(mut op))), Some(args))
-                    if raft.is_some() && engine.proposes(session, args) =>
+                    if raft.is_some() && !listening && engine.proposes(session, args) =>
                 {
                     let mut end = next + 1;
                     if let Work::Commands(commands) = &mut op.work {
@@ -189,6 +227,7 @@ async fn run<S: ClientStream>(
                         _ = shutdown.cancelled() => return Ok(()),
                         replies = propose_all(raft, op) => replies,
                     };
+                    writer.deliver(&mut output);
                     for reply in replies {
                         reply.encode(session.protocol, &mut output);
                     }
@@ -203,6 +242,8 @@ async fn run<S: ClientStream>(
                     };
                     match settled {
                         Settled::Reply(reply) => {
+                            // After what its own PUBLISH delivered here.
+                            writer.deliver(&mut output);
                             reply.encode(session.protocol, &mut output);
                             next += 1;
                         }
@@ -228,8 +269,14 @@ async fn run<S: ClientStream>(
                     block,
                     query_buffer: limits.query_buffer,
                 };
-                match waited.wait(stream, &mut input, shutdown).await? {
-                    Some(reply) => reply.encode(session.protocol, &mut output),
+                match waited
+                    .wait(stream, &mut input, shutdown, &mut writer, limits.output)
+                    .await?
+                {
+                    Some(reply) => {
+                        writer.deliver(&mut output);
+                        reply.encode(session.protocol, &mut output)
+                    }
                     None => return Ok(()),
                 }
                 next += 1;
@@ -266,18 +313,34 @@ async fn run<S: ClientStream>(
         if input.capacity() - input.len() < 4096 {
             input.reserve(16 * 1024);
         }
+        // As Redis, a client that listens is never closed for idling.
+        let idle = match session.subscriptions.any() {
+            true => Duration::ZERO,
+            false => limits.idle,
+        };
         let idle_timeout = async {
-            match limits.idle.is_zero() {
+            match idle.is_zero() {
                 true => std::future::pending().await,
-                false => tokio::time::sleep(limits.idle).await,
+                false => tokio::time::sleep(idle).await,
             }
         };
-        let n = tokio::select! {
+        let woken = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            n = stream.read_buf(&mut input) => n?,
+            n = stream.read_buf(&mut input) => Woken::Read(n?),
+            _ = client.mailbox.ready() => Woken::Mail,
             _ = idle_timeout => {
                 tracing::info!(peer = %session.info.addr, "Closing idle client");
                 return Ok(());
+            }
+        };
+        let n = match woken {
+            Woken::Read(n) => n,
+            Woken::Mail => {
+                writer.deliver(&mut output);
+                if !output.is_empty() {
+                    writer.flush(stream, &mut output, limits.output).await?;
+                }
+                continue;
             }
         };
         if n == 0 {
@@ -291,6 +354,14 @@ async fn run<S: ClientStream>(
     }
 }
 
+/// What ended an idle connection's wait.
+enum Woken {
+    /// Bytes arrived (0: the client closed).
+    Read(usize),
+    /// Messages arrived in its mailbox.
+    Mail,
+}
+
 /// The settings a connection checks on every request, read once per turn
 /// of its loop (a CONFIG SET applies from the next turn).
 #[derive(Debug, Clone, Copy)]
@@ -299,17 +370,22 @@ struct Limits {
     idle: Duration,
     /// `client-query-buffer-limit`.
     query_buffer: usize,
-    /// The normal class's `client-output-buffer-limit`.
+    /// The client's class's `client-output-buffer-limit` (pubsub for a
+    /// client that listens, else normal).
     output: OutputLimit,
 }
 
 impl Limits {
-    fn now(engine: &Engine) -> Limits {
+    fn now(engine: &Engine, listening: bool) -> Limits {
         let config = engine.config.read();
+        let classes = &config.client_output_buffer_limit;
         Limits {
             idle: Duration::from_secs(config.timeout),
             query_buffer: config.client_query_buffer_limit,
-            output: config.client_output_buffer_limit.normal,
+            output: match listening {
+                true => classes.pubsub,
+                false => classes.normal,
+            },
         }
     }
 }
@@ -488,6 +564,8 @@ impl Blocked<'_> {
         stream: &mut S,
         input: &mut BytesMut,
         shutdown: &CancellationToken,
+        writer: &mut ReplyWriter,
+        output_limit: OutputLimit,
     ) -> std::io::Result<Option<Reply>> {
         let Blocked {
             engine,
@@ -540,8 +618,17 @@ impl Blocked<'_> {
                         None => std::future::pending().await,
                     }
                 };
+                let client = session.info.clone();
                 tokio::select! {
                     _ = waiter.notify.notified() => {}
+                    // A RESP3 client that listens hears messages while it waits.
+                    _ = client.mailbox.ready() => {
+                        let mut messages = BytesMut::new();
+                        writer.deliver(&mut messages);
+                        if !messages.is_empty() {
+                            writer.flush(stream, &mut messages, output_limit).await?;
+                        }
+                    }
                     _ = timeout => return Ok(Some(block.timeout_reply.clone())),
                     _ = shutdown.cancelled() => return Ok(None),
                     // Requests sent meanwhile wait in the buffer; a close ends the wait.

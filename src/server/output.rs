@@ -4,19 +4,31 @@
 //! `client-output-buffer-limit`: a client that does not read what it asked
 //! for is disconnected at the hard limit, or after staying above the soft
 //! limit too long, instead of holding the server's memory.
+//!
+//! Pub/sub messages join the replies here (taken from the client's
+//! mailbox); the mailbox counts them until they are written, and a write
+//! stuck on a client that does not read ends when the client's stop token
+//! is cancelled (its mailbox overran, or the server stops).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::OutputLimit;
+use crate::engine::ClientInfo;
 
 /// Writes a connection's replies and keeps the soft-limit clock.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct ReplyWriter {
     above_soft_since: Option<Instant>,
+    stop: CancellationToken,
+    client: Arc<ClientInfo>,
+    /// Bytes taken from the mailbox into the output, not yet written.
+    taken: usize,
 }
 
 /// Why a connection ended when it overran its output limit.
@@ -30,6 +42,28 @@ fn overrun() -> std::io::Error {
 }
 
 impl ReplyWriter {
+    pub fn new(stop: CancellationToken, client: Arc<ClientInfo>) -> ReplyWriter {
+        ReplyWriter {
+            above_soft_since: None,
+            stop,
+            client,
+            taken: 0,
+        }
+    }
+
+    /// Append the messages waiting in the client's mailbox to `output`.
+    pub fn deliver(&mut self, output: &mut BytesMut) {
+        self.taken += self.client.mailbox.take(output);
+    }
+
+    /// Why a write was abandoned when the stop token was cancelled.
+    fn stopped(&self) -> std::io::Error {
+        match self.client.mailbox.is_overrun() {
+            true => overrun(),
+            false => std::io::Error::other("the connection is stopping"),
+        }
+    }
+
     /// Write all of `output` and clear it. Fails (and the connection is
     /// closed) when the bytes still waiting to be written reach `limit`'s
     /// hard size, or stay at or above its soft size for longer than its
@@ -42,22 +76,33 @@ impl ReplyWriter {
     ) -> std::io::Result<()> {
         if limit.is_unlimited() {
             self.above_soft_since = None;
-            stream.write_all(output).await?;
+            tokio::select! {
+                written = stream.write_all(output) => written?,
+                _ = self.stop.cancelled() => return Err(self.stopped()),
+            }
             output.clear();
+            self.client.mailbox.written(std::mem::take(&mut self.taken));
             return Ok(());
         }
         let mut written = 0;
         while let Some(rest) = output.get(written..).filter(|r| !r.is_empty()) {
             let deadline = self.check(rest.len() as u64, limit)?;
-            let n = match deadline {
-                Some(deadline) => match tokio::time::timeout_at(deadline, stream.write(rest)).await
-                {
-                    Ok(n) => n?,
+            let write = async {
+                match deadline {
+                    Some(deadline) => tokio::time::timeout_at(deadline, stream.write(rest))
+                        .await
+                        .ok(),
+                    None => Some(stream.write(rest).await),
+                }
+            };
+            let n = tokio::select! {
+                n = write => match n {
+                    Some(n) => n?,
                     // Still above the soft limit when its time ran out: the
                     // next check closes the connection.
-                    Err(_) => continue,
+                    None => continue,
                 },
-                None => stream.write(rest).await?,
+                _ = self.stop.cancelled() => return Err(self.stopped()),
             };
             if n == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());
@@ -66,6 +111,7 @@ impl ReplyWriter {
         }
         self.above_soft_since = None;
         output.clear();
+        self.client.mailbox.written(std::mem::take(&mut self.taken));
         Ok(())
     }
 
