@@ -30,6 +30,7 @@ mod clients;
 mod dispatch;
 mod exec;
 mod mailbox;
+mod monitor;
 mod notify;
 mod pipeline;
 mod pubsub;
@@ -75,6 +76,8 @@ pub struct Shared {
     pub run_id: String,
     /// Clients waiting for keys to change (blocked pops, WATCH).
     pub waiters: KeyWaiters,
+    /// Clients in MONITOR mode.
+    pub monitors: monitor::Monitors,
     /// The Lua interpreter, the script cache, the script running now.
     pub scripts: crate::script::Scripts,
     /// Pub/sub: who listens to which channel.
@@ -135,6 +138,7 @@ impl Engine {
             scan_cursors: Mutex::new(ScanCursors::default()),
             waiters: KeyWaiters::default(),
             scripts: crate::script::Scripts::default(),
+            monitors: monitor::Monitors::default(),
             pubsub: PubSub::default(),
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),

@@ -151,6 +151,7 @@ pub fn reset(call: &mut Call<'_, '_>) -> CmdResult {
     call.engine
         .pubsub
         .forget(&mut session.subscriptions, &session.info);
+    call.engine.monitors.remove(session.info.id);
     session.db = 0;
     session.info.db.store(0, Ordering::Relaxed);
     session.protocol = Protocol::Resp2;
@@ -159,6 +160,18 @@ pub fn reset(call: &mut Call<'_, '_>) -> CmdResult {
     *session.info.name.lock() = None;
     session.stale_reads = false;
     Ok(Reply::Status("RESET"))
+}
+
+/// MONITOR: from now on, every command the server runs comes to this client
+/// as a line (see `engine/monitor.rs`).
+pub fn monitor(call: &mut Call<'_, '_>) -> CmdResult {
+    if !call.session.info.mailbox.is_attached() {
+        return Err(CmdError::err(
+            "MONITOR needs a network connection (the embedded database has none)",
+        ));
+    }
+    call.engine.monitors.add(call.session.info.clone());
+    Ok(Reply::OK)
 }
 
 pub fn echo(call: &mut Call<'_, '_>) -> CmdResult {

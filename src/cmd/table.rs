@@ -324,6 +324,7 @@ static CONNECTION: &[CommandSpec] = commands! {
     "hello", -1, CA, 0, 0, 0, server::hello;
     "quit", -1, CA.union(Flags::TRANSACTION), 0, 0, 0, server::quit;
     "reset", 1, CA.union(Flags::TRANSACTION), 0, 0, 0, server::reset;
+    "monitor", 1, A, 0, 0, 0, server::monitor;
     "ping", -1, C, 0, 0, 0, server::ping;
     "echo", 2, C, 0, 0, 0, server::echo;
     "select", 2, C, 0, 0, 0, server::select;

@@ -89,6 +89,7 @@ impl Engine {
         self.unwatch(session);
         self.pubsub
             .forget(&mut session.subscriptions, &session.info);
+        self.monitors.remove(session.info.id);
         self.clients.lock().remove(&session.id());
     }
 

@@ -136,6 +136,7 @@ impl Engine {
                         return Err(e);
                     }
                 }
+                self.feed_monitors(session.db, &session.info.addr, spec, args);
                 return Ok(Outcome::Defer(Deferred::Propose(Op::commands(
                     session.db,
                     session.protocol == Protocol::Resp3,
@@ -154,16 +155,24 @@ impl Engine {
                 return Ok(Outcome::Defer(Deferred::Read));
             }
         }
-        match self.run(spec, session, args)? {
-            Handled::Reply(reply) => Ok(Outcome::Reply(reply)),
-            Handled::Block(block) => Ok(Outcome::Block(*block)),
-            Handled::Defer(deferred) => Ok(Outcome::Defer(*deferred)),
+        let handled = self.run(spec, session, args);
+        // Fed once it ran, as Redis (EVAL before its script's commands).
+        if matches!(handled, Ok(Handled::Script(_))) {
+            self.feed_monitors(session.db, &session.info.addr, spec, args);
+        }
+        let outcome = match handled {
+            Ok(Handled::Reply(reply)) => Ok(Outcome::Reply(reply)),
+            Ok(Handled::Block(block)) => Ok(Outcome::Block(*block)),
+            Ok(Handled::Defer(deferred)) => Ok(Outcome::Defer(*deferred)),
             // EXEC handed its queue back: the transaction runs now, at
             // the top, never from inside a command.
-            Handled::Exec(queue) => Ok(self.exec(session, queue)),
+            Ok(Handled::Exec(queue)) => Ok(self.exec(session, queue)),
             // Likewise a script.
-            Handled::Script(call) => Ok(self.script(session, *call, local)),
-        }
+            Ok(Handled::Script(call)) => return Ok(self.script(session, *call, local)),
+            Err(e) => Err(e),
+        };
+        self.feed_monitors(session.db, &session.info.addr, spec, args);
+        outcome
     }
 
     /// Whether `args` becomes a plain Raft proposal of its own when run now

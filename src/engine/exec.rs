@@ -114,8 +114,12 @@ impl Engine {
             ctx.savepoint();
             let (result, back) = self.call_handler(spec, session, args, ctx);
             ctx = back;
+            if !matches!(result, Ok(Handled::Script(_))) {
+                self.feed_monitors(session.db, &session.info.addr, spec, args);
+            }
             replies.push(match result {
                 Ok(Handled::Script(call)) => {
+                    self.feed_monitors(session.db, &session.info.addr, spec, args);
                     self.run_script(&mut ctx, session, &call, Place::Local)
                 }
                 // A blocking command answers at once; nothing is deferred.

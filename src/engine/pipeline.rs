@@ -92,6 +92,7 @@ impl Engine {
             ctx.savepoint();
             let (result, back) = self.call_handler(spec, session, args, ctx);
             ctx = back;
+            self.feed_monitors(session.db, &session.info.addr, spec, args);
             match result {
                 Ok(Handled::Reply(reply)) => results.push(reply),
                 Ok(Handled::Block(block)) => {

@@ -257,6 +257,8 @@ impl ScriptHost for Host<'_, '_> {
         self.session.protocol = call.protocol;
         self.ctx.db = self.session.db;
         self.ctx.savepoint();
+        self.engine
+            .feed_monitors(self.session.db, "lua", spec, &args);
         let fresh = self.engine.storage().ctx(self.session.db, self.ctx.now_ms);
         let taken = std::mem::replace(&mut *self.ctx, fresh);
         let (result, back) = self

@@ -16,8 +16,8 @@ use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::scripting::runs_script;
 use crate::cmd::pubsub::may_subscribe;
+use crate::cmd::scripting::runs_script;
 use crate::cmd::{BlockOn, Deferred, Session};
 use crate::config::OutputLimit;
 use crate::engine::{Engine, ExecPlan, Outcome, Waiter};

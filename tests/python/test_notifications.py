@@ -205,3 +205,27 @@ def test_notify_keyspace_events_config_as_redis(server: kiwi.Server, reference_p
             conn.call("CONFIG", "SET", "notify-keyspace-events", "")
             conn.close()
     assert replies[1] == replies[0]
+
+
+def test_every_cluster_node_publishes_what_it_applies() -> None:
+    with kiwi.Cluster(3) as c:
+        leader = c.wait_for_leader()
+        listeners = []
+        try:
+            for i in range(3):
+                node = c.nodes[i]
+                admin = RawConnection(HOST, node.port)
+                admin.call("CONFIG", "SET", "notify-keyspace-events", "KEA")
+                admin.close()
+                listener = RawConnection(HOST, node.port)
+                listener.send_command("SUBSCRIBE", "__keyevent@0__:hset")
+                listener.read()
+                listeners.append(listener)
+            writer = RawConnection(HOST, c.nodes[(leader + 1) % 3].port)
+            assert writer.call("HSET", "h", "f", "v") == 1
+            writer.close()
+            for listener in listeners:
+                assert listener.read() == [b"message", b"__keyevent@0__:hset", b"h"]
+        finally:
+            for listener in listeners:
+                listener.close()
