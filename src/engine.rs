@@ -35,6 +35,7 @@ mod notify;
 mod pipeline;
 mod pubsub;
 mod script;
+mod tracking;
 mod waiters;
 
 pub use crate::cmd::Outcome;
@@ -43,6 +44,7 @@ pub use clients::{ClientInfo, ClientTable};
 pub use exec::{ExecPlan, Slot};
 pub use mailbox::Mailbox;
 pub use pubsub::{confirmation, Kind, PubSub, SubscriptionCounts, Subscriptions};
+pub use tracking::TrackingMode;
 pub use waiters::{DbKey, KeyWaiters, Waiter};
 
 /// Counters INFO stats reports.
@@ -76,6 +78,8 @@ pub struct Shared {
     pub run_id: String,
     /// Clients waiting for keys to change (blocked pops, WATCH).
     pub waiters: KeyWaiters,
+    /// CLIENT TRACKING: who tracks, who read what.
+    pub tracking: tracking::Tracking,
     /// Clients in MONITOR mode.
     pub monitors: monitor::Monitors,
     /// The Lua interpreter, the script cache, the script running now.
@@ -139,6 +143,7 @@ impl Engine {
             waiters: KeyWaiters::default(),
             scripts: crate::script::Scripts::default(),
             monitors: monitor::Monitors::default(),
+            tracking: tracking::Tracking::default(),
             pubsub: PubSub::default(),
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),

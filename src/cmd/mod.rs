@@ -25,6 +25,7 @@ mod session;
 mod set;
 mod strings;
 mod table;
+mod tracking;
 mod transaction;
 mod zset;
 
@@ -34,6 +35,7 @@ pub use error::{CmdError, CmdResult};
 pub use glob::{glob_match, stringmatch};
 pub use outcome::{BlockOn, Deferred, Handled, Outcome};
 pub use scan::ScanCursors;
+pub use server::command_keys;
 pub use server::REDIS_VERSION;
 pub use session::Session;
 pub use table::{all as all_commands, arity_ok, group_of, lookup, CommandSpec, Flags};

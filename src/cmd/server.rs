@@ -152,6 +152,8 @@ pub fn reset(call: &mut Call<'_, '_>) -> CmdResult {
         .pubsub
         .forget(&mut session.subscriptions, &session.info);
     call.engine.monitors.remove(session.info.id);
+    session.tracking = None;
+    call.engine.tracking.disable(session.info.id);
     session.db = 0;
     session.info.db.store(0, Ordering::Relaxed);
     session.protocol = Protocol::Resp2;
@@ -459,6 +461,26 @@ pub fn command(call: &mut Call<'_, '_>) -> CmdResult {
 /// COMMAND GETKEYS: the keys of a call, as Redis 7.0 finds them (its
 /// checks in its order; numkeys commands as its key specs read them, with
 /// its fallback when those fail).
+/// The key arguments of `call` (name included) for `spec`: COMMAND
+/// GETKEYS, and the keys a tracking client read.
+pub fn command_keys(spec: &super::CommandSpec, call: &[Bytes]) -> Vec<Bytes> {
+    match numkeys_layout(spec.name) {
+        Some((store, numkeys)) => numkeys_keys(call, store, numkeys),
+        None if spec.first_key <= 0 => Vec::new(),
+        None => {
+            let last = if spec.last_key < 0 {
+                call.len() as i32 + spec.last_key
+            } else {
+                spec.last_key
+            };
+            (spec.first_key..=last)
+                .step_by(spec.step.max(1) as usize)
+                .filter_map(|i| call.get(i as usize).cloned())
+                .collect()
+        }
+    }
+}
+
 fn getkeys(call: &[Bytes]) -> CmdResult {
     let invalid = || CmdError::err("Invalid command specified");
     let spec = super::lookup(&call[0]).ok_or_else(invalid)?;
@@ -477,20 +499,7 @@ fn getkeys(call: &[Bytes]) -> CmdResult {
             "Invalid number of arguments specified for command",
         ));
     }
-    let keys = match numkeys_layout(spec.name) {
-        Some((store, numkeys)) => numkeys_keys(call, store, numkeys),
-        None => {
-            let last = if spec.last_key < 0 {
-                call.len() as i32 + spec.last_key
-            } else {
-                spec.last_key
-            };
-            (spec.first_key..=last)
-                .step_by(spec.step.max(1) as usize)
-                .filter_map(|i| call.get(i as usize).cloned())
-                .collect()
-        }
-    };
+    let keys = command_keys(spec, call);
     if keys.is_empty() {
         return Err(CmdError::err("Invalid arguments specified for command"));
     }
@@ -691,6 +700,10 @@ pub fn client(call: &mut Call<'_, '_>) -> CmdResult {
             *call.session.info.name.lock() = (!name.is_empty()).then_some(name);
             Ok(Reply::OK)
         }
+        ("tracking", _) => super::tracking::tracking(call),
+        ("caching", 3) => super::tracking::caching(call),
+        ("getredir", 2) => super::tracking::getredir(call),
+        ("trackinginfo", 2) => super::tracking::trackinginfo(call),
         ("info", 2) => Ok(Reply::Verbatim(client_line(
             &call.session.info,
             call.session.db,

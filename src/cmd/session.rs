@@ -32,6 +32,8 @@ pub struct Session {
     pub stale_reads: bool,
     /// The channels, patterns and shard channels it listens to.
     pub subscriptions: crate::engine::Subscriptions,
+    /// CLIENT TRACKING's settings (`None`: off).
+    pub tracking: Option<crate::engine::TrackingMode>,
 }
 
 impl Session {
@@ -49,6 +51,7 @@ impl Session {
             retrying_block: false,
             stale_reads: false,
             subscriptions: Default::default(),
+            tracking: None,
         }
     }
 

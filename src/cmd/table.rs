@@ -177,6 +177,10 @@ static SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
             // Redis 7.2's, which redis-py sends when it connects.
             ("setinfo", 4),
             ("no-touch", 3),
+            ("tracking", -3),
+            ("caching", 3),
+            ("getredir", 2),
+            ("trackinginfo", 2),
         ],
     ),
     (

@@ -90,6 +90,7 @@ impl Engine {
         self.pubsub
             .forget(&mut session.subscriptions, &session.info);
         self.monitors.remove(session.info.id);
+        self.tracking_client_gone(session.info.id);
         self.clients.lock().remove(&session.id());
     }
 

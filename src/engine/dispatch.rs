@@ -156,6 +156,7 @@ impl Engine {
             }
         }
         let handled = self.run(spec, session, args);
+        self.track_command(session, spec, args);
         // Fed once it ran, as Redis (EVAL before its script's commands).
         if matches!(handled, Ok(Handled::Script(_))) {
             self.feed_monitors(session.db, &session.info.addr, spec, args);
@@ -208,7 +209,8 @@ impl Engine {
             .last_active_ms
             .store(now_ms(), Ordering::Relaxed);
 
-        let ctx = self.storage().ctx(session.db, self.read_now_ms());
+        let mut ctx = self.storage().ctx(session.db, self.read_now_ms());
+        ctx.writer = session.info.id;
         let lock = self.storage().lock();
         let _read_guard;
         let _write_guard;

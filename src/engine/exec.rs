@@ -102,6 +102,7 @@ impl Engine {
         }
         let now = self.read_now_ms();
         let mut ctx = self.storage().ctx(session.db, now);
+        ctx.writer = session.info.id;
         let mut replies = Vec::with_capacity(queue.len());
         for (args, spec) in queue.iter().zip(specs) {
             let Some(spec) = spec else {
@@ -117,6 +118,7 @@ impl Engine {
             if !matches!(result, Ok(Handled::Script(_))) {
                 self.feed_monitors(session.db, &session.info.addr, spec, args);
             }
+            self.track_command(session, spec, args);
             replies.push(match result {
                 Ok(Handled::Script(call)) => {
                     self.feed_monitors(session.db, &session.info.addr, spec, args);

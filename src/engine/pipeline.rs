@@ -85,6 +85,7 @@ impl Engine {
         }
         let now = now_ms();
         let mut ctx = self.storage().ctx(session.db, now);
+        ctx.writer = session.info.id;
         let mut results = Vec::with_capacity(group.len());
         let mut blocked = None;
         for (spec, args) in specs.iter().zip(group) {
@@ -93,6 +94,7 @@ impl Engine {
             let (result, back) = self.call_handler(spec, session, args, ctx);
             ctx = back;
             self.feed_monitors(session.db, &session.info.addr, spec, args);
+            self.track_command(session, spec, args);
             match result {
                 Ok(Handled::Reply(reply)) => results.push(reply),
                 Ok(Handled::Block(block)) => {

@@ -65,6 +65,7 @@ impl Engine {
             _write_guard = lock.write();
         }
         let mut ctx = self.storage().ctx(session.db, self.read_now_ms());
+        ctx.writer = session.info.id;
         let reply = self.run_script(&mut ctx, session, &call, Place::Local);
         if ctx.is_dirty() {
             if let Err(e) = self.commit(&mut ctx) {

@@ -137,9 +137,13 @@ impl Shared {
     /// an EXEC checking its WATCH) sees the batch whole.
     pub(crate) fn commit(&self, ctx: &mut Ctx<'_>) -> Result<(), StorageError> {
         let touched = self.touched_by(ctx);
+        let tracked = (!self.tracking.is_empty()).then(|| ctx.touched());
         ctx.commit()?;
         if let Some(touched) = touched {
             self.waiters.touch(&touched);
+        }
+        if let Some(tracked) = tracked {
+            self.invalidate(&tracked, ctx.writer);
         }
         self.publish_events(ctx.take_events());
         Ok(())

@@ -428,6 +428,7 @@ async fn expiry_loop(
                 .sweep_expired(&mut cursor, SWEEP_BUDGET, engine.now_ms(), |t| {
                     engine.waiters.touch(t);
                     engine.publish_expired(t);
+                    engine.invalidate(t, 0);
                 });
         match swept {
             Ok(n) => {

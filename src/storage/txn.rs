@@ -60,6 +60,9 @@ pub struct Ctx<'a> {
     storage: &'a Storage,
     pub db: u8,
     pub now_ms: u64,
+    /// The client whose command writes (0: none, e.g. a replicated entry):
+    /// CLIENT TRACKING's NOLOOP spares it its own invalidations.
+    pub writer: u64,
     /// Pending writes: `Some` = put, `None` = delete.
     pending: Overlay,
     /// FLUSHDB/FLUSHALL ran in this command: which committed entries are hidden.
@@ -131,6 +134,7 @@ impl<'a> Ctx<'a> {
             storage,
             db,
             now_ms,
+            writer: 0,
             pending: BTreeMap::new(),
             flushed: Flushed::NOTHING,
             written_then_flushed: std::collections::BTreeSet::new(),

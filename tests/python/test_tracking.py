@@ -1,0 +1,232 @@
+"""Client-side caching (CLIENT TRACKING) against Redis.
+
+Each scenario is a list of steps on named connections, replayed on Debian's
+redis-server and on Kiwi; after every step each connection sends PING and
+everything it received before the PONG (invalidation pushes, redirected
+messages) is recorded. The transcripts must be equal byte for byte.
+``{id:NAME}`` in a step is the client id of connection NAME on that server.
+
+(redis-py's own client-side cache refuses servers older than 7.4, Redis
+7.0.15 included, so the wire is tested directly.)
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+import kiwi
+from kiwitest import HOST, RawConnection, reference_redis_server
+
+pytestmark = pytest.mark.kiwi_only
+
+Step = tuple[str, list[str]]
+
+SCENARIOS: dict[str, tuple[dict[str, int], list[Step]]] = {
+    "default-mode": (
+        {"t": 3, "w": 2},
+        [
+            ("t", ["CLIENT", "TRACKING", "ON"]),
+            ("t", ["GET", "k"]),
+            ("t", ["MGET", "k", "k2", "k3"]),
+            ("w", ["SET", "k", "1"]),
+            ("w", ["SET", "k", "2"]),
+            ("t", ["GET", "k"]),
+            ("t", ["SET", "k", "3"]),
+            ("t", ["HGETALL", "h"]),
+            ("w", ["HSET", "h", "f", "v"]),
+            ("t", ["EXISTS", "k2"]),
+            ("w", ["MSET", "k2", "a", "k3", "b"]),
+            ("t", ["GET", "k"]),
+            ("w", ["RENAME", "k", "k4"]),
+            ("t", ["GET", "k4"]),
+            ("w", ["FLUSHALL"]),
+            ("t", ["GET", "k5"]),
+            ("w", ["MULTI"]),
+            ("w", ["SET", "k5", "1"]),
+            ("w", ["EXEC"]),
+            ("t", ["CLIENT", "TRACKINGINFO"]),
+            ("t", ["CLIENT", "GETREDIR"]),
+            ("t", ["CLIENT", "TRACKING", "OFF"]),
+            ("t", ["GET", "k6"]),
+            ("w", ["SET", "k6", "1"]),
+            ("t", ["CLIENT", "TRACKINGINFO"]),
+            ("t", ["CLIENT", "GETREDIR"]),
+        ],
+    ),
+    "bcast": (
+        {"t": 3, "w": 2},
+        [
+            ("t", ["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "us", "PREFIX", "or"]),
+            ("w", ["SET", "user1", "x"]),
+            ("w", ["SET", "other", "x"]),
+            ("w", ["SET", "nothing", "x"]),
+            ("w", ["MSET", "us2", "y", "us3", "z", "x", "1"]),
+            ("t", ["CLIENT", "TRACKINGINFO"]),
+            ("t", ["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "o"]),
+            ("t", ["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "new"]),
+            ("t", ["CLIENT", "TRACKING", "ON"]),
+            ("t", ["CLIENT", "TRACKINGINFO"]),
+            ("t", ["CLIENT", "TRACKING", "OFF"]),
+            ("t", ["CLIENT", "TRACKING", "ON", "BCAST"]),
+            ("w", ["SET", "anything", "1"]),
+            ("t", ["CLIENT", "TRACKINGINFO"]),
+        ],
+    ),
+    "optin-optout-noloop": (
+        {"t": 3, "w": 2},
+        [
+            ("t", ["CLIENT", "TRACKING", "ON", "OPTIN"]),
+            ("t", ["GET", "a"]),
+            ("w", ["SET", "a", "1"]),
+            ("t", ["CLIENT", "CACHING", "YES"]),
+            ("t", ["CLIENT", "TRACKINGINFO"]),
+            ("t", ["GET", "a"]),
+            ("t", ["GET", "b"]),
+            ("w", ["SET", "a", "2"]),
+            ("w", ["SET", "b", "2"]),
+            ("t", ["CLIENT", "CACHING", "NO"]),
+            ("t", ["CLIENT", "TRACKING", "ON", "OPTOUT"]),
+            ("t", ["CLIENT", "TRACKING", "OFF"]),
+            ("t", ["CLIENT", "TRACKING", "ON", "OPTOUT", "NOLOOP"]),
+            ("t", ["CLIENT", "CACHING", "NO"]),
+            ("t", ["GET", "c"]),
+            ("t", ["GET", "d"]),
+            ("w", ["SET", "c", "1"]),
+            ("w", ["SET", "d", "1"]),
+            ("t", ["GET", "e"]),
+            ("t", ["SET", "e", "own"]),
+            ("t", ["CLIENT", "TRACKINGINFO"]),
+        ],
+    ),
+    "redirect": (
+        {"t": 2, "r2": 2, "r3": 3, "w": 2},
+        [
+            ("r2", ["SUBSCRIBE", "__redis__:invalidate"]),
+            ("t", ["CLIENT", "TRACKING", "ON", "REDIRECT", "{id:r2}"]),
+            ("t", ["GET", "a"]),
+            ("w", ["SET", "a", "1"]),
+            ("w", ["FLUSHALL"]),
+            ("t", ["CLIENT", "GETREDIR"]),
+            ("t", ["CLIENT", "TRACKING", "OFF"]),
+            ("t", ["CLIENT", "TRACKING", "ON", "REDIRECT", "{id:r3}", "BCAST"]),
+            ("w", ["SET", "b", "1"]),
+            ("t", ["CLIENT", "TRACKINGINFO"]),
+        ],
+    ),
+    "errors": (
+        {"t": 3},
+        [
+            ("t", ["CLIENT", "TRACKING", "MAYBE"]),
+            ("t", ["CLIENT", "TRACKING", "ON", "BOGUS"]),
+            ("t", ["CLIENT", "TRACKING", "ON", "REDIRECT"]),
+            ("t", ["CLIENT", "TRACKING", "ON", "REDIRECT", "999999"]),
+            ("t", ["CLIENT", "TRACKING", "ON", "REDIRECT", "x"]),
+            ("t", ["CLIENT", "TRACKING", "ON", "REDIRECT", "{id:t}", "REDIRECT", "{id:t}"]),
+            ("t", ["CLIENT", "TRACKING", "ON", "PREFIX", "a"]),
+            ("t", ["CLIENT", "TRACKING", "ON", "OPTIN", "OPTOUT"]),
+            ("t", ["CLIENT", "TRACKING", "ON", "BCAST", "OPTIN"]),
+            ("t", ["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "a", "PREFIX", "ab"]),
+            ("t", ["CLIENT", "CACHING", "YES"]),
+            ("t", ["CLIENT", "TRACKING", "ON"]),
+            ("t", ["CLIENT", "CACHING", "YES"]),
+            ("t", ["CLIENT", "CACHING", "NO"]),
+            ("t", ["CLIENT", "CACHING", "MAYBE"]),
+            ("t", ["CLIENT", "TRACKING", "ON", "BCAST"]),
+            ("t", ["CLIENT", "TRACKING", "ON", "OPTIN"]),
+            ("t", ["CLIENT", "TRACKING"]),
+            ("t", ["CLIENT", "GETREDIR", "x"]),
+            ("t", ["CLIENT", "TRACKINGINFO", "x"]),
+            ("t", ["RESET"]),
+            ("t", ["CLIENT", "TRACKINGINFO"]),
+        ],
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def reference_port() -> Iterator[int]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (scripts/setup-system.sh installs it)")
+    with reference_redis_server(binary, "kiwi-tracking-ref-") as port:
+        yield port
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[kiwi.Server]:
+    with kiwi.Server() as s:
+        yield s
+
+
+def received(conn: RawConnection, pong: bytes) -> list[bytes]:
+    """Everything that arrives on ``conn`` before the answer to a PING."""
+    conn.send_command("PING")
+    frames = []
+    while True:
+        frame = conn.read_raw()
+        if frame == pong:
+            return frames
+        frames.append(frame)
+
+
+def transcript(port: int, protocols: dict[str, int], steps: list[Step]) -> list[object]:
+    conns = {name: RawConnection(HOST, port) for name in protocols}
+    try:
+        ids = {}
+        subscribed = set()
+        for name, conn in conns.items():
+            conn.call("HELLO", str(protocols[name]))
+            ids[name] = str(conn.call("CLIENT", "ID"))
+        conns["t"].call("FLUSHALL")
+        out: list[object] = []
+        for name, args in steps:
+            for other, cid in ids.items():
+                args = [a.replace("{id:" + other + "}", cid) for a in args]
+            conn = conns[name]
+            reply = conn.call_raw(*args)
+            # Client ids differ between servers: name them where CLIENT shows one.
+            for other, cid in ids.items() if args[0] == "CLIENT" else ():
+                reply = reply.replace(b":%s\r\n" % cid.encode(), b":{id:%s}\r\n" % other.encode())
+            out.append((name, args[0:3], reply))
+            if args[0] == "SUBSCRIBE":
+                subscribed.add(name)
+            if args[0] == "MULTI" or (args[0] != "EXEC" and out and b"QUEUED" in out[-1][2]):
+                continue
+            for other, c in conns.items():
+                if protocols[other] == 2 and other in subscribed:
+                    pong = b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"
+                else:
+                    pong = b"+PONG\r\n"
+                out.append((other, received(c, pong)))
+        return out
+    finally:
+        for conn in conns.values():
+            conn.close()
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_tracking_matches_redis(server: kiwi.Server, reference_port: int, name: str) -> None:
+    protocols, steps = SCENARIOS[name]
+    want = transcript(reference_port, protocols, steps)
+    got = transcript(server.port, protocols, steps)
+    differences = [f"{w!r}\n  kiwi: {g!r}" for w, g in zip(want, got) if w != g]
+    assert not differences, "\n".join(differences)
+
+
+def test_redirect_client_going_away_breaks_the_redirect(server: kiwi.Server) -> None:
+    tracker = RawConnection(HOST, server.port)
+    target = RawConnection(HOST, server.port)
+    try:
+        tracker.call("HELLO", "3")
+        target_id = target.call("CLIENT", "ID")
+        assert tracker.call("CLIENT", "TRACKING", "ON", "REDIRECT", str(target_id)) == "OK"
+        target.close()
+        assert tracker.read() == [b"tracking-redir-broken", target_id]
+        info = tracker.call("CLIENT", "TRACKINGINFO")
+        assert isinstance(info, dict)
+        assert b"broken_redirect" in info[b"flags"]
+    finally:
+        tracker.close()
