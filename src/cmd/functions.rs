@@ -218,10 +218,14 @@ fn stats(call: &mut Call<'_, '_>) -> CmdResult<Reply> {
         ]),
         None => Reply::Nil,
     };
-    let (libraries, functions) = {
-        let mut guard = call.engine.function_engine().map_err(reply_error)?;
-        let engine = guard.engine().ok_or_else(unavailable)?;
-        (engine.libraries().count(), engine.function_count())
+    // A running function holds the engine: answer from the last counts.
+    let (libraries, functions) = match call.engine.scripts.function_counts() {
+        Some(counts) => counts,
+        None => {
+            let mut guard = call.engine.function_engine().map_err(reply_error)?;
+            let engine = guard.engine().ok_or_else(unavailable)?;
+            (engine.libraries().count(), engine.function_count())
+        }
     };
     let count = |n: usize| Reply::Int(i64::try_from(n).unwrap_or(i64::MAX));
     Ok(Reply::Map(vec![

@@ -159,8 +159,9 @@ impl KillError {
         match (self, function_kill) {
             (KillError::NotBusy, _) => "NOTBUSY No scripts in execution right now.",
             (KillError::Unkillable, _) => "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.",
-            (KillError::WrongKind, false) => "BUSY Redis is busy running a function. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.",
-            (KillError::WrongKind, true) => "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+            // Redis answers with the busy error of what runs.
+            (KillError::WrongKind, false) => BUSY_FUNCTION,
+            (KillError::WrongKind, true) => BUSY_EVAL,
         }
     }
 }
@@ -172,6 +173,9 @@ pub struct Scripts {
     /// FUNCTION libraries and their interpreter, loaded from storage on
     /// first use.
     functions: Mutex<Option<FunctionEngine>>,
+    /// Libraries and functions loaded, as of the last change: FUNCTION
+    /// STATS answers from them while a function holds the engine.
+    function_counts: Mutex<(usize, usize)>,
     cache: Mutex<ScriptCache>,
     running: Mutex<Option<Running>>,
     /// Woken when a script ends.
@@ -196,11 +200,23 @@ impl VmGuard<'_> {
 }
 
 /// The function engine, loaded.
-pub struct FunctionsGuard<'a>(MutexGuard<'a, Option<FunctionEngine>>);
+pub struct FunctionsGuard<'a>(MutexGuard<'a, Option<FunctionEngine>>, Option<&'a Scripts>);
 
 impl FunctionsGuard<'_> {
     pub fn engine(&mut self) -> Option<&mut FunctionEngine> {
         self.0.as_mut()
+    }
+}
+
+impl Drop for FunctionsGuard<'_> {
+    fn drop(&mut self) {
+        // Whatever the holder changed, the counts follow it.
+        if let Some(engine) = self.0.as_ref() {
+            let counts = (engine.libraries().count(), engine.function_count());
+            if let Some(scripts) = self.1 {
+                *scripts.function_counts.lock() = counts;
+            }
+        }
     }
 }
 
@@ -222,7 +238,7 @@ impl Scripts {
             }
             *guard = Some(engine);
         }
-        Ok(FunctionsGuard(guard))
+        Ok(FunctionsGuard(guard, Some(self)))
     }
 
     /// Forget the loaded libraries (the stored ones changed under them: a
@@ -316,6 +332,17 @@ impl Scripts {
             true => BUSY_FUNCTION,
             false => BUSY_EVAL,
         }))
+    }
+
+    /// (libraries, functions) loaded, without waiting for a running
+    /// function: `None` when they were never loaded.
+    pub fn function_counts(&self) -> Option<(usize, usize)> {
+        match self.functions.try_lock() {
+            Some(guard) => guard
+                .as_ref()
+                .map(|e| (e.libraries().count(), e.function_count())),
+            None => Some(*self.function_counts.lock()),
+        }
     }
 
     /// The function running now: its name, its command, for how many ms.

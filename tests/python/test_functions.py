@@ -262,3 +262,51 @@ def test_dump_and_restore_across_redis_and_kiwi(server: kiwi.Server, reference_p
     finally:
         ref.close()
         mine.close()
+
+
+def function_busy_behaviour(port: int) -> list[object]:
+    """What a server answers around a long function: BUSY naming FUNCTION
+    KILL, SCRIPT KILL refused, FUNCTION STATS showing it, FUNCTION KILL
+    stopping it."""
+    seen: list[object] = []
+    admin = RawConnection(HOST, port)
+    admin.call("CONFIG", "SET", "busy-reply-threshold", "100")
+    admin.call(
+        "FUNCTION",
+        "LOAD",
+        "REPLACE",
+        "#!lua name=spin\nredis.register_function{function_name='spin', callback=function() while true do end end, flags={'no-writes'}}",
+    )
+    try:
+        looper = RawConnection(HOST, port, timeout=30)
+        looper.send_command("FCALL", "spin", "0")
+        other = RawConnection(HOST, port)
+
+        def busy() -> bool:
+            reply = other.call("GET", "x")
+            return isinstance(reply, str) and reply.startswith("BUSY")
+
+        wait_until(busy, timeout=10, interval=0.05, message="BUSY while the function runs")
+        seen.append(other.call("GET", "x"))
+        seen.append(admin.call("SCRIPT", "KILL"))
+        stats = admin.call("FUNCTION", "STATS")
+        assert isinstance(stats, list)
+        running = stats[1]
+        assert isinstance(running, list)
+        seen.append(running[:4])
+        seen.append(admin.call("FUNCTION", "KILL"))
+        seen.append(looper.read().split(" script:")[0])
+        seen.append(admin.call("FUNCTION", "KILL"))
+        looper.close()
+        other.close()
+    finally:
+        admin.call("CONFIG", "SET", "busy-reply-threshold", "5000")
+        admin.call("FUNCTION", "DELETE", "spin")
+        admin.close()
+    return seen
+
+
+def test_function_kill_as_redis(server: kiwi.Server, reference_port: int) -> None:
+    expected = function_busy_behaviour(reference_port)
+    assert str(expected[0]).startswith("BUSY")
+    assert function_busy_behaviour(server.port) == expected
