@@ -286,6 +286,8 @@ EXCLUDED = {
     "fcall": "scripting",
     "fcall_ro": "scripting",
     "function": "scripting",
+    # Streams every command to the client: tests/python/test_monitor.py.
+    "monitor": "a stream of other clients' commands",
     "reset": "drops the connection's protocol and database",
     # Pub/sub: several frames per reply, messages from other connections;
     # compared with Redis in tests/python/test_pubsub_wire.py and

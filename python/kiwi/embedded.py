@@ -40,6 +40,8 @@ class _EngineSocket:
         self._session = session
         # Reply bytes produced by execute_async, read before the session's own.
         self._fed = bytearray()
+        # How long a read waits for a pub/sub message (None: until one comes).
+        self._timeout: Optional[float] = None
 
     def sendall(self, data: Any) -> None:
         self._session.send(bytes(data))
@@ -57,10 +59,11 @@ class _EngineSocket:
             fed = bytes(self._fed[: max(1, size)])
             del self._fed[: len(fed)]
             return fed
-        chunk = self._session.recv(size)
+        chunk = self._session.recv(size, self._timeout)
         if chunk is None:
             # Replies are produced synchronously by sendall: nothing pending
-            # means nothing is coming (redis-py reads this as a timeout).
+            # means nothing is coming (redis-py reads this as a timeout); a
+            # subscribed session waited for a message up to the timeout.
             raise socket.timeout("no reply pending")
         return chunk
 
@@ -72,10 +75,10 @@ class _EngineSocket:
         return len(chunk)
 
     def settimeout(self, timeout: Optional[float]) -> None:
-        pass
+        self._timeout = timeout
 
     def gettimeout(self) -> Optional[float]:
-        return None
+        return self._timeout
 
     def setsockopt(self, *args: Any) -> None:
         pass

@@ -48,6 +48,11 @@ impl Monitors {
     pub fn is_empty(&self) -> bool {
         self.count.load(Ordering::Relaxed) == 0
     }
+
+    /// Whether client `id` monitors.
+    pub fn contains(&self, id: u64) -> bool {
+        !self.is_empty() && self.clients.lock().iter().any(|c| c.id == id)
+    }
 }
 
 /// Whether Redis feeds `spec` (with `args`) to monitors.
@@ -137,7 +142,13 @@ impl Shared {
         if self.monitors.is_empty() || !fed(spec, args) {
             return;
         }
-        let text = line(db, source, &shown(spec, args));
+        // Clients without a port (the embedded database's) as `addr:0`,
+        // the shape clients parse.
+        let source = match source.contains(':') || source == "lua" {
+            true => std::borrow::Cow::Borrowed(source),
+            false => std::borrow::Cow::Owned(format!("{source}:0")),
+        };
+        let text = line(db, &source, &shown(spec, args));
         let clients = self.monitors.clients.lock().clone();
         for client in clients {
             client.mailbox.push(&text, OutputLimit::default());

@@ -10,6 +10,12 @@
 //! requests on tokio's blocking pool (pyo3-async-runtimes' runtime) and
 //! resolves an `asyncio.Future` with the reply bytes; the event loop and the
 //! GIL are free while the engine works.
+//!
+//! Pub/sub, MONITOR and tracking pushes arrive in the session's mailbox, as
+//! for a network client: they are appended to the replies between
+//! requests, and [`EmbeddedConnection::recv`] of a session that listens
+//! waits for them (up to the socket timeout redis-py set), so redis-py's
+//! `PubSub` works on an embedded database.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -69,6 +75,11 @@ impl EmbeddedEngine {
     fn connect(&self) -> PyResult<EmbeddedConnection> {
         let engine = self.get()?;
         let session = engine.connect("embedded".into(), "embedded".into());
+        // Messages reach it: this connection delivers its mailbox.
+        session
+            .info
+            .mailbox
+            .attach(tokio_util::sync::CancellationToken::new());
         let max_bulk = engine.config.read().proto_max_bulk_len;
         Ok(EmbeddedConnection {
             state: Arc::new(Mutex::new(Some(ConnectionState {
@@ -126,6 +137,17 @@ struct ConnectionState {
 }
 
 impl ConnectionState {
+    /// Move what waits in the mailbox to the output.
+    fn deliver(&mut self) {
+        let n = self.session.info.mailbox.take(&mut self.output);
+        self.session.info.mailbox.written(n);
+    }
+
+    /// Whether messages may come without a request (pub/sub, MONITOR).
+    fn listens(&self) -> bool {
+        self.session.subscriptions.any() || self.engine.monitors.contains(self.session.info.id)
+    }
+
     /// Run every complete request in the input; replies go to the output.
     fn process(&mut self) {
         while !self.closed {
@@ -133,8 +155,16 @@ impl ConnectionState {
             match self.decoder.parse(&mut self.input) {
                 Ok(Some(args)) if args.is_empty() => continue,
                 Ok(Some(args)) => {
+                    let listening = self.session.subscriptions.any();
                     let reply = self.engine.execute(&mut self.session, &args);
+                    // As a network client: what was published to a listening
+                    // client before its reply comes first (a SUBSCRIBE's
+                    // confirmation before what it leads to).
+                    if listening && !crate::cmd::pubsub::may_subscribe(&args) {
+                        self.deliver();
+                    }
                     reply.encode(self.session.protocol, &mut self.output);
+                    self.deliver();
                     self.closed = self.session.quit;
                 }
                 Ok(None) => break,
@@ -147,6 +177,9 @@ impl ConnectionState {
         }
     }
 }
+
+/// How long one wait of a listening `recv` lasts before it looks again.
+const WAIT_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// One client session of an [`EmbeddedEngine`], driven like a socket.
 #[pyclass(name = "EmbeddedConnection", module = "kiwi._kiwi")]
@@ -205,22 +238,52 @@ impl EmbeddedConnection {
     }
 
     /// Up to `max` bytes of pending replies; `None` when nothing is pending
-    /// (empty bytes once the session ended and everything was read).
-    fn recv<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let mut guard = self.state.lock();
-        let Some(state) = guard.as_mut() else {
-            return Ok(Some(PyBytes::new(py, b"")));
-        };
-        if state.output.is_empty() {
-            return Ok(if state.closed {
-                Some(PyBytes::new(py, b""))
-            } else {
-                None
+    /// (empty bytes once the session ended and everything was read). A
+    /// session that listens (pub/sub, MONITOR) waits for a message up to
+    /// `timeout` seconds (`None`: until one comes or the session closes).
+    #[pyo3(signature = (max, timeout=Some(0.0)), text_signature = "($self, max, timeout=0.0)")]
+    fn recv<'py>(
+        &self,
+        py: Python<'py>,
+        max: usize,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let deadline = timeout.map(|t| {
+            std::time::Instant::now() + std::time::Duration::from_secs_f64(t.clamp(0.0, 1e9))
+        });
+        loop {
+            let mailbox_owner = {
+                let mut guard = self.state.lock();
+                let Some(state) = guard.as_mut() else {
+                    return Ok(Some(PyBytes::new(py, b"")));
+                };
+                state.deliver();
+                if !state.output.is_empty() {
+                    let n = max.max(1).min(state.output.len());
+                    let chunk = state.output.split_to(n);
+                    return Ok(Some(PyBytes::new(py, &chunk)));
+                }
+                if state.closed {
+                    return Ok(Some(PyBytes::new(py, b"")));
+                }
+                if !state.listens() {
+                    return Ok(None);
+                }
+                state.session.info.clone()
+            };
+            let now = std::time::Instant::now();
+            if deadline.is_some_and(|d| d <= now) {
+                return Ok(None);
+            }
+            // Wait without the GIL or the session, in slices so that a
+            // close from another thread is noticed.
+            let slice = deadline.map_or(WAIT_SLICE, |d| d - now).min(WAIT_SLICE);
+            py.detach(|| {
+                pyo3_async_runtimes::tokio::get_runtime().block_on(async {
+                    let _ = tokio::time::timeout(slice, mailbox_owner.mailbox.ready()).await;
+                })
             });
         }
-        let n = max.max(1).min(state.output.len());
-        let chunk = state.output.split_to(n);
-        Ok(Some(PyBytes::new(py, &chunk)))
     }
 
     /// End the session.

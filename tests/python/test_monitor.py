@@ -121,7 +121,16 @@ def test_monitor_stops_with_reset_and_disconnect(server: kiwi.Server) -> None:
         client.close()
 
 
-def test_embedded_database_refuses_monitor(tmp_path: object) -> None:
+def test_embedded_database_monitors(tmp_path: object) -> None:
     with kiwi.open(str(tmp_path)) as db:
-        with pytest.raises(Exception, match="MONITOR needs a network connection"):
-            db.execute("MONITOR")
+        with db.monitor() as m:
+            db.set("k", "v")
+            # The pool's new connection introduces itself first (HELLO,
+            # CLIENT SETINFO): read up to the SET, boundedly.
+            for _ in range(10):
+                command = m.next_command()
+                if command["command"] == "SET k v":
+                    break
+            assert command["command"] == "SET k v"
+            assert command["db"] == 0
+            assert command["client_type"] == "tcp"

@@ -317,13 +317,39 @@ def test_cluster_publish_counts_the_receiving_node(cluster: Any) -> None:
         publisher.close()
 
 
-def test_the_embedded_database_refuses_to_subscribe(tmp_path: Any) -> None:
+def test_the_embedded_database_delivers_messages(tmp_path: Any) -> None:
+    """redis-py's PubSub on kiwi.open(): get_message waits up to its
+    timeout, listen() in another thread wakes for a publish."""
     import kiwi
 
     with kiwi.open(tmp_path / "db") as db:
-        with pytest.raises(redis.ResponseError, match="needs a network connection"):
-            db.execute_command("SUBSCRIBE", "x")
-        assert db.publish("x", "m") == 0
+        p = db.pubsub()
+        try:
+            p.subscribe("x")
+            p.psubscribe("y*")
+            confirmations = [p.get_message(timeout=5) for _ in range(2)]
+            assert [c["type"] for c in confirmations if c] == ["subscribe", "psubscribe"]
+            started = time.monotonic()
+            assert p.get_message(timeout=0.2) is None
+            assert time.monotonic() - started >= 0.15, "get_message returned before its timeout"
+            assert db.publish("x", "m") == 1
+            message = p.get_message(timeout=5)
+            assert message is not None and message["data"] == b"m"
+            got: list[bytes] = []
+
+            def listen() -> None:
+                for m in p.listen():
+                    if m["type"] == "pmessage":
+                        got.append(m["data"])
+                        return
+
+            listener = threading.Thread(target=listen, daemon=True)
+            listener.start()
+            assert db.publish("yes", "late") == 1
+            listener.join(10)
+            assert got == [b"late"]
+        finally:
+            p.close()
 
 
 def test_reset_leaves_the_context(server_addr: tuple[str, int]) -> None:

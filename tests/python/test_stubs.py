@@ -59,7 +59,7 @@ def test_stubtest_reports_drift(tmp_path: Path) -> None:
     broken = source
     for old, new in [
         ("def stop(self) -> None: ...", "def halt(self) -> None: ..."),
-        ("def recv(self, max: int)", "def recv(self, size: int)"),
+        ("def recv(self, max: int,", "def recv(self, size: int,"),
         ("REDIS_VERSION: str", "REDIS_VERSION: int"),
     ]:
         assert source.count(old) == 1, f"the stub no longer has {old!r}; update this test"
