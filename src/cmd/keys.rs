@@ -32,7 +32,7 @@ pub fn exists(call: &mut Call<'_, '_>) -> CmdResult {
     // Unlike DEL, a key named twice counts twice.
     for key in &call.args[1..] {
         let hit = call.ctx.peek(key)?.is_some();
-        count_lookup(call, hit);
+        count_lookup(call, hit, key);
         n += i64::from(hit);
     }
     Ok(Reply::Int(n))
@@ -40,7 +40,7 @@ pub fn exists(call: &mut Call<'_, '_>) -> CmdResult {
 
 pub fn type_(call: &mut Call<'_, '_>) -> CmdResult {
     let found = call.ctx.peek(&call.args[1])?;
-    count_lookup(call, found.is_some());
+    count_lookup(call, found.is_some(), &call.args[1]);
     Ok(Reply::Status(found.map_or("none", |(kind, _)| kind.name())))
 }
 
@@ -493,7 +493,7 @@ pub fn pexpireat(call: &mut Call<'_, '_>) -> CmdResult {
 /// TTL; seconds are rounded to the nearest ((ms + 500) / 1000).
 fn ttl_generic(call: &mut Call<'_, '_>, ms: bool, absolute: bool) -> CmdResult {
     let found = call.ctx.peek(&call.args[1])?;
-    count_lookup(call, found.is_some());
+    count_lookup(call, found.is_some(), &call.args[1]);
     let at = match found {
         None => return Ok(Reply::Int(-2)),
         Some((_, None)) => return Ok(Reply::Int(-1)),

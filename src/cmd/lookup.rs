@@ -7,14 +7,17 @@
 use super::{Call, CmdError, CmdResult, Collection};
 use crate::storage::KeyType;
 
-/// Count a read lookup in INFO's `keyspace_hits` / `keyspace_misses`.
-pub(super) fn count_lookup(call: &Call<'_, '_>, hit: bool) {
+/// Count a read lookup of `key` in INFO's `keyspace_hits` /
+/// `keyspace_misses`; a miss raises the `keymiss` keyspace event.
+pub(super) fn count_lookup(call: &Call<'_, '_>, hit: bool, key: &[u8]) {
     use std::sync::atomic::Ordering::Relaxed;
     let stats = &call.engine.stats;
     if hit {
         stats.keyspace_hits.fetch_add(1, Relaxed);
     } else {
         stats.keyspace_misses.fetch_add(1, Relaxed);
+        call.ctx
+            .notify(crate::storage::events::class::KEY_MISS, "keymiss", key);
     }
 }
 
@@ -26,8 +29,8 @@ impl Call<'_, '_> {
     pub fn read_collection(&self, key: &[u8], kind: KeyType) -> CmdResult<Option<Collection>> {
         let found = self.collection(key, kind);
         match &found {
-            Ok(Some(_)) | Err(CmdError::WrongType) => count_lookup(self, true),
-            Ok(None) => count_lookup(self, false),
+            Ok(Some(_)) | Err(CmdError::WrongType) => count_lookup(self, true, key),
+            Ok(None) => count_lookup(self, false, key),
             Err(_) => {}
         }
         found

@@ -22,7 +22,7 @@ pub(super) fn lookup_string(
 ) -> CmdResult<Option<(Bytes, Expiry)>> {
     let meta = call.ctx.get_meta(key)?;
     if read {
-        count_lookup(call, meta.is_some());
+        count_lookup(call, meta.is_some(), key);
     }
     match meta {
         None => Ok(None),
@@ -209,7 +209,7 @@ fn set_core(
     let mut old_reply = Reply::Nil;
     if opts.get {
         // SET … GET on a non-string is an error and changes nothing.
-        count_lookup(call, old.is_some());
+        count_lookup(call, old.is_some(), key);
         match &old {
             Some(Meta {
                 body: MetaBody::String(v),
@@ -316,8 +316,9 @@ pub fn mget(call: &mut Call<'_, '_>) -> CmdResult {
     let metas = call.ctx.multi_get_meta(&call.args[1..])?;
     let replies = metas
         .into_iter()
-        .map(|m| {
-            count_lookup(call, m.is_some());
+        .zip(&call.args[1..])
+        .map(|(m, key)| {
+            count_lookup(call, m.is_some(), key);
             match m {
                 // Keys of other types answer nil, not an error.
                 Some(Meta {

@@ -54,7 +54,7 @@ impl Engine {
         };
         // While a script runs, others wait for it; past busy-reply-threshold
         // they are answered BUSY (a few commands still run, SCRIPT KILL…).
-        if !local && !scripting::allowed_while_busy(spec, args) {
+        if !local && self.scripts.is_running() && !scripting::allowed_while_busy(spec, args) {
             let threshold = self.config.read().busy_reply_threshold;
             match self.scripts.busy(session.info.id, threshold) {
                 Ok(None) => {}
@@ -223,6 +223,9 @@ impl Engine {
         let handled = result?;
         if ctx.is_dirty() {
             self.commit(&mut ctx)?;
+        } else {
+            // A read's events (keymiss) have nothing to wait for.
+            self.publish_events(ctx.take_events());
         }
         Ok(handled)
     }

@@ -138,6 +138,8 @@ impl Engine {
                 // Nothing of it is stored: none of it may look done.
                 return exec_abort(e);
             }
+        } else {
+            self.publish_events(ctx.take_events());
         }
         Reply::Array(replies)
     }

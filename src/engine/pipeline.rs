@@ -112,6 +112,8 @@ impl Engine {
                 let error = Reply::Error(CmdError::from(e).to_string());
                 results.iter_mut().for_each(|r| *r = error.clone());
             }
+        } else {
+            self.publish_events(ctx.take_events());
         }
         replies.extend(results);
         blocked

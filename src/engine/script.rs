@@ -71,6 +71,8 @@ impl Engine {
             if let Err(e) = self.commit(&mut ctx) {
                 return Outcome::Reply(Reply::Error(CmdError::from(e).to_string()));
             }
+        } else {
+            self.publish_events(ctx.take_events());
         }
         Outcome::Reply(reply)
     }

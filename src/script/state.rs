@@ -178,6 +178,8 @@ pub struct Scripts {
     function_counts: Mutex<(usize, usize)>,
     cache: Mutex<ScriptCache>,
     running: Mutex<Option<Running>>,
+    /// Whether `running` holds a script: every command looks, without the lock.
+    any_running: std::sync::atomic::AtomicBool,
     /// Woken when a script ends.
     idle: tokio::sync::Notify,
 }
@@ -300,6 +302,8 @@ impl Scripts {
         function: Option<(String, Vec<Bytes>)>,
         replicated: bool,
     ) -> RunGuard<'_> {
+        self.any_running
+            .store(true, std::sync::atomic::Ordering::Release);
         *self.running.lock() = Some(Running {
             started: Instant::now(),
             client_id,
@@ -356,7 +360,7 @@ impl Scripts {
 
     /// Whether a script runs now.
     pub fn is_running(&self) -> bool {
-        self.running.lock().is_some()
+        self.any_running.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Wait until no script runs, or until `until`.
@@ -412,6 +416,9 @@ impl RunGuard<'_> {
 impl Drop for RunGuard<'_> {
     fn drop(&mut self) {
         *self.scripts.running.lock() = None;
+        self.scripts
+            .any_running
+            .store(false, std::sync::atomic::Ordering::Release);
         self.scripts.idle.notify_waiters();
     }
 }

@@ -79,7 +79,8 @@ pub struct Ctx<'a> {
     /// Where random picks come from (seeded from the log under Raft).
     rng: RefCell<CommandRng>,
     /// Keyspace events raised so far, published once committed.
-    events: Vec<super::events::KeyEvent>,
+    /// (Behind a cell: read lookups raise `keymiss` through `&self`.)
+    events: RefCell<Vec<super::events::KeyEvent>>,
     /// How many of `events` were raised before the last savepoint.
     events_mark: usize,
 }
@@ -142,7 +143,7 @@ impl<'a> Ctx<'a> {
             raft_writes: Vec::new(),
             undo: None,
             rng: RefCell::new(CommandRng::Thread),
-            events: Vec::new(),
+            events: RefCell::new(Vec::new()),
             events_mark: 0,
         }
     }
@@ -211,14 +212,14 @@ impl<'a> Ctx<'a> {
     /// and a failing one drops just its own writes.
     pub fn savepoint(&mut self) {
         self.undo = Some(Vec::new());
-        self.events_mark = self.events.len();
+        self.events_mark = self.events.get_mut().len();
     }
 
     /// Raise keyspace event `event` (of `class`, see [`super::events`]) for
     /// `key` of this context's database, if anyone may hear of it.
-    pub fn notify(&mut self, event_class: u32, event: &'static str, key: &[u8]) {
+    pub fn notify(&self, event_class: u32, event: &'static str, key: &[u8]) {
         if self.storage.notify_mask().wants(event_class) {
-            self.events.push(super::events::KeyEvent {
+            self.events.borrow_mut().push(super::events::KeyEvent {
                 event,
                 db: self.db,
                 key: key.to_vec(),
@@ -235,7 +236,7 @@ impl<'a> Ctx<'a> {
     /// The events of what was committed, to publish.
     pub fn take_events(&mut self) -> Vec<super::events::KeyEvent> {
         self.events_mark = 0;
-        std::mem::take(&mut self.events)
+        std::mem::take(self.events.get_mut())
     }
 
     fn set_pending(&mut self, key: (Cf, Vec<u8>), value: Option<Vec<u8>>) {
@@ -565,7 +566,7 @@ impl<'a> Ctx<'a> {
             Some(_) => self.events_mark,
             None => 0,
         };
-        self.events.truncate(mark);
+        self.events.get_mut().truncate(mark);
         match &mut self.undo {
             Some(undo) => {
                 while let Some(step) = undo.pop() {

@@ -22,6 +22,16 @@ pytestmark = pytest.mark.kiwi_only
 SENTINEL = "kiwi-test-sentinel"
 
 COMMANDS: list[list[str]] = [
+    # Reads of missing keys (key-miss events).
+    ["GET", "nosuch"],
+    ["MGET", "nosuch", "nosuch2"],
+    ["EXISTS", "nosuch"],
+    ["TYPE", "nosuch"],
+    ["TTL", "nosuch"],
+    ["HGET", "nosuch", "f"],
+    ["LRANGE", "nosuch", "0", "-1"],
+    ["ZUNION", "2", "nosuch", "nosuch2"],
+    ["SET", "nosuch", "x", "GET"],
     # Strings.
     ["SET", "s", "v"],
     ["SET", "s", "v2", "EX", "100"],
@@ -165,7 +175,7 @@ def events_of(port: int, flags: str) -> list[tuple[str, list[object]]]:
         listener.close()
 
 
-@pytest.mark.parametrize("flags", ["KEA", "KEAn", "Kl", "E$gx"])
+@pytest.mark.parametrize("flags", ["KEA", "KEAn", "Kl", "E$gx", "KEm", "AKEnm"])
 def test_events_match_redis(server: kiwi.Server, reference_port: int, flags: str) -> None:
     want = events_of(reference_port, flags)
     assert any(got for _, got in want), "the reference published nothing: the test would prove nothing"

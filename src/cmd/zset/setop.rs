@@ -93,7 +93,7 @@ impl Source<'_> {
 fn open_source<'k>(call: &Call<'_, '_>, key: &'k [u8]) -> CmdResult<Source<'k>> {
     let found = call.ctx.get_meta(key)?;
     // Counted before the type check: another type is a hit, as in Redis.
-    count_lookup(call, found.is_some());
+    count_lookup(call, found.is_some(), key);
     let meta = match found {
         None => None,
         Some(Meta {
