@@ -32,6 +32,10 @@ pub const REDIS_VERSION: &str = "7.0.15";
 /// `REDIS_VERSION_NUM`: `0x00MMmmpp`.
 pub const REDIS_VERSION_NUM: u32 = 0x0007_000f;
 
+/// Most memory one interpreter may hold (all its scripts' data together).
+/// Redis leaves Lua unbounded; one hostile EVAL must not take the machine.
+pub const MEMORY_LIMIT: usize = 1 << 30;
+
 /// Instructions between two polls of [`ScriptHost::interrupted`] (Redis's
 /// count hook period).
 const HOOK_PERIOD: u32 = 100_000;
@@ -114,6 +118,13 @@ end
 impl ScriptVm {
     /// A fresh interpreter (Redis's `scriptingInit`).
     pub fn new() -> Result<ScriptVm, VmError> {
+        ScriptVm::with_memory_limit(MEMORY_LIMIT)
+    }
+
+    /// A fresh interpreter whose allocations may not pass `bytes`: a script
+    /// that asks for more (`string.rep('x', 2^40)`) fails with Lua's `not
+    /// enough memory` instead of taking the server's memory.
+    pub fn with_memory_limit(bytes: usize) -> Result<ScriptVm, VmError> {
         // SAFETY: `debug` is needed by the error handler; it is taken out of
         // the globals before any script runs, as Redis does.
         let lua = unsafe {
@@ -122,6 +133,7 @@ impl ScriptVm {
                 LuaOptions::default(),
             )
         };
+        lua.set_memory_limit(bytes)?;
         lua.set_app_data(RunState::default());
         let globals = lua.globals();
         let debug: Table = globals.raw_get("debug")?;

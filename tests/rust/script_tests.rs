@@ -703,3 +703,33 @@ fn random_struct_formats_match_redis() {
         diffs.join("\n")
     );
 }
+
+#[test]
+fn a_script_cannot_take_unbounded_memory() {
+    let mut vm = ScriptVm::with_memory_limit(32 << 20).expect("vm");
+    struct NoHost;
+    impl ScriptHost for NoHost {
+        fn call(&mut self, _: HostCall) -> Reply {
+            Reply::Nil
+        }
+    }
+    let mut run = |body: &str| {
+        let sha = cache::sha1_hex(body.as_bytes());
+        match vm.compile_script(&sha, body.as_bytes()) {
+            Ok(()) => vm.eval(&mut NoHost, &sha, &[], &[], false),
+            Err(e) => e,
+        }
+    };
+    for body in [
+        "return #string.rep('x', 2^30)",
+        "local t = {} for i = 1, 2^30 do t[i] = i end return #t",
+        "local s = 'x' while true do s = s .. s end",
+    ] {
+        match run(body) {
+            Reply::Error(text) => assert!(text.contains("not enough memory"), "{body}: {text}"),
+            other => panic!("{body} answered {other:?}"),
+        }
+    }
+    // The interpreter works on afterwards.
+    assert_eq!(run("return 1 + 1"), Reply::Int(2));
+}
