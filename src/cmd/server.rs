@@ -705,6 +705,7 @@ pub fn client(call: &mut Call<'_, '_>) -> CmdResult {
         ("getredir", 2) => super::tracking::getredir(call),
         ("trackinginfo", 2) => super::tracking::trackinginfo(call),
         ("info", 2) => Ok(Reply::Verbatim(client_line(
+            call.engine,
             &call.session.info,
             call.session.db,
         ))),
@@ -752,7 +753,7 @@ pub fn client(call: &mut Call<'_, '_>) -> CmdResult {
                 } else {
                     c.db.load(Ordering::Relaxed)
                 };
-                out.push_str(&client_line(&c, db));
+                out.push_str(&client_line(call.engine, &c, db));
             }
             Ok(Reply::Verbatim(out))
         }
@@ -796,7 +797,35 @@ fn is_listening(c: &ClientInfo) -> bool {
         .any(|kind| c.subscribed.get(kind) > 0)
 }
 
-fn client_line(c: &ClientInfo, db: u8) -> String {
+/// CLIENT LIST's flags, in Redis's order: O (MONITOR), P (pub/sub), t
+/// (tracking), R (its redirect broke), B (broadcast tracking); N for none.
+fn client_flags(engine: &crate::engine::Shared, c: &ClientInfo) -> String {
+    let mut flags = String::new();
+    if engine.monitors.contains(c.id) {
+        flags.push('O');
+    }
+    if is_listening(c) {
+        flags.push('P');
+    }
+    if let Some(t) = engine.tracking_summary(c.id) {
+        flags.push('t');
+        if t.broken_redirect {
+            flags.push('R');
+        }
+        if t.bcast {
+            flags.push('B');
+        }
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    flags
+}
+
+fn client_line(engine: &crate::engine::Shared, c: &ClientInfo, db: u8) -> String {
+    let redir = engine
+        .tracking_summary(c.id)
+        .map_or(-1, |t| i64::try_from(t.redirect).unwrap_or(i64::MAX));
     let name = c
         .name
         .lock()
@@ -810,19 +839,20 @@ fn client_line(c: &ClientInfo, db: u8) -> String {
     format!(
         "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf=0 \
          qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} \
-         user=default redir=-1 resp={}\n",
+         user=default redir={} resp={}\n",
         c.id,
         c.addr,
         c.laddr,
         name,
         age,
         idle,
-        if is_listening(c) { "P" } else { "N" },
+        client_flags(engine, c),
         db,
         c.subscribed.get(Kind::Channel),
         c.subscribed.get(Kind::Pattern),
         c.subscribed.get(Kind::Shard),
         cmd,
+        redir,
         c.resp.load(Ordering::Relaxed)
     )
 }

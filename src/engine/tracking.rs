@@ -242,35 +242,49 @@ impl Shared {
             0 => Some(tracker.info.clone()),
             id => self.clients.lock().get(&id).cloned(),
         };
-        if let Some(target) = target {
-            if let Some(frame) = message(&target, keys) {
-                target.mailbox.push(&frame, OutputLimit::default());
+        match target {
+            Some(target) => {
+                if let Some(frame) = message(&target, keys) {
+                    target.mailbox.push(&frame, OutputLimit::default());
+                }
             }
+            // As Redis: found out when a message cannot go, and said to
+            // the tracking client (RESP3) each time.
+            None => self.redirect_broken(tracker),
         }
     }
 
-    /// A client went away: those redirecting to it are told (RESP3), and
-    /// its own tracking ends.
+    fn redirect_broken(&self, tracker: &Tracker) {
+        let id = tracker.info.id;
+        if let Some(t) = self.tracking.trackers.lock().get_mut(&id) {
+            t.mode.broken_redirect = true;
+        }
+        if tracker.info.resp.load(Ordering::Relaxed) == 3 {
+            let push = Reply::Push(vec![
+                Reply::Bulk(Bytes::from_static(b"tracking-redir-broken")),
+                Reply::Int(i64::try_from(tracker.mode.redirect).unwrap_or(i64::MAX)),
+            ]);
+            let mut out = BytesMut::new();
+            push.encode(Protocol::Resp3, &mut out);
+            tracker.info.mailbox.push(&out, OutputLimit::default());
+        }
+    }
+
+    /// A client went away: its tracking ends.
     pub(crate) fn tracking_client_gone(&self, id: u64) {
-        if self.tracking.is_empty() {
-            return;
-        }
         self.tracking.disable(id);
-        let mut trackers = self.tracking.trackers.lock();
-        for t in trackers.values_mut() {
-            if t.mode.redirect == id && !t.mode.broken_redirect {
-                t.mode.broken_redirect = true;
-                if t.info.resp.load(Ordering::Relaxed) == 3 {
-                    let push = Reply::Push(vec![
-                        Reply::Bulk(Bytes::from_static(b"tracking-redir-broken")),
-                        Reply::Int(i64::try_from(id).unwrap_or(i64::MAX)),
-                    ]);
-                    let mut out = BytesMut::new();
-                    push.encode(Protocol::Resp3, &mut out);
-                    t.info.mailbox.push(&out, OutputLimit::default());
-                }
-            }
+    }
+
+    /// Client `id`'s tracking settings, if it tracks (CLIENT LIST).
+    pub fn tracking_summary(&self, id: u64) -> Option<TrackingMode> {
+        if self.tracking.is_empty() {
+            return None;
         }
+        self.tracking
+            .trackers
+            .lock()
+            .get(&id)
+            .map(|t| t.mode.clone())
     }
 
     /// Whether the client `id`'s redirect broke (CLIENT TRACKINGINFO).

@@ -224,9 +224,52 @@ def test_redirect_client_going_away_breaks_the_redirect(server: kiwi.Server) -> 
         target_id = target.call("CLIENT", "ID")
         assert tracker.call("CLIENT", "TRACKING", "ON", "REDIRECT", str(target_id)) == "OK"
         target.close()
+        tracker.call("GET", "a")
+        writer = RawConnection(HOST, server.port)
+        writer.call("SET", "a", "1")
+        writer.close()
         assert tracker.read() == [b"tracking-redir-broken", target_id]
         info = tracker.call("CLIENT", "TRACKINGINFO")
         assert isinstance(info, dict)
         assert b"broken_redirect" in info[b"flags"]
     finally:
         tracker.close()
+
+
+def client_flags(port: int) -> dict[str, tuple[str, str]]:
+    """CLIENT LIST's flags and redir of a monitor, a subscriber, broadcast
+    and plain tracking clients, and one whose redirect went away."""
+    names = ["m", "s", "b", "t", "gone", "r", "admin"]
+    conns = {n: RawConnection(HOST, port) for n in names}
+    try:
+        ids = {n: str(c.call("CLIENT", "ID")) for n, c in conns.items()}
+        conns["m"].send_command("MONITOR")
+        conns["m"].read()
+        conns["s"].call("SUBSCRIBE", "x")
+        conns["b"].call("HELLO", "3")
+        conns["b"].call("CLIENT", "TRACKING", "ON", "BCAST")
+        conns["t"].call("CLIENT", "TRACKING", "ON", "REDIRECT", ids["r"])
+        conns["gone"].call("HELLO", "3")
+        conns["gone"].call("CLIENT", "TRACKING", "ON", "REDIRECT", ids["r"])
+        conns["r"].close()
+        # The broken redirect shows once an invalidation cannot go.
+        conns["gone"].call("GET", "k")
+        conns["admin"].call("SET", "k", "1")
+        assert conns["gone"].read()[0] == b"tracking-redir-broken"
+        listing = conns["admin"].call("CLIENT", "LIST")
+        assert isinstance(listing, bytes)
+        out = {}
+        for line in listing.decode().splitlines():
+            fields = dict(f.split("=", 1) for f in line.split(" ") if "=" in f)
+            for n, cid in ids.items():
+                if fields.get("id") == cid:
+                    redir = fields["redir"]
+                    out[n] = (fields["flags"], "r" if redir == ids["r"] else redir)
+        return out
+    finally:
+        for c in conns.values():
+            c.close()
+
+
+def test_client_list_flags_as_redis(server: kiwi.Server, reference_port: int) -> None:
+    assert client_flags(server.port) == client_flags(reference_port)
