@@ -398,7 +398,8 @@ fn apply(s: &mut Settings, d: &Directive) -> Result<(), String> {
         | "appendfsync"
         | "busy-reply-threshold"
         | "lua-time-limit"
-        | "notify-keyspace-events") => config
+        | "notify-keyspace-events"
+        | "tracking-table-max-keys") => config
             .set(name, &d.args.join(" "))
             .map_err(|e| format!("'{name} {}': {e}", d.args.join(" ")))?,
         "hz" => config.hz = number::<u32>(d)?.clamp(1, 500),

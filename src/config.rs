@@ -103,6 +103,9 @@ pub struct RuntimeConfig {
     pub busy_reply_threshold: std::time::Duration,
     /// `notify-keyspace-events` classes (see `storage::events`).
     pub notify_keyspace_events: u32,
+    /// `tracking-table-max-keys`: keys CLIENT TRACKING remembers at most
+    /// (0: no limit); past it, keys are forgotten and invalidated.
+    pub tracking_table_max_keys: u64,
 }
 
 /// Redis's `tls-*` settings for clients.
@@ -174,6 +177,7 @@ impl RuntimeConfig {
             appendfsync: Appendfsync::default(),
             busy_reply_threshold: std::time::Duration::from_millis(5000),
             notify_keyspace_events: 0,
+            tracking_table_max_keys: 1_000_000,
         }
     }
 
@@ -195,6 +199,10 @@ impl RuntimeConfig {
             (
                 "lua-time-limit",
                 self.busy_reply_threshold.as_millis().to_string(),
+            ),
+            (
+                "tracking-table-max-keys",
+                self.tracking_table_max_keys.to_string(),
             ),
             (
                 "notify-keyspace-events",
@@ -291,6 +299,9 @@ impl RuntimeConfig {
                 self.hz = hz.clamp(1, 500);
             }
             "timeout" => self.timeout = parse_in_range(value, 0, i32::MAX as u64)?,
+            "tracking-table-max-keys" => {
+                self.tracking_table_max_keys = parse_in_range(value, 0, i64::MAX as u64)?
+            }
             "notify-keyspace-events" => {
                 self.notify_keyspace_events =
                     crate::storage::events::parse_flags(value).ok_or(ConfigSetError::Invalid(

@@ -175,10 +175,40 @@ impl Shared {
         if spec.flags.contains(crate::cmd::Flags::READONLY) && mode.remembers_reads() {
             let keys = crate::cmd::command_keys(spec, args);
             self.tracking.remember(session.info.id, keys.into_iter());
+            self.limit_tracking_table();
         }
         if session.multi.is_none() {
             if let Some(mode) = session.tracking.as_mut() {
                 mode.caching = None;
+            }
+        }
+    }
+
+    /// `tracking-table-max-keys`: past it, forget keys (any) and tell
+    /// their readers, as Redis does when its table is full.
+    fn limit_tracking_table(&self) {
+        let max = self.config.read().tracking_table_max_keys;
+        if max == 0 {
+            return;
+        }
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
+        let evicted: Vec<(Vec<u8>, HashSet<u64>)> = {
+            let mut readers = self.tracking.readers.lock();
+            let excess = readers.len().saturating_sub(max);
+            let keys: Vec<Vec<u8>> = readers.keys().take(excess).cloned().collect();
+            keys.into_iter()
+                .filter_map(|k| readers.remove_entry(&k))
+                .collect()
+        };
+        if evicted.is_empty() {
+            return;
+        }
+        let trackers: HashMap<u64, Tracker> = self.tracking.trackers.lock().clone();
+        for (key, ids) in evicted {
+            for id in ids {
+                if let Some(t) = trackers.get(&id) {
+                    self.send(t, Some(std::slice::from_ref(&key)));
+                }
             }
         }
     }

@@ -273,3 +273,26 @@ def client_flags(port: int) -> dict[str, tuple[str, str]]:
 
 def test_client_list_flags_as_redis(server: kiwi.Server, reference_port: int) -> None:
     assert client_flags(server.port) == client_flags(reference_port)
+
+
+def test_a_full_tracking_table_invalidates_what_it_forgets(server: kiwi.Server, reference_port: int) -> None:
+    """tracking-table-max-keys 2: reading a third key makes the server
+    forget one and invalidate it, on both servers."""
+    seen = []
+    for port in (reference_port, server.port):
+        conn = RawConnection(HOST, port)
+        try:
+            conn.call("HELLO", "3")
+            conn.call("CONFIG", "SET", "tracking-table-max-keys", "2")
+            conn.call("CLIENT", "TRACKING", "ON")
+            for key in ["a", "b", "c"]:
+                conn.call("GET", key)
+            # Redis evicts in its cron; wait for the one invalidation.
+            push = conn.read()
+            assert isinstance(push, list)
+            seen.append((push[0], len(push[1])))
+            assert push[1][0] in (b"a", b"b", b"c")
+        finally:
+            conn.call("CONFIG", "SET", "tracking-table-max-keys", "1000000")
+            conn.close()
+    assert seen[0] == seen[1] == (b"invalidate", 1)
