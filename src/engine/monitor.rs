@@ -136,6 +136,12 @@ pub fn line(db: u8, source: &str, args: &[Bytes]) -> Vec<u8> {
 }
 
 impl Shared {
+    /// `client-output-buffer-limit normal`: what a normal client (a monitor,
+    /// a tracking client's pushes) may have waiting.
+    pub(crate) fn normal_output_limit(&self) -> OutputLimit {
+        self.config.read().client_output_buffer_limit.normal
+    }
+
     /// Feed a command that ran to the monitors (`source`: the client's
     /// address, or `lua`).
     pub(crate) fn feed_monitors(&self, db: u8, source: &str, spec: &CommandSpec, args: &[Bytes]) {
@@ -150,8 +156,10 @@ impl Shared {
         };
         let text = line(db, &source, &shown(spec, args));
         let clients = self.monitors.clients.lock().clone();
+        // A monitor is a normal client to Redis: its class's limit applies.
+        let limit = self.normal_output_limit();
         for client in clients {
-            client.mailbox.push(&text, OutputLimit::default());
+            client.mailbox.push(&text, limit);
         }
     }
 }

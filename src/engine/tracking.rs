@@ -25,7 +25,6 @@ use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 
 use super::{ClientInfo, Kind, Shared};
-use crate::config::OutputLimit;
 use crate::resp::{Protocol, Reply};
 use crate::storage::Touched;
 
@@ -275,7 +274,7 @@ impl Shared {
         match target {
             Some(target) => {
                 if let Some(frame) = message(&target, keys) {
-                    target.mailbox.push(&frame, OutputLimit::default());
+                    target.mailbox.push(&frame, self.normal_output_limit());
                 }
             }
             // As Redis: found out when a message cannot go, and said to
@@ -296,7 +295,7 @@ impl Shared {
             ]);
             let mut out = BytesMut::new();
             push.encode(Protocol::Resp3, &mut out);
-            tracker.info.mailbox.push(&out, OutputLimit::default());
+            tracker.info.mailbox.push(&out, self.normal_output_limit());
         }
     }
 
