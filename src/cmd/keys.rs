@@ -137,6 +137,39 @@ fn relocated(
     }
 }
 
+/// MOVE key db: the key (value and TTL) to another database, unless it is
+/// missing here or present there.
+pub fn move_key(call: &mut Call<'_, '_>) -> CmdResult {
+    let args = call.args;
+    let key = &args[1];
+    let dst_db = super::args::db_arg(&args[2])?;
+    let src_db = call.ctx.db;
+    if dst_db == src_db {
+        return Err(CmdError::err("source and destination objects are the same"));
+    }
+    let Some(meta) = call.ctx.get_meta(key)? else {
+        return Ok(Reply::Int(0));
+    };
+    call.ctx.db = dst_db;
+    let taken = call.ctx.peek(key);
+    call.ctx.db = src_db;
+    if taken?.is_some() {
+        return Ok(Reply::Int(0));
+    }
+    let meta = relocated(call, meta, (src_db, key), (dst_db, key))?;
+    // Redis's order of events: new (there), move_from (here), move_to.
+    call.ctx.db = dst_db;
+    call.ctx.put_meta(key, &meta);
+    call.ctx.notify(class::NEW, "new", key);
+    call.ctx.db = src_db;
+    call.ctx.delete_key(key);
+    call.ctx.notify(class::GENERIC, "move_from", key);
+    call.ctx.db = dst_db;
+    call.ctx.notify(class::GENERIC, "move_to", key);
+    call.ctx.db = src_db;
+    Ok(Reply::Int(1))
+}
+
 /// COPY source destination [DB index] [REPLACE]
 pub fn copy(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;

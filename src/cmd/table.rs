@@ -403,6 +403,7 @@ static KEYS: &[CommandSpec] = commands! {
     "renamenx", 3, WF, 1, 2, 1, keys::renamenx;
     "randomkey", 1, R, 0, 0, 0, keys::randomkey;
     "copy", -3, W, 1, 2, 1, keys::copy;
+    "move", 3, WF, 1, 1, 1, keys::move_key;
     "touch", -2, RF, 1, -1, 1, keys::touch;
     "object", -2, R, 2, 2, 1, keys::object;
     // Expiry.

@@ -61,6 +61,11 @@ COMMANDS: list[list[str]] = [
     ["RENAME", "s", "renamed"],
     ["RENAME", "renamed", "n"],
     ["COPY", "n", "copied"],
+    ["MOVE", "copied", "3"],
+    ["MOVE", "copied", "3"],
+    ["SELECT", "3"],
+    ["MOVE", "copied", "0"],
+    ["SELECT", "0"],
     ["DEL", "copied", "nosuch", "f"],
     ["UNLINK", "s2"],
     # Hashes.
