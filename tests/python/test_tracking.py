@@ -296,3 +296,35 @@ def test_a_full_tracking_table_invalidates_what_it_forgets(server: kiwi.Server, 
             conn.call("CONFIG", "SET", "tracking-table-max-keys", "1000000")
             conn.close()
     assert seen[0] == seen[1] == (b"invalidate", 1)
+
+
+def test_redis_py_client_side_cache(server: kiwi.Server, reference_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """redis-py's own cache (RESP3, cache_config) serves repeated reads
+    locally and drops a key when another client writes it, on Kiwi as on
+    Redis 7.0. redis-py refuses servers older than 7.4 by version alone; the
+    test lowers that gate (the wire behaviour is Redis 7.0's either way)."""
+    import redis
+    from redis.cache import CacheConfig
+    from redis.connection import CacheProxyConnection
+
+    monkeypatch.setattr(CacheProxyConnection, "MIN_ALLOWED_VERSION", "7.0.0")
+    for port in (reference_port, server.port):
+        cached = redis.Redis(host=HOST, port=port, protocol=3, cache_config=CacheConfig())
+        writer = redis.Redis(host=HOST, port=port)
+        try:
+            writer.set("cc", "1")
+            assert cached.get("cc") == b"1"
+            cache = cached.get_cache()
+            assert cache is not None and cache.size == 1
+            assert cached.get("cc") == b"1"
+            writer.set("cc", "2")
+            # The invalidation is read before the next command is answered.
+            value = None
+            for _ in range(50):
+                value = cached.get("cc")
+                if value == b"2":
+                    break
+            assert value == b"2", f"port {port}: the cached value was not invalidated"
+        finally:
+            cached.close()
+            writer.close()
