@@ -7,6 +7,7 @@
 
 use bytes::Bytes;
 
+use super::scripting::{reply_error, status_lines};
 use super::{args::err_text, glob_match, Call, CmdError, CmdResult, Handled};
 use crate::resp::Reply;
 use crate::script::functions::{list_entry, LibraryError, RestorePolicy};
@@ -96,10 +97,7 @@ pub fn function(call: &mut Call<'_, '_>) -> CmdResult<Reply> {
         }
         b"restore" => restore(call),
         b"help" => Ok(help()),
-        _ => Err(CmdError::err(format!(
-            "unknown subcommand '{}'. Try FUNCTION HELP.",
-            err_text(&call.args[1], 128)
-        ))),
+        _ => Err(super::server::unknown_subcommand(&call.args[1], "FUNCTION")),
     }
 }
 
@@ -251,13 +249,6 @@ fn unavailable() -> CmdError {
     CmdError::err("the Lua interpreter is not available")
 }
 
-fn reply_error(reply: Reply) -> CmdError {
-    match reply {
-        Reply::Error(text) => CmdError::Raw(text),
-        other => CmdError::Raw(format!("ERR {other:?}")),
-    }
-}
-
 fn library_error(e: LibraryError) -> CmdError {
     CmdError::Raw(e.0)
 }
@@ -305,5 +296,5 @@ fn help() -> Reply {
         "HELP",
         "    Prints this help.",
     ];
-    Reply::Array(lines.iter().map(|l| Reply::Status(l)).collect())
+    status_lines(lines)
 }

@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 
-use super::{args::err_text, Call, CmdError, CmdResult, CommandSpec, Handled};
+use super::{Call, CmdError, CmdResult, CommandSpec, Handled};
 use crate::resp::Reply;
 use crate::script::state::{split_keys, ScriptCall};
 
@@ -92,10 +92,7 @@ pub fn script(call: &mut Call<'_, '_>) -> CmdResult<Reply> {
             }
         }
         b"help" => Ok(help()),
-        _ => Err(CmdError::err(format!(
-            "unknown subcommand '{}'. Try SCRIPT HELP.",
-            err_text(&call.args[1], 128)
-        ))),
+        _ => Err(super::server::unknown_subcommand(&call.args[1], "SCRIPT")),
     }
 }
 
@@ -223,7 +220,9 @@ pub fn allowed_while_busy(spec: &CommandSpec, args: &[Bytes]) -> bool {
     }
 }
 
-fn reply_error(reply: Reply) -> CmdError {
+/// The error reply of the script engine (an interpreter that did not
+/// start, a script that did not compile) as a command's error.
+pub(super) fn reply_error(reply: Reply) -> CmdError {
     match reply {
         Reply::Error(text) => CmdError::Raw(text),
         other => CmdError::Raw(format!("ERR {other:?}")),
@@ -250,5 +249,10 @@ fn help() -> Reply {
         "HELP",
         "    Prints this help.",
     ];
+    status_lines(lines)
+}
+
+/// SCRIPT HELP / FUNCTION HELP: Redis's lines, as status replies.
+pub(super) fn status_lines(lines: &[&'static str]) -> Reply {
     Reply::Array(lines.iter().map(|l| Reply::Status(l)).collect())
 }

@@ -563,7 +563,7 @@ fn command_info(spec: &super::CommandSpec) -> Reply {
     ])
 }
 
-fn unknown_subcommand(sub: &Bytes, cmd: &str) -> CmdError {
+pub(super) fn unknown_subcommand(sub: &Bytes, cmd: &str) -> CmdError {
     CmdError::err(format!(
         "unknown subcommand '{}'. Try {cmd} HELP.",
         super::args::err_text(sub, 128)
