@@ -101,5 +101,11 @@ class EmbeddedConnection:
         Needs a running asyncio event loop; resolves to all pending RESP
         reply bytes (``ConnectionError`` once the session is closed).
         """
+    def send_async(self, data: bytes) -> asyncio.Future[None]:
+        """Run every complete request in ``data`` on tokio's blocking pool;
+        the replies join the output :meth:`recv_async` reads."""
+    def recv_async(self, max: int) -> asyncio.Future[bytes]:
+        """The next output bytes (replies and messages, in order), at most
+        ``max``; empty once the session ended."""
     def recv(self, max: int, timeout: Optional[float] = 0.0) -> Optional[bytes]: ...
     def close(self) -> None: ...

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from typing import Any, Optional, Union
 
 import redis
+import redis.asyncio
 from redis.connection import Connection
 from redis.exceptions import ResponseError
 
@@ -162,6 +163,7 @@ class Database(Resource, redis.Redis):
             raise
         pool = redis.ConnectionPool(connection_class=EmbeddedConnection, engine=self._engine, **kwargs)
         super().__init__(connection_pool=pool)
+        self._client_kwargs = dict(kwargs)
         # Per event loop: how many aexecute calls may hold a pool connection.
         self._async_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
@@ -286,6 +288,41 @@ class Database(Resource, redis.Redis):
             if not finish_later:
                 pool.release(conn)
                 slots.release()
+
+    def client_async(self, **kwargs: Any) -> redis.asyncio.Redis:
+        """A ``redis.asyncio.Redis`` on this database (no network).
+
+        Everything redis.asyncio does works on it: pipelines, transactions,
+        ``PubSub`` (messages wake the awaiting task), ``Lock``, scripts, RESP3
+        pushes. Keyword arguments are those :func:`kiwi.open` got, updated by
+        these (``decode_responses=True``, ``protocol=3``...). Close it with
+        ``await client.aclose()`` before closing the database.
+
+        Example::
+
+            >>> import asyncio, kiwi
+            >>> async def main() -> tuple:
+            ...     with kiwi.open(decode_responses=True) as db:
+            ...         client = db.client_async()
+            ...         try:
+            ...             async with client.pubsub() as p:
+            ...                 await p.subscribe("news")
+            ...                 await client.publish("news", "hello")
+            ...                 confirmation = await p.get_message(timeout=5)
+            ...                 message = await p.get_message(timeout=5)
+            ...             return confirmation["type"], message["data"], await client.incr("n")
+            ...         finally:
+            ...             await client.aclose()
+            >>> asyncio.run(main())
+            ('subscribe', 'hello', 1)
+        """
+        import redis.asyncio
+
+        from kiwi._embedded_async import AsyncEmbeddedConnection
+
+        options = {**self._client_kwargs, **kwargs}
+        pool = redis.asyncio.ConnectionPool(connection_class=AsyncEmbeddedConnection, engine=self._engine, **options)
+        return redis.asyncio.Redis.from_pool(pool)
 
     def _async_slot(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()

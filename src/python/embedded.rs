@@ -9,7 +9,10 @@
 //! The asyncio face, [`EmbeddedConnection::execute_async`], runs a batch of
 //! requests on tokio's blocking pool (pyo3-async-runtimes' runtime) and
 //! resolves an `asyncio.Future` with the reply bytes; the event loop and the
-//! GIL are free while the engine works.
+//! GIL are free while the engine works. An asyncio transport (a
+//! `redis.asyncio` connection) uses [`EmbeddedConnection::send_async`] and
+//! [`EmbeddedConnection::recv_async`] instead: replies and messages then come
+//! out of one ordered output, as from a socket.
 //!
 //! Pub/sub, MONITOR and tracking pushes arrive in the session's mailbox, as
 //! for a network client: they are appended to the replies between
@@ -30,12 +33,41 @@ use crate::cmd::Session;
 use crate::config::RuntimeConfig;
 use crate::engine::Engine;
 use crate::resp::RequestDecoder;
+use tokio::sync::Notify;
 
 /// An open data directory served in-process.
 #[pyclass(name = "EmbeddedEngine", module = "kiwi._kiwi")]
 pub struct EmbeddedEngine {
     engine: Mutex<Option<Arc<Engine>>>,
     path: PathBuf,
+    /// Every session handed out, so that closing the engine ends them too
+    /// (a session keeps the storage open while it lives).
+    sessions: Mutex<Vec<SessionHandle>>,
+}
+
+/// What [`EmbeddedEngine::close`] needs of a session: its state, to end
+/// it, and its wake-up, to tell a waiting reader.
+struct SessionHandle {
+    state: std::sync::Weak<Mutex<Option<ConnectionState>>>,
+    readable: Arc<Notify>,
+}
+
+impl SessionHandle {
+    fn end(&self) {
+        match self.state.upgrade() {
+            Some(state) => end_session(&state, &self.readable),
+            None => self.readable.notify_one(),
+        }
+    }
+}
+
+/// Disconnect a session (once) and wake its reader.
+fn end_session(state: &Mutex<Option<ConnectionState>>, readable: &Notify) {
+    let state = state.lock().take();
+    if let Some(mut state) = state {
+        state.engine.disconnect(&mut state.session);
+    }
+    readable.notify_one();
 }
 
 #[pymethods]
@@ -56,6 +88,7 @@ impl EmbeddedEngine {
         Ok(EmbeddedEngine {
             engine: Mutex::new(Some(Arc::new(engine))),
             path,
+            sessions: Mutex::new(Vec::new()),
         })
     }
 
@@ -81,7 +114,7 @@ impl EmbeddedEngine {
             .mailbox
             .attach(tokio_util::sync::CancellationToken::new());
         let max_bulk = engine.config.read().proto_max_bulk_len;
-        Ok(EmbeddedConnection {
+        let connection = EmbeddedConnection {
             state: Arc::new(Mutex::new(Some(ConnectionState {
                 engine,
                 session,
@@ -90,14 +123,26 @@ impl EmbeddedEngine {
                 output: BytesMut::new(),
                 closed: false,
             }))),
-        })
+            readable: Arc::new(Notify::new()),
+        };
+        let mut sessions = self.sessions.lock();
+        sessions.retain(|s| s.state.strong_count() > 0);
+        sessions.push(SessionHandle {
+            state: Arc::downgrade(&connection.state),
+            readable: Arc::clone(&connection.readable),
+        });
+        Ok(connection)
     }
 
-    /// Close the storage. The directory is released once no command is
-    /// running; later calls raise.
+    /// End every session and close the storage. The directory is released
+    /// once no command is running; later calls raise.
     fn close(&self, py: Python<'_>) {
         let engine = self.engine.lock().take();
+        let sessions = std::mem::take(&mut *self.sessions.lock());
         py.detach(move || {
+            for session in &sessions {
+                session.end();
+            }
             if let Some(engine) = engine {
                 if let Err(e) = engine.storage().flush() {
                     tracing::warn!(error = %e, "flushing the WAL at close failed");
@@ -186,6 +231,51 @@ const WAIT_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
 pub struct EmbeddedConnection {
     /// Shared with the blocking tasks of [`EmbeddedConnection::execute_async`].
     state: Arc<Mutex<Option<ConnectionState>>>,
+    /// Told when a batch of [`EmbeddedConnection::send_async`] produced
+    /// output or the session closed; [`EmbeddedConnection::recv_async`]
+    /// waits on it.
+    readable: Arc<Notify>,
+}
+
+/// Run `data`'s complete requests, leaving the replies in the output.
+fn run_into_output(state: &Mutex<Option<ConnectionState>>, data: &[u8]) -> PyResult<()> {
+    let mut guard = state.lock();
+    let state = guard
+        .as_mut()
+        .ok_or_else(|| PyConnectionError::new_err("the connection is closed"))?;
+    if state.closed {
+        return Err(PyConnectionError::new_err("the connection is closed"));
+    }
+    state.input.extend_from_slice(data);
+    state.process();
+    Ok(())
+}
+
+/// What [`EmbeddedConnection::recv_async`] finds when it looks.
+enum Pending {
+    Bytes(Vec<u8>),
+    /// Nothing yet; the mailbox to wait on, if the session was free to look.
+    Nothing(Option<Arc<crate::engine::ClientInfo>>),
+}
+
+/// Take up to `max` output bytes without waiting for a running batch.
+fn take_output(state: &Mutex<Option<ConnectionState>>, max: usize) -> Pending {
+    // A batch holds the lock while it runs; it tells `readable` when done.
+    let Some(mut guard) = state.try_lock() else {
+        return Pending::Nothing(None);
+    };
+    let Some(state) = guard.as_mut() else {
+        return Pending::Bytes(Vec::new());
+    };
+    state.deliver();
+    if !state.output.is_empty() {
+        let n = max.max(1).min(state.output.len());
+        return Pending::Bytes(state.output.split_to(n).to_vec());
+    }
+    if state.closed {
+        return Pending::Bytes(Vec::new());
+    }
+    Pending::Nothing(Some(Arc::clone(&state.session.info)))
 }
 
 /// Run `data`'s complete requests on a session and take every pending reply
@@ -234,6 +324,53 @@ impl EmbeddedConnection {
             tokio::task::spawn_blocking(move || run_batch(&state, &data))
                 .await
                 .map_err(|e| PyRuntimeError::new_err(format!("the Kiwi engine task failed: {e}")))?
+        })
+    }
+
+    /// Run every complete request in `data` on tokio's blocking pool; the
+    /// replies join the output that [`EmbeddedConnection::recv_async`]
+    /// reads. Resolves to `None` once they ran (`ConnectionError` if the
+    /// session is closed).
+    fn send_async<'py>(&self, py: Python<'py>, data: Vec<u8>) -> PyResult<Bound<'py, PyAny>> {
+        let state = Arc::clone(&self.state);
+        let readable = Arc::clone(&self.readable);
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let ran = tokio::task::spawn_blocking(move || run_into_output(&state, &data))
+                .await
+                .map_err(|e| PyRuntimeError::new_err(format!("the Kiwi engine task failed: {e}")));
+            readable.notify_one();
+            ran?
+        })
+    }
+
+    /// Resolves to the next bytes of output (replies, pub/sub and tracking
+    /// messages, in the order a socket would carry them), at most `max`;
+    /// empty bytes once the session ended and everything was read.
+    fn recv_async<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Bound<'py, PyAny>> {
+        let state = Arc::clone(&self.state);
+        let readable = Arc::clone(&self.readable);
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            loop {
+                let notified = readable.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let info = match take_output(&state, max) {
+                    Pending::Bytes(bytes) => return Ok(bytes),
+                    Pending::Nothing(info) => info,
+                };
+                let message = async {
+                    match &info {
+                        Some(info) => info.mailbox.ready().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                // The slice bounds what a missed wake-up could cost.
+                tokio::select! {
+                    _ = &mut notified => {}
+                    _ = message => {}
+                    _ = tokio::time::sleep(WAIT_SLICE) => {}
+                }
+            }
         })
     }
 
@@ -288,11 +425,6 @@ impl EmbeddedConnection {
 
     /// End the session.
     fn close(&self, py: Python<'_>) {
-        let state = self.state.lock().take();
-        py.detach(move || {
-            if let Some(mut state) = state {
-                state.engine.disconnect(&mut state.session);
-            }
-        });
+        py.detach(|| end_session(&self.state, &self.readable));
     }
 }
