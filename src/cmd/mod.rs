@@ -12,6 +12,7 @@ pub mod functions;
 mod glob;
 mod hash;
 mod keys;
+mod lcs;
 mod list;
 mod lookup;
 mod outcome;

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::{
-    bitmap, functions, hash, keys, list, pubsub, raft, scripting, server, set, strings,
+    bitmap, functions, hash, keys, lcs, list, pubsub, raft, scripting, server, set, strings,
     transaction, zset, Call, CmdError, CmdResult, Handled,
 };
 
@@ -384,6 +384,7 @@ static STRINGS: &[CommandSpec] = commands! {
     "strlen", 2, RF, 1, 1, 1, strings::strlen;
     "getrange", 4, R, 1, 1, 1, strings::getrange;
     "substr", 4, R, 1, 1, 1, strings::getrange;
+    "lcs", -3, R, 1, 2, 1, lcs::lcs;
     "setrange", 4, W.union(Flags::NODE_LIMITS), 1, 1, 1, strings::setrange;
     "incr", 2, WF, 1, 1, 1, strings::incr;
     "decr", 2, WF, 1, 1, 1, strings::decr;
