@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use crate::cmd::REDIS_VERSION;
-use crate::config::{parse_memory, FaultInjection, RuntimeConfig, TlsAuthClients};
+use crate::config::{parse_memory, ConfigSetError, FaultInjection, RuntimeConfig, TlsAuthClients};
 use crate::raft::{RaftOptions, RaftSecret};
 use crate::resp::split_args;
 use crate::server::Server;
@@ -86,55 +86,15 @@ Raft (replicate the keyspace across nodes; see RAFT.* in README.md):
                            allow RAFT.FAULT (default no; local: only from
                            loopback and unix-socket clients)
 
-Accepted for compatibility with redis-server and ignored, with a logged note
-(Kiwi persists every write to RocksDB's write-ahead log instead):
-  save, appendonly, appendfilename, dbfilename, rdbcompression,
-  rdbchecksum, stop-writes-on-bgsave-error, syslog-enabled, syslog-ident,
-  always-show-logo, tcp-backlog, supervised,
-  maxmemory, maxmemory-policy, maxmemory-samples, io-threads-do-reads,
-  enable-debug-command, enable-protected-configs,
-  enable-module-command, set-proc-title, latency-monitor-threshold,
-  slowlog-log-slower-than, slowlog-max-len, notify-keyspace-events,
-  lazyfree-lazy-eviction, lazyfree-lazy-expire, lazyfree-lazy-server-del,
-  lazyfree-lazy-user-del, activerehashing, dynamic-hz, jemalloc-bg-thread.
-Any other directive is refused.
+Every other redis.conf 7.0 directive (save, appendonly, maxmemory,
+hash-max-listpack-entries, list-compress-depth, ...) is accepted when its
+value is one redis-server accepts, reported by CONFIG GET, and otherwise
+ignored with a logged note (Kiwi persists every write to RocksDB's
+write-ahead log and has no in-memory encodings to tune). Any other
+directive is refused.
 
 kiwi-server stops cleanly on SIGINT or SIGTERM.
 ";
-
-const IGNORED: &[&str] = &[
-    "save",
-    "appendonly",
-    "appendfilename",
-    "dbfilename",
-    "rdbcompression",
-    "rdbchecksum",
-    "stop-writes-on-bgsave-error",
-    "syslog-enabled",
-    "syslog-ident",
-    "always-show-logo",
-    "tcp-backlog",
-    "supervised",
-    "maxmemory",
-    "maxmemory-policy",
-    "maxmemory-samples",
-    "io-threads-do-reads",
-    "enable-debug-command",
-    "enable-protected-configs",
-    "enable-module-command",
-    "set-proc-title",
-    "latency-monitor-threshold",
-    "slowlog-log-slower-than",
-    "slowlog-max-len",
-    "notify-keyspace-events",
-    "lazyfree-lazy-eviction",
-    "lazyfree-lazy-expire",
-    "lazyfree-lazy-server-del",
-    "lazyfree-lazy-user-del",
-    "activerehashing",
-    "dynamic-hz",
-    "jemalloc-bg-thread",
-];
 
 /// One setting: its name and words, from the config file or the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -443,11 +403,17 @@ fn apply(s: &mut Settings, d: &Directive) -> Result<(), String> {
             ),
             other => return Err(format!("'daemonize' takes yes or no, not '{other}'")),
         },
-        name if IGNORED.contains(&name) => s.ignored.push(format!("{name} {}", d.args.join(" "))),
         name => {
-            return Err(format!(
-                "unknown directive '{name}' (see kiwi-server --help)"
-            ))
+            let value = d.args.join(" ");
+            match config.compat.set(name, &value, true) {
+                Ok(()) => s.ignored.push(format!("{name} {value}")),
+                Err(ConfigSetError::Unknown) => {
+                    return Err(format!(
+                        "unknown directive '{name}' (see kiwi-server --help)"
+                    ))
+                }
+                Err(e) => return Err(format!("'{name} {value}': {e}")),
+            }
         }
     }
     Ok(())

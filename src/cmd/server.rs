@@ -464,6 +464,9 @@ pub fn command(call: &mut Call<'_, '_>) -> CmdResult {
 /// The key arguments of `call` (name included) for `spec`: COMMAND
 /// GETKEYS, and the keys a tracking client read.
 pub fn command_keys(spec: &super::CommandSpec, call: &[Bytes]) -> Vec<Bytes> {
+    if spec.name == "sort" {
+        return sort_keys(call);
+    }
     match numkeys_layout(spec.name) {
         Some((store, numkeys)) => numkeys_keys(call, store, numkeys),
         None if spec.first_key <= 0 => Vec::new(),
@@ -479,6 +482,29 @@ pub fn command_keys(spec: &super::CommandSpec, call: &[Bytes]) -> Vec<Bytes> {
                 .collect()
         }
     }
+}
+
+/// SORT's keys: the sorted key and, after STORE, the destination (Redis's
+/// sortGetKeys skips LIMIT's two values and BY's and GET's one).
+fn sort_keys(call: &[Bytes]) -> Vec<Bytes> {
+    let mut keys: Vec<Bytes> = call.get(1).cloned().into_iter().collect();
+    let mut store = None;
+    let mut i = 2;
+    while let Some(arg) = call.get(i) {
+        let skip = if super::is(arg, "LIMIT") {
+            2
+        } else if super::is(arg, "GET") || super::is(arg, "BY") {
+            1
+        } else if super::is(arg, "STORE") {
+            store = call.get(i + 1).cloned();
+            1
+        } else {
+            0
+        };
+        i += 1 + skip;
+    }
+    keys.extend(store);
+    keys
 }
 
 fn getkeys(call: &[Bytes]) -> CmdResult {
@@ -591,13 +617,31 @@ pub fn config(call: &mut Call<'_, '_>) -> CmdResult {
                 return Err(CmdError::Arity("config|get".into()));
             }
             let entries = call.engine.config.read().entries();
+            // As Redis: a name without glob characters answers under the
+            // spelling it was asked with; one reply per distinct name.
             let mut pairs = Vec::new();
-            for (name, value) in entries {
-                if args[2..]
+            let mut seen = std::collections::HashSet::new();
+            for pattern in &args[2..] {
+                if !pattern
                     .iter()
-                    .any(|p| glob_match_nocase(p, name.as_bytes()))
+                    .any(|c| matches!(c, b'*' | b'?' | b'[' | b'\\'))
                 {
-                    pairs.push((Reply::bulk_str(name), Reply::bulk(value)));
+                    if let Some((_, value)) = entries
+                        .iter()
+                        .find(|(name, _)| name.as_bytes().eq_ignore_ascii_case(pattern))
+                    {
+                        if seen.insert(pattern.to_vec()) {
+                            pairs.push((Reply::bulk(pattern.clone()), Reply::bulk(value.clone())));
+                        }
+                    }
+                    continue;
+                }
+                for (name, value) in &entries {
+                    if glob_match_nocase(pattern, name.as_bytes())
+                        && seen.insert(name.as_bytes().to_vec())
+                    {
+                        pairs.push((Reply::bulk_str(name), Reply::bulk(value.clone())));
+                    }
                 }
             }
             Ok(Reply::Map(pairs))
@@ -608,8 +652,15 @@ pub fn config(call: &mut Call<'_, '_>) -> CmdResult {
             }
             // Validate everything on a copy, then apply at once: all or nothing.
             let mut updated = call.engine.config.read().clone();
+            let mut named = std::collections::HashSet::new();
             for pair in args[2..].chunks(2) {
                 let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+                if !named.insert(name.clone()) {
+                    return Err(CmdError::err(format!(
+                        "CONFIG SET failed (possibly related to argument '{}') - duplicate parameter",
+                        super::args::err_text(&pair[0], usize::MAX)
+                    )));
+                }
                 let value = String::from_utf8_lossy(&pair[1]).into_owned();
                 if let Err(e) = updated.set(&name, &value) {
                     return Err(match e {

@@ -6,6 +6,10 @@ use std::path::PathBuf;
 use crate::resp::DEFAULT_MAX_BULK_LEN;
 use crate::storage::Appendfsync;
 
+pub mod compat;
+#[rustfmt::skip]
+mod redis_params;
+
 /// Threads serving clients unless `io-threads` says otherwise: half the
 /// cores, 1 to 4. Writes take one storage lock, so more threads only help
 /// reads, and on a 2-core machine a second thread costs more in lock
@@ -106,6 +110,9 @@ pub struct RuntimeConfig {
     /// `tracking-table-max-keys`: keys CLIENT TRACKING remembers at most
     /// (0: no limit); past it, keys are forgotten and invalidated.
     pub tracking_table_max_keys: u64,
+    /// Redis's parameters Kiwi accepts, stores and reports but does not
+    /// act on (see [`compat`]).
+    pub compat: compat::CompatParams,
 }
 
 /// Redis's `tls-*` settings for clients.
@@ -178,11 +185,25 @@ impl RuntimeConfig {
             busy_reply_threshold: std::time::Duration::from_millis(5000),
             notify_keyspace_events: 0,
             tracking_table_max_keys: 1_000_000,
+            compat: compat::CompatParams::default(),
         }
     }
 
-    /// Every parameter CONFIG GET knows, with its current value.
+    /// Every parameter CONFIG GET knows, with its current value: Kiwi's
+    /// own, then Redis's others (see [`compat`]).
     pub fn entries(&self) -> Vec<(&'static str, String)> {
+        let mut entries = self.native_entries();
+        let native: std::collections::HashSet<&str> = entries.iter().map(|(n, _)| *n).collect();
+        let others: Vec<_> = self
+            .compat
+            .entries()
+            .filter(|(name, _)| !native.contains(name))
+            .collect();
+        entries.extend(others);
+        entries
+    }
+
+    fn native_entries(&self) -> Vec<(&'static str, String)> {
         vec![
             ("bind", self.bind.clone()),
             ("port", self.port.to_string()),
@@ -246,11 +267,7 @@ impl RuntimeConfig {
                 "enable-fault-injection",
                 self.fault_injection.as_str().into(),
             ),
-            ("save", String::new()),
-            ("appendonly", "no".into()),
             ("appendfsync", self.appendfsync.name().into()),
-            ("maxmemory", "0".into()),
-            ("maxmemory-policy", "noeviction".into()),
         ]
     }
 
@@ -312,8 +329,6 @@ impl RuntimeConfig {
                 let ms = parse_in_range(value, 0, i64::MAX as u64)?;
                 self.busy_reply_threshold = std::time::Duration::from_millis(ms);
             }
-            // Accepted for compatibility; Kiwi persists through RocksDB instead.
-            "save" | "appendonly" | "maxmemory" | "maxmemory-policy" => {}
             // The files are read again by CONFIG SET's caller (see
             // `TlsState::configure`). Listening on another port, or
             // switching a node's raft links to or from TLS while its peers
@@ -337,7 +352,7 @@ impl RuntimeConfig {
             | "unixsocket"
             | "unixsocketperm"
             | "enable-fault-injection" => return Err(ConfigSetError::Immutable),
-            _ => return Err(ConfigSetError::Unknown),
+            other => self.compat.set(other, value, false)?,
         }
         Ok(())
     }
@@ -351,6 +366,8 @@ pub enum ConfigSetError {
     Immutable,
     #[error("{0}")]
     Invalid(&'static str),
+    #[error("{0}")]
+    Text(String),
     #[error("argument must be between {min} and {max} inclusive")]
     Range { min: u64, max: u64 },
 }
