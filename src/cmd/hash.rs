@@ -45,6 +45,19 @@ fn field_key(call: &Call<'_, '_>, key: &[u8], coll: &Collection, field: &[u8]) -
     data_key(call.ctx.db, key, coll.version(), field)
 }
 
+/// The value of `field` in the hash `coll` at `key` (SORT's `key->field`).
+pub(super) fn field_value(
+    call: &Call<'_, '_>,
+    key: &[u8],
+    coll: &Collection,
+    field: &[u8],
+) -> CmdResult<Option<Bytes>> {
+    Ok(call
+        .ctx
+        .get_data(&field_key(call, key, coll, field))?
+        .map(Bytes::from))
+}
+
 /// Visit the hash's (field, value) pairs in field order, starting at field
 /// `from`, until `visit` returns false.
 fn for_each_field(

@@ -68,8 +68,14 @@ pub fn lcs(call: &mut Call<'_, '_>) -> CmdResult {
         })
         .collect();
     Ok(Reply::Map(vec![
-        (Reply::Bulk(Bytes::from_static(b"matches")), Reply::Array(matches)),
-        (Reply::Bulk(Bytes::from_static(b"len")), Reply::Int(i64::from(length))),
+        (
+            Reply::Bulk(Bytes::from_static(b"matches")),
+            Reply::Array(matches),
+        ),
+        (
+            Reply::Bulk(Bytes::from_static(b"len")),
+            Reply::Int(i64::from(length)),
+        ),
     ]))
 }
 

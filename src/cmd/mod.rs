@@ -24,6 +24,7 @@ pub mod scripting;
 mod server;
 mod session;
 mod set;
+mod sort;
 mod strings;
 mod table;
 mod tracking;

@@ -667,6 +667,18 @@ fn difference(call: &Call<'_, '_>, keys: &[Bytes], read: bool) -> CmdResult<Vec<
     Ok(out)
 }
 
+/// Every member of the set at `key`, in byte order (SORT's input).
+pub(super) fn members_of(
+    call: &Call<'_, '_>,
+    key: &[u8],
+    coll: &Collection,
+) -> CmdResult<Vec<Bytes>> {
+    Members::new(&call.ctx, key, coll)
+        .iter(&call.ctx, b"", false)
+        .map(|m| m.map(Bytes::from))
+        .collect()
+}
+
 /// Replace `dest`, whatever it held, with a set of `members` (distinct);
 /// no members deletes it. Answers the new cardinality.
 fn store(call: &mut Call<'_, '_>, dest: &[u8], members: Vec<Bytes>) -> CmdResult {

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::{
-    bitmap, functions, hash, keys, lcs, list, pubsub, raft, scripting, server, set, strings,
+    bitmap, functions, hash, keys, lcs, list, pubsub, raft, scripting, server, set, sort, strings,
     transaction, zset, Call, CmdError, CmdResult, Handled,
 };
 
@@ -404,6 +404,8 @@ static KEYS: &[CommandSpec] = commands! {
     "renamenx", 3, WF, 1, 2, 1, keys::renamenx;
     "randomkey", 1, R, 0, 0, 0, keys::randomkey;
     "copy", -3, W, 1, 2, 1, keys::copy;
+    "sort", -2, W.union(Flags::DENYOOM), 1, 1, 1, sort::sort;
+    "sort_ro", -2, R, 1, 1, 1, sort::sort_ro;
     "move", 3, WF, 1, 1, 1, keys::move_key;
     "touch", -2, RF, 1, -1, 1, keys::touch;
     "object", -2, R, 2, 2, 1, keys::object;

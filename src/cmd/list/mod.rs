@@ -401,3 +401,42 @@ pub fn ltrim(call: &mut Call<'_, '_>) -> CmdResult {
     call.save_collection(key, &coll);
     Ok(Reply::OK)
 }
+
+/// Every element of the list at `key`, head first (SORT's input).
+pub(super) fn elements(
+    call: &Call<'_, '_>,
+    key: &[u8],
+    coll: &super::Collection,
+) -> CmdResult<Vec<bytes::Bytes>> {
+    store::read_positions(call, key, coll, coll.meta.head, coll.meta.tail, false)
+}
+
+/// Replace `dest`, whatever it held, with a list of `values` (head first);
+/// no values deletes it. `event` is the keyspace event of the command
+/// (SORT's `sortstore`). Answers the new length.
+pub(super) fn store_list(
+    call: &mut Call<'_, '_>,
+    dest: &[u8],
+    values: &[bytes::Bytes],
+    event: &'static str,
+) -> CmdResult<i64> {
+    if values.is_empty() {
+        if call.ctx.peek(dest)?.is_some() {
+            call.ctx.delete_key(dest);
+            call.ctx
+                .notify(crate::storage::events::class::GENERIC, "del", dest);
+        }
+        return Ok(0);
+    }
+    let existed =
+        call.ctx.wants(crate::storage::events::class::NEW) && call.ctx.peek(dest)?.is_some();
+    // A fresh version: nothing of the old value shows through, no TTL stays.
+    let mut coll = call.new_collection(KeyType::List);
+    for value in values {
+        store::push(call, dest, &mut coll, store::End::Right, value)?;
+    }
+    coll.existed = existed;
+    call.notify_change(dest, &coll, LIST, event);
+    call.save_collection(dest, &coll);
+    Ok(values.len() as i64)
+}

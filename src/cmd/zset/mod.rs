@@ -108,3 +108,16 @@ pub(super) fn flat_reply(items: Vec<Scored>) -> Reply {
 pub(super) fn pairs_reply(items: Vec<Scored>) -> Reply {
     Reply::Array(items.into_iter().map(|(m, s)| pair(m, s)).collect())
 }
+
+/// Every member of the sorted set at `key`, by score (SORT's input).
+pub(super) fn members_by_score(
+    call: &Call<'_, '_>,
+    key: &[u8],
+    coll: &super::Collection,
+) -> super::CmdResult<Vec<Bytes>> {
+    let prefix = store::prefix_of(&call.ctx, key, coll);
+    Ok(store::all_members(&call.ctx, &prefix)?
+        .into_iter()
+        .map(|(member, _)| member)
+        .collect())
+}
