@@ -5,6 +5,7 @@
 //! where its keys are, and the function that runs it.
 
 mod args;
+mod bitfield;
 mod bitmap;
 mod collection;
 mod error;

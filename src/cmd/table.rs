@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::{
-    bitmap, functions, hash, keys, lcs, list, pubsub, raft, scripting, server, set, sort, strings,
-    transaction, zset, Call, CmdError, CmdResult, Handled,
+    bitfield, bitmap, functions, hash, keys, lcs, list, pubsub, raft, scripting, server, set, sort,
+    strings, transaction, zset, Call, CmdError, CmdResult, Handled,
 };
 
 /// Command flags (a subset of Redis's, the ones Kiwi acts on or reports).
@@ -385,6 +385,8 @@ static STRINGS: &[CommandSpec] = commands! {
     "getrange", 4, R, 1, 1, 1, strings::getrange;
     "substr", 4, R, 1, 1, 1, strings::getrange;
     "lcs", -3, R, 1, 2, 1, lcs::lcs;
+    "bitfield", -2, W.union(Flags::NODE_LIMITS), 1, 1, 1, bitfield::bitfield;
+    "bitfield_ro", -2, RF, 1, 1, 1, bitfield::bitfield_ro;
     "setrange", 4, W.union(Flags::NODE_LIMITS), 1, 1, 1, strings::setrange;
     "incr", 2, WF, 1, 1, 1, strings::incr;
     "decr", 2, WF, 1, 1, 1, strings::decr;
