@@ -32,6 +32,7 @@ mod exec;
 mod mailbox;
 mod monitor;
 mod notify;
+mod pause;
 mod pipeline;
 mod pubsub;
 mod script;
@@ -43,6 +44,7 @@ pub use apply::EXPIRED_COMMAND;
 pub use clients::{ClientInfo, ClientTable};
 pub use exec::{ExecPlan, Slot};
 pub use mailbox::Mailbox;
+pub use pause::{ClientPause, PauseKind};
 pub use pubsub::{confirmation, Kind, PubSub, SubscriptionCounts, Subscriptions};
 pub use tracking::TrackingMode;
 pub use waiters::{DbKey, KeyWaiters, Waiter};
@@ -86,6 +88,8 @@ pub struct Shared {
     pub scripts: crate::script::Scripts,
     /// Pub/sub: who listens to which channel.
     pub pubsub: PubSub,
+    /// CLIENT PAUSE: commands held back for a while.
+    pub pause: ClientPause,
     /// The TCP port the server listens on (0 when there is none).
     pub tcp_port: std::sync::atomic::AtomicU16,
     /// The keyspace is replicated by Raft: writes become proposals, reads
@@ -145,6 +149,7 @@ impl Engine {
             monitors: monitor::Monitors::default(),
             tracking: tracking::Tracking::default(),
             pubsub: PubSub::default(),
+            pause: ClientPause::default(),
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),
             run_id,

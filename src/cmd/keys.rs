@@ -243,7 +243,7 @@ pub fn object(call: &mut Call<'_, '_>) -> CmdResult {
                 "    Return the number of references of the value associated with the specified",
                 "    <key>.",
                 "HELP",
-                "    Print this help.",
+                "    Prints this help.",
             ]
             .into_iter()
             .map(Reply::Status)

@@ -7,6 +7,7 @@
 mod args;
 mod bitfield;
 mod bitmap;
+mod client;
 mod collection;
 mod error;
 pub mod functions;
@@ -33,6 +34,7 @@ mod transaction;
 mod zset;
 
 pub use args::{int_arg, is, parse_i64, text, timeout_arg};
+pub use client::held_by_write_pause;
 pub use collection::Collection;
 pub use error::{CmdError, CmdResult};
 pub use glob::{glob_match, stringmatch};

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::{glob::glob_match_nocase, int_arg, is, Call, CmdError, CmdResult, Flags};
-use crate::engine::{wall_clock, ClientInfo, Kind};
+use crate::engine::{wall_clock, Kind};
 use crate::num::atoi;
 use crate::resp::{Protocol, Reply};
 use crate::storage::DATABASES;
@@ -97,7 +97,7 @@ pub fn hello(call: &mut Call<'_, '_>) -> CmdResult {
         ));
     }
     if let Some(name) = setname {
-        validate_client_name(&name)?;
+        super::client::validate_client_name(&name)?;
         *call.session.info.name.lock() = (!name.is_empty()).then_some(name);
     }
     call.session.protocol = protocol;
@@ -447,11 +447,24 @@ pub fn command(call: &mut Call<'_, '_>) -> CmdResult {
         "help" => Ok(help_reply(
             "COMMAND",
             &[
+                "(no subcommand)",
+                "    Return details about all Redis commands.",
                 "COUNT",
-                "DOCS [<command-name> ...]",
-                "GETKEYS <full-command>",
-                "INFO [<command-name> ...]",
+                "    Return the total number of commands in this Redis server.",
                 "LIST",
+                "    Return a list of all commands in this Redis server.",
+                "INFO [<command-name> ...]",
+                "    Return details about multiple Redis commands.",
+                "    If no command names are given, documentation details for all",
+                "    commands are returned.",
+                "DOCS [<command-name> ...]",
+                "    Return documentation details about multiple Redis commands.",
+                "    If no command names are given, documentation details for all",
+                "    commands are returned.",
+                "GETKEYS <full-command>",
+                "    Return the keys from a full Redis command.",
+                "GETKEYSANDFLAGS <full-command>",
+                "    Return the keys and the access flags from a full Redis command.",
             ],
         )),
         _ => Err(unknown_subcommand(&args[1], "COMMAND")),
@@ -596,13 +609,13 @@ pub(super) fn unknown_subcommand(sub: &Bytes, cmd: &str) -> CmdError {
     ))
 }
 
-fn help_reply(cmd: &str, lines: &[&str]) -> Reply {
+pub(super) fn help_reply(cmd: &str, lines: &[&str]) -> Reply {
     let mut out = vec![Reply::StatusOwned(format!(
         "{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
     ))];
     out.extend(lines.iter().map(|l| Reply::StatusOwned(l.to_string())));
     out.push(Reply::Status("HELP"));
-    out.push(Reply::Status("    Print this help."));
+    out.push(Reply::Status("    Prints this help."));
     Reply::Array(out)
 }
 
@@ -719,191 +732,15 @@ pub fn config(call: &mut Call<'_, '_>) -> CmdResult {
             "CONFIG",
             &[
                 "GET <pattern>",
+                "    Return parameters matching the glob-like <pattern> and their values.",
                 "SET <directive> <value>",
+                "    Set the configuration <directive> to <value>.",
                 "RESETSTAT",
+                "    Reset statistics reported by the INFO command.",
                 "REWRITE",
+                "    Rewrite the configuration file.",
             ],
         )),
         _ => Err(unknown_subcommand(&args[1], "CONFIG")),
     }
-}
-
-// -------------------------------------------------------------- CLIENT
-
-fn validate_client_name(name: &[u8]) -> CmdResult<()> {
-    if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
-        return Err(CmdError::err(
-            "Client names cannot contain spaces, newlines or special characters.",
-        ));
-    }
-    Ok(())
-}
-
-pub fn client(call: &mut Call<'_, '_>) -> CmdResult {
-    let args = call.args;
-    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-    match (sub.as_str(), args.len()) {
-        ("id", 2) => Ok(Reply::Int(call.session.id() as i64)),
-        ("getname", 2) => Ok(Reply::bulk_opt(call.session.name())),
-        ("setname", 3) => {
-            validate_client_name(&args[2])?;
-            let name = args[2].clone();
-            *call.session.info.name.lock() = (!name.is_empty()).then_some(name);
-            Ok(Reply::OK)
-        }
-        ("tracking", _) => super::tracking::tracking(call),
-        ("caching", 3) => super::tracking::caching(call),
-        ("getredir", 2) => super::tracking::getredir(call),
-        ("trackinginfo", 2) => super::tracking::trackinginfo(call),
-        ("info", 2) => Ok(Reply::Verbatim(client_line(
-            call.engine,
-            &call.session.info,
-            call.session.db,
-        ))),
-        ("list", n) => {
-            // Redis 7.0 takes either TYPE <type> or ID <id>…, not both.
-            let mut ids: Option<Vec<u64>> = None;
-            // TYPE normal / pubsub: whether listed clients listen to something.
-            let mut listening: Option<bool> = None;
-            if n == 4 && is(&args[2], "type") {
-                let kind = String::from_utf8_lossy(&args[3]).to_ascii_lowercase();
-                if !["normal", "master", "slave", "replica", "pubsub"].contains(&kind.as_str()) {
-                    return Err(CmdError::err(format!(
-                        "Unknown client type '{}'",
-                        super::args::err_text(&args[3], usize::MAX)
-                    )));
-                }
-                match kind.as_str() {
-                    "normal" => listening = Some(false),
-                    "pubsub" => listening = Some(true),
-                    _ => ids = Some(Vec::new()),
-                }
-            } else if n > 3 && is(&args[2], "id") {
-                let mut list = Vec::new();
-                for a in &args[3..] {
-                    let id =
-                        super::parse_i64(a).ok_or_else(|| CmdError::err("Invalid client ID"))?;
-                    // No client has an id below 1.
-                    list.extend(u64::try_from(id).ok());
-                }
-                ids = Some(list);
-            } else if n != 2 {
-                return Err(CmdError::Syntax);
-            }
-            let mut clients: Vec<_> = call.engine.clients.lock().values().cloned().collect();
-            clients.sort_by_key(|c| c.id);
-            let mut out = String::new();
-            for c in clients {
-                if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id))
-                    || listening.is_some_and(|l| l != is_listening(&c))
-                {
-                    continue;
-                }
-                let db = if c.id == call.session.id() {
-                    call.session.db
-                } else {
-                    c.db.load(Ordering::Relaxed)
-                };
-                out.push_str(&client_line(call.engine, &c, db));
-            }
-            Ok(Reply::Verbatim(out))
-        }
-        // redis-py announces itself with SETINFO (Redis 7.2); accept it.
-        ("setinfo", 4) => {
-            if !is(&args[2], "lib-name") && !is(&args[2], "lib-ver") {
-                return Err(CmdError::err(format!(
-                    "Unrecognized option '{}'",
-                    super::args::err_text(&args[2], usize::MAX)
-                )));
-            }
-            Ok(Reply::OK)
-        }
-        ("no-evict", 3) | ("no-touch", 3) => {
-            if is(&args[2], "on") || is(&args[2], "off") {
-                Ok(Reply::OK)
-            } else {
-                Err(CmdError::Syntax)
-            }
-        }
-        ("help", _) => Ok(help_reply(
-            "CLIENT",
-            &[
-                "GETNAME",
-                "ID",
-                "INFO",
-                "LIST [TYPE <type>] [ID <id> ...]",
-                "SETNAME <name>",
-            ],
-        )),
-        ("id" | "getname" | "setname" | "info" | "setinfo" | "no-evict" | "no-touch", _) => {
-            Err(CmdError::Arity(format!("client|{sub}")))
-        }
-        _ => Err(unknown_subcommand(&args[1], "CLIENT")),
-    }
-}
-
-fn is_listening(c: &ClientInfo) -> bool {
-    [Kind::Channel, Kind::Pattern, Kind::Shard]
-        .into_iter()
-        .any(|kind| c.subscribed.get(kind) > 0)
-}
-
-/// CLIENT LIST's flags, in Redis's order: O (MONITOR), P (pub/sub), t
-/// (tracking), R (its redirect broke), B (broadcast tracking); N for none.
-fn client_flags(engine: &crate::engine::Shared, c: &ClientInfo) -> String {
-    let mut flags = String::new();
-    if engine.monitors.contains(c.id) {
-        flags.push('O');
-    }
-    if is_listening(c) {
-        flags.push('P');
-    }
-    if let Some(t) = engine.tracking_summary(c.id) {
-        flags.push('t');
-        if t.broken_redirect {
-            flags.push('R');
-        }
-        if t.bcast {
-            flags.push('B');
-        }
-    }
-    if flags.is_empty() {
-        flags.push('N');
-    }
-    flags
-}
-
-fn client_line(engine: &crate::engine::Shared, c: &ClientInfo, db: u8) -> String {
-    let redir = engine
-        .tracking_summary(c.id)
-        .map_or(-1, |t| i64::try_from(t.redirect).unwrap_or(i64::MAX));
-    let name = c
-        .name
-        .lock()
-        .clone()
-        .map(|n| String::from_utf8_lossy(&n).into_owned())
-        .unwrap_or_default();
-    let age = c.created.elapsed().as_secs();
-    let idle =
-        crate::storage::now_ms().saturating_sub(c.last_active_ms.load(Ordering::Relaxed)) / 1000;
-    let cmd = *c.last_cmd.lock();
-    format!(
-        "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf=0 \
-         qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} \
-         user=default redir={} resp={}\n",
-        c.id,
-        c.addr,
-        c.laddr,
-        name,
-        age,
-        idle,
-        client_flags(engine, c),
-        db,
-        c.subscribed.get(Kind::Channel),
-        c.subscribed.get(Kind::Pattern),
-        c.subscribed.get(Kind::Shard),
-        cmd,
-        redir,
-        c.resp.load(Ordering::Relaxed)
-    )
 }

@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::{
-    bitfield, bitmap, functions, hash, keys, lcs, list, pubsub, raft, scripting, server, set, sort,
-    strings, transaction, zset, Call, CmdError, CmdResult, Handled,
+    bitfield, bitmap, client, functions, hash, keys, lcs, list, pubsub, raft, scripting, server,
+    set, sort, strings, transaction, zset, Call, CmdError, CmdResult, Handled,
 };
 
 /// Command flags (a subset of Redis's, the ones Kiwi acts on or reports).
@@ -181,6 +181,10 @@ static SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
             ("caching", 3),
             ("getredir", 2),
             ("trackinginfo", 2),
+            ("kill", -3),
+            ("unblock", -3),
+            ("pause", -3),
+            ("unpause", 2),
         ],
     ),
     (
@@ -332,7 +336,7 @@ static CONNECTION: &[CommandSpec] = commands! {
     "ping", -1, C, 0, 0, 0, server::ping;
     "echo", 2, C, 0, 0, 0, server::echo;
     "select", 2, C, 0, 0, 0, server::select;
-    "client", -2, Flags::NO_KEYS, 0, 0, 0, server::client;
+    "client", -2, Flags::NO_KEYS, 0, 0, 0, client::client;
 };
 
 static TRANSACTIONS: &[CommandSpec] = commands! {

@@ -2,7 +2,7 @@
 //! CLIENT KILL and `maxclients` work on, and the session each is given.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -29,6 +29,13 @@ pub struct ClientInfo {
     pub mailbox: Mailbox,
     /// How many channels, patterns and shard channels it listens to.
     pub subscribed: SubscriptionCounts,
+    /// Waiting in a blocking command (CLIENT LIST's `b`).
+    pub blocked: AtomicBool,
+    /// CLIENT NO-EVICT ON (CLIENT LIST's `e`; Kiwi evicts no client).
+    pub no_evict: AtomicBool,
+    /// CLIENT UNBLOCK's request to a blocked client: `Some(error)`.
+    unblock: Mutex<Option<bool>>,
+    unblocked: tokio::sync::Notify,
 }
 
 impl ClientInfo {
@@ -46,6 +53,42 @@ impl ClientInfo {
             last_active_ms: AtomicU64::new(last_active_ms),
             mailbox: Mailbox::default(),
             subscribed: SubscriptionCounts::default(),
+            blocked: AtomicBool::new(false),
+            no_evict: AtomicBool::new(false),
+            unblock: Mutex::new(None),
+            unblocked: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// CLIENT UNBLOCK: end this client's blocking wait now, with its
+    /// timeout reply or (`error`) an UNBLOCKED error. False when it does
+    /// not wait.
+    pub fn request_unblock(&self, error: bool) -> bool {
+        if !self.blocked.load(Ordering::Acquire) {
+            return false;
+        }
+        *self.unblock.lock() = Some(error);
+        self.unblocked.notify_one();
+        true
+    }
+
+    /// Start a blocking wait (forgets an earlier, unanswered request).
+    pub fn begin_block(&self) {
+        *self.unblock.lock() = None;
+        self.blocked.store(true, Ordering::Release);
+    }
+
+    pub fn end_block(&self) {
+        self.blocked.store(false, Ordering::Release);
+    }
+
+    /// Resolves when CLIENT UNBLOCK asks; true for the error form.
+    pub async fn unblock_requested(&self) -> bool {
+        loop {
+            if let Some(error) = self.unblock.lock().take() {
+                return error;
+            }
+            self.unblocked.notified().await;
         }
     }
 }

@@ -55,6 +55,14 @@ impl Mailbox {
         self.state.lock().stop = Some(stop);
     }
 
+    /// CLIENT KILL: close the connection that delivers this mailbox (an
+    /// embedded session has none and stays).
+    pub fn kill(&self) {
+        if let Some(stop) = &self.state.lock().stop {
+            stop.cancel();
+        }
+    }
+
     /// Whether a connection delivers this mailbox.
     pub fn is_attached(&self) -> bool {
         self.state.lock().stop.is_some()

@@ -495,6 +495,24 @@ impl RaftNode {
 
     /// Carry out a membership change as the leader.
     async fn apply_membership(&self, change: MembershipChange) -> Result<(), String> {
+        // A leader fresh from its election may not have committed the
+        // membership it inherited yet, and openraft refuses any change
+        // until it has ("already undergoing a configuration change"):
+        // wait for that first (bounded; a real conflict is still reported).
+        let _ = self
+            .raft
+            .wait(Some(self.timing.client_timeout))
+            .metrics(
+                |m| {
+                    m.membership_config.log_id().as_ref().is_none_or(|at| {
+                        m.last_applied
+                            .as_ref()
+                            .is_some_and(|applied| applied.index >= at.index)
+                    })
+                },
+                "the current membership is committed",
+            )
+            .await;
         match change {
             MembershipChange::Add(id, addr) => {
                 let added = self

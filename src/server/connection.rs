@@ -171,6 +171,18 @@ async fn run<S: ClientStream>(
         // The next request that may start listening (each is looked at once).
         let mut subscribe_at: Option<usize> = None;
         while next < requests.len() {
+            // CLIENT PAUSE: commands wait one at a time until it is over.
+            let paused = engine.pause.current().is_some();
+            if let Some(args) = requests.get(next).filter(|_| paused) {
+                let writes = crate::cmd::held_by_write_pause(args, session.multi.as_ref());
+                if !output.is_empty() {
+                    writer.flush(stream, &mut output, limits.output).await?;
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = engine.pause.wait(writes) => {}
+                }
+            }
             let pending = requests.get(next..).unwrap_or_default();
             // A client that listens runs its requests one at a time, each
             // reply after the messages published before it was made (its
@@ -187,6 +199,7 @@ async fn run<S: ClientStream>(
                 );
             }
             let batch = match (listening, subscribe_at) {
+                _ if paused => 1,
                 (true, _) => 1,
                 (false, Some(at)) => (at + 1 - next).min(pending.len()),
                 (false, None) => pending.len(),
@@ -585,6 +598,7 @@ impl Blocked<'_> {
             engine.waiters.register(key, &waiter);
         }
         engine.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
+        session.info.begin_block();
         let deadline = block.timeout.map(|t| tokio::time::Instant::now() + t);
         let result = async {
             loop {
@@ -630,6 +644,12 @@ impl Blocked<'_> {
                         }
                     }
                     _ = timeout => return Ok(Some(block.timeout_reply.clone())),
+                    error = client.unblock_requested() => {
+                        return Ok(Some(match error {
+                            true => Reply::error("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+                            false => block.timeout_reply.clone(),
+                        }));
+                    }
                     _ = shutdown.cancelled() => return Ok(None),
                     // Requests sent meanwhile wait in the buffer; a close ends the wait.
                     n = stream.read_buf(input) => {
@@ -642,6 +662,7 @@ impl Blocked<'_> {
             }
         }
         .await;
+        session.info.end_block();
         engine.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
         for key in &keys {
             engine.waiters.unregister(key, &waiter);
