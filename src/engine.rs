@@ -32,6 +32,7 @@ mod exec;
 mod mailbox;
 mod monitor;
 mod notify;
+mod observe;
 mod pause;
 mod pipeline;
 mod pubsub;
@@ -44,6 +45,7 @@ pub use apply::EXPIRED_COMMAND;
 pub use clients::{ClientInfo, ClientTable};
 pub use exec::{ExecPlan, Slot};
 pub use mailbox::Mailbox;
+pub use observe::{LatencyEvent, Observer, SlowEntry};
 pub use pause::{ClientPause, PauseKind};
 pub use pubsub::{confirmation, Kind, PubSub, SubscriptionCounts, Subscriptions};
 pub use tracking::TrackingMode;
@@ -90,6 +92,8 @@ pub struct Shared {
     pub pubsub: PubSub,
     /// CLIENT PAUSE: commands held back for a while.
     pub pause: ClientPause,
+    /// Commandstats, errorstats, the slow log, latency events.
+    pub observer: Observer,
     /// The TCP port the server listens on (0 when there is none).
     pub tcp_port: std::sync::atomic::AtomicU16,
     /// The keyspace is replicated by Raft: writes become proposals, reads
@@ -150,6 +154,7 @@ impl Engine {
             tracking: tracking::Tracking::default(),
             pubsub: PubSub::default(),
             pause: ClientPause::default(),
+            observer: Observer::new(crate::cmd::command_names()),
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),
             run_id,
@@ -159,6 +164,8 @@ impl Engine {
             clock_offset_ms: AtomicI64::new(0),
             replicated_clock_ms: AtomicU64::new(0),
         };
+        let config = shared.config.read().clone();
+        shared.observe_config(&config);
         Ok(Engine { shared })
     }
 
@@ -230,6 +237,23 @@ impl Shared {
 
     pub fn storage(&self) -> &Storage {
         &self.storage
+    }
+
+    /// Hand the slow log and latency thresholds to the observer (at start
+    /// and after CONFIG SET).
+    pub fn observe_config(&self, config: &RuntimeConfig) {
+        let compat = &config.compat;
+        self.observer.configure(
+            compat.int("slowlog-log-slower-than").unwrap_or(10_000),
+            compat
+                .int("slowlog-max-len")
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(128),
+            compat
+                .int("latency-monitor-threshold")
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0),
+        );
     }
 
     /// This node's clock, in milliseconds since the Unix epoch, shifted by

@@ -269,6 +269,8 @@ BLOCKING_TIMEOUT_AT = {
 #: Commands never generated, and why.
 EXCLUDED = {
     "info": "server-specific text",
+    "slowlog": "durations, timestamps and client addresses",
+    "latency": "timings",
     "time": "clock",
     "lastsave": "clock",
     "quit": "closes the connection",

@@ -17,6 +17,7 @@ mod keys;
 mod lcs;
 mod list;
 mod lookup;
+mod observe;
 mod outcome;
 pub mod pubsub;
 pub mod raft;
@@ -43,7 +44,9 @@ pub use scan::ScanCursors;
 pub use server::command_keys;
 pub use server::REDIS_VERSION;
 pub use session::Session;
-pub use table::{all as all_commands, arity_ok, group_of, lookup, CommandSpec, Flags};
+pub use table::{
+    all as all_commands, arity_ok, command_names, group_of, lookup, stats_name, CommandSpec, Flags,
+};
 
 use bytes::Bytes;
 

@@ -216,20 +216,35 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "keyspace",
 ];
 
+/// Sections INFO prints only when asked by name, or for `all`/`everything`,
+/// in Redis's order among the others.
+const ALL_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "commandstats",
+    "errorstats",
+    "latencystats",
+    "cluster",
+    "keyspace",
+];
+
 pub fn info(call: &mut Call<'_, '_>) -> CmdResult {
     let mut wanted: Vec<String> = call.args[1..]
         .iter()
         .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
         .collect();
-    if wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| w == "default" || w == "all" || w == "everything")
-    {
-        wanted = DEFAULT_SECTIONS.iter().map(|s| s.to_string()).collect();
+    if wanted.iter().any(|w| w == "all" || w == "everything") {
+        wanted = ALL_SECTIONS.iter().map(|s| s.to_string()).collect();
+    } else if wanted.is_empty() || wanted.iter().any(|w| w == "default") {
+        wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
     }
     let mut out = String::new();
-    for section in DEFAULT_SECTIONS {
+    for section in ALL_SECTIONS {
         if !wanted.iter().any(|w| w == section) {
             continue;
         }
@@ -325,12 +340,59 @@ fn info_section(call: &Call<'_, '_>, section: &str, out: &mut String) -> CmdResu
             field("pubsub_channels", &hub.active(Kind::Channel));
             field("pubsub_patterns", &hub.active(Kind::Pattern));
             field("pubsubshard_channels", &hub.active(Kind::Shard));
+            field(
+                "total_error_replies",
+                &engine.observer.total_errors.load(Ordering::Relaxed),
+            );
         }
         "replication" => {
             field("role", &"master");
             field("connected_slaves", &0);
         }
         "cpu" => {}
+        "commandstats" => {
+            for (name, calls, usec, rejected, failed) in engine.observer.command_stats() {
+                let per_call = if calls == 0 {
+                    0.0
+                } else {
+                    usec as f64 / calls as f64
+                };
+                field(
+                    &format!("cmdstat_{name}"),
+                    &format_args!(
+                        "calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={failed}"
+                    ),
+                );
+            }
+        }
+        "latencystats" => {
+            let percentiles: Vec<f64> = engine
+                .config
+                .read()
+                .compat
+                .text("latency-tracking-info-percentiles")
+                .split_ascii_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect();
+            for name in engine.observer.measured_commands() {
+                let values: Vec<String> = percentiles
+                    .iter()
+                    .filter_map(|p| {
+                        let v = engine.observer.percentile(&name, *p)?;
+                        Some(format!("p{p}={v:.3}"))
+                    })
+                    .collect();
+                field(
+                    &format!("latency_percentiles_usec_{name}"),
+                    &values.join(","),
+                );
+            }
+        }
+        "errorstats" => {
+            for (code, count) in engine.observer.error_stats() {
+                field(&format!("errorstat_{code}"), &format_args!("count={count}"));
+            }
+        }
         "cluster" => field("cluster_enabled", &0),
         "keyspace" => {
             // No lock of its own: INFO may run inside EXEC, which holds the
@@ -708,6 +770,7 @@ pub fn config(call: &mut Call<'_, '_>) -> CmdResult {
                 .storage()
                 .notify_mask()
                 .set(updated.notify_keyspace_events);
+            call.engine.observe_config(&updated);
             *call.engine.config.write() = updated;
             Ok(Reply::OK)
         }
@@ -723,6 +786,7 @@ pub fn config(call: &mut Call<'_, '_>) -> CmdResult {
             ] {
                 counter.store(0, Ordering::Relaxed);
             }
+            call.engine.observer.reset_stats();
             Ok(Reply::OK)
         }
         "rewrite" if args.len() == 2 => {

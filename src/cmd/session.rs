@@ -30,6 +30,12 @@ pub struct Session {
     /// READONLY under Raft: keyed reads run on this node's data without a
     /// read barrier (possibly stale).
     pub stale_reads: bool,
+    /// Set by the engine when a command's function ran (so a refusal before
+    /// it is counted as rejected, not failed, in INFO commandstats).
+    pub ran_handler: bool,
+    /// The session a script's `redis.call`s run in (the slow log shows
+    /// them as Redis's Lua client, `?:0` with no name).
+    pub in_script: bool,
     /// The channels, patterns and shard channels it listens to.
     pub subscriptions: crate::engine::Subscriptions,
     /// CLIENT TRACKING's settings (`None`: off).
@@ -50,6 +56,8 @@ impl Session {
             watched_keys: Vec::new(),
             retrying_block: false,
             stale_reads: false,
+            ran_handler: false,
+            in_script: false,
             subscriptions: Default::default(),
             tracking: None,
         }

@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::{
-    bitfield, bitmap, client, functions, hash, keys, lcs, list, pubsub, raft, scripting, server,
-    set, sort, strings, transaction, zset, Call, CmdError, CmdResult, Handled,
+    bitfield, bitmap, client, functions, hash, keys, lcs, list, observe, pubsub, raft, scripting,
+    server, set, sort, strings, transaction, zset, Call, CmdError, CmdResult, Handled,
 };
 
 /// Command flags (a subset of Redis's, the ones Kiwi acts on or reports).
@@ -188,6 +188,22 @@ static SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
         ],
     ),
     (
+        "slowlog",
+        &[("get", -2), ("len", 2), ("reset", 2), ("help", 2)],
+    ),
+    (
+        "latency",
+        &[
+            ("doctor", 2),
+            ("graph", 3),
+            ("history", 3),
+            ("latest", 2),
+            ("reset", -2),
+            ("histogram", -2),
+            ("help", 2),
+        ],
+    ),
+    (
         "config",
         &[
             ("get", -3),
@@ -365,6 +381,8 @@ static SERVER: &[CommandSpec] = commands! {
     "info", -1, Flags::NO_KEYS, 0, 0, 0, server::info;
     "command", -1, Flags::NO_KEYS, 0, 0, 0, server::command;
     "config", -2, A, 0, 0, 0, server::config;
+    "slowlog", -2, A, 0, 0, 0, observe::slowlog;
+    "latency", -2, A, 0, 0, 0, observe::latency;
     "time", 1, C, 0, 0, 0, server::time;
     "lastsave", 1, C, 0, 0, 0, server::lastsave;
     "dbsize", 1, RF, 0, 0, 0, keys::dbsize;
@@ -426,6 +444,26 @@ static KEYS: &[CommandSpec] = commands! {
     "pexpiretime", 2, RF, 1, 1, 1, keys::pexpiretime;
     "persist", 2, WF, 1, 1, 1, keys::persist;
 };
+
+/// Every command's name and every subcommand's full name (`client|kill`),
+/// as INFO commandstats names them.
+pub fn command_names() -> impl Iterator<Item = String> {
+    all().map(|c| c.name.to_string()).chain(
+        SUBCOMMANDS
+            .iter()
+            .flat_map(|(cmd, subs)| subs.iter().map(move |(sub, _)| format!("{cmd}|{sub}"))),
+    )
+}
+
+/// The name commandstats counts a call under: `client|kill` for a known
+/// subcommand, else the command's.
+pub fn stats_name(spec: &CommandSpec, args: &[Bytes]) -> Option<std::borrow::Cow<'static, str>> {
+    match spec.subcommand(args) {
+        Ok(Some((name, _))) => Some(std::borrow::Cow::Owned(name)),
+        Ok(None) => Some(std::borrow::Cow::Borrowed(spec.name)),
+        Err(_) => None,
+    }
+}
 
 /// Find a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {

@@ -69,6 +69,17 @@ impl CompatParams {
         })
     }
 
+    /// The value of `name` as CONFIG GET shows it (empty if unknown).
+    pub fn text(&self, name: &str) -> String {
+        find(name).map(|p| self.value(p)).unwrap_or_default()
+    }
+
+    /// The integer value of `name` (set or default).
+    pub fn int(&self, name: &str) -> Option<i64> {
+        let p = find(name)?;
+        self.value(p).parse().ok()
+    }
+
     fn value(&self, p: &Param) -> String {
         self.values
             .get(p.name)

@@ -24,6 +24,29 @@ impl Engine {
         args: &[Bytes],
         local: bool,
     ) -> CmdResult<Outcome> {
+        session.ran_handler = false;
+        let result = self.check_and_run(session, args, local);
+        if let Err(e) = &result {
+            if !session.ran_handler {
+                // Refused before it ran: counted against the command when
+                // it is known (Redis's rejected_calls), always as an error.
+                let name = args
+                    .first()
+                    .and_then(|n| cmd::lookup(n))
+                    .and_then(|spec| cmd::stats_name(spec, args));
+                self.observer
+                    .record_rejected(name.as_deref(), &e.to_string());
+            }
+        }
+        result
+    }
+
+    fn check_and_run(
+        &self,
+        session: &mut Session,
+        args: &[Bytes],
+        local: bool,
+    ) -> CmdResult<Outcome> {
         let Some(name) = args.first() else {
             return Err(CmdError::err("empty command"));
         };
@@ -168,8 +191,17 @@ impl Engine {
             // EXEC handed its queue back: the transaction runs now, at
             // the top, never from inside a command.
             Ok(Handled::Exec(queue)) => Ok(self.exec(session, queue)),
-            // Likewise a script.
-            Ok(Handled::Script(call)) => return Ok(self.script(session, *call, local)),
+            // Likewise a script, logged as slow once it finished.
+            Ok(Handled::Script(call)) => {
+                let started = std::time::Instant::now();
+                let outcome = self.script(session, *call, local);
+                let error = match &outcome {
+                    Outcome::Reply(Reply::Error(text)) => Some(text.as_str()),
+                    _ => None,
+                };
+                self.observe(spec, session, args, started.elapsed(), error);
+                return Ok(outcome);
+            }
             Err(e) => Err(e),
         };
         self.feed_monitors(session.db, &session.info.addr, spec, args);
@@ -248,14 +280,71 @@ impl Engine {
     ) -> CmdResult<Handled> {
         let ctx = self.storage().ctx(session.db, self.read_now_ms());
         let _read_guard = self.storage().lock().read();
-        let (result, _discarded) = self.call_handler(spec, session, args, ctx);
+        let (result, _discarded) = self.run_handler(spec, session, args, ctx);
         result
+    }
+
+    /// Run `spec`'s function against `ctx` (see [`Engine::run_handler`])
+    /// and observe it: commandstats, errorstats, the slow log, latency.
+    pub(super) fn call_handler<'a>(
+        &'a self,
+        spec: &'static CommandSpec,
+        session: &mut Session,
+        args: &[Bytes],
+        ctx: Ctx<'a>,
+    ) -> (CmdResult<Handled>, Ctx<'a>) {
+        session.ran_handler = true;
+        let started = std::time::Instant::now();
+        let (result, ctx) = self.run_handler(spec, session, args, ctx);
+        // A script is observed once it ran (see `dispatch`).
+        if !matches!(result, Ok(Handled::Script(_))) {
+            let error = match &result {
+                Err(e) => Some(e.to_string()),
+                Ok(Handled::Reply(Reply::Error(text))) => Some(text.clone()),
+                _ => None,
+            };
+            self.observe(spec, session, args, started.elapsed(), error.as_deref());
+        }
+        (result, ctx)
+    }
+
+    /// Count a command that ran (commandstats, errorstats, histogram),
+    /// log it if slow (EXEC only through its commands), sample latency.
+    fn observe(
+        &self,
+        spec: &'static CommandSpec,
+        session: &Session,
+        args: &[Bytes],
+        elapsed: std::time::Duration,
+        error: Option<&str>,
+    ) {
+        let name = cmd::stats_name(spec, args);
+        self.observer
+            .record_call(name.as_deref().unwrap_or(spec.name), elapsed, error);
+        let event = if spec.flags.contains(Flags::FAST) {
+            "fast-command"
+        } else {
+            "command"
+        };
+        self.observer.latency_sample(event, elapsed);
+        if spec.name == "exec" || !self.observer.is_slow(elapsed) {
+            return;
+        }
+        let shown = super::monitor::shown(spec, args);
+        let (addr, name) = match session.in_script {
+            true => ("?:0".to_string(), Bytes::new()),
+            false => (
+                session.info.addr.clone(),
+                session.info.name.lock().clone().unwrap_or_default(),
+            ),
+        };
+        self.observer.push_slow(&shown, elapsed, addr, name);
     }
 
     /// Run `spec`'s function against `ctx` and hand the context back; the
     /// writes of a command that failed, or did not answer (it blocks or is
     /// deferred), are rolled back (to the savepoint, if any).
-    pub(super) fn call_handler<'a>(
+    fn run_handler<'a>(
         &'a self,
         spec: &'static CommandSpec,
         session: &mut Session,

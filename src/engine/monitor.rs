@@ -96,8 +96,9 @@ fn quote(out: &mut Vec<u8>, arg: &[u8]) {
     out.push(b'"');
 }
 
-/// The arguments as monitors see them: secrets redacted.
-fn shown(spec: &CommandSpec, args: &[Bytes]) -> Vec<Bytes> {
+/// The arguments as monitors and the slow log show them: secrets redacted
+/// (AUTH, HELLO's AUTH, CONFIG SET of a password).
+pub(crate) fn shown(spec: &CommandSpec, args: &[Bytes]) -> Vec<Bytes> {
     let redacted = Bytes::from_static(b"(redacted)");
     let mut out = args.to_vec();
     match spec.name {
@@ -118,10 +119,28 @@ fn shown(spec: &CommandSpec, args: &[Bytes]) -> Vec<Bytes> {
                 }
             }
         }
+        "config" if out.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"set")) => {
+            let mut i = 2;
+            while i + 1 < out.len() {
+                let name = String::from_utf8_lossy(&out[i]).to_ascii_lowercase();
+                if SECRET_PARAMETERS.contains(&name.as_str()) {
+                    out[i + 1] = redacted.clone();
+                }
+                i += 2;
+            }
+        }
         _ => {}
     }
     out
 }
+
+/// CONFIG parameters whose values Redis hides (its sensitive configs).
+const SECRET_PARAMETERS: &[&str] = &[
+    "requirepass",
+    "masterauth",
+    "tls-key-file-pass",
+    "tls-client-key-file-pass",
+];
 
 /// One monitor line (a status reply, in both protocols).
 pub fn line(db: u8, source: &str, args: &[Bytes]) -> Vec<u8> {

@@ -198,6 +198,7 @@ impl<'e, 'c> Host<'e, 'c> {
         run: &'c RunGuard<'e>,
     ) -> Self {
         let mut session = Session::new(caller.info.clone(), true);
+        session.in_script = true;
         session.db = caller.db;
         Host {
             engine,
