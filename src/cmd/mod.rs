@@ -9,6 +9,7 @@ mod bitmap;
 mod collection;
 mod error;
 pub mod functions;
+mod geo;
 mod glob;
 mod hash;
 mod keys;

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::{
-    bitmap, functions, hash, keys, list, pubsub, raft, scripting, server, set, strings,
+    bitmap, functions, geo, hash, keys, list, pubsub, raft, scripting, server, set, strings,
     transaction, zset, Call, CmdError, CmdResult, Handled,
 };
 
@@ -303,6 +303,7 @@ static GROUPS: &[(&str, &[CommandSpec])] = &[
     ("list", list::COMMANDS),
     ("set", set::COMMANDS),
     ("sorted-set", zset::COMMANDS),
+    ("geo", geo::COMMANDS),
     ("pubsub", pubsub::COMMANDS),
     ("cluster", raft::CLUSTER_COMMANDS),
     ("raft", raft::COMMANDS),
