@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import random
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -235,3 +235,40 @@ def test_keyspace_events_match_redis(server: kiwi.Server, reference_port: int) -
     want = keyspace_events(reference_port)
     assert (b"__keyevent@0__:georadiusstore", b"d1") in want
     assert keyspace_events(server.port) == want
+
+
+#: Writes and reads whose replies carry coordinates and distances, for the
+#: run through a cluster's leader and a follower.
+RAFT_CALLS = [
+    ["GEOADD", "g", "13.361389", "38.115556", "Palermo", "15.087269", "37.502669", "Catania"],
+    ["GEOADD", "g", "CH", "13.583333", "37.316667", "Agrigento", "15.087269", "37.6", "Catania"],
+    ["GEOPOS", "g", "Palermo", "Catania", "nope"],
+    ["GEOSEARCH", "g", "FROMLONLAT", "15", "37", "BYRADIUS", "200", "km", "ASC", "WITHCOORD", "WITHDIST", "WITHHASH"],
+    ["GEORADIUS", "g", "15", "37", "200", "km", "DESC", "WITHCOORD", "WITHDIST"],
+    ["GEORADIUS", "g", "15", "37", "200", "km", "STOREDIST", "d1"],
+    ["ZRANGE", "d1", "0", "-1", "WITHSCORES"],
+    ["GEOSEARCHSTORE", "d2", "g", "FROMMEMBER", "Palermo", "BYBOX", "400", "400", "km", "COUNT", "2"],
+    ["ZRANGE", "d2", "0", "-1", "WITHSCORES"],
+    ["GEORADIUSBYMEMBER", "g", "Agrigento", "100", "km", "WITHDIST", "WITHCOORD"],
+    ["GEODIST", "g", "Palermo", "Catania", "mi"],
+    ["GEOHASH", "g", "Palermo", "Catania"],
+    ["GEOADD", "g", "200", "1", "x"],
+]
+
+
+@pytest.mark.cluster_targets
+@pytest.mark.parametrize("resp", [2, 3])
+def test_geo_replies_through_raft_match_redis(
+    raw: Callable[[], RawConnection], reference_port: int, resp: int
+) -> None:
+    """The writes go through the log (GEORADIUS is a write even without
+    STORE); a follower forwards them and answers the leader's replies."""
+    conn = raw()
+    conn.call("HELLO", str(resp))
+    conn.call("FLUSHALL")
+    got = [conn.call_raw(*args) for args in RAFT_CALLS]
+    with RawConnection(HOST, reference_port) as ref:
+        ref.call("HELLO", str(resp))
+        ref.call("FLUSHALL")
+        want = [ref.call_raw(*args) for args in RAFT_CALLS]
+    assert got == want
