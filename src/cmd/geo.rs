@@ -518,13 +518,14 @@ fn points_within(
     let full = |found: &Vec<Found>| limit > 0 && found.len() >= limit;
     let prefix = prefix_of(&call.ctx, key, coll);
     let cells = areas.cells();
-    let mut last = None;
-    for cell in cells {
+    // The last cell scanned; Redis compares with it only past the centre.
+    let mut last = 0;
+    for (i, &cell) in cells.iter().enumerate() {
         if cell.is_none() {
             continue;
         }
         // Huge searches can give the same cell twice in a row.
-        if last == Some(cell) {
+        if last > 0 && cells.get(last) == Some(&cell) {
             continue;
         }
         if full(&found) {
@@ -554,7 +555,7 @@ fn points_within(
                 !full(&found)
             },
         )?;
-        last = Some(cell);
+        last = i;
     }
     Ok(found)
 }
