@@ -15,7 +15,7 @@ use super::{int_arg, is, Call, CmdError, CmdResult, Collection, CommandSpec};
 use crate::geo::hash::{decode_score, geohash_string, score_of, LAT_MAX, LAT_MIN};
 use crate::geo::hash::{LONG_MAX, LONG_MIN};
 use crate::geo::search::{areas_by_shape, distance, score_span, within, Extent, Shape};
-use crate::geo::sort::partial_sort;
+use crate::geo::sort::{merge_sort, partial_sort};
 use crate::num::string2d;
 use crate::resp::Reply;
 use crate::storage::{encode_score, KeyType};
@@ -106,18 +106,20 @@ fn member_point_or_err(
 /// A distance as Redis prints one: fixed point, four decimals (`llrint`
 /// of the value times 10^4, ties to even).
 fn distance_reply(d: f64) -> Reply {
+    if d == 0.0 {
+        return Reply::Bulk(Bytes::from_static(b"0.0000"));
+    }
+    const TWO63: f64 = 9_223_372_036_854_775_808.0;
     let scaled = (d * 10000.0).round_ties_even();
-    let text = if d == 0.0 {
-        "0.0000".to_string()
-    } else if scaled.is_finite() && scaled.abs() < 9.2e18 {
-        let v = scaled as i64;
-        let sign = if v < 0 { "-" } else { "" };
-        let a = v.unsigned_abs();
-        format!("{sign}{}.{:04}", a / 10000, a % 10000)
+    // x86-64's llrint gives i64::MIN for NaN and out-of-range values.
+    let v = if (-TWO63..TWO63).contains(&scaled) {
+        scaled as i64
     } else {
-        String::new()
+        i64::MIN
     };
-    Reply::Bulk(Bytes::from(text))
+    let sign = if v < 0 { "-" } else { "" };
+    let a = v.unsigned_abs();
+    Reply::Bulk(Bytes::from(format!("{sign}{}.{:04}", a / 10000, a % 10000)))
 }
 
 // ------------------------------------------------------------ commands
@@ -562,7 +564,7 @@ fn points_within(
 
 /// Order the results as Redis does: a stable sort when all are returned,
 /// its partial quicksort when COUNT keeps only the first `returned`.
-fn order(found: &mut [Found], sort: Sort, returned: usize) {
+fn order(found: &mut Vec<Found>, sort: Sort, returned: usize) {
     let asc = |a: &Found, b: &Found| {
         if a.dist > b.dist {
             Ordering::Greater
@@ -580,7 +582,7 @@ fn order(found: &mut [Found], sort: Sort, returned: usize) {
         return;
     }
     if returned == found.len() {
-        found.sort_by(cmp);
+        merge_sort(found, cmp);
     } else if returned > 0 {
         partial_sort(found, cmp, 0, returned - 1);
     }
@@ -602,5 +604,7 @@ mod tests {
         assert_eq!(text(0.775), "0.7750");
         assert_eq!(text(166274.15156), "166274.1516");
         assert_eq!(text(12.0), "12.0000");
+        assert_eq!(text(-0.0), "0.0000");
+        assert_eq!(text(f64::NAN), "-922337203685477.5808");
     }
 }

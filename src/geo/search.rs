@@ -2,6 +2,8 @@
 //! (step) that covers it, the nine cells to scan (centre and neighbours,
 //! the useless ones left out), and great-circle distances.
 
+use std::cmp::Ordering;
+
 use super::hash::{decode_wgs84, encode_wgs84, neighbors, Area, HashBits, Neighbors};
 
 /// Redis's earth radius (quadratic mean radius of WGS-84), in metres.
@@ -218,7 +220,10 @@ pub fn within(shape: &Shape, lon: f64, lat: f64) -> Option<f64> {
     match shape.extent {
         Extent::Radius(r) => {
             let d = distance(shape.longitude, shape.latitude, lon, lat);
-            (d <= r * shape.conversion).then_some(d)
+            // Redis only refuses a distance greater than the radius: a
+            // NaN one (nearly antipodal points) is inside.
+            let outside = d.partial_cmp(&(r * shape.conversion)) == Some(Ordering::Greater);
+            (!outside).then_some(d)
         }
         Extent::Box { width, height } => {
             let (width_m, height_m) = (width * shape.conversion, height * shape.conversion);

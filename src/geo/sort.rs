@@ -1,8 +1,8 @@
 //! The sorts Redis orders search results with, so that ties (points at
-//! the same distance) come out in Redis's order: a stable sort when every
-//! result is returned (glibc's `qsort` is a merge sort), and Redis's
-//! partial quicksort (`pqsort`, Bentley–McIlroy with a range of interest)
-//! when COUNT keeps only the first ones.
+//! the same distance) come out in Redis's order: glibc's `qsort` (a merge
+//! sort) when every result is returned, and Redis's partial quicksort
+//! (`pqsort`, Bentley–McIlroy with a range of interest) when COUNT keeps
+//! only the first ones. Both are exact ports of the comparisons they make.
 
 use std::cmp::Ordering;
 
@@ -113,6 +113,57 @@ pub fn partial_sort<T>(v: &mut [T], cmp: impl Fn(&T, &T) -> Ordering, lo: usize,
     }
 }
 
+/// Sort `v` stably as glibc's `qsort` does (its top-down merge sort: the
+/// first half sorted, then the second, then merged taking from the first
+/// half unless its element compares greater). A comparator that is not a
+/// total order (a NaN distance) gives glibc's result, never a panic.
+pub fn merge_sort<T>(v: &mut Vec<T>, cmp: impl Fn(&T, &T) -> Ordering) {
+    let n = v.len();
+    if n < 2 {
+        return;
+    }
+    // Sort positions, then move the elements once (glibc sorts pointers
+    // for large elements, with the same comparisons).
+    let mut idx: Vec<usize> = (0..n).collect();
+    let mut tmp: Vec<usize> = Vec::with_capacity(n);
+    // Post-order walk of the halving tree without recursion: a run is
+    // pushed once to split it and once more to merge its sorted halves.
+    let mut stack = vec![(0usize, n, false)];
+    while let Some((start, len, halves_sorted)) = stack.pop() {
+        if len < 2 {
+            continue;
+        }
+        let n1 = len / 2;
+        if !halves_sorted {
+            stack.push((start, len, true));
+            stack.push((start + n1, len - n1, false));
+            stack.push((start, n1, false));
+            continue;
+        }
+        tmp.clear();
+        let (mut i, mut j) = (start, start + n1);
+        let (end1, end2) = (start + n1, start + len);
+        while i < end1 && j < end2 {
+            if cmp(&v[idx[i]], &v[idx[j]]) != Ordering::Greater {
+                tmp.push(idx[i]);
+                i += 1;
+            } else {
+                tmp.push(idx[j]);
+                j += 1;
+            }
+        }
+        tmp.extend_from_slice(&idx[i..end1]);
+        let placed = tmp.len();
+        idx[start..start + placed].copy_from_slice(&tmp);
+    }
+    // Apply the permutation: the element at sorted position k is v[idx[k]].
+    let mut slots: Vec<Option<T>> = v.drain(..).map(Some).collect();
+    v.extend(
+        idx.iter()
+            .filter_map(|&k| slots.get_mut(k).and_then(Option::take)),
+    );
+}
+
 /// Swap the `n` elements from `a` with the `n` from `b`, pairwise in order.
 fn swap_runs<T>(v: &mut [T], a: usize, b: usize, n: usize) {
     for i in 0..n {
@@ -124,6 +175,54 @@ fn swap_runs<T>(v: &mut [T], a: usize, b: usize, n: usize) {
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn merge_sort_is_stable() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        for _ in 0..200 {
+            let len = rng.random_range(0..150);
+            let v: Vec<(u32, usize)> = (0..len).map(|i| (rng.random_range(0..10), i)).collect();
+            let mut want = v.clone();
+            want.sort_by_key(|p| p.0);
+            let mut got = v;
+            merge_sort(&mut got, |a, b| a.0.cmp(&b.0));
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn inconsistent_comparisons_do_not_panic() {
+        // NaN distances compare "less" both ways, as in Redis's comparator.
+        let less_unless_greater = |a: &f64, b: &f64| {
+            if a > b {
+                Ordering::Greater
+            } else if a == b {
+                Ordering::Equal
+            } else {
+                Ordering::Less
+            }
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for _ in 0..200 {
+            let len = rng.random_range(1..120);
+            let v: Vec<f64> = (0..len)
+                .map(|_| {
+                    if rng.random_range(0..4) == 0 {
+                        f64::NAN
+                    } else {
+                        f64::from(rng.random_range(0..8u8))
+                    }
+                })
+                .collect();
+            let mut a = v.clone();
+            merge_sort(&mut a, less_unless_greater);
+            assert_eq!(a.len(), len);
+            let mut b = v;
+            let hi = rng.random_range(0..len);
+            partial_sort(&mut b, less_unless_greater, 0, hi);
+            assert_eq!(b.len(), len);
+        }
+    }
 
     #[test]
     fn the_wanted_positions_are_sorted() {
