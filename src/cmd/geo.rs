@@ -302,6 +302,8 @@ fn search(call: &mut Call<'_, '_>, src_at: usize, variant: Variant) -> CmdResult
             None => Ok(Reply::Array(Vec::new())),
         };
     };
+    // With the source set present every form has read both (GEOSEARCH has
+    // checked its FROM and BY options).
     let (Some((longitude, latitude)), Some(extent)) = (q.center, q.extent) else {
         return Err(CmdError::Syntax);
     };
@@ -318,7 +320,7 @@ fn search(call: &mut Call<'_, '_>, src_at: usize, variant: Variant) -> CmdResult
     let returned = if q.count == 0 {
         found.len()
     } else {
-        found.len().min(q.count as usize)
+        found.len().min(usize::try_from(q.count).unwrap_or(usize::MAX))
     };
     let sort = if q.count != 0 && q.sort == Sort::None && !q.any {
         Sort::Asc
