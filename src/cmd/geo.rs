@@ -320,7 +320,9 @@ fn search(call: &mut Call<'_, '_>, src_at: usize, variant: Variant) -> CmdResult
     let returned = if q.count == 0 {
         found.len()
     } else {
-        found.len().min(usize::try_from(q.count).unwrap_or(usize::MAX))
+        found
+            .len()
+            .min(usize::try_from(q.count).unwrap_or(usize::MAX))
     };
     let sort = if q.count != 0 && q.sort == Sort::None && !q.any {
         Sort::Asc
