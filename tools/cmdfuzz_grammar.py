@@ -24,7 +24,15 @@ EXACT, UNORDERED, SCAN, SHAPE, TTL_S, TTL_MS = "exact", "unordered", "scan", "sh
 
 STRING, LIST, HASH, SET, ZSET = "string", "list", "hash", "set", "zset"
 TYPES = [STRING, LIST, HASH, SET, ZSET]
-GROUP_TYPE = {"string": STRING, "bitmap": STRING, "list": LIST, "hash": HASH, "set": SET, "sorted-set": ZSET}
+GROUP_TYPE = {
+    "string": STRING,
+    "bitmap": STRING,
+    "list": LIST,
+    "hash": HASH,
+    "set": SET,
+    "sorted-set": ZSET,
+    "geo": ZSET,
+}
 KEYS_OF = {t: [t[0].encode() + b"1", t[0].encode() + b"2"] for t in TYPES}
 KEYS_OF[SET] = [b"S1", b"S2"]
 #: Keys no type owns: empty, binary, non-UTF-8, glob characters, long.
@@ -114,6 +122,12 @@ SCORES = [
     b"1.0",
     b"0.30000000000000004",
 ]
+#: GEO arguments: coordinates inside and just outside Redis's limits, distances.
+LONGITUDES = [b"0", b"1", b"-1", b"13.361389", b"15.087269", b"180", b"-180", b"179.9999", b"-0.5", b"100", b"-73.98"]
+LATITUDES = [b"0", b"1", b"-1", b"38.115556", b"37.502669", b"85.05112878", b"-85.05112878", b"45", b"-33.9", b"60"]
+BAD_COORDS = [b"180.0001", b"-181", b"85.06", b"-90", b"90", b"inf", b"1e400", b"abc", b"", b"nan", b" 1"]
+DISTANCES = [b"0", b"1", b"10", b"100", b"200", b"1000", b"5000", b"0.5", b"20000", b"1e7", b"1.5", b"inf"]
+BAD_DISTANCES = [b"-1", b"-0.5", b"abc", b"", b"nan", b"1e400", b"-inf"]
 SCORE_BOUNDS = [
     b"-inf",
     b"+inf",
@@ -468,6 +482,12 @@ class Generator:
         if name == "timeout":
             return self.often(TIMEOUTS, BAD_TIMEOUTS, 0.35)
         if typ == "double":
+            if name == "longitude":
+                return self.often(LONGITUDES, BAD_COORDS, 0.15)
+            if name == "latitude":
+                return self.often(LATITUDES, BAD_COORDS, 0.15)
+            if name in ("radius", "width", "height"):
+                return self.often(DISTANCES, BAD_DISTANCES, 0.1)
             if name in ("min", "max"):
                 return self.often(SCORE_BOUNDS, BAD_BOUNDS)
             if name == "increment":

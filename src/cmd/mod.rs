@@ -11,6 +11,7 @@ mod client;
 mod collection;
 mod error;
 pub mod functions;
+mod geo;
 mod glob;
 mod hash;
 mod keys;

@@ -542,6 +542,9 @@ pub fn command_keys(spec: &super::CommandSpec, call: &[Bytes]) -> Vec<Bytes> {
     if spec.name == "sort" {
         return sort_keys(call);
     }
+    if let Some(from) = store_keyword_from(spec.name) {
+        return store_keyword_keys(call, from);
+    }
     match numkeys_layout(spec.name) {
         Some((store, numkeys)) => numkeys_keys(call, store, numkeys),
         None if spec.first_key <= 0 => Vec::new(),
@@ -605,6 +608,30 @@ fn getkeys(call: &[Bytes]) -> CmdResult {
         return Err(CmdError::err("Invalid arguments specified for command"));
     }
     Ok(Reply::Array(keys.into_iter().map(Reply::Bulk).collect()))
+}
+
+/// GEORADIUS and GEORADIUSBYMEMBER: where Redis's key specs start looking
+/// for their STORE and STOREDIST keywords.
+fn store_keyword_from(name: &str) -> Option<usize> {
+    match name {
+        "georadius" => Some(6),
+        "georadiusbymember" => Some(5),
+        _ => None,
+    }
+}
+
+/// The source key, then the key after the first STORE and the one after
+/// the first STOREDIST at or past `from` (a keyword in the last place
+/// names nothing), as Redis's keyword key specs find them.
+fn store_keyword_keys(call: &[Bytes], from: usize) -> Vec<Bytes> {
+    let mut keys: Vec<Bytes> = call.get(1).cloned().into_iter().collect();
+    let searched = call.get(from..call.len().saturating_sub(1)).unwrap_or(&[]);
+    for word in ["store", "storedist"] {
+        if let Some(at) = searched.iter().position(|a| is(a, word)) {
+            keys.extend(call.get(from + at + 1).cloned());
+        }
+    }
+    keys
 }
 
 /// Where a numkeys command keeps its keys: the index of its destination key

@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::{
-    bitfield, bitmap, client, functions, hash, keys, lcs, list, observe, pubsub, raft, scripting,
-    server, set, sort, strings, transaction, zset, Call, CmdError, CmdResult, Handled,
+    bitfield, bitmap, client, functions, geo, hash, keys, lcs, list, observe, pubsub, raft,
+    scripting, server, set, sort, strings, transaction, zset, Call, CmdError, CmdResult, Handled,
 };
 
 /// Command flags (a subset of Redis's, the ones Kiwi acts on or reports).
@@ -323,6 +323,7 @@ static GROUPS: &[(&str, &[CommandSpec])] = &[
     ("list", list::COMMANDS),
     ("set", set::COMMANDS),
     ("sorted-set", zset::COMMANDS),
+    ("geo", geo::COMMANDS),
     ("pubsub", pubsub::COMMANDS),
     ("cluster", raft::CLUSTER_COMMANDS),
     ("raft", raft::COMMANDS),

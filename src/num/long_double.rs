@@ -44,6 +44,26 @@ impl LongDouble {
         exp: 0,
     };
 
+    /// A double widened to `long double` (exact: every double is one).
+    pub fn from_f64(d: f64) -> LongDouble {
+        let neg = d.is_sign_negative();
+        if d.is_nan() {
+            return LongDouble::Nan;
+        }
+        if d.is_infinite() {
+            return LongDouble::Inf { neg };
+        }
+        let bits = d.to_bits();
+        let field = ((bits >> 52) & 0x7ff) as i64;
+        let frac = bits & ((1u64 << 52) - 1);
+        let (mant, exp) = if field == 0 {
+            (frac, -1074)
+        } else {
+            (frac | (1u64 << 52), field - 1075)
+        };
+        LongDouble::Finite { neg, mant, exp }
+    }
+
     pub fn is_finite(self) -> bool {
         matches!(self, LongDouble::Finite { .. })
     }
@@ -345,6 +365,18 @@ mod tests {
 
     fn one(v: &str) -> Option<String> {
         incr("0", v)
+    }
+
+    #[test]
+    fn doubles_print_as_redis_prints_coordinates() {
+        // GEOPOS replies of Redis 7.0 (addReplyHumanLongDouble).
+        let h = |d: f64| LongDouble::from_f64(d).to_human_string();
+        assert_eq!(h(10.000002086162567), "10.00000208616256714");
+        assert_eq!(h(0.9999994591429768), "0.99999945914297683");
+        assert_eq!(h(-0.0), "0");
+        assert_eq!(h(180.0), "180");
+        // GEOPOS of a point at the northern limit (clamped to it).
+        assert_eq!(h(85.05112878), "85.0511287799999991");
     }
 
     #[test]

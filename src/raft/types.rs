@@ -190,6 +190,8 @@ pub enum WireReply {
     Verbatim(String),
     Push(Vec<WireReply>),
     Frames(Vec<WireReply>),
+    /// Last, so that the variants before it keep their tags.
+    HumanDouble(f64),
 }
 
 impl From<Reply> for WireReply {
@@ -211,6 +213,7 @@ impl From<Reply> for WireReply {
             ),
             Reply::Set(items) => WireReply::Set(items.into_iter().map(Into::into).collect()),
             Reply::Double(d) => WireReply::Double(d),
+            Reply::HumanDouble(d) => WireReply::HumanDouble(d),
             Reply::Bool(b) => WireReply::Bool(b),
             Reply::Verbatim(t) => WireReply::Verbatim(t),
             Reply::Push(items) => WireReply::Push(items.into_iter().map(Into::into).collect()),
@@ -238,6 +241,7 @@ impl From<WireReply> for Reply {
             ),
             WireReply::Set(items) => Reply::Set(items.into_iter().map(Into::into).collect()),
             WireReply::Double(d) => Reply::Double(d),
+            WireReply::HumanDouble(d) => Reply::HumanDouble(d),
             WireReply::Bool(b) => Reply::Bool(b),
             WireReply::Verbatim(t) => Reply::Verbatim(t),
             WireReply::Push(items) => Reply::Push(items.into_iter().map(Into::into).collect()),

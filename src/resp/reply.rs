@@ -8,7 +8,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::num::format_double;
+use crate::num::{format_double, LongDouble};
 
 /// The protocol a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,6 +49,10 @@ pub enum Reply {
     Set(Vec<Reply>),
     /// A double: `,` in RESP3, a bulk string in RESP2.
     Double(f64),
+    /// A double printed as Redis's addReplyHumanLongDouble prints it
+    /// (`%.17Lf`, trailing zeros cut; GEOPOS coordinates): `,` in RESP3,
+    /// a bulk string in RESP2.
+    HumanDouble(f64),
     /// A boolean: `#t`/`#f` in RESP3, `:1`/`:0` in RESP2.
     Bool(bool),
     /// Text meant for humans (INFO): verbatim `=txt:` in RESP3, bulk in RESP2.
@@ -125,6 +129,14 @@ impl Reply {
             }
             Reply::Double(d) => {
                 let text = format_double(*d);
+                if resp3 {
+                    line(out, b',', text.as_bytes());
+                } else {
+                    bulk(out, text.as_bytes());
+                }
+            }
+            Reply::HumanDouble(d) => {
+                let text = LongDouble::from_f64(*d).to_human_string();
                 if resp3 {
                     line(out, b',', text.as_bytes());
                 } else {

@@ -31,6 +31,7 @@
 use bytes::Bytes;
 use mlua::{Lua, RegistryKey, Table, Value};
 
+use crate::num::LongDouble;
 use crate::resp::{format_double, Protocol, Reply};
 
 /// `LUAI_MAXCSTACK`: the slots a C function may use on the Lua stack.
@@ -165,6 +166,10 @@ fn reply_to_lua_at(
         }
         Reply::Double(d) if resp3 => single("double", Value::Number(*d))?,
         Reply::Double(d) => Value::String(lua.create_string(format_double(*d))?),
+        Reply::HumanDouble(d) if resp3 => single("double", Value::Number(*d))?,
+        Reply::HumanDouble(d) => {
+            Value::String(lua.create_string(LongDouble::from_f64(*d).to_human_string())?)
+        }
         Reply::Bool(b) if resp3 => Value::Boolean(*b),
         Reply::Bool(b) => Value::Number(if *b { 1.0 } else { 0.0 }),
         Reply::Verbatim(text) if resp3 => {

@@ -56,8 +56,46 @@ pub fn zadd(call: &mut Call<'_, '_>) -> CmdResult {
     }
     let pairs = args[i..]
         .chunks_exact(2)
-        .map(|p| Ok((score_arg(&p[0])?, &p[1])))
+        .map(|p| Ok((score_arg(&p[0])?, &p[1][..])))
         .collect::<CmdResult<Vec<_>>>()?;
+    let opts = AddOptions {
+        nx,
+        xx,
+        gt,
+        lt,
+        ch,
+        incr,
+    };
+    add_scored(call, key, opts, &pairs)
+}
+
+/// ZADD's options, checked for conflicts by the caller.
+#[derive(Debug, Clone, Copy, Default)]
+pub(in crate::cmd) struct AddOptions {
+    pub nx: bool,
+    pub xx: bool,
+    pub gt: bool,
+    pub lt: bool,
+    pub ch: bool,
+    pub incr: bool,
+}
+
+/// ZADD's work once its arguments are read (GEOADD ends here too): give
+/// each member its score, in order, and answer what ZADD answers.
+pub(in crate::cmd) fn add_scored(
+    call: &mut Call<'_, '_>,
+    key: &[u8],
+    opts: AddOptions,
+    pairs: &[(f64, &[u8])],
+) -> CmdResult {
+    let AddOptions {
+        nx,
+        xx,
+        gt,
+        lt,
+        ch,
+        incr,
+    } = opts;
     let mut coll = match zset(call, key)? {
         Some(c) => c,
         None if xx => return Ok(if incr { Reply::Nil } else { Reply::Int(0) }),
@@ -65,7 +103,7 @@ pub fn zadd(call: &mut Call<'_, '_>) -> CmdResult {
     };
     let (mut added, mut updated, mut processed) = (0i64, 0i64, 0i64);
     let mut last_score = 0.0;
-    for (score, member) in pairs {
+    for &(score, member) in pairs {
         match get_score(&call.ctx, key, coll.version(), member)? {
             Some(current) => {
                 if nx {

@@ -16,13 +16,13 @@
 //! (ZRANDMEMBER), [`setop`] (ZUNION, ZINTER, ZDIFF and their STORE forms),
 //! [`zscan`]; the layout above is [`store`]'s, range arguments [`range`]'s.
 
-mod members;
+pub(super) mod members;
 mod pop;
 mod random;
 mod range;
 mod ranges;
 mod setop;
-mod store;
+pub(super) mod store;
 mod zscan;
 
 use bytes::Bytes;
@@ -70,7 +70,7 @@ pub static COMMANDS: &[CommandSpec] = commands! {
 };
 
 /// A member with its score.
-pub(super) type Scored = (Bytes, f64);
+pub(in crate::cmd) type Scored = (Bytes, f64);
 
 // Replies.
 

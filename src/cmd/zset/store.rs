@@ -28,7 +28,7 @@ pub(super) fn zset(call: &Call<'_, '_>, key: &[u8]) -> CmdResult<Option<Collecti
     call.collection(key, KeyType::ZSet)
 }
 
-pub(super) fn prefix_of(ctx: &Ctx<'_>, key: &[u8], coll: &Collection) -> Vec<u8> {
+pub(in crate::cmd) fn prefix_of(ctx: &Ctx<'_>, key: &[u8], coll: &Collection) -> Vec<u8> {
     data_prefix(ctx.db, key, coll.version())
 }
 
@@ -36,7 +36,7 @@ pub(super) fn score_entry(prefix: &[u8], score: f64, member: &[u8]) -> Vec<u8> {
     [prefix, &encode_score(score)[..], member].concat()
 }
 
-pub(super) fn get_score(
+pub(in crate::cmd) fn get_score(
     ctx: &Ctx<'_>,
     key: &[u8],
     version: u64,
@@ -85,7 +85,7 @@ pub(super) fn remove_member(
 /// Walk the score index between `lower` and `upper` (exclusive) of the set
 /// whose entries start with a prefix of `plen` bytes, calling
 /// `visit(member, score)` until it returns false.
-pub(super) fn walk(
+pub(in crate::cmd) fn walk(
     ctx: &Ctx<'_>,
     plen: usize,
     lower: &[u8],
@@ -266,7 +266,7 @@ pub(super) fn rank_of(
 
 /// Replace `dst` by a new sorted set holding `items` (unique members), or
 /// delete it when `items` is empty, as Redis's store variants do.
-pub(super) fn store_result(
+pub(in crate::cmd) fn store_result(
     call: &mut Call<'_, '_>,
     dst: &[u8],
     items: &[Scored],
@@ -283,6 +283,8 @@ pub(super) fn store_result(
         b"zunionstore" => "zunionstore",
         b"zinterstore" => "zinterstore",
         b"zdiffstore" => "zdiffstore",
+        b"geosearchstore" => "geosearchstore",
+        b"georadius" | b"georadiusbymember" => "georadiusstore",
         _ => "zrangestore",
     };
     let existed =
