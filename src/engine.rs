@@ -26,6 +26,7 @@ use crate::resp::{Protocol, Reply};
 use crate::storage::{now_ms, Storage, StorageError};
 
 mod apply;
+mod backup;
 mod clients;
 mod dispatch;
 mod exec;
@@ -94,6 +95,10 @@ pub struct Shared {
     pub pause: ClientPause,
     /// Commandstats, errorstats, the slow log, latency events.
     pub observer: Observer,
+    /// SAVE / BGSAVE: the last checkpoint, changes since.
+    pub saves: Arc<backup::Saves>,
+    /// DEBUG SET-ACTIVE-EXPIRE: whether the expiry sweep runs.
+    pub active_expire: AtomicBool,
     /// The TCP port the server listens on (0 when there is none).
     pub tcp_port: std::sync::atomic::AtomicU16,
     /// The keyspace is replicated by Raft: writes become proposals, reads
@@ -155,6 +160,8 @@ impl Engine {
             pubsub: PubSub::default(),
             pause: ClientPause::default(),
             observer: Observer::new(crate::cmd::command_names()),
+            saves: Arc::default(),
+            active_expire: AtomicBool::new(true),
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),
             run_id,

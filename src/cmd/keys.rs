@@ -276,7 +276,7 @@ pub fn object(call: &mut Call<'_, '_>) -> CmdResult {
     })
 }
 
-fn encoding_name(meta: &Meta) -> &'static str {
+pub(super) fn encoding_name(meta: &Meta) -> &'static str {
     match &meta.body {
         MetaBody::String(v) => {
             if v.len() <= 20 && super::parse_i64(v).is_some() {

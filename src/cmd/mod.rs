@@ -4,11 +4,13 @@
 //! the Raft state machine: each entry names a command, its arity and flags,
 //! where its keys are, and the function that runs it.
 
+mod admin;
 mod args;
 mod bitfield;
 mod bitmap;
 mod client;
 mod collection;
+mod debug;
 mod error;
 pub mod functions;
 mod geo;

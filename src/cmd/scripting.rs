@@ -108,6 +108,8 @@ pub fn runs_script(args: &[Bytes], queued: Option<&Vec<Vec<Bytes>>>) -> bool {
                 b"evalsha_ro",
                 b"fcall",
                 b"fcall_ro",
+                // DEBUG SLEEP holds the server like a long script.
+                b"debug",
             ]
             .iter()
             .any(|n| name.eq_ignore_ascii_case(n))

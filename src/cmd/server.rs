@@ -195,13 +195,6 @@ pub fn time(_call: &mut Call<'_, '_>) -> CmdResult {
     ]))
 }
 
-pub fn lastsave(call: &mut Call<'_, '_>) -> CmdResult {
-    let (secs, _) = wall_clock();
-    Ok(Reply::Int(
-        secs.saturating_sub(call.engine.uptime_secs()) as i64
-    ))
-}
-
 // ---------------------------------------------------------------- INFO
 
 const DEFAULT_SECTIONS: &[&str] = &[
@@ -312,9 +305,33 @@ fn info_section(call: &Call<'_, '_>, section: &str, out: &mut String) -> CmdResu
             field("maxmemory_policy", &"noeviction");
         }
         "persistence" => {
+            let saves = &engine.saves;
             field("loading", &0);
-            field("rdb_changes_since_last_save", &0);
+            field("async_loading", &0);
+            field("rdb_changes_since_last_save", &saves.changes_since_save());
+            field(
+                "rdb_bgsave_in_progress",
+                &u8::from(saves.in_progress.load(Ordering::Relaxed)),
+            );
+            field(
+                "rdb_last_save_time",
+                &saves.last_save_s.load(Ordering::Relaxed),
+            );
+            let status = if saves.last_ok.load(Ordering::Relaxed) {
+                "ok"
+            } else {
+                "err"
+            };
+            field("rdb_last_bgsave_status", &status);
+            field(
+                "rdb_last_bgsave_time_sec",
+                &saves.last_duration_s.load(Ordering::Relaxed),
+            );
             field("aof_enabled", &0);
+            field(
+                "kiwi_checkpoint_dir",
+                &engine.storage().checkpoint_path().display(),
+            );
         }
         "stats" => {
             let s = &engine.stats;
@@ -418,7 +435,7 @@ fn info_section(call: &Call<'_, '_>, section: &str, out: &mut String) -> CmdResu
     Ok(())
 }
 
-fn resident_memory() -> u64 {
+pub(super) fn resident_memory() -> u64 {
     // /proc/self/statm: size resident ... in pages.
     std::fs::read_to_string("/proc/self/statm")
         .ok()
@@ -585,11 +602,24 @@ fn sort_keys(call: &[Bytes]) -> Vec<Bytes> {
     keys
 }
 
+/// Subcommands of keyed containers (OBJECT, MEMORY) that take no key.
+const SUBCOMMANDS_WITHOUT_KEYS: &[&str] = &[
+    "object|help",
+    "memory|help",
+    "memory|stats",
+    "memory|doctor",
+    "memory|malloc-stats",
+    "memory|purge",
+];
+
 fn getkeys(call: &[Bytes]) -> CmdResult {
     let invalid = || CmdError::err("Invalid command specified");
     let spec = super::lookup(&call[0]).ok_or_else(invalid)?;
     let (arity, has_keys) = match spec.subcommand(call).map_err(|_| invalid())? {
-        Some((name, arity)) => (arity, spec.first_key != 0 && name != "object|help"),
+        Some((name, arity)) => (
+            arity,
+            spec.first_key != 0 && !SUBCOMMANDS_WITHOUT_KEYS.contains(&name.as_str()),
+        ),
         None => (
             spec.arity,
             spec.first_key != 0 || numkeys_layout(spec.name).is_some(),

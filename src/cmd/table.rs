@@ -6,8 +6,9 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::{
-    bitfield, bitmap, client, functions, geo, hash, keys, lcs, list, observe, pubsub, raft,
-    scripting, server, set, sort, strings, transaction, zset, Call, CmdError, CmdResult, Handled,
+    admin, bitfield, bitmap, client, debug, functions, geo, hash, keys, lcs, list, observe, pubsub,
+    raft, scripting, server, set, sort, strings, transaction, zset, Call, CmdError, CmdResult,
+    Handled,
 };
 
 /// Command flags (a subset of Redis's, the ones Kiwi acts on or reports).
@@ -185,6 +186,17 @@ static SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
             ("unblock", -3),
             ("pause", -3),
             ("unpause", 2),
+        ],
+    ),
+    (
+        "memory",
+        &[
+            ("doctor", 2),
+            ("malloc-stats", 2),
+            ("purge", 2),
+            ("stats", 2),
+            ("usage", -3),
+            ("help", 2),
         ],
     ),
     (
@@ -385,7 +397,13 @@ static SERVER: &[CommandSpec] = commands! {
     "slowlog", -2, A, 0, 0, 0, observe::slowlog;
     "latency", -2, A, 0, 0, 0, observe::latency;
     "time", 1, C, 0, 0, 0, server::time;
-    "lastsave", 1, C, 0, 0, 0, server::lastsave;
+    "lastsave", 1, C, 0, 0, 0, admin::lastsave;
+    "save", 1, A, 0, 0, 0, admin::save;
+    "bgsave", -1, A, 0, 0, 0, admin::bgsave;
+    "role", 1, C, 0, 0, 0, admin::role;
+    "lolwut", -1, Flags::NO_KEYS.union(Flags::READONLY).union(Flags::FAST), 0, 0, 0, admin::lolwut;
+    "memory", -2, R, 2, 2, 1, admin::memory;
+    "debug", -2, A, 0, 0, 0, debug::debug;
     "dbsize", 1, RF, 0, 0, 0, keys::dbsize;
     "flushdb", -1, WD, 0, 0, 0, keys::flushdb;
     "flushall", -1, WD, 0, 0, 0, keys::flushall;

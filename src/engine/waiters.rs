@@ -139,6 +139,9 @@ impl Shared {
         let touched = self.touched_by(ctx);
         let tracked = (!self.tracking.is_empty()).then(|| ctx.touched());
         ctx.commit()?;
+        self.saves
+            .dirty
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(touched) = touched {
             self.waiters.touch(&touched);
         }

@@ -389,8 +389,9 @@ async fn expiry_loop(
             _ = tokio::time::sleep(Duration::from_millis(1000 / u64::from(hz))) => {}
         }
         // As in Redis, no active expiry while a script runs (it holds the
-        // keyspace; waiting for it here would hold up a worker thread).
-        if engine.scripts.is_running() {
+        // keyspace; waiting for it here would hold up a worker thread), nor
+        // after DEBUG SET-ACTIVE-EXPIRE 0.
+        if engine.scripts.is_running() || !engine.active_expire.load(Ordering::Relaxed) {
             continue;
         }
         if let Some(node) = &raft {

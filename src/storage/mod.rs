@@ -8,10 +8,12 @@
 //! read-modify-write, commands that only read share it, so no reader ever
 //! observes half of an MSET or of an EXEC.
 
+mod backup;
 mod directory;
 mod durability;
 mod encoding;
 pub mod events;
+pub use backup::{CheckpointJob, CHECKPOINT_DIR};
 mod expiry;
 mod random;
 mod reclaim;
@@ -110,6 +112,9 @@ pub enum StorageError {
     /// takes them again (see [`durability`]).
     #[error("cannot write to the data directory: {0}")]
     Disk(String),
+    /// SAVE could not write its checkpoint.
+    #[error("cannot write the checkpoint: {0}")]
+    Backup(String),
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -258,9 +258,7 @@ RAFT_CALLS = [
 
 @pytest.mark.cluster_targets
 @pytest.mark.parametrize("resp", [2, 3])
-def test_geo_replies_through_raft_match_redis(
-    raw: Callable[[], RawConnection], reference_port: int, resp: int
-) -> None:
+def test_geo_replies_through_raft_match_redis(raw: Callable[[], RawConnection], reference_port: int, resp: int) -> None:
     """The writes go through the log (GEORADIUS is a write even without
     STORE); a follower forwards them and answers the leader's replies."""
     conn = raw()

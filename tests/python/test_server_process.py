@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from kiwitest import HOST, IO_TIMEOUT, RawConnection, free_port, no_retry
+from kiwitest import HOST, IO_TIMEOUT, RawConnection, free_port, no_retry, wait_until
 
 pytestmark = pytest.mark.kiwi_only
 
@@ -198,3 +198,84 @@ def test_two_servers_side_by_side(spawn: Callable[..., ServerProcess], tmp_path:
         c2.close()
     assert one.stop() == 0
     assert two.stop() == 0
+
+
+def test_save_writes_a_checkpoint_a_server_starts_from(spawn: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    """SAVE / BGSAVE leave a consistent copy in <dir>/checkpoint; a server
+    started on a copy of it has every key written before the save."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    first = spawn(data_dir)
+    client = first.client()
+    try:
+        before = client.lastsave()
+        client.mset({f"k{i}": str(i) for i in range(1000)})
+        client.hset("h", mapping={"f1": "v1", "f2": "v2"})
+        client.zadd("z", {"a": 1.5, "b": 2.5})
+        assert client.info("persistence")["rdb_changes_since_last_save"] > 0
+        assert client.save() is True
+        assert client.info("persistence")["rdb_changes_since_last_save"] == 0
+        assert client.lastsave() >= before
+        client.set("after-save", "x")
+        # BGSAVE replaces the checkpoint; LASTSAVE moves when it is done.
+        assert client.bgsave() is True
+        wait_until(lambda: client.info("persistence")["rdb_bgsave_in_progress"] == 0, timeout=30)
+        assert client.info("persistence")["rdb_last_bgsave_status"] == "ok"
+        client.set("after-bgsave", "y")
+    finally:
+        client.close()
+    assert first.stop() == 0, first.output()
+    copy = tmp_path / "restored"
+    shutil.copytree(data_dir / "checkpoint", copy)
+    second = spawn(copy)
+    client = second.client()
+    try:
+        assert client.dbsize() == 1003
+        assert client.get("k999") == b"999"
+        assert client.hgetall("h") == {b"f1": b"v1", b"f2": b"v2"}
+        assert client.zrange("z", 0, -1, withscores=True) == [(b"a", 1.5), (b"b", 2.5)]
+        assert client.get("after-save") == b"x"
+        assert client.get("after-bgsave") is None
+    finally:
+        client.close()
+    assert second.stop() == 0, second.output()
+
+
+def test_debug_is_refused_unless_enabled(spawn: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    """DEBUG answers Redis's refusal by default; with enable-debug-command,
+    SLEEP holds every other client's command and SET-ACTIVE-EXPIRE 0 keeps
+    an expired key until it is read."""
+    off = spawn(tmp_path / "off")
+    with RawConnection(HOST, off.port) as conn:
+        err = conn.call("DEBUG", "SLEEP", "0")
+        assert str(err).startswith("ERR DEBUG command not allowed. If the enable-debug-command option")
+    assert off.stop() == 0
+    on = spawn(tmp_path / "on", "--enable-debug-command", "yes")
+    with (
+        RawConnection(HOST, on.port) as sleeper,
+        RawConnection(HOST, on.port) as other,
+        RawConnection(HOST, on.port) as watcher,
+    ):
+        assert other.call("SET", "k", "v") == "OK"
+        sleeper_id = sleeper.call("CLIENT", "ID")
+        sleeper.send_command("DEBUG", "SLEEP", "0.5")
+        # Once the sleep holds the keyspace, a read waits for it.
+        wait_until(
+            lambda: b"cmd=debug" in watcher.call("CLIENT", "LIST", "ID", sleeper_id),
+            timeout=10,
+            message="DEBUG SLEEP never started",
+        )
+        started = time.monotonic()
+        assert other.call("GET", "k") == b"v"
+        assert time.monotonic() - started >= 0.2
+        assert sleeper.read() == "OK"
+        assert other.call("DEBUG", "OBJECT", "k").startswith("Value at:")
+        assert other.call("DEBUG", "SET-ACTIVE-EXPIRE", "0") == "OK"
+        other.call("SET", "short", "x", "PX", "50")
+        # Three sweeps' time (hz 10): none may take the key.
+        time.sleep(0.3)
+        info = other.call("INFO", "stats").decode()
+        assert "expired_keys:0" in info
+        assert other.call("GET", "short") is None
+        assert other.call("DEBUG", "SET-ACTIVE-EXPIRE", "1") == "OK"
+    assert on.stop() == 0

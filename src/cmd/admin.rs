@@ -1,0 +1,224 @@
+//! Operating commands: SAVE, BGSAVE, LASTSAVE (RocksDB checkpoints), ROLE,
+//! LOLWUT and MEMORY, answered in Redis 7.0's shapes with Kiwi's figures.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use bytes::Bytes;
+
+use super::server::{help_reply, unknown_subcommand, REDIS_VERSION};
+use super::{is, parse_i64, Call, CmdError, CmdResult};
+use crate::resp::Reply;
+use crate::storage::{Meta, MetaBody};
+
+/// SAVE: a checkpoint of the whole database in `<dir>/checkpoint`.
+pub fn save(call: &mut Call<'_, '_>) -> CmdResult {
+    if call.engine.saves.in_progress.load(Relaxed) {
+        return Err(CmdError::err("Background save already in progress"));
+    }
+    call.engine.save()?;
+    Ok(Reply::OK)
+}
+
+/// BGSAVE [SCHEDULE]: the same checkpoint, taken on another thread.
+pub fn bgsave(call: &mut Call<'_, '_>) -> CmdResult {
+    let args = call.args;
+    match args.get(1) {
+        None => {}
+        Some(a) if args.len() == 2 && is(a, "SCHEDULE") => {}
+        Some(_) => return Err(CmdError::Syntax),
+    }
+    if !call.engine.bgsave() {
+        return Err(CmdError::err("Background save already in progress"));
+    }
+    Ok(Reply::Status("Background saving started"))
+}
+
+pub fn lastsave(call: &mut Call<'_, '_>) -> CmdResult {
+    Ok(Reply::Int(
+        call.engine.saves.last_save_s.load(Relaxed) as i64
+    ))
+}
+
+/// ROLE: a standalone server is a master without replicas.
+pub fn role(_call: &mut Call<'_, '_>) -> CmdResult {
+    Ok(Reply::Array(vec![
+        Reply::bulk_str("master"),
+        Reply::Int(0),
+        Reply::Array(Vec::new()),
+    ]))
+}
+
+/// LOLWUT [VERSION v]: Redis 7.0's answer (its version line).
+pub fn lolwut(call: &mut Call<'_, '_>) -> CmdResult {
+    let args = call.args;
+    if let (Some(word), Some(v)) = (args.get(1), args.get(2)) {
+        if is(word, "VERSION") {
+            parse_i64(v).ok_or(CmdError::NotInteger)?;
+        }
+    }
+    Ok(Reply::Verbatim(format!("Redis ver. {REDIS_VERSION}\n")))
+}
+
+const MEMORY_HELP: &[&str] = &[
+    "DOCTOR",
+    "    Return memory problems reports.",
+    "MALLOC-STATS",
+    "    Return internal statistics report from the memory allocator.",
+    "PURGE",
+    "    Attempt to purge dirty pages for reclamation by the allocator.",
+    "STATS",
+    "    Return information about the memory usage of the server.",
+    "USAGE <key> [SAMPLES <count>]",
+    "    Return memory in bytes used by <key> and its value. Nested values are",
+    "    sampled up to <count> times (default: 5, 0 means sample all).",
+];
+
+pub fn memory(call: &mut Call<'_, '_>) -> CmdResult {
+    let args = call.args;
+    let sub = &args[1];
+    let n = args.len();
+    if is(sub, "USAGE") && n >= 3 {
+        return usage(call);
+    }
+    if is(sub, "STATS") && n == 2 {
+        return Ok(stats(call));
+    }
+    if is(sub, "DOCTOR") && n == 2 {
+        return Ok(Reply::Verbatim(
+            "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n"
+                .into(),
+        ));
+    }
+    if is(sub, "MALLOC-STATS") && n == 2 {
+        return Ok(Reply::Verbatim(
+            "Stats not supported for the current allocator".into(),
+        ));
+    }
+    if is(sub, "PURGE") && n == 2 {
+        return Ok(Reply::OK);
+    }
+    if is(sub, "HELP") && n == 2 {
+        return Ok(help_reply("MEMORY", MEMORY_HELP));
+    }
+    if ["USAGE", "STATS", "DOCTOR", "MALLOC-STATS", "PURGE", "HELP"]
+        .iter()
+        .any(|s| is(sub, s))
+    {
+        return Err(CmdError::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try MEMORY HELP.",
+            super::args::err_text(sub, 128)
+        )));
+    }
+    Err(unknown_subcommand(sub, "MEMORY"))
+}
+
+/// MEMORY USAGE key [SAMPLES count]: the key, its record and, for a
+/// collection, its elements' size estimated from the first `count` (all
+/// for 0), in bytes; nil for a missing key.
+fn usage(call: &mut Call<'_, '_>) -> CmdResult {
+    let args = call.args;
+    let mut samples: u64 = 5;
+    let mut i = 3;
+    while let Some(opt) = args.get(i) {
+        match args.get(i + 1) {
+            Some(v) if is(opt, "SAMPLES") => {
+                let v = parse_i64(v).ok_or(CmdError::NotInteger)?;
+                if v < 0 {
+                    return Err(CmdError::Syntax);
+                }
+                samples = if v == 0 { u64::MAX } else { v as u64 };
+                i += 2;
+            }
+            _ => return Err(CmdError::Syntax),
+        }
+    }
+    let key = &args[2];
+    let Some(meta) = call.ctx.get_meta(key)? else {
+        return Ok(Reply::Nil);
+    };
+    // Redis's object header, dict entry and key string, roughly.
+    const OVERHEAD: u64 = 48;
+    let base = OVERHEAD + key.len() as u64;
+    Ok(Reply::Int(match &meta.body {
+        MetaBody::String(v) => base + v.len() as u64,
+        MetaBody::Collection(c) => {
+            let len = c.len;
+            let sampled = sample_sizes(call, key, &meta, samples.min(len))?;
+            let (count, bytes) = sampled;
+            let per_element = bytes.checked_div(count).unwrap_or(0);
+            base + 16 * len + per_element * len
+        }
+    } as i64))
+}
+
+/// (elements read, their bytes) for up to `want` elements of a collection.
+fn sample_sizes(call: &Call<'_, '_>, key: &[u8], meta: &Meta, want: u64) -> CmdResult<(u64, u64)> {
+    let MetaBody::Collection(c) = &meta.body else {
+        return Ok((0, 0));
+    };
+    let prefix = crate::storage::data_prefix(call.ctx.db, key, c.version);
+    let end = crate::storage::prefix_end(&prefix);
+    let mut count = 0;
+    let mut bytes = 0;
+    for item in call
+        .ctx
+        .iter(crate::storage::Cf::Data, &prefix, end.as_deref(), false)
+        .take(usize::try_from(want).unwrap_or(usize::MAX))
+    {
+        let (k, v) = item?;
+        count += 1;
+        bytes += (k.len().saturating_sub(prefix.len()) + v.len()) as u64;
+    }
+    Ok((count, bytes))
+}
+
+/// MEMORY STATS: Redis's fields (the process's resident memory standing in
+/// for the allocator's) and RocksDB's own figures.
+fn stats(call: &Call<'_, '_>) -> Reply {
+    let engine = call.engine;
+    let rss = super::server::resident_memory();
+    let keys: u64 = engine.storage().estimated_keys();
+    let clients = engine.clients.lock().len() as u64;
+    let int = |v: u64| Reply::Int(i64::try_from(v).unwrap_or(i64::MAX));
+    let mut fields: Vec<(&str, Reply)> = vec![
+        ("peak.allocated", int(rss)),
+        ("total.allocated", int(rss)),
+        ("startup.allocated", int(0)),
+        ("replication.backlog", int(0)),
+        ("clients.slaves", int(0)),
+        ("clients.normal", int(clients * 20 * 1024)),
+        ("cluster.links", int(0)),
+        ("aof.buffer", int(0)),
+        ("lua.caches", int(0)),
+        ("functions.caches", int(0)),
+        ("overhead.total", int(0)),
+        ("keys.count", int(keys)),
+        (
+            "keys.bytes-per-key",
+            int(rss.checked_div(keys).unwrap_or(0)),
+        ),
+        ("dataset.bytes", int(rss)),
+        ("dataset.percentage", Reply::Double(100.0)),
+        ("peak.percentage", Reply::Double(100.0)),
+        ("allocator.allocated", int(rss)),
+        ("allocator.active", int(rss)),
+        ("allocator.resident", int(rss)),
+        ("allocator-fragmentation.ratio", Reply::Double(1.0)),
+        ("allocator-fragmentation.bytes", int(0)),
+        ("allocator.rss-ratio", Reply::Double(1.0)),
+        ("allocator.rss-bytes", int(0)),
+        ("rss-overhead.ratio", Reply::Double(1.0)),
+        ("rss-overhead.bytes", int(0)),
+        ("fragmentation", Reply::Double(1.0)),
+        ("fragmentation.bytes", int(0)),
+    ];
+    let rocks = engine.storage().memory_figures();
+    let rocks_replies: Vec<(&str, Reply)> = rocks.into_iter().map(|(k, v)| (k, int(v))).collect();
+    fields.extend(rocks_replies);
+    Reply::Map(
+        fields
+            .into_iter()
+            .map(|(k, v)| (Reply::Bulk(Bytes::from_static(k.as_bytes())), v))
+            .collect(),
+    )
+}
