@@ -164,6 +164,19 @@ pub fn client(call: &mut Call<'_, '_>) -> CmdResult {
         ("kill", n) if n >= 3 => kill(call),
         ("unblock", 3 | 4) => unblock(call),
         ("pause", 3 | 4) => pause(call),
+        ("reply", 3) => {
+            use super::session::ReplyMode;
+            call.session.reply_mode = if is(&args[2], "ON") {
+                ReplyMode::On
+            } else if is(&args[2], "OFF") {
+                ReplyMode::Off
+            } else if is(&args[2], "SKIP") {
+                ReplyMode::SkipNext
+            } else {
+                return Err(CmdError::Syntax);
+            };
+            Ok(Reply::OK)
+        }
         ("unpause", 2) => {
             call.engine.pause.unpause();
             Ok(Reply::OK)
@@ -175,7 +188,7 @@ pub fn client(call: &mut Call<'_, '_>) -> CmdResult {
         ))),
         (
             "id" | "getname" | "setname" | "info" | "setinfo" | "no-evict" | "no-touch" | "help"
-            | "kill" | "unpause",
+            | "kill" | "unpause" | "reply",
             _,
         ) => Err(CmdError::Arity(format!("client|{sub}"))),
         _ => Err(super::server::unknown_subcommand(&args[1], "CLIENT")),

@@ -161,6 +161,8 @@ pub fn reset(call: &mut Call<'_, '_>) -> CmdResult {
     session.authenticated = call.engine.config.read().requirepass.is_none();
     *session.info.name.lock() = None;
     session.stale_reads = false;
+    session.reply_mode = super::session::ReplyMode::On;
+    session.info.no_evict.store(false, Ordering::Relaxed);
     Ok(Reply::Status("RESET"))
 }
 

@@ -36,6 +36,8 @@ pub struct Session {
     /// The session a script's `redis.call`s run in (the slow log shows
     /// them as Redis's Lua client, `?:0` with no name).
     pub in_script: bool,
+    /// CLIENT REPLY: whether this client's replies are sent.
+    pub reply_mode: ReplyMode,
     /// The channels, patterns and shard channels it listens to.
     pub subscriptions: crate::engine::Subscriptions,
     /// CLIENT TRACKING's settings (`None`: off).
@@ -58,6 +60,7 @@ impl Session {
             stale_reads: false,
             ran_handler: false,
             in_script: false,
+            reply_mode: ReplyMode::On,
             subscriptions: Default::default(),
             tracking: None,
         }
@@ -69,5 +72,36 @@ impl Session {
 
     pub fn name(&self) -> Option<Bytes> {
         self.info.name.lock().clone()
+    }
+}
+
+/// CLIENT REPLY's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// CLIENT REPLY SKIP ran: its own reply and the next one are dropped.
+    SkipNext,
+    Skip,
+}
+
+impl Session {
+    /// What of `reply` reaches the client under CLIENT REPLY, one command's
+    /// reply at a time, in order (SKIP's own reply and the next command's
+    /// are dropped).
+    pub fn filter_reply(&mut self, reply: crate::resp::Reply) -> crate::resp::Reply {
+        let dropped = crate::resp::Reply::Frames(Vec::new());
+        match self.reply_mode {
+            ReplyMode::On => reply,
+            ReplyMode::Off => dropped,
+            ReplyMode::SkipNext => {
+                self.reply_mode = ReplyMode::Skip;
+                dropped
+            }
+            ReplyMode::Skip => {
+                self.reply_mode = ReplyMode::On;
+                dropped
+            }
+        }
     }
 }

@@ -186,6 +186,7 @@ static SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
             ("unblock", -3),
             ("pause", -3),
             ("unpause", 2),
+            ("reply", 3),
         ],
     ),
     (

@@ -55,7 +55,7 @@ impl Engine {
                 continue;
             }
             match self.execute_or_block(session, &requests[i]) {
-                Outcome::Reply(reply) => replies.push(reply),
+                Outcome::Reply(reply) => replies.push(session.filter_reply(reply)),
                 stop => return (replies, Some(stop)),
             }
             i += 1;
@@ -115,7 +115,7 @@ impl Engine {
         } else {
             self.publish_events(ctx.take_events());
         }
-        replies.extend(results);
+        replies.extend(results.into_iter().map(|r| session.filter_reply(r)));
         blocked
     }
 }

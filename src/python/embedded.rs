@@ -208,6 +208,7 @@ impl ConnectionState {
                     if listening && !crate::cmd::pubsub::may_subscribe(&args) {
                         self.deliver();
                     }
+                    let reply = self.session.filter_reply(reply);
                     reply.encode(self.session.protocol, &mut self.output);
                     self.deliver();
                     self.closed = self.session.quit;

@@ -242,7 +242,9 @@ async fn run<S: ClientStream>(
                     };
                     writer.deliver(&mut output);
                     for reply in replies {
-                        reply.encode(session.protocol, &mut output);
+                        session
+                            .filter_reply(reply)
+                            .encode(session.protocol, &mut output);
                     }
                     next = end;
                 }
@@ -257,7 +259,9 @@ async fn run<S: ClientStream>(
                         Settled::Reply(reply) => {
                             // After what its own PUBLISH delivered here.
                             writer.deliver(&mut output);
-                            reply.encode(session.protocol, &mut output);
+                            session
+                                .filter_reply(reply)
+                                .encode(session.protocol, &mut output);
                             next += 1;
                         }
                         Settled::Wait(waiting) => block = Some((waiting, args)),
@@ -288,7 +292,9 @@ async fn run<S: ClientStream>(
                 {
                     Some(reply) => {
                         writer.deliver(&mut output);
-                        reply.encode(session.protocol, &mut output)
+                        session
+                            .filter_reply(reply)
+                            .encode(session.protocol, &mut output)
                     }
                     None => return Ok(()),
                 }

@@ -17,7 +17,15 @@ from typing import Any
 import pytest
 
 import kiwi
-from kiwitest import HOST, ConnectionClosed, RawConnection, RespError, reference_redis_server, wait_until
+from kiwitest import (
+    HOST,
+    ConnectionClosed,
+    RawConnection,
+    RespError,
+    encode_command,
+    reference_redis_server,
+    wait_until,
+)
 
 pytestmark = pytest.mark.kiwi_only
 
@@ -193,3 +201,41 @@ def test_kill_while_paused_and_blocked_leaves_the_server_serving(port: int) -> N
         t.join(10)
         assert done.is_set()
         assert admin.call("LPOP", "never-pushed") == b"x"
+
+
+#: A pipeline exercising CLIENT REPLY; PING at the end marks where to stop.
+REPLY_PIPELINE: list[list[str]] = [
+    ["SET", "r", "1"],
+    ["CLIENT", "REPLY", "OFF"],
+    ["INCR", "r"],
+    ["GET", "nosuch"],
+    ["LPUSH", "r", "x"],
+    ["CLIENT", "REPLY", "ON"],
+    ["GET", "r"],
+    ["CLIENT", "REPLY", "SKIP"],
+    ["INCR", "r"],
+    ["INCR", "r"],
+    ["CLIENT", "REPLY", "SKIP"],
+    ["CLIENT", "REPLY", "OFF"],
+    ["GET", "r"],
+    ["RESET"],
+    ["CLIENT", "REPLY", "maybe"],
+    ["ECHO", "done"],
+]
+
+
+def test_client_reply_drops_what_redis_drops(reference_port: int, kiwi_port: int) -> None:
+    """The same pipeline sent at once: the reply bytes must be identical."""
+
+    def replies(port: int) -> bytes:
+        with connect(port) as conn:
+            conn.call("DEL", "r")
+            conn.send(b"".join(encode_command(*args) for args in REPLY_PIPELINE))
+            out = []
+            while True:
+                raw = conn.read_raw()
+                out.append(raw)
+                if raw == b"$4\r\ndone\r\n":
+                    return b"".join(out)
+
+    assert replies(kiwi_port) == replies(reference_port)
