@@ -106,6 +106,9 @@ pub struct RuntimeConfig {
     /// `tracking-table-max-keys`: keys CLIENT TRACKING remembers at most
     /// (0: no limit); past it, keys are forgotten and invalidated.
     pub tracking_table_max_keys: u64,
+    /// `hll-sparse-max-bytes`: a sparse HyperLogLog that would grow past
+    /// this many bytes (header included) turns dense.
+    pub hll_sparse_max_bytes: u64,
 }
 
 /// Redis's `tls-*` settings for clients.
@@ -178,6 +181,7 @@ impl RuntimeConfig {
             busy_reply_threshold: std::time::Duration::from_millis(5000),
             notify_keyspace_events: 0,
             tracking_table_max_keys: 1_000_000,
+            hll_sparse_max_bytes: crate::hll::DEFAULT_SPARSE_MAX_BYTES,
         }
     }
 
@@ -203,6 +207,10 @@ impl RuntimeConfig {
             (
                 "tracking-table-max-keys",
                 self.tracking_table_max_keys.to_string(),
+            ),
+            (
+                "hll-sparse-max-bytes",
+                self.hll_sparse_max_bytes.to_string(),
             ),
             (
                 "notify-keyspace-events",
@@ -286,6 +294,21 @@ impl RuntimeConfig {
                 self.client_query_buffer_limit = usize::try_from(v).unwrap_or(usize::MAX);
             }
             "client-output-buffer-limit" => self.client_output_buffer_limit.set(value)?,
+            "hll-sparse-max-bytes" => {
+                // Redis reads an empty memory value as 0.
+                let v = if value.is_empty() {
+                    0
+                } else {
+                    parse_memory(value)
+                        .ok_or(ConfigSetError::Invalid("argument must be a memory value"))?
+                };
+                if v > i64::MAX as u64 {
+                    return Err(ConfigSetError::Invalid(
+                        "argument must be between 0 and 9223372036854775807 inclusive",
+                    ));
+                }
+                self.hll_sparse_max_bytes = v;
+            }
             "tcp-keepalive" => self.tcp_keepalive = parse_in_range(value, 0, i32::MAX as u64)?,
             "protected-mode" => self.protected_mode = parse_yes_no(value)?,
             "appendfsync" => {

@@ -9,6 +9,7 @@ pub mod cmd;
 pub mod config;
 pub mod decoders;
 pub mod engine;
+pub mod hll;
 pub mod num;
 pub mod raft;
 pub mod rdb;

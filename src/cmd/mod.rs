@@ -11,6 +11,7 @@ mod error;
 pub mod functions;
 mod glob;
 mod hash;
+mod hll;
 mod keys;
 mod list;
 mod lookup;

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::{
-    bitmap, functions, hash, keys, list, pubsub, raft, scripting, server, set, strings,
+    bitmap, functions, hash, hll, keys, list, pubsub, raft, scripting, server, set, strings,
     transaction, zset, Call, CmdError, CmdResult, Handled,
 };
 
@@ -43,6 +43,10 @@ impl Flags {
     /// so that every node runs it (PUBLISH: each node delivers to its own
     /// subscribers).
     pub const REPLICATED: Flags = Flags(1 << 12);
+    /// A read that may rewrite its key's value (PFCOUNT stores the count
+    /// it computed in the value's cache): takes the storage lock
+    /// exclusively, yet is a read everywhere else (Redis's `may_replicate`).
+    pub const MAY_REPLICATE: Flags = Flags(1 << 13);
 
     pub const fn union(self, other: Flags) -> Flags {
         Flags(self.0 | other.0)
@@ -64,6 +68,7 @@ impl Flags {
             (Flags::NO_AUTH, "no_auth"),
             (Flags::BLOCKING, "blocking"),
             (Flags::FAST, "fast"),
+            (Flags::MAY_REPLICATE, "may_replicate"),
             (Flags::PROTECTED, "protected"),
         ] {
             if self.contains(flag) {
@@ -143,6 +148,12 @@ impl CommandSpec {
 
     pub fn is_write(&self) -> bool {
         self.flags.contains(Flags::WRITE)
+    }
+
+    /// Runs under the exclusive storage lock: writes, and reads that may
+    /// rewrite a value ([`Flags::MAY_REPLICATE`]).
+    pub fn locks_exclusively(&self) -> bool {
+        self.is_write() || self.flags.contains(Flags::MAY_REPLICATE)
     }
 
     /// Under Raft, proposed and run by every node's apply: writes, and
@@ -298,6 +309,7 @@ static GROUPS: &[(&str, &[CommandSpec])] = &[
     ("server", SERVER),
     ("string", STRINGS),
     ("bitmap", bitmap::COMMANDS),
+    ("hyperloglog", hll::COMMANDS),
     ("generic", KEYS),
     ("hash", hash::COMMANDS),
     ("list", list::COMMANDS),
