@@ -7,7 +7,7 @@ use bytes::Bytes;
 use super::strings::{lookup_string, store};
 use super::table::{commands, flags::*};
 use super::{Call, CmdError, CmdResult, CommandSpec, Flags};
-use crate::hll::{self, Encoding, HllError};
+use crate::hll::{self, Edit, Encoding, HllError};
 use crate::resp::Reply;
 use crate::storage::events::class;
 use crate::storage::{Expiry, Meta};
@@ -69,17 +69,31 @@ fn save(call: &mut Call<'_, '_>, key: &[u8], value: Vec<u8>, expire: Expiry, eve
 pub fn pfadd(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     let key = &args[1];
-    let (mut value, expire, mut updated) = match lookup_hll(call, key, false)? {
+    let (value, expire, mut updated) = match lookup_hll(call, key, false)? {
         Some((value, expire, _)) => (value.to_vec(), expire, false),
         None => (hll::empty(), None, true),
     };
+    let mut edit = Edit::new(value);
     let max_bytes = sparse_max_bytes(call);
+    let mut edited = false;
     for element in &args[2..] {
-        updated |= hll::add(&mut value, element, max_bytes)?;
+        match edit.add(element, max_bytes) {
+            Ok(rose) => edited |= rose,
+            Err(e) => {
+                // Redis edits the value in place: what the elements before
+                // the damage changed stays, without an event.
+                if edited {
+                    let value = Bytes::from(edit.into_bytes());
+                    call.ctx.put_meta(key, &Meta::string(value, expire));
+                }
+                return Ok(Reply::Error(e.to_string()));
+            }
+        }
     }
+    updated |= edited;
     if updated {
-        hll::invalidate_cache(&mut value);
-        save(call, key, value, expire, "pfadd");
+        edit.invalidate_cache();
+        save(call, key, edit.into_bytes(), expire, "pfadd");
     }
     Ok(Reply::Int(i64::from(updated)))
 }
@@ -128,24 +142,25 @@ pub fn pfmerge(call: &mut Call<'_, '_>) -> CmdResult {
     }
     let key = &args[1];
     // The destination was checked among the sources.
-    let (mut value, expire) = match lookup_string(call, key, false)? {
+    let (value, expire) = match lookup_string(call, key, false)? {
         Some((value, expire)) => (value.to_vec(), expire),
         None => (hll::empty(), None),
     };
+    let mut edit = Edit::new(value);
     if any_dense {
-        hll::to_dense(&mut value)?;
+        edit.to_dense()?;
     }
     let max_bytes = sparse_max_bytes(call);
     for (index, &count) in max.iter().enumerate() {
         if count != 0 {
             // The destination merged cleanly above, so it cannot fail;
             // Redis ignores the result here too.
-            let _ = hll::set_register(&mut value, index, count, max_bytes);
+            let _ = edit.set_register(index, count, max_bytes);
         }
     }
-    hll::invalidate_cache(&mut value);
+    edit.invalidate_cache();
     // Redis raises `pfadd` for a merge too.
-    save(call, key, value, expire, "pfadd");
+    save(call, key, edit.into_bytes(), expire, "pfadd");
     Ok(Reply::Status("OK"))
 }
 

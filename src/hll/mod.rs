@@ -159,44 +159,99 @@ pub fn register_of(element: &[u8]) -> (usize, u8) {
     (index, rest.trailing_zeros() as u8 + 1)
 }
 
-/// Add `element` to `value` (already checked with [`encoding`]): true when
-/// a register rose. A sparse value may turn dense, when a register needs
-/// more than the sparse opcodes hold or it would grow past
-/// `sparse_max_bytes`.
-pub fn add(value: &mut Vec<u8>, element: &[u8], sparse_max_bytes: u64) -> Result<bool, HllError> {
-    let (index, count) = register_of(element);
-    set_register(value, index, count, sparse_max_bytes)
+/// A value being edited by one command. Redis edits the string in place,
+/// and an edit of a truncated XZERO at its end writes one byte past the
+/// string, which later edits in the same command read: kept as `past_end`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    bytes: Vec<u8>,
+    past_end: u8,
 }
 
-/// Raise register `index` to `count` when it is lower: true when it rose.
-pub fn set_register(
-    value: &mut Vec<u8>,
-    index: usize,
-    count: u8,
-    sparse_max_bytes: u64,
-) -> Result<bool, HllError> {
-    match value.get(ENCODING_AT) {
-        Some(&DENSE) => Ok(dense::raise(registers_mut(value), index, count)),
-        Some(&SPARSE) => match sparse::raise(value, index, count, sparse_max_bytes)? {
-            sparse::Raised::Unchanged => Ok(false),
-            sparse::Raised::Updated => Ok(true),
-            sparse::Raised::NeedsDense => {
-                to_dense(value)?;
-                Ok(dense::raise(registers_mut(value), index, count))
-            }
-        },
-        _ => Err(HllError::Corrupt),
+impl Edit {
+    /// Start editing `bytes` (already checked with [`encoding`]).
+    pub fn new(bytes: Vec<u8>) -> Edit {
+        Edit { bytes, past_end: 0 }
     }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    /// Add `element`: true when a register rose. A sparse value may turn
+    /// dense, when a register needs more than the sparse opcodes hold or
+    /// it would grow past `sparse_max_bytes`.
+    pub fn add(&mut self, element: &[u8], sparse_max_bytes: u64) -> Result<bool, HllError> {
+        let (index, count) = register_of(element);
+        self.set_register(index, count, sparse_max_bytes)
+    }
+
+    /// Raise register `index` to `count` when it is lower: true when it rose.
+    pub fn set_register(
+        &mut self,
+        index: usize,
+        count: u8,
+        sparse_max_bytes: u64,
+    ) -> Result<bool, HllError> {
+        match self.bytes.get(ENCODING_AT) {
+            Some(&DENSE) => Ok(dense::raise(registers_mut(&mut self.bytes), index, count)),
+            Some(&SPARSE) => {
+                match sparse::raise(
+                    &mut self.bytes,
+                    &mut self.past_end,
+                    index,
+                    count,
+                    sparse_max_bytes,
+                )? {
+                    sparse::Raised::Unchanged => Ok(false),
+                    sparse::Raised::Updated => Ok(true),
+                    sparse::Raised::NeedsDense => {
+                        self.to_dense()?;
+                        Ok(dense::raise(registers_mut(&mut self.bytes), index, count))
+                    }
+                }
+            }
+            _ => Err(HllError::Corrupt),
+        }
+    }
+
+    /// Turn a sparse value dense (the header, cache included, is kept):
+    /// true when it was sparse.
+    pub fn to_dense(&mut self) -> Result<bool, HllError> {
+        if self.bytes.get(ENCODING_AT) != Some(&SPARSE) {
+            return Ok(false);
+        }
+        self.bytes = sparse::to_dense(&self.bytes, self.past_end)?;
+        self.past_end = 0;
+        Ok(true)
+    }
+
+    /// Mark the cached cardinality stale.
+    pub fn invalidate_cache(&mut self) {
+        invalidate_cache(&mut self.bytes);
+    }
+}
+
+/// Add `element` to `value` (already checked with [`encoding`]), as one
+/// edit: true when a register rose.
+pub fn add(value: &mut Vec<u8>, element: &[u8], sparse_max_bytes: u64) -> Result<bool, HllError> {
+    let mut edit = Edit::new(std::mem::take(value));
+    let result = edit.add(element, sparse_max_bytes);
+    *value = edit.into_bytes();
+    result
 }
 
 /// Turn a sparse value dense (the header, cache included, is kept): true
 /// when it was sparse.
 pub fn to_dense(value: &mut Vec<u8>) -> Result<bool, HllError> {
-    if value.get(ENCODING_AT) != Some(&SPARSE) {
-        return Ok(false);
-    }
-    *value = sparse::to_dense(value)?;
-    Ok(true)
+    let mut edit = Edit::new(std::mem::take(value));
+    let result = edit.to_dense();
+    *value = edit.into_bytes();
+    result
 }
 
 fn registers_mut(value: &mut [u8]) -> &mut [u8] {
@@ -329,9 +384,9 @@ pub fn self_test(seed: u64, sparse_max_bytes: u64) -> Result<(), String> {
         rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
     };
     let mut dense_value = vec![0u8; DENSE_LEN];
-    dense_value
-        .get_mut(..MAGIC.len())
-        .map(|m| m.copy_from_slice(MAGIC));
+    if let Some(magic) = dense_value.get_mut(..MAGIC.len()) {
+        magic.copy_from_slice(MAGIC);
+    }
     let mut expected = vec![0u8; REGISTERS];
     for _ in 0..1000 {
         let regs = registers_mut(&mut dense_value);

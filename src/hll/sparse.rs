@@ -7,8 +7,10 @@
 //! - VAL `1vvvvvxx`: 1..=4 registers at value 1..=32.
 //!
 //! A valid value covers exactly 16384 registers. Redis reads a value whose
-//! last opcode is a truncated XZERO with the string's terminating zero as
-//! its second byte; [`op_at`] does the same, so such values behave alike.
+//! last opcode is a truncated XZERO with the byte after the string (its
+//! terminating zero, or what an edit of that opcode wrote there) as its
+//! second byte; [`op_at`] takes that byte as `past_end`, so such values
+//! behave alike within a command.
 
 use super::{dense, HllError, RawRegisters, DENSE, DENSE_LEN, ENCODING_AT, HEADER_LEN, REGISTERS};
 
@@ -45,17 +47,22 @@ impl Op {
     }
 }
 
-fn byte_at(data: &[u8], at: usize) -> u8 {
-    data.get(at).copied().unwrap_or(0)
+fn byte_at(data: &[u8], at: usize, past_end: u8) -> u8 {
+    match data.get(at) {
+        Some(&b) => b,
+        None if at == data.len() => past_end,
+        None => 0,
+    }
 }
 
-/// The opcode starting at `at` (which must be inside `data`).
-fn op_at(data: &[u8], at: usize) -> Op {
-    let b = byte_at(data, at);
+/// The opcode starting at `at` (which must be inside `data`); `past_end`
+/// is the byte after `data`.
+fn op_at(data: &[u8], at: usize, past_end: u8) -> Op {
+    let b = byte_at(data, at, past_end);
     if b & VAL_BIT != 0 {
         Op::Val(((b >> 2) & 0x1f) + 1, usize::from(b & 0x3) + 1)
     } else if b & XZERO_BIT != 0 {
-        let low = byte_at(data, at + 1);
+        let low = byte_at(data, at + 1, past_end);
         Op::XZero(((usize::from(b & 0x3f) << 8) | usize::from(low)) + 1)
     } else {
         Op::Zero(usize::from(b & 0x3f) + 1)
@@ -89,11 +96,11 @@ fn push_zero_run(out: &mut Vec<u8>, run: usize) {
 /// Walk the opcodes of `data` (the bytes after the header), calling `val`
 /// for each run of a value inside the registers. Returns whether they
 /// covered exactly 16384 registers; a run past the end stops the walk.
-fn walk(data: &[u8], mut val: impl FnMut(usize, usize, u8)) -> bool {
+fn walk(data: &[u8], past_end: u8, mut val: impl FnMut(usize, usize, u8)) -> bool {
     let mut at = 0;
     let mut index = 0usize;
     while at < data.len() {
-        let op = op_at(data, at);
+        let op = op_at(data, at, past_end);
         if let Op::Val(value, n) = op {
             if index + n > REGISTERS {
                 return false;
@@ -106,8 +113,9 @@ fn walk(data: &[u8], mut val: impl FnMut(usize, usize, u8)) -> bool {
     index == REGISTERS
 }
 
-/// The dense form of the sparse `value` (header kept, encoding dense).
-pub(super) fn to_dense(value: &[u8]) -> Result<Vec<u8>, HllError> {
+/// The dense form of the sparse `value` (header kept, encoding dense);
+/// `past_end` is the byte after it.
+pub(super) fn to_dense(value: &[u8], past_end: u8) -> Result<Vec<u8>, HllError> {
     let mut out = vec![0u8; DENSE_LEN];
     if let (Some(head), Some(old)) = (out.get_mut(..HEADER_LEN), value.get(..HEADER_LEN)) {
         head.copy_from_slice(old);
@@ -117,7 +125,7 @@ pub(super) fn to_dense(value: &[u8]) -> Result<Vec<u8>, HllError> {
     }
     let regs = out.get_mut(HEADER_LEN..).unwrap_or_default();
     let data = value.get(HEADER_LEN..).unwrap_or_default();
-    let valid = walk(data, |first, n, v| {
+    let valid = walk(data, past_end, |first, n, v| {
         for i in first..first + n {
             dense::set(regs, i, v);
         }
@@ -131,7 +139,7 @@ pub(super) fn to_dense(value: &[u8]) -> Result<Vec<u8>, HllError> {
 
 /// Raise each of `max` to the register it stands for.
 pub(super) fn merge_into(max: &mut RawRegisters, data: &[u8]) -> Result<(), HllError> {
-    let valid = walk(data, |first, n, v| {
+    let valid = walk(data, 0, |first, n, v| {
         if let Some(run) = max.get_mut(first..first + n) {
             for m in run {
                 *m = (*m).max(v);
@@ -151,7 +159,7 @@ pub(super) fn histogram(data: &[u8], histogram: &mut [u64; 64]) -> bool {
     let mut at = 0;
     let mut index = 0usize;
     while at < data.len() {
-        let op = op_at(data, at);
+        let op = op_at(data, at, 0);
         let (value, n) = match op {
             Op::Val(v, n) => (usize::from(v), n),
             Op::Zero(n) | Op::XZero(n) => (0, n),
@@ -170,7 +178,7 @@ pub(super) fn describe(data: &[u8]) -> String {
     let mut out = Vec::new();
     let mut at = 0;
     while at < data.len() {
-        let op = op_at(data, at);
+        let op = op_at(data, at, 0);
         out.push(match op {
             Op::Zero(n) => format!("z:{n}"),
             Op::XZero(n) => format!("Z:{n}"),
@@ -193,8 +201,10 @@ pub(super) enum Raised {
 /// Raise register `index` of the sparse `value` (header included) to
 /// `count` when lower, splitting the opcode that covers it and merging
 /// equal neighbours afterwards, exactly as Redis edits its bytes.
+/// `past_end` is the byte after the value, kept up to date.
 pub(super) fn raise(
     value: &mut Vec<u8>,
+    past_end: &mut u8,
     index: usize,
     count: u8,
     max_bytes: u64,
@@ -209,7 +219,7 @@ pub(super) fn raise(
     let mut previous = None;
     let mut span = 0;
     while at < end {
-        let op = op_at(value, at);
+        let op = op_at(value, at, *past_end);
         span = op.span();
         if index < first + span {
             break;
@@ -221,7 +231,7 @@ pub(super) fn raise(
     if span == 0 || at >= end {
         return Err(HllError::Corrupt);
     }
-    let op = op_at(value, at);
+    let op = op_at(value, at, *past_end);
     let last = first + span - 1;
 
     // A VAL already as high, or a single register: edit in place.
@@ -263,33 +273,38 @@ pub(super) fn raise(
             return Ok(Raised::NeedsDense);
         }
         // A truncated XZERO at the end: Redis's length still counts two
-        // bytes replaced, so the result is cut to that length.
+        // bytes replaced, so the new opcodes' last byte lands just past
+        // the end, where the next read of the last opcode finds it.
+        let last_byte = seq.last().copied().unwrap_or(0);
         let tail = (at + old_width).min(end);
         value.splice(at..tail, seq);
+        *past_end = if value.len() > new_len { last_byte } else { 0 };
         value.truncate(new_len);
     }
-    merge_neighbours(value, previous.unwrap_or(HEADER_LEN));
+    merge_neighbours(value, past_end, previous.unwrap_or(HEADER_LEN));
     super::invalidate_cache(value);
     Ok(Raised::Updated)
 }
 
 /// Merge adjacent VAL opcodes of equal value (up to the longest run a VAL
 /// holds), looking at up to five opcodes from `at`.
-fn merge_neighbours(value: &mut Vec<u8>, mut at: usize) {
+fn merge_neighbours(value: &mut Vec<u8>, past_end: &mut u8, mut at: usize) {
     let mut budget = 5;
     while at < value.len() && budget > 0 {
         budget -= 1;
-        match op_at(value, at) {
+        match op_at(value, at, *past_end) {
             Op::XZero(_) => at += 2,
             Op::Zero(_) => at += 1,
             Op::Val(v1, n1) => {
                 if at + 1 < value.len() {
-                    if let Op::Val(v2, n2) = op_at(value, at + 1) {
+                    if let Op::Val(v2, n2) = op_at(value, at + 1, *past_end) {
                         if v1 == v2 && n1 + n2 <= VAL_MAX_LEN {
                             if let Some(b) = value.get_mut(at + 1) {
                                 *b = val_byte(v1, n1 + n2);
                             }
                             value.remove(at);
+                            // Redis ends the shorter string with a zero.
+                            *past_end = 0;
                             continue;
                         }
                     }
