@@ -45,7 +45,8 @@ impl Flags {
     pub const REPLICATED: Flags = Flags(1 << 12);
     /// A read that may rewrite its key's value (PFCOUNT stores the count
     /// it computed in the value's cache): takes the storage lock
-    /// exclusively, yet is a read everywhere else (Redis's `may_replicate`).
+    /// exclusively, yet is a read everywhere else (Redis's `may_replicate`,
+    /// which Redis 7.0's COMMAND INFO does not list).
     pub const MAY_REPLICATE: Flags = Flags(1 << 13);
 
     pub const fn union(self, other: Flags) -> Flags {
@@ -68,7 +69,6 @@ impl Flags {
             (Flags::NO_AUTH, "no_auth"),
             (Flags::BLOCKING, "blocking"),
             (Flags::FAST, "fast"),
-            (Flags::MAY_REPLICATE, "may_replicate"),
             (Flags::PROTECTED, "protected"),
         ] {
             if self.contains(flag) {
