@@ -197,3 +197,27 @@ def test_keyspace_events_match_redis(both: tuple[redis.Redis, redis.Redis]) -> N
             client.config_set("notify-keyspace-events", "")
     assert events[1] == events[0]
     assert (b"__keyevent@0__:pfadd", b"e2") in events[0]
+
+
+def test_pfcount_storing_its_count_touches_watch_as_redis(both: tuple[redis.Redis, redis.Redis]) -> None:
+    """PFCOUNT of a value whose cached count is stale stores the count (a
+    change to the value, as in Redis: a WATCH on it fails); with the count
+    cached, it changes nothing and the transaction runs."""
+    results = []
+    for client in both:
+        client.pfadd("w", "a", "b", "c")
+        outcomes = []
+        for _ in range(2):
+            with client.pipeline(transaction=True) as pipe:
+                pipe.watch("w")
+                other = redis.Redis(connection_pool=client.connection_pool)
+                other.pfcount("w")
+                pipe.multi()
+                pipe.set("done", "1")
+                try:
+                    outcomes.append(pipe.execute())
+                except redis.WatchError:
+                    outcomes.append("aborted")
+        results.append((outcomes, client.get("w")))
+    assert results[0][0] == ["aborted", [True]]
+    assert results[1] == results[0]
