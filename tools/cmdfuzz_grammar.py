@@ -24,7 +24,15 @@ EXACT, UNORDERED, SCAN, SHAPE, TTL_S, TTL_MS = "exact", "unordered", "scan", "sh
 
 STRING, LIST, HASH, SET, ZSET = "string", "list", "hash", "set", "zset"
 TYPES = [STRING, LIST, HASH, SET, ZSET]
-GROUP_TYPE = {"string": STRING, "bitmap": STRING, "hyperloglog": STRING, "list": LIST, "hash": HASH, "set": SET, "sorted-set": ZSET}
+GROUP_TYPE = {
+    "string": STRING,
+    "bitmap": STRING,
+    "hyperloglog": STRING,
+    "list": LIST,
+    "hash": HASH,
+    "set": SET,
+    "sorted-set": ZSET,
+}
 KEYS_OF = {t: [t[0].encode() + b"1", t[0].encode() + b"2"] for t in TYPES}
 KEYS_OF[SET] = [b"S1", b"S2"]
 #: Keys no type owns: empty, binary, non-UTF-8, glob characters, long.
