@@ -165,3 +165,24 @@ fn random_bytes_never_panic() {
         let _ = count(&v);
     }
 }
+
+#[test]
+fn truncated_xzero_edits_match_redis() {
+    // redis-server 7.0: SET g <sparse header><0x7f>; PFADD g a b c d e f g;
+    // GET g. Each split of the truncated XZERO at the end leaves its last
+    // byte past the string, where the next element's edit reads it.
+    let mut header = empty()[..HEADER_LEN].to_vec();
+    invalidate_cache(&mut header);
+    let mut edit = Edit::new([&header[..], &[0x7f]].concat());
+    for e in [&b"a"[..], b"b", b"c", b"d", b"e", b"f", b"g"] {
+        edit.add(e, 3000).unwrap();
+    }
+    let mut expected = header.clone();
+    expected.extend_from_slice(b"Fm\x80V\x0c\x80D<\x848\x80P\xb1\x84I\x8c\x80Bm\x80A");
+    assert_eq!(edit.bytes(), &expected[..]);
+    assert_eq!(
+        decode_sparse(edit.bytes()),
+        "Z:1646 v:1,1 Z:5645 v:1,1 Z:1085 v:2,1 z:57 v:1,1 Z:4274 v:2,1 Z:2445 v:1,1 Z:622 v:1,1 Z:257"
+    );
+    assert_eq!(count(edit.bytes()), Err(HllError::Corrupt));
+}
