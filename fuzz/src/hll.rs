@@ -1,7 +1,7 @@
 //! HyperLogLog values (a client can SET any string starting with `HYLL`
 //! and then PFADD or PFCOUNT it): bad bytes answer an error, never a panic
-//! or a read out of bounds, and a valid value stays valid and counts the
-//! same sparse or dense.
+//! or a read out of bounds, and a valid value counts the same sparse or
+//! dense and stays valid when edited.
 
 use kiwi::decoders::hll_value;
 use kiwi::hll;
@@ -20,14 +20,18 @@ pub fn check(value: &[u8], max_bytes: u64, elements: u8) {
     let Ok(count) = hll::count(value) else {
         return;
     };
-    // A valid value: its dense form counts the same, and adds keep it valid.
+    // A valid value: its dense form counts the same, and adds keep it
+    // valid unless it ends in a truncated XZERO (whose edits write past
+    // the end, as Redis's do).
     let mut dense = value.to_vec();
     assert_eq!(
         hll::to_dense(&mut dense),
         Ok(encoding == hll::Encoding::Sparse)
     );
     assert_eq!(hll::count(&dense), Ok(count));
-    assert!(result.is_ok(), "a valid value failed: {result:?}");
+    if !hll::ends_mid_opcode(value) {
+        assert!(result.is_ok(), "a valid value failed: {result:?}");
+    }
 }
 
 /// Fuzz entry: the first byte picks the sparse limit and how many elements

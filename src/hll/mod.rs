@@ -278,6 +278,13 @@ pub fn count(value: &[u8]) -> Result<u64, HllError> {
     Ok(estimate(&histogram))
 }
 
+/// Whether a sparse value ends inside an opcode (a truncated XZERO): its
+/// edits read and write past the string, as Redis's do, so a value that
+/// counts may turn invalid once edited.
+pub fn ends_mid_opcode(value: &[u8]) -> bool {
+    value.get(ENCODING_AT) == Some(&SPARSE) && sparse::ends_mid_opcode(registers(value))
+}
+
 /// One register per byte: what PFCOUNT of several keys and PFMERGE build.
 pub type RawRegisters = [u8; REGISTERS];
 

@@ -137,6 +137,16 @@ pub(super) fn to_dense(value: &[u8], past_end: u8) -> Result<Vec<u8>, HllError> 
     }
 }
 
+/// Whether the last opcode of `data` runs past its end (a truncated XZERO,
+/// whose second byte Redis takes from past the string).
+pub(super) fn ends_mid_opcode(data: &[u8]) -> bool {
+    let mut at = 0;
+    while at < data.len() {
+        at += op_at(data, at, 0).width();
+    }
+    at > data.len()
+}
+
 /// Raise each of `max` to the register it stands for.
 pub(super) fn merge_into(max: &mut RawRegisters, data: &[u8]) -> Result<(), HllError> {
     let valid = walk(data, 0, |first, n, v| {

@@ -172,6 +172,18 @@ proptest! {
     }
 
     #[test]
+    fn stored_records_from_random_bytes(
+        kind in any::<u8>(),
+        raw in prop::collection::vec(any::<u8>(), 0..64),
+    ) {
+        records::fuzz(&[&[kind][..], &raw].concat());
+    }
+}
+
+proptest! {
+    #![proptest_config(config(FEWER))]
+
+    #[test]
     fn hll_values_from_random_bytes(
         control in any::<u8>(),
         head in prop::collection::vec(any::<u8>(), 12..13),
@@ -190,18 +202,6 @@ proptest! {
     fn hll_values_from_mutated_seeds(data in mutated("hll")) {
         hll::fuzz(&data);
     }
-
-    #[test]
-    fn stored_records_from_random_bytes(
-        kind in any::<u8>(),
-        raw in prop::collection::vec(any::<u8>(), 0..64),
-    ) {
-        records::fuzz(&[&[kind][..], &raw].concat());
-    }
-}
-
-proptest! {
-    #![proptest_config(config(FEWER))]
 
     #[test]
     fn request_decoder_on_request_pieces(
