@@ -359,7 +359,8 @@ fn apply(s: &mut Settings, d: &Directive) -> Result<(), String> {
         | "busy-reply-threshold"
         | "lua-time-limit"
         | "notify-keyspace-events"
-        | "tracking-table-max-keys") => config
+        | "tracking-table-max-keys"
+        | "hll-sparse-max-bytes") => config
             .set(name, &d.args.join(" "))
             .map_err(|e| format!("'{name} {}': {e}", d.args.join(" ")))?,
         "hz" => config.hz = number::<u32>(d)?.clamp(1, 500),

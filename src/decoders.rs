@@ -111,3 +111,27 @@ pub fn rdb_payload(payload: &[u8]) -> Result<Vec<Vec<u8>>, crate::rdb::RdbError>
     }
     Ok(out)
 }
+
+/// What the HyperLogLog commands read of a string value, which a client
+/// may have SET to any bytes starting with `HYLL`: the value checked,
+/// counted, merged into registers, described (PFDEBUG DECODE), turned
+/// dense, and `elements` elements added under a sparse limit of
+/// `sparse_max_bytes`. Answers the count after the adds.
+pub fn hll_value(
+    value: &[u8],
+    sparse_max_bytes: u64,
+    elements: u8,
+) -> Result<u64, crate::hll::HllError> {
+    use crate::hll;
+    hll::encoding(value)?;
+    let _ = hll::count(value);
+    let mut registers = Box::new([0u8; hll::REGISTERS]);
+    let _ = hll::merge_into(&mut registers, value);
+    let _ = hll::decode_sparse(value);
+    let _ = hll::to_dense(&mut value.to_vec());
+    let mut edit = hll::Edit::new(value.to_vec());
+    for i in 0..elements {
+        edit.add(&[i], sparse_max_bytes)?;
+    }
+    hll::count(edit.bytes())
+}

@@ -10,6 +10,7 @@ pub mod config;
 pub mod decoders;
 pub mod engine;
 pub mod geo;
+pub mod hll;
 pub mod num;
 pub mod raft;
 pub mod rdb;

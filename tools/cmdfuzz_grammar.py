@@ -27,6 +27,7 @@ TYPES = [STRING, LIST, HASH, SET, ZSET]
 GROUP_TYPE = {
     "string": STRING,
     "bitmap": STRING,
+    "hyperloglog": STRING,
     "list": LIST,
     "hash": HASH,
     "set": SET,
@@ -323,6 +324,9 @@ EXCLUDED = {
     "publish": "pub/sub (test_pubsub_wire.py)",
     "spublish": "pub/sub (test_pubsub_wire.py)",
     "pubsub": "pub/sub (test_pubsub_wire.py)",
+    # Ten million adds, a second or more on each server: run once by
+    # tests/redis-diff/hll.txt.
+    "pfselftest": "slow self-test",
 }
 
 #: Order-insensitive commands.
@@ -538,6 +542,8 @@ class Generator:
             return self.often(LEX_BOUNDS, BAD_BOUNDS)
         if name in ("start", "stop"):
             return self.often(INDEXES + SCORE_BOUNDS + LEX_BOUNDS, NOT_INTS)
+        if name == "subcommand" and cmd == "pfdebug":
+            return self.pick([b"GETREG", b"DECODE", b"ENCODING", b"TODENSE", b"decode", b"foo", b""])
         if name == "operation":
             return self.pick([b"AND", b"OR", b"XOR", b"NOT", b"and", b"Or", b"foo", b""])
         if name == "type":

@@ -14,6 +14,7 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod alloc;
+pub mod hll;
 pub mod payload;
 pub mod records;
 pub mod reply;
@@ -38,6 +39,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("raft_reply", wire::fuzz_reply),
     ("snapshot", snapshot::fuzz),
     ("records", records::fuzz),
+    ("hll", hll::fuzz),
 ];
 
 /// The target called `name`.

@@ -20,7 +20,7 @@ use openraft::{
 };
 use openraft::{StoredMembership, Vote};
 
-use crate::{records, request, snapshot};
+use crate::{hll, records, request, snapshot};
 
 type Seed = (&'static str, Vec<u8>);
 
@@ -277,5 +277,29 @@ pub fn all() -> Vec<Seed> {
             .into_iter()
             .map(|(kind, raw)| ("records", records::encode_input(kind, &raw))),
     );
+    out.extend(hll_values().map(|(control, value)| ("hll", hll::encode_input(control, &value))));
     out
+}
+
+/// HyperLogLog values after `HYLL`: empty, sparse, dense, and damaged.
+fn hll_values() -> impl Iterator<Item = (u8, Vec<u8>)> {
+    let mut sparse = kiwi::hll::empty();
+    for e in [&b"a"[..], b"b", b"c"] {
+        let _ = kiwi::hll::add(&mut sparse, e, 3000);
+    }
+    let mut dense = sparse.clone();
+    let _ = kiwi::hll::to_dense(&mut dense);
+    let truncated = [&sparse[..], b"x"].concat();
+    let cut = sparse.get(..sparse.len() - 3).unwrap_or_default().to_vec();
+    let header = sparse.get(..16).unwrap_or_default();
+    [
+        (0x05, kiwi::hll::empty()),
+        (0x25, sparse.clone()),
+        (0x4f, dense),
+        (0x63, truncated),
+        (0x91, cut),
+        (0x1f, [header, &[0xff; 8][..]].concat()),
+    ]
+    .into_iter()
+    .map(|(control, value)| (control, value.get(4..).unwrap_or_default().to_vec()))
 }

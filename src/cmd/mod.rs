@@ -16,6 +16,7 @@ pub mod functions;
 mod geo;
 mod glob;
 mod hash;
+mod hll;
 mod keys;
 mod lcs;
 mod list;

@@ -6,9 +6,9 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::{
-    admin, bitfield, bitmap, client, debug, functions, geo, hash, keys, lcs, list, observe, pubsub,
-    raft, scripting, server, set, sort, strings, transaction, zset, Call, CmdError, CmdResult,
-    Handled,
+    admin, bitfield, bitmap, client, debug, functions, geo, hash, hll, keys, lcs, list, observe,
+    pubsub, raft, scripting, server, set, sort, strings, transaction, zset, Call, CmdError,
+    CmdResult, Handled,
 };
 
 /// Command flags (a subset of Redis's, the ones Kiwi acts on or reports).
@@ -44,6 +44,11 @@ impl Flags {
     /// so that every node runs it (PUBLISH: each node delivers to its own
     /// subscribers).
     pub const REPLICATED: Flags = Flags(1 << 12);
+    /// A read that may rewrite its key's value (PFCOUNT stores the count
+    /// it computed in the value's cache): takes the storage lock
+    /// exclusively, yet is a read everywhere else (Redis's `may_replicate`,
+    /// which Redis 7.0's COMMAND INFO does not list).
+    pub const MAY_REPLICATE: Flags = Flags(1 << 13);
 
     pub const fn union(self, other: Flags) -> Flags {
         Flags(self.0 | other.0)
@@ -144,6 +149,12 @@ impl CommandSpec {
 
     pub fn is_write(&self) -> bool {
         self.flags.contains(Flags::WRITE)
+    }
+
+    /// Runs under the exclusive storage lock: writes, and reads that may
+    /// rewrite a value ([`Flags::MAY_REPLICATE`]).
+    pub fn locks_exclusively(&self) -> bool {
+        self.is_write() || self.flags.contains(Flags::MAY_REPLICATE)
     }
 
     /// Under Raft, proposed and run by every node's apply: writes, and
@@ -331,6 +342,7 @@ static GROUPS: &[(&str, &[CommandSpec])] = &[
     ("server", SERVER),
     ("string", STRINGS),
     ("bitmap", bitmap::COMMANDS),
+    ("hyperloglog", hll::COMMANDS),
     ("generic", KEYS),
     ("hash", hash::COMMANDS),
     ("list", list::COMMANDS),

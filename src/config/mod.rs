@@ -113,6 +113,9 @@ pub struct RuntimeConfig {
     /// Redis's parameters Kiwi accepts, stores and reports but does not
     /// act on (see [`compat`]).
     pub compat: compat::CompatParams,
+    /// `hll-sparse-max-bytes`: a sparse HyperLogLog that would grow past
+    /// this many bytes (header included) turns dense.
+    pub hll_sparse_max_bytes: u64,
 }
 
 /// Redis's `tls-*` settings for clients.
@@ -186,6 +189,7 @@ impl RuntimeConfig {
             notify_keyspace_events: 0,
             tracking_table_max_keys: 1_000_000,
             compat: compat::CompatParams::default(),
+            hll_sparse_max_bytes: crate::hll::DEFAULT_SPARSE_MAX_BYTES,
         }
     }
 
@@ -224,6 +228,10 @@ impl RuntimeConfig {
             (
                 "tracking-table-max-keys",
                 self.tracking_table_max_keys.to_string(),
+            ),
+            (
+                "hll-sparse-max-bytes",
+                self.hll_sparse_max_bytes.to_string(),
             ),
             (
                 "notify-keyspace-events",
@@ -303,6 +311,21 @@ impl RuntimeConfig {
                 self.client_query_buffer_limit = usize::try_from(v).unwrap_or(usize::MAX);
             }
             "client-output-buffer-limit" => self.client_output_buffer_limit.set(value)?,
+            "hll-sparse-max-bytes" => {
+                // Redis reads an empty memory value as 0.
+                let v = if value.is_empty() {
+                    0
+                } else {
+                    parse_memory(value)
+                        .ok_or(ConfigSetError::Invalid("argument must be a memory value"))?
+                };
+                if v > i64::MAX as u64 {
+                    return Err(ConfigSetError::Invalid(
+                        "argument must be between 0 and 9223372036854775807 inclusive",
+                    ));
+                }
+                self.hll_sparse_max_bytes = v;
+            }
             "tcp-keepalive" => self.tcp_keepalive = parse_in_range(value, 0, i32::MAX as u64)?,
             "protected-mode" => self.protected_mode = parse_yes_no(value)?,
             "appendfsync" => {

@@ -246,7 +246,7 @@ impl Engine {
         let lock = self.storage().lock();
         let _read_guard;
         let _write_guard;
-        if spec.is_write() {
+        if spec.locks_exclusively() {
             _write_guard = lock.write();
         } else if !spec.flags.contains(Flags::NO_KEYS) {
             _read_guard = lock.read();

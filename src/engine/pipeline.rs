@@ -78,7 +78,7 @@ impl Engine {
         let lock = self.storage().lock();
         let _read_guard;
         let _write_guard;
-        if specs.iter().any(|s| s.is_write()) {
+        if specs.iter().any(|s| s.locks_exclusively()) {
             _write_guard = lock.write();
         } else {
             _read_guard = lock.read();

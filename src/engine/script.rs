@@ -229,10 +229,12 @@ impl ScriptHost for Host<'_, '_> {
         if !scripting::allowed_in_script(spec) {
             return Reply::error("ERR This Redis command is not allowed from script");
         }
+        // A read-only script may not run what may write (Redis counts its
+        // may-replicate reads, PFCOUNT, among them).
+        if call.read_only && spec.locks_exclusively() {
+            return Reply::error("ERR Write commands are not allowed from read-only scripts.");
+        }
         if spec.is_write() {
-            if call.read_only {
-                return Reply::error("ERR Write commands are not allowed from read-only scripts.");
-            }
             if let Err(e) = self.engine.storage().check_writable() {
                 return Reply::Error(CmdError::from(e).to_string());
             }

@@ -183,6 +183,31 @@ def test_spop_removes_the_same_members_on_every_node(cluster: kiwi.Cluster) -> N
     assert not members[0] & popped and not small[0] & popped_small
 
 
+def test_hyperloglogs_are_the_same_bytes_on_every_node(cluster: kiwi.Cluster) -> None:
+    """PFADD/PFMERGE apply alike everywhere (sparse turning dense at the
+    default hll-sparse-max-bytes whatever a node's own setting), and PFCOUNT,
+    a read, answers the same on every node without changing the value."""
+    _, (f1, f2) = roles(cluster)
+    r = node_client(cluster, f1)
+    node_client(cluster, f2).config_set("hll-sparse-max-bytes", 100)
+    try:
+        assert r.pfadd("small", *[f"s{i}" for i in range(60)]) == 1
+        assert r.pfadd("big", *[f"b{i}" for i in range(5000)]) == 1
+        r.pfmerge("both", "small", "big")
+        for key in ("small", "big", "both"):
+            raw = [node_client(cluster, i, decode_responses=False) for i in range(3)]
+            values = [c.get(key) for c in raw]
+            assert values[0] == values[1] == values[2], key
+            counts = [node_client(cluster, i).pfcount(key) for i in range(3)]
+            assert counts[0] == counts[1] == counts[2]
+            assert [c.get(key) for c in raw] == values
+        assert node_client(cluster, f2).execute_command("PFDEBUG", "ENCODING", "small") == "sparse"
+        assert node_client(cluster, f2).execute_command("PFDEBUG", "ENCODING", "big") == "dense"
+        assert 4800 < r.pfcount("both") < 5300
+    finally:
+        node_client(cluster, f2).config_set("hll-sparse-max-bytes", 3000)
+
+
 def test_pipelined_writes_to_a_follower_answer_in_order(cluster: kiwi.Cluster) -> None:
     _, (f1, _) = roles(cluster)
     r = node_client(cluster, f1)

@@ -4,7 +4,7 @@
 //! Failures are kept in proptest-regressions/ and replayed first.
 //! `KIWI_FUZZ_CASES=N` multiplies the cases for a longer run.
 
-use kiwi_fuzz::{payload, records, reply, request, seeds, snapshot, wire};
+use kiwi_fuzz::{hll, payload, records, reply, request, seeds, snapshot, wire};
 
 /// Cases of the cheap properties and of the costly ones.
 const MANY: u32 = 200_000;
@@ -182,6 +182,26 @@ proptest! {
 
 proptest! {
     #![proptest_config(config(FEWER))]
+
+    #[test]
+    fn hll_values_from_random_bytes(
+        control in any::<u8>(),
+        head in prop::collection::vec(any::<u8>(), 12..13),
+        body in prop::collection::vec(
+            prop_oneof![any::<u8>(), prop::sample::select(vec![0x7fu8, 0xff, 0x3f, 0x00, 0x80, 0x83, 0xfc])],
+            0..96,
+        ),
+    ) {
+        // `head`: encoding, unused bytes, cache; then the opcodes.
+        let mut head = head;
+        head[0] &= 1;
+        hll::fuzz(&[&[control][..], &head, &body].concat());
+    }
+
+    #[test]
+    fn hll_values_from_mutated_seeds(data in mutated("hll")) {
+        hll::fuzz(&data);
+    }
 
     #[test]
     fn request_decoder_on_request_pieces(
