@@ -292,6 +292,7 @@ EXCLUDED = {
     "bgsave": "writes a checkpoint in the background",
     "role": "replication state",
     "lolwut": "version text",
+    "wait": "blocks for its timeout (admin.txt, test_cluster_commands.py)",
     "time": "clock",
     "lastsave": "clock",
     "quit": "closes the connection",

@@ -222,3 +222,35 @@ fn stats(call: &Call<'_, '_>) -> Reply {
             .collect(),
     )
 }
+
+/// WAIT numreplicas timeout: how many replicas hold this connection's
+/// writes. A standalone server has none: 0 at once when none is asked for
+/// (or inside MULTI), else after the timeout (never for 0), as Redis with
+/// no replicas answers. Under Raft, the nodes that hold every entry the
+/// leader applied (see `RaftNode::replicas_holding_applied`).
+pub fn wait(call: &mut Call<'_, '_>) -> CmdResult<super::Handled> {
+    use super::{BlockOn, Deferred, Handled};
+    let args = call.args;
+    let replicas = parse_i64(&args[1]).ok_or(CmdError::NotInteger)?;
+    let ms = parse_i64(&args[2])
+        .ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
+    if ms < 0 {
+        return Err(CmdError::err("timeout is negative"));
+    }
+    let timeout = (ms > 0).then(|| std::time::Duration::from_millis(ms as u64));
+    if call.engine.is_replicated() && call.session.multi.is_none() {
+        return Ok(Handled::Defer(Box::new(Deferred::Wait {
+            replicas: u64::try_from(replicas).unwrap_or(0),
+            timeout,
+        })));
+    }
+    if replicas <= 0 || call.session.multi.is_some() {
+        return Ok(Handled::Reply(Reply::Int(0)));
+    }
+    Ok(Handled::Block(Box::new(BlockOn {
+        keys: Vec::new(),
+        timeout,
+        timeout_reply: Reply::Int(0),
+        refused_reply: Reply::Int(0),
+    })))
+}

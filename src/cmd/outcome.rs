@@ -42,6 +42,12 @@ pub enum Deferred {
     /// A script runs (and started less than `busy-reply-threshold` ago):
     /// wait until it ends or that time comes, then run the command again.
     AfterScript(std::time::Instant),
+    /// WAIT under Raft: until `replicas` other nodes hold every entry
+    /// applied here, or the timeout (`None`: forever); the count reached.
+    Wait {
+        replicas: u64,
+        timeout: Option<std::time::Duration>,
+    },
 }
 
 /// What a blocked command waits for.

@@ -414,6 +414,7 @@ static SERVER: &[CommandSpec] = commands! {
     "save", 1, A, 0, 0, 0, admin::save;
     "bgsave", -1, A, 0, 0, 0, admin::bgsave;
     "role", 1, C, 0, 0, 0, admin::role;
+    "wait", 3, Flags::NO_KEYS, 0, 0, 0, admin::wait;
     "lolwut", -1, Flags::NO_KEYS.union(Flags::READONLY).union(Flags::FAST), 0, 0, 0, admin::lolwut;
     "memory", -2, R, 2, 2, 1, admin::memory;
     "debug", -2, A, 0, 0, 0, debug::debug;

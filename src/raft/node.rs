@@ -382,6 +382,30 @@ impl RaftNode {
         self.raft.metrics().borrow().current_leader
     }
 
+    /// WAIT: how many other voters hold every entry this node applied (so
+    /// every write acknowledged here so far); 0 unless this node leads.
+    pub fn replicas_holding_applied(&self) -> u64 {
+        let m = self.raft.metrics().borrow().clone();
+        if m.state != ServerState::Leader {
+            return 0;
+        }
+        let applied = m.last_applied.map_or(0, |l| l.index);
+        let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+        m.replication.as_ref().map_or(0, |replication| {
+            voters
+                .iter()
+                .filter(|id| **id != self.id)
+                .filter(|id| {
+                    replication
+                        .get(id)
+                        .copied()
+                        .flatten()
+                        .is_some_and(|matched| matched.index >= applied)
+                })
+                .count() as u64
+        })
+    }
+
     pub fn is_leader(&self) -> bool {
         self.raft.metrics().borrow().state == ServerState::Leader
     }

@@ -451,6 +451,7 @@ async fn resolve(
     let Some(node) = raft else {
         return match deferred {
             Deferred::Read | Deferred::AfterScript(_) => engine.execute_local(session, args),
+            Deferred::Wait { .. } => Reply::Int(0),
             _ => Reply::error("ERR this node does not run raft"),
         };
     };
@@ -480,6 +481,16 @@ async fn resolve(
             Err(e) => Reply::Error(e.to_string()),
         },
         Deferred::Raft(admin) => node.admin(admin).await,
+        Deferred::Wait { replicas, timeout } => {
+            let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+            loop {
+                let held = node.replicas_holding_applied();
+                if held >= replicas || deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                    return Reply::Int(held as i64);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
         // Handled before (`settle`); here only for completeness.
         Deferred::AfterScript(_) => engine.execute_local(session, args),
     }

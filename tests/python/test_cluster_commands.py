@@ -264,3 +264,19 @@ def test_readonly_reads_the_nodes_own_data_even_without_a_quorum(cluster: kiwi.C
     finally:
         r.close()
         cluster.heal()
+
+
+def test_wait_counts_the_followers_that_hold_the_writes(cluster: kiwi.Cluster) -> None:
+    """WAIT on the leader answers how many followers hold every write
+    acknowledged before it: both, once they caught up; a follower's WAIT
+    counts none (it applies, it does not replicate)."""
+    leader, (f1, _) = roles(cluster)
+    client = node_client(cluster, leader)
+    for i in range(20):
+        client.set(f"w{i}", i)
+    assert client.execute_command("WAIT", 2, 10_000) == 2
+    assert client.execute_command("WAIT", 0, 0) >= 0
+    follower = node_client(cluster, f1)
+    started = time.monotonic()
+    assert follower.execute_command("WAIT", 1, 200) == 0
+    assert time.monotonic() - started >= 0.15
