@@ -176,7 +176,7 @@ fn sample_sizes(call: &Call<'_, '_>, key: &[u8], meta: &Meta, want: u64) -> CmdR
 /// for the allocator's) and RocksDB's own figures.
 fn stats(call: &Call<'_, '_>) -> Reply {
     let engine = call.engine;
-    let rss = super::server::resident_memory();
+    let rss = super::info::resident_memory();
     let keys: u64 = engine.storage().estimated_keys();
     let clients = engine.clients.lock().len() as u64;
     let int = |v: u64| Reply::Int(i64::try_from(v).unwrap_or(i64::MAX));

@@ -17,6 +17,7 @@ mod geo;
 mod glob;
 mod hash;
 mod hll;
+mod info;
 mod keys;
 mod lcs;
 mod list;

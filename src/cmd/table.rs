@@ -6,9 +6,9 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::{
-    admin, bitfield, bitmap, client, debug, functions, geo, hash, hll, keys, lcs, list, observe,
-    pubsub, raft, scripting, server, set, sort, strings, transaction, zset, Call, CmdError,
-    CmdResult, Handled,
+    admin, bitfield, bitmap, client, debug, functions, geo, hash, hll, info, keys, lcs, list,
+    observe, pubsub, raft, scripting, server, set, sort, strings, transaction, zset, Call,
+    CmdError, CmdResult, Handled,
 };
 
 /// Command flags (a subset of Redis's, the ones Kiwi acts on or reports).
@@ -404,7 +404,7 @@ static SCRIPTING: &[CommandSpec] = commands! {
 };
 
 static SERVER: &[CommandSpec] = commands! {
-    "info", -1, Flags::NO_KEYS, 0, 0, 0, server::info;
+    "info", -1, Flags::NO_KEYS, 0, 0, 0, info::info;
     "command", -1, Flags::NO_KEYS, 0, 0, 0, server::command;
     "config", -2, A, 0, 0, 0, server::config;
     "slowlog", -2, A, 0, 0, 0, observe::slowlog;

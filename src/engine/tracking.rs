@@ -81,6 +81,11 @@ impl Tracking {
         self.count.load(Ordering::Relaxed) == 0
     }
 
+    /// How many clients track (INFO's tracking_clients).
+    pub fn client_count(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
     pub fn enable(&self, info: Arc<ClientInfo>, mode: TrackingMode) {
         let mut trackers = self.trackers.lock();
         trackers.insert(info.id, Tracker { info, mode });

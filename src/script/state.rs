@@ -282,6 +282,11 @@ impl Scripts {
             .map(|(_, s)| (s.body.clone(), s.flags))
     }
 
+    /// Scripts in the cache (INFO's number_of_cached_scripts).
+    pub fn cached_count(&self) -> usize {
+        self.cache.lock().len()
+    }
+
     pub fn exists(&self, sha: &[u8]) -> bool {
         self.cache.lock().get(sha).is_some()
     }

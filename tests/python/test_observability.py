@@ -161,3 +161,30 @@ def test_latency_monitor_records_a_slow_script(kiwi_port: int) -> None:
         err = conn.call("LATENCY", "GRAPH", "command")
         assert isinstance(err, RespError) and str(err) == "ERR No samples available for event 'command'"
         conn.call("CONFIG", "SET", "latency-monitor-threshold", "0")
+
+
+def test_info_has_every_section_and_field_redis_prints(reference_port: int, kiwi_port: int) -> None:
+    """Tools read INFO by field name: every name redis-server 7.0 prints in
+    a section, Kiwi prints too, and the sections come in Redis's order for
+    INFO, INFO all and INFO everything."""
+
+    def sections(port: int, *args: str) -> dict[str, list[str]]:
+        with RawConnection(HOST, port) as conn:
+            text = conn.call("INFO", *args).decode()
+        out: dict[str, list[str]] = {}
+        current = ""
+        for line in text.splitlines():
+            if line.startswith("# "):
+                current = line[2:]
+                out[current] = []
+            elif ":" in line:
+                out[current].append(line.split(":", 1)[0])
+        return out
+
+    for args in [(), ("all",), ("everything",), ("server", "cpu"), ("default",)]:
+        want, got = sections(reference_port, *args), sections(kiwi_port, *args)
+        assert list(got) == list(want), args
+        for name in ("Server", "Clients", "Memory", "Persistence", "Stats", "Replication", "CPU"):
+            if name in want:
+                missing = set(want[name]) - set(got[name])
+                assert not missing, f"{name} lacks {sorted(missing)}"
