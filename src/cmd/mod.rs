@@ -26,6 +26,7 @@ mod observe;
 mod outcome;
 pub mod pubsub;
 pub mod raft;
+mod redis_meta;
 mod sample;
 mod scan;
 pub mod scripting;

@@ -200,60 +200,40 @@ pub fn time(_call: &mut Call<'_, '_>) -> CmdResult {
 pub fn command(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     if args.len() == 1 {
-        return Ok(Reply::Array(
-            super::all_commands().map(command_info).collect(),
-        ));
+        return Ok(Reply::Array(super::all_commands().map(described).collect()));
     }
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
     match sub.as_str() {
         "count" if args.len() == 2 => Ok(Reply::Int(super::all_commands().count() as i64)),
         "info" => {
             if args.len() == 2 {
-                return Ok(Reply::Array(
-                    super::all_commands().map(command_info).collect(),
-                ));
+                return Ok(Reply::Array(super::all_commands().map(described).collect()));
             }
             Ok(Reply::Array(
                 args[2..]
                     .iter()
-                    .map(|name| {
-                        super::lookup(name)
-                            .map(command_info)
-                            .unwrap_or(Reply::NilArray)
-                    })
+                    .map(|name| info_of(name).unwrap_or(Reply::Nil))
                     .collect(),
             ))
         }
         "docs" => {
-            let specs: Vec<_> = if args.len() == 2 {
-                super::all_commands().collect()
+            let names: Vec<String> = if args.len() == 2 {
+                super::all_commands().map(|c| c.name.to_string()).collect()
             } else {
-                args[2..].iter().filter_map(|n| super::lookup(n)).collect()
+                args[2..]
+                    .iter()
+                    .map(|n| String::from_utf8_lossy(n).to_ascii_lowercase())
+                    .collect()
             };
-            Ok(Reply::Map(
-                specs
-                    .into_iter()
-                    .map(|spec| {
-                        (
-                            Reply::bulk_str(spec.name),
-                            Reply::Map(vec![
-                                (Reply::bulk_str("summary"), Reply::bulk_str("")),
-                                (Reply::bulk_str("since"), Reply::bulk_str("1.0.0")),
-                                (
-                                    Reply::bulk_str("group"),
-                                    Reply::bulk_str(super::group_of(spec.name)),
-                                ),
-                            ]),
-                        )
-                    })
-                    .collect(),
-            ))
+            let mut out = Vec::new();
+            for name in names {
+                if let Some(docs) = docs_of(&name) {
+                    out.push((Reply::bulk(name), docs));
+                }
+            }
+            Ok(Reply::Map(out))
         }
-        "list" => Ok(Reply::Array(
-            super::all_commands()
-                .map(|c| Reply::bulk_str(c.name))
-                .collect(),
-        )),
+        "list" => list(&args[2..]),
         "getkeys" if args.len() >= 3 => getkeys(&args[2..]),
         "help" => Ok(help_reply(
             "COMMAND",
@@ -432,6 +412,71 @@ fn numkeys_keys(call: &[Bytes], store: usize, numkeys_at: usize) -> Vec<Bytes> {
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// COMMAND INFO of a command Kiwi runs: Redis's description when it has
+/// one (see `redis_meta`), else one built from Kiwi's table.
+fn described(spec: &'static super::CommandSpec) -> Reply {
+    super::redis_meta::info(spec.name).unwrap_or_else(|| command_info(spec))
+}
+
+/// COMMAND INFO of a name as asked (`get`, `config|get`), if Kiwi runs it.
+fn info_of(name: &[u8]) -> Option<Reply> {
+    let text = String::from_utf8_lossy(name).to_ascii_lowercase();
+    match text.split_once('|') {
+        None => super::lookup(name).map(described),
+        Some((container, _)) => {
+            super::lookup(container.as_bytes())?;
+            super::redis_meta::info(&text)
+        }
+    }
+}
+
+/// COMMAND DOCS of a name Kiwi runs: Redis's documentation, else a stub.
+fn docs_of(name: &str) -> Option<Reply> {
+    let container = name.split_once('|').map_or(name, |(c, _)| c);
+    let spec = super::lookup(container.as_bytes())?;
+    if let Some(docs) = super::redis_meta::docs(name) {
+        return Some(docs);
+    }
+    (!name.contains('|')).then(|| {
+        Reply::Map(vec![
+            (Reply::bulk_str("summary"), Reply::bulk_str("")),
+            (Reply::bulk_str("since"), Reply::bulk_str("1.0.0")),
+            (
+                Reply::bulk_str("group"),
+                Reply::bulk_str(super::group_of(spec.name)),
+            ),
+        ])
+    })
+}
+
+/// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern].
+fn list(args: &[Bytes]) -> CmdResult {
+    let names = super::all_commands().map(|c| c.name);
+    let chosen: Vec<&str> = match args {
+        [] => names.collect(),
+        [filterby, kind, value] if is(filterby, "FILTERBY") => {
+            if is(kind, "MODULE") {
+                Vec::new()
+            } else if is(kind, "ACLCAT") {
+                let wanted = String::from_utf8_lossy(value).to_ascii_lowercase();
+                names
+                    .filter(|n| super::redis_meta::categories(n).contains(&wanted))
+                    .collect()
+            } else if is(kind, "PATTERN") {
+                names
+                    .filter(|n| glob_match_nocase(value, n.as_bytes()))
+                    .collect()
+            } else {
+                return Err(CmdError::Syntax);
+            }
+        }
+        _ => return Err(CmdError::Syntax),
+    };
+    Ok(Reply::Array(
+        chosen.into_iter().map(Reply::bulk_str).collect(),
+    ))
 }
 
 fn command_info(spec: &super::CommandSpec) -> Reply {

@@ -223,3 +223,55 @@ def test_keyspace_hits_match_redis(reference_port: int, kiwi_port: int) -> None:
     finally:
         ref.close()
         mine.close()
+
+
+def unordered_subcommands(reply: Reply) -> Reply:
+    """A COMMAND INFO / DOCS reply with its subcommands sorted: Redis lists
+    them in its dict's order, which changes from one process to the next."""
+    if not isinstance(reply, list) or len(reply) < 2:
+        return reply
+    entry = reply[1]
+    if isinstance(entry, list) and len(entry) == 11 and isinstance(entry[10], list):
+        subs = entry[10]
+        entry = entry[:10] + [[subs[0]] + sorted(subs[1:], key=repr)]
+        return [reply[0], entry] + reply[2:]
+    docs = reply[2] if len(reply) > 2 else None
+    if isinstance(docs, list):
+        fields = docs[1:]
+        for i in range(0, len(fields) - 1, 2):
+            if fields[i] == b"$11\r\nsubcommands" and isinstance(fields[i + 1], list):
+                subs = fields[i + 1]
+                pairs = sorted(zip(subs[1::2], subs[2::2]), key=repr)
+                fields[i + 1] = [subs[0]] + [x for pair in pairs for x in pair]
+        return [reply[0], reply[1], [docs[0]] + fields]
+    return reply
+
+
+@pytest.mark.parametrize("protocol", [2, 3], ids=["resp2", "resp3"])
+def test_command_info_and_docs_match_redis_for_every_command(
+    protocol: int, reference_port: int, kiwi_port: int
+) -> None:
+    """COMMAND INFO and COMMAND DOCS of each command Kiwi runs are Redis's
+    (regenerate src/cmd/redis_commands.resp with tools/probe_commands.py
+    after adding a command)."""
+    ref, mine = Conn(reference_port), Conn(kiwi_port)
+    try:
+        for conn in (ref, mine):
+            conn.request(["HELLO", str(protocol)])
+        names = mine.request(["COMMAND", "LIST"])
+        assert isinstance(names, list)
+        differences = []
+        for item in names[1:]:
+            assert isinstance(item, bytes)
+            name = item.split(b"\r\n", 1)[1].decode()
+            if "." in name:
+                continue  # Kiwi's own (RAFT.*)
+            for sub in ("INFO", "DOCS"):
+                expected = unordered_subcommands(ref.request(["COMMAND", sub, name]))
+                got = unordered_subcommands(mine.request(["COMMAND", sub, name]))
+                if expected != got:
+                    differences.append(f"COMMAND {sub} {name}")
+        assert not differences, differences
+    finally:
+        ref.close()
+        mine.close()
