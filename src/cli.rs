@@ -149,10 +149,13 @@ pub fn parse_invocation(argv: &[String]) -> Result<Invocation, String> {
         _ => {}
     }
     let mut directives = Vec::new();
+    let mut config_file = None;
     if let Some(first) = words.peek() {
         if !first.starts_with("--") {
             let path = PathBuf::from(words.next().map(String::as_str).unwrap_or_default());
             directives.extend(read_config_file(&path)?);
+            // CONFIG REWRITE writes back here (absolute: the server may chdir).
+            config_file = Some(std::path::absolute(&path).unwrap_or(path));
         }
     }
     let mut current: Option<Directive> = None;
@@ -173,7 +176,9 @@ pub fn parse_invocation(argv: &[String]) -> Result<Invocation, String> {
         }
     }
     directives.extend(current);
-    Ok(Invocation::Run(Box::new(settings_from(&directives)?)))
+    let mut settings = settings_from(&directives)?;
+    settings.config.config_file = config_file;
+    Ok(Invocation::Run(Box::new(settings)))
 }
 
 /// Read a redis.conf-style file: `directive value ...` per line, `#` comments.

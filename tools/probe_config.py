@@ -115,6 +115,11 @@ def probe(conn: Conn, name: str, default: bytes) -> dict[str, object]:
     return {"kind": "special", "error": err.decode("utf-8", "replace")}
 
 
+def legacy(name: str) -> bool:
+    """Whether `name` is the older spelling of a renamed parameter."""
+    return any(word in name for word in ("ziplist", "slave", "lua-time-limit"))
+
+
 def aliases(conn: Conn, names: dict[str, dict[str, object]], defaults: dict[str, bytes]) -> dict[str, str]:
     """alias -> canonical name, found by changing one and watching the other."""
     found: dict[str, str] = {}
@@ -137,7 +142,12 @@ def aliases(conn: Conn, names: dict[str, dict[str, object]], defaults: dict[str,
         after = config_map(conn)
         for other, v in after.items():
             if other != name and v != defaults[other] and v == after[name]:
-                found[other] = name
+                # The current name is canonical, the legacy one the alias
+                # (as Redis's CONFIG REWRITE writes it).
+                if legacy(name):
+                    found[name] = other
+                else:
+                    found[other] = name
         conn.call("CONFIG", "SET", name, defaults[name])
     return found
 

@@ -169,7 +169,14 @@ fn info_section(call: &Call<'_, '_>, section: &str, out: &mut String) -> CmdResu
                     .map(|p| p.display().to_string())
                     .unwrap_or_default(),
             );
-            field("config_file", &"");
+            let config_file = engine
+                .config
+                .read()
+                .config_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            field("config_file", &config_file);
         }
         "clients" => {
             field("connected_clients", &engine.clients.lock().len());

@@ -624,7 +624,14 @@ pub fn config(call: &mut Call<'_, '_>) -> CmdResult {
             Ok(Reply::OK)
         }
         "rewrite" if args.len() == 2 => {
-            Err(CmdError::err("The server is running without a config file"))
+            let config = call.engine.config.read().clone();
+            let Some(path) = &config.config_file else {
+                return Err(CmdError::err("The server is running without a config file"));
+            };
+            config
+                .rewrite(path)
+                .map_err(|e| CmdError::err(format!("Rewriting config file: {e}")))?;
+            Ok(Reply::OK)
         }
         "help" => Ok(help_reply(
             "CONFIG",

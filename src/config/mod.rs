@@ -7,6 +7,7 @@ use crate::resp::DEFAULT_MAX_BULK_LEN;
 use crate::storage::Appendfsync;
 
 pub mod compat;
+mod rewrite;
 #[rustfmt::skip]
 mod redis_params;
 
@@ -113,6 +114,9 @@ pub struct RuntimeConfig {
     /// Redis's parameters Kiwi accepts, stores and reports but does not
     /// act on (see [`compat`]).
     pub compat: compat::CompatParams,
+    /// The redis.conf the server started from, which CONFIG REWRITE
+    /// updates (none: CONFIG REWRITE refuses, as Redis does).
+    pub config_file: Option<PathBuf>,
     /// `hll-sparse-max-bytes`: a sparse HyperLogLog that would grow past
     /// this many bytes (header included) turns dense.
     pub hll_sparse_max_bytes: u64,
@@ -189,6 +193,7 @@ impl RuntimeConfig {
             notify_keyspace_events: 0,
             tracking_table_max_keys: 1_000_000,
             compat: compat::CompatParams::default(),
+            config_file: None,
             hll_sparse_max_bytes: crate::hll::DEFAULT_SPARSE_MAX_BYTES,
         }
     }
