@@ -9,6 +9,7 @@ mod bitfield;
 mod bitmap;
 mod client;
 mod collection;
+mod dump;
 mod error;
 pub mod functions;
 mod geo;
