@@ -193,6 +193,11 @@ impl<'a> Reader<'a> {
                     return Err(RdbError::Format);
                 }
                 let compressed = self.bytes(compressed_len)?;
+                // Redis takes a zero length as an empty string whatever the
+                // compressed bytes are (its decompressor returns 0 too).
+                if len == 0 {
+                    return Ok(Vec::new());
+                }
                 let len = usize::try_from(len).map_err(|_| RdbError::Format)?;
                 let out = lzf::decompress(compressed, len).map_err(|_| RdbError::Format)?;
                 match out.len() == len {

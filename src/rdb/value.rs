@@ -61,10 +61,11 @@ pub enum Value {
 }
 
 /// Decode a DUMP payload: its footer first (version and checksum), then
-/// the value. Bytes after the value are ignored, as Redis ignores them.
+/// the value. As in Redis, the value is read from the whole payload, footer
+/// included (a value may run into it), and bytes after it are ignored.
 pub fn decode_payload(payload: &[u8]) -> Result<Value, RdbError> {
-    let body = open(payload)?;
-    let mut r = Reader::new(body);
+    open(payload)?;
+    let mut r = Reader::new(payload);
     let kind = r.byte()?;
     decode_object(kind, &mut r)
 }
