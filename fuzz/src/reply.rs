@@ -53,6 +53,9 @@ pub fn expected(reply: &Reply, protocol: Protocol) -> Value {
         ),
         Reply::Double(d) if resp3 => Value::Double(format_double(*d).into_bytes()),
         Reply::Double(d) => Value::Bulk(format_double(*d).into_bytes()),
+        // GEOPOS's coordinates (not generated here): Kiwi's long double text.
+        Reply::HumanDouble(d) if resp3 => Value::Double(human(*d)),
+        Reply::HumanDouble(d) => Value::Bulk(human(*d)),
         Reply::Bool(b) if resp3 => Value::Bool(*b),
         Reply::Bool(b) => Value::Int(i64::from(*b)),
         Reply::Verbatim(t) if resp3 => Value::Verbatim(b"txt".to_vec(), t.as_bytes().to_vec()),
@@ -61,6 +64,12 @@ pub fn expected(reply: &Reply, protocol: Protocol) -> Value {
         // reader takes one value, and no RESP3 push).
         Reply::Push(items) | Reply::Frames(items) => Value::Array(all(items)),
     }
+}
+
+fn human(d: f64) -> Vec<u8> {
+    kiwi::num::LongDouble::from_f64(d)
+        .to_human_string()
+        .into_bytes()
 }
 
 /// C's `printf("%.17g", d)`, the reference for finite doubles.
