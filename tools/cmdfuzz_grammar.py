@@ -317,6 +317,10 @@ EXCLUDED = {
     "publish": "pub/sub (test_pubsub_wire.py)",
     "spublish": "pub/sub (test_pubsub_wire.py)",
     "pubsub": "pub/sub (test_pubsub_wire.py)",
+    # Kiwi's payloads are valid but not byte-identical to Redis's (other
+    # encodings); both ways compared in tests/python/test_dump_restore.py.
+    # RESTORE stays: its argument, TTL, BUSYKEY and checksum errors compare.
+    "dump": "payload bytes differ from Redis's (test_dump_restore.py)",
 }
 
 #: Order-insensitive commands.
