@@ -152,7 +152,6 @@ pub fn encode<T: AsRef<[u8]>>(entries: &[T]) -> Vec<u8> {
     let total = (out.len() as u32).to_le_bytes();
     let count = u16::try_from(entries.len())
         .unwrap_or(UNKNOWN_COUNT)
-        .min(UNKNOWN_COUNT)
         .to_le_bytes();
     for (slot, b) in out.iter_mut().zip(total.iter().chain(count.iter())) {
         *slot = *b;

@@ -46,6 +46,9 @@ const NODE_PACKED: u64 = 2;
 const NODE_MAX_ENTRIES: usize = 128;
 const NODE_MAX_BYTES: usize = 8 << 10;
 
+/// A hash's (field, value) pairs.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A value of one of Kiwi's types.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -55,7 +58,7 @@ pub enum Value {
     /// Distinct members.
     Set(Vec<Vec<u8>>),
     /// Distinct fields.
-    Hash(Vec<(Vec<u8>, Vec<u8>)>),
+    Hash(Pairs),
     /// Distinct members, scores never NaN.
     ZSet(Vec<(Vec<u8>, f64)>),
 }
@@ -221,8 +224,8 @@ fn strings(r: &mut Reader<'_>) -> Result<Vec<Vec<u8>>, RdbError> {
 }
 
 /// Flattened field, value, field, value… into pairs.
-fn pairs(flat: Vec<Vec<u8>>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, RdbError> {
-    if flat.len() % 2 != 0 {
+fn pairs(flat: Vec<Vec<u8>>) -> Result<Pairs, RdbError> {
+    if !flat.len().is_multiple_of(2) {
         return Err(RdbError::Format);
     }
     let mut out = Vec::with_capacity(flat.len() / 2);

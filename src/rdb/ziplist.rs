@@ -147,10 +147,7 @@ pub fn decode_zipmap(blob: &[u8]) -> Result<Vec<Vec<u8>>, RdbError> {
         *at = end;
         Ok(data)
     };
-    loop {
-        let Some(key_len) = length(&mut at)? else {
-            break;
-        };
+    while let Some(key_len) = length(&mut at)? {
         out.push(take(&mut at, key_len)?);
         let value_len = length(&mut at)?.ok_or_else(bad)?;
         let free = usize::from(*blob.get(at).ok_or_else(bad)?);
