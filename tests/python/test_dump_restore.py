@@ -21,7 +21,7 @@ import pytest
 import redis
 
 import kiwi
-from kiwitest import HOST, reference_redis_server, wait_until
+from kiwitest import HOST, node_client, reference_redis_server, wait_until
 
 pytestmark = pytest.mark.kiwi_only
 
@@ -261,3 +261,45 @@ def events(c: redis.Redis) -> list[Any]:
 
 def test_keyspace_events_match_redis(ref: redis.Redis, kiwi_client: redis.Redis) -> None:
     assert events(kiwi_client) == events(ref)
+
+
+def test_restore_through_a_cluster(ref: redis.Redis) -> None:
+    """RESTORE is a replicated write: sent to a follower, every node ends
+    with the same value and the same absolute expiry."""
+    ref.flushall()
+    ref.zadd("z", {"a": 1.5, "b": -2})
+    ref.hset("h", mapping={"f": "v"})
+    payloads = {"z": ref.dump("z"), "h": ref.dump("h")}
+    with kiwi.Cluster(3) as c:
+        leader = c.wait_for_leader()
+        clients = [node_client(c, i, decode_responses=False) for i in range(3)]
+        try:
+            follower = clients[(leader + 1) % 3]
+            assert follower.restore("z", 100000, payloads["z"]) == b"OK"
+            assert follower.restore("h", 0, payloads["h"]) == b"OK"
+            with pytest.raises(redis.ResponseError, match="BUSYKEY"):
+                follower.restore("h", 0, payloads["h"])
+
+            def same_everywhere() -> bool:
+                seen = set()
+                for i in range(3):
+                    local = node_client(c, i, decode_responses=False)
+                    try:
+                        local.readonly()
+                        seen.add(
+                            (
+                                tuple(local.zrange("z", 0, -1, withscores=True)),
+                                tuple(sorted(local.hgetall("h").items())),
+                                local.pexpiretime("z"),
+                            )
+                        )
+                    except redis.RedisError:
+                        return False
+                    finally:
+                        local.close()
+                return len(seen) == 1 and next(iter(seen))[:2] == (((b"b", -2.0), (b"a", 1.5)), ((b"f", b"v"),))
+
+            wait_until(same_everywhere, timeout=10, message="every node holds the restored values")
+        finally:
+            for r in clients:
+                r.close()
