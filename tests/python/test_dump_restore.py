@@ -214,14 +214,19 @@ def test_random_payloads_with_valid_checksums(ref: redis.Redis, kiwi_client: red
     (plain types: every length is read through its stream)."""
     gen = random.Random(11)
     for _ in range(300):
-        body = bytes([gen.choice([0, 1, 2, 3, 4, 5, 9, 10, 11, 12, 13, 14, 16, 17, 18])]) + gen.randbytes(gen.randint(0, 40))
+        body = bytes([gen.choice([0, 1, 2, 3, 4, 5, 9, 10, 11, 12, 13, 14, 16, 17, 18])]) + gen.randbytes(
+            gen.randint(0, 40)
+        )
         answer = reply(kiwi_client, "RESTORE", "fuzz", 0, seal(body), "REPLACE")
         assert answer == b"OK" or answer.startswith("error: Bad data format"), answer
     assert kiwi_client.ping()
     for _ in range(200):
         body = bytes([gen.choice([0, 2, 4, 5])]) + gen.randbytes(gen.randint(0, 12))
         payload = seal(body)
-        ours, theirs = reply(kiwi_client, "RESTORE", "fuzz", 0, payload, "REPLACE"), reply(ref, "RESTORE", "fuzz", 0, payload, "REPLACE")
+        ours, theirs = (
+            reply(kiwi_client, "RESTORE", "fuzz", 0, payload, "REPLACE"),
+            reply(ref, "RESTORE", "fuzz", 0, payload, "REPLACE"),
+        )
         assert ours == theirs, body
         if ours == b"OK":
             assert content(kiwi_client, "fuzz") == content(ref, "fuzz"), body
