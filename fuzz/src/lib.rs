@@ -38,6 +38,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("raft_reply", wire::fuzz_reply),
     ("snapshot", snapshot::fuzz),
     ("records", records::fuzz),
+    ("dump", payload::check_dump),
 ];
 
 /// The target called `name`.
