@@ -25,7 +25,7 @@ for arg in "$@"; do
         *) targets+=("$arg") ;;
     esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(request inline reply raft_frame raft_reply snapshot records hll)
+[ ${#targets[@]} -gt 0 ] || targets=(request inline reply raft_frame raft_reply snapshot records hll dump)
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/kiwi/target}
 afl_target_dir=${AFL_TARGET_DIR:-$CARGO_TARGET_DIR-afl}

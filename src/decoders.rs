@@ -99,7 +99,7 @@ pub fn stored(kind: StoredKind, raw: &[u8]) -> Result<(), String> {
     }
 }
 
-/// What FUNCTION RESTORE (and later RESTORE) decodes from a client's
+/// What FUNCTION RESTORE decodes from a client's
 /// payload before any Lua runs: the footer, then opcode-tagged RDB strings.
 pub fn rdb_payload(payload: &[u8]) -> Result<Vec<Vec<u8>>, crate::rdb::RdbError> {
     let body = crate::rdb::open(payload)?;
@@ -134,4 +134,10 @@ pub fn hll_value(
         edit.add(&[i], sparse_max_bytes)?;
     }
     hll::count(edit.bytes())
+}
+
+/// What RESTORE decodes from a client's payload: the footer, then one RDB
+/// object of any encoding Redis 7.0 writes, nested blobs included.
+pub fn dump_payload(payload: &[u8]) -> Result<crate::rdb::value::Value, crate::rdb::RdbError> {
+    crate::rdb::value::decode_payload(payload)
 }

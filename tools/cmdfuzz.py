@@ -34,7 +34,8 @@ Left out, or compared loosely, because the reply is legitimately server-specific
     below 1000 (removes random members, so the two keyspaces would diverge), random-member
     counts below -50 (Redis builds the whole reply: -2^63+1 takes gigabytes), blocking
     timeouts that would block for more than 50 ms (0, tiny fractions, large values),
-    SETRANGE/SETBIT offsets that allocate more than a few megabytes;
+    SETRANGE/SETBIT offsets that allocate more than a few megabytes, DUMP (Kiwi's
+    payloads are other valid encodings; RESTORE is generated: its errors compare);
   - compared by shape only (errors, nils and aggregate sizes exact; bulk contents masked):
     SRANDMEMBER/HRANDFIELD/ZRANDMEMBER without a count or with a count below 1000,
     RANDOMKEY, CLIENT ID/INFO/LIST;

@@ -328,6 +328,10 @@ EXCLUDED = {
     # Ten million adds, a second or more on each server: run once by
     # tests/redis-diff/hll.txt.
     "pfselftest": "slow self-test",
+    # Kiwi's payloads are valid but not byte-identical to Redis's (other
+    # encodings); both ways compared in tests/python/test_dump_restore.py.
+    # RESTORE stays: its argument, TTL, BUSYKEY and checksum errors compare.
+    "dump": "payload bytes differ from Redis's (test_dump_restore.py)",
 }
 
 #: Order-insensitive commands.

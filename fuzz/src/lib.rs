@@ -40,6 +40,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("snapshot", snapshot::fuzz),
     ("records", records::fuzz),
     ("hll", hll::fuzz),
+    ("dump", payload::check_dump),
 ];
 
 /// The target called `name`.

@@ -278,6 +278,39 @@ pub fn all() -> Vec<Seed> {
             .map(|(kind, raw)| ("records", records::encode_input(kind, &raw))),
     );
     out.extend(hll_values().map(|(control, value)| ("hll", hll::encode_input(control, &value))));
+    out.extend(dump_bodies().into_iter().map(|b| ("dump", b)));
+    out
+}
+
+/// RESTORE payload bodies (type byte and object, no footer): what Kiwi
+/// dumps for each type, and encodings redis-server 7.0 writes.
+fn dump_bodies() -> Vec<Vec<u8>> {
+    use kiwi::rdb::value::{encode_payload, Value};
+    let item = |i: usize| format!("item{i}").into_bytes();
+    let mut out: Vec<Vec<u8>> = [
+        Value::String(b"hello".to_vec()),
+        Value::List((0..200).map(item).collect()),
+        Value::Set((0..5).map(item).collect()),
+        Value::Hash((0..5).map(|i| (item(i), item(i + 1))).collect()),
+        Value::ZSet((0..5).map(|i| (item(i), i as f64 - 2.5)).collect()),
+    ]
+    .iter()
+    .map(|v| {
+        let mut p = encode_payload(v);
+        p.truncate(p.len().saturating_sub(10));
+        p
+    })
+    .collect();
+    out.extend([
+        // Quicklist 2 with a listpack of integers, an intset, a zset
+        // listpack, an LZF string (redis-server 7.0.15).
+        b"\x12\x01\x02\x14\x14\x00\x00\x00\x04\x00\x81a\x02\x01\x01\xdf\xfe\x02\x83xyz\x04\xff"
+            .to_vec(),
+        b"\x0b\x14\x04\x00\x00\x00\x03\x00\x00\x00\x90\xee\xfe\xff\x01\x00\x00\x00\x02\x00\x00\x00"
+            .to_vec(),
+        b"\x11\x15\x15\x00\x00\x00\x04\x00\x81b\x02\xdf\xfe\x02\x81a\x02\x831.5\x04\xff".to_vec(),
+        b"\x00\xc3\t(\x01aa\xe0\x1b\x00\x01aa".to_vec(),
+    ]);
     out
 }
 

@@ -96,6 +96,31 @@ fn all_fields(
 // ---------------------------------------------------------------------------
 // Writing fields.
 
+/// Every (field, value) pair of the hash at `key` (DUMP's input).
+pub(super) fn fields_of(
+    call: &Call<'_, '_>,
+    key: &[u8],
+    coll: &Collection,
+) -> CmdResult<Vec<(Vec<u8>, Vec<u8>)>> {
+    all_fields(call, key, coll)
+}
+
+/// A new hash (fresh version, no TTL, header not saved) holding `pairs`,
+/// whose fields are distinct: RESTORE's value, saved by the caller.
+pub(super) fn fill_new(
+    call: &mut Call<'_, '_>,
+    key: &[u8],
+    pairs: &[(Vec<u8>, Vec<u8>)],
+) -> Collection {
+    let mut coll = call.new_collection(KeyType::Hash);
+    for (field, value) in pairs {
+        let raw = field_key(call, key, &coll, field);
+        call.ctx.put_data(&raw, value);
+    }
+    coll.meta.len = pairs.len() as u64;
+    coll
+}
+
 /// Set every field/value pair of `args[2..]`; answers how many fields are new.
 fn set_pairs(call: &mut Call<'_, '_>, cmd: &str) -> CmdResult<i64> {
     let args = call.args;

@@ -11,6 +11,7 @@ mod bitmap;
 mod client;
 mod collection;
 mod debug;
+mod dump;
 mod error;
 pub mod functions;
 mod geo;

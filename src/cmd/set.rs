@@ -679,6 +679,18 @@ pub(super) fn members_of(
         .collect()
 }
 
+/// A new set (fresh version, no TTL, header not saved) holding `members`,
+/// which are distinct: RESTORE's value, saved by the caller.
+pub(super) fn fill_new(call: &mut Call<'_, '_>, key: &[u8], members: &[Vec<u8>]) -> Collection {
+    let mut coll = call.new_collection(KeyType::Set);
+    for member in members {
+        let raw = member_key(&call.ctx, key, &coll, member);
+        call.ctx.put_data(&raw, b"");
+    }
+    coll.meta.len = members.len() as u64;
+    coll
+}
+
 /// Replace `dest`, whatever it held, with a set of `members` (distinct);
 /// no members deletes it. Answers the new cardinality.
 fn store(call: &mut Call<'_, '_>, dest: &[u8], members: Vec<Bytes>) -> CmdResult {

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::{
-    admin, bitfield, bitmap, client, debug, functions, geo, hash, hll, info, keys, lcs, list,
+    admin, bitfield, bitmap, client, debug, dump, functions, geo, hash, hll, info, keys, lcs, list,
     observe, pubsub, raft, scripting, server, set, sort, strings, transaction, zset, Call,
     CmdError, CmdResult, Handled,
 };
@@ -476,6 +476,9 @@ static KEYS: &[CommandSpec] = commands! {
     "expiretime", 2, RF, 1, 1, 1, keys::expiretime;
     "pexpiretime", 2, RF, 1, 1, 1, keys::pexpiretime;
     "persist", 2, WF, 1, 1, 1, keys::persist;
+    // Serialization (Redis 7.0's DUMP format).
+    "dump", 2, R, 1, 1, 1, dump::dump;
+    "restore", -4, W, 1, 1, 1, dump::restore;
 };
 
 /// Every command's name and every subcommand's full name (`client|kill`),

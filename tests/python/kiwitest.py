@@ -216,14 +216,15 @@ def blocked_clients(r: redis.Redis) -> int:
 
 
 @contextlib.contextmanager
-def reference_redis_server(binary: str, prefix: str) -> Iterator[int]:
+def reference_redis_server(binary: str, prefix: str, *extra: str) -> Iterator[int]:
     """Run ``binary`` (Debian's redis-server) on a free loopback port with
-    persistence off and a temporary directory named after ``prefix``; yield
-    the port once it accepts connections; stop it and remove the directory."""
+    persistence off and a temporary directory named after ``prefix`` (and
+    ``extra`` arguments); yield the port once it accepts connections; stop it
+    and remove the directory."""
     port = free_port()
     workdir = tempfile.mkdtemp(prefix=prefix)
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no", "--dir", workdir],
+        [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no", "--dir", workdir, *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -204,6 +204,54 @@ proptest! {
     }
 
     #[test]
+    fn dump_payloads_from_random_bytes(
+        kind in prop::sample::select(vec![0u8, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]),
+        data in prop::collection::vec(
+            prop_oneof![any::<u8>(), prop::sample::select(vec![0xc0u8, 0xc3, 0x80, 0x81, 0x40, 0x01, 0x02, 0xfe, 0xff])],
+            0..300,
+        ),
+    ) {
+        payload::check_dump(&[&[kind][..], &data].concat());
+    }
+
+    #[test]
+    fn dump_payloads_with_random_nested_blobs(
+        kind in prop::sample::select(vec![9u8, 10, 11, 12, 13, 14, 16, 17, 18]),
+        container in 0u8..4,
+        blob in prop::collection::vec(
+            prop_oneof![
+                any::<u8>(),
+                prop::sample::select(vec![0u8, 2, 4, 8, 0x80, 0xc0, 0xe0, 0xf0, 0xf1, 0xf2, 0xf3, 0xf4, 0xfe, 0xff]),
+            ],
+            0..300,
+        ),
+    ) {
+        payload::check_dump(&payload::nested_body(kind, container, blob));
+    }
+
+    #[test]
+    fn dumped_values_restore_unchanged(
+        kind in 0u8..5,
+        items in prop::collection::btree_map(
+            prop::collection::vec(any::<u8>(), 0..40),
+            (prop::collection::vec(any::<u8>(), 0..40), any::<f64>()),
+            1..40,
+        ),
+    ) {
+        use kiwi::rdb::value::Value;
+        let value = match kind {
+            0 => Value::String(items.keys().flatten().copied().collect()),
+            1 => Value::List(items.values().map(|(v, _)| v.clone()).collect()),
+            2 => Value::Set(items.keys().cloned().collect()),
+            3 => Value::Hash(items.iter().map(|(k, (v, _))| (k.clone(), v.clone())).collect()),
+            _ => Value::ZSet(
+                items.iter().map(|(k, (_, s))| (k.clone(), if s.is_nan() { 0.0 } else { *s })).collect(),
+            ),
+        };
+        payload::round_trip(&value);
+    }
+
+    #[test]
     fn request_decoder_on_request_pieces(
         pieces in prop::collection::vec(fragment(), 0..24),
         cuts in cuts(),

@@ -440,3 +440,17 @@ pub(super) fn store_list(
     call.save_collection(dest, &coll);
     Ok(values.len() as i64)
 }
+
+/// A new list (fresh version, no TTL, header not saved) holding `values`,
+/// head first: RESTORE's value, saved by the caller.
+pub(super) fn fill_new(
+    call: &mut Call<'_, '_>,
+    key: &[u8],
+    values: &[Vec<u8>],
+) -> CmdResult<super::Collection> {
+    let mut coll = call.new_collection(KeyType::List);
+    for value in values {
+        store::push(call, key, &mut coll, store::End::Right, value)?;
+    }
+    Ok(coll)
+}

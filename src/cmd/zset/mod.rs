@@ -121,3 +121,26 @@ pub(super) fn members_by_score(
         .map(|(member, _)| member)
         .collect())
 }
+
+/// Every (member, score) of the sorted set at `key`, by score (DUMP's input).
+pub(super) fn scored_members(
+    call: &Call<'_, '_>,
+    key: &[u8],
+    coll: &super::Collection,
+) -> super::CmdResult<Vec<Scored>> {
+    store::all_members(&call.ctx, &store::prefix_of(&call.ctx, key, coll))
+}
+
+/// A new sorted set (fresh version, no TTL, header not saved) holding
+/// `items`, whose members are distinct: RESTORE's value, saved by the caller.
+pub(super) fn fill_new(
+    call: &mut Call<'_, '_>,
+    key: &[u8],
+    items: &[(Vec<u8>, f64)],
+) -> super::Collection {
+    let mut coll = call.new_collection(crate::storage::KeyType::ZSet);
+    for (member, score) in items {
+        store::put_member(&mut call.ctx, key, &mut coll, member, None, *score);
+    }
+    coll
+}

@@ -12,6 +12,11 @@
 
 use crc::{Crc, CRC_64_REDIS};
 
+pub mod intset;
+pub mod listpack;
+pub mod value;
+pub mod ziplist;
+
 /// The RDB version Redis 7.0 writes and Kiwi's payloads declare.
 pub const RDB_VERSION: u16 = 10;
 
@@ -34,6 +39,9 @@ pub enum RdbError {
     Footer,
     #[error("Bad data format")]
     Format,
+    /// A well-formed value of a type Kiwi does not have (stream, module).
+    #[error("Bad data format: Kiwi has no {0} type, so it cannot restore this value")]
+    Unsupported(&'static str),
 }
 
 /// Redis's `crc64(0, data)`.
@@ -111,13 +119,21 @@ impl<'a> Reader<'a> {
         self.data.is_empty()
     }
 
+    /// How many bytes are left: an upper bound on how many more elements
+    /// can follow (each takes at least one), so no declared count is
+    /// believed past it.
+    pub fn remaining(&self) -> usize {
+        self.data.len()
+    }
+
     pub fn byte(&mut self) -> Result<u8, RdbError> {
         let (&b, rest) = self.data.split_first().ok_or(RdbError::Format)?;
         self.data = rest;
         Ok(b)
     }
 
-    fn bytes(&mut self, n: u64) -> Result<&'a [u8], RdbError> {
+    /// The next `n` raw bytes.
+    pub fn bytes(&mut self, n: u64) -> Result<&'a [u8], RdbError> {
         let n = usize::try_from(n).map_err(|_| RdbError::Format)?;
         if n > self.data.len() {
             return Err(RdbError::Format);
@@ -177,6 +193,11 @@ impl<'a> Reader<'a> {
                     return Err(RdbError::Format);
                 }
                 let compressed = self.bytes(compressed_len)?;
+                // Redis takes a zero length as an empty string whatever the
+                // compressed bytes are (its decompressor returns 0 too).
+                if len == 0 {
+                    return Ok(Vec::new());
+                }
                 let len = usize::try_from(len).map_err(|_| RdbError::Format)?;
                 let out = lzf::decompress(compressed, len).map_err(|_| RdbError::Format)?;
                 match out.len() == len {
