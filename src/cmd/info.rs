@@ -11,19 +11,11 @@ use crate::engine::{wall_clock, Kind};
 use crate::resp::Reply;
 use crate::storage::DATABASES;
 
-const DEFAULT_SECTIONS: &[&str] = &[
-    "server",
-    "clients",
-    "memory",
-    "persistence",
-    "stats",
-    "replication",
-    "cpu",
-    "modules",
-    "errorstats",
-    "cluster",
-    "keyspace",
-];
+/// The sections INFO prints when asked for none (or `default`): all but
+/// the per-command ones.
+fn is_default(section: &str) -> bool {
+    !matches!(section, "commandstats" | "latencystats")
+}
 
 /// INFO stats' fields, in Redis 7.0's order.
 const STATS_FIELDS: &[&str] = &[
@@ -79,8 +71,7 @@ const STATS_FIELDS: &[&str] = &[
     "reply_buffer_expands",
 ];
 
-/// Sections INFO prints only when asked by name, or for `all`/`everything`,
-/// in Redis's order among the others.
+/// Every section, in Redis's order.
 const ALL_SECTIONS: &[&str] = &[
     "server",
     "clients",
@@ -105,7 +96,12 @@ pub fn info(call: &mut Call<'_, '_>) -> CmdResult {
     if wanted.iter().any(|w| w == "all" || w == "everything") {
         wanted = ALL_SECTIONS.iter().map(|s| s.to_string()).collect();
     } else if wanted.is_empty() || wanted.iter().any(|w| w == "default") {
-        wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
+        wanted.extend(
+            ALL_SECTIONS
+                .iter()
+                .filter(|s| is_default(s))
+                .map(|s| s.to_string()),
+        );
     }
     let mut out = String::new();
     for section in ALL_SECTIONS {

@@ -241,12 +241,7 @@ pub struct EmbeddedConnection {
 /// Run `data`'s complete requests, leaving the replies in the output.
 fn run_into_output(state: &Mutex<Option<ConnectionState>>, data: &[u8]) -> PyResult<()> {
     let mut guard = state.lock();
-    let state = guard
-        .as_mut()
-        .ok_or_else(|| PyConnectionError::new_err("the connection is closed"))?;
-    if state.closed {
-        return Err(PyConnectionError::new_err("the connection is closed"));
-    }
+    let state = running(&mut guard)?;
     state.input.extend_from_slice(data);
     state.process();
     Ok(())
@@ -283,33 +278,25 @@ fn take_output(state: &Mutex<Option<ConnectionState>>, max: usize) -> Pending {
 /// byte; an error when the session is closed.
 fn run_batch(state: &Mutex<Option<ConnectionState>>, data: &[u8]) -> PyResult<Vec<u8>> {
     let mut guard = state.lock();
-    let state = guard
-        .as_mut()
-        .ok_or_else(|| PyConnectionError::new_err("the connection is closed"))?;
-    if state.closed {
-        return Err(PyConnectionError::new_err("the connection is closed"));
-    }
+    let state = running(&mut guard)?;
     state.input.extend_from_slice(data);
     state.process();
     Ok(state.output.split().to_vec())
+}
+
+/// The session, unless it was closed.
+fn running(guard: &mut Option<ConnectionState>) -> PyResult<&mut ConnectionState> {
+    match guard.as_mut() {
+        Some(state) if !state.closed => Ok(state),
+        _ => Err(PyConnectionError::new_err("the connection is closed")),
+    }
 }
 
 #[pymethods]
 impl EmbeddedConnection {
     /// Hand over request bytes; every complete request runs now.
     fn send(&self, py: Python<'_>, data: Vec<u8>) -> PyResult<()> {
-        py.detach(|| {
-            let mut guard = self.state.lock();
-            let state = guard
-                .as_mut()
-                .ok_or_else(|| PyConnectionError::new_err("the connection is closed"))?;
-            if state.closed {
-                return Err(PyConnectionError::new_err("the connection is closed"));
-            }
-            state.input.extend_from_slice(&data);
-            state.process();
-            Ok(())
-        })
+        py.detach(|| run_into_output(&self.state, &data))
     }
 
     /// Run every complete request in `data` on tokio's blocking pool, off
