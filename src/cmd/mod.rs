@@ -28,6 +28,7 @@ mod outcome;
 pub mod pubsub;
 pub mod raft;
 mod redis_meta;
+mod replication;
 mod sample;
 mod scan;
 pub mod scripting;

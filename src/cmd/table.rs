@@ -7,8 +7,8 @@ use bytes::Bytes;
 
 use super::{
     admin, bitfield, bitmap, client, debug, dump, functions, geo, hash, hll, info, keys, lcs, list,
-    observe, pubsub, raft, scripting, server, set, sort, strings, transaction, zset, Call,
-    CmdError, CmdResult, Handled,
+    observe, pubsub, raft, replication, scripting, server, set, sort, strings, transaction, zset,
+    Call, CmdError, CmdResult, Handled,
 };
 
 /// Command flags (a subset of Redis's, the ones Kiwi acts on or reports).
@@ -208,6 +208,16 @@ static SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
             ("purge", 2),
             ("stats", 2),
             ("usage", -3),
+            ("help", 2),
+        ],
+    ),
+    (
+        "module",
+        &[
+            ("list", 2),
+            ("load", -3),
+            ("loadex", -3),
+            ("unload", 3),
             ("help", 2),
         ],
     ),
@@ -415,6 +425,14 @@ static SERVER: &[CommandSpec] = commands! {
     "bgsave", -1, A, 0, 0, 0, admin::bgsave;
     "role", 1, C, 0, 0, 0, admin::role;
     "wait", 3, Flags::NO_KEYS, 0, 0, 0, admin::wait;
+    "replicaof", 3, A, 0, 0, 0, replication::replicaof;
+    "slaveof", 3, A, 0, 0, 0, replication::replicaof;
+    "sync", 1, A, 0, 0, 0, replication::sync;
+    "psync", -3, A, 0, 0, 0, replication::sync;
+    "failover", -1, A, 0, 0, 0, replication::failover;
+    "migrate", -6, A, 3, 3, 1, replication::migrate;
+    "bgrewriteaof", 1, A, 0, 0, 0, replication::bgrewriteaof;
+    "module", -2, A, 0, 0, 0, replication::module;
     "lolwut", -1, Flags::NO_KEYS.union(Flags::READONLY).union(Flags::FAST), 0, 0, 0, admin::lolwut;
     "memory", -2, R, 2, 2, 1, admin::memory;
     "debug", -2, A, 0, 0, 0, debug::debug;

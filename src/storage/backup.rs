@@ -28,6 +28,14 @@ impl Storage {
         }
     }
 
+    /// BGREWRITEAOF's equivalent: flush the memtables and compact every
+    /// family, on whatever thread runs the job.
+    pub fn compaction_job(&self) -> CompactionJob {
+        CompactionJob {
+            db: Arc::clone(&self.db),
+        }
+    }
+
     /// RocksDB's estimate of the number of keys (MEMORY STATS).
     pub fn estimated_keys(&self) -> u64 {
         self.db
@@ -69,6 +77,28 @@ impl Storage {
             ),
             ("rocksdb.live-data", sum("rocksdb.estimate-live-data-size")),
         ]
+    }
+}
+
+/// A full compaction, free of the storage's lifetime.
+pub struct CompactionJob {
+    db: Arc<DB>,
+}
+
+impl CompactionJob {
+    pub fn run(self) {
+        let families = Cf::ALL
+            .iter()
+            .map(|cf| cf.name())
+            .chain(RaftCf::ALL.iter().map(|cf| cf.name()));
+        for name in families {
+            if let Some(cf) = self.db.cf_handle(name) {
+                if let Err(e) = self.db.flush_cf(&cf) {
+                    tracing::warn!(family = name, error = %e, "flush before compaction failed");
+                }
+                self.db.compact_range_cf(&cf, None::<&[u8]>, None::<&[u8]>);
+            }
+        }
     }
 }
 

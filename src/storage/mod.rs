@@ -13,7 +13,7 @@ mod directory;
 mod durability;
 mod encoding;
 pub mod events;
-pub use backup::{CheckpointJob, CHECKPOINT_DIR};
+pub use backup::{CheckpointJob, CompactionJob, CHECKPOINT_DIR};
 mod expiry;
 mod random;
 mod reclaim;
