@@ -2,6 +2,8 @@
 //! write) wait before they run, as Redis postpones them. A pause only ever
 //! grows (a longer end, WRITE to ALL) until it ends or CLIENT UNPAUSE.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -16,6 +18,9 @@ pub enum PauseKind {
 
 #[derive(Default)]
 pub struct ClientPause {
+    /// Whether a pause may be in force: every command looks here first, so
+    /// while none is, checking costs one atomic load, no lock.
+    active: AtomicBool,
     state: Mutex<Option<(Instant, PauseKind)>>,
     /// Woken when the pause is lifted early.
     lifted: Notify,
@@ -29,19 +34,27 @@ impl ClientPause {
             Some((old_end, old_kind)) => (old_end.max(end), old_kind.max(kind)),
             None => (end, kind),
         });
+        self.active.store(true, Ordering::Release);
     }
 
     pub fn unpause(&self) {
-        *self.state.lock() = None;
+        let mut state = self.state.lock();
+        *state = None;
+        self.active.store(false, Ordering::Release);
+        drop(state);
         self.lifted.notify_waiters();
     }
 
     /// The pause in force now, if any.
     pub fn current(&self) -> Option<(Instant, PauseKind)> {
+        if !self.active.load(Ordering::Acquire) {
+            return None;
+        }
         let mut state = self.state.lock();
         match *state {
             Some((end, _)) if end <= Instant::now() => {
                 *state = None;
+                self.active.store(false, Ordering::Release);
                 None
             }
             other => other,
