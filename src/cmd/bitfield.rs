@@ -269,6 +269,19 @@ fn get(value: &[u8], op: &Op) -> i64 {
     }
 }
 
+/// `target` brought into `min..=max` by the op's overflow policy (WRAP:
+/// `wrap`'s two's complement truncation); None when it overflows under FAIL.
+fn fit(op: &Op, target: i128, min: i128, max: i128, wrap: impl Fn(u64) -> i128) -> Option<i128> {
+    if (min..=max).contains(&target) {
+        return Some(target);
+    }
+    match op.overflow {
+        Overflow::Fail => None,
+        Overflow::Sat => Some(target.clamp(min, max)),
+        Overflow::Wrap => Some(wrap(target as u64 & mask(op.bits))),
+    }
+}
+
 /// SET or INCRBY of a signed field holding `old`: the reply and the new
 /// raw bits, or None when it overflows under FAIL.
 fn write_signed(op: &Op, old: i64) -> Option<(i64, u64)> {
@@ -277,56 +290,25 @@ fn write_signed(op: &Op, old: i64) -> Option<(i64, u64)> {
     } else {
         (1i128 << (op.bits - 1)) - 1
     };
-    let min = -max - 1;
     let target: i128 = match op.kind {
         OpKind::IncrBy => i128::from(old) + i128::from(op.value),
         _ => i128::from(op.value),
     };
-    let new = if target > max || target < min {
-        match op.overflow {
-            Overflow::Fail => return None,
-            Overflow::Sat => {
-                if target > max {
-                    max
-                } else {
-                    min
-                }
-            }
-            // Two's complement truncation to `bits`.
-            Overflow::Wrap => i128::from(sign_extend(target as u64 & mask(op.bits), op.bits)),
-        }
-    } else {
-        target
-    };
-    let new = new as i64;
+    let new = fit(op, target, -max - 1, max, |raw| {
+        i128::from(sign_extend(raw, op.bits))
+    })? as i64;
     let reply = if op.kind == OpKind::IncrBy { new } else { old };
     Some((reply, new as u64 & mask(op.bits)))
 }
 
 /// SET or INCRBY of an unsigned field holding `old`.
 fn write_unsigned(op: &Op, old: u64) -> Option<(i64, u64)> {
-    let max = i128::from(mask(op.bits));
     let target: i128 = match op.kind {
         OpKind::IncrBy => i128::from(old) + i128::from(op.value),
         // Redis reads a SET value as unsigned: -1 is 2^64-1, too big.
         _ => i128::from(op.value as u64),
     };
-    let new = if target > max || target < 0 {
-        match op.overflow {
-            Overflow::Fail => return None,
-            Overflow::Sat => {
-                if target > max {
-                    max
-                } else {
-                    0
-                }
-            }
-            Overflow::Wrap => i128::from(target as u64 & mask(op.bits)),
-        }
-    } else {
-        target
-    };
-    let new = new as u64;
+    let new = fit(op, target, 0, i128::from(mask(op.bits)), i128::from)? as u64;
     let reply = if op.kind == OpKind::IncrBy {
         new as i64
     } else {
