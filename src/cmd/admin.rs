@@ -156,7 +156,7 @@ fn sample_sizes(call: &Call<'_, '_>, key: &[u8], meta: &Meta, want: u64) -> CmdR
     let MetaBody::Collection(c) = &meta.body else {
         return Ok((0, 0));
     };
-    let prefix = crate::storage::data_prefix(call.ctx.db, key, c.version);
+    let prefix = crate::storage::data_prefix(call.ctx.keyspace(), key, c.version);
     let end = crate::storage::prefix_end(&prefix);
     let mut count = 0;
     let mut bytes = 0;

@@ -125,7 +125,7 @@ impl Call<'_, '_> {
     ) -> CmdResult<u64> {
         let mut removed = 0u64;
         for sub in sub_keys {
-            let raw = data_key(self.ctx.db, key, coll.version(), sub);
+            let raw = data_key(self.ctx.keyspace(), key, coll.version(), sub);
             if self.ctx.get_data(&raw)?.is_some() {
                 self.ctx.delete_data(&raw);
                 removed += 1;

@@ -42,7 +42,7 @@ const SMALL_HASH: u64 = 128;
 
 /// The data key of `field` in hash `coll` at `key`.
 fn field_key(call: &Call<'_, '_>, key: &[u8], coll: &Collection, field: &[u8]) -> Vec<u8> {
-    data_key(call.ctx.db, key, coll.version(), field)
+    data_key(call.ctx.keyspace(), key, coll.version(), field)
 }
 
 /// The value of `field` in the hash `coll` at `key` (SORT's `key->field`).
@@ -67,7 +67,7 @@ fn for_each_field(
     from: &[u8],
     mut visit: impl FnMut(&[u8], Vec<u8>) -> bool,
 ) -> CmdResult<()> {
-    let prefix = data_prefix(call.ctx.db, key, coll.version());
+    let prefix = data_prefix(call.ctx.keyspace(), key, coll.version());
     let end = prefix_end(&prefix);
     let start = [&prefix[..], from].concat();
     for item in call.ctx.iter(Cf::Data, &start, end.as_deref(), false) {

@@ -100,7 +100,7 @@ fn rename_generic(call: &mut Call<'_, '_>, nx: bool) -> CmdResult {
     if nx && call.ctx.peek(to)?.is_some() {
         return Ok(done(false));
     }
-    let db = call.ctx.db;
+    let db = call.ctx.db();
     let meta = relocated(call, meta, (db, from), (db, to))?;
     call.ctx.put_meta(to, &meta);
     call.ctx.delete_key(from);
@@ -143,30 +143,30 @@ pub fn move_key(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     let key = &args[1];
     let dst_db = super::args::db_arg(&args[2])?;
-    let src_db = call.ctx.db;
+    let src_db = call.ctx.db();
     if dst_db == src_db {
         return Err(CmdError::err("source and destination objects are the same"));
     }
     let Some(meta) = call.ctx.get_meta(key)? else {
         return Ok(Reply::Int(0));
     };
-    call.ctx.db = dst_db;
+    call.ctx.set_db(dst_db);
     let taken = call.ctx.peek(key);
-    call.ctx.db = src_db;
+    call.ctx.set_db(src_db);
     if taken?.is_some() {
         return Ok(Reply::Int(0));
     }
     let meta = relocated(call, meta, (src_db, key), (dst_db, key))?;
     // Redis's order of events: new (there), move_from (here), move_to.
-    call.ctx.db = dst_db;
+    call.ctx.set_db(dst_db);
     call.ctx.put_meta(key, &meta);
     call.ctx.notify(class::NEW, "new", key);
-    call.ctx.db = src_db;
+    call.ctx.set_db(src_db);
     call.ctx.delete_key(key);
     call.ctx.notify(class::GENERIC, "move_from", key);
-    call.ctx.db = dst_db;
+    call.ctx.set_db(dst_db);
     call.ctx.notify(class::GENERIC, "move_to", key);
-    call.ctx.db = src_db;
+    call.ctx.set_db(src_db);
     Ok(Reply::Int(1))
 }
 
@@ -174,7 +174,7 @@ pub fn move_key(call: &mut Call<'_, '_>) -> CmdResult {
 pub fn copy(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     let (from, to) = (&args[1], &args[2]);
-    let src_db = call.ctx.db;
+    let src_db = call.ctx.db();
     let mut dst_db = src_db;
     let mut replace = false;
     let mut i = 3;
@@ -195,20 +195,20 @@ pub fn copy(call: &mut Call<'_, '_>) -> CmdResult {
     let Some(meta) = call.ctx.get_meta(from)? else {
         return Ok(Reply::Int(0));
     };
-    call.ctx.db = dst_db;
+    call.ctx.set_db(dst_db);
     let exists = call.ctx.peek(to);
-    call.ctx.db = src_db;
+    call.ctx.set_db(src_db);
     if exists.as_ref().is_ok_and(|e| e.is_some()) && !replace {
         return Ok(Reply::Int(0));
     }
     exists?;
     let meta = relocated(call, meta, (src_db, from), (dst_db, to))?;
-    call.ctx.db = dst_db;
+    call.ctx.set_db(dst_db);
     call.ctx.put_meta(to, &meta);
     // Redis deletes the destination, then adds the copy: always `new`.
     call.ctx.notify(class::NEW, "new", to);
     call.ctx.notify(class::GENERIC, "copy_to", to);
-    call.ctx.db = src_db;
+    call.ctx.set_db(src_db);
     Ok(Reply::Int(1))
 }
 
@@ -412,6 +412,31 @@ pub fn dbsize(call: &mut Call<'_, '_>) -> CmdResult {
         true
     })?;
     Ok(Reply::Int(n))
+}
+
+/// SWAPDB index index: exchange two databases' contents (O(1): a swap in
+/// the database map, see `storage::DbMap`). Clients stay on their indexes.
+pub fn swapdb(call: &mut Call<'_, '_>) -> CmdResult {
+    let index = |arg: &[u8], which: &str| -> CmdResult<i64> {
+        super::args::int_arg(arg)
+            .ok()
+            .filter(|v| i32::try_from(*v).is_ok())
+            .ok_or_else(|| CmdError::err(format!("invalid {which} DB index")))
+    };
+    let a = index(&call.args[1], "first")?;
+    let b = index(&call.args[2], "second")?;
+    let db = |v: i64| {
+        u8::try_from(v)
+            .ok()
+            .filter(|&db| db < crate::storage::DATABASES)
+    };
+    let (Some(a), Some(b)) = (db(a), db(b)) else {
+        return Err(CmdError::err("DB index is out of range"));
+    };
+    if a != b {
+        call.ctx.swap_dbs(a, b);
+    }
+    Ok(Reply::OK)
 }
 
 /// FLUSHDB/FLUSHALL accept one optional ASYNC or SYNC (both flush at once).

@@ -57,7 +57,7 @@ struct Members {
 
 impl Members {
     fn new(ctx: &Ctx<'_>, key: &[u8], coll: &Collection) -> Members {
-        let prefix = data_prefix(ctx.db, key, coll.version());
+        let prefix = data_prefix(ctx.keyspace(), key, coll.version());
         let end = prefix_end(&prefix);
         Members { prefix, end }
     }
@@ -268,7 +268,7 @@ struct Branch {
 }
 
 fn member_key(ctx: &Ctx<'_>, key: &[u8], coll: &Collection, member: &[u8]) -> Vec<u8> {
-    data_key(ctx.db, key, coll.version(), member)
+    data_key(ctx.keyspace(), key, coll.version(), member)
 }
 
 fn is_member(ctx: &Ctx<'_>, key: &[u8], coll: &Collection, member: &[u8]) -> CmdResult<bool> {

@@ -438,6 +438,7 @@ static SERVER: &[CommandSpec] = commands! {
     "debug", -2, A, 0, 0, 0, debug::debug;
     "dbsize", 1, RF, 0, 0, 0, keys::dbsize;
     "flushdb", -1, WD, 0, 0, 0, keys::flushdb;
+    "swapdb", 3, WDF, 0, 0, 0, keys::swapdb;
     "flushall", -1, WD, 0, 0, 0, keys::flushall;
 };
 

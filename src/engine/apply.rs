@@ -119,7 +119,7 @@ impl Engine {
             return Ok(Reply::error("ERR DB index is out of range"));
         }
         let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
-        ctx.db = db;
+        ctx.set_db(db);
         session.db = db;
         if args
             .first()
@@ -190,8 +190,18 @@ impl Engine {
             if flushed && w.existed {
                 return Ok(true);
             }
+            // As Redis's SWAPDB: the watched key changed if it exists in
+            // the database before or after the swap.
+            let swapped =
+                in_entry.swapped.contains(w.db) || after(self.storage.last_swapped(w.db)?);
+            if swapped {
+                ctx.set_db(w.db);
+                if w.existed || ctx.get_raw_meta(&w.key)?.is_some() {
+                    return Ok(true);
+                }
+            }
             if w.existed {
-                ctx.db = w.db;
+                ctx.set_db(w.db);
                 if ctx
                     .get_raw_meta(&w.key)?
                     .is_some_and(|m| m.is_expired(ctx.now_ms))

@@ -111,7 +111,7 @@ impl Engine {
             };
             self.count_command(spec, session);
             // SELECT inside the transaction moves the commands after it.
-            ctx.db = session.db;
+            ctx.set_db(session.db);
             ctx.savepoint();
             let (result, back) = self.call_handler(spec, session, args, ctx);
             ctx = back;

@@ -261,7 +261,7 @@ impl ScriptHost for Host<'_, '_> {
             self.run.wrote();
         }
         self.session.protocol = call.protocol;
-        self.ctx.db = self.session.db;
+        self.ctx.set_db(self.session.db);
         self.ctx.savepoint();
         self.engine
             .feed_monitors(self.session.db, "lua", spec, &args);

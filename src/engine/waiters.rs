@@ -174,6 +174,22 @@ impl Shared {
                 }
             }
         }
+        let swapped = std::mem::take(&mut touched.swapped);
+        if !swapped.is_empty() {
+            // As Redis's SWAPDB: a key waited on changed if it exists in
+            // either database, before or after the swap.
+            for (db, key) in self.waiters.keys_in(swapped) {
+                let exists = swapped.dbs().any(|other| {
+                    self.storage()
+                        .ctx(other, 0)
+                        .get_raw_meta(&key)
+                        .map_or(true, |meta| meta.is_some())
+                });
+                if exists {
+                    touched.keys.push((db, key));
+                }
+            }
+        }
         Some(touched)
     }
 }

@@ -115,17 +115,20 @@ fn has_raft_state(storage: &Storage) -> Result<bool, RaftStoreError> {
             return Ok(true);
         }
     }
+    // A standalone server writes some replicated records too (FUNCTION
+    // libraries, the SWAPDB map): any other one is Raft's.
     let mut iter = storage
         .db()
         .raw_iterator_cf(storage.raft_cf(RaftCf::Replicated));
     iter.seek_to_first();
-    if iter.valid() && iter.key().and_then(|k| k.first()) != Some(&b'l') {
-        return Ok(true);
+    while let Some(key) = iter.key() {
+        if !crate::storage::replicated::standalone_record(key) {
+            return Ok(true);
+        }
+        iter.next();
     }
-    iter.seek(b"m");
-    let more = iter.valid();
     iter.status()?;
-    Ok(more)
+    Ok(false)
 }
 
 /// Whether the keyspace holds anything.

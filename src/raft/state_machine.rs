@@ -243,7 +243,10 @@ impl StateMachine {
         engine.waiters.touch(&Touched {
             keys: Vec::new(),
             flushed: crate::storage::Flushed::ALL,
+            swapped: crate::storage::Flushed::NOTHING,
         });
+        // SWAPDBs came with the snapshot too.
+        storage.reload_db_map()?;
         // The FUNCTION libraries came with the snapshot: load them anew.
         engine.scripts.reload_functions();
         tracing::info!(snapshot = %meta, bytes = data.len(), "installed a snapshot");

@@ -41,22 +41,24 @@ impl Storage {
             return Ok(0);
         }
         let cf = self.meta_cf();
+        let map = self.db_map();
         let mut batch = WriteBatch::default();
         for (db, key) in &expired {
-            batch.delete_cf(cf, super::meta_key(*db, key));
+            batch.delete_cf(cf, super::meta_key(map.physical(*db), key));
         }
         self.write(batch)?;
         let touched = Touched {
             keys: expired,
             flushed: super::Flushed::NOTHING,
+            swapped: super::Flushed::NOTHING,
         };
         on_deleted(&touched);
         Ok(touched.keys.len())
     }
 
     /// Examine up to `budget` keys from `cursor` and list the expired ones
-    /// as (database, key), deleting nothing: under Raft the leader proposes
-    /// their deletion through the log instead.
+    /// as (logical database, key), deleting nothing: under Raft the leader
+    /// proposes their deletion through the log instead.
     pub fn collect_expired(
         &self,
         cursor: &mut SweepCursor,
@@ -64,6 +66,7 @@ impl Storage {
         now_ms: u64,
     ) -> Result<Vec<(u8, Vec<u8>)>> {
         let cf = self.meta_cf();
+        let map = self.db_map();
         let mut expired = Vec::new();
         let mut next = None;
         let iter = self
@@ -79,7 +82,7 @@ impl Storage {
                 cursor.volatile_now = true;
                 if at <= now_ms {
                     if let Some((db, key)) = k.split_first() {
-                        expired.push((*db, key.to_vec()));
+                        expired.push((map.logical(*db), key.to_vec()));
                     }
                 }
             }

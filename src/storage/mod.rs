@@ -9,6 +9,7 @@
 //! observes half of an MSET or of an EXEC.
 
 mod backup;
+mod dbmap;
 mod directory;
 mod durability;
 mod encoding;
@@ -29,6 +30,7 @@ use parking_lot::RwLock;
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use thiserror::Error;
 
+pub use dbmap::DbMap;
 pub use durability::Appendfsync;
 pub use encoding::{
     data_key, data_prefix, decode_score, encode_score, meta_key, prefix_end, split_data_key,
@@ -148,6 +150,8 @@ pub struct Storage {
     flusher: Arc<parking_lot::Mutex<FlushState>>,
     /// `notify-keyspace-events`: the classes contexts record.
     notify: events::NotifyMask,
+    /// The committed database map; changed only under the exclusive lock.
+    db_map: parking_lot::Mutex<DbMap>,
 }
 
 /// The background memtable flush that follows range deletions.
@@ -259,7 +263,29 @@ impl Storage {
             syncer: Some(syncer),
             flusher: Arc::default(),
             notify: events::NotifyMask::default(),
+            db_map: parking_lot::Mutex::new(DbMap::IDENTITY),
         })
+        .and_then(|storage| {
+            storage.reload_db_map()?;
+            Ok(storage)
+        })
+    }
+
+    /// Which keyspace each logical database names (see [`DbMap`]).
+    pub fn db_map(&self) -> DbMap {
+        *self.db_map.lock()
+    }
+
+    /// Read the database map from its record again (at open, and after a
+    /// Raft snapshot replaced the replicated state).
+    pub(crate) fn reload_db_map(&self) -> Result<()> {
+        let cf = self.raft_cf(RaftCf::Replicated);
+        let map = match self.db.get_pinned_cf(cf, dbmap::RECORD)? {
+            Some(raw) => DbMap::decode(&raw)?,
+            None => DbMap::IDENTITY,
+        };
+        *self.db_map.lock() = map;
+        Ok(())
     }
 
     /// The `appendfsync` policy in force.

@@ -5,7 +5,9 @@
 //! in snapshots, so every node holds the same.
 //!
 //! - `k ‖ db ‖ key` → the log index of the last entry that wrote the key
-//!   (`f ‖ db`: its last FLUSHDB, `a`: the last FLUSHALL). A transaction's
+//!   (`f ‖ db`: its last FLUSHDB, `a`: the last FLUSHALL, `s ‖ db`: the
+//!   last SWAPDB that exchanged it; databases are logical numbers).
+//! - `dbmap` → which stored keyspace each database names (see `dbmap.rs`). A transaction's
 //!   WATCH is checked against these at apply, on every node alike.
 //! - `clock` → the replicated clock: the latest entry time applied. Apply
 //!   never runs an entry at an earlier time, so time never goes backwards
@@ -28,6 +30,10 @@ fn key_record(db: u8, key: &[u8]) -> Vec<u8> {
 
 fn flushdb_record(db: u8) -> [u8; 2] {
     [b'f', db]
+}
+
+fn swapdb_record(db: u8) -> [u8; 2] {
+    [b's', db]
 }
 
 pub(crate) fn decode_u64(raw: &[u8], what: &str) -> Result<u64> {
@@ -60,10 +66,22 @@ impl Storage {
         Ok(by_db.max(by_all))
     }
 
+    /// The log index of the last applied entry whose SWAPDB exchanged `db`
+    /// with another database (`None`: none did).
+    pub(crate) fn last_swapped(&self, db: u8) -> Result<Option<u64>> {
+        self.replicated_u64(&swapdb_record(db), "swap")
+    }
+
     /// The replicated clock: the latest entry time applied (0: none).
     pub(crate) fn replicated_clock(&self) -> Result<u64> {
         Ok(self.replicated_u64(CLOCK, "clock")?.unwrap_or(0))
     }
+}
+
+/// Whether a record of this family is one a standalone server writes too
+/// (a FUNCTION library, the database map), rather than Raft's alone.
+pub(crate) fn standalone_record(key: &[u8]) -> bool {
+    key.first() == Some(&b'l') || key == super::dbmap::RECORD
 }
 
 fn library_record(name: &str) -> Vec<u8> {
@@ -131,6 +149,13 @@ pub(crate) fn entry_records(
                 stamp.clone(),
             ));
         }
+    }
+    for db in touched.swapped.dbs() {
+        out.push((
+            RaftCf::Replicated,
+            swapdb_record(db).to_vec(),
+            stamp.clone(),
+        ));
     }
     for (db, key) in &touched.keys {
         out.push((RaftCf::Replicated, key_record(*db, key), stamp.clone()));

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use rocksdb::{DBRawIterator, ReadOptions, WriteBatch};
 
 use super::{
-    data_prefix, meta_key, Cf, CommandRng, Expiry, KeyType, Meta, RaftCf, Result, Storage,
+    data_prefix, meta_key, Cf, CommandRng, DbMap, Expiry, KeyType, Meta, RaftCf, Result, Storage,
     StorageError,
 };
 
@@ -54,11 +54,20 @@ enum Undo {
     Flushed(Flushed),
     /// The whole overlay as it was before FLUSHALL cleared it.
     Overlay(Overlay),
+    /// The database map and swapped set before a SWAPDB.
+    Map(DbMap, Flushed),
 }
 
 pub struct Ctx<'a> {
     storage: &'a Storage,
-    pub db: u8,
+    /// The logical database commands address (SELECT's index).
+    db: u8,
+    /// Logical → stored keyspace, SWAPDBs of this context included.
+    map: DbMap,
+    /// The map as committed; the record is written when `map` differs.
+    base_map: DbMap,
+    /// Logical databases a SWAPDB of this context exchanged.
+    swapped: Flushed,
     pub now_ms: u64,
     /// The client whose command writes (0: none, e.g. a replicated entry):
     /// CLIENT TRACKING's NOLOOP spares it its own invalidations.
@@ -127,13 +136,20 @@ pub struct Touched {
     pub keys: Vec<(u8, Vec<u8>)>,
     /// Databases emptied as a whole.
     pub flushed: Flushed,
+    /// Databases SWAPDB exchanged (logical numbers): every key in them may
+    /// now hold another value.
+    pub swapped: Flushed,
 }
 
 impl<'a> Ctx<'a> {
     pub(super) fn new(storage: &'a Storage, db: u8, now_ms: u64) -> Ctx<'a> {
+        let map = storage.db_map();
         Ctx {
             storage,
             db,
+            map,
+            base_map: map,
+            swapped: Flushed::NOTHING,
             now_ms,
             writer: 0,
             pending: BTreeMap::new(),
@@ -262,6 +278,38 @@ impl<'a> Ctx<'a> {
         self.storage
     }
 
+    /// The logical database this context's commands address.
+    pub fn db(&self) -> u8 {
+        self.db
+    }
+
+    /// Address logical database `db` from now on (SELECT, MOVE, a
+    /// replicated command of another client).
+    pub fn set_db(&mut self, db: u8) {
+        self.db = db;
+    }
+
+    /// The stored keyspace of the addressed database: the first byte of
+    /// every storage key a command builds.
+    pub fn keyspace(&self) -> u8 {
+        self.map.physical(self.db)
+    }
+
+    /// The stored keyspace of logical database `db`.
+    pub fn keyspace_of(&self, db: u8) -> u8 {
+        self.map.physical(db)
+    }
+
+    /// SWAPDB: from now on `a` names what `b` named and the other way
+    /// round; committed as one record with this context's batch.
+    pub fn swap_dbs(&mut self, a: u8, b: u8) {
+        if let Some(undo) = &mut self.undo {
+            undo.push(Undo::Map(self.map, self.swapped));
+        }
+        self.map.swap(a, b);
+        self.swapped = self.swapped.with(Flushed::db(a)).with(Flushed::db(b));
+    }
+
     // ------------------------------------------------------- generic access
 
     /// The value at `key` in `cf`, pending writes included.
@@ -337,7 +385,7 @@ impl<'a> Ctx<'a> {
 
     /// The raw meta record of `key`, expired or not.
     pub fn get_raw_meta(&self, key: &[u8]) -> Result<Option<Meta>> {
-        let mk = meta_key(self.db, key);
+        let mk = meta_key(self.keyspace(), key);
         if let Some(v) = self.pending.get(&(Cf::Meta, mk.clone())) {
             return v.as_deref().map(Meta::decode).transpose();
         }
@@ -359,7 +407,7 @@ impl<'a> Ctx<'a> {
 
     /// Type and expiry of a live key without copying its value.
     pub fn peek(&self, key: &[u8]) -> Result<Option<(KeyType, Expiry)>> {
-        let mk = meta_key(self.db, key);
+        let mk = meta_key(self.keyspace(), key);
         let found = match self.pending.get(&(Cf::Meta, mk.clone())) {
             Some(v) => v.as_deref().map(peek_raw).transpose()?,
             None if self.flushed.hides(&mk) => None,
@@ -379,7 +427,10 @@ impl<'a> Ctx<'a> {
         if !self.pending.is_empty() || !self.flushed.is_empty() {
             return keys.into_iter().map(|k| self.get_meta(k)).collect();
         }
-        let encoded: Vec<Vec<u8>> = keys.into_iter().map(|k| meta_key(self.db, k)).collect();
+        let encoded: Vec<Vec<u8>> = keys
+            .into_iter()
+            .map(|k| meta_key(self.keyspace(), k))
+            .collect();
         let results = self
             .storage
             .db
@@ -394,14 +445,14 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn put_meta(&mut self, key: &[u8], meta: &Meta) {
-        let mk = meta_key(self.db, key);
+        let mk = meta_key(self.keyspace(), key);
         self.set_pending((Cf::Meta, mk), Some(meta.encode()));
     }
 
     /// Remove `key` whatever its type: one meta delete; a collection's
     /// elements become unreachable and are reclaimed by compaction.
     pub fn delete_key(&mut self, key: &[u8]) {
-        let mk = meta_key(self.db, key);
+        let mk = meta_key(self.keyspace(), key);
         self.set_pending((Cf::Meta, mk), None);
     }
 
@@ -412,9 +463,10 @@ impl<'a> Ctx<'a> {
         from: &[u8],
         mut visit: impl FnMut(&[u8], KeyType, Expiry) -> bool,
     ) -> Result<()> {
-        let start = meta_key(self.db, from);
-        let end = [self.db + 1];
-        let upper = (self.db < u8::MAX).then_some(&end[..]);
+        let space = self.keyspace();
+        let start = meta_key(space, from);
+        let end = [space.saturating_add(1)];
+        let upper = (space < u8::MAX).then_some(&end[..]);
         for item in self.iter(Cf::Meta, &start, upper, false) {
             let (k, v) = item?;
             let (kind, expire) = peek_raw(&v)?;
@@ -447,7 +499,7 @@ impl<'a> Ctx<'a> {
     /// Remove every key of this database (FLUSHDB): range deletions at
     /// commit; from now on this context sees the database empty.
     pub fn flush_db(&mut self) {
-        let db = self.db;
+        let db = self.keyspace();
         self.remember_flushed_writes(Some(db));
         match &mut self.undo {
             Some(undo) => {
@@ -481,9 +533,10 @@ impl<'a> Ctx<'a> {
 
     /// Copy every element of one collection version to another key and
     /// version (RENAME, COPY), in every element family.
+    /// The databases are logical numbers.
     pub fn copy_elements(&mut self, from: (u8, &[u8], u64), to: (u8, &[u8], u64)) -> Result<()> {
-        let src = data_prefix(from.0, from.1, from.2);
-        let dst = data_prefix(to.0, to.1, to.2);
+        let src = data_prefix(self.keyspace_of(from.0), from.1, from.2);
+        let dst = data_prefix(self.keyspace_of(to.0), to.1, to.2);
         let end = super::prefix_end(&src);
         for cf in [Cf::Data, Cf::ZScore] {
             let items: Vec<_> = self
@@ -509,17 +562,35 @@ impl<'a> Ctx<'a> {
 
     /// Whether this command has written anything yet.
     pub fn is_dirty(&self) -> bool {
-        !self.flushed.is_empty() || !self.pending.is_empty() || !self.raft_writes.is_empty()
+        !self.flushed.is_empty()
+            || !self.pending.is_empty()
+            || !self.raft_writes.is_empty()
+            || !self.swapped.is_empty()
     }
 
-    /// The user keys this command's pending writes change.
+    /// The user keys this command's pending writes change, in logical
+    /// databases as the map stands once committed.
     pub fn touched(&self) -> Touched {
-        let mut keys: std::collections::BTreeSet<(u8, Vec<u8>)> =
-            user_keys(self.pending.keys()).collect();
-        keys.extend(self.written_then_flushed.iter().cloned());
+        let map = &self.map;
+        let mut keys: std::collections::BTreeSet<(u8, Vec<u8>)> = user_keys(self.pending.keys())
+            .map(|(space, key)| (map.logical(space), key))
+            .collect();
+        keys.extend(
+            self.written_then_flushed
+                .iter()
+                .map(|(space, key)| (map.logical(*space), key.clone())),
+        );
+        let flushed = if self.flushed == Flushed::ALL {
+            Flushed::ALL
+        } else {
+            self.flushed.dbs().fold(Flushed::NOTHING, |f, space| {
+                f.with(Flushed::db(map.logical(space)))
+            })
+        };
         Touched {
             keys: keys.into_iter().collect(),
-            flushed: self.flushed,
+            flushed,
+            swapped: self.swapped,
         }
     }
 
@@ -550,9 +621,22 @@ impl<'a> Ctx<'a> {
         for (cf, key, value) in std::mem::take(&mut self.raft_writes) {
             batch.put_cf(self.storage.raft_cf(cf), key, value);
         }
+        let remap = self.map != self.base_map;
+        if remap {
+            batch.put_cf(
+                self.storage.raft_cf(RaftCf::Replicated),
+                super::dbmap::RECORD,
+                self.map.encode(),
+            );
+        }
+        self.swapped = Flushed::NOTHING;
         let range_deleted = !std::mem::take(&mut self.flushed).is_empty();
         self.undo = self.undo.as_ref().map(|_| Vec::new());
         self.storage.write(batch)?;
+        if remap {
+            *self.storage.db_map.lock() = self.map;
+            self.base_map = self.map;
+        }
         if range_deleted {
             self.storage.flush_range_deletions_soon();
         }
@@ -579,12 +663,18 @@ impl<'a> Ctx<'a> {
                         }
                         Undo::Flushed(prev) => self.flushed = prev,
                         Undo::Overlay(prev) => self.pending = prev,
+                        Undo::Map(map, swapped) => {
+                            self.map = map;
+                            self.swapped = swapped;
+                        }
                     }
                 }
             }
             None => {
                 self.pending.clear();
                 self.flushed = Flushed::NOTHING;
+                self.map = self.base_map;
+                self.swapped = Flushed::NOTHING;
             }
         }
     }

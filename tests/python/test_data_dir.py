@@ -27,6 +27,7 @@ import pytest
 
 from kiwi.testing.processes import server_command
 from kiwi.testing.targets import free_ports
+from kiwitest import wait_until
 
 pytestmark = pytest.mark.kiwi_only
 
@@ -55,6 +56,9 @@ def kiwi_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             for i in range(0, 1400, 100):
                 client.mset({f"k{j}": value for j in range(i, i + 100)})
             client.set("last", "in the WAL")
+            # The full memtable is flushed in the background: wait for it,
+            # or closing (under load) can come first.
+            wait_until(lambda: list(path.glob("*.sst")), timeout=60, message="no table file was written")
         finally:
             client.close()
     assert list(path.glob("*.sst")), "no table file was written"

@@ -491,6 +491,56 @@ fn snapshot_installs_identical_data() {
 }
 
 #[test]
+fn a_snapshot_carries_swapdb() {
+    let rt = runtime();
+    let (mut leader, mut stale) = (Node::new(), Node::new());
+    rt.block_on(async {
+        let mut entries = workload();
+        entries.push(normal(
+            2,
+            6,
+            KiwiRequest::new(0, 2_000_000)
+                .command(&["SET", "where", "was-0"])
+                .command(&["SWAPDB", "0", "7"]),
+        ));
+        leader.sm.apply(entries).await.expect("apply on leader");
+        // The stale node swapped other databases: the snapshot's map wins.
+        stale
+            .sm
+            .apply([normal(
+                1,
+                1,
+                KiwiRequest::new(0, 10)
+                    .command(&["SET", "where", "stale"])
+                    .command(&["SWAPDB", "0", "3"]),
+            )])
+            .await
+            .expect("apply on stale");
+        let built = leader
+            .sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .expect("build");
+        let mut receiving = stale.sm.begin_receiving_snapshot().await.expect("begin");
+        *receiving = (*built.snapshot).clone();
+        stale
+            .sm
+            .install_snapshot(&built.meta, receiving)
+            .await
+            .expect("install");
+    });
+    for node in [&leader, &stale] {
+        assert_eq!(node.run_in(7, &["GET", "where"]), bulk("was-0"));
+        assert_eq!(node.run_in(0, &["GET", "where"]), Reply::Nil);
+        assert_eq!(node.run_in(3, &["GET", "where"]), Reply::Nil);
+        // What the workload wrote to database 0 moved to 7 with it.
+        assert_eq!(node.run_in(7, &["HGET", "h2", "f2"]), bulk("v2"));
+    }
+}
+
+#[test]
 fn corrupt_snapshot_is_refused_and_changes_nothing() {
     let rt = runtime();
     let (mut leader, mut follower) = (Node::new(), Node::new());

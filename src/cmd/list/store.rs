@@ -92,7 +92,7 @@ pub(super) fn missing_element(key: &[u8]) -> CmdError {
 
 /// The data key of the element at absolute position `pos`.
 pub(super) fn pos_key(call: &Call<'_, '_>, key: &[u8], coll: &Collection, pos: u64) -> Vec<u8> {
-    data_key(call.ctx.db, key, coll.version(), &pos.to_be_bytes())
+    data_key(call.ctx.keyspace(), key, coll.version(), &pos.to_be_bytes())
 }
 
 /// The live list at `key`; WRONGTYPE when it holds another type.

@@ -67,7 +67,7 @@ impl Source<'_> {
         let Some(meta) = self.meta else {
             return Ok(Vec::new());
         };
-        let prefix = data_prefix(ctx.db, self.key, meta.version);
+        let prefix = data_prefix(ctx.keyspace(), self.key, meta.version);
         if meta.kind == KeyType::ZSet {
             return all_members(ctx, &prefix);
         }
@@ -85,7 +85,7 @@ impl Source<'_> {
         if meta.kind == KeyType::ZSet {
             return get_score(ctx, self.key, meta.version, member);
         }
-        let found = ctx.get_data(&data_key(ctx.db, self.key, meta.version, member))?;
+        let found = ctx.get_data(&data_key(ctx.keyspace(), self.key, meta.version, member))?;
         Ok(found.map(|_| 1.0))
     }
 }

@@ -29,7 +29,7 @@ pub(super) fn zset(call: &Call<'_, '_>, key: &[u8]) -> CmdResult<Option<Collecti
 }
 
 pub(in crate::cmd) fn prefix_of(ctx: &Ctx<'_>, key: &[u8], coll: &Collection) -> Vec<u8> {
-    data_prefix(ctx.db, key, coll.version())
+    data_prefix(ctx.keyspace(), key, coll.version())
 }
 
 pub(super) fn score_entry(prefix: &[u8], score: f64, member: &[u8]) -> Vec<u8> {
@@ -42,7 +42,7 @@ pub(in crate::cmd) fn get_score(
     version: u64,
     member: &[u8],
 ) -> CmdResult<Option<f64>> {
-    ctx.get_data(&data_key(ctx.db, key, version, member))?
+    ctx.get_data(&data_key(ctx.keyspace(), key, version, member))?
         .map(|v| score_from(&v))
         .transpose()
 }
@@ -57,13 +57,13 @@ pub(super) fn put_member(
     old: Option<f64>,
     score: f64,
 ) {
-    let prefix = data_prefix(ctx.db, key, coll.version());
+    let prefix = data_prefix(ctx.keyspace(), key, coll.version());
     match old {
         Some(old) => ctx.delete(Cf::ZScore, &score_entry(&prefix, old, member)),
         None => coll.meta.len += 1,
     }
     ctx.put_data(
-        &data_key(ctx.db, key, coll.version(), member),
+        &data_key(ctx.keyspace(), key, coll.version(), member),
         &encode_score(score),
     );
     ctx.put(Cf::ZScore, &score_entry(&prefix, score, member), &[]);
@@ -76,9 +76,9 @@ pub(super) fn remove_member(
     member: &[u8],
     score: f64,
 ) {
-    let prefix = data_prefix(ctx.db, key, coll.version());
+    let prefix = data_prefix(ctx.keyspace(), key, coll.version());
     ctx.delete(Cf::ZScore, &score_entry(&prefix, score, member));
-    ctx.delete_data(&data_key(ctx.db, key, coll.version(), member));
+    ctx.delete_data(&data_key(ctx.keyspace(), key, coll.version(), member));
     coll.meta.len = coll.meta.len.saturating_sub(1);
 }
 
