@@ -185,6 +185,7 @@ fn stored_records() -> Vec<(StoredKind, Vec<u8>)> {
             len: 2,
             head: LIST_START_INDEX - 1,
             tail: LIST_START_INDEX + 1,
+            indexed: false,
         }),
     };
     let hash = Meta {
@@ -195,6 +196,7 @@ fn stored_records() -> Vec<(StoredKind, Vec<u8>)> {
             len: 3,
             head: 0,
             tail: 0,
+            indexed: true,
         }),
     };
     let identity = DirIdentity {

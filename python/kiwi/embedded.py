@@ -289,6 +289,33 @@ class Database(Resource, redis.Redis):
                 pool.release(conn)
                 slots.release()
 
+    def client(self, **kwargs: Any) -> redis.Redis:
+        """A ``redis.Redis`` on this database holding one connection of its
+        own, as redis-py's ``Redis.client()`` gives: for commands whose state
+        lives in the connection (``SELECT``, ``CLIENT SETNAME``, ``WATCH``).
+        Keyword arguments are those :func:`kiwi.open` got, updated by these.
+
+        Example::
+
+            >>> import kiwi
+            >>> with kiwi.open(decode_responses=True) as db:
+            ...     one = db.client()
+            ...     one.select(2)
+            ...     one.set("k", "in db 2")
+            ...     db.get("k"), one.get("k")
+            ...     one.close()
+            True
+            True
+            (None, 'in db 2')
+        """
+        # A pool of its own: what its connection selects never leaks into
+        # the database's shared pool; closing the client ends its session.
+        options = {**self._client_kwargs, **kwargs}
+        pool = redis.ConnectionPool(connection_class=EmbeddedConnection, engine=self._engine, **options)
+        client = redis.Redis(connection_pool=pool, single_connection_client=True)
+        client.auto_close_connection_pool = True
+        return client
+
     def client_async(self, **kwargs: Any) -> redis.asyncio.Redis:
         """A ``redis.asyncio.Redis`` on this database (no network).
 

@@ -106,6 +106,7 @@ impl Call<'_, '_> {
                 len: 0,
                 head,
                 tail,
+                indexed: kind == KeyType::Set,
             },
             expire_at_ms: None,
             existed: false,

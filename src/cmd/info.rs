@@ -410,16 +410,13 @@ fn info_section(call: &Call<'_, '_>, section: &str, out: &mut String) -> CmdResu
         }
         "cluster" => field("cluster_enabled", &0),
         "keyspace" => {
-            // No lock of its own: INFO may run inside EXEC, which holds the
-            // storage lock; approximate counts are what INFO promises.
+            // The committed counts, in constant time (see storage's
+            // counts.rs); like Redis's, they include expired keys not yet
+            // deleted.
+            let map = engine.storage().db_map();
             for db in 0..DATABASES {
-                let ctx = engine.storage().ctx(db, call.ctx.now_ms);
-                let (mut keys, mut expires) = (0u64, 0u64);
-                ctx.for_each_key(b"", |_, _, expire| {
-                    keys += 1;
-                    expires += u64::from(expire.is_some());
-                    true
-                })?;
+                let count = engine.storage().key_count(map.physical(db));
+                let (keys, expires) = (count.keys, count.volatile);
                 if keys > 0 {
                     field(
                         &format!("db{db}"),

@@ -25,6 +25,7 @@ mod list;
 mod lookup;
 mod observe;
 mod outcome;
+mod positions;
 pub mod pubsub;
 pub mod raft;
 mod redis_meta;

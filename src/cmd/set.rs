@@ -1,17 +1,19 @@
 //! Set commands.
 //!
 //! A set is a `CollectionMeta` header (version, cardinality in `len`) plus
-//! one data key per member: `data_key(db, key, version, member)` → empty
-//! value. Members are therefore kept in byte order, which SSCAN cursors and
-//! the random pick below rely on.
+//! one data key per member: `data_key(db, key, version, member)` → the
+//! member's number (see `positions.rs`: `0..len`, so SPOP and SRANDMEMBER
+//! pick uniformly with one lookup; empty in sets from before the numbers).
+//! Members are kept in byte order, which SSCAN cursors rely on.
 
 use crate::storage::events::class::SET;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
+use super::positions::{self, Positions};
 use super::sample::{distinct_positions, repeated_picks, repeated_positions, Picker};
 use super::scan::{parse_cursor, resume_at, scan_done, scan_reply, ScanOptions};
 use super::table::{commands, flags::*};
@@ -39,27 +41,30 @@ pub static COMMANDS: &[CommandSpec] = commands! {
     "sscan", -3, R, 1, 1, 1, sscan;
 };
 
-/// Sets up to this size are sampled exactly (uniformly) by walking them.
-const SMALL_SET: u64 = 1024;
-/// Rough cost of one random walk, counted in members a linear pass visits:
-/// picking `k` members of `n` walks when `k * WALK_COST < n`, else passes.
-const WALK_COST: u64 = 256;
-/// Branches of the member trie are counted up to this many members.
-const WALK_CAP: u64 = 16;
+/// A point lookup costs about this many steps of a pass over members:
+/// `k` picks of `n` members look `k` numbers up when `k * LOOKUP_COST < n`,
+/// and walk the set once otherwise.
+const LOOKUP_COST: u64 = 16;
 // ---------------------------------------------------------------------------
 // Reading and writing members.
 
-/// The members of one version of a set, as a range of data keys.
+/// The members of one version of a set, as a range of data keys, and
+/// their numbers.
 struct Members {
     prefix: Vec<u8>,
     end: Option<Vec<u8>>,
+    positions: Positions,
 }
 
 impl Members {
     fn new(ctx: &Ctx<'_>, key: &[u8], coll: &Collection) -> Members {
         let prefix = data_prefix(ctx.keyspace(), key, coll.version());
         let end = prefix_end(&prefix);
-        Members { prefix, end }
+        Members {
+            prefix,
+            end,
+            positions: Positions::new(ctx, key, coll.version()),
+        }
     }
 
     /// Members from `from` (inclusive) on, in byte order (or the reverse).
@@ -102,169 +107,37 @@ impl Members {
         self.at_positions(ctx, &positions)
     }
 
-    /// One member picked at random: uniformly in sets of up to
-    /// [`SMALL_SET`] members, by [`Members::random_walk`] in larger ones.
-    fn random(&self, ctx: &Ctx<'_>, len: u64) -> CmdResult<Option<Vec<u8>>> {
-        if len <= SMALL_SET {
-            let n = ctx.rng().random_range(0..len.max(1));
-            return self.nth_from(ctx, b"", n);
+    /// One member picked uniformly: one lookup of a random number, or a
+    /// pass for a set from before Kiwi numbered members.
+    fn random(&self, ctx: &Ctx<'_>, coll: &Collection) -> CmdResult<Option<Vec<u8>>> {
+        let len = coll.len();
+        if len == 0 {
+            return Ok(None);
         }
-        self.random_walk(ctx, len)
-    }
-
-    /// The member `n` places after `from` (the first one if there are fewer).
-    fn nth_from(&self, ctx: &Ctx<'_>, from: &[u8], n: u64) -> CmdResult<Option<Vec<u8>>> {
+        let n = ctx.rng().random_range(0..len);
+        if coll.meta.indexed {
+            if let Some(member) = self.positions.get(ctx, n)? {
+                return Ok(Some(member));
+            }
+        }
         let n = usize::try_from(n).unwrap_or(0);
-        match self.iter(ctx, from, false).nth(n) {
+        match self.iter(ctx, b"", false).nth(n) {
             Some(m) => m.map(Some),
             // The header disagrees with the elements: take the first.
-            None => self.iter(ctx, from, false).next().transpose(),
+            None => self.iter(ctx, b"", false).next().transpose(),
         }
     }
 
-    /// The first and last members starting with `stem`.
-    fn bounds(&self, ctx: &Ctx<'_>, stem: &[u8]) -> CmdResult<Option<(Vec<u8>, Vec<u8>)>> {
-        let lower = [&self.prefix[..], stem].concat();
-        let upper = prefix_end(&lower).or_else(|| self.end.clone());
-        let edge = |reverse: bool| -> CmdResult<Option<Vec<u8>>> {
-            let mut it = ctx.iter(Cf::Data, &lower, upper.as_deref(), reverse);
-            Ok(it
-                .next()
-                .transpose()?
-                .map(|(k, _)| k[self.prefix.len()..].to_vec()))
-        };
-        match (edge(false)?, edge(true)?) {
-            (Some(first), Some(last)) => Ok(Some((first, last))),
-            _ => Ok(None),
-        }
-    }
-
-    /// A random member of a large set without visiting all of it: a walk
-    /// down the byte-trie of members. At each branching point every branch
-    /// is counted up to [`WALK_CAP`] members; branches below the cap weigh
-    /// their exact size, the others share what is left of the (estimated)
-    /// size of the subtree. Small branches are sampled exactly, so the pick
-    /// is close to uniform for usual member shapes, and every member can
-    /// come up.
-    fn random_walk(&self, ctx: &Ctx<'_>, len: u64) -> CmdResult<Option<Vec<u8>>> {
-        const MAX_LEVELS: usize = 256;
-        let mut stem: Vec<u8> = Vec::new();
-        // Estimated number of members under `stem`.
-        let mut size = len as f64;
-        for _ in 0..MAX_LEVELS {
-            let Some((first, last)) = self.bounds(ctx, &stem)? else {
-                return Ok(None);
-            };
-            if first == last {
-                return Ok(Some(first));
+    /// The members numbered `numbers` (repeats allowed), by lookups.
+    fn numbered(&self, ctx: &Ctx<'_>, numbers: &[u64]) -> CmdResult<Vec<Bytes>> {
+        let mut out = Vec::with_capacity(numbers.len());
+        for &n in numbers {
+            if let Some(member) = self.positions.get(ctx, n)? {
+                out.push(Bytes::from(member));
             }
-            // Every member under the stem shares the common prefix of the
-            // first and the last one: jump straight to where they branch.
-            let common = first.iter().zip(&last).take_while(|(a, b)| a == b).count();
-            stem.truncate(0);
-            stem.extend_from_slice(&first[..common]);
-            let branches = self.branches(ctx, &stem)?;
-            if branches.is_empty() {
-                return Ok(Some(first));
-            }
-            let known: u64 = branches.iter().filter_map(|b| b.size).sum();
-            let big = branches.iter().filter(|b| b.size.is_none()).count();
-            let big_size = if big == 0 {
-                0.0
-            } else {
-                ((size - known as f64) / big as f64).max(WALK_CAP as f64)
-            };
-            let total = known as f64 + big_size * big as f64;
-            let mut target = ctx.rng().random_range(0.0..total.max(f64::MIN_POSITIVE));
-            let mut chosen = branches.len() - 1;
-            for (i, b) in branches.iter().enumerate() {
-                let weight = b.size.map_or(big_size, |n| n as f64);
-                if target < weight {
-                    chosen = i;
-                    break;
-                }
-                target -= weight;
-            }
-            let branch = &branches[chosen];
-            match (branch.byte, branch.size) {
-                // The stem is a member itself.
-                (None, _) => return Ok(Some(stem)),
-                // A small branch: an exact pick among its members.
-                (Some(byte), Some(n)) => {
-                    stem.push(byte);
-                    let n = ctx.rng().random_range(0..n.max(1));
-                    return self.nth_from(ctx, &stem, n);
-                }
-                (Some(byte), None) => {
-                    stem.push(byte);
-                    size = big_size;
-                }
-            }
-        }
-        // Very deep branching: settle for the first member under the stem.
-        Ok(self.bounds(ctx, &stem)?.map(|(first, _)| first))
-    }
-
-    /// The branches below `stem` (which members share): the stem itself if
-    /// it is a member, then one per distinct next byte, each counted up to
-    /// [`WALK_CAP`] members (`None` beyond).
-    fn branches(&self, ctx: &Ctx<'_>, stem: &[u8]) -> CmdResult<Vec<Branch>> {
-        let mut out = Vec::new();
-        let mut it = self.iter(ctx, stem, false);
-        let mut next = it.next().transpose()?;
-        while let Some(member) = next.take() {
-            if !member.starts_with(stem) {
-                break;
-            }
-            if member.len() == stem.len() {
-                out.push(Branch {
-                    byte: None,
-                    size: Some(1),
-                });
-                next = it.next().transpose()?;
-                continue;
-            }
-            let branch = &member[..=stem.len()];
-            let mut n = 1;
-            while n < WALK_CAP {
-                match it.next().transpose()? {
-                    Some(m) if m.starts_with(branch) => n += 1,
-                    other => {
-                        next = other;
-                        break;
-                    }
-                }
-            }
-            let byte = member[stem.len()];
-            if n < WALK_CAP {
-                out.push(Branch {
-                    byte: Some(byte),
-                    size: Some(n),
-                });
-                continue;
-            }
-            out.push(Branch {
-                byte: Some(byte),
-                size: None,
-            });
-            // Skip the rest of a big branch with one seek.
-            let Some(after) = byte.checked_add(1) else {
-                break;
-            };
-            let seek = [stem, &[after]].concat();
-            it = self.iter(ctx, &seek, false);
-            next = it.next().transpose()?;
         }
         Ok(out)
     }
-}
-
-/// One branch of the member trie below a stem.
-struct Branch {
-    /// The byte after the stem; `None` for the stem itself.
-    byte: Option<u8>,
-    /// Exact member count, when below [`WALK_CAP`].
-    size: Option<u64>,
 }
 
 fn member_key(ctx: &Ctx<'_>, key: &[u8], coll: &Collection, member: &[u8]) -> Vec<u8> {
@@ -275,6 +148,74 @@ fn is_member(ctx: &Ctx<'_>, key: &[u8], coll: &Collection, member: &[u8]) -> Cmd
     Ok(ctx.get_data(&member_key(ctx, key, coll, member))?.is_some())
 }
 
+/// Add `member` unless it is there, numbered last; answers whether it was
+/// added. Reads see this command's own writes: a member named twice counts
+/// once.
+fn add_member(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    coll: &mut Collection,
+    member: &[u8],
+) -> CmdResult<bool> {
+    let raw = member_key(ctx, key, coll, member);
+    if ctx.get_data(&raw)?.is_some() {
+        return Ok(false);
+    }
+    if coll.meta.indexed {
+        let number = coll.meta.len;
+        ctx.put_data(&raw, &positions::encode(number));
+        Positions::new(ctx, key, coll.version()).put(ctx, number, member);
+    } else {
+        ctx.put_data(&raw, b"");
+    }
+    coll.meta.len += 1;
+    Ok(true)
+}
+
+/// Remove `member` if it is there (the last member takes its number);
+/// answers whether it was. The header is the caller's to save.
+fn take_member(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    coll: &mut Collection,
+    member: &[u8],
+) -> CmdResult<bool> {
+    let raw = member_key(ctx, key, coll, member);
+    let Some(value) = ctx.get_data(&raw)? else {
+        return Ok(false);
+    };
+    ctx.delete_data(&raw);
+    if coll.meta.indexed {
+        let number = positions::decode(&value)?;
+        let numbers = Positions::new(ctx, key, coll.version());
+        if let Some(moved) = numbers.remove(ctx, number, coll.meta.len)? {
+            let moved_key = member_key(ctx, key, coll, &moved);
+            ctx.put_data(&moved_key, &positions::encode(number));
+        }
+    }
+    coll.meta.len = coll.meta.len.saturating_sub(1);
+    Ok(true)
+}
+
+/// Number the members of a set written before Kiwi kept numbers (one pass,
+/// once): from then on its random picks are single lookups.
+fn ensure_indexed(call: &mut Call<'_, '_>, key: &[u8], coll: &mut Collection) -> CmdResult<()> {
+    if coll.meta.indexed || !coll.existed {
+        return Ok(());
+    }
+    let members = Members::new(&call.ctx, key, coll).all(&call.ctx)?;
+    let numbers = Positions::new(&call.ctx, key, coll.version());
+    for (number, member) in (0u64..).zip(&members) {
+        let raw = member_key(&call.ctx, key, coll, member);
+        call.ctx.put_data(&raw, &positions::encode(number));
+        numbers.put(&mut call.ctx, number, member);
+    }
+    coll.meta.len = members.len() as u64;
+    coll.meta.indexed = true;
+    call.save_collection(key, coll);
+    Ok(())
+}
+
 /// Remove members known to be in the set, and keep its header exact.
 fn remove_members(
     call: &mut Call<'_, '_>,
@@ -282,14 +223,13 @@ fn remove_members(
     coll: &mut Collection,
     members: &[Bytes],
     event: &'static str,
-) {
+) -> CmdResult<()> {
     for member in members {
-        let raw = member_key(&call.ctx, key, coll, member);
-        call.ctx.delete_data(&raw);
+        take_member(&mut call.ctx, key, coll, member)?;
     }
-    coll.meta.len = coll.meta.len.saturating_sub(members.len() as u64);
     call.notify_change(key, coll, SET, event);
     call.save_collection(key, coll);
+    Ok(())
 }
 
 fn set_reply(members: Vec<Bytes>) -> Reply {
@@ -307,17 +247,14 @@ pub fn sadd(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     let key = &args[1];
     let mut coll = call.collection_or_new(key, KeyType::Set)?;
+    ensure_indexed(call, key, &mut coll)?;
     let mut added = 0u64;
     for member in &args[2..] {
-        let raw = member_key(&call.ctx, key, &coll, member);
-        // Reads see this command's own writes: a member named twice counts once.
-        if call.ctx.get_data(&raw)?.is_none() {
-            call.ctx.put_data(&raw, b"");
+        if add_member(&mut call.ctx, key, &mut coll, member)? {
             added += 1;
         }
     }
     if added > 0 {
-        coll.meta.len += added;
         call.notify_change(key, &coll, SET, "sadd");
         call.save_collection(key, &coll);
     }
@@ -330,8 +267,18 @@ pub fn srem(call: &mut Call<'_, '_>) -> CmdResult {
     let Some(mut coll) = call.collection(key, KeyType::Set)? else {
         return Ok(Reply::Int(0));
     };
-    let removed = call.remove_elements(key, &mut coll, &args[2..], (SET, "srem"))?;
-    Ok(Reply::Int(removed as i64))
+    ensure_indexed(call, key, &mut coll)?;
+    let mut removed = 0i64;
+    for member in &args[2..] {
+        if take_member(&mut call.ctx, key, &mut coll, member)? {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        call.notify_change(key, &coll, SET, "srem");
+        call.save_collection(key, &coll);
+    }
+    Ok(Reply::Int(removed))
 }
 
 pub fn scard(call: &mut Call<'_, '_>) -> CmdResult {
@@ -388,21 +335,20 @@ pub fn smove(call: &mut Call<'_, '_>) -> CmdResult {
     if !is_member(&call.ctx, src_key, &src, member)? {
         return Ok(Reply::Int(0));
     }
+    ensure_indexed(call, src_key, &mut src)?;
     remove_members(
         call,
         src_key,
         &mut src,
         std::slice::from_ref(member),
         "srem",
-    );
+    )?;
     let mut dst = match dst {
         Some(dst) => dst,
         None => call.new_collection(KeyType::Set),
     };
-    let raw = member_key(&call.ctx, dst_key, &dst, member);
-    if call.ctx.get_data(&raw)?.is_none() {
-        call.ctx.put_data(&raw, b"");
-        dst.meta.len += 1;
+    ensure_indexed(call, dst_key, &mut dst)?;
+    if add_member(&mut call.ctx, dst_key, &mut dst, member)? {
         call.notify_change(dst_key, &dst, SET, "sadd");
         call.save_collection(dst_key, &dst);
     }
@@ -427,48 +373,40 @@ pub fn spop(call: &mut Call<'_, '_>) -> CmdResult {
             Some(_) => Reply::Set(Vec::new()),
         });
     };
-    let members = Members::new(&call.ctx, key, &coll);
-    let len = coll.len();
-    let Some(count) = count else {
-        let Some(member) = members.random(&call.ctx, len)? else {
-            return Ok(Reply::Nil);
-        };
-        let member = Bytes::from(member);
-        remove_members(call, key, &mut coll, std::slice::from_ref(&member), "spop");
-        return Ok(Reply::Bulk(member));
-    };
-    if count == 0 {
+    if count == Some(0) {
         return Ok(Reply::Set(Vec::new()));
     }
-    if count >= len {
+    if count.is_some_and(|n| n >= coll.len()) {
         // Everything: one meta delete; the elements are reclaimed later.
-        let all = members.all(&call.ctx)?;
+        let all = Members::new(&call.ctx, key, &coll).all(&call.ctx)?;
         call.ctx.delete_key(key);
         return Ok(set_reply(all));
     }
-    let popped = if len <= SMALL_SET || count.saturating_mul(WALK_COST) >= len {
-        members.sample_by_pass(&call.ctx, len, count)?
-    } else {
-        // A few members of a large set: one walk each, removing as we go
-        // (the walk sees this command's deletions).
-        let mut popped = Vec::with_capacity(count as usize);
-        for _ in 0..count {
-            let Some(member) =
-                members.random_walk(&call.ctx, coll.len().saturating_sub(popped.len() as u64))?
-            else {
-                break;
-            };
-            let raw = member_key(&call.ctx, key, &coll, &member);
-            call.ctx.delete_data(&raw);
-            popped.push(Bytes::from(member));
-        }
-        coll.meta.len = coll.meta.len.saturating_sub(popped.len() as u64);
-        call.notify_change(key, &coll, SET, "spop");
-        call.save_collection(key, &coll);
-        return Ok(set_reply(popped));
-    };
-    remove_members(call, key, &mut coll, &popped, "spop");
-    Ok(set_reply(popped))
+    ensure_indexed(call, key, &mut coll)?;
+    // One uniform number at a time among those left, the last member
+    // moving into each freed one: an exact draw without replacement.
+    let members = Members::new(&call.ctx, key, &coll);
+    let mut popped = Vec::with_capacity(count.unwrap_or(1).min(1 << 16) as usize);
+    for _ in 0..count.unwrap_or(1) {
+        let Some(member) = members.random(&call.ctx, &coll)? else {
+            break;
+        };
+        take_member(&mut call.ctx, key, &mut coll, &member)?;
+        popped.push(Bytes::from(member));
+    }
+    if popped.is_empty() {
+        // Only a header that disagrees with the members gets here.
+        return Ok(match count {
+            None => Reply::Nil,
+            Some(_) => Reply::Set(Vec::new()),
+        });
+    }
+    call.notify_change(key, &coll, SET, "spop");
+    call.save_collection(key, &coll);
+    Ok(match count {
+        None => Reply::Bulk(popped.swap_remove(0)),
+        Some(_) => set_reply(popped),
+    })
 }
 
 pub fn srandmember(call: &mut Call<'_, '_>) -> CmdResult {
@@ -497,62 +435,36 @@ pub fn srandmember(call: &mut Call<'_, '_>) -> CmdResult {
     let members = Members::new(ctx, key, &coll);
     let len = coll.len();
     let Some(count) = count else {
-        return Ok(Reply::bulk_opt(members.random(ctx, len)?));
+        return Ok(Reply::bulk_opt(members.random(ctx, &coll)?));
     };
     if count == 0 || len == 0 {
         return Ok(Reply::Array(Vec::new()));
     }
+    let by_lookups = |picks: u64| coll.meta.indexed && picks.saturating_mul(LOOKUP_COST) < len;
     if count > 0 {
         let count = count.unsigned_abs();
         if count >= len {
             return Ok(array_reply(members.all(ctx)?));
         }
-        let mut picked = if len <= SMALL_SET || count.saturating_mul(WALK_COST) >= len {
-            members.sample_by_pass(ctx, len, count)?
+        let mut picked = if by_lookups(count) {
+            let numbers = distinct_positions(&mut *ctx.rng(), len, count);
+            members.numbered(ctx, &numbers)?
         } else {
-            distinct_walks(ctx, &members, len, count)?
+            members.sample_by_pass(ctx, len, count)?
         };
         picked.shuffle(&mut *ctx.rng());
         return Ok(array_reply(picked));
     }
     // Negative: that many picks, repeats allowed.
     let picks = repeated_picks(count.unsigned_abs())?;
-    let picked = if len <= SMALL_SET || picks.saturating_mul(WALK_COST) >= len {
-        let positions = repeated_positions(&mut *ctx.rng(), len, picks);
-        let mut picked = members.at_positions(ctx, &positions)?;
-        picked.shuffle(&mut *ctx.rng());
-        picked
+    let positions = repeated_positions(&mut *ctx.rng(), len, picks);
+    let mut picked = if by_lookups(picks) {
+        members.numbered(ctx, &positions)?
     } else {
-        let mut picked = Vec::with_capacity(picks as usize);
-        for _ in 0..picks {
-            if let Some(m) = members.random_walk(ctx, len)? {
-                picked.push(Bytes::from(m));
-            }
-        }
-        picked
+        members.at_positions(ctx, &positions)?
     };
+    picked.shuffle(&mut *ctx.rng());
     Ok(array_reply(picked))
-}
-
-/// `count` distinct members of a large set by random walks; falls back to
-/// one pass when the walks keep landing on members already picked.
-fn distinct_walks(ctx: &Ctx<'_>, members: &Members, len: u64, count: u64) -> CmdResult<Vec<Bytes>> {
-    let mut seen = HashSet::new();
-    let mut picked = Vec::with_capacity(count as usize);
-    let mut attempts = count.saturating_mul(4).saturating_add(16);
-    while (picked.len() as u64) < count && attempts > 0 {
-        attempts -= 1;
-        let Some(m) = members.random_walk(ctx, len)? else {
-            break;
-        };
-        if seen.insert(m.clone()) {
-            picked.push(Bytes::from(m));
-        }
-    }
-    if (picked.len() as u64) < count {
-        return members.sample_by_pass(ctx, len, count);
-    }
-    Ok(picked)
 }
 
 // ---------------------------------------------------------------------------
@@ -683,12 +595,19 @@ pub(super) fn members_of(
 /// which are distinct: RESTORE's value, saved by the caller.
 pub(super) fn fill_new(call: &mut Call<'_, '_>, key: &[u8], members: &[Vec<u8>]) -> Collection {
     let mut coll = call.new_collection(KeyType::Set);
-    for member in members {
-        let raw = member_key(&call.ctx, key, &coll, member);
-        call.ctx.put_data(&raw, b"");
+    write_new(&mut call.ctx, key, &mut coll, members);
+    coll
+}
+
+/// The members of a set this command creates (distinct, none stored yet).
+fn write_new(ctx: &mut Ctx<'_>, key: &[u8], coll: &mut Collection, members: &[impl AsRef<[u8]>]) {
+    let numbers = Positions::new(ctx, key, coll.version());
+    for (number, member) in (0u64..).zip(members) {
+        let raw = member_key(ctx, key, coll, member.as_ref());
+        ctx.put_data(&raw, &positions::encode(number));
+        numbers.put(ctx, number, member.as_ref());
     }
     coll.meta.len = members.len() as u64;
-    coll
 }
 
 /// Replace `dest`, whatever it held, with a set of `members` (distinct);
@@ -712,11 +631,7 @@ fn store(call: &mut Call<'_, '_>, dest: &[u8], members: Vec<Bytes>) -> CmdResult
     // A fresh version: nothing of the old value (of any type) shows through,
     // and no TTL carries over.
     let mut coll = call.new_collection(KeyType::Set);
-    for member in &members {
-        let raw = member_key(&call.ctx, dest, &coll, member);
-        call.ctx.put_data(&raw, b"");
-    }
-    coll.meta.len = members.len() as u64;
+    write_new(&mut call.ctx, dest, &mut coll, &members);
     coll.existed = existed;
     call.notify_change(dest, &coll, SET, event);
     call.save_collection(dest, &coll);

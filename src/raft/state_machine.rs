@@ -245,8 +245,9 @@ impl StateMachine {
             flushed: crate::storage::Flushed::ALL,
             swapped: crate::storage::Flushed::NOTHING,
         });
-        // SWAPDBs came with the snapshot too.
+        // SWAPDBs and key counts came with the snapshot too.
         storage.reload_db_map()?;
+        storage.reload_counts()?;
         // The FUNCTION libraries came with the snapshot: load them anew.
         engine.scripts.reload_functions();
         tracing::info!(snapshot = %meta, bytes = data.len(), "installed a snapshot");

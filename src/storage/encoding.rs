@@ -86,11 +86,17 @@ pub struct CollectionMeta {
     /// Lists only: index of the first element and one past the last.
     pub head: u64,
     pub tail: u64,
+    /// Sets only: the members are numbered `0..len` in the ZScore family
+    /// (see `cmd/positions.rs`), so a random pick is one lookup. Sets
+    /// written before Kiwi kept the numbers lack them until their next write.
+    pub indexed: bool,
 }
 
 const HEADER_LEN: usize = 1 + 8;
 const COLLECTION_LEN: usize = HEADER_LEN + 8 + 8;
 const LIST_LEN: usize = COLLECTION_LEN + 16;
+/// The byte after a set's length when its members are numbered.
+const INDEXED: u8 = 1;
 
 impl Meta {
     pub fn string(value: Bytes, expire_at_ms: Expiry) -> Meta {
@@ -126,6 +132,8 @@ impl Meta {
                 if c.kind == KeyType::List {
                     out.extend_from_slice(&c.head.to_be_bytes());
                     out.extend_from_slice(&c.tail.to_be_bytes());
+                } else if c.indexed {
+                    out.push(INDEXED);
                 }
             }
         }
@@ -138,12 +146,12 @@ impl Meta {
         let body = if kind == KeyType::String {
             MetaBody::String(Bytes::copy_from_slice(rest))
         } else {
-            let mut field = || take_u64(&mut rest).ok_or_else(corrupt);
-            let version = field()?;
-            let len = field()?;
+            let version = take_u64(&mut rest).ok_or_else(corrupt)?;
+            let len = take_u64(&mut rest).ok_or_else(corrupt)?;
+            let indexed = kind != KeyType::List && rest.first() == Some(&INDEXED);
             let (head, tail) = if kind == KeyType::List {
-                let head = field()?;
-                let tail = field()?;
+                let head = take_u64(&mut rest).ok_or_else(corrupt)?;
+                let tail = take_u64(&mut rest).ok_or_else(corrupt)?;
                 // Lists keep their length equal to their index window;
                 // list commands count on it (tail - head, head + offset).
                 if tail.checked_sub(head) != Some(len) {
@@ -159,6 +167,7 @@ impl Meta {
                 len,
                 head,
                 tail,
+                indexed,
             })
         };
         Ok(Meta { expire_at_ms, body })

@@ -43,10 +43,17 @@ impl Storage {
         let cf = self.meta_cf();
         let map = self.db_map();
         let mut batch = WriteBatch::default();
+        let mut counts = std::collections::BTreeMap::new();
         for (db, key) in &expired {
-            batch.delete_cf(cf, super::meta_key(map.physical(*db), key));
+            let space = map.physical(*db);
+            batch.delete_cf(cf, super::meta_key(space, key));
+            let count = counts.entry(space).or_insert_with(|| self.key_count(space));
+            *count = count.step(Some(true), None);
         }
+        let counts: Vec<_> = counts.into_iter().collect();
+        self.stage_counts(&mut batch, &counts);
         self.write(batch)?;
+        self.publish_counts(&counts);
         let touched = Touched {
             keys: expired,
             flushed: super::Flushed::NOTHING,

@@ -9,6 +9,7 @@
 //! observes half of an MSET or of an EXEC.
 
 mod backup;
+mod counts;
 mod dbmap;
 mod directory;
 mod durability;
@@ -30,6 +31,7 @@ use parking_lot::RwLock;
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use thiserror::Error;
 
+pub use counts::KeyCount;
 pub use dbmap::DbMap;
 pub use durability::Appendfsync;
 pub use encoding::{
@@ -152,6 +154,8 @@ pub struct Storage {
     notify: events::NotifyMask,
     /// The committed database map; changed only under the exclusive lock.
     db_map: parking_lot::Mutex<DbMap>,
+    /// Keys per stored keyspace (see [`counts`]).
+    counts: counts::KeyCounts,
 }
 
 /// The background memtable flush that follows range deletions.
@@ -264,9 +268,11 @@ impl Storage {
             flusher: Arc::default(),
             notify: events::NotifyMask::default(),
             db_map: parking_lot::Mutex::new(DbMap::IDENTITY),
+            counts: counts::KeyCounts::default(),
         })
         .and_then(|storage| {
             storage.reload_db_map()?;
+            storage.reload_counts()?;
             Ok(storage)
         })
     }

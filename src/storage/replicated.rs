@@ -7,7 +7,8 @@
 //! - `k ‖ db ‖ key` → the log index of the last entry that wrote the key
 //!   (`f ‖ db`: its last FLUSHDB, `a`: the last FLUSHALL, `s ‖ db`: the
 //!   last SWAPDB that exchanged it; databases are logical numbers).
-//! - `dbmap` → which stored keyspace each database names (see `dbmap.rs`). A transaction's
+//! - `dbmap` → which stored keyspace each database names (see `dbmap.rs`).
+//! - `n ‖ space` → how many keys the keyspace holds (see `counts.rs`). A transaction's
 //!   WATCH is checked against these at apply, on every node alike.
 //! - `clock` → the replicated clock: the latest entry time applied. Apply
 //!   never runs an entry at an earlier time, so time never goes backwards
@@ -81,7 +82,7 @@ impl Storage {
 /// Whether a record of this family is one a standalone server writes too
 /// (a FUNCTION library, the database map), rather than Raft's alone.
 pub(crate) fn standalone_record(key: &[u8]) -> bool {
-    key.first() == Some(&b'l') || key == super::dbmap::RECORD
+    key.first() == Some(&b'l') || key == super::dbmap::RECORD || super::counts::is_record(key)
 }
 
 fn library_record(name: &str) -> Vec<u8> {

@@ -13,8 +13,8 @@ use bytes::Bytes;
 use rocksdb::{DBRawIterator, ReadOptions, WriteBatch};
 
 use super::{
-    data_prefix, meta_key, Cf, CommandRng, DbMap, Expiry, KeyType, Meta, RaftCf, Result, Storage,
-    StorageError,
+    data_prefix, meta_key, Cf, CommandRng, DbMap, Expiry, KeyCount, KeyType, Meta, RaftCf, Result,
+    Storage, StorageError,
 };
 
 type Overlay = BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>;
@@ -594,12 +594,84 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The key counts this context's writes leave in the keyspaces they
+    /// change (see `counts.rs`): each pending meta record compared with the
+    /// committed one, looked up in one batched read.
+    fn counts_after(&self) -> Result<Vec<(u8, KeyCount)>> {
+        let mut counts: BTreeMap<u8, KeyCount> = self
+            .flushed
+            .dbs()
+            .map(|space| (space, KeyCount::default()))
+            .collect();
+        let metas: Vec<(&[u8], Option<bool>)> = self
+            .pending
+            .range((Cf::Meta, Vec::new())..(Cf::Data, Vec::new()))
+            .map(|((_, key), value)| {
+                (
+                    key.as_slice(),
+                    value.as_deref().map(super::counts::volatile),
+                )
+            })
+            .collect();
+        if metas.is_empty() {
+            return Ok(counts.into_iter().collect());
+        }
+        let committed: Vec<&[u8]> = metas
+            .iter()
+            .map(|(key, _)| *key)
+            .filter(|key| !self.flushed.hides(key))
+            .collect();
+        let mut old = self
+            .storage
+            .db
+            .batched_multi_get_cf(self.storage.meta_cf(), &committed, true)
+            .into_iter();
+        for (key, new) in metas {
+            let Some(&space) = key.first() else { continue };
+            let was = if self.flushed.hides(key) {
+                None
+            } else {
+                match old.next() {
+                    Some(found) => found?.map(|raw| super::counts::volatile(&raw)),
+                    None => None,
+                }
+            };
+            let count = counts
+                .entry(space)
+                .or_insert_with(|| self.storage.key_count(space));
+            *count = count.step(was, new);
+        }
+        Ok(counts.into_iter().collect())
+    }
+
+    /// Keys in the addressed database, this context's writes included
+    /// (DBSIZE inside MULTI or a script sees them).
+    pub fn key_count(&self) -> Result<KeyCount> {
+        let space = self.keyspace();
+        let mine = self.flushed.contains(space)
+            || self
+                .pending
+                .range((Cf::Meta, vec![space])..(Cf::Meta, vec![space.saturating_add(1)]))
+                .next()
+                .is_some();
+        if !mine {
+            return Ok(self.storage.key_count(space));
+        }
+        Ok(self
+            .counts_after()?
+            .into_iter()
+            .find(|(s, _)| *s == space)
+            .map_or_else(|| self.storage.key_count(space), |(_, c)| c))
+    }
+
     /// Apply the collected writes as one atomic batch.
     pub fn commit(&mut self) -> Result<()> {
         if !self.is_dirty() && self.raft_writes.is_empty() {
             return Ok(());
         }
+        let counts = self.counts_after()?;
         let mut batch = WriteBatch::default();
+        self.storage.stage_counts(&mut batch, &counts);
         if self.flushed == Flushed::ALL {
             for cf in Cf::ALL {
                 batch.delete_range_cf(self.storage.cf(cf), [0], [super::DATABASES]);
@@ -633,6 +705,7 @@ impl<'a> Ctx<'a> {
         let range_deleted = !std::mem::take(&mut self.flushed).is_empty();
         self.undo = self.undo.as_ref().map(|_| Vec::new());
         self.storage.write(batch)?;
+        self.storage.publish_counts(&counts);
         if remap {
             *self.storage.db_map.lock() = self.map;
             self.base_map = self.map;

@@ -135,3 +135,22 @@ def test_closed_database_raises_and_temp_dir_is_removed() -> None:
     assert not path.exists()
     with pytest.raises(redis.ConnectionError):
         db.get("k")
+
+
+def test_client_holds_one_connection_of_its_own(db: kiwi.Database) -> None:
+    # redis-py's Redis.client() built a Database from the pool, which failed
+    # (TypeError: unexpected keyword argument 'connection_pool').
+    one = db.client(decode_responses=True)
+    try:
+        assert one.select(3) is True
+        assert one.client_setname("solo") is True
+        one.set("k", "in db 3")
+        for _ in range(5):
+            assert one.client_getname() == "solo"
+            assert one.get("k") == "in db 3"
+        assert db.get("k") is None
+    finally:
+        one.close()
+    with db.client() as other:
+        assert other.get("k") is None
+        assert other.client_getname() is None

@@ -24,6 +24,16 @@ impl TestEngine {
         }
     }
 
+    /// An engine already opened on `dir`, which it keeps alive.
+    pub fn wrap(engine: Engine, dir: tempfile::TempDir) -> TestEngine {
+        let session = engine.local_session();
+        TestEngine {
+            engine,
+            session,
+            _dir: dir,
+        }
+    }
+
     /// Run a command given as words; returns the reply.
     pub fn run(&mut self, words: &[&str]) -> Reply {
         let args: Vec<Bytes> = words

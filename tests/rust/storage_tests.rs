@@ -37,6 +37,7 @@ fn collection_meta_round_trips() {
                 len: 3,
                 head: if kind == KeyType::List { 100 } else { 0 },
                 tail: if kind == KeyType::List { 103 } else { 0 },
+                indexed: kind == KeyType::Set,
             }),
         };
         assert_eq!(Meta::decode(&meta.encode()).expect("decodes"), meta);
@@ -249,6 +250,7 @@ fn hash_meta(version: u64, len: u64) -> Meta {
             len,
             head: 0,
             tail: 0,
+            indexed: false,
         }),
     }
 }

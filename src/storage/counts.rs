@@ -1,0 +1,211 @@
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+
+//! How many keys each stored keyspace holds, and how many of them carry an
+//! expiry: DBSIZE and INFO keyspace answer from these in constant time.
+//!
+//! Like Redis's `dictSize`, a count includes keys whose deadline passed
+//! but that the expiry sweep has not deleted yet. Every batch that writes
+//! meta records also writes the new counts of the keyspaces it changed
+//! (`n ‖ space` in the replicated family: keys, then keys with an expiry,
+//! both big-endian `u64`), so they are exact after a crash, travel in Raft
+//! snapshots and are the same on every node. A directory written before
+//! the counts existed is counted once when it opens.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rocksdb::WriteBatch;
+
+use super::{Meta, RaftCf, Result, Storage, StorageError, DATABASES};
+
+const N: usize = DATABASES as usize;
+
+/// The record of keyspace `space`.
+pub(super) fn record(space: u8) -> [u8; 2] {
+    [b'n', space]
+}
+
+/// Whether a replicated-family key is a count record.
+pub(super) fn is_record(key: &[u8]) -> bool {
+    matches!(key, [b'n', space] if *space < DATABASES)
+}
+
+/// Keys and keys with an expiry in one keyspace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyCount {
+    pub keys: u64,
+    pub volatile: u64,
+}
+
+impl KeyCount {
+    fn encode(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16);
+        out.extend_from_slice(&self.keys.to_be_bytes());
+        out.extend_from_slice(&self.volatile.to_be_bytes());
+        out
+    }
+
+    fn decode(raw: &[u8]) -> Result<KeyCount> {
+        let corrupt = || StorageError::Corrupt("key count record".into());
+        let (keys, volatile) = raw.split_at_checked(8).ok_or_else(corrupt)?;
+        Ok(KeyCount {
+            keys: u64::from_be_bytes(keys.try_into().map_err(|_| corrupt())?),
+            volatile: u64::from_be_bytes(volatile.try_into().map_err(|_| corrupt())?),
+        })
+    }
+
+    /// This count after a key went from `old` to `new` (each `None` when
+    /// absent, else whether it has an expiry).
+    pub(super) fn step(self, old: Option<bool>, new: Option<bool>) -> KeyCount {
+        let keys = i64::from(new.is_some()) - i64::from(old.is_some());
+        let volatile = i64::from(new == Some(true)) - i64::from(old == Some(true));
+        KeyCount {
+            keys: self.keys.saturating_add_signed(keys),
+            volatile: self.volatile.saturating_add_signed(volatile),
+        }
+    }
+}
+
+/// The committed counts, read without the storage lock by DBSIZE/INFO.
+#[derive(Debug, Default)]
+pub(super) struct KeyCounts {
+    keys: [AtomicU64; N],
+    volatile: [AtomicU64; N],
+}
+
+impl KeyCounts {
+    pub(super) fn get(&self, space: u8) -> KeyCount {
+        let i = usize::from(space);
+        match (self.keys.get(i), self.volatile.get(i)) {
+            (Some(k), Some(v)) => KeyCount {
+                keys: k.load(Ordering::Acquire),
+                volatile: v.load(Ordering::Acquire),
+            },
+            _ => KeyCount::default(),
+        }
+    }
+
+    pub(super) fn set(&self, space: u8, count: KeyCount) {
+        let i = usize::from(space);
+        if let (Some(k), Some(v)) = (self.keys.get(i), self.volatile.get(i)) {
+            k.store(count.keys, Ordering::Release);
+            v.store(count.volatile, Ordering::Release);
+        }
+    }
+}
+
+/// Whether a stored meta record has an expiry (`None`: unreadable, counted
+/// as a key without one).
+pub(super) fn volatile(raw: &[u8]) -> bool {
+    matches!(Meta::peek(raw), Some((_, Some(_))))
+}
+
+impl Storage {
+    /// Keys in stored keyspace `space`, as committed.
+    pub fn key_count(&self, space: u8) -> KeyCount {
+        self.counts.get(space)
+    }
+
+    /// Stage `counts` (new values of some keyspaces) in `batch`; they take
+    /// effect in memory through [`Storage::publish_counts`] once written.
+    pub(super) fn stage_counts(&self, batch: &mut WriteBatch, counts: &[(u8, KeyCount)]) {
+        let cf = self.raft_cf(RaftCf::Replicated);
+        for (space, count) in counts {
+            batch.put_cf(cf, record(*space), count.encode());
+        }
+    }
+
+    pub(super) fn publish_counts(&self, counts: &[(u8, KeyCount)]) {
+        for (space, count) in counts {
+            self.counts.set(*space, *count);
+        }
+    }
+
+    /// Load the counts from their records; count the keyspaces (and write
+    /// the records) when a directory has none yet. At open, and after a
+    /// Raft snapshot replaced the replicated state.
+    pub(crate) fn reload_counts(&self) -> Result<()> {
+        let cf = self.raft_cf(RaftCf::Replicated);
+        let mut loaded = Vec::with_capacity(N);
+        for space in 0..DATABASES {
+            match self.db.get_pinned_cf(cf, record(space))? {
+                Some(raw) => loaded.push((space, KeyCount::decode(&raw)?)),
+                None => break,
+            }
+        }
+        if loaded.len() != N {
+            loaded = self.count_by_scan()?;
+            let mut batch = WriteBatch::default();
+            self.stage_counts(&mut batch, &loaded);
+            self.write(batch)?;
+        }
+        self.publish_counts(&loaded);
+        Ok(())
+    }
+
+    /// Count every keyspace by walking the meta family.
+    fn count_by_scan(&self) -> Result<Vec<(u8, KeyCount)>> {
+        let mut counts = [KeyCount::default(); N];
+        let mut iter = self.db.raw_iterator_cf(self.meta_cf());
+        iter.seek_to_first();
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            if let Some(count) = key.first().and_then(|s| counts.get_mut(usize::from(*s))) {
+                *count = count.step(None, Some(volatile(value)));
+            }
+            iter.next();
+        }
+        iter.status()?;
+        Ok((0..DATABASES).zip(counts).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_follow_existence_and_expiry() {
+        let c = KeyCount::default();
+        let c = c.step(None, Some(false)).step(None, Some(true));
+        assert_eq!(
+            c,
+            KeyCount {
+                keys: 2,
+                volatile: 1
+            }
+        );
+        let c = c.step(Some(true), Some(false));
+        assert_eq!(
+            c,
+            KeyCount {
+                keys: 2,
+                volatile: 0
+            }
+        );
+        let c = c.step(Some(false), None).step(Some(false), Some(false));
+        assert_eq!(
+            c,
+            KeyCount {
+                keys: 1,
+                volatile: 0
+            }
+        );
+        // Never below zero, whatever a damaged record said.
+        assert_eq!(
+            KeyCount::default().step(Some(true), None),
+            KeyCount::default()
+        );
+    }
+
+    #[test]
+    fn records_round_trip_and_refuse_damage() {
+        let c = KeyCount {
+            keys: 7,
+            volatile: 3,
+        };
+        assert_eq!(KeyCount::decode(&c.encode()).ok(), Some(c));
+        assert!(KeyCount::decode(&[0; 15]).is_err());
+        assert!(is_record(&record(15)));
+        assert!(!is_record(&[b'n', 16]));
+        assert!(!is_record(b"n"));
+    }
+}

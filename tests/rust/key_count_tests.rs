@@ -1,0 +1,144 @@
+//! DBSIZE and INFO keyspace answer from per-keyspace counts kept with
+//! every batch (storage/counts.rs): over random histories of every kind of
+//! key creation and deletion, they must equal what a walk over the keys
+//! finds, in every database, after SWAPDB, inside MULTI, and after reopening.
+
+use bytes::Bytes;
+use kiwi::resp::Reply;
+use kiwi::{Engine, RuntimeConfig};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const DBS: u8 = 4;
+const KEYS: usize = 12;
+
+fn run(engine: &Engine, session: &mut kiwi::cmd::Session, words: &[String]) -> Reply {
+    let args: Vec<Bytes> = words
+        .iter()
+        .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+        .collect();
+    engine.execute(session, &args)
+}
+
+fn words(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|p| p.to_string()).collect()
+}
+
+/// One random command that may create, delete, move or re-time keys.
+fn random_command(rng: &mut ChaCha8Rng) -> Vec<String> {
+    let key = |rng: &mut ChaCha8Rng| format!("k{}", rng.random_range(0..KEYS));
+    let db = |rng: &mut ChaCha8Rng| rng.random_range(0..DBS).to_string();
+    let (a, b) = (key(rng), key(rng));
+    match rng.random_range(0..17) {
+        0 => words(&["SET", &a, "v"]),
+        1 => words(&["SET", &a, "v", "PX", "10000000"]),
+        2 => words(&["DEL", &a, &b]),
+        3 => words(&["HSET", &a, "f", "v"]),
+        4 => words(&["EXPIRE", &a, "10000"]),
+        5 => words(&["PERSIST", &a]),
+        6 => words(&["RENAME", &a, &b]),
+        7 => words(&["MOVE", &a, &db(rng)]),
+        8 => words(&["COPY", &a, &b, "DB", &db(rng), "REPLACE"]),
+        9 => words(&["SWAPDB", &db(rng), &db(rng)]),
+        10 if rng.random_range(0..8) == 0 => words(&["FLUSHDB"]),
+        11 => words(&["SELECT", &db(rng)]),
+        12 => words(&["SADD", &a, "m"]),
+        13 => words(&["SPOP", &a]),
+        14 => words(&["LPUSH", &a, "x"]),
+        15 => words(&["LPOP", &a]),
+        _ => words(&["GETDEL", &a]),
+    }
+}
+
+/// (keys, keys with an expiry) of each database.
+type Counts = Vec<(i64, i64)>;
+
+/// DBSIZE and INFO keyspace of every database, and what a walk finds.
+fn counted_and_walked(engine: &Engine) -> (Counts, Counts) {
+    let mut s = engine.local_session();
+    let info = match run(engine, &mut s, &words(&["INFO", "keyspace"])) {
+        Reply::Verbatim(text) => text,
+        Reply::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("INFO: {other:?}"),
+    };
+    let mut counted = Vec::new();
+    let mut walked = Vec::new();
+    for db in 0..DBS {
+        run(engine, &mut s, &words(&["SELECT", &db.to_string()]));
+        let Reply::Int(size) = run(engine, &mut s, &words(&["DBSIZE"])) else {
+            panic!("DBSIZE")
+        };
+        let prefix = format!("db{db}:keys=");
+        let expires = info
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map(|rest| {
+                let (keys, rest) = rest.split_once(",expires=").expect("expires field");
+                assert_eq!(keys.parse::<i64>().expect("keys"), size, "INFO and DBSIZE");
+                rest.split(',')
+                    .next()
+                    .expect("n")
+                    .parse::<i64>()
+                    .expect("n")
+            })
+            .unwrap_or(0);
+        counted.push((size, expires));
+        let Reply::Array(keys) = run(engine, &mut s, &words(&["KEYS", "*"])) else {
+            panic!("KEYS")
+        };
+        let mut volatile = 0;
+        for k in &keys {
+            let Reply::Bulk(k) = k else { panic!("key") };
+            let k = String::from_utf8_lossy(k).into_owned();
+            if run(engine, &mut s, &words(&["PTTL", &k])) != Reply::Int(-1) {
+                volatile += 1;
+            }
+        }
+        walked.push((keys.len() as i64, volatile));
+    }
+    engine.disconnect(&mut s);
+    (counted, walked)
+}
+
+#[test]
+fn key_counts_equal_the_keys_over_random_histories() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for seed in 0..4u64 {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let engine = Engine::open(RuntimeConfig::new(dir.path())).expect("open");
+        // Reopened: the counts of the last round came back from disk.
+        let (counted, walked) = counted_and_walked(&engine);
+        assert_eq!(counted, walked, "seed {seed}: after reopening");
+        let mut session = engine.local_session();
+        for step in 0..400 {
+            if rng.random_range(0..10) == 0 {
+                // A transaction: its commands count together, and DBSIZE
+                // inside it sees the ones before it.
+                run(&engine, &mut session, &words(&["MULTI"]));
+                let n = rng.random_range(1..4);
+                for _ in 0..n {
+                    run(&engine, &mut session, &random_command(&mut rng));
+                }
+                run(&engine, &mut session, &words(&["DBSIZE"]));
+                let Reply::Array(replies) = run(&engine, &mut session, &words(&["EXEC"])) else {
+                    panic!("EXEC")
+                };
+                let Some(Reply::Int(inside)) = replies.last() else {
+                    panic!("DBSIZE in EXEC: {replies:?}")
+                };
+                let Reply::Int(after) = run(&engine, &mut session, &words(&["DBSIZE"])) else {
+                    panic!("DBSIZE")
+                };
+                assert_eq!(
+                    *inside, after,
+                    "seed {seed} step {step}: DBSIZE inside EXEC"
+                );
+            } else {
+                run(&engine, &mut session, &random_command(&mut rng));
+            }
+            let (counted, walked) = counted_and_walked(&engine);
+            assert_eq!(counted, walked, "seed {seed} step {step}");
+        }
+        engine.disconnect(&mut session);
+    }
+}
