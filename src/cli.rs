@@ -50,6 +50,8 @@ Directives (also valid as `directive value` lines in the config file):
                            pending replies pass HARD, or SOFT for SECONDS
                            (classes normal, replica, pubsub; as Redis)
   --tls-port N             also serve clients over TLS on port N (0 = off)
+  --metrics-port N         serve metrics in Prometheus's text format at
+                           http://BIND:N/metrics (0 = off)
   --tls-cert-file PATH     the server's certificate chain (PEM)
   --tls-key-file PATH      its private key (PEM)
   --tls-ca-cert-file PATH  CA certificates that client certificates must chain to
@@ -337,6 +339,7 @@ fn apply(s: &mut Settings, d: &Directive) -> Result<(), String> {
         "io-threads" => config.io_threads = number::<usize>(d)?.clamp(1, 128),
         "timeout" => config.timeout = number(d)?,
         "tls-port" => config.tls.port = number(d)?,
+        "metrics-port" => config.metrics_port = number(d)?,
         "tls-cert-file" => config.tls.cert_file = optional_path(d)?,
         "tls-key-file" => config.tls.key_file = optional_path(d)?,
         "tls-ca-cert-file" => config.tls.ca_cert_file = optional_path(d)?,

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use super::server::REDIS_VERSION;
 use super::{Call, CmdResult};
-use crate::engine::{wall_clock, Kind};
+use crate::engine::{wall_clock, Kind, Shared};
 use crate::resp::Reply;
 use crate::storage::DATABASES;
 
@@ -89,10 +89,16 @@ const ALL_SECTIONS: &[&str] = &[
 ];
 
 pub fn info(call: &mut Call<'_, '_>) -> CmdResult {
-    let mut wanted: Vec<String> = call.args[1..]
+    let wanted: Vec<String> = call.args[1..]
         .iter()
         .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
         .collect();
+    Ok(Reply::Verbatim(render(call.engine, wanted)?))
+}
+
+/// INFO's text for the sections `wanted` (lower case; none: the default
+/// ones): what the command answers and the metrics endpoint reads.
+pub fn render(engine: &Shared, mut wanted: Vec<String>) -> CmdResult<String> {
     if wanted.iter().any(|w| w == "all" || w == "everything") {
         wanted = ALL_SECTIONS.iter().map(|s| s.to_string()).collect();
     } else if wanted.is_empty() || wanted.iter().any(|w| w == "default") {
@@ -111,13 +117,12 @@ pub fn info(call: &mut Call<'_, '_>) -> CmdResult {
         if !out.is_empty() {
             out.push_str("\r\n");
         }
-        info_section(call, section, &mut out)?;
+        info_section(engine, section, &mut out)?;
     }
-    Ok(Reply::Verbatim(out))
+    Ok(out)
 }
 
-fn info_section(call: &Call<'_, '_>, section: &str, out: &mut String) -> CmdResult<()> {
-    let engine = call.engine;
+fn info_section(engine: &Shared, section: &str, out: &mut String) -> CmdResult<()> {
     let title = match section {
         "cpu" => "CPU".to_string(),
         _ => {

@@ -19,6 +19,7 @@ mod glob;
 mod hash;
 mod hll;
 mod info;
+pub use info::render as info_text;
 mod keys;
 mod lcs;
 mod list;

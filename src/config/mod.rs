@@ -99,6 +99,9 @@ pub struct RuntimeConfig {
     pub protected_mode: bool,
     /// Clients over TLS (`tls-port`, 0 = none) and its files.
     pub tls: TlsSettings,
+    /// `metrics-port`: serve Prometheus's text format over HTTP on this
+    /// port (0 = off; see `server/metrics.rs`).
+    pub metrics_port: u16,
     /// `enable-fault-injection`: whether `RAFT.FAULT` runs.
     pub fault_injection: FaultInjection,
     /// When the write-ahead log is synced to disk (redis.conf's name).
@@ -187,6 +190,7 @@ impl RuntimeConfig {
             tcp_keepalive: 300,
             protected_mode: true,
             tls: TlsSettings::default(),
+            metrics_port: 0,
             fault_injection: FaultInjection::No,
             appendfsync: Appendfsync::default(),
             busy_reply_threshold: std::time::Duration::from_millis(5000),
@@ -265,6 +269,7 @@ impl RuntimeConfig {
             ("tcp-keepalive", self.tcp_keepalive.to_string()),
             ("protected-mode", yes_no(self.protected_mode).into()),
             ("tls-port", self.tls.port.to_string()),
+            ("metrics-port", self.metrics_port.to_string()),
             ("tls-cert-file", path_text(&self.tls.cert_file)),
             ("tls-key-file", path_text(&self.tls.key_file)),
             ("tls-ca-cert-file", path_text(&self.tls.ca_cert_file)),
@@ -372,7 +377,7 @@ impl RuntimeConfig {
                         "argument(s) must be one of the following: no, yes, optional",
                     ))?
             }
-            "tls-port" | "tls-cluster" => return Err(ConfigSetError::Immutable),
+            "tls-port" | "tls-cluster" | "metrics-port" => return Err(ConfigSetError::Immutable),
             "bind"
             | "port"
             | "dir"

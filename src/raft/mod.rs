@@ -44,7 +44,7 @@ use serde::Serialize;
 pub use local::{LocalCluster, NodeStatus};
 pub use log_store::LogStore;
 pub use network::{FaultTable, NetConfig, RaftSecret};
-pub use node::{ClientError, RaftNode, RaftNodeError, RaftOptions, RaftTiming};
+pub use node::{ClientError, RaftFigures, RaftNode, RaftNodeError, RaftOptions, RaftTiming};
 pub(crate) use state_machine::{snapshot_records, TaggedRecord};
 pub use state_machine::{SnapshotBuilder, StateMachine};
 pub use types::{Exec, KiwiRequest, KiwiResponse, Op, Watched, WireReply, Work};

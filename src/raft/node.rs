@@ -40,9 +40,11 @@ use crate::engine::Engine;
 use crate::resp::Reply;
 
 mod membership;
+mod observe;
 mod proposer;
 mod service;
 
+pub use observe::RaftFigures;
 use proposer::{proposer, OpReplies, Pending};
 
 /// Timing and sizing of a node.
@@ -178,6 +180,8 @@ pub struct RaftNode {
     /// Connections for Forward/ReadIndex, a few per peer.
     peers: parking_lot::Mutex<HashMap<NodeId, Arc<PeerPool>>>,
     shutdown: CancellationToken,
+    /// Times this node saw a new leader (see `observe.rs`).
+    leader_changes: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -323,7 +327,9 @@ impl RaftNode {
             proposals: tx,
             peers: parking_lot::Mutex::new(HashMap::new()),
             shutdown: shutdown.clone(),
+            leader_changes: std::sync::atomic::AtomicU64::new(0),
         });
+        tokio::spawn(observe::count_leader_changes(node.clone()));
         tokio::spawn(network::serve(
             listener,
             node.clone(),

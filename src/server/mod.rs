@@ -4,6 +4,7 @@
 //! request handling, and the active-expiry sweep.
 
 mod connection;
+pub mod metrics;
 mod output;
 
 pub use crate::tls::TlsError;
@@ -89,6 +90,16 @@ impl Server {
             }
             None => None,
         };
+        let metrics_listener = match config.metrics_port {
+            0 => None,
+            port => {
+                let bind = format!("{}:{}", config.bind, port);
+                let listener = std::net::TcpListener::bind(&bind)
+                    .map_err(|e| KiwiError::Bind(bind.clone(), e))?;
+                listener.set_nonblocking(true).map_err(KiwiError::Io)?;
+                Some(listener)
+            }
+        };
         let unixsocket = config.unixsocket.clone();
         let unixsocketperm = config.unixsocketperm;
         let engine = Arc::new(Engine::open(config)?);
@@ -160,6 +171,21 @@ impl Server {
                 engine.clone(),
                 listener,
                 path,
+                shutdown.clone(),
+                raft.clone(),
+            ));
+        }
+        if let Some(std_listener) = metrics_listener {
+            let listener = {
+                let _enter = runtime.enter();
+                TcpListener::from_std(std_listener).map_err(KiwiError::Io)?
+            };
+            if let Ok(metrics_addr) = listener.local_addr() {
+                tracing::info!(addr = %metrics_addr, "serving metrics at /metrics");
+            }
+            runtime.spawn(metrics::serve(
+                engine.clone(),
+                listener,
                 shutdown.clone(),
                 raft.clone(),
             ));

@@ -344,3 +344,86 @@ def test_config_rewrite_updates_the_config_file(spawn: Callable[..., ServerProce
             client.close()
     finally:
         assert restarted.stop() == 0, restarted.output()
+
+
+def http_get(port: int, request: bytes) -> tuple[str, str]:
+    """Send one raw HTTP request to the metrics port: (status line, body)."""
+    import socket
+
+    with socket.create_connection((HOST, port), timeout=IO_TIMEOUT) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head.split(b"\r\n")[0].decode(), body.decode()
+
+
+def samples(exposition: str) -> dict[str, float]:
+    """``metric{labels}`` → value, checking the text format on the way: one
+    TYPE line per family, right before its samples."""
+    import re
+
+    out: dict[str, float] = {}
+    typed: list[str] = []
+    current = ""
+    sample = re.compile(r'^([a-zA-Z_][a-zA-Z0-9_]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? (\S+)$')
+    for line in exposition.splitlines():
+        if line.startswith("# TYPE "):
+            current = line.split()[2]
+            assert current not in typed, f"family {current} typed twice"
+            typed.append(current)
+            continue
+        match = sample.match(line)
+        assert match, f"not a sample line: {line!r}"
+        assert match.group(1) == current, f"{line!r} outside its family {current}"
+        out[line.rsplit(" ", 1)[0]] = float(match.group(5))
+    return out
+
+
+def test_metrics_port_serves_info_in_prometheus_text(spawn: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    metrics_port = free_port()
+    server = spawn(tmp_path / "data", "--metrics-port", str(metrics_port))
+    client = server.client()
+    client.set("a", "1")
+    client.set("b", "2", px=100_000)
+    client.get("a")
+    errors_before = samples(http_get(metrics_port, b"GET /metrics HTTP/1.1\r\n\r\n")[1]).get(
+        'kiwi_errors{error="ERR"}', 0
+    )
+    with pytest.raises(redis.ResponseError):
+        client.execute_command("NOSUCH")
+    status, body = http_get(metrics_port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == "HTTP/1.1 200 OK"
+    got = samples(body)
+    assert got['kiwi_db_keys{db="0"}'] == 2
+    assert got['kiwi_db_expires{db="0"}'] == 1
+    assert got['kiwi_command_calls{cmd="set"}'] == 2
+    assert got['kiwi_command_calls{cmd="get"}'] == 1
+    assert got['kiwi_errors{error="ERR"}'] == errors_before + 1
+    assert got["kiwi_connected_clients"] >= 1
+    assert any(k.startswith("kiwi_info{") and 'redis_version="7.0.15"' in k for k in got)
+    # A scrape is not a command: it shows in no statistic.
+    http_get(metrics_port, b"GET /metrics HTTP/1.0\r\n\r\n")
+    assert "cmdstat_info" not in client.info("commandstats")
+    assert client.config_get("metrics-port") == {"metrics-port": str(metrics_port)}
+
+
+def test_metrics_port_answers_only_scrapes_and_stays_up(spawn: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    import socket
+
+    metrics_port = free_port()
+    server = spawn(tmp_path / "data", "--metrics-port", str(metrics_port))
+    assert http_get(metrics_port, b"POST /metrics HTTP/1.1\r\n\r\n")[0] == "HTTP/1.1 405 Method Not Allowed"
+    assert http_get(metrics_port, b"GET /nope HTTP/1.1\r\n\r\n")[0] == "HTTP/1.1 404 Not Found"
+    assert http_get(metrics_port, b"garbage\r\n\r\n")[0] == "HTTP/1.1 400 Bad Request"
+    huge = b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 20_000 + b"\r\n\r\n"
+    assert http_get(metrics_port, huge)[0] == "HTTP/1.1 431 Request Header Fields Too Large"
+    # Idle connections that never send a request do not hold up a scrape.
+    idle = [socket.create_connection((HOST, metrics_port), timeout=IO_TIMEOUT) for _ in range(50)]
+    try:
+        assert http_get(metrics_port, b"GET / HTTP/1.1\r\n\r\n")[0] == "HTTP/1.1 200 OK"
+    finally:
+        for sock in idle:
+            sock.close()
+    assert server.client().ping() is True
