@@ -4,12 +4,14 @@
 //! expiry: DBSIZE and INFO keyspace answer from these in constant time.
 //!
 //! Like Redis's `dictSize`, a count includes keys whose deadline passed
-//! but that the expiry sweep has not deleted yet. Every batch that writes
-//! meta records also writes the new counts of the keyspaces it changed
+//! but that the expiry sweep has not deleted yet. Each commit adjusts the
+//! counts in memory by comparing its meta records with the committed ones
+//! (most of which the command read anyway). A clean close writes them
 //! (`n ‖ space` in the replicated family: keys, then keys with an expiry,
-//! both big-endian `u64`), so they are exact after a crash, travel in Raft
-//! snapshots and are the same on every node. A directory written before
-//! the counts existed is counted once when it opens.
+//! both big-endian `u64`) and the next open takes and deletes them; a
+//! directory without them (after a crash, a copied checkpoint, an older
+//! Kiwi) or a Raft snapshot just installed is counted by one walk over its
+//! keys. Writing them with every batch cost a quarter of SET's throughput.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -105,24 +107,17 @@ impl Storage {
         self.counts.get(space)
     }
 
-    /// Stage `counts` (new values of some keyspaces) in `batch`; they take
-    /// effect in memory through [`Storage::publish_counts`] once written.
-    pub(super) fn stage_counts(&self, batch: &mut WriteBatch, counts: &[(u8, KeyCount)]) {
-        let cf = self.raft_cf(RaftCf::Replicated);
-        for (space, count) in counts {
-            batch.put_cf(cf, record(*space), count.encode());
-        }
-    }
-
+    /// Make `counts` (new values of some keyspaces) the committed ones,
+    /// once their batch is written.
     pub(super) fn publish_counts(&self, counts: &[(u8, KeyCount)]) {
         for (space, count) in counts {
             self.counts.set(*space, *count);
         }
     }
 
-    /// Load the counts from their records; count the keyspaces (and write
-    /// the records) when a directory has none yet. At open, and after a
-    /// Raft snapshot replaced the replicated state.
+    /// Take the counts a clean close left (deleting them: a crash from now
+    /// on leaves none), else count the keyspaces. At open, and after a Raft
+    /// snapshot replaced the keyspace.
     pub(crate) fn reload_counts(&self) -> Result<()> {
         let cf = self.raft_cf(RaftCf::Replicated);
         let mut loaded = Vec::with_capacity(N);
@@ -132,14 +127,26 @@ impl Storage {
                 None => break,
             }
         }
+        let mut batch = WriteBatch::default();
+        for space in 0..DATABASES {
+            batch.delete_cf(cf, record(space));
+        }
+        self.write_batch(batch, true)?;
         if loaded.len() != N {
             loaded = self.count_by_scan()?;
-            let mut batch = WriteBatch::default();
-            self.stage_counts(&mut batch, &loaded);
-            self.write(batch)?;
         }
         self.publish_counts(&loaded);
         Ok(())
+    }
+
+    /// Leave the counts for the next open (a clean close).
+    pub(super) fn save_counts(&self) -> Result<()> {
+        let cf = self.raft_cf(RaftCf::Replicated);
+        let mut batch = WriteBatch::default();
+        for space in 0..DATABASES {
+            batch.put_cf(cf, record(space), self.counts.get(space).encode());
+        }
+        self.write_batch(batch, true)
     }
 
     /// Count every keyspace by walking the meta family.

@@ -51,7 +51,6 @@ impl Storage {
             *count = count.step(Some(true), None);
         }
         let counts: Vec<_> = counts.into_iter().collect();
-        self.stage_counts(&mut batch, &counts);
         self.write(batch)?;
         self.publish_counts(&counts);
         let touched = Touched {

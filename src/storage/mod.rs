@@ -518,6 +518,10 @@ impl Storage {
 
 impl Drop for Storage {
     fn drop(&mut self) {
+        // Nothing writes any more: the counts are exact, keep them.
+        if let Err(e) = self.save_counts() {
+            tracing::warn!(error = %e, "saving key counts at close failed; the next open counts");
+        }
         // The sync thread holds the database too: stop it first.
         drop(self.syncer.take());
         // The flush thread holds the database: let it finish first.

@@ -92,6 +92,10 @@ pub struct Ctx<'a> {
     events: RefCell<Vec<super::events::KeyEvent>>,
     /// How many of `events` were raised before the last savepoint.
     events_mark: usize,
+    /// Committed meta records this context read: whether each existed and
+    /// had an expiry, so that counting keys at commit looks up only those
+    /// written blind (a plain SET).
+    committed_meta: RefCell<std::collections::HashMap<Vec<u8>, Option<bool>>>,
 }
 
 /// The databases pending FLUSHDBs/FLUSHALLs empty (bit `db` set). A set,
@@ -161,6 +165,7 @@ impl<'a> Ctx<'a> {
             rng: RefCell::new(CommandRng::Thread),
             events: RefCell::new(Vec::new()),
             events_mark: 0,
+            committed_meta: RefCell::new(std::collections::HashMap::new()),
         }
     }
 
@@ -320,7 +325,12 @@ impl<'a> Ctx<'a> {
         if self.flushed.hides(key) {
             return Ok(None);
         }
-        Ok(self.storage.db.get_cf(self.storage.cf(cf), key)?)
+        let value = self.storage.db.get_cf(self.storage.cf(cf), key)?;
+        if cf == Cf::Meta {
+            let seen = value.as_deref().map(super::counts::volatile);
+            self.committed_meta.borrow_mut().insert(key.to_vec(), seen);
+        }
+        Ok(value)
     }
 
     pub fn put(&mut self, cf: Cf, key: &[u8], value: &[u8]) {
@@ -616,22 +626,27 @@ impl<'a> Ctx<'a> {
         if metas.is_empty() {
             return Ok(counts.into_iter().collect());
         }
-        let committed: Vec<&[u8]> = metas
+        let known = self.committed_meta.borrow();
+        let unknown: Vec<&[u8]> = metas
             .iter()
             .map(|(key, _)| *key)
-            .filter(|key| !self.flushed.hides(key))
+            .filter(|key| !self.flushed.hides(key) && !known.contains_key(*key))
             .collect();
-        let mut old = self
-            .storage
-            .db
-            .batched_multi_get_cf(self.storage.meta_cf(), &committed, true)
-            .into_iter();
+        let cf = self.storage.meta_cf();
+        let mut looked_up = match unknown.as_slice() {
+            [] => Vec::new(),
+            [one] => vec![self.storage.db.get_pinned_cf(cf, one)],
+            many => self.storage.db.batched_multi_get_cf(cf, many, true),
+        }
+        .into_iter();
         for (key, new) in metas {
             let Some(&space) = key.first() else { continue };
             let was = if self.flushed.hides(key) {
                 None
+            } else if let Some(seen) = known.get(key) {
+                *seen
             } else {
-                match old.next() {
+                match looked_up.next() {
                     Some(found) => found?.map(|raw| super::counts::volatile(&raw)),
                     None => None,
                 }
@@ -671,7 +686,6 @@ impl<'a> Ctx<'a> {
         }
         let counts = self.counts_after()?;
         let mut batch = WriteBatch::default();
-        self.storage.stage_counts(&mut batch, &counts);
         if self.flushed == Flushed::ALL {
             for cf in Cf::ALL {
                 batch.delete_range_cf(self.storage.cf(cf), [0], [super::DATABASES]);
@@ -706,6 +720,7 @@ impl<'a> Ctx<'a> {
         self.undo = self.undo.as_ref().map(|_| Vec::new());
         self.storage.write(batch)?;
         self.storage.publish_counts(&counts);
+        self.committed_meta.get_mut().clear();
         if remap {
             *self.storage.db_map.lock() = self.map;
             self.base_map = self.map;
