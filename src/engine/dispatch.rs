@@ -241,24 +241,28 @@ impl Engine {
             .last_active_ms
             .store(now_ms(), Ordering::Relaxed);
 
-        let mut ctx = self.storage().ctx(session.db, self.read_now_ms());
-        ctx.writer = session.info.id;
-        let lock = self.storage().lock();
-        let _read_guard;
-        let _write_guard;
-        if spec.locks_exclusively() {
-            _write_guard = lock.write();
-        } else if !spec.flags.contains(Flags::NO_KEYS) {
-            _read_guard = lock.read();
-        }
-        let (result, mut ctx) = self.call_handler(spec, session, args, ctx);
-        let handled = result?;
-        if ctx.is_dirty() {
-            self.commit(&mut ctx)?;
-        } else {
-            // A read's events (keymiss) have nothing to wait for.
-            self.publish_events(ctx.take_events());
-        }
+        let (handled, expired) = {
+            let mut ctx = self.storage().ctx(session.db, self.read_now_ms());
+            ctx.writer = session.info.id;
+            let lock = self.storage().lock();
+            let _read_guard;
+            let _write_guard;
+            if spec.locks_exclusively() {
+                _write_guard = lock.write();
+            } else if !spec.flags.contains(Flags::NO_KEYS) {
+                _read_guard = lock.read();
+            }
+            let (result, mut ctx) = self.call_handler(spec, session, args, ctx);
+            let handled = result?;
+            if ctx.is_dirty() {
+                self.commit(&mut ctx)?;
+            } else {
+                // A read's events (keymiss) have nothing to wait for.
+                self.publish_events(ctx.take_events());
+            }
+            (handled, ctx.take_expired_seen())
+        };
+        self.expire_found(expired);
         Ok(handled)
     }
 

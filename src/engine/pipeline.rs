@@ -48,7 +48,11 @@ impl Engine {
                 .take_while(|args| self.groupable(session, args).is_some())
                 .count();
             if run >= 2 {
-                if let Some(block) = self.run_group(session, &requests[i..i + run], &mut replies) {
+                let mut expired = Vec::new();
+                let blocked =
+                    self.run_group(session, &requests[i..i + run], &mut replies, &mut expired);
+                self.expire_found(expired);
+                if let Some(block) = blocked {
                     return (replies, Some(Outcome::Block(block)));
                 }
                 i += run;
@@ -70,6 +74,7 @@ impl Engine {
         session: &mut Session,
         group: &[Vec<Bytes>],
         replies: &mut Vec<Reply>,
+        expired: &mut Vec<(u8, Vec<u8>)>,
     ) -> Option<BlockOn> {
         let specs: Vec<&'static CommandSpec> = group
             .iter()
@@ -116,6 +121,31 @@ impl Engine {
             self.publish_events(ctx.take_events());
         }
         replies.extend(results.into_iter().map(|r| session.filter_reply(r)));
+        *expired = ctx.take_expired_seen();
         blocked
+    }
+
+    /// Delete the keys a command's lookups found expired (Redis's lazy
+    /// expiry: the next DBSIZE no longer counts them, and `expired` is
+    /// announced as the key is found). Called once the command's lock is
+    /// released. Under Raft the leader's sweep deletes them through the
+    /// log instead.
+    pub(super) fn expire_found(&self, keys: Vec<(u8, Vec<u8>)>) {
+        if keys.is_empty() || self.is_replicated() {
+            return;
+        }
+        let deleted = self.storage().delete_expired_keys(keys, now_ms(), |t| {
+            self.waiters.touch(t);
+            self.publish_expired(t);
+            self.invalidate(t, 0);
+        });
+        match deleted {
+            Ok(n) => {
+                self.stats
+                    .expired_keys
+                    .fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, "deleting expired keys failed"),
+        }
     }
 }

@@ -37,24 +37,60 @@ impl Storage {
     ) -> Result<usize> {
         let _guard = self.lock().write();
         let expired = self.collect_expired(cursor, budget, now_ms)?;
-        if expired.is_empty() {
-            return Ok(0);
-        }
+        self.remove_expired(expired, now_ms, on_deleted)
+    }
+
+    /// Delete those of `keys` (logical database, key) a lookup found
+    /// expired and that still are, as Redis's lazy expiry deletes a key its
+    /// lookup finds expired. Takes the command lock exclusively.
+    pub fn delete_expired_keys(
+        &self,
+        keys: Vec<(u8, Vec<u8>)>,
+        now_ms: u64,
+        on_deleted: impl FnOnce(&Touched),
+    ) -> Result<usize> {
+        let _guard = self.lock().write();
+        self.remove_expired(keys, now_ms, on_deleted)
+    }
+
+    /// Delete the keys whose records have expired by `now_ms`, with the
+    /// lock held; `on_deleted` hears of those deleted.
+    fn remove_expired(
+        &self,
+        mut keys: Vec<(u8, Vec<u8>)>,
+        now_ms: u64,
+        on_deleted: impl FnOnce(&Touched),
+    ) -> Result<usize> {
+        keys.sort_unstable();
+        keys.dedup();
         let cf = self.meta_cf();
         let map = self.db_map();
         let mut batch = WriteBatch::default();
         let mut counts = std::collections::BTreeMap::new();
-        for (db, key) in &expired {
-            let space = map.physical(*db);
-            batch.delete_cf(cf, super::meta_key(space, key));
+        let mut deleted = Vec::with_capacity(keys.len());
+        for (db, key) in keys {
+            let space = map.physical(db);
+            let mk = super::meta_key(space, &key);
+            let still = match self.db.get_pinned_cf(cf, &mk)? {
+                Some(raw) => matches!(Meta::peek(&raw), Some((_, Some(at))) if at <= now_ms),
+                None => false,
+            };
+            if !still {
+                continue;
+            }
+            batch.delete_cf(cf, mk);
             let count = counts.entry(space).or_insert_with(|| self.key_count(space));
             *count = count.step(Some(true), None);
+            deleted.push((db, key));
+        }
+        if deleted.is_empty() {
+            return Ok(0);
         }
         let counts: Vec<_> = counts.into_iter().collect();
         self.write(batch)?;
         self.publish_counts(&counts);
         let touched = Touched {
-            keys: expired,
+            keys: deleted,
             flushed: super::Flushed::NOTHING,
             swapped: super::Flushed::NOTHING,
         };

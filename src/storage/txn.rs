@@ -96,6 +96,8 @@ pub struct Ctx<'a> {
     /// had an expiry, so that counting keys at commit looks up only those
     /// written blind (a plain SET).
     committed_meta: RefCell<std::collections::HashMap<Vec<u8>, Option<bool>>>,
+    /// See [`Ctx::take_expired_seen`].
+    expired_seen: RefCell<Vec<(u8, Vec<u8>)>>,
 }
 
 /// The databases pending FLUSHDBs/FLUSHALLs empty (bit `db` set). A set,
@@ -166,6 +168,7 @@ impl<'a> Ctx<'a> {
             events: RefCell::new(Vec::new()),
             events_mark: 0,
             committed_meta: RefCell::new(std::collections::HashMap::new()),
+            expired_seen: RefCell::new(Vec::new()),
         }
     }
 
@@ -402,10 +405,34 @@ impl<'a> Ctx<'a> {
         if self.flushed.hides(&mk) {
             return Ok(None);
         }
-        match self.storage.db.get_pinned_cf(self.storage.meta_cf(), mk)? {
+        match self.committed_meta_record(mk)? {
             Some(raw) => Meta::decode(&raw).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// A committed meta record, noting what key counting and lazy expiry
+    /// need to know of it (see `committed_meta` and `expired_seen`).
+    fn committed_meta_record(&self, mk: Vec<u8>) -> Result<Option<rocksdb::DBPinnableSlice<'_>>> {
+        let raw = self.storage.db.get_pinned_cf(self.storage.meta_cf(), &mk)?;
+        let peeked = raw.as_deref().and_then(Meta::peek);
+        if let Some((_, Some(at))) = peeked {
+            if at <= self.now_ms {
+                if let Some((&space, key)) = mk.split_first() {
+                    self.expired_seen.borrow_mut().push((space, key.to_vec()));
+                }
+            }
+        }
+        let seen = raw.as_deref().map(super::counts::volatile);
+        self.committed_meta.borrow_mut().insert(mk, seen);
+        Ok(raw)
+    }
+
+    /// The keys this context found expired in committed records: (stored
+    /// keyspace, key). Redis deletes a key its lookup finds expired; the
+    /// engine does so once the command's lock is released.
+    pub fn take_expired_seen(&mut self) -> Vec<(u8, Vec<u8>)> {
+        std::mem::take(self.expired_seen.get_mut())
     }
 
     /// The meta record of `key` if the key exists and has not expired.
@@ -421,7 +448,7 @@ impl<'a> Ctx<'a> {
         let found = match self.pending.get(&(Cf::Meta, mk.clone())) {
             Some(v) => v.as_deref().map(peek_raw).transpose()?,
             None if self.flushed.hides(&mk) => None,
-            None => match self.storage.db.get_pinned_cf(self.storage.meta_cf(), mk)? {
+            None => match self.committed_meta_record(mk)? {
                 Some(raw) => Some(peek_raw(&raw)?),
                 None => None,
             },
@@ -447,8 +474,18 @@ impl<'a> Ctx<'a> {
             .batched_multi_get_cf(self.storage.meta_cf(), &encoded, false);
         results
             .into_iter()
-            .map(|r| match r? {
-                Some(raw) => Ok(Some(Meta::decode(&raw)?).filter(|m| !m.is_expired(self.now_ms))),
+            .zip(&encoded)
+            .map(|(r, mk)| match r? {
+                Some(raw) => {
+                    let meta = Meta::decode(&raw)?;
+                    if meta.is_expired(self.now_ms) {
+                        if let Some((&space, key)) = mk.split_first() {
+                            self.expired_seen.borrow_mut().push((space, key.to_vec()));
+                        }
+                        return Ok(None);
+                    }
+                    Ok(Some(meta))
+                }
                 None => Ok(None),
             })
             .collect()
@@ -481,6 +518,9 @@ impl<'a> Ctx<'a> {
             let (k, v) = item?;
             let (kind, expire) = peek_raw(&v)?;
             if matches!(expire, Some(at) if at <= self.now_ms) {
+                self.expired_seen
+                    .borrow_mut()
+                    .push((space, k[1..].to_vec()));
                 continue;
             }
             if !visit(&k[1..], kind, expire) {
