@@ -114,6 +114,9 @@ pub struct Shared {
     /// judge expiry by it, not by this node's clock, so a read never sees
     /// a key that a read before it (on any node) saw expired.
     replicated_clock_ms: AtomicU64,
+    /// SHUTDOWN asked the server this engine serves to stop (the same path
+    /// as SIGTERM: `Server::wait_for_signal` returns, connections close).
+    pub shutdown_request: tokio_util::sync::CancellationToken,
 }
 
 impl std::fmt::Debug for Shared {
@@ -170,6 +173,7 @@ impl Engine {
             applied_next: AtomicU64::new(0),
             clock_offset_ms: AtomicI64::new(0),
             replicated_clock_ms: AtomicU64::new(0),
+            shutdown_request: tokio_util::sync::CancellationToken::new(),
         };
         let config = shared.config.read().clone();
         shared.observe_config(&config);

@@ -290,6 +290,7 @@ EXCLUDED = {
     "debug": "off in redis-server by default (DEBUG tests in test_server_process.py)",
     "save": "writes a checkpoint (test_server_process.py)",
     "bgsave": "writes a checkpoint in the background",
+    "shutdown": "stops the servers (admin.txt, test_server_process.py)",
     "role": "replication state",
     "lolwut": "version text",
     "wait": "blocks for its timeout (admin.txt, test_cluster_commands.py)",

@@ -19,6 +19,56 @@ pub fn save(call: &mut Call<'_, '_>) -> CmdResult {
     Ok(Reply::OK)
 }
 
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: stop the server as SIGTERM
+/// does (clients closed, the write-ahead log synced, exit 0). SAVE first
+/// takes a checkpoint as SAVE does, and a failed one stops nothing unless
+/// FORCE; without SAVE nothing is written beyond the log, which already
+/// holds every write. A shutdown is never in progress for ABORT to cancel.
+/// The client gets no reply: its connection closes, as with Redis.
+pub fn shutdown(call: &mut Call<'_, '_>) -> CmdResult {
+    let (mut nosave, mut save, mut now, mut force, mut abort) = (false, false, false, false, false);
+    for arg in &call.args[1..] {
+        let flag = if is(arg, "NOSAVE") {
+            &mut nosave
+        } else if is(arg, "SAVE") {
+            &mut save
+        } else if is(arg, "NOW") {
+            &mut now
+        } else if is(arg, "FORCE") {
+            &mut force
+        } else if is(arg, "ABORT") {
+            &mut abort
+        } else {
+            return Err(CmdError::Syntax);
+        };
+        *flag = true;
+    }
+    if (abort && (nosave || save || now || force)) || (nosave && save) {
+        return Err(CmdError::Syntax);
+    }
+    if abort {
+        return Err(CmdError::err("No shutdown in progress."));
+    }
+    if call.engine.tcp_port.load(Relaxed) == 0 {
+        // An embedded database has no server to stop.
+        return Err(CmdError::err(
+            "SHUTDOWN stops a server; close an embedded database instead",
+        ));
+    }
+    if save {
+        if let Err(e) = call.engine.save() {
+            tracing::warn!(error = %e, "SHUTDOWN SAVE: the checkpoint failed");
+            if !force {
+                return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
+            }
+        }
+    }
+    tracing::info!(client = %call.session.info.addr, "SHUTDOWN asked: stopping");
+    call.engine.shutdown_request.cancel();
+    call.session.quit = true;
+    Ok(Reply::Frames(Vec::new()))
+}
+
 /// BGSAVE [SCHEDULE]: the same checkpoint, taken on another thread.
 pub fn bgsave(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;

@@ -423,6 +423,7 @@ static SERVER: &[CommandSpec] = commands! {
     "lastsave", 1, C, 0, 0, 0, admin::lastsave;
     "save", 1, A, 0, 0, 0, admin::save;
     "bgsave", -1, A, 0, 0, 0, admin::bgsave;
+    "shutdown", -1, A, 0, 0, 0, admin::shutdown;
     "role", 1, C, 0, 0, 0, admin::role;
     "wait", 3, Flags::NO_KEYS, 0, 0, 0, admin::wait;
     "replicaof", 3, A, 0, 0, 0, replication::replicaof;

@@ -129,6 +129,11 @@ impl Engine {
             };
             return Err(cmd::pubsub::context_error(&full_name));
         }
+        // Redis's `no-multi` commands.
+        if session.multi.is_some() && matches!(spec.name, "shutdown" | "save" | "sync" | "psync") {
+            session.multi_failed = true;
+            return Err(CmdError::err("Command not allowed inside a transaction"));
+        }
         if session.multi.is_some() && !spec.flags.contains(Flags::TRANSACTION) {
             if let Some(queue) = session.multi.as_mut() {
                 queue.push(args.to_vec());

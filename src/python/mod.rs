@@ -54,10 +54,14 @@ impl PyServerHandle {
         self.dir.display().to_string()
     }
 
-    /// Whether the server is still running.
+    /// Whether the server is still running (not stopped, and no client's
+    /// SHUTDOWN stopped it).
     #[getter]
     fn running(&self) -> bool {
-        self.inner.lock().is_some()
+        self.inner
+            .lock()
+            .as_ref()
+            .is_some_and(|s| !s.shutdown_requested())
     }
 
     /// Stop the server: close connections, end its threads, close storage.
@@ -71,11 +75,7 @@ impl PyServerHandle {
     }
 
     fn __repr__(&self) -> String {
-        let state = if self.inner.lock().is_some() {
-            "running"
-        } else {
-            "stopped"
-        };
+        let state = if self.running() { "running" } else { "stopped" };
         format!(
             "<kiwi ServerHandle {}:{} {} dir={}>",
             self.host,

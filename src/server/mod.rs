@@ -191,6 +191,17 @@ impl Server {
             ));
         }
         runtime.spawn(expiry_loop(engine.clone(), shutdown.clone(), raft.clone()));
+        // SHUTDOWN closes every client at once; the rest of the stop
+        // (Raft, the storage) follows in `Server::stop`.
+        runtime.spawn({
+            let (engine, shutdown) = (engine.clone(), shutdown.clone());
+            async move {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = engine.shutdown_request.cancelled() => shutdown.cancel(),
+                }
+            }
+        });
         tracing::info!(%addr, dir = %engine.storage().path().display(), "kiwi server ready");
         Ok(Server {
             runtime: Some(runtime),
@@ -220,10 +231,23 @@ impl Server {
         self.runtime.as_ref().map(|rt| rt.block_on(future))
     }
 
-    /// Block the calling thread until SIGINT or SIGTERM arrives.
+    /// Whether a client's SHUTDOWN stopped the server (it then serves no
+    /// one; [`Server::stop`] releases the rest).
+    pub fn shutdown_requested(&self) -> bool {
+        self.engine
+            .as_ref()
+            .is_none_or(|e| e.shutdown_request.is_cancelled())
+    }
+
+    /// Block the calling thread until SIGINT or SIGTERM arrives, or a
+    /// client's SHUTDOWN.
     pub fn wait_for_signal(&self) -> Result<(), KiwiError> {
         let Some(runtime) = &self.runtime else {
             return Ok(());
+        };
+        let requested = match &self.engine {
+            Some(engine) => engine.shutdown_request.clone(),
+            None => return Ok(()),
         };
         runtime.block_on(async {
             #[cfg(unix)]
@@ -234,11 +258,15 @@ impl Server {
                 tokio::select! {
                     _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
                     _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+                    _ = requested.cancelled() => tracing::info!("SHUTDOWN received, shutting down"),
                 }
             }
             #[cfg(not(unix))]
             {
-                tokio::signal::ctrl_c().await.map_err(KiwiError::Io)?;
+                tokio::select! {
+                    r = tokio::signal::ctrl_c() => r.map_err(KiwiError::Io)?,
+                    _ = requested.cancelled() => {}
+                }
             }
             Ok(())
         })

@@ -116,6 +116,31 @@ def test_server_is_stopped_after_with_block(kiwi_mod: ModuleType) -> None:
         RawConnection(HOST, port, timeout=2).close()
 
 
+def test_shutdown_stops_an_in_process_server(kiwi_mod: ModuleType, tmp_path: Path) -> None:
+    """A client's SHUTDOWN stops a ``kiwi.Server``: ``running`` says so, the
+    port is released, ``stop()`` still works and the data is kept."""
+    server = kiwi_mod.Server(dir=str(tmp_path / "d")).start()
+    client = server.client()
+    client.set("k", "v")
+    assert server.running
+    client.shutdown()
+    wait_until(lambda: not server.running, message="running after SHUTDOWN")
+    with pytest.raises(ConnectionRefusedError):
+        wait_until(lambda: RawConnection(HOST, server.port, timeout=2).close(), timeout=5)
+    with pytest.raises(redis.ConnectionError):
+        client.ping()
+    server.stop()
+    with kiwi_mod.Server(dir=str(tmp_path / "d")) as again:
+        assert again.client().get("k") == b"v"
+
+
+def test_shutdown_is_refused_by_an_embedded_database(kiwi_mod: ModuleType) -> None:
+    with kiwi_mod.open() as db:
+        with pytest.raises(redis.ResponseError, match="close an embedded database instead"):
+            db.execute_command("SHUTDOWN")
+        assert db.ping() is True
+
+
 # -- persistence -----------------------------------------------------------------
 
 
