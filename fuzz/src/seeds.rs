@@ -10,7 +10,9 @@ use kiwi::raft::network::{MembershipChange, Rpc, Stamp};
 use kiwi::raft::{
     Exec, KiwiRequest, KiwiResponse, NodeId, Op, TypeConfig, Watched, WireReply, Work,
 };
-use kiwi::storage::{data_key, CollectionMeta, KeyType, Meta, MetaBody, LIST_START_INDEX};
+use kiwi::storage::{
+    data_key, CollectionMeta, KeyType, Meta, MetaBody, StreamId, StreamMeta, LIST_START_INDEX,
+};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
@@ -185,6 +187,7 @@ fn stored_records() -> Vec<(StoredKind, Vec<u8>)> {
             len: 2,
             head: LIST_START_INDEX - 1,
             tail: LIST_START_INDEX + 1,
+            stream: StreamMeta::default(),
         }),
     };
     let hash = Meta {
@@ -195,6 +198,23 @@ fn stored_records() -> Vec<(StoredKind, Vec<u8>)> {
             len: 3,
             head: 0,
             tail: 0,
+            stream: StreamMeta::default(),
+        }),
+    };
+    let stream = Meta {
+        expire_at_ms: None,
+        body: MetaBody::Collection(CollectionMeta {
+            kind: KeyType::Stream,
+            version: 7,
+            len: 2,
+            head: 0,
+            tail: 0,
+            stream: StreamMeta {
+                last_id: StreamId::new(5, 1),
+                first_id: StreamId::new(1, 1),
+                max_deleted: StreamId::new(3, 0),
+                entries_added: 4,
+            },
         }),
     };
     let identity = DirIdentity {
@@ -209,6 +229,7 @@ fn stored_records() -> Vec<(StoredKind, Vec<u8>)> {
         ),
         (StoredKind::Meta, list.encode()),
         (StoredKind::Meta, hash.encode()),
+        (StoredKind::Meta, stream.encode()),
         (StoredKind::DataKey, data_key(1, b"key", 5, b"sub")),
         (StoredKind::Replicated, 77u64.to_be_bytes().to_vec()),
         (StoredKind::Vote, encode(&Vote::new_committed(2, 1))),
@@ -224,6 +245,11 @@ fn stored_records() -> Vec<(StoredKind, Vec<u8>)> {
         entries()
             .iter()
             .map(|entry| (StoredKind::LogEntry, encode(entry))),
+    );
+    out.extend(
+        kiwi::decoders::stream_record_seeds()
+            .into_iter()
+            .map(|raw| (StoredKind::StreamRecord, raw)),
     );
     out
 }

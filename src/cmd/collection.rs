@@ -106,6 +106,7 @@ impl Call<'_, '_> {
                 len: 0,
                 head,
                 tail,
+                stream: Default::default(),
             },
             expire_at_ms: None,
             existed: false,

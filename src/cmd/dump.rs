@@ -40,6 +40,9 @@ pub fn dump(call: &mut Call<'_, '_>) -> CmdResult {
                         .collect(),
                 ),
                 KeyType::String => return Err(CmdError::WrongType),
+                KeyType::Stream => {
+                    return Err(CmdError::err("DUMP of a stream is not supported yet"))
+                }
             }
         }
     };
