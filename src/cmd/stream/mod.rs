@@ -11,6 +11,7 @@ mod add;
 mod claim;
 mod group;
 mod info;
+pub(crate) mod persist;
 mod read;
 pub(crate) mod store;
 
@@ -199,7 +200,7 @@ pub fn entries_reply(entries: Vec<Entry>) -> Reply {
 
 impl Call<'_, '_> {
     /// The stream at `key` for a write (no keyspace statistics).
-    fn stream<'k>(&self, key: &'k [u8]) -> CmdResult<Option<Stream<'k>>> {
+    pub(crate) fn stream<'k>(&self, key: &'k [u8]) -> CmdResult<Option<Stream<'k>>> {
         Ok(self
             .collection(key, KeyType::Stream)?
             .map(|coll| Stream { key, coll }))

@@ -216,7 +216,12 @@ fn read_generic(call: &mut Call<'_, '_>, grouped: bool) -> CmdResult<Outcome> {
             wants.push(Want::New);
             continue;
         }
-        wants.push(Want::After(parse_strict_id(id_arg, 0)?));
+        // Redis marks `>` with the greatest ID, so XREADGROUP takes that ID
+        // for `>` too.
+        match parse_strict_id(id_arg, 0)? {
+            StreamId::MAX if grouped => wants.push(Want::New),
+            id => wants.push(Want::After(id)),
+        }
     }
     let count = match r.count {
         0 if retrying => BLOCKED_DEFAULT_COUNT,

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use super::super::collection::corrupt;
 use super::super::{Call, CmdResult, Collection};
 use crate::rdb::listpack::{self, Element};
+use crate::rdb::stream::{self as rdb_stream, master_elements};
 use crate::storage::{data_key, prefix_end, Cf, Meta, MetaBody, StreamId};
 
 /// Redis's stream-node-max-entries and stream-node-max-bytes defaults.
@@ -188,47 +189,15 @@ fn encode_node(n: &NodeInfo) -> Vec<u8> {
     out
 }
 
-/// The listpack elements Redis appends for one entry (flags, ID deltas
-/// from the node's master ID, fields unless the same as the master's,
-/// values, then the element count).
-pub fn entry_elements<'a>(
+/// The listpack elements Redis appends for one entry of a node.
+fn entry_elements<'a>(
     master_id: StreamId,
     master: &[Bytes],
     id: StreamId,
     fields: &'a [Bytes],
-    deleted: bool,
 ) -> Vec<Element<'a>> {
-    let names = fields.iter().step_by(2);
-    let same = names.len() == master.len() && names.zip(master).all(|(a, b)| a == b);
-    let n = (fields.len() / 2) as i64;
-    let flags = i64::from(same) * 2 + i64::from(deleted);
-    let mut out = vec![
-        Element::Int(flags),
-        Element::Int(id.ms.wrapping_sub(master_id.ms) as i64),
-        Element::Int(id.seq.wrapping_sub(master_id.seq) as i64),
-    ];
-    if same {
-        out.extend(fields.iter().skip(1).step_by(2).map(|v| Element::of(v)));
-        out.push(Element::Int(n + 3));
-    } else {
-        out.push(Element::Int(n));
-        out.extend(fields.iter().map(|f| Element::of(f)));
-        out.push(Element::Int(2 * n + 4));
-    }
-    out
-}
-
-/// The master entry of a node (live count, deleted count, field count,
-/// the field names, a zero terminator).
-pub fn master_elements(live: u64, deleted: u64, master: &[Bytes]) -> Vec<Element<'_>> {
-    let mut out = vec![
-        Element::Int(live as i64),
-        Element::Int(deleted as i64),
-        Element::Int(master.len() as i64),
-    ];
-    out.extend(master.iter().map(|f| Element::of(f)));
-    out.push(Element::Int(0));
-    out
+    let tuple = |i: StreamId| (i.ms, i.seq);
+    rdb_stream::entry_elements(tuple(master_id), master, tuple(id), fields, false)
 }
 
 fn elements_size(elements: &[Element<'_>]) -> u64 {
@@ -425,14 +394,14 @@ impl<'k> Stream<'k> {
             {
                 info.live += 1;
                 info.total += 1;
-                info.bytes += elements_size(&entry_elements(node, &info.master, id, fields, false));
+                info.bytes += elements_size(&entry_elements(node, &info.master, id, fields));
                 (node, info)
             }
             _ => {
                 let master: Vec<Bytes> = fields.iter().step_by(2).cloned().collect();
                 let bytes = listpack::EMPTY_SIZE as u64
                     + elements_size(&master_elements(1, 0, &master))
-                    + elements_size(&entry_elements(id, &master, id, fields, false));
+                    + elements_size(&entry_elements(id, &master, id, fields));
                 let info = NodeInfo {
                     live: 1,
                     total: 1,
@@ -454,6 +423,45 @@ impl<'k> Stream<'k> {
             s.first_id = id;
         }
         Ok(())
+    }
+
+    /// Write one whole node and its entries (RESTORE): `bytes` is its
+    /// listpack's size when the payload told it (0: as Kiwi would write it).
+    pub fn put_node(
+        &mut self,
+        call: &mut Call<'_, '_>,
+        master_id: StreamId,
+        master: Vec<Bytes>,
+        entries: &[Entry],
+        deleted: u64,
+        bytes: u64,
+    ) {
+        let live = entries.len() as u64;
+        let bytes = match bytes {
+            0 => {
+                listpack::EMPTY_SIZE as u64
+                    + elements_size(&master_elements(live, deleted, &master))
+                    + entries
+                        .iter()
+                        .map(|(id, fields)| {
+                            elements_size(&entry_elements(master_id, &master, *id, fields))
+                        })
+                        .sum::<u64>()
+            }
+            b => b,
+        };
+        for (id, fields) in entries {
+            let key = self.entry_key(call, *id);
+            call.ctx.put_data(&key, &encode_entry(master_id, fields));
+        }
+        let info = NodeInfo {
+            live,
+            total: live + deleted,
+            bytes,
+            master,
+        };
+        let key = self.node_key(call, master_id);
+        call.ctx.put_data(&key, &encode_node(&info));
     }
 
     /// Remove the entry `id` if there is one (its node goes with its last
