@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::store::{Trim, TrimBy};
 use super::{
-    entries_reply, id_reply, parse_add_id, parse_interval_id, parse_strict_id, Call, CmdError,
+    entries_reply, id_reply, parse_add_id, parse_strict_id, range_end, range_start, Call, CmdError,
     CmdResult, ParsedId,
 };
 use crate::cmd::args::{int_arg, is};
@@ -254,18 +254,8 @@ fn xrange_generic(call: &mut Call<'_, '_>, rev: bool) -> CmdResult {
     } else {
         (&args[2], &args[3])
     };
-    let (mut start, start_ex) = parse_interval_id(start_arg, 0)?;
-    if start_ex {
-        start = start
-            .next()
-            .ok_or_else(|| CmdError::err("invalid start ID for the interval"))?;
-    }
-    let (mut end, end_ex) = parse_interval_id(end_arg, u64::MAX)?;
-    if end_ex {
-        end = end
-            .prev()
-            .ok_or_else(|| CmdError::err("invalid end ID for the interval"))?;
-    }
+    let start = range_start(start_arg)?;
+    let end = range_end(end_arg)?;
     let mut count: i64 = -1;
     let mut j = 4;
     while j < args.len() {

@@ -4,18 +4,12 @@ use bytes::Bytes;
 
 use super::read::touch_consumer;
 use super::store::{Pending, Stream};
-use super::{entry_reply, id_reply, parse_interval_id, parse_strict_id, Call, CmdError, CmdResult};
+use super::{
+    entry_reply, id_reply, nogroup, parse_strict_id, range_start, Call, CmdError, CmdResult,
+};
 use crate::cmd::args::{err_text, is, parse_i64};
 use crate::resp::Reply;
 use crate::storage::StreamId;
-
-fn nogroup(key: &[u8], group: &[u8]) -> CmdError {
-    CmdError::Raw(format!(
-        "NOGROUP No such key '{}' or consumer group '{}'",
-        err_text(key, usize::MAX),
-        err_text(group, usize::MAX)
-    ))
-}
 
 fn int_or(arg: &[u8], msg: &str) -> CmdResult<i64> {
     parse_i64(arg).ok_or_else(|| CmdError::err(msg))
@@ -144,12 +138,7 @@ pub fn xclaim(call: &mut Call<'_, '_>) -> CmdResult {
 pub fn xautoclaim(call: &mut Call<'_, '_>) -> CmdResult {
     let args = call.args;
     let min_idle = int_or(&args[4], "Invalid min-idle-time argument for XAUTOCLAIM")?.max(0);
-    let (mut start, start_ex) = parse_interval_id(&args[5], 0)?;
-    if start_ex {
-        start = start
-            .next()
-            .ok_or_else(|| CmdError::err("invalid start ID for the interval"))?;
-    }
+    let start = range_start(&args[5])?;
     let mut count: i64 = 100;
     let mut justid = false;
     let mut j = 6;

@@ -4,7 +4,9 @@
 use bytes::Bytes;
 
 use super::store::{Consumer, Group};
-use super::{id_reply, parse_id, parse_interval_id, parse_strict_id, Call, CmdError, CmdResult};
+use super::{
+    id_reply, nogroup, parse_id, parse_strict_id, range_end, range_start, Call, CmdError, CmdResult,
+};
 use crate::cmd::args::{err_text, int_arg, is};
 use crate::resp::Reply;
 use crate::storage::events::class::{NEW, STREAM};
@@ -224,18 +226,8 @@ pub fn xpending(call: &mut Call<'_, '_>) -> CmdResult {
             at += 2;
         }
         let count = int_arg(&args[at + 2])?.max(0);
-        let (mut start, start_ex) = parse_interval_id(&args[at], 0)?;
-        if start_ex {
-            start = start
-                .next()
-                .ok_or_else(|| CmdError::err("invalid start ID for the interval"))?;
-        }
-        let (mut end, end_ex) = parse_interval_id(&args[at + 1], u64::MAX)?;
-        if end_ex {
-            end = end
-                .prev()
-                .ok_or_else(|| CmdError::err("invalid end ID for the interval"))?;
-        }
+        let start = range_start(&args[at])?;
+        let end = range_end(&args[at + 1])?;
         let consumer = args.get(at + 3).cloned();
         range = Some((min_idle, start, end, count, consumer));
     }
@@ -245,11 +237,7 @@ pub fn xpending(call: &mut Call<'_, '_>) -> CmdResult {
         None => None,
     };
     let (Some(s), Some(_)) = (found, group) else {
-        return Err(CmdError::Raw(format!(
-            "NOGROUP No such key '{}' or consumer group '{}'",
-            err_text(&args[1], usize::MAX),
-            err_text(&args[2], usize::MAX)
-        )));
+        return Err(nogroup(&args[1], &args[2]));
     };
     let group = &args[2];
     let Some((min_idle, start, end, count, consumer)) = range else {

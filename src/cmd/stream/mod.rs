@@ -182,6 +182,36 @@ pub fn parse_interval_id(arg: &[u8], missing_seq: u64) -> CmdResult<(StreamId, b
     }
 }
 
+/// A range's first ID: inclusive, or (after `(`) the one after it.
+pub fn range_start(arg: &[u8]) -> CmdResult<StreamId> {
+    match parse_interval_id(arg, 0)? {
+        (id, false) => Ok(id),
+        (id, true) => id
+            .next()
+            .ok_or_else(|| CmdError::err("invalid start ID for the interval")),
+    }
+}
+
+/// A range's last ID: inclusive (a bare `<ms>` ends at its greatest
+/// sequence), or (after `(`) the one before it.
+pub fn range_end(arg: &[u8]) -> CmdResult<StreamId> {
+    match parse_interval_id(arg, u64::MAX)? {
+        (id, false) => Ok(id),
+        (id, true) => id
+            .prev()
+            .ok_or_else(|| CmdError::err("invalid end ID for the interval")),
+    }
+}
+
+/// NOGROUP for a missing key or group (XPENDING, XCLAIM, XAUTOCLAIM).
+pub fn nogroup(key: &[u8], group: &[u8]) -> CmdError {
+    CmdError::Raw(format!(
+        "NOGROUP No such key '{}' or consumer group '{}'",
+        super::args::err_text(key, usize::MAX),
+        super::args::err_text(group, usize::MAX)
+    ))
+}
+
 pub fn id_reply(id: StreamId) -> Reply {
     Reply::Bulk(Bytes::from(id.to_string()))
 }

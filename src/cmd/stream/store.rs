@@ -204,6 +204,17 @@ fn elements_size(elements: &[Element<'_>]) -> u64 {
     elements.iter().map(|e| e.size() as u64).sum()
 }
 
+/// The scan bounds of the IDs `start..=end` under `prefix` (`prefix ‖ id`
+/// keys): the first key, and the key just past the last.
+fn id_bounds(prefix: &[u8], start: StreamId, end: StreamId) -> (Vec<u8>, Vec<u8>) {
+    let key = |id: StreamId| [prefix, &id.to_bytes()[..]].concat();
+    let upper = match end.next() {
+        Some(after) => key(after),
+        None => prefix_end(prefix).unwrap_or_default(),
+    };
+    (key(start), upper)
+}
+
 /// Check one stored sub-record of a stream (the fuzz target's entry).
 pub fn check_record(sub: &[u8], value: &[u8]) -> bool {
     match sub.first() {
@@ -302,11 +313,7 @@ impl<'k> Stream<'k> {
         if start > end {
             return Ok(out);
         }
-        let lower = self.entry_key(call, start);
-        let upper = match end.next() {
-            Some(after) => self.entry_key(call, after),
-            None => prefix_end(&self.sub(call, &[ENTRY])).unwrap_or_default(),
-        };
+        let (lower, upper) = id_bounds(&self.sub(call, &[ENTRY]), start, end);
         let prefix_len = self.sub(call, &[]).len();
         for item in call.ctx.iter(Cf::Data, &lower, Some(&upper), rev) {
             let (k, v) = item?;
@@ -749,16 +756,7 @@ impl<'k> Stream<'k> {
             return Ok(out);
         }
         let prefix = self.sub(call, &named(PENDING, group));
-        let mut lower = prefix.clone();
-        lower.extend_from_slice(&start.to_bytes());
-        let upper = match end.next() {
-            Some(after) => {
-                let mut k = prefix.clone();
-                k.extend_from_slice(&after.to_bytes());
-                k
-            }
-            None => prefix_end(&prefix).unwrap_or_default(),
-        };
+        let (lower, upper) = id_bounds(&prefix, start, end);
         for item in call.ctx.iter(Cf::Data, &lower, Some(&upper), false) {
             let (k, v) = item?;
             let mut rest = k.get(prefix.len()..).unwrap_or(&[]);
@@ -787,16 +785,7 @@ impl<'k> Stream<'k> {
             return Ok(out);
         }
         let prefix = self.owned_prefix(call, group, consumer);
-        let mut lower = prefix.clone();
-        lower.extend_from_slice(&start.to_bytes());
-        let upper = match end.next() {
-            Some(after) => {
-                let mut k = prefix.clone();
-                k.extend_from_slice(&after.to_bytes());
-                k
-            }
-            None => prefix_end(&prefix).unwrap_or_default(),
-        };
+        let (lower, upper) = id_bounds(&prefix, start, end);
         for item in call.ctx.iter(Cf::Data, &lower, Some(&upper), false) {
             let (k, _) = item?;
             let mut rest = k.get(prefix.len()..).unwrap_or(&[]);
