@@ -54,10 +54,14 @@ pub enum StoredKind {
     SharedCluster,
     /// `raft_state` `shared.incarnation.<id>`.
     SharedIncarnation,
+    /// `data` family record of a stream: its sub-key's length (one byte),
+    /// the sub-key, then the value (entries, nodes, groups, consumers,
+    /// pending entries).
+    StreamRecord,
 }
 
 impl StoredKind {
-    pub const ALL: [StoredKind; 12] = [
+    pub const ALL: [StoredKind; 13] = [
         StoredKind::Meta,
         StoredKind::DataKey,
         StoredKind::Replicated,
@@ -70,6 +74,7 @@ impl StoredKind {
         StoredKind::Identity,
         StoredKind::SharedCluster,
         StoredKind::SharedIncarnation,
+        StoredKind::StreamRecord,
     ];
 }
 
@@ -96,7 +101,30 @@ pub fn stored(kind: StoredKind, raw: &[u8]) -> Result<(), String> {
         StoredKind::Identity => typed::<DirIdentity>(raw),
         StoredKind::SharedCluster => typed::<u128>(raw),
         StoredKind::SharedIncarnation => typed::<Option<u128>>(raw),
+        StoredKind::StreamRecord => {
+            let (&len, rest) = raw.split_first().ok_or("empty stream record")?;
+            let sub = rest.get(..usize::from(len)).ok_or("short stream sub-key")?;
+            let value = rest.get(usize::from(len)..).unwrap_or(&[]);
+            match crate::cmd::stream_record_ok(sub, value) {
+                true => Ok(()),
+                false => Err("corrupt stream record".to_string()),
+            }
+        }
     }
+}
+
+/// Well-formed stream records, as [`StoredKind::StreamRecord`] frames them
+/// (fuzz seeds).
+pub fn stream_record_seeds() -> Vec<Vec<u8>> {
+    crate::cmd::stream_record_seeds()
+        .into_iter()
+        .map(|(sub, value)| {
+            let mut out = vec![sub.len() as u8];
+            out.extend_from_slice(&sub);
+            out.extend_from_slice(&value);
+            out
+        })
+        .collect()
 }
 
 /// What FUNCTION RESTORE decodes from a client's

@@ -22,8 +22,8 @@ DOCS_FILE = Path(__file__).resolve().parent / "cmdfuzz_docs.json"
 #: How two replies are compared (see tools/cmdfuzz.py).
 EXACT, UNORDERED, SCAN, SHAPE, TTL_S, TTL_MS = "exact", "unordered", "scan", "shape", "ttl-s", "ttl-ms"
 
-STRING, LIST, HASH, SET, ZSET = "string", "list", "hash", "set", "zset"
-TYPES = [STRING, LIST, HASH, SET, ZSET]
+STRING, LIST, HASH, SET, ZSET, STREAM = "string", "list", "hash", "set", "zset", "stream"
+TYPES = [STRING, LIST, HASH, SET, ZSET, STREAM]
 GROUP_TYPE = {
     "string": STRING,
     "bitmap": STRING,
@@ -33,9 +33,16 @@ GROUP_TYPE = {
     "set": SET,
     "sorted-set": ZSET,
     "geo": ZSET,
+    "stream": STREAM,
 }
 KEYS_OF = {t: [t[0].encode() + b"1", t[0].encode() + b"2"] for t in TYPES}
 KEYS_OF[SET] = [b"S1", b"S2"]
+KEYS_OF[STREAM] = [b"X1", b"X2"]
+#: Stream IDs: explicit ones only (a `*` ID comes from the clock, see safe()).
+STREAM_IDS = [b"0", b"0-0", b"1", b"1-1", b"1-2", b"2", b"2-*", b"3-0", b"5-5", b"9-*", b"10-1", b"-", b"+", b"$", b">"]
+BAD_STREAM_IDS = [b"abc", b"1-x", b"(1-1", b"(", b"-1", b"", b"18446744073709551615-18446744073709551615", b"1-2-3"]
+#: Stream commands whose replies hold times (idle, delivery and seen times).
+STREAM_TIMED = {"xpending", "xinfo"}
 #: Keys no type owns: empty, binary, non-UTF-8, glob characters, long.
 ODD_KEYS = [b"", b"x", b"\x00", b"\xff\xfe", "é".encode(), b"{t}k", b"a b", b"*", b"[s]1", b"k" * 300, b"s1\x00"]
 
@@ -391,6 +398,8 @@ def mode_of(args: Sequence[bytes]) -> str:
         return UNORDERED if count is not None and count >= 1000 else SHAPE
     if name == "randomkey" or (name == "client" and sub in (b"id", b"info", b"list")):
         return SHAPE
+    if name in STREAM_TIMED and (name != "xpending" or len(args) > 3) and (name != "xinfo" or sub != b"groups"):
+        return SHAPE
     if name in ("ttl", "expiretime"):
         return TTL_S
     if name in ("pttl", "pexpiretime"):
@@ -415,6 +424,17 @@ def safe(args: Sequence[bytes]) -> bool:
     """False for calls whose effect is random, or that would block or allocate
     too long (see the module docstring)."""
     name = args[0].lower().decode("latin-1")
+    lowered = [a.lower() for a in args]
+    if name == "xadd" and b"*" in args:
+        return False  # the ID comes from the clock: the keyspaces would diverge
+    if name in ("xread", "xreadgroup") and b"block" in lowered:
+        return False  # may block for its timeout (test_streams.py)
+    if name in ("xclaim", "xautoclaim") and len(args) > 4:
+        idle = parse_int(args[4])
+        if idle is not None and idle > 0:
+            return False  # claims by idle time: depends on the clock
+    if name in ("xclaim",) and (b"idle" in lowered or b"time" in lowered):
+        return False  # sets delivery times from the clock
     if name == "spop":
         count = parse_int(args[2]) if len(args) > 2 else None
         return len(args) > 2 and not (count is not None and 0 < count < 1000)
@@ -548,6 +568,14 @@ class Generator:
                 return self.often(COUNTS, NOT_INTS + BIGS)
             return self.often(INDEXES, NOT_INTS + BIGS)
         # strings
+        if cmd.startswith("x") and name == "min-idle-time":
+            return self.often([b"0", b"-1"], [b"abc", b"10", b""], 0.1)
+        if cmd.startswith("x") and name in ("group", "groupname"):
+            return self.pick([b"g1", b"g1", b"g2", b""])
+        if cmd.startswith("x") and name in ("consumer", "consumername"):
+            return self.pick([b"c1", b"c2", b"c3"])
+        if cmd.startswith("x") and name in ("id", "start", "end", "threshold", "last-id", "max_deleted_entry_id"):
+            return self.often(STREAM_IDS, BAD_STREAM_IDS, 0.15)
         if name in ("member", "field", "element", "pivot"):
             if cmd in ("lpush", "rpush", "lpushx", "rpushx") and rng.random() < 0.2:
                 return self.pick(VALUES)

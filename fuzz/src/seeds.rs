@@ -10,7 +10,9 @@ use kiwi::raft::network::{MembershipChange, Rpc, Stamp};
 use kiwi::raft::{
     Exec, KiwiRequest, KiwiResponse, NodeId, Op, TypeConfig, Watched, WireReply, Work,
 };
-use kiwi::storage::{data_key, CollectionMeta, KeyType, Meta, MetaBody, LIST_START_INDEX};
+use kiwi::storage::{
+    data_key, CollectionMeta, KeyType, Meta, MetaBody, StreamId, StreamMeta, LIST_START_INDEX,
+};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
@@ -186,6 +188,7 @@ fn stored_records() -> Vec<(StoredKind, Vec<u8>)> {
             head: LIST_START_INDEX - 1,
             tail: LIST_START_INDEX + 1,
             indexed: false,
+            stream: StreamMeta::default(),
         }),
     };
     let hash = Meta {
@@ -196,7 +199,25 @@ fn stored_records() -> Vec<(StoredKind, Vec<u8>)> {
             len: 3,
             head: 0,
             tail: 0,
-            indexed: true,
+            indexed: false,
+            stream: StreamMeta::default(),
+        }),
+    };
+    let stream = Meta {
+        expire_at_ms: None,
+        body: MetaBody::Collection(CollectionMeta {
+            kind: KeyType::Stream,
+            version: 7,
+            len: 2,
+            head: 0,
+            tail: 0,
+            indexed: false,
+            stream: StreamMeta {
+                last_id: StreamId::new(5, 1),
+                first_id: StreamId::new(1, 1),
+                max_deleted: StreamId::new(3, 0),
+                entries_added: 4,
+            },
         }),
     };
     let identity = DirIdentity {
@@ -211,6 +232,7 @@ fn stored_records() -> Vec<(StoredKind, Vec<u8>)> {
         ),
         (StoredKind::Meta, list.encode()),
         (StoredKind::Meta, hash.encode()),
+        (StoredKind::Meta, stream.encode()),
         (StoredKind::DataKey, data_key(1, b"key", 5, b"sub")),
         (StoredKind::Replicated, 77u64.to_be_bytes().to_vec()),
         (StoredKind::Vote, encode(&Vote::new_committed(2, 1))),
@@ -226,6 +248,11 @@ fn stored_records() -> Vec<(StoredKind, Vec<u8>)> {
         entries()
             .iter()
             .map(|entry| (StoredKind::LogEntry, encode(entry))),
+    );
+    out.extend(
+        kiwi::decoders::stream_record_seeds()
+            .into_iter()
+            .map(|raw| (StoredKind::StreamRecord, raw)),
     );
     out
 }
@@ -312,6 +339,9 @@ fn dump_bodies() -> Vec<Vec<u8>> {
             .to_vec(),
         b"\x11\x15\x15\x00\x00\x00\x04\x00\x81b\x02\xdf\xfe\x02\x81a\x02\x831.5\x04\xff".to_vec(),
         b"\x00\xc3\t(\x01aa\xe0\x1b\x00\x01aa".to_vec(),
+        // A stream with a deleted entry, a group, a pending entry and two
+        // consumers (redis-server 7.0.15).
+        b"\x13\x01\x10\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01@BB\x00\x00\x00\x19\x00\x02\x01\x01\x01\x02\x01\x81f\x02\x81g\x02\x00\x01\x02\x01\x00\x01\x00\x01\x01\x01\x81x\x02\x05\x01\x03\x01\x01\x01\x04\x01\xc1,\x02\xdf\xf9\x02\x05\x01\x00\x01\x02\x01\xdf\xff\x02\x01\x01\x81h\x02\x82yy\x03\x06\x01\xff\x02\x03\x00\x01\x01\x02\x05\x03\x01\x03grp\x01\x01\x81\xff\xff\xff\xff\xff\xff\xff\xff\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\xef\x06\xca$\xa2\x01\x00\x00\x01\x02\x05alice\xef\x06\xca$\xa2\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x03bob\xf6\x06\xca$\xa2\x01\x00\x00\x00".to_vec(),
     ]);
     out
 }

@@ -302,5 +302,7 @@ pub fn wait(call: &mut Call<'_, '_>) -> CmdResult<super::Handled> {
         timeout,
         timeout_reply: Reply::Int(0),
         refused_reply: Reply::Int(0),
+        retry_args: None,
+        wake_all: false,
     })))
 }

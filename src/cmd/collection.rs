@@ -107,6 +107,7 @@ impl Call<'_, '_> {
                 head,
                 tail,
                 indexed: kind == KeyType::Set,
+                stream: Default::default(),
             },
             expire_at_ms: None,
             existed: false,

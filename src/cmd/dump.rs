@@ -10,7 +10,7 @@
 use bytes::Bytes;
 
 use super::lookup::count_lookup;
-use super::{hash, int_arg, is, list, set, zset, Call, CmdError, CmdResult};
+use super::{hash, int_arg, is, list, set, stream, zset, Call, CmdError, CmdResult};
 use crate::rdb::value::{decode_payload, encode_payload, Value};
 use crate::rdb::RdbError;
 use crate::resp::Reply;
@@ -40,6 +40,10 @@ pub fn dump(call: &mut Call<'_, '_>) -> CmdResult {
                         .collect(),
                 ),
                 KeyType::String => return Err(CmdError::WrongType),
+                KeyType::Stream => Value::Stream(Box::new(
+                    stream::persist::dump_value(call, key)?
+                        .ok_or_else(|| CmdError::err("the key vanished while dumping"))?,
+                )),
             }
         }
     };
@@ -130,6 +134,10 @@ pub fn restore(call: &mut Call<'_, '_>) -> CmdResult {
         Value::Set(members) => Some(set::fill_new(call, key, &members)),
         Value::Hash(pairs) => Some(hash::fill_new(call, key, &pairs)),
         Value::ZSet(items) => Some(zset::fill_new(call, key, &items)),
+        Value::Stream(value) => {
+            stream::persist::restore_value(call, key, &value, expire_at_ms)?;
+            None
+        }
     };
     if let Some(coll) = coll.as_mut() {
         coll.expire_at_ms = expire_at_ms;

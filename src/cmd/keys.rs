@@ -297,6 +297,7 @@ pub(super) fn encoding_name(meta: &Meta) -> &'static str {
             KeyType::ZSet if c.len <= 128 => "listpack",
             KeyType::ZSet => "skiplist",
             KeyType::String => "raw",
+            KeyType::Stream => "stream",
         },
     }
 }

@@ -38,6 +38,7 @@ mod server;
 mod session;
 mod set;
 mod sort;
+mod stream;
 mod strings;
 mod table;
 mod tracking;
@@ -54,6 +55,8 @@ pub use scan::ScanCursors;
 pub use server::command_keys;
 pub use server::REDIS_VERSION;
 pub use session::Session;
+pub use stream::may_block;
+pub use stream::store::{check_record as stream_record_ok, seeds as stream_record_seeds};
 pub use table::{
     all as all_commands, arity_ok, command_names, group_of, lookup, stats_name, CommandSpec, Flags,
 };

@@ -62,6 +62,13 @@ pub struct BlockOn {
     /// The reply when the command may not wait: inside MULTI, in the embedded
     /// engine, in a Raft apply (a nil array for BLPOP, a nil for BLMOVE…).
     pub refused_reply: Reply,
+    /// The arguments to run again instead of the call's own (XREAD's `$`
+    /// resolved to the ID it stood for when the client started waiting).
+    pub retry_args: Option<Vec<Bytes>>,
+    /// Woken by every write to its keys together with the other readers
+    /// (XREAD serves every reader of a stream), not one client at a time
+    /// as the pops are.
+    pub wake_all: bool,
 }
 
 /// What a command's function hands back to the engine: an [`Outcome`]

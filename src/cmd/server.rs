@@ -274,6 +274,9 @@ pub fn command_keys(spec: &super::CommandSpec, call: &[Bytes]) -> Vec<Bytes> {
     if let Some(from) = store_keyword_from(spec.name) {
         return store_keyword_keys(call, from);
     }
+    if spec.name == "xread" || spec.name == "xreadgroup" {
+        return super::stream::stream_keys(call);
+    }
     match numkeys_layout(spec.name) {
         Some((store, numkeys)) => numkeys_keys(call, store, numkeys),
         None if spec.first_key <= 0 => Vec::new(),
@@ -322,6 +325,8 @@ const SUBCOMMANDS_WITHOUT_KEYS: &[&str] = &[
     "memory|doctor",
     "memory|malloc-stats",
     "memory|purge",
+    "xgroup|help",
+    "xinfo|help",
 ];
 
 fn getkeys(call: &[Bytes]) -> CmdResult {
@@ -334,7 +339,9 @@ fn getkeys(call: &[Bytes]) -> CmdResult {
         ),
         None => (
             spec.arity,
-            spec.first_key != 0 || numkeys_layout(spec.name).is_some(),
+            spec.first_key != 0
+                || numkeys_layout(spec.name).is_some()
+                || matches!(spec.name, "xread" | "xreadgroup"),
         ),
     };
     if !has_keys {

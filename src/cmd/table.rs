@@ -7,8 +7,8 @@ use bytes::Bytes;
 
 use super::{
     admin, bitfield, bitmap, client, debug, dump, functions, geo, hash, hll, info, keys, lcs, list,
-    observe, pubsub, raft, replication, scripting, server, set, sort, strings, transaction, zset,
-    Call, CmdError, CmdResult, Handled,
+    observe, pubsub, raft, replication, scripting, server, set, sort, stream, strings, transaction,
+    zset, Call, CmdError, CmdResult, Handled,
 };
 
 /// Command flags (a subset of Redis's, the ones Kiwi acts on or reports).
@@ -294,6 +294,21 @@ static SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
         ],
     ),
     (
+        "xgroup",
+        &[
+            ("create", -5),
+            ("createconsumer", 5),
+            ("delconsumer", 5),
+            ("destroy", 4),
+            ("setid", -5),
+            ("help", 2),
+        ],
+    ),
+    (
+        "xinfo",
+        &[("consumers", 4), ("groups", 3), ("stream", -3), ("help", 2)],
+    ),
+    (
         "command",
         &[
             ("count", 2),
@@ -359,6 +374,7 @@ static GROUPS: &[(&str, &[CommandSpec])] = &[
     ("set", set::COMMANDS),
     ("sorted-set", zset::COMMANDS),
     ("geo", geo::COMMANDS),
+    ("stream", stream::COMMANDS),
     ("pubsub", pubsub::COMMANDS),
     ("cluster", raft::CLUSTER_COMMANDS),
     ("raft", raft::COMMANDS),

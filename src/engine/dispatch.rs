@@ -180,6 +180,14 @@ impl Engine {
                 || spec.name == "watch"
                 || scripting::reads_script_cache(spec, args);
             if !local && !session.stale_reads && keyed {
+                // A blocking read (XREAD BLOCK) with nothing to read here
+                // waits on this node's keys, like a blocking write; once
+                // something arrives it reads behind the barrier.
+                if spec.is_blocking() {
+                    if let Ok(Handled::Block(block)) = self.probe(spec, session, args) {
+                        return Ok(Outcome::Block(*block));
+                    }
+                }
                 return Ok(Outcome::Defer(Deferred::Read));
             }
         }

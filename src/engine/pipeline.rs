@@ -26,7 +26,11 @@ impl Engine {
             return None;
         }
         let spec = cmd::lookup(args.first()?)?;
-        (spec.arity_ok(args.len()) && !spec.flags.contains(Flags::NO_KEYS)).then_some(spec)
+        // A container's subcommand is checked (and refused) on its own.
+        (spec.arity_ok(args.len())
+            && !spec.flags.contains(Flags::NO_KEYS)
+            && spec.check_subcommand(args).is_ok())
+        .then_some(spec)
     }
 
     /// Run pipelined requests in order. Consecutive data commands share one

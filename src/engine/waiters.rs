@@ -31,6 +31,12 @@ impl Waiter {
         }
     }
 
+    /// The waiter of a blocked command every write to its keys wakes
+    /// (XREAD: a stream serves all its readers at once).
+    pub fn woken_by_every_write() -> Waiter {
+        Waiter::default()
+    }
+
     pub fn is_touched(&self) -> bool {
         self.touched.load(Ordering::Acquire)
     }

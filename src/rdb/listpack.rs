@@ -128,6 +128,105 @@ fn decode_backlen(stored: &[u8]) -> Option<u64> {
     )
 }
 
+/// One listpack element as Redis writes it: an integer in its smallest
+/// encoding, or a string. Redis stores a string that reads as an integer
+/// (lpStringToInt64, its string2ll) as that integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Element<'a> {
+    Int(i64),
+    Str(&'a [u8]),
+}
+
+impl<'a> Element<'a> {
+    /// The element Redis's lpAppend makes of `s`.
+    pub fn of(s: &'a [u8]) -> Element<'a> {
+        match crate::num::parse_i64(s) {
+            Some(v) => Element::Int(v),
+            None => Element::Str(s),
+        }
+    }
+
+    /// Encoding byte(s) and data, without the backlen.
+    fn encode_body(self, out: &mut Vec<u8>) {
+        match self {
+            Element::Int(v @ 0..=127) => out.push(v as u8),
+            Element::Int(v @ -4096..=4095) => {
+                let u = (v as u16) & 0x1fff;
+                out.push(0xc0 | (u >> 8) as u8);
+                out.push(u as u8);
+            }
+            Element::Int(v) if i16::try_from(v).is_ok() => {
+                out.push(0xf1);
+                out.extend_from_slice(&(v as i16).to_le_bytes());
+            }
+            Element::Int(v @ -8_388_608..=8_388_607) => {
+                out.push(0xf2);
+                out.extend_from_slice(&(v as i32).to_le_bytes()[..3]);
+            }
+            Element::Int(v) if i32::try_from(v).is_ok() => {
+                out.push(0xf3);
+                out.extend_from_slice(&(v as i32).to_le_bytes());
+            }
+            Element::Int(v) => {
+                out.push(0xf4);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            Element::Str(e) => {
+                let len = e.len();
+                if len < 64 {
+                    out.push(0x80 | len as u8);
+                } else if len < 4096 {
+                    out.push(0xe0 | (len >> 8) as u8);
+                    out.push(len as u8);
+                } else {
+                    out.push(0xf0);
+                    out.extend_from_slice(&(len as u32).to_le_bytes());
+                }
+                out.extend_from_slice(e);
+            }
+        }
+    }
+
+    /// Bytes the element takes in a listpack, backlen included.
+    pub fn size(self) -> usize {
+        let body = match self {
+            Element::Int(0..=127) => 1,
+            Element::Int(-4096..=4095) => 2,
+            Element::Int(v) if i16::try_from(v).is_ok() => 3,
+            Element::Int(-8_388_608..=8_388_607) => 4,
+            Element::Int(v) if i32::try_from(v).is_ok() => 5,
+            Element::Int(_) => 9,
+            Element::Str(e) if e.len() < 64 => 1 + e.len(),
+            Element::Str(e) if e.len() < 4096 => 2 + e.len(),
+            Element::Str(e) => 5 + e.len(),
+        };
+        body + backlen_size(body)
+    }
+}
+
+/// Bytes of an empty listpack (header and terminator).
+pub const EMPTY_SIZE: usize = HEADER + 1;
+
+/// A listpack of `elements`, as Redis writes them.
+pub fn encode_elements(elements: &[Element<'_>]) -> Vec<u8> {
+    let mut out = vec![0u8; HEADER];
+    for e in elements {
+        let start = out.len();
+        e.encode_body(&mut out);
+        let size = out.len() - start;
+        encode_backlen(&mut out, size);
+    }
+    out.push(END);
+    let total = (out.len() as u32).to_le_bytes();
+    let count = u16::try_from(elements.len())
+        .unwrap_or(UNKNOWN_COUNT)
+        .to_le_bytes();
+    for (slot, b) in out.iter_mut().zip(total.iter().chain(count.iter())) {
+        *slot = *b;
+    }
+    out
+}
+
 /// A listpack of `entries`, each written as a string.
 pub fn encode<T: AsRef<[u8]>>(entries: &[T]) -> Vec<u8> {
     let mut out = vec![0u8; HEADER];
@@ -172,6 +271,54 @@ mod tests {
         let blob = encode(&entries);
         let back = decode(&blob).unwrap_or_default();
         assert_eq!(back, entries.iter().map(|e| e.to_vec()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn elements_encode_as_redis_writes_them() {
+        // The same bytes as in reads_redis_integers, written by Kiwi.
+        let fields: Vec<&[u8]> = vec![
+            b"a",
+            b"1",
+            b"b",
+            b"-300",
+            b"c",
+            b"70000",
+            b"d",
+            b"-5000000000",
+            b"e",
+            b"5000",
+            b"f",
+            b"x",
+        ];
+        let elements: Vec<Element<'_>> = fields.iter().map(|f| Element::of(f)).collect();
+        let blob = encode_elements(&elements);
+        assert_eq!(&blob[..], &b"4\x00\x00\x00\x0c\x00\x81a\x02\x01\x01\x81b\x02\xde\xd4\x02\x81c\x02\xf2p\x11\x01\x04\x81d\x02\xf4\x00\x0e\xfa\xd5\xfe\xff\xff\xff\t\x81e\x02\xf1\x88\x13\x03\x81f\x02\x81x\x02\xff"[..]);
+        assert_eq!(
+            blob.len(),
+            EMPTY_SIZE + elements.iter().map(|e| e.size()).sum::<usize>()
+        );
+        for v in [
+            0i64,
+            127,
+            128,
+            -1,
+            4095,
+            -4096,
+            4096,
+            32767,
+            -32769,
+            8_388_607,
+            8_388_608,
+            i64::from(i32::MIN),
+            i64::MIN,
+        ] {
+            let blob = encode_elements(&[Element::Int(v)]);
+            assert_eq!(
+                decode(&blob).unwrap_or_default(),
+                vec![v.to_string().into_bytes()]
+            );
+            assert_eq!(blob.len(), EMPTY_SIZE + Element::Int(v).size());
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crc::{Crc, CRC_64_REDIS};
 
 pub mod intset;
 pub mod listpack;
+pub mod stream;
 pub mod value;
 pub mod ziplist;
 

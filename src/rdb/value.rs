@@ -61,6 +61,7 @@ pub enum Value {
     Hash(Pairs),
     /// Distinct members, scores never NaN.
     ZSet(Vec<(Vec<u8>, f64)>),
+    Stream(Box<super::stream::Stream>),
 }
 
 /// Decode a DUMP payload: its footer first (version and checksum), then
@@ -113,6 +114,10 @@ pub fn encode_payload(value: &Value) -> Vec<u8> {
                 out.extend_from_slice(&score.to_le_bytes());
             }
         }
+        Value::Stream(stream) => {
+            out.push(TYPE_STREAM_LISTPACKS_2);
+            super::stream::encode(&mut out, stream);
+        }
     }
     seal(out)
 }
@@ -159,9 +164,8 @@ fn decode_object(kind: u8, r: &mut Reader<'_>) -> Result<Value, RdbError> {
             Value::ZSet(items)
         }
         TYPE_MODULE | TYPE_MODULE_2 => return Err(RdbError::Unsupported("module")),
-        TYPE_STREAM_LISTPACKS | TYPE_STREAM_LISTPACKS_2 => {
-            return Err(RdbError::Unsupported("stream"))
-        }
+        TYPE_STREAM_LISTPACKS_2 => Value::Stream(Box::new(super::stream::decode(r)?)),
+        TYPE_STREAM_LISTPACKS => return Err(RdbError::Unsupported("pre-7.0 stream")),
         TYPE_HASH_ZIPMAP => Value::Hash(pairs(super::ziplist::decode_zipmap(&r.string()?)?)?),
         TYPE_LIST_ZIPLIST => Value::List(super::ziplist::decode(&r.string()?)?),
         TYPE_SET_INTSET => Value::Set(intset::decode(&r.string()?)?),
@@ -183,7 +187,7 @@ fn check(value: Value) -> Result<Value, RdbError> {
         names.into_iter().all(|n| seen.insert(n))
     }
     let ok = match &value {
-        Value::String(_) => true,
+        Value::String(_) | Value::Stream(_) => true,
         Value::List(items) => !items.is_empty(),
         Value::Set(m) => !m.is_empty() && distinct(m.iter().map(Vec::as_slice)),
         Value::Hash(p) => !p.is_empty() && distinct(p.iter().map(|(f, _)| f.as_slice())),

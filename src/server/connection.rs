@@ -538,7 +538,7 @@ async fn settle(
     let blocking = args
         .first()
         .and_then(|name| crate::cmd::lookup(name))
-        .is_some_and(|spec| spec.is_blocking());
+        .is_some_and(|spec| spec.is_blocking() && crate::cmd::may_block(spec, args));
     // Whether this node's view was brought up to the leader's since the
     // last look.
     let mut fresh = raft.is_none();
@@ -605,7 +605,13 @@ impl Blocked<'_> {
             block,
             query_buffer,
         } = self;
-        let waiter = Arc::new(Waiter::blocked_client());
+        let waiter = Arc::new(match block.wake_all {
+            true => Waiter::woken_by_every_write(),
+            false => Waiter::blocked_client(),
+        });
+        // XREAD's `$` stays the ID it stood for when the wait began.
+        let retry_args = block.retry_args.clone();
+        let args: &[bytes::Bytes] = retry_args.as_deref().unwrap_or(args);
         let keys: Vec<(u8, Vec<u8>)> = block
             .keys
             .iter()

@@ -23,6 +23,7 @@ pub enum KeyType {
     List = 3,
     Set = 4,
     ZSet = 5,
+    Stream = 6,
 }
 
 impl KeyType {
@@ -33,6 +34,7 @@ impl KeyType {
             3 => KeyType::List,
             4 => KeyType::Set,
             5 => KeyType::ZSet,
+            6 => KeyType::Stream,
             _ => return None,
         })
     }
@@ -45,6 +47,7 @@ impl KeyType {
             KeyType::List => "list",
             KeyType::Set => "set",
             KeyType::ZSet => "zset",
+            KeyType::Stream => "stream",
         }
     }
 
@@ -55,6 +58,7 @@ impl KeyType {
             b"list" => KeyType::List,
             b"set" => KeyType::Set,
             b"zset" => KeyType::ZSet,
+            b"stream" => KeyType::Stream,
             _ => return None,
         })
     }
@@ -90,13 +94,89 @@ pub struct CollectionMeta {
     /// (see `cmd/positions.rs`), so a random pick is one lookup. Sets
     /// written before Kiwi kept the numbers lack them until their next write.
     pub indexed: bool,
+    /// Streams only: the IDs and counters Redis keeps in a stream's header.
+    pub stream: StreamMeta,
+}
+
+/// A stream entry ID: milliseconds and sequence number, ordered as Redis
+/// orders them (by `ms`, then `seq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub struct StreamId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl StreamId {
+    pub const MIN: StreamId = StreamId { ms: 0, seq: 0 };
+    pub const MAX: StreamId = StreamId {
+        ms: u64::MAX,
+        seq: u64::MAX,
+    };
+
+    pub fn new(ms: u64, seq: u64) -> StreamId {
+        StreamId { ms, seq }
+    }
+
+    /// Big-endian bytes, which sort as the IDs do.
+    pub fn to_bytes(self) -> [u8; 16] {
+        let (ms, seq) = (self.ms.to_be_bytes(), self.seq.to_be_bytes());
+        let mut out = [0u8; 16];
+        for (slot, byte) in out.iter_mut().zip(ms.iter().chain(seq.iter())) {
+            *slot = *byte;
+        }
+        out
+    }
+
+    /// The ID at the start of `input`, which moves past it.
+    pub fn take(input: &mut &[u8]) -> Option<StreamId> {
+        let ms = take_u64(input)?;
+        let seq = take_u64(input)?;
+        Some(StreamId { ms, seq })
+    }
+
+    /// The next ID (`None` past the last one).
+    pub fn next(self) -> Option<StreamId> {
+        match self.seq.checked_add(1) {
+            Some(seq) => Some(StreamId { ms: self.ms, seq }),
+            None => self.ms.checked_add(1).map(|ms| StreamId { ms, seq: 0 }),
+        }
+    }
+
+    /// The previous ID (`None` before the first one).
+    pub fn prev(self) -> Option<StreamId> {
+        match self.seq.checked_sub(1) {
+            Some(seq) => Some(StreamId { ms: self.ms, seq }),
+            None => self
+                .ms
+                .checked_sub(1)
+                .map(|ms| StreamId { ms, seq: u64::MAX }),
+        }
+    }
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// What a stream's header holds besides its length: the last ID handed
+/// out, the first entry's ID, the greatest deleted ID and the count of
+/// entries ever added (Redis 7.0's `last_id`, `first_id`,
+/// `max_deleted_entry_id`, `entries_added`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StreamMeta {
+    pub last_id: StreamId,
+    pub first_id: StreamId,
+    pub max_deleted: StreamId,
+    pub entries_added: u64,
 }
 
 const HEADER_LEN: usize = 1 + 8;
 const COLLECTION_LEN: usize = HEADER_LEN + 8 + 8;
-const LIST_LEN: usize = COLLECTION_LEN + 16;
 /// The byte after a set's length when its members are numbered.
 const INDEXED: u8 = 1;
+const STREAM_LEN: usize = COLLECTION_LEN + 56;
 
 impl Meta {
     pub fn string(value: Bytes, expire_at_ms: Expiry) -> Meta {
@@ -120,7 +200,7 @@ impl Meta {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(match &self.body {
             MetaBody::String(v) => HEADER_LEN + v.len(),
-            MetaBody::Collection(_) => LIST_LEN,
+            MetaBody::Collection(_) => STREAM_LEN,
         });
         out.push(self.kind() as u8);
         out.extend_from_slice(&self.expire_at_ms.unwrap_or(0).to_be_bytes());
@@ -132,8 +212,15 @@ impl Meta {
                 if c.kind == KeyType::List {
                     out.extend_from_slice(&c.head.to_be_bytes());
                     out.extend_from_slice(&c.tail.to_be_bytes());
-                } else if c.indexed {
+                } else if c.indexed && c.kind == KeyType::Set {
                     out.push(INDEXED);
+                }
+                if c.kind == KeyType::Stream {
+                    let s = &c.stream;
+                    for id in [s.last_id, s.first_id, s.max_deleted] {
+                        out.extend_from_slice(&id.to_bytes());
+                    }
+                    out.extend_from_slice(&s.entries_added.to_be_bytes());
                 }
             }
         }
@@ -148,7 +235,7 @@ impl Meta {
         } else {
             let version = take_u64(&mut rest).ok_or_else(corrupt)?;
             let len = take_u64(&mut rest).ok_or_else(corrupt)?;
-            let indexed = kind != KeyType::List && rest.first() == Some(&INDEXED);
+            let indexed = kind == KeyType::Set && rest.first() == Some(&INDEXED);
             let (head, tail) = if kind == KeyType::List {
                 let head = take_u64(&mut rest).ok_or_else(corrupt)?;
                 let tail = take_u64(&mut rest).ok_or_else(corrupt)?;
@@ -161,6 +248,19 @@ impl Meta {
             } else {
                 (0, 0)
             };
+            let stream = if kind == KeyType::Stream {
+                let mut id = || StreamId::take(&mut rest).ok_or_else(corrupt);
+                let (last_id, first_id, max_deleted) = (id()?, id()?, id()?);
+                let entries_added = take_u64(&mut rest).ok_or_else(corrupt)?;
+                StreamMeta {
+                    last_id,
+                    first_id,
+                    max_deleted,
+                    entries_added,
+                }
+            } else {
+                StreamMeta::default()
+            };
             MetaBody::Collection(CollectionMeta {
                 kind,
                 version,
@@ -168,6 +268,7 @@ impl Meta {
                 head,
                 tail,
                 indexed,
+                stream,
             })
         };
         Ok(Meta { expire_at_ms, body })

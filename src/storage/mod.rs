@@ -36,7 +36,7 @@ pub use dbmap::DbMap;
 pub use durability::Appendfsync;
 pub use encoding::{
     data_key, data_prefix, decode_score, encode_score, meta_key, prefix_end, split_data_key,
-    CollectionMeta, Expiry, KeyType, Meta, MetaBody, LIST_START_INDEX,
+    CollectionMeta, Expiry, KeyType, Meta, MetaBody, StreamId, StreamMeta, LIST_START_INDEX,
 };
 pub use expiry::SweepCursor;
 pub use random::CommandRng;

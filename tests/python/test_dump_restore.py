@@ -232,12 +232,13 @@ def test_random_payloads_with_valid_checksums(ref: redis.Redis, kiwi_client: red
             assert content(kiwi_client, "fuzz") == content(ref, "fuzz"), body
 
 
-def test_stream_payload_gets_a_clear_error(ref: redis.Redis, kiwi_client: redis.Redis) -> None:
+def test_a_stream_payload_restores(ref: redis.Redis, kiwi_client: redis.Redis) -> None:
+    """(Streams both ways, groups and all: test_streams.py.)"""
     ref.delete("st")
-    ref.xadd("st", {"f": "v"})
-    with pytest.raises(redis.ResponseError, match="Kiwi has no stream type"):
-        kiwi_client.restore("st", 0, ref.dump("st"), replace=True)
-    assert kiwi_client.exists("st") == 0
+    ref.xadd("st", {"f": "v"}, id="5-1")
+    assert kiwi_client.restore("st", 0, ref.dump("st"), replace=True)
+    assert kiwi_client.xrange("st") == ref.xrange("st")
+    assert kiwi_client.type("st") == b"stream"
 
 
 def events(c: redis.Redis) -> list[Any]:

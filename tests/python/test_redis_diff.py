@@ -182,6 +182,15 @@ COUNTED_READS = [
     ["ZSCAN", "{}", "0"],
     ["ZUNION", "1", "{}"],
     ["ZINTERCARD", "1", "{}"],
+    ["XLEN", "{}"],
+    ["XRANGE", "{}", "-", "+"],
+    ["XREVRANGE", "{}", "+", "-"],
+    ["XREAD", "STREAMS", "{}", "{}", "0", "0"],
+    ["XINFO", "STREAM", "{}"],
+    ["XPENDING", "{}", "g"],
+    ["XACK", "{}", "g", "1-1"],
+    ["XCLAIM", "{}", "g", "c", "0", "1-1"],
+    ["XAUTOCLAIM", "{}", "g", "c", "0", "0"],
 ]
 
 KEYS_OF_EACH_TYPE = [
@@ -190,6 +199,7 @@ KEYS_OF_EACH_TYPE = [
     ["SADD", "set", "m"],
     ["RPUSH", "list", "x"],
     ["ZADD", "zset", "1", "m"],
+    ["XADD", "stream", "1-1", "f", "v"],
 ]
 
 

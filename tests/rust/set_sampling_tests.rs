@@ -200,6 +200,7 @@ fn a_set_from_before_the_numbers_is_numbered_by_its_next_write() {
                     head: 0,
                     tail: 0,
                     indexed: false,
+                    stream: Default::default(),
                 }),
             },
         );

@@ -28,7 +28,22 @@ fn string_meta_round_trips() {
 
 #[test]
 fn collection_meta_round_trips() {
-    for kind in [KeyType::Hash, KeyType::List, KeyType::Set, KeyType::ZSet] {
+    for kind in [
+        KeyType::Hash,
+        KeyType::List,
+        KeyType::Set,
+        KeyType::ZSet,
+        KeyType::Stream,
+    ] {
+        let stream = match kind {
+            KeyType::Stream => kiwi::storage::StreamMeta {
+                last_id: kiwi::storage::StreamId::new(9, 2),
+                first_id: kiwi::storage::StreamId::new(1, 0),
+                max_deleted: kiwi::storage::StreamId::new(4, 4),
+                entries_added: 11,
+            },
+            _ => Default::default(),
+        };
         let meta = Meta {
             expire_at_ms: Some(42),
             body: MetaBody::Collection(CollectionMeta {
@@ -38,6 +53,7 @@ fn collection_meta_round_trips() {
                 head: if kind == KeyType::List { 100 } else { 0 },
                 tail: if kind == KeyType::List { 103 } else { 0 },
                 indexed: kind == KeyType::Set,
+                stream,
             }),
         };
         assert_eq!(Meta::decode(&meta.encode()).expect("decodes"), meta);
@@ -251,6 +267,7 @@ fn hash_meta(version: u64, len: u64) -> Meta {
             head: 0,
             tail: 0,
             indexed: false,
+            stream: Default::default(),
         }),
     }
 }

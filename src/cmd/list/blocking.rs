@@ -90,6 +90,8 @@ fn block(keys: &[Bytes], timeout: Option<std::time::Duration>, refused_reply: Re
         timeout,
         timeout_reply: Reply::NilArray,
         refused_reply,
+        retry_args: None,
+        wake_all: false,
     })
 }
 

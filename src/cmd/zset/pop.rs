@@ -62,6 +62,8 @@ fn bzpop_generic(call: &mut Call<'_, '_>, max: bool) -> CmdResult<Outcome> {
         timeout,
         timeout_reply: Reply::NilArray,
         refused_reply: Reply::NilArray,
+        retry_args: None,
+        wake_all: false,
     }))
 }
 
@@ -134,6 +136,8 @@ fn zmpop_generic(
             timeout,
             timeout_reply: Reply::NilArray,
             refused_reply: Reply::NilArray,
+            retry_args: None,
+            wake_all: false,
         })),
     }
 }
