@@ -185,19 +185,8 @@ fn load(call: &mut Call<'_, '_>) -> CmdResult {
     let path = aclfile(call);
     let pubsub_all = pubsub_all(call);
     call.engine
-        .load_acl_file(&path, pubsub_all)
+        .load_acl_file(&path, pubsub_all, Some(call.session))
         .map_err(CmdError::Err)?;
-    // This client's own user may have been replaced too.
-    if let Some(user) = &call.session.user {
-        if call
-            .engine
-            .acl
-            .get(&user.name)
-            .is_none_or(|u| !std::sync::Arc::ptr_eq(&u, user))
-        {
-            call.session.quit = true;
-        }
-    }
     Ok(Reply::OK)
 }
 

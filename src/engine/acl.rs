@@ -46,7 +46,7 @@ impl Shared {
         }
         self.acl.load_configured(&config.acl_users, pubsub_all)?;
         if !aclfile.is_empty() {
-            self.load_acl_file(&aclfile, pubsub_all)
+            self.load_acl_file(&aclfile, pubsub_all, None)
                 .map_err(|e| format!("Aborting Redis startup because of ACL errors: {e}"))?;
         }
         Ok(())
@@ -54,7 +54,12 @@ impl Shared {
 
     /// ACL LOAD: the file's users replace this node's; clients of users
     /// that were replaced are closed (`session` after its reply).
-    pub fn load_acl_file(&self, path: &str, pubsub_all: bool) -> Result<(), String> {
+    pub fn load_acl_file(
+        &self,
+        path: &str,
+        pubsub_all: bool,
+        current: Option<&mut Session>,
+    ) -> Result<(), String> {
         let text = std::fs::read(path).map_err(|e| {
             format!(
                 "Error loading ACLs, opening file '{path}': {}",
@@ -63,7 +68,7 @@ impl Shared {
         })?;
         let text = String::from_utf8_lossy(&text);
         let gone = self.acl.load_file(&text, path, pubsub_all)?;
-        self.close_clients_of(&gone, None);
+        self.close_clients_of(&gone, current);
         Ok(())
     }
 
@@ -84,6 +89,11 @@ impl Shared {
         let id = cat.id_of_call(spec, args)?;
         let denied = user.state().check(id, spec, args).err()?;
         let full_name = cat.entry(id).map_or(spec.name, |e| e.name.as_str());
+        if context != Context::Lua {
+            // CLIENT LIST's `cmd` (in the log's client-info) names the
+            // refused command, as Redis sets it before checking.
+            *session.info.last_cmd.lock() = spec.name;
+        }
         let object = match denied {
             Denied::Command => Bytes::from(full_name.to_string()),
             Denied::Key(at) | Denied::Channel(at) => args.get(at).cloned().unwrap_or_default(),

@@ -213,7 +213,7 @@ impl Engine {
         }
         let (denied, _) = self.acl_refusal(session, spec, args, crate::acl::log::Context::Multi)?;
         Some(Reply::Error(format!(
-            "NOPERM ACLs rules changed between the moment the transaction was accumulated and              the EXEC call. This command is no longer allowed for the following reason: {}",
+            "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {}",
             denied.exec_reason()
         )))
     }
