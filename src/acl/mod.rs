@@ -332,39 +332,29 @@ impl UserState {
     /// some selector must allow the command with all its keys and
     /// channels; else the most relevant refusal, as Redis picks it.
     pub fn check(&self, id: usize, spec: &CommandSpec, args: &[Bytes]) -> Result<(), Denied> {
-        let cat = catalog();
         let mut worst = Denied::Command;
-        let mut keys: Option<Vec<(usize, u8)>> = None;
+        let mut keys = None;
         for s in &self.selectors {
-            let verdict = (|| {
-                if !s.allows_command(cat, id, args) {
-                    return Err(Denied::Command);
-                }
-                if !s.allkeys && cat.has_keys(id) {
-                    let keys = keys.get_or_insert_with(|| cat.keys_of_call(id, spec, args));
-                    for &(at, access) in keys.iter() {
-                        if !args.get(at).is_some_and(|k| s.allows_key(k, access)) {
-                            return Err(Denied::Key(at));
-                        }
-                    }
-                }
-                if !s.allchannels {
-                    let name = cat.entry(id).map_or("", |e| e.name.as_str());
-                    for (at, pattern) in catalog::channels_of_call(name, args) {
-                        if !args.get(at).is_some_and(|c| s.allows_channel(c, pattern)) {
-                            return Err(Denied::Channel(at));
-                        }
-                    }
-                }
-                Ok(())
-            })();
-            match verdict {
+            match selector_check(s, id, spec, args, &mut keys) {
                 Ok(()) => return Ok(()),
                 Err(d) if d.rank() > worst.rank() => worst = d,
                 Err(_) => {}
             }
         }
         Err(worst)
+    }
+
+    /// Redis's ACLUserCheckCmdWithUnrestrictedKeyAccess for reads: some
+    /// selector allows the call and reading every key (SORT's BY and GET).
+    pub fn reads_every_key(&self, id: usize, spec: &CommandSpec, args: &[Bytes]) -> bool {
+        let mut keys = None;
+        self.selectors.iter().any(|s| {
+            selector_check(s, id, spec, args, &mut keys).is_ok()
+                && (s.allkeys
+                    || s.patterns
+                        .iter()
+                        .any(|p| p.access & catalog::KEY_READ != 0 && &p.pattern[..] == b"*"))
+        })
     }
 
     /// Whether some selector allows `channel` (a pattern only literally).
@@ -392,6 +382,38 @@ impl UserState {
             .all(|s| !s.allchannels && s.channels.iter().all(|c| upcoming.contains(c)));
         (!kept).then_some(upcoming)
     }
+}
+
+/// Redis's ACLSelectorCheckCmd: one selector's verdict on a call (the
+/// call's keys found once, in `keys`, for all selectors).
+fn selector_check(
+    s: &Selector,
+    id: usize,
+    spec: &CommandSpec,
+    args: &[Bytes],
+    keys: &mut Option<Vec<(usize, u8)>>,
+) -> Result<(), Denied> {
+    let cat = catalog();
+    if !s.allows_command(cat, id, args) {
+        return Err(Denied::Command);
+    }
+    if !s.allkeys && cat.has_keys(id) {
+        let keys = keys.get_or_insert_with(|| cat.keys_of_call(id, spec, args));
+        for &(at, access) in keys.iter() {
+            if !args.get(at).is_some_and(|k| s.allows_key(k, access)) {
+                return Err(Denied::Key(at));
+            }
+        }
+    }
+    if !s.allchannels {
+        let name = cat.entry(id).map_or("", |e| e.name.as_str());
+        for (at, pattern) in catalog::channels_of_call(name, args) {
+            if !args.get(at).is_some_and(|c| s.allows_channel(c, pattern)) {
+                return Err(Denied::Channel(at));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A user as sessions hold it: its name and its current rules.

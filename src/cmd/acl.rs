@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::server::{help_reply, unknown_subcommand};
+use super::server::help_reply;
 use super::{is, Call, CmdError, CmdResult};
 use crate::acl::{catalog, category_bit, has_spaces, Selector, CATEGORIES};
 use crate::resp::Reply;
@@ -49,7 +49,11 @@ pub fn acl(call: &mut Call<'_, '_>) -> CmdResult {
         ("log", 2 | 3) => log(call),
         ("dryrun", n) if n >= 4 => dryrun(call),
         ("help", 2) => Ok(help_reply("ACL", HELP)),
-        _ => Err(unknown_subcommand(&args[1], "ACL")),
+        // Unknown subcommands were refused before (the table knows ACL's).
+        _ => Err(CmdError::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try ACL HELP.",
+            super::args::err_text(&args[1], 128)
+        ))),
     }
 }
 
