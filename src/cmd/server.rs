@@ -642,8 +642,15 @@ pub fn config(call: &mut Call<'_, '_>) -> CmdResult {
             let Some(path) = &config.config_file else {
                 return Err(CmdError::err("The server is running without a config file"));
             };
+            // As Redis: the users as `user` lines, unless an ACL file
+            // keeps them (then the file's `user` lines are dropped).
+            let users = config
+                .compat
+                .text("aclfile")
+                .is_empty()
+                .then(|| call.engine.acl.list());
             config
-                .rewrite(path)
+                .rewrite(path, users.as_deref())
                 .map_err(|e| CmdError::err(format!("Rewriting config file: {e}")))?;
             Ok(Reply::OK)
         }

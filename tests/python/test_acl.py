@@ -330,3 +330,50 @@ def test_user_lines_in_the_configuration(tmp_path: Path) -> None:
     )
     assert both.returncode != 0
     assert b"ACL file" in both.stderr + both.stdout
+
+
+def test_config_rewrite_writes_the_users(tmp_path: Path) -> None:
+    """Without an ACL file, CONFIG REWRITE writes every user as a `user`
+    line (Redis's rewriteConfigUserOption) and a restart has them back."""
+    conf = tmp_path / "kiwi.conf"
+    conf.write_text(f"dir {tmp_path / 'data'}\nuser alice on nopass ~a* +get\nuser alice2 off\n")
+    (tmp_path / "data").mkdir()
+
+    def start() -> tuple[subprocess.Popen[bytes], int]:
+        port = free_port()
+        proc = subprocess.Popen(
+            [*kiwi_server_command(), str(conf), "--port", str(port), "--bind", HOST],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+        def answers() -> bool:
+            assert proc.poll() is None, "kiwi-server exited"
+            try:
+                return bool(client(port, socket_timeout=1).ping())
+            except redis.ConnectionError:
+                return False
+
+        wait_until(answers, timeout=30, message="kiwi-server answers")
+        return proc, port
+
+    proc, port = start()
+    try:
+        admin = client(port)
+        admin.execute_command("ACL", "DELUSER", "alice2")
+        admin.execute_command("ACL", "SETUSER", "bob", "on", ">pw", "~b*", "+set")
+        listed = admin.execute_command("ACL", "LIST")
+        assert admin.config_rewrite()
+        admin.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert [line for line in conf.read_text().splitlines() if line.startswith("user ")] == listed
+    # As Redis, a `user default` line starts from `reset` (sanitize-payload).
+    expected = [line.replace("default on nopass", "default on nopass sanitize-payload") for line in listed]
+    proc, port = start()
+    try:
+        assert client(port).execute_command("ACL", "LIST") == expected
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
