@@ -46,15 +46,16 @@ pub fn category_bit(name: &[u8]) -> Option<u32> {
         .map(|i| 1 << i)
 }
 
-/// Categories of Kiwi's own commands, which Redis does not have: the
-/// cluster's RAFT.* commands are administration (`@admin @slow
-/// @dangerous`, like Redis's CLUSTER subcommands that change the cluster);
-/// anything else Kiwi adds is `@slow`.
+/// Categories of Kiwi's own commands, which Redis does not have (chosen
+/// here): RAFT.INFO tells the cluster's state, as INFO does (`@slow
+/// @dangerous`); RAFT.CLUSTER INIT, RAFT.NODE ADD/REMOVE and RAFT.FAULT
+/// change the cluster, like Redis's CLUSTER MEET/FORGET (`@admin @slow
+/// @dangerous`); anything else Kiwi adds is `@slow`.
 fn kiwi_categories(name: &str) -> &'static [&'static str] {
-    if name.starts_with("raft.") {
-        &["admin", "slow", "dangerous"]
-    } else {
-        &["slow"]
+    match name {
+        "raft.info" => &["slow", "dangerous"],
+        "raft.cluster" | "raft.node" | "raft.fault" => &["admin", "slow", "dangerous"],
+        _ => &["slow"],
     }
 }
 
