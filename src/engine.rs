@@ -43,7 +43,7 @@ mod tracking;
 mod waiters;
 
 pub use crate::cmd::Outcome;
-pub use acl::{context_of, pubsub_all, strerror};
+pub use acl::{context_of, pubsub_all, strerror, AS_USER_COMMAND};
 pub use apply::EXPIRED_COMMAND;
 pub use clients::{ClientInfo, ClientTable};
 pub use exec::{ExecPlan, Slot};

@@ -445,6 +445,22 @@ impl AclUser {
         *self.state.write() = Arc::new(state);
     }
 
+    /// A user with `rules` as ACL LIST describes them (the rules a script
+    /// of a restricted user carries under Raft); not in any registry.
+    pub fn from_rules(rules: &[u8]) -> Result<Arc<AclUser>, String> {
+        let ops: Vec<Bytes> = rules
+            .split(|&c| c == b' ')
+            .map(Bytes::copy_from_slice)
+            .collect();
+        let ops =
+            merge_selectors(&ops).map_err(|_| "Unmatched parenthesis in rules".to_string())?;
+        let mut state = UserState::new(false);
+        for op in &ops {
+            state.apply(op, false).map_err(|e| e.to_string())?;
+        }
+        Ok(AclUser::new(Bytes::from_static(b"(replicated)"), state))
+    }
+
     /// A deleted or replaced user: nothing is allowed any more (its
     /// clients are being closed).
     pub fn revoke(&self) {

@@ -14,6 +14,40 @@ use crate::cmd::{CommandSpec, Session};
 use crate::config::RuntimeConfig;
 use crate::storage::now_ms;
 
+/// The internal command a script of a restricted user travels in under
+/// Raft: `KIWI.ASUSER <rules> EVAL …`. Every node's apply runs the script
+/// with a user holding those rules, so its `redis.call`s are checked as
+/// on the node the client is connected to (users are each node's own, so
+/// the rules travel with the entry, not the name). Not in the command
+/// table: clients cannot send it.
+pub const AS_USER_COMMAND: &[u8] = b"kiwi.asuser";
+
+/// `command` (a script call about to be proposed) as `session`'s user
+/// must run it at apply: wrapped with the user's rules when restricted.
+pub fn as_user(session: &Session, command: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    match &session.user {
+        Some(user) if !user.unrestricted() => {
+            let mut out = Vec::with_capacity(command.len() + 2);
+            out.push(AS_USER_COMMAND.to_vec());
+            out.push(user.state().describe().into_bytes());
+            out.extend(command);
+            out
+        }
+        _ => command,
+    }
+}
+
+/// Whether `args` calls a script (what [`as_user`] wraps in a queue).
+pub fn is_script_call(args: &[Bytes]) -> bool {
+    args.first().is_some_and(|name| {
+        let lower = name.to_ascii_lowercase();
+        matches!(
+            &lower[..],
+            b"eval" | b"evalsha" | b"eval_ro" | b"evalsha_ro" | b"fcall" | b"fcall_ro"
+        )
+    })
+}
+
 /// `acl-pubsub-default`: whether new users may use every channel.
 pub fn pubsub_all(config: &RuntimeConfig) -> bool {
     config.compat.text("acl-pubsub-default") == "allchannels"
@@ -117,6 +151,11 @@ impl Shared {
         object: Bytes,
         username: Bytes,
     ) {
+        // The replicated apply (client id 0) logs nothing: the refusal of a
+        // script's call there happens on every node alike.
+        if session.info.id == 0 {
+            return;
+        }
         let line = crate::cmd::client_line(self, &session.info, session.db);
         let max_len = self
             .config

@@ -177,7 +177,12 @@ impl Engine {
             if is_select {
                 slots.push(Slot::Answered(self.execute_local(session, &args)));
             } else if replicable(&args).is_ok() {
-                commands.push((session.db, args.iter().map(|a| a.to_vec()).collect()));
+                let command = args.iter().map(|a| a.to_vec()).collect();
+                let command = match super::acl::is_script_call(&args) {
+                    true => super::acl::as_user(session, command),
+                    false => command,
+                };
+                commands.push((session.db, command));
                 slots.push(Slot::Entry);
             } else {
                 slots.push(Slot::Local(session.db, args));

@@ -49,7 +49,7 @@ impl Engine {
                 return Outcome::Defer(Deferred::Propose(Op::commands(
                     session.db,
                     session.protocol == Protocol::Resp3,
-                    vec![call.as_command()],
+                    vec![super::acl::as_user(session, call.as_command())],
                 )));
             }
             if !local && !session.stale_reads {

@@ -287,15 +287,27 @@ def test_a_forwarded_write_is_judged_where_the_client_is(cluster_session: kiwi.C
         with pytest.raises(redis.exceptions.NoPermissionError, match="one of the keys"):
             writer.set("other", "v")
         assert writer.set("w1", "v")
+        # A script runs at apply on every node, with its caller's rules.
+        script = "return redis.call('set', KEYS[1], 'x')"
+        assert writer.eval(script, 1, "w2") == "OK"
+        with pytest.raises(redis.ResponseError, match="The user executing the script can't access at least one"):
+            writer.eval("return redis.call('set', 'other', 'x')", 0)
+        pipe = writer.pipeline(transaction=True)
+        pipe.eval("return redis.call('set', 'other', 'x')", 0)
+        pipe.eval(script, 1, "w3")
+        replies = pipe.execute(raise_on_error=False)
+        assert "can't access at least one of the keys" in str(replies[0])
+        assert replies[1] == "OK"
         assert reader.get("w1") == "v"
         assert node_client(cluster, leader).get("other") is None
+        assert node_client(cluster, leader).mget("w2", "w3") == ["x", "x"]
         with pytest.raises(redis.AuthenticationError):
             node_client(cluster, leader, username="reader", password="pw").ping()
         reader.close()
         writer.close()
     finally:
         admin.execute_command("ACL", "DELUSER", "reader", "writer")
-        admin.delete("w1")
+        admin.delete("w1", "w2", "w3")
         admin.close()
 
 
