@@ -37,15 +37,20 @@ pub fn as_user(session: &Session, command: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     }
 }
 
-/// Whether `args` calls a script (what [`as_user`] wraps in a queue).
-pub fn is_script_call(args: &[Bytes]) -> bool {
-    args.first().is_some_and(|name| {
+/// [`as_user`] for the commands that consult ACL rules while they run: a
+/// script (its `redis.call`s), SORT (BY and GET need every key readable).
+pub fn as_user_if_needed(session: &Session, command: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let checks_while_running = command.first().is_some_and(|name| {
         let lower = name.to_ascii_lowercase();
         matches!(
             &lower[..],
-            b"eval" | b"evalsha" | b"eval_ro" | b"evalsha_ro" | b"fcall" | b"fcall_ro"
+            b"eval" | b"evalsha" | b"eval_ro" | b"evalsha_ro" | b"fcall" | b"fcall_ro" | b"sort"
         )
-    })
+    });
+    match checks_while_running {
+        true => as_user(session, command),
+        false => command,
+    }
 }
 
 /// `acl-pubsub-default`: whether new users may use every channel.

@@ -187,7 +187,10 @@ impl Engine {
                 return Ok(Outcome::Defer(Deferred::Propose(Op::commands(
                     session.db,
                     session.protocol == Protocol::Resp3,
-                    vec![args.iter().map(|a| a.to_vec()).collect()],
+                    vec![super::acl::as_user_if_needed(
+                        session,
+                        args.iter().map(|a| a.to_vec()).collect(),
+                    )],
                 ))));
             }
             // WATCH too: what it records as seen must include every write

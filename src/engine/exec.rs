@@ -178,10 +178,7 @@ impl Engine {
                 slots.push(Slot::Answered(self.execute_local(session, &args)));
             } else if replicable(&args).is_ok() {
                 let command = args.iter().map(|a| a.to_vec()).collect();
-                let command = match super::acl::is_script_call(&args) {
-                    true => super::acl::as_user(session, command),
-                    false => command,
-                };
+                let command = super::acl::as_user_if_needed(session, command);
                 commands.push((session.db, command));
                 slots.push(Slot::Entry);
             } else {

@@ -298,6 +298,10 @@ def test_a_forwarded_write_is_judged_where_the_client_is(cluster_session: kiwi.C
         replies = pipe.execute(raise_on_error=False)
         assert "can't access at least one of the keys" in str(replies[0])
         assert replies[1] == "OK"
+        # So does SORT … STORE, whose GET needs every key readable.
+        writer.rpush("wl", "1")
+        with pytest.raises(redis.ResponseError, match="GET option of SORT denied"):
+            writer.sort("wl", get="w*", store="w4")
         assert reader.get("w1") == "v"
         assert node_client(cluster, leader).get("other") is None
         assert node_client(cluster, leader).mget("w2", "w3") == ["x", "x"]
@@ -307,7 +311,7 @@ def test_a_forwarded_write_is_judged_where_the_client_is(cluster_session: kiwi.C
         writer.close()
     finally:
         admin.execute_command("ACL", "DELUSER", "reader", "writer")
-        admin.delete("w1", "w2", "w3")
+        admin.delete("w1", "w2", "w3", "wl")
         admin.close()
 
 
