@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -154,9 +155,15 @@ def test_acl_log_records_refusals(servers: dict[str, tuple[int, Path]]) -> None:
         two = len(admin.execute_command("ACL", "LOG", "2"))
         admin.execute_command("ACL", "LOG", "RESET")
         empty = admin.execute_command("ACL", "LOG")
+        # acllog-max-len bounds the log (the oldest entries go).
+        admin.config_set("acllog-max-len", "2")
+        for key in ("x1", "x2", "x3"):
+            outcome(partial(bob.get, key))
+        bounded = [e["object"] for e in admin.execute_command("ACL", "LOG")]
+        admin.config_set("acllog-max-len", "128")
         bob.close()
         admin.close()
-        return [shown, two, empty]
+        return [shown, two, empty, bounded]
 
     on_both(servers, steps)
 
@@ -301,7 +308,7 @@ def test_a_forwarded_write_is_judged_where_the_client_is(cluster_session: kiwi.C
         # So does SORT … STORE, whose GET needs every key readable.
         writer.rpush("wl", "1")
         with pytest.raises(redis.ResponseError, match="GET option of SORT denied"):
-            writer.sort("wl", get="w*", store="w4")
+            writer.sort("wl", get=["w*"], store="w4")
         assert reader.get("w1") == "v"
         assert node_client(cluster, leader).get("other") is None
         assert node_client(cluster, leader).mget("w2", "w3") == ["x", "x"]
