@@ -328,6 +328,13 @@ fn apply(s: &mut Settings, d: &Directive) -> Result<(), String> {
             };
         }
         "dir" => config.dir = PathBuf::from(one(d)?),
+        // Checked when the engine starts (with `aclfile`, as Redis).
+        "user" => {
+            if d.args.is_empty() {
+                return Err("'user' needs a user name and its rules".into());
+            }
+            config.acl_users.push(d.args.clone());
+        }
         "requirepass" => config.requirepass = Some(one(d)?.to_string()).filter(|p| !p.is_empty()),
         "enable-fault-injection" => {
             let value = one(d)?;

@@ -25,6 +25,7 @@ use crate::config::RuntimeConfig;
 use crate::resp::{Protocol, Reply};
 use crate::storage::{now_ms, Storage, StorageError};
 
+mod acl;
 mod apply;
 mod backup;
 mod clients;
@@ -42,6 +43,7 @@ mod tracking;
 mod waiters;
 
 pub use crate::cmd::Outcome;
+pub use acl::{context_of, pubsub_all, strerror, AS_USER_COMMAND};
 pub use apply::EXPIRED_COMMAND;
 pub use clients::{ClientInfo, ClientTable};
 pub use exec::{ExecPlan, Slot};
@@ -91,6 +93,8 @@ pub struct Shared {
     pub scripts: crate::script::Scripts,
     /// Pub/sub: who listens to which channel.
     pub pubsub: PubSub,
+    /// ACL users, the ACL log.
+    pub acl: crate::acl::Acl,
     /// CLIENT PAUSE: commands held back for a while.
     pub pause: ClientPause,
     /// Commandstats, errorstats, the slow log, latency events.
@@ -161,6 +165,7 @@ impl Engine {
             monitors: monitor::Monitors::default(),
             tracking: tracking::Tracking::default(),
             pubsub: PubSub::default(),
+            acl: crate::acl::Acl::new(),
             pause: ClientPause::default(),
             observer: Observer::new(crate::cmd::command_names()),
             saves: Arc::default(),
@@ -177,6 +182,12 @@ impl Engine {
         };
         let config = shared.config.read().clone();
         shared.observe_config(&config);
+        shared
+            .load_acl_at_start(&config)
+            .map_err(|reason| StorageError::Open {
+                path: config.dir.clone(),
+                reason,
+            })?;
         Ok(Engine { shared })
     }
 

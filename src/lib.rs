@@ -4,6 +4,7 @@
 //! replies, [`server`] runs connections on tokio, [`engine`] runs commands
 //! from the table in [`cmd`], and [`storage`] keeps the data in RocksDB.
 
+pub mod acl;
 pub mod cli;
 pub mod cmd;
 pub mod config;

@@ -312,6 +312,7 @@ EXCLUDED = {
     "time": "clock",
     "lastsave": "clock",
     "quit": "closes the connection",
+    "acl": "changes users, random passwords (tests/redis-diff/acl.txt, test_acl.py)",
     "raft.info": "Kiwi only",
     "raft.cluster": "Kiwi only",
     "raft.node": "Kiwi only",

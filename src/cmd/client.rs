@@ -233,7 +233,8 @@ fn client_flags(engine: &crate::engine::Shared, c: &ClientInfo) -> String {
     flags
 }
 
-fn client_line(engine: &crate::engine::Shared, c: &ClientInfo, db: u8) -> String {
+/// CLIENT LIST's line of one client (ACL LOG's `client-info` too).
+pub(crate) fn client_line(engine: &crate::engine::Shared, c: &ClientInfo, db: u8) -> String {
     let redir = engine
         .tracking_summary(c.id)
         .map_or(-1, |t| i64::try_from(t.redirect).unwrap_or(i64::MAX));
@@ -247,10 +248,13 @@ fn client_line(engine: &crate::engine::Shared, c: &ClientInfo, db: u8) -> String
     let idle =
         crate::storage::now_ms().saturating_sub(c.last_active_ms.load(Ordering::Relaxed)) / 1000;
     let cmd = *c.last_cmd.lock();
+    let user = c.user.lock().as_ref().map_or("default".into(), |u| {
+        String::from_utf8_lossy(&u.name).into_owned()
+    });
     format!(
         "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf=0 \
          qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} \
-         user=default redir={} resp={}\n",
+         user={} redir={} resp={}\n",
         c.id,
         c.addr,
         c.laddr,
@@ -263,6 +267,7 @@ fn client_line(engine: &crate::engine::Shared, c: &ClientInfo, db: u8) -> String
         c.subscribed.get(Kind::Pattern),
         c.subscribed.get(Kind::Shard),
         cmd,
+        user,
         redir,
         c.resp.load(Ordering::Relaxed)
     )
@@ -277,6 +282,7 @@ struct KillFilter {
     /// Some(true): pub/sub clients; Some(false): normal ones; replicas and
     /// masters match none (Kiwi has none).
     listening: Option<Option<bool>>,
+    user: Option<std::sync::Arc<crate::acl::AclUser>>,
     skip_me: bool,
 }
 
@@ -293,6 +299,12 @@ impl KillFilter {
             && self
                 .listening
                 .is_none_or(|kind| kind.is_some_and(|l| l == is_listening(c)))
+            && self.user.as_ref().is_none_or(|u| {
+                c.user
+                    .lock()
+                    .as_ref()
+                    .is_some_and(|cu| std::sync::Arc::ptr_eq(cu, u))
+            })
     }
 }
 
@@ -326,13 +338,13 @@ fn kill(call: &mut Call<'_, '_>) -> CmdResult {
             } else if is(option, "LADDR") {
                 filter.laddr = Some(value.clone());
             } else if is(option, "USER") {
-                // Every client is the default user (no ACL users yet).
-                if value[..] != b"default"[..] {
-                    return Err(CmdError::err(format!(
+                let user = call.engine.acl.get(value).ok_or_else(|| {
+                    CmdError::err(format!(
                         "No such user '{}'",
                         super::args::err_text(value, usize::MAX)
-                    )));
-                }
+                    ))
+                })?;
+                filter.user = Some(user);
             } else if is(option, "SKIPME") {
                 filter.skip_me = if is(value, "yes") {
                     true

@@ -4,6 +4,7 @@
 //! the Raft state machine: each entry names a command, its arity and flags,
 //! where its keys are, and the function that runs it.
 
+mod acl;
 mod admin;
 mod args;
 mod bitfield;
@@ -29,7 +30,7 @@ mod outcome;
 mod positions;
 pub mod pubsub;
 pub mod raft;
-mod redis_meta;
+pub(crate) mod redis_meta;
 mod replication;
 mod sample;
 mod scan;
@@ -46,6 +47,7 @@ mod transaction;
 mod zset;
 
 pub use args::{int_arg, is, parse_i64, text, timeout_arg};
+pub(crate) use client::client_line;
 pub use client::held_by_write_pause;
 pub use collection::Collection;
 pub use error::{CmdError, CmdResult};

@@ -23,28 +23,35 @@ pub fn auth(call: &mut Call<'_, '_>) -> CmdResult {
     Ok(Reply::OK)
 }
 
+/// Authenticate the session as `user` (the default user when `None`):
+/// AUTH and HELLO AUTH, with Redis's texts; a failure goes to ACL LOG.
 fn check_password(call: &mut Call<'_, '_>, user: Option<&Bytes>, pass: &Bytes) -> CmdResult<()> {
-    let required = call.engine.config.read().requirepass.clone();
-    let Some(required) = required else {
-        if user.is_none() {
-            return Err(CmdError::err(
-                "AUTH <password> called without any password configured for the default user. \
-                 Are you sure your configuration is correct?",
-            ));
-        }
-        // `AUTH default <anything>` succeeds when no password is set.
-        if user.is_some_and(|u| u.as_ref() == b"default") {
+    let acl = &call.engine.acl;
+    if user.is_none() && acl.default_user().state().nopass() {
+        return Err(CmdError::err(
+            "AUTH <password> called without any password configured for the default user. \
+             Are you sure your configuration is correct?",
+        ));
+    }
+    let name = user.cloned().unwrap_or(Bytes::from_static(b"default"));
+    match acl.authenticate(&name, pass) {
+        Some(found) => {
             call.session.authenticated = true;
-            return Ok(());
+            call.session.set_user(found);
+            Ok(())
         }
-        return Err(wrongpass());
-    };
-    let user_ok = user.is_none_or(|u| u.as_ref() == b"default");
-    if user_ok && pass.as_ref() == required.as_bytes() {
-        call.session.authenticated = true;
-        Ok(())
-    } else {
-        Err(wrongpass())
+        None => {
+            let context = crate::engine::context_of(call.session);
+            let object = call.args.first().cloned().unwrap_or_default();
+            call.engine.log_acl(
+                call.session,
+                crate::acl::log::Reason::Auth,
+                context,
+                object,
+                name,
+            );
+            Err(wrongpass())
+        }
     }
 }
 
@@ -156,7 +163,8 @@ pub fn reset(call: &mut Call<'_, '_>) -> CmdResult {
     session.info.db.store(0, Ordering::Relaxed);
     session.protocol = Protocol::Resp2;
     session.info.resp.store(2, Ordering::Relaxed);
-    session.authenticated = call.engine.config.read().requirepass.is_none();
+    session.authenticated = !call.engine.acl.auth_required();
+    session.set_user(call.engine.acl.default_user());
     *session.info.name.lock() = None;
     session.stale_reads = false;
     session.reply_mode = super::session::ReplyMode::On;
@@ -612,6 +620,12 @@ pub fn config(call: &mut Call<'_, '_>) -> CmdResult {
                 .notify_mask()
                 .set(updated.notify_keyspace_events);
             call.engine.observe_config(&updated);
+            // As Redis: requirepass is the default user's only password.
+            if named.contains("requirepass") {
+                call.engine
+                    .acl
+                    .set_default_password(updated.requirepass.as_deref());
+            }
             *call.engine.config.write() = updated;
             Ok(Reply::OK)
         }
@@ -635,8 +649,15 @@ pub fn config(call: &mut Call<'_, '_>) -> CmdResult {
             let Some(path) = &config.config_file else {
                 return Err(CmdError::err("The server is running without a config file"));
             };
+            // As Redis: the users as `user` lines, unless an ACL file
+            // keeps them (then the file's `user` lines are dropped).
+            let users = config
+                .compat
+                .text("aclfile")
+                .is_empty()
+                .then(|| call.engine.acl.list());
             config
-                .rewrite(path)
+                .rewrite(path, users.as_deref())
                 .map_err(|e| CmdError::err(format!("Rewriting config file: {e}")))?;
             Ok(Reply::OK)
         }

@@ -42,6 +42,10 @@ pub struct Session {
     pub subscriptions: crate::engine::Subscriptions,
     /// CLIENT TRACKING's settings (`None`: off).
     pub tracking: Option<crate::engine::TrackingMode>,
+    /// The ACL user it runs as; `None` for the engine's own sessions
+    /// (replicated apply), which may run anything, as Redis's internal
+    /// clients.
+    pub user: Option<Arc<crate::acl::AclUser>>,
 }
 
 impl Session {
@@ -63,7 +67,28 @@ impl Session {
             reply_mode: ReplyMode::On,
             subscriptions: Default::default(),
             tracking: None,
+            user: None,
         }
+    }
+
+    /// Whether ACL checks may be skipped: an internal session, or a user
+    /// allowed everything.
+    #[inline]
+    pub fn unrestricted(&self) -> bool {
+        self.user.as_ref().is_none_or(|u| u.unrestricted())
+    }
+
+    /// Run as `user` from now on (AUTH, HELLO AUTH, RESET).
+    pub fn set_user(&mut self, user: Arc<crate::acl::AclUser>) {
+        *self.info.user.lock() = Some(user.clone());
+        self.user = Some(user);
+    }
+
+    /// The user's name as CLIENT LIST and ACL WHOAMI show it.
+    pub fn user_name(&self) -> Bytes {
+        self.user
+            .as_ref()
+            .map_or(Bytes::from_static(b"default"), |u| u.name.clone())
     }
 
     pub fn id(&self) -> u64 {

@@ -35,7 +35,28 @@ struct Options {
     gets: Vec<Bytes>,
 }
 
-fn parse(args: &[Bytes], read_only: bool) -> CmdResult<Options> {
+/// Whether the caller's user may read every key (Redis lets only such a
+/// user use BY with a pattern, or GET).
+fn reads_every_key(call: &Call<'_, '_>) -> bool {
+    let Some(user) = &call.session.user else {
+        return true;
+    };
+    if user.unrestricted() {
+        return true;
+    }
+    let Some(spec) = super::lookup(&call.args[0]) else {
+        return true;
+    };
+    let cat = crate::acl::catalog();
+    cat.id_of_call(spec, call.args)
+        .is_none_or(|id| user.state().reads_every_key(id, spec, call.args))
+}
+
+fn parse(
+    args: &[Bytes],
+    read_only: bool,
+    reads_every_key: &dyn Fn() -> bool,
+) -> CmdResult<Options> {
     let mut o = Options {
         desc: false,
         alpha: false,
@@ -63,9 +84,20 @@ fn parse(args: &[Bytes], read_only: bool) -> CmdResult<Options> {
         } else if is(arg, "BY") && left >= 1 {
             let pattern = args[j + 1].clone();
             o.dont_sort = !pattern.contains(&b'*');
+            // A real pattern reads keys the ACL check never saw.
+            if !o.dont_sort && !reads_every_key() {
+                return Err(CmdError::err(
+                    "BY option of SORT denied due to insufficient ACL permissions.",
+                ));
+            }
             o.by = Some(pattern);
             j += 1;
         } else if is(arg, "GET") && left >= 1 {
+            if !reads_every_key() {
+                return Err(CmdError::err(
+                    "GET option of SORT denied due to insufficient ACL permissions.",
+                ));
+            }
             o.gets.push(args[j + 1].clone());
             j += 1;
         } else {
@@ -86,7 +118,7 @@ struct Item {
 
 fn run(call: &mut Call<'_, '_>, read_only: bool) -> CmdResult {
     let args = call.args;
-    let mut o = parse(&args[2..], read_only)?;
+    let mut o = parse(&args[2..], read_only, &|| reads_every_key(call))?;
     let key = &args[1];
     let meta = call.ctx.get_meta(key)?;
     count_lookup(call, meta.is_some(), key);

@@ -6,9 +6,9 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::{
-    admin, bitfield, bitmap, client, debug, dump, functions, geo, hash, hll, info, keys, lcs, list,
-    observe, pubsub, raft, replication, scripting, server, set, sort, stream, strings, transaction,
-    zset, Call, CmdError, CmdResult, Handled,
+    acl, admin, bitfield, bitmap, client, debug, dump, functions, geo, hash, hll, info, keys, lcs,
+    list, observe, pubsub, raft, replication, scripting, server, set, sort, stream, strings,
+    transaction, zset, Call, CmdError, CmdResult, Handled,
 };
 
 /// Command flags (a subset of Redis's, the ones Kiwi acts on or reports).
@@ -176,6 +176,24 @@ impl CommandSpec {
 /// The subcommands of the container commands, with Redis 7.0's arity of
 /// each (COMMAND INFO's); Redis's others that Kiwi lacks are unknown here.
 static SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
+    (
+        "acl",
+        &[
+            ("cat", -2),
+            ("deluser", -3),
+            ("dryrun", -4),
+            ("genpass", -2),
+            ("getuser", 3),
+            ("help", 2),
+            ("list", 2),
+            ("load", 2),
+            ("log", -2),
+            ("save", 2),
+            ("setuser", -3),
+            ("users", 2),
+            ("whoami", 2),
+        ],
+    ),
     (
         "client",
         &[
@@ -433,6 +451,7 @@ static SERVER: &[CommandSpec] = commands! {
     "info", -1, Flags::NO_KEYS, 0, 0, 0, info::info;
     "command", -1, Flags::NO_KEYS, 0, 0, 0, server::command;
     "config", -2, A, 0, 0, 0, server::config;
+    "acl", -2, A, 0, 0, 0, acl::acl;
     "slowlog", -2, A, 0, 0, 0, observe::slowlog;
     "latency", -2, A, 0, 0, 0, observe::latency;
     "time", 1, C, 0, 0, 0, server::time;

@@ -123,6 +123,8 @@ pub struct RuntimeConfig {
     /// `hll-sparse-max-bytes`: a sparse HyperLogLog that would grow past
     /// this many bytes (header included) turns dense.
     pub hll_sparse_max_bytes: u64,
+    /// redis.conf's `user <name> <rules...>` lines, applied at start.
+    pub acl_users: Vec<Vec<String>>,
 }
 
 /// Redis's `tls-*` settings for clients.
@@ -199,6 +201,7 @@ impl RuntimeConfig {
             compat: compat::CompatParams::default(),
             config_file: None,
             hll_sparse_max_bytes: crate::hll::DEFAULT_SPARSE_MAX_BYTES,
+            acl_users: Vec::new(),
         }
     }
 

@@ -136,6 +136,12 @@ impl Engine {
                 args.get(1..).unwrap_or_default(),
             );
         }
+        if args
+            .first()
+            .is_some_and(|n| n.eq_ignore_ascii_case(super::AS_USER_COMMAND))
+        {
+            return self.apply_as_user(ctx, session, log_index, db, args);
+        }
         let spec = match replicable(&args) {
             Ok(spec) => spec,
             Err(e) => return Ok(Reply::Error(e.to_string())),
@@ -163,6 +169,37 @@ impl Engine {
             Err(CmdError::Storage(e)) => return Err(e),
             Err(e) => Reply::Error(e.to_string()),
         })
+    }
+
+    /// `KIWI.ASUSER <rules> <command…>`: the command (a script) run as a
+    /// user with those ACL rules (see [`super::acl::as_user`]).
+    fn apply_as_user<'a>(
+        &'a self,
+        ctx: &mut Ctx<'a>,
+        session: &mut Session,
+        log_index: u64,
+        db: u8,
+        args: Vec<Bytes>,
+    ) -> Result<Reply, StorageError> {
+        let (Some(rules), Some(command)) = (args.get(1), args.get(2..)) else {
+            return Ok(Reply::error("ERR malformed replicated command"));
+        };
+        // One level only: the wrapped command is never wrapped again.
+        if command
+            .first()
+            .is_none_or(|n| n.eq_ignore_ascii_case(super::AS_USER_COMMAND))
+        {
+            return Ok(Reply::error("ERR malformed replicated command"));
+        }
+        let user = match crate::acl::AclUser::from_rules(rules) {
+            Ok(user) => user,
+            Err(e) => return Ok(Reply::Error(format!("ERR {e}"))),
+        };
+        let command = command.iter().map(|a| a.to_vec()).collect();
+        session.user = Some(user);
+        let reply = self.apply_command(ctx, session, log_index, db, command);
+        session.user = None;
+        reply
     }
 
     /// Whether a key the transaction watched changed since its client saw

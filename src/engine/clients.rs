@@ -33,6 +33,8 @@ pub struct ClientInfo {
     pub blocked: AtomicBool,
     /// CLIENT NO-EVICT ON (CLIENT LIST's `e`; Kiwi evicts no client).
     pub no_evict: AtomicBool,
+    /// The ACL user it is authenticated as (`None`: the default user).
+    pub user: Mutex<Option<Arc<crate::acl::AclUser>>>,
     /// CLIENT UNBLOCK's request to a blocked client: `Some(error)`.
     unblock: Mutex<Option<bool>>,
     unblocked: tokio::sync::Notify,
@@ -55,6 +57,7 @@ impl ClientInfo {
             subscribed: SubscriptionCounts::default(),
             blocked: AtomicBool::new(false),
             no_evict: AtomicBool::new(false),
+            user: Mutex::new(None),
             unblock: Mutex::new(None),
             unblocked: tokio::sync::Notify::new(),
         }
@@ -124,8 +127,10 @@ impl Engine {
         self.stats
             .connections_received
             .fetch_add(1, Ordering::Relaxed);
-        let authenticated = self.config.read().requirepass.is_none();
-        Session::new(info, authenticated)
+        // As Redis: the default user, authenticated if it needs no password.
+        let mut session = Session::new(info, !self.acl.auth_required());
+        session.set_user(self.acl.default_user());
+        session
     }
 
     pub fn disconnect(&self, session: &mut Session) {

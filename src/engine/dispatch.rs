@@ -103,8 +103,32 @@ impl Engine {
             }
             return Err(CmdError::err(cmd::raft::FAULTS_OFF));
         }
-        if !session.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
+        if !session.authenticated
+            && !spec.flags.contains(Flags::NO_AUTH)
+            && self.acl.auth_required()
+        {
             return Err(CmdError::Raw("NOAUTH Authentication required.".into()));
+        }
+        // ACL: on the node the client is connected to, before anything is
+        // queued, proposed or forwarded (cheap for an unrestricted user).
+        if !session.unrestricted() {
+            let context = super::context_of(session);
+            if let Some((denied, full_name)) = self.acl_refusal(session, spec, args, context) {
+                if spec.name == "exec" {
+                    // A refused EXEC discards the transaction, as Redis.
+                    session.multi = None;
+                    session.multi_failed = false;
+                    self.unwatch(session);
+                    return Err(CmdError::Raw(format!(
+                        "EXECABORT Transaction discarded because of: {}",
+                        denied.error(&full_name)
+                    )));
+                }
+                if session.multi.is_some() {
+                    session.multi_failed = true;
+                }
+                return Err(CmdError::Raw(denied.error(&full_name)));
+            }
         }
         // While writes fail in the file system, Redis refuses every write
         // command and PING (so health checks notice) with MISCONF, inside
@@ -168,7 +192,10 @@ impl Engine {
                 return Ok(Outcome::Defer(Deferred::Propose(Op::commands(
                     session.db,
                     session.protocol == Protocol::Resp3,
-                    vec![args.iter().map(|a| a.to_vec()).collect()],
+                    vec![super::acl::as_user_if_needed(
+                        session,
+                        args.iter().map(|a| a.to_vec()).collect(),
+                    )],
                 ))));
             }
             // WATCH too: what it records as seen must include every write
@@ -229,6 +256,7 @@ impl Engine {
         self.is_replicated()
             && session.multi.is_none()
             && session.authenticated
+            && session.unrestricted()
             && args
                 .first()
                 .and_then(|name| cmd::lookup(name))

@@ -109,6 +109,10 @@ impl Engine {
                 replies.push(Reply::Error(unknown_command(args).to_string()));
                 continue;
             };
+            if let Some(refused) = self.exec_refusal(session, spec, args) {
+                replies.push(refused);
+                continue;
+            }
             self.count_command(spec, session);
             // SELECT inside the transaction moves the commands after it.
             ctx.set_db(session.db);
@@ -157,10 +161,12 @@ impl Engine {
         let mut commands = Vec::new();
         let mut slots = Vec::with_capacity(queue.len());
         for args in queue {
-            let is_select = args
-                .first()
-                .and_then(|name| cmd::lookup(name))
-                .is_some_and(|spec| spec.name == "select");
+            let spec = args.first().and_then(|name| cmd::lookup(name));
+            if let Some(refused) = spec.and_then(|spec| self.exec_refusal(session, spec, &args)) {
+                slots.push(Slot::Answered(refused));
+                continue;
+            }
+            let is_select = spec.is_some_and(|spec| spec.name == "select");
             let args = match self.evalsha_as_eval(args) {
                 Ok(args) => args,
                 Err(reply) => {
@@ -171,7 +177,9 @@ impl Engine {
             if is_select {
                 slots.push(Slot::Answered(self.execute_local(session, &args)));
             } else if replicable(&args).is_ok() {
-                commands.push((session.db, args.iter().map(|a| a.to_vec()).collect()));
+                let command = args.iter().map(|a| a.to_vec()).collect();
+                let command = super::acl::as_user_if_needed(session, command);
+                commands.push((session.db, command));
                 slots.push(Slot::Entry);
             } else {
                 slots.push(Slot::Local(session.db, args));
@@ -192,6 +200,24 @@ impl Engine {
             slots,
             db_after,
         }
+    }
+
+    /// ACL rules are checked again at EXEC, in case they changed since
+    /// the command was queued: the command's reply if now refused.
+    fn exec_refusal(
+        &self,
+        session: &Session,
+        spec: &'static CommandSpec,
+        args: &[Bytes],
+    ) -> Option<Reply> {
+        if session.unrestricted() {
+            return None;
+        }
+        let (denied, _) = self.acl_refusal(session, spec, args, crate::acl::log::Context::Multi)?;
+        Some(Reply::Error(format!(
+            "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {}",
+            denied.exec_reason()
+        )))
     }
 
     /// A queued EVALSHA as the EVAL of its body, which every node can run

@@ -97,7 +97,8 @@ fn quote(out: &mut Vec<u8>, arg: &[u8]) {
 }
 
 /// The arguments as monitors and the slow log show them: secrets redacted
-/// (AUTH, HELLO's AUTH, CONFIG SET of a password).
+/// (AUTH, HELLO's AUTH, CONFIG SET of a password, ACL SETUSER's name and
+/// rules).
 pub(crate) fn shown(spec: &CommandSpec, args: &[Bytes]) -> Vec<Bytes> {
     let redacted = Bytes::from_static(b"(redacted)");
     let mut out = args.to_vec();
@@ -118,6 +119,13 @@ pub(crate) fn shown(spec: &CommandSpec, args: &[Bytes]) -> Vec<Bytes> {
                     i += 1;
                 }
             }
+        }
+        "acl"
+            if out
+                .get(1)
+                .is_some_and(|a| a.eq_ignore_ascii_case(b"setuser")) =>
+        {
+            out.iter_mut().skip(2).for_each(|a| *a = redacted.clone())
         }
         "config" if out.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"set")) => {
             let mut i = 2;

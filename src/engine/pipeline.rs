@@ -19,6 +19,7 @@ impl Engine {
         // after a failed write each command is checked on its own.
         if session.multi.is_some()
             || !session.authenticated
+            || !session.unrestricted()
             || self.is_replicated()
             || self.storage().write_failed()
             || self.scripts.is_running()

@@ -302,6 +302,29 @@ impl PubSub {
             .map_or(0, IndexMap::len)
     }
 
+    /// The clients listening to a name `refused(kind, name, client)`
+    /// says they may no longer listen to (ACL rules changed).
+    pub fn listeners_refused(
+        &self,
+        mut refused: impl FnMut(Kind, &[u8], &ClientInfo) -> bool,
+    ) -> Vec<Arc<ClientInfo>> {
+        let registry = self.registry.lock();
+        let mut out: IndexMap<u64, Arc<ClientInfo>> = IndexMap::new();
+        for (kind, map) in [Kind::Channel, Kind::Pattern, Kind::Shard]
+            .into_iter()
+            .zip(registry.iter())
+        {
+            for (name, listeners) in map {
+                for (id, client) in listeners {
+                    if !out.contains_key(id) && refused(kind, name, client) {
+                        out.insert(*id, client.clone());
+                    }
+                }
+            }
+        }
+        out.into_values().collect()
+    }
+
     /// How many names of `kind` have subscribers (PUBSUB NUMPAT for
     /// patterns; INFO's pubsub_channels and friends).
     pub fn active(&self, kind: Kind) -> usize {

@@ -49,7 +49,7 @@ impl Engine {
                 return Outcome::Defer(Deferred::Propose(Op::commands(
                     session.db,
                     session.protocol == Protocol::Resp3,
-                    vec![call.as_command()],
+                    vec![super::acl::as_user(session, call.as_command())],
                 )));
             }
             if !local && !session.stale_reads {
@@ -198,6 +198,8 @@ impl<'e, 'c> Host<'e, 'c> {
         run: &'c RunGuard<'e>,
     ) -> Self {
         let mut session = Session::new(caller.info.clone(), true);
+        // The script's commands run as its caller's user.
+        session.user = caller.user.clone();
         session.in_script = true;
         session.db = caller.db;
         Host {
@@ -228,6 +230,16 @@ impl ScriptHost for Host<'_, '_> {
         }
         if !scripting::allowed_in_script(spec) {
             return Reply::error("ERR This Redis command is not allowed from script");
+        }
+        if !self.session.unrestricted() {
+            let context = crate::acl::log::Context::Lua;
+            if let Some((denied, _)) = self.engine.acl_refusal(&self.session, spec, &args, context)
+            {
+                return Reply::Error(format!(
+                    "ERR The user executing the script {}",
+                    denied.script_reason()
+                ));
+            }
         }
         // A read-only script may not run what may write (Redis counts its
         // may-replicate reads, PFCOUNT, among them).

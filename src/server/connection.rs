@@ -68,9 +68,11 @@ pub(super) async fn serve<S: ClientStream>(
         (
             config.maxclients,
             config.proto_max_bulk_len,
-            config.protected_mode && config.requirepass.is_none(),
+            config.protected_mode,
         )
     };
+    // As Redis: protected while the default user needs no password.
+    let protected = protected && engine.acl.default_user().state().nopass();
     let refusal = if protected && peer.ip.is_some_and(|ip| !is_redis_loopback(ip)) {
         Some(PROTECTED_MODE_DENIED)
     } else {
