@@ -277,7 +277,7 @@ fn stats(call: &Call<'_, '_>) -> Reply {
 /// writes. A standalone server has none: 0 at once when none is asked for
 /// (or inside MULTI), else after the timeout (never for 0), as Redis with
 /// no replicas answers. Under Raft, the nodes that hold every entry the
-/// leader applied (see `RaftNode::replicas_holding_applied`).
+/// leader had applied when WAIT arrived (see `RaftNode::replicas_holding`).
 pub fn wait(call: &mut Call<'_, '_>) -> CmdResult<super::Handled> {
     use super::{BlockOn, Deferred, Handled};
     let args = call.args;

@@ -381,14 +381,25 @@ impl RaftNode {
         self.raft.metrics().borrow().current_leader
     }
 
-    /// WAIT: how many other voters hold every entry this node applied (so
-    /// every write acknowledged here so far); 0 unless this node leads.
-    pub fn replicas_holding_applied(&self) -> u64 {
+    /// The index of the last entry this node applied (0: none).
+    pub fn applied_index(&self) -> u64 {
+        self.raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map_or(0, |l| l.index)
+    }
+
+    /// WAIT: how many other voters hold every entry up to `index` (the
+    /// node's applied index when WAIT arrived: every write acknowledged
+    /// here before it); 0 unless this node leads. Entries appended since
+    /// (other clients' writes, clock ticks) do not count against it.
+    pub fn replicas_holding(&self, index: u64) -> u64 {
         let m = self.raft.metrics().borrow().clone();
         if m.state != ServerState::Leader {
             return 0;
         }
-        let applied = m.last_applied.map_or(0, |l| l.index);
+        let applied = index;
         let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
         m.replication.as_ref().map_or(0, |replication| {
             voters

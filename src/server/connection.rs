@@ -485,8 +485,10 @@ async fn resolve(
         Deferred::Raft(admin) => node.admin(admin).await,
         Deferred::Wait { replicas, timeout } => {
             let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+            // Every write acknowledged to anyone before WAIT arrived.
+            let target = node.applied_index();
             loop {
-                let held = node.replicas_holding_applied();
+                let held = node.replicas_holding(target);
                 if held >= replicas || deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                     return Reply::Int(held as i64);
                 }
