@@ -88,9 +88,19 @@ def node_client(c: kiwi.Cluster, i: int, **kwargs: Any) -> redis.Redis:
 
 def reset_cluster(c: kiwi.Cluster) -> None:
     """Make a module's shared cluster ready for the next test: links healed,
-    a leader elected, every database empty."""
+    every running node following one leader in one term, every database
+    empty. (A node cut off by the test before campaigned on in higher terms:
+    once healed it unseats the leader, and a test that wrote meanwhile would
+    see "leadership changed".)"""
     c.heal()
     c.wait_for_leader()
+
+    def settled() -> bool:
+        running = [s for s in c.status() if s["role"] != "stopped"]
+        followed = {(s["leader"], s["term"]) for s in running}
+        return len(followed) == 1 and None not in next(iter(followed))
+
+    wait_until(settled, timeout=15, message=f"the cluster to settle on one leader: {c.status()}")
     r = c.client(socket_timeout=IO_TIMEOUT, retry=no_retry())
     try:
         r.flushall()

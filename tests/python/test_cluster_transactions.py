@@ -195,6 +195,8 @@ def test_exec_refused_by_a_minority_changes_nothing(cluster: kiwi.Cluster) -> No
             pipe.execute()
         assert is_cluster_error(failure.value) or "CLUSTERDOWN" in str(failure.value)
     finally:
+        r.close()
         cluster.heal()
     cluster.wait_for_leader()
-    assert node_client(cluster, leader).get("m") == "before"
+    with node_client(cluster, leader) as check:
+        assert check.get("m") == "before"
