@@ -263,6 +263,9 @@ pub fn object(call: &mut Call<'_, '_>) -> CmdResult {
         return Ok(Reply::Nil);
     };
     Ok(match sub.as_str() {
+        "encoding" if meta.kind() == KeyType::Set => {
+            Reply::bulk_str(super::set::encoding(call, &args[2])?)
+        }
         "encoding" => Reply::bulk_str(encoding_name(&meta)),
         "refcount" => Reply::Int(1),
         "idletime" => Reply::Int(0),
@@ -292,7 +295,8 @@ pub(super) fn encoding_name(meta: &Meta) -> &'static str {
             KeyType::Hash => "hashtable",
             // Redis 7.0 keeps every list in a quicklist (listpack is 7.2).
             KeyType::List => "quicklist",
-            KeyType::Set if c.len <= 128 => "listpack",
+            // Redis 7.0 has no listpack sets (see `set::encoding`).
+            KeyType::Set if c.len <= 512 => "intset",
             KeyType::Set => "hashtable",
             KeyType::ZSet if c.len <= 128 => "listpack",
             KeyType::ZSet => "skiplist",

@@ -591,6 +591,27 @@ pub(super) fn members_of(
         .collect()
 }
 
+/// OBJECT ENCODING of a set as Redis 7.0 names it: `intset` while every
+/// member is an integer and there are at most 512 of them (the default
+/// `set-max-intset-entries`), else `hashtable` (7.0 has no listpack sets).
+/// Judged from the members, not from the set's history: Redis keeps a set
+/// that once held a non-integer as `hashtable`.
+pub(super) fn encoding(call: &Call<'_, '_>, key: &[u8]) -> CmdResult<&'static str> {
+    const MAX_INTSET_ENTRIES: u64 = 512;
+    let Some(coll) = call.read_collection(key, KeyType::Set)? else {
+        return Ok("hashtable");
+    };
+    if coll.len() > MAX_INTSET_ENTRIES {
+        return Ok("hashtable");
+    }
+    for member in Members::new(&call.ctx, key, &coll).iter(&call.ctx, b"", false) {
+        if parse_i64(&member?).is_none() {
+            return Ok("hashtable");
+        }
+    }
+    Ok("intset")
+}
+
 /// A new set (fresh version, no TTL, header not saved) holding `members`,
 /// which are distinct: RESTORE's value, saved by the caller.
 pub(super) fn fill_new(call: &mut Call<'_, '_>, key: &[u8], members: &[Vec<u8>]) -> Collection {
