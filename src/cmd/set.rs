@@ -204,13 +204,7 @@ fn ensure_indexed(call: &mut Call<'_, '_>, key: &[u8], coll: &mut Collection) ->
         return Ok(());
     }
     let members = Members::new(&call.ctx, key, coll).all(&call.ctx)?;
-    let numbers = Positions::new(&call.ctx, key, coll.version());
-    for (number, member) in (0u64..).zip(&members) {
-        let raw = member_key(&call.ctx, key, coll, member);
-        call.ctx.put_data(&raw, &positions::encode(number));
-        numbers.put(&mut call.ctx, number, member);
-    }
-    coll.meta.len = members.len() as u64;
+    number_members(&mut call.ctx, key, coll, &members);
     coll.meta.indexed = true;
     call.save_collection(key, coll);
     Ok(())
@@ -616,12 +610,18 @@ pub(super) fn encoding(call: &Call<'_, '_>, key: &[u8]) -> CmdResult<&'static st
 /// which are distinct: RESTORE's value, saved by the caller.
 pub(super) fn fill_new(call: &mut Call<'_, '_>, key: &[u8], members: &[Vec<u8>]) -> Collection {
     let mut coll = call.new_collection(KeyType::Set);
-    write_new(&mut call.ctx, key, &mut coll, members);
+    number_members(&mut call.ctx, key, &mut coll, members);
     coll
 }
 
-/// The members of a set this command creates (distinct, none stored yet).
-fn write_new(ctx: &mut Ctx<'_>, key: &[u8], coll: &mut Collection, members: &[impl AsRef<[u8]>]) {
+/// Store `members` (distinct: all of the set) numbered `0..len`, as a set
+/// this command creates or numbers for the first time.
+fn number_members(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    coll: &mut Collection,
+    members: &[impl AsRef<[u8]>],
+) {
     let numbers = Positions::new(ctx, key, coll.version());
     for (number, member) in (0u64..).zip(members) {
         let raw = member_key(ctx, key, coll, member.as_ref());
@@ -652,7 +652,7 @@ fn store(call: &mut Call<'_, '_>, dest: &[u8], members: Vec<Bytes>) -> CmdResult
     // A fresh version: nothing of the old value (of any type) shows through,
     // and no TTL carries over.
     let mut coll = call.new_collection(KeyType::Set);
-    write_new(&mut call.ctx, dest, &mut coll, &members);
+    number_members(&mut call.ctx, dest, &mut coll, &members);
     coll.existed = existed;
     call.notify_change(dest, &coll, SET, event);
     call.save_collection(dest, &coll);

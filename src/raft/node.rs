@@ -399,7 +399,6 @@ impl RaftNode {
         if m.state != ServerState::Leader {
             return 0;
         }
-        let applied = index;
         let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
         m.replication.as_ref().map_or(0, |replication| {
             voters
@@ -410,7 +409,7 @@ impl RaftNode {
                         .get(id)
                         .copied()
                         .flatten()
-                        .is_some_and(|matched| matched.index >= applied)
+                        .is_some_and(|matched| matched.index >= index)
                 })
                 .count() as u64
         })
