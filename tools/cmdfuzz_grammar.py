@@ -689,7 +689,7 @@ class Generator:
             if rng.random() < 0.2:
                 return [b"COMMAND", self.pick([b"foo", b"GETKEYS", b"INFO1"])]
             inner = self.call(rng.choice([n for n in self.docs if n not in EXCLUDED]), kind, top=False)
-            return [b"COMMAND", self.token("GETKEYS")] + inner
+            return [b"COMMAND", self.token(rng.choice(["GETKEYS", "GETKEYSANDFLAGS"]))] + inner
         if name == "hello":
             proto = self.pick([b"4", b"1", b"0", b"-1", b"abc", b"", b"3.0", b"9223372036854775808"])
             tail = self.pick([[], [b"SETNAME", b"x"], [b"AUTH", b"nobody", b"x"], [b"foo"]])

@@ -64,6 +64,51 @@ fn kiwi_categories(name: &str) -> &'static [&'static str] {
 pub const KEY_READ: u8 = 1;
 pub const KEY_WRITE: u8 = 2;
 
+/// Redis's key spec flags, bit `i` for name `i`, in the order COMMAND
+/// GETKEYSANDFLAGS prints them.
+pub const KEY_FLAG_NAMES: [&str; 11] = [
+    "RO",
+    "RW",
+    "OW",
+    "RM",
+    "access",
+    "update",
+    "insert",
+    "delete",
+    "not_key",
+    "incomplete",
+    "variable_flags",
+];
+
+/// A set of [`KEY_FLAG_NAMES`] (0: a getkeys function that gives none).
+pub type KeyFlags = u16;
+
+/// The bit of key spec flag `name` (case-insensitive).
+fn key_flag(name: &str) -> KeyFlags {
+    KEY_FLAG_NAMES
+        .iter()
+        .position(|f| f.eq_ignore_ascii_case(name))
+        .map_or(0, |i| 1 << i)
+}
+
+/// The flags of `names` (`"RW access update"`).
+fn key_flags(names: &str) -> KeyFlags {
+    names.split(' ').fold(0, |acc, n| acc | key_flag(n))
+}
+
+/// The access ACL key patterns check for a key with `flags`, as Redis's
+/// ACLSelectorCheckKey reads them.
+pub fn access_of(flags: KeyFlags) -> u8 {
+    let mut access = 0;
+    if flags & key_flag("access") != 0 {
+        access |= KEY_READ;
+    }
+    if flags & key_flags("insert delete update") != 0 {
+        access |= KEY_WRITE;
+    }
+    access
+}
+
 /// Where a key spec starts looking for keys.
 #[derive(Debug, Clone)]
 enum Begin {
@@ -81,10 +126,9 @@ enum Find {
 /// One of Redis's key specs.
 #[derive(Debug, Clone)]
 pub struct KeySpec {
-    access: u8,
+    flags: KeyFlags,
     begin: Begin,
     find: Find,
-    incomplete: bool,
 }
 
 /// One command or subcommand.
@@ -97,6 +141,10 @@ pub struct Entry {
     pub subcommands: Vec<usize>,
     /// Redis's `no_auth` (AUTH, HELLO, QUIT, RESET): runs for every user.
     pub no_auth: bool,
+    /// Redis's `no_mandatory_keys` (EVAL, FCALL): a call may name no key.
+    pub no_mandatory_keys: bool,
+    /// Redis describes it (else it is Kiwi's own: RAFT.*).
+    pub redis: bool,
     /// `None`: the specs cannot be read; Kiwi's own key finder is used.
     key_specs: Option<Vec<KeySpec>>,
     /// Redis finds its keys with a function of its own (SET and BITFIELD,
@@ -169,7 +217,11 @@ impl Catalog {
             subcommands: Vec::new(),
             no_auth,
             key_specs,
-            special_keys: matches!(name, "set" | "bitfield" | "sort" | "sort_ro"),
+            no_mandatory_keys: info
+                .as_ref()
+                .is_some_and(|i| has_flag(i, "no_mandatory_keys")),
+            redis: info.is_some(),
+            special_keys: matches!(name, "set" | "bitfield" | "sort" | "sort_ro" | "migrate"),
         });
         self.by_name.insert(name.to_string(), id);
         id
@@ -195,6 +247,20 @@ impl Catalog {
 
     /// The keys of a call with the access each needs: positions in `args`.
     pub fn keys_of_call(&self, id: usize, spec: &CommandSpec, args: &[Bytes]) -> Vec<(usize, u8)> {
+        self.keys_and_flags(id, spec, args)
+            .into_iter()
+            .map(|(at, flags)| (at, access_of(flags)))
+            .collect()
+    }
+
+    /// The keys of a call with their key spec flags, as Redis's
+    /// getKeysFromCommandWithSpecs finds them: positions in `args`.
+    pub fn keys_and_flags(
+        &self,
+        id: usize,
+        spec: &CommandSpec,
+        args: &[Bytes],
+    ) -> Vec<(usize, KeyFlags)> {
         let Some(entry) = self.entries.get(id) else {
             return Vec::new();
         };
@@ -206,8 +272,11 @@ impl Catalog {
                 return keys;
             }
         }
-        // Redis's fallback (its getkeys functions): positions without
-        // access flags, which any key pattern grants.
+        if entry.redis {
+            return getkeys_proc(&entry.name, args);
+        }
+        // Kiwi's own commands: its key finder, positions without flags
+        // (which any key pattern grants).
         let found = cmd::command_keys(spec, args);
         let mut out = Vec::new();
         let mut from = 1;
@@ -295,16 +364,6 @@ fn parse_key_specs(info: &Reply) -> Option<Vec<KeySpec>> {
         if flags.iter().any(|f| f == "not_key") {
             continue;
         }
-        let mut access = 0;
-        if flags.iter().any(|f| f == "access") {
-            access |= KEY_READ;
-        }
-        if flags
-            .iter()
-            .any(|f| f == "insert" || f == "delete" || f == "update")
-        {
-            access |= KEY_WRITE;
-        }
         let begin_search = field(spec, "begin_search")?;
         let begin_args = field(begin_search, "spec")?;
         let begin = match text_field(begin_search, "type")?.as_ref() {
@@ -331,10 +390,9 @@ fn parse_key_specs(info: &Reply) -> Option<Vec<KeySpec>> {
             _ => return None,
         };
         out.push(KeySpec {
-            access,
+            flags: flags.iter().fold(0, |acc, f| acc | key_flag(f)),
             begin,
             find,
-            incomplete: flags.iter().any(|f| f == "incomplete"),
         });
     }
     Some(out)
@@ -342,7 +400,7 @@ fn parse_key_specs(info: &Reply) -> Option<Vec<KeySpec>> {
 
 /// Redis's getKeysUsingKeySpecs: `None` when a spec does not fit the call
 /// (then Redis falls back to its getkeys function).
-fn keys_from_specs(specs: &[KeySpec], args: &[Bytes]) -> Option<Vec<(usize, u8)>> {
+fn keys_from_specs(specs: &[KeySpec], args: &[Bytes]) -> Option<Vec<(usize, KeyFlags)>> {
     let argc = i64::try_from(args.len()).ok()?;
     let mut out = Vec::new();
     for spec in specs {
@@ -398,10 +456,10 @@ fn keys_from_specs(specs: &[KeySpec], args: &[Bytes]) -> Option<Vec<(usize, u8)>
         }
         let mut i = first;
         while i <= last {
-            out.push((usize::try_from(i).ok()?, spec.access));
+            out.push((usize::try_from(i).ok()?, spec.flags));
             i += step.max(1);
         }
-        if spec.incomplete {
+        if spec.flags & key_flag("incomplete") != 0 {
             return None;
         }
     }
@@ -415,58 +473,173 @@ fn arg(args: &[Bytes], i: i64) -> &[u8] {
         .map_or(&[][..], |a| &a[..])
 }
 
-/// The commands whose keys' access Redis judges from their arguments.
-fn special_keys(name: &str, args: &[Bytes]) -> Vec<(usize, u8)> {
-    let rw = KEY_READ | KEY_WRITE;
+/// Redis's getkeys functions for calls its key specs do not fit (a key
+/// count that is not a plain integer, say): positions without flags, as
+/// Redis gives them. A command without one has no keys then.
+fn getkeys_proc(name: &str, args: &[Bytes]) -> Vec<(usize, KeyFlags)> {
+    // (destination, key count, first key) of Redis's genericGetKeys.
+    let generic = match name {
+        "zunionstore" | "zinterstore" | "zdiffstore" => Some((1, 2, 3)),
+        "sintercard" | "zunion" | "zinter" | "zdiff" | "zintercard" | "lmpop" | "zmpop" => {
+            Some((0, 1, 2))
+        }
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" | "blmpop"
+        | "bzmpop" => Some((0, 2, 3)),
+        _ => None,
+    };
+    if let Some((store, count_at, first)) = generic {
+        // The count is read with atoi; the destination comes last.
+        let count = args.get(count_at).map_or(0, |c| crate::num::atoi(c));
+        let Ok(count) = usize::try_from(count) else {
+            return Vec::new();
+        };
+        if count < 1 || first + count > args.len() {
+            return Vec::new();
+        }
+        let mut keys: Vec<(usize, KeyFlags)> = (first..first + count).map(|at| (at, 0)).collect();
+        if store > 0 {
+            keys.push((store, 0));
+        }
+        return keys;
+    }
+    let is = |a: &Bytes, word: &str| a.eq_ignore_ascii_case(word.as_bytes());
     match name {
-        // SET's key is read too when GET is given.
+        // The source, and the last STORE or STOREDIST key from the fifth
+        // argument on.
+        "georadius" | "georadiusbymember" => {
+            let mut stored = None;
+            let mut i = 5;
+            while let Some(a) = args.get(i) {
+                if (is(a, "store") || is(a, "storedist")) && i + 1 < args.len() {
+                    stored = Some(i + 1);
+                    i += 1;
+                }
+                i += 1;
+            }
+            std::iter::once((1, 0))
+                .chain(stored.map(|at| (at, 0)))
+                .collect()
+        }
+        // The first half of what follows STREAMS, options skipped.
+        "xread" | "xreadgroup" => {
+            let mut streams = None;
+            let mut i = 1;
+            while let Some(a) = args.get(i) {
+                if is(a, "block") || is(a, "count") {
+                    i += 1;
+                } else if is(a, "group") {
+                    i += 2;
+                } else if is(a, "streams") {
+                    streams = Some(i);
+                    break;
+                } else if !is(a, "noack") {
+                    break;
+                }
+                i += 1;
+            }
+            let Some(at) = streams else {
+                return Vec::new();
+            };
+            let rest = args.len() - at - 1;
+            if rest == 0 || !rest.is_multiple_of(2) {
+                return Vec::new();
+            }
+            (at + 1..at + 1 + rest / 2).map(|k| (k, 0)).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The commands whose keys Redis finds with a function of its own, with
+/// the flags it gives them (its setGetKeys, bitfieldGetKeys, sortGetKeys,
+/// sortROGetKeys and migrateGetKeys).
+fn special_keys(name: &str, args: &[Bytes]) -> Vec<(usize, KeyFlags)> {
+    let is = |a: &Bytes, word: &str| a.eq_ignore_ascii_case(word.as_bytes());
+    match name {
+        // SET's key is read too when GET is given (Redis compares the
+        // argument as a C string: "get" followed by a zero byte counts).
         "set" => {
-            let get = args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get"));
-            vec![(1, if get { rw } else { KEY_WRITE })]
+            let get = args.iter().skip(3).any(|a| {
+                a.get(..3).is_some_and(|g| g.eq_ignore_ascii_case(b"get"))
+                    && a.get(3).is_none_or(|&b| b == 0)
+            });
+            let flags = if get { "RW access update" } else { "OW update" };
+            vec![(1, key_flags(flags))]
         }
         // BITFIELD is a read unless a SET or INCRBY (or an error) comes.
         "bitfield" => {
             let mut read_only = true;
             let mut i = 2;
-            while i < args.len() {
+            while let Some(a) = args.get(i) {
                 let left = args.len() - i - 1;
-                let a = &args[i];
-                if a.eq_ignore_ascii_case(b"get") && left >= 2 {
+                if is(a, "get") && left >= 2 {
                     i += 3;
-                } else if (a.eq_ignore_ascii_case(b"set") || a.eq_ignore_ascii_case(b"incrby"))
-                    && left >= 3
-                {
+                } else if (is(a, "set") || is(a, "incrby")) && left >= 3 {
                     read_only = false;
                     break;
-                } else if a.eq_ignore_ascii_case(b"overflow") && left >= 1 {
+                } else if is(a, "overflow") && left >= 1 {
                     i += 2;
                 } else {
                     read_only = false;
                     break;
                 }
             }
-            vec![(1, if read_only { KEY_READ } else { rw })]
+            let flags = if read_only {
+                "RO access"
+            } else {
+                "RW access update"
+            };
+            vec![(1, key_flags(flags))]
         }
-        // SORT reads its key and writes STORE's (BY/GET patterns are not
-        // keys for ACL, as in Redis).
+        // SORT reads its key and writes the last STORE's (BY and GET
+        // patterns are not keys here). A STORE's key is examined as an
+        // option in turn, as Redis's loop does.
         "sort" | "sort_ro" => {
-            let mut keys = vec![(1, KEY_READ)];
-            let mut i = 2;
-            while i < args.len() {
-                let a = &args[i];
-                let skip = if a.eq_ignore_ascii_case(b"limit") {
-                    2
-                } else if a.eq_ignore_ascii_case(b"get") || a.eq_ignore_ascii_case(b"by") {
-                    1
-                } else if name == "sort" && a.eq_ignore_ascii_case(b"store") && i + 1 < args.len() {
-                    keys.push((i + 1, KEY_WRITE));
-                    1
-                } else {
-                    0
-                };
-                i += 1 + skip;
+            let mut keys = vec![(1, key_flags("RO access"))];
+            if name == "sort_ro" {
+                return keys;
             }
+            let mut store = None;
+            let mut i = 2;
+            while let Some(a) = args.get(i) {
+                if is(a, "limit") {
+                    i += 2;
+                } else if is(a, "get") || is(a, "by") {
+                    i += 1;
+                } else if is(a, "store") && i + 1 < args.len() {
+                    store = Some(i + 1);
+                }
+                i += 1;
+            }
+            keys.extend(store.map(|at| (at, key_flags("OW update"))));
             keys
+        }
+        // MIGRATE's one key, or those after KEYS when its key is empty.
+        "migrate" => {
+            let (mut first, mut count) = (3, 1);
+            let mut i = 6;
+            while let Some(a) = args.get(i) {
+                if is(a, "keys") {
+                    if args.get(3).is_some_and(|k| !k.is_empty()) {
+                        count = 0;
+                    } else {
+                        first = i + 1;
+                        count = args.len() - first;
+                    }
+                    break;
+                }
+                if is(a, "auth") {
+                    i += 1;
+                } else if is(a, "auth2") {
+                    i += 2;
+                }
+                i += 1;
+            }
+            let flags = key_flags("RW access delete");
+            (first..first + count)
+                .filter(|&at| at < args.len())
+                .map(|at| (at, flags))
+                .collect()
         }
         _ => Vec::new(),
     }

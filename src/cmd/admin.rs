@@ -273,6 +273,30 @@ fn stats(call: &Call<'_, '_>) -> Reply {
     )
 }
 
+/// WAIT's replica count and timeout (`None`: wait forever).
+fn wait_arguments(args: &[Bytes]) -> CmdResult<(i64, Option<std::time::Duration>)> {
+    let number = |i: usize| args.get(i).and_then(|a| parse_i64(a));
+    let replicas = number(1).ok_or(CmdError::NotInteger)?;
+    let ms = number(2).ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
+    if ms < 0 {
+        return Err(CmdError::err("timeout is negative"));
+    }
+    Ok((
+        replicas,
+        (ms > 0).then(|| std::time::Duration::from_millis(ms as u64)),
+    ))
+}
+
+/// WAIT queued in a transaction under Raft: answered at once, as Redis
+/// answers it inside MULTI (the transaction's own writes are not
+/// replicated before it runs, so no replica is counted as holding them).
+pub fn wait_in_transaction(args: &[Bytes]) -> Reply {
+    match wait_arguments(args) {
+        Ok(_) => Reply::Int(0),
+        Err(e) => Reply::Error(e.to_string()),
+    }
+}
+
 /// WAIT numreplicas timeout: how many replicas hold this connection's
 /// writes. A standalone server has none: 0 at once when none is asked for
 /// (or inside MULTI), else after the timeout (never for 0), as Redis with
@@ -280,14 +304,7 @@ fn stats(call: &Call<'_, '_>) -> Reply {
 /// leader had applied when WAIT arrived (see `RaftNode::replicas_holding`).
 pub fn wait(call: &mut Call<'_, '_>) -> CmdResult<super::Handled> {
     use super::{BlockOn, Deferred, Handled};
-    let args = call.args;
-    let replicas = parse_i64(&args[1]).ok_or(CmdError::NotInteger)?;
-    let ms = parse_i64(&args[2])
-        .ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
-    if ms < 0 {
-        return Err(CmdError::err("timeout is negative"));
-    }
-    let timeout = (ms > 0).then(|| std::time::Duration::from_millis(ms as u64));
+    let (replicas, timeout) = wait_arguments(call.args)?;
     if call.engine.is_replicated() && call.session.multi.is_none() {
         return Ok(Handled::Defer(Box::new(Deferred::Wait {
             replicas: u64::try_from(replicas).unwrap_or(0),

@@ -20,6 +20,7 @@ mod glob;
 mod hash;
 mod hll;
 mod info;
+pub use admin::wait_in_transaction;
 pub use info::render as info_text;
 mod keys;
 mod lcs;

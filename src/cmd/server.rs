@@ -242,7 +242,8 @@ pub fn command(call: &mut Call<'_, '_>) -> CmdResult {
             Ok(Reply::Map(out))
         }
         "list" => list(&args[2..]),
-        "getkeys" if args.len() >= 3 => getkeys(&args[2..]),
+        "getkeys" if args.len() >= 3 => getkeys(&args[2..], false),
+        "getkeysandflags" if args.len() >= 3 => getkeys(&args[2..], true),
         "help" => Ok(help_reply(
             "COMMAND",
             &[
@@ -325,32 +326,22 @@ fn sort_keys(call: &[Bytes]) -> Vec<Bytes> {
     keys
 }
 
-/// Subcommands of keyed containers (OBJECT, MEMORY) that take no key.
-const SUBCOMMANDS_WITHOUT_KEYS: &[&str] = &[
-    "object|help",
-    "memory|help",
-    "memory|stats",
-    "memory|doctor",
-    "memory|malloc-stats",
-    "memory|purge",
-    "xgroup|help",
-    "xinfo|help",
-];
-
-fn getkeys(call: &[Bytes]) -> CmdResult {
+/// COMMAND GETKEYS and GETKEYSANDFLAGS: the keys Redis's
+/// getKeysFromCommandWithSpecs finds (key specs, else its getkeys
+/// function), with their key spec flags when asked.
+fn getkeys(call: &[Bytes], with_flags: bool) -> CmdResult {
     let invalid = || CmdError::err("Invalid command specified");
     let spec = super::lookup(&call[0]).ok_or_else(invalid)?;
-    let (arity, has_keys) = match spec.subcommand(call).map_err(|_| invalid())? {
-        Some((name, arity)) => (
-            arity,
-            spec.first_key != 0 && !SUBCOMMANDS_WITHOUT_KEYS.contains(&name.as_str()),
-        ),
-        None => (
-            spec.arity,
-            spec.first_key != 0
-                || numkeys_layout(spec.name).is_some()
-                || matches!(spec.name, "xread" | "xreadgroup"),
-        ),
+    let arity = match spec.subcommand(call).map_err(|_| invalid())? {
+        Some((_, arity)) => arity,
+        None => spec.arity,
+    };
+    let catalog = crate::acl::catalog::catalog();
+    let entry = catalog.id_of_call(spec, call);
+    let described = entry.and_then(|id| catalog.entry(id)).filter(|e| e.redis);
+    let has_keys = match (entry, described) {
+        (Some(id), Some(_)) => catalog.has_keys(id),
+        _ => spec.first_key != 0,
     };
     if !has_keys {
         return Err(CmdError::err("The command has no key arguments"));
@@ -360,11 +351,38 @@ fn getkeys(call: &[Bytes]) -> CmdResult {
             "Invalid number of arguments specified for command",
         ));
     }
-    let keys = command_keys(spec, call);
+    let keys = entry.map_or_else(Vec::new, |id| catalog.keys_and_flags(id, spec, call));
     if keys.is_empty() {
+        if described.is_some_and(|e| e.no_mandatory_keys) {
+            return Ok(Reply::Array(Vec::new()));
+        }
         return Err(CmdError::err("Invalid arguments specified for command"));
     }
-    Ok(Reply::Array(keys.into_iter().map(Reply::Bulk).collect()))
+    let reply = keys
+        .into_iter()
+        .filter_map(|(at, flags)| {
+            let key = Reply::Bulk(call.get(at)?.clone());
+            Some(if with_flags {
+                Reply::Array(vec![key, key_flags_reply(flags)])
+            } else {
+                key
+            })
+        })
+        .collect();
+    Ok(Reply::Array(reply))
+}
+
+/// Key spec flags as Redis prints them: a set of status words.
+fn key_flags_reply(flags: crate::acl::catalog::KeyFlags) -> Reply {
+    let names = crate::acl::catalog::KEY_FLAG_NAMES;
+    Reply::Set(
+        names
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| flags & (1 << i) != 0)
+            .map(|(_, name)| Reply::StatusOwned((*name).to_string()))
+            .collect(),
+    )
 }
 
 /// GEORADIUS and GEORADIUSBYMEMBER: where Redis's key specs start looking

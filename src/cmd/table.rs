@@ -332,6 +332,7 @@ static SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
             ("count", 2),
             ("docs", -2),
             ("getkeys", -4),
+            ("getkeysandflags", -4),
             ("info", -2),
             ("list", -2),
             ("help", 2),

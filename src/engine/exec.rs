@@ -176,6 +176,8 @@ impl Engine {
             };
             if is_select {
                 slots.push(Slot::Answered(self.execute_local(session, &args)));
+            } else if spec.is_some_and(|spec| spec.name == "wait") {
+                slots.push(Slot::Answered(cmd::wait_in_transaction(&args)));
             } else if replicable(&args).is_ok() {
                 let command = args.iter().map(|a| a.to_vec()).collect();
                 let command = super::acl::as_user_if_needed(session, command);
