@@ -485,31 +485,39 @@ fn docs_of(name: &str) -> Option<Reply> {
 }
 
 /// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern].
+/// COMMAND LIST [FILTERBY ...]: every command, each followed by its
+/// subcommands (`client|kill`), as Redis lists them; a filter judges each
+/// by its full name or its own categories.
 fn list(args: &[Bytes]) -> CmdResult {
-    let names = super::all_commands().map(|c| c.name);
-    let chosen: Vec<&str> = match args {
-        [] => names.collect(),
+    let catalog = crate::acl::catalog::catalog();
+    let wanted: Box<dyn Fn(&crate::acl::catalog::Entry) -> bool> = match args {
+        [] => Box::new(|_| true),
         [filterby, kind, value] if is(filterby, "FILTERBY") => {
             if is(kind, "MODULE") {
-                Vec::new()
+                Box::new(|_| false)
             } else if is(kind, "ACLCAT") {
-                let wanted = String::from_utf8_lossy(value).to_ascii_lowercase();
-                names
-                    .filter(|n| super::redis_meta::categories(n).contains(&wanted))
-                    .collect()
+                // An unknown category matches nothing.
+                let bit = crate::acl::catalog::category_bit(value).unwrap_or(0);
+                Box::new(move |e| e.categories & bit != 0)
             } else if is(kind, "PATTERN") {
-                names
-                    .filter(|n| glob_match_nocase(value, n.as_bytes()))
-                    .collect()
+                let pattern = value.clone();
+                Box::new(move |e| glob_match_nocase(&pattern, e.name.as_bytes()))
             } else {
                 return Err(CmdError::Syntax);
             }
         }
         _ => return Err(CmdError::Syntax),
     };
-    Ok(Reply::Array(
-        chosen.into_iter().map(Reply::bulk_str).collect(),
-    ))
+    let mut out = Vec::new();
+    for entry in catalog.entries.iter().filter(|e| e.parent.is_none()) {
+        let subcommands = entry.subcommands.iter().filter_map(|&id| catalog.entry(id));
+        for e in std::iter::once(entry).chain(subcommands) {
+            if wanted(e) {
+                out.push(Reply::bulk_str(&e.name));
+            }
+        }
+    }
+    Ok(Reply::Array(out))
 }
 
 fn command_info(spec: &super::CommandSpec) -> Reply {
