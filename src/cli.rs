@@ -551,6 +551,7 @@ fn serve(config: RuntimeConfig, raft: Option<RaftOptions>) -> i32 {
             1
         }
     };
+    server.hand_over_leadership();
     server.stop();
     tracing::info!("kiwi server stopped");
     code

@@ -202,6 +202,9 @@ pub enum Rpc {
     /// A membership change (`RAFT.NODE ADD/REMOVE`) sent to a follower,
     /// passed to the leader.
     Membership(MembershipChange),
+    /// A stopping leader asks an up-to-date follower to campaign now (see
+    /// `node/handover.rs`).
+    Campaign,
 }
 
 /// A change of the cluster's members.
@@ -244,6 +247,8 @@ pub enum RpcReply {
     WrongNode(NodeId),
     /// The frame's identity was refused (see [`Stamp`]); nothing was done.
     Refused(String),
+    /// Whether the asked follower started an election.
+    Campaign(Result<(), String>),
 }
 
 /// A frame as a listener reads it off the wire: any bytes give a frame or

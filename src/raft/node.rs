@@ -39,6 +39,7 @@ use crate::cmd::raft::RaftAdmin;
 use crate::engine::Engine;
 use crate::resp::Reply;
 
+mod handover;
 mod membership;
 mod observe;
 mod proposer;
@@ -182,6 +183,10 @@ pub struct RaftNode {
     shutdown: CancellationToken,
     /// Times this node saw a new leader (see `observe.rs`).
     leader_changes: std::sync::atomic::AtomicU64,
+    /// When this node last became the leader (see `observe.rs`).
+    leader_since: parking_lot::Mutex<Option<Instant>>,
+    /// Stopping: proposes nothing more, hands leadership over (`handover.rs`).
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -328,6 +333,8 @@ impl RaftNode {
             peers: parking_lot::Mutex::new(HashMap::new()),
             shutdown: shutdown.clone(),
             leader_changes: std::sync::atomic::AtomicU64::new(0),
+            leader_since: parking_lot::Mutex::new(None),
+            draining: std::sync::atomic::AtomicBool::new(false),
         });
         tokio::spawn(observe::count_leader_changes(node.clone()));
         tokio::spawn(network::serve(
@@ -545,7 +552,10 @@ impl RaftNode {
             } else {
                 self.wait_for_leader(deadline).await?
             };
-            if leader == self.id {
+            if leader == self.id && self.is_draining() {
+                // Handing leadership over: the write waits for the next
+                // leader and goes there.
+            } else if leader == self.id {
                 if !self.leads_with_quorum() {
                     // Not (or maybe no longer) the leader: propose nothing
                     // that a new leader would only truncate.

@@ -32,6 +32,9 @@ const CLOCK_TICK_MS: u64 = 200;
 const SWEEP_BUDGET: usize = 500;
 
 /// A running server: its own tokio runtime, listener and engine.
+/// The longest a stopping leader spends handing leadership over.
+pub const HANDOVER_BOUND: Duration = Duration::from_secs(5);
+
 /// [`Server::stop`] (or drop) shuts everything down and closes the storage.
 pub struct Server {
     runtime: Option<Runtime>,
@@ -270,6 +273,16 @@ impl Server {
             }
             Ok(())
         })
+    }
+
+    /// Before a clean stop (SIGTERM, SHUTDOWN): if this node leads a
+    /// cluster, hand leadership to an up-to-date follower first (bounded by
+    /// [`HANDOVER_BOUND`]), so that the cluster does not wait out an
+    /// election. Writes arriving meanwhile go to the next leader.
+    pub fn hand_over_leadership(&self) {
+        if let (Some(raft), Some(runtime)) = (self.raft.as_ref(), self.runtime.as_ref()) {
+            runtime.block_on(raft.hand_over(HANDOVER_BOUND));
+        }
     }
 
     /// Stop accepting, close every connection, wait for the tasks to end and

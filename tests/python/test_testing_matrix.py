@@ -2,8 +2,9 @@
 three-node cluster: the history must be valid (an unknown verdict fails
 too), and faults must really have been injected.
 
-In-process clusters (``kiwi.Cluster``) serve every nemesis but ``pause``,
-which needs processes to SIGSTOP; that one runs on kiwi-server processes.
+In-process clusters (``kiwi.Cluster``) serve every nemesis but ``pause`` and
+``rolling-restart``, which need processes to SIGSTOP or SIGTERM; those run on
+kiwi-server processes.
 Each case takes about ``DURATION`` + 5 seconds (start, settle, final reads,
 checks): the 40 cases take a few minutes.
 """
@@ -19,9 +20,9 @@ from kiwi.testing import workloads
 
 pytestmark = pytest.mark.kiwi_only
 
-NEMESES = ["partition", "isolate-leader", "ring", "bridge", "kill", "pause", "clock", "membership"]
+NEMESES = ["partition", "isolate-leader", "ring", "bridge", "kill", "rolling-restart", "pause", "clock", "membership"]
 #: Nemeses the in-process cluster cannot serve.
-NEEDS_PROCESSES = {"pause"}
+NEEDS_PROCESSES = {"pause", "rolling-restart"}
 #: Seconds of client ops per case, and between faults.
 DURATION = 4.0
 INTERVAL = 1.0

@@ -442,7 +442,7 @@ class FakeTarget(Target):
         self.nodes = nodes
         self.leader_node = leader_node
         self.calls: list[tuple[Any, ...]] = []
-        all_faults = {"partition", "kill", "pause", "clock", "membership"}
+        all_faults = {"partition", "kill", "stop", "pause", "clock", "membership"}
         self._caps = frozenset(all_faults if capabilities is None else capabilities)
         self.cut: set[tuple[int, int]] = set()
         self.down: set[int] = set()
@@ -494,6 +494,10 @@ class FakeTarget(Target):
         self.down.discard(node)
         self.calls.append(("restart", node))
 
+    def stop(self, node: int) -> None:
+        self.down.add(node)
+        self.calls.append(("stop", node))
+
     def pause(self, node: int) -> None:
         self.calls.append(("pause", node))
 
@@ -535,7 +539,17 @@ def test_same_seed_same_schedule(spec: str) -> None:
     assert len(first) == 12 and all(isinstance(d, str) and d for d in first)
 
 
-@pytest.mark.parametrize("spec", ["partition", "ring", "bridge", "kill", "clock", "membership"])
+def test_rolling_restart_stops_every_node_once_a_round() -> None:
+    """Each round stops every node once, in a random order, and restarts it
+    before the next one stops."""
+    descriptions, calls = run_schedule("rolling-restart", 3, nodes=5, steps=10)
+    stops = [c[1] for c in calls if c[0] == "stop"]
+    assert sorted(stops) == list(range(5))
+    assert [c[0] for c in calls if c[0] in ("stop", "restart")] == ["stop", "restart"] * 5
+    assert any(d.endswith("(leader)") for d in descriptions)
+
+
+@pytest.mark.parametrize("spec", ["partition", "ring", "bridge", "kill", "rolling-restart", "clock", "membership"])
 def test_other_seeds_other_schedules(spec: str) -> None:
     schedules = {tuple(run_schedule(spec, seed)[0]) for seed in range(8)}
     assert len(schedules) > 1

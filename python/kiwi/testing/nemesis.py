@@ -17,6 +17,8 @@ name               fault (the recovery undoes it)
                    same; with 3 nothing is cut)
 ``bridge``         two halves that talk only through one bridge node
 ``kill``           ``kill -9`` a random node or the leader; restart it
+``rolling-restart`` stop the nodes cleanly (``SIGTERM``) one after the other,
+                   in a random order; restart each before the next stops
 ``pause``          ``SIGSTOP`` a random node or the leader; ``SIGCONT`` it
 ``clock``          shift one node's clock by up to ±4 s; reset it
 ``membership``     remove a node from the Raft membership; add it back (never
@@ -309,6 +311,48 @@ class Kill(Nemesis):
         return f"restart node {node}"
 
 
+class RollingRestart(Nemesis):
+    """Stop the nodes cleanly (``SIGTERM``; a leader hands leadership over
+    first) one after the other, restarting each at the next step or heal: an
+    operator's rolling restart. The order is a random permutation, repeated.
+
+    Example::
+
+        >>> import random
+        >>> from kiwi.testing.nemesis import RollingRestart
+        >>> RollingRestart().name, sorted(RollingRestart.requires)
+        ('rolling-restart', ['stop'])
+    """
+
+    name = "rolling-restart"
+    requires = frozenset({"stop"})
+    min_nodes = 1
+    heal_order = 10
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._order: list[int] = []
+        self._stopped: Optional[int] = None
+
+    def _fault(self, target: Target, rng: random.Random) -> str:
+        if not self._order:
+            self._order = rng.sample(range(target.nodes), target.nodes)
+        node = self._order.pop(0)
+        leader = target.leader()
+        target.stop(node)
+        self._stopped = node
+        return f"stop node {node}" + (" (leader)" if leader == node else "")
+
+    def _recover(self, target: Target) -> str:
+        node, self._stopped = self._stopped, None
+        if node is None:
+            return "restart nothing"
+        if target.running(node):
+            return f"restart node {node} skipped: it runs"
+        target.restart(node)
+        return f"restart node {node}"
+
+
 class Pause(Nemesis):
     """``SIGSTOP`` the leader or a random node; ``SIGCONT`` it at the next step or heal.
 
@@ -485,7 +529,8 @@ class Nothing(Nemesis):
 
 #: Every nemesis by name.
 NEMESES: dict[str, type[Nemesis]] = {
-    cls.name: cls for cls in (Partition, IsolateLeader, Ring, Bridge, Kill, Pause, Clock, Membership, Nothing)
+    cls.name: cls
+    for cls in (Partition, IsolateLeader, Ring, Bridge, Kill, RollingRestart, Pause, Clock, Membership, Nothing)
 }
 
 

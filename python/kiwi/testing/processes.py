@@ -33,6 +33,11 @@ _LIVE: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
 _LIVE_LOCK = threading.Lock()
 
 
+#: How long :meth:`ProcessCluster.stop` waits for a clean exit before ``SIGKILL``
+#: (a leader spends up to 5 s handing leadership over).
+STOP_GRACE = 15.0
+
+
 def _kill_leftovers() -> None:
     with _LIVE_LOCK:
         leftovers = list(_LIVE)
@@ -416,9 +421,19 @@ class ProcessCluster(_RaftTarget):
             if node in self._dirty:
                 self._sync(node)
 
+    def stop(self, node: int) -> None:
+        """``SIGTERM`` node ``node`` and wait for it to exit (``SIGKILL`` after
+        :data:`STOP_GRACE` seconds): a leader hands leadership over first."""
+        self._check(node)
+        with self._lock:
+            proc = self._proc(node)
+            proc.stop(STOP_GRACE)
+            self._paused.discard(node)
+            self._dirty.discard(node)
+
     @property
     def capabilities(self) -> frozenset[str]:
-        return super().capabilities | {"pause"}
+        return super().capabilities | {"pause", "stop"}
 
     def __repr__(self) -> str:
         if not self._procs:

@@ -82,7 +82,7 @@ ADMIN_TIMEOUT = 2.0
 #: Socket timeout of RAFT.NODE ADD/REMOVE (adding waits for the node to catch up).
 MEMBERSHIP_TIMEOUT = 10.0
 #: Every capability a target may have.
-ALL_CAPABILITIES = frozenset({"partition", "kill", "pause", "clock", "membership"})
+ALL_CAPABILITIES = frozenset({"partition", "kill", "stop", "pause", "clock", "membership"})
 
 Link = tuple[int, int]
 _T = TypeVar("_T", bound="Target")
@@ -128,7 +128,7 @@ class Target(abc.ABC):
     @property
     def capabilities(self) -> frozenset[str]:
         """The faults this target can inject: a subset of
-        ``{"partition", "kill", "pause", "clock", "membership"}``."""
+        ``{"partition", "kill", "stop", "pause", "clock", "membership"}``."""
         return frozenset()
 
     # lifecycle
@@ -205,8 +205,13 @@ class Target(abc.ABC):
         raise self._unsupported("kill a node")
 
     def restart(self, node: int) -> None:
-        """Start a killed node again on its data, ports and addresses."""
+        """Start a killed (or stopped) node again on its data, ports and addresses."""
         raise self._unsupported("restart a node")
+
+    def stop(self, node: int) -> None:
+        """Stop node ``node`` cleanly (``SIGTERM``: a leader hands leadership
+        over first); its data stays for :meth:`restart`."""
+        raise self._unsupported("stop a node cleanly")
 
     def pause(self, node: int) -> None:
         """Freeze node ``node`` (``SIGSTOP``)."""

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use openraft::ServerState;
+use tokio::time::Instant;
 
 use super::{NodeId, RaftNode};
 
@@ -28,7 +29,8 @@ pub struct RaftFigures {
     pub replication_lag: Vec<(NodeId, u64)>,
 }
 
-/// Count each change of known leader until the node stops.
+/// Count each change of known leader until the node stops, and note when
+/// this node became the leader.
 pub(super) async fn count_leader_changes(node: Arc<RaftNode>) {
     let mut metrics = node.raft.metrics();
     let mut known = metrics.borrow().current_leader;
@@ -47,6 +49,7 @@ pub(super) async fn count_leader_changes(node: Arc<RaftNode>) {
             if leader.is_some() {
                 node.leader_changes.fetch_add(1, Ordering::Relaxed);
             }
+            *node.leader_since.lock() = (leader == Some(node.id)).then(Instant::now);
         }
     }
 }

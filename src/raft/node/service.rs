@@ -25,8 +25,15 @@ impl RpcService for RaftNode {
                     .install(req, |req| self.raft.install_snapshot(req))
                     .await,
             ),
+            Rpc::Campaign => RpcReply::Campaign(if self.is_leader() {
+                Err(format!("node {} is the leader", self.id))
+            } else {
+                self.raft.trigger().elect().await.map_err(|e| e.to_string())
+            }),
             Rpc::Forward(request) => {
-                if !self.is_leader() {
+                // A draining leader proposes nothing: the follower retries
+                // with the next leader.
+                if !self.is_leader() || self.is_draining() {
                     return RpcReply::Forward(Err(ForwardError::NotLeader {
                         leader: self.leader(),
                     }));
