@@ -303,12 +303,7 @@ class Kill(Nemesis):
 
     def _recover(self, target: Target) -> str:
         node, self._victim = self._victim, None
-        if node is None:
-            return "restart nothing"
-        if target.running(node):  # restarted by someone else meanwhile
-            return f"restart node {node} skipped: it runs"
-        target.restart(node)
-        return f"restart node {node}"
+        return _restart(target, node)
 
 
 class RollingRestart(Nemesis):
@@ -345,12 +340,17 @@ class RollingRestart(Nemesis):
 
     def _recover(self, target: Target) -> str:
         node, self._stopped = self._stopped, None
-        if node is None:
-            return "restart nothing"
-        if target.running(node):
-            return f"restart node {node} skipped: it runs"
-        target.restart(node)
-        return f"restart node {node}"
+        return _restart(target, node)
+
+
+def _restart(target: Target, node: Optional[int]) -> str:
+    """Start a killed or stopped node again, unless someone already did."""
+    if node is None:
+        return "restart nothing"
+    if target.running(node):
+        return f"restart node {node} skipped: it runs"
+    target.restart(node)
+    return f"restart node {node}"
 
 
 class Pause(Nemesis):
