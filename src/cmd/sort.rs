@@ -320,8 +320,12 @@ fn lookup_by_pattern(
 
 /// C's strtod as SORT uses it: leading white space allowed, nothing may
 /// follow the number, out-of-range values and NaN refused; the empty
-/// string is 0.
+/// string is 0. The text ends at its first zero byte, as a C string does.
+/// (Redis then also refuses a weight whose text before the zero byte is
+/// empty when `errno` happens to hold ERANGE from an earlier conversion,
+/// which no client can know; Kiwi answers as a fresh Redis does.)
 fn c_strtod(text: &[u8]) -> Option<f64> {
+    let text = text.split(|&b| b == 0).next().unwrap_or(text);
     let trimmed = match text
         .iter()
         .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
@@ -369,6 +373,9 @@ mod tests {
         assert_eq!(c_strtod(b"inf"), Some(f64::INFINITY));
         assert_eq!(c_strtod(b"nan"), None);
         assert_eq!(c_strtod(b"1e400"), None);
+        assert_eq!(c_strtod(b"\x00\x01"), Some(0.0));
+        assert_eq!(c_strtod(b"2\x00x"), Some(2.0));
+        assert_eq!(c_strtod(b" \x00"), None);
         assert_eq!(c_strtod(b"1e-400"), None);
         assert_eq!(c_strtod(b"abc"), None);
         assert_eq!(c_strtod(b"0.0"), Some(0.0));
