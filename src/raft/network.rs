@@ -368,6 +368,32 @@ pub struct Outbound {
     pub config: NetConfig,
     /// Handshake refusals by peers, logged once in a while per peer.
     pub refusals: RefusalLog,
+    /// Open connections no [`PeerClient`] holds, by peer and address.
+    /// openraft makes a new client for every round of a linearizable
+    /// read's leadership check; this keeps each round from opening (and
+    /// authenticating) connections of its own.
+    pub idle: IdleConns,
+}
+
+/// The idle connections kept per peer at most.
+const IDLE_PER_PEER: usize = 8;
+
+/// Connections to peers not in use, for the next [`PeerClient`].
+#[derive(Default)]
+pub struct IdleConns(parking_lot::Mutex<std::collections::HashMap<(NodeId, String), Vec<Conn>>>);
+
+impl IdleConns {
+    fn take(&self, target: NodeId, addr: &str) -> Option<Conn> {
+        self.0.lock().get_mut(&(target, addr.to_string()))?.pop()
+    }
+
+    fn put(&self, target: NodeId, addr: String, conn: Conn) {
+        let mut idle = self.0.lock();
+        let conns = idle.entry((target, addr)).or_default();
+        if conns.len() < IDLE_PER_PEER {
+            conns.push(conn);
+        }
+    }
 }
 
 /// Open a connection to `addr` (over TLS when `tls` is given) and
@@ -459,6 +485,16 @@ pub struct PeerClient {
     link: Link,
 }
 
+impl Drop for PeerClient {
+    fn drop(&mut self) {
+        if let Link::Open(conn) = std::mem::replace(&mut self.link, Link::Idle) {
+            self.outbound
+                .idle
+                .put(self.target, std::mem::take(&mut self.addr), conn);
+        }
+    }
+}
+
 impl PeerClient {
     pub fn new(outbound: Arc<Outbound>, target: NodeId, addr: String) -> PeerClient {
         PeerClient {
@@ -475,8 +511,10 @@ impl PeerClient {
 
     /// Send `rpc` and wait up to `timeout` for its answer.
     pub async fn call(&mut self, rpc: Rpc, timeout: Duration) -> Result<RpcReply, CallError> {
+        // Raft's own requests may arrive twice; a forwarded write may not.
+        let resendable = matches!(rpc, Rpc::AppendEntries(_) | Rpc::Vote(_) | Rpc::ReadIndex);
         let frame = self.encode(rpc)?;
-        self.call_encoded(frame, timeout).await
+        self.call_encoded(frame, timeout, resendable).await
     }
 
     fn encode(&self, rpc: Rpc) -> Result<Vec<u8>, CallError> {
@@ -493,6 +531,7 @@ impl PeerClient {
         &mut self,
         frame: Vec<u8>,
         timeout: Duration,
+        resendable: bool,
     ) -> Result<RpcReply, CallError> {
         let id = self.outbound.id;
         if self.target == id {
@@ -508,7 +547,7 @@ impl PeerClient {
             // The link may have been cut meanwhile.
             faults.check_send(self.target)?;
         }
-        let reply = decode_reply(&self.exchange(&frame, timeout).await?)?;
+        let reply = decode_reply(&self.exchange(&frame, timeout, resendable).await?)?;
         match reply {
             RpcReply::WrongNode(other) => {
                 self.link = Link::Idle;
@@ -525,9 +564,28 @@ impl PeerClient {
         &mut self,
         frame: &[u8],
         timeout: Duration,
+        resendable: bool,
     ) -> Result<bytes::Bytes, CallError> {
         let target = self.target;
         let deadline = tokio::time::Instant::now() + timeout;
+        if let Link::Idle = self.link {
+            if let Some(conn) = self.outbound.idle.take(target, &self.addr) {
+                if !resendable {
+                    self.link = Link::Open(conn);
+                } else {
+                    // A connection another client left idle may have been
+                    // closed by the peer since (it restarted): the request
+                    // then goes once more on a new one.
+                    let mut conn = conn;
+                    let sent =
+                        tokio::time::timeout_at(deadline, exchange(&mut conn, target, frame)).await;
+                    if let Ok(Ok(reply)) = sent {
+                        self.link = Link::Open(conn);
+                        return Ok(reply);
+                    }
+                }
+            }
+        }
         // Not connected in time: nothing was sent.
         let mut conn = tokio::time::timeout_at(deadline, self.open())
             .await
@@ -659,7 +717,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
                 PayloadTooLarge::new_entries_hint(fit.clamp(1, entries - 1) as u64),
             ));
         }
-        match self.call_encoded(frame, option.hard_ttl()).await {
+        match self.call_encoded(frame, option.hard_ttl(), true).await {
             Ok(RpcReply::AppendEntries(result)) => self.remote(result),
             Ok(_) => Err(self.unexpected()),
             Err(e) => Err(self.rpc_error(e, RPCTypes::AppendEntries)),

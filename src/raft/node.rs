@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -43,6 +43,7 @@ mod handover;
 mod membership;
 mod observe;
 mod proposer;
+mod reads;
 mod service;
 
 pub use observe::RaftFigures;
@@ -187,6 +188,8 @@ pub struct RaftNode {
     leader_since: parking_lot::Mutex<Option<Instant>>,
     /// Stopping: proposes nothing more, hands leadership over (`handover.rs`).
     draining: std::sync::atomic::AtomicBool,
+    /// Linearizable reads waiting for a leadership check (`reads.rs`).
+    reads: Arc<reads::ReadBatcher>,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -304,6 +307,7 @@ impl RaftNode {
             tls: options.tls.clone(),
             config: options.net,
             refusals: RefusalLog::default(),
+            idle: Default::default(),
         });
         let inbound = Arc::new(Inbound::new(
             id,
@@ -335,6 +339,7 @@ impl RaftNode {
             leader_changes: std::sync::atomic::AtomicU64::new(0),
             leader_since: parking_lot::Mutex::new(None),
             draining: std::sync::atomic::AtomicBool::new(false),
+            reads: Arc::default(),
         });
         tokio::spawn(observe::count_leader_changes(node.clone()));
         tokio::spawn(network::serve(
@@ -687,11 +692,10 @@ impl RaftNode {
             let leader = self.wait_for_leader(deadline).await?;
             let remaining = deadline.saturating_duration_since(Instant::now());
             if leader == self.id {
-                match tokio::time::timeout(remaining, self.raft.ensure_linearizable()).await {
-                    Err(_) => return Err(ClientError::NoQuorum),
-                    Ok(Ok(_)) => return Ok(()),
-                    Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {}
-                    Ok(Err(_)) => return Err(ClientError::NoQuorum),
+                match self.read_index(remaining).await {
+                    Ok(_) => return Ok(()),
+                    Err(reads::ReadIndexError::NotLeader(_)) => {}
+                    Err(reads::ReadIndexError::Failed(_)) => return Err(ClientError::NoQuorum),
                 }
             } else {
                 match self.call_peer(leader, Rpc::ReadIndex, remaining).await {

@@ -9,8 +9,7 @@
 //!
 //! [`SnapshotGuard`]: crate::raft::network::snapshot_guard::SnapshotGuard
 
-use openraft::error::{CheckIsLeaderError, RaftError};
-
+use super::reads::ReadIndexError;
 use super::{ClientError, RaftNode};
 use crate::raft::network::{ForwardError, Rpc, RpcReply, RpcService};
 use crate::raft::{KiwiResponse, NodeId};
@@ -65,21 +64,12 @@ impl RpcService for RaftNode {
                         leader: self.leader(),
                     }));
                 }
-                let result = tokio::time::timeout(
-                    self.timing.client_timeout,
-                    self.raft.ensure_linearizable(),
-                )
-                .await;
-                RpcReply::ReadIndex(match result {
-                    Ok(Ok(log_id)) => Ok(log_id.map(|l| l.index)),
-                    Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
-                        Err(ForwardError::NotLeader {
-                            leader: f.leader_id,
-                        })
-                    }
-                    Ok(Err(e)) => Err(ForwardError::Unknown(e.to_string())),
-                    Err(_) => Err(ForwardError::Unknown("no quorum".into())),
-                })
+                RpcReply::ReadIndex(self.read_index(self.timing.client_timeout).await.map_err(
+                    |e| match e {
+                        ReadIndexError::NotLeader(leader) => ForwardError::NotLeader { leader },
+                        ReadIndexError::Failed(e) => ForwardError::Unknown(e),
+                    },
+                ))
             }
         }
     }
