@@ -185,14 +185,18 @@ fn verify_family(db: &DB, name: &str, report: &mut Report) {
         records += 1;
         iter.next();
     }
-    if let Err(e) = iter.status() {
-        report.problem(
-            Area::Checksum,
-            format!("column family {name}"),
-            format!("reading stopped after {records} records: {e}"),
-        );
-    }
-    report.families.push((name.to_string(), records));
+    let verified = match iter.status() {
+        Ok(()) => true,
+        Err(e) => {
+            report.problem(
+                Area::Checksum,
+                format!("column family {name}"),
+                format!("reading stopped after {records} records: {e}"),
+            );
+            false
+        }
+    };
+    report.families.push((name.to_string(), records, verified));
 }
 
 /// The opened database with Kiwi's families looked up once.

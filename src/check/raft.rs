@@ -152,15 +152,15 @@ struct Log {
     count: u64,
     first: Option<Id>,
     last: Option<Id>,
-    /// Every entry's id, in order: checked against committed and applied.
-    ids: Vec<Id>,
+    /// Every entry's id by the index it is stored under, in order:
+    /// checked against committed and applied.
+    ids: Vec<(u64, Id)>,
 }
 
 impl Log {
     fn at(&self, index: u64) -> Option<Id> {
-        let first = self.first?.index;
-        let offset = usize::try_from(index.checked_sub(first)?).ok()?;
-        self.ids.get(offset).copied()
+        let at = self.ids.binary_search_by_key(&index, |(i, _)| *i).ok()?;
+        self.ids.get(at).map(|(_, id)| *id)
     }
 }
 
@@ -221,7 +221,7 @@ fn walk_log(
                 }
                 log.first.get_or_insert(id);
                 log.last = Some(id);
-                log.ids.push(id);
+                log.ids.push((index, id));
             }
         }
         log.count += 1;

@@ -73,8 +73,9 @@ pub struct Report {
     pub format: u32,
     pub format_recorded: bool,
     pub raft: bool,
-    /// Column families read, with their record counts.
-    pub families: Vec<(String, u64)>,
+    /// Column families read: name, records, whether every block read
+    /// passed its checksum.
+    pub families: Vec<(String, u64, bool)>,
     /// Keys by type name, collections' elements, elements of older
     /// versions waiting for compaction.
     pub keys: Vec<(&'static str, u64)>,
@@ -125,8 +126,12 @@ impl fmt::Display for Report {
             self.path.display(),
             self.format
         )?;
-        for (name, records) in &self.families {
-            writeln!(f, "family {name}: {records} records read")?;
+        for (name, records, verified) in &self.families {
+            let outcome = match verified {
+                true => "block checksums verified",
+                false => "unreadable past that (see below)",
+            };
+            writeln!(f, "family {name}: {records} records, {outcome}")?;
         }
         let mut keys = self.keys.clone();
         keys.sort();
@@ -153,7 +158,7 @@ impl fmt::Display for Report {
             writeln!(f, "... and {more} more problems")?;
         }
         if self.is_clean() {
-            let records: u64 = self.families.iter().map(|(_, n)| n).sum();
+            let records: u64 = self.families.iter().map(|(_, n, _)| n).sum();
             write!(
                 f,
                 "summary: clean: {} keys, {records} records in {} column families, no problems",

@@ -39,7 +39,11 @@ const UNRECORDED: u32 = 1;
 
 /// Upgrades a directory by one format: `STEPS[i]` takes format `i + 1` to
 /// `i + 2`. A format change bumps [`DISK_FORMAT`] and appends its step here
-/// (the array's length makes the compiler insist on both).
+/// (the array's length makes the compiler insist on both). The version is
+/// recorded after each step, so a step must be one atomic batch or safe to
+/// run again after a crash. A change to what Raft nodes exchange (log
+/// entries, snapshots) must also let a mixed cluster run during a rolling
+/// upgrade, or say it cannot (the snapshot carries its own version).
 type Step = fn(&DB) -> Result<(), String>;
 const STEPS: [Step; (DISK_FORMAT - 1) as usize] = [];
 
@@ -118,9 +122,8 @@ pub(crate) fn read_before_open(path: &Path) -> Result<Recorded, String> {
 /// Bring the opened directory from `recorded` to [`DISK_FORMAT`] and record it.
 pub(crate) fn settle(db: &DB, recorded: Recorded) -> Result<(), String> {
     let mut version = recorded.version();
-    if recorded == Recorded::Version(DISK_FORMAT) {
-        return Ok(());
-    }
+    // Recorded after each step: a crash mid-upgrade resumes at the next one.
+    let mut written = recorded == Recorded::Version(version);
     while version < DISK_FORMAT {
         let step = usize::try_from(version - 1)
             .ok()
@@ -134,8 +137,12 @@ pub(crate) fn settle(db: &DB, recorded: Recorded) -> Result<(), String> {
         step(db)?;
         version += 1;
         write_record(db, version)?;
+        written = true;
     }
-    write_record(db, version)
+    match written {
+        true => Ok(()),
+        false => write_record(db, version),
+    }
 }
 
 /// Record `version`, durably and without keeping a WAL file alive for it.

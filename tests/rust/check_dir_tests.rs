@@ -191,7 +191,9 @@ fn a_directory_without_the_record_is_format_1_and_gets_it() {
         "{out}"
     );
     let engine = Engine::open(RuntimeConfig::new(dir.path())).expect("open");
-    assert_eq!(run_all(&engine, &[&["GET", "s"]]), ["v"]);
+    let replies = run_all(&engine, &[&["GET", "s"], &["INFO", "server"]]);
+    assert_eq!(replies[0], "v");
+    assert!(replies[1].contains("kiwi_disk_format:1"), "{}", replies[1]);
     drop(engine);
     let recorded = open_raw(dir.path()).get(b"kiwi.format").expect("read");
     assert_eq!(recorded, Some(b"1".to_vec()));
@@ -318,6 +320,8 @@ fn check_dir_passes_a_clean_directory_and_names_each_corruption() {
             .expect("delete the element");
     }
     let (code, out, _) = check_dir(dir.path());
+    // Shown with --nocapture: what a user reads.
+    println!("{out}");
     assert_eq!(code, Some(1), "{out}");
     assert!(
         out.contains(
@@ -438,4 +442,37 @@ fn check_dir_passes_a_raft_nodes_directory() {
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("raft node directory"), "{out}");
     assert!(out.contains("raft: node 1, log "), "{out}");
+
+    // A hole in the log, and the vote gone.
+    let hole = {
+        let db = open_raw(dir.path());
+        let log = db.cf_handle("raft_log").expect("raft_log family");
+        let mut indices = Vec::new();
+        for item in db.iterator_cf(log, rocksdb::IteratorMode::Start) {
+            let (key, _) = item.expect("read the log");
+            indices.push(u64::from_be_bytes(key[..].try_into().expect("an index")));
+        }
+        assert!(indices.len() >= 4, "{indices:?}");
+        let hole = indices[2];
+        db.delete_cf(log, hole.to_be_bytes())
+            .expect("delete an entry");
+        let state = db.cf_handle("raft_state").expect("raft_state family");
+        db.delete_cf(state, b"vote").expect("delete the vote");
+        hole
+    };
+    let (code, out, _) = check_dir(dir.path());
+    println!("{out}");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "PROBLEM [raft] log entry {}: follows a gap: expected index {hole}\n",
+            hole + 1
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("PROBLEM [raft] vote: missing, though the log holds entries\n"),
+        "{out}"
+    );
+    assert!(out.contains("summary: 2 problems (2 raft) in "), "{out}");
 }
