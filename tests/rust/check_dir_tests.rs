@@ -421,14 +421,16 @@ fn check_dir_refuses_a_missing_directory_and_a_running_servers() {
 }
 
 #[test]
-fn check_dir_passes_a_raft_nodes_directory() {
+fn check_dir_passes_a_raft_nodes_directory_and_names_log_damage() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut cluster = LocalCluster::start(
-        vec![dir.path().to_path_buf()],
-        "127.0.0.1",
-        RaftTiming::default(),
-    )
-    .expect("cluster");
+    // Snapshots and purges early, so their records are checked too.
+    let timing = RaftTiming {
+        snapshot_every: 3,
+        logs_to_keep: 2,
+        ..RaftTiming::default()
+    };
+    let mut cluster =
+        LocalCluster::start(vec![dir.path().to_path_buf()], "127.0.0.1", timing).expect("cluster");
     wait_until("a leader", Duration::from_secs(10), || {
         cluster.leader().is_some()
     });
@@ -437,13 +439,21 @@ fn check_dir_passes_a_raft_nodes_directory() {
         let reply = cmd(port, c);
         assert!(!reply.starts_with('-'), "{c:?}: {reply}");
     }
+    let node = cluster.node(0).expect("node 1").clone();
+    wait_until("a snapshot and a purge", Duration::from_secs(10), || {
+        let metrics = node.raft().metrics().borrow().clone();
+        metrics.snapshot.is_some() && metrics.purged.is_some()
+    });
+    drop(node);
     cluster.stop_all();
     let (code, out, err) = check_dir(dir.path());
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("raft node directory"), "{out}");
     assert!(out.contains("raft: node 1, log "), "{out}");
+    assert!(!out.contains("purged through none"), "{out}");
+    assert!(!out.contains("snapshot none"), "{out}");
 
-    // A hole in the log, and the vote gone.
+    // A hole in the log, the vote and the snapshot's data gone.
     let hole = {
         let db = open_raw(dir.path());
         let log = db.cf_handle("raft_log").expect("raft_log family");
@@ -452,12 +462,14 @@ fn check_dir_passes_a_raft_nodes_directory() {
             let (key, _) = item.expect("read the log");
             indices.push(u64::from_be_bytes(key[..].try_into().expect("an index")));
         }
-        assert!(indices.len() >= 4, "{indices:?}");
-        let hole = indices[2];
+        assert!(indices.len() >= 3, "{indices:?}");
+        let hole = indices[1];
         db.delete_cf(log, hole.to_be_bytes())
             .expect("delete an entry");
         let state = db.cf_handle("raft_state").expect("raft_state family");
         db.delete_cf(state, b"vote").expect("delete the vote");
+        db.delete_cf(state, b"snapshot_data")
+            .expect("delete the snapshot's data");
         hole
     };
     let (code, out, _) = check_dir(dir.path());
@@ -474,5 +486,6 @@ fn check_dir_passes_a_raft_nodes_directory() {
         out.contains("PROBLEM [raft] vote: missing, though the log holds entries\n"),
         "{out}"
     );
-    assert!(out.contains("summary: 2 problems (2 raft) in "), "{out}");
+    assert!(out.contains(": its data is missing\n"), "{out}");
+    assert!(out.contains("summary: 3 problems (3 raft) in "), "{out}");
 }
