@@ -92,7 +92,7 @@ pub fn check_dir(path: &Path) -> Result<Report, CheckError> {
     }
     let open_err = |reason: String| CheckError::Open {
         path: path.clone(),
-        reason,
+        reason: crate::storage::directory::explain(reason),
     };
     match lock_holder(&path) {
         Ok(None) => {}

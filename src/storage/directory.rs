@@ -137,7 +137,7 @@ pub(crate) fn read_only_options() -> Options {
 }
 
 /// RocksDB's reason for refusing to open, with what it means for Kiwi.
-pub(super) fn explain(reason: String) -> String {
+pub(crate) fn explain(reason: String) -> String {
     let hint = if reason.contains("Corruption") {
         CORRUPT_HINT
     } else if reason.contains("LOCK") && reason.contains("temporarily unavailable") {
