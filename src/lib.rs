@@ -5,6 +5,7 @@
 //! from the table in [`cmd`], and [`storage`] keeps the data in RocksDB.
 
 pub mod acl;
+pub mod check;
 pub mod cli;
 pub mod cmd;
 pub mod config;

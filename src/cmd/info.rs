@@ -142,6 +142,7 @@ fn info_section(engine: &Shared, section: &str, out: &mut String) -> CmdResult<(
             let (now_s, now_us) = wall_clock();
             field("redis_version", &REDIS_VERSION);
             field("kiwi_version", &env!("CARGO_PKG_VERSION"));
+            field("kiwi_disk_format", &crate::storage::DISK_FORMAT);
             field("redis_git_sha1", &"00000000");
             field("redis_git_dirty", &0);
             field("redis_build_id", &"0");

@@ -40,7 +40,7 @@ mod server;
 mod session;
 mod set;
 mod sort;
-mod stream;
+pub(crate) mod stream;
 mod strings;
 mod table;
 mod tracking;

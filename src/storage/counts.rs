@@ -22,7 +22,7 @@ use super::{Meta, RaftCf, Result, Storage, StorageError, DATABASES};
 const N: usize = DATABASES as usize;
 
 /// The record of keyspace `space`.
-pub(super) fn record(space: u8) -> [u8; 2] {
+pub(crate) fn record(space: u8) -> [u8; 2] {
     [b'n', space]
 }
 
@@ -46,7 +46,7 @@ impl KeyCount {
         out
     }
 
-    fn decode(raw: &[u8]) -> Result<KeyCount> {
+    pub(crate) fn decode(raw: &[u8]) -> Result<KeyCount> {
         let corrupt = || StorageError::Corrupt("key count record".into());
         let (keys, volatile) = raw.split_at_checked(8).ok_or_else(corrupt)?;
         Ok(KeyCount {
@@ -57,7 +57,7 @@ impl KeyCount {
 
     /// This count after a key went from `old` to `new` (each `None` when
     /// absent, else whether it has an expiry).
-    pub(super) fn step(self, old: Option<bool>, new: Option<bool>) -> KeyCount {
+    pub(crate) fn step(self, old: Option<bool>, new: Option<bool>) -> KeyCount {
         let keys = i64::from(new.is_some()) - i64::from(old.is_some());
         let volatile = i64::from(new == Some(true)) - i64::from(old == Some(true));
         KeyCount {

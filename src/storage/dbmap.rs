@@ -13,7 +13,7 @@
 use super::{Result, StorageError, DATABASES};
 
 /// The record in the replicated family holding the map (absent: identity).
-pub(super) const RECORD: &[u8] = b"dbmap";
+pub(crate) const RECORD: &[u8] = b"dbmap";
 
 const N: usize = DATABASES as usize;
 
@@ -66,7 +66,7 @@ impl DbMap {
 
     /// Decode a stored map; anything but a permutation of the databases is
     /// corruption (it would merge two databases into one).
-    pub(super) fn decode(raw: &[u8]) -> Result<DbMap> {
+    pub(crate) fn decode(raw: &[u8]) -> Result<DbMap> {
         let corrupt = || StorageError::Corrupt("database map record".into());
         let physical: [u8; N] = raw.try_into().map_err(|_| corrupt())?;
         let mut seen = [false; N];

@@ -84,7 +84,8 @@ fn is_redis_file(name: &str) -> bool {
 }
 
 /// An existing RocksDB database must have only Kiwi's column families, and
-/// nothing in the default one (Kiwi never writes there).
+/// nothing in the default one (Kiwi writes only its format record there,
+/// once the other families exist).
 fn check_database(path: &Path) -> Result<(), String> {
     let families = DB::list_cf(&Options::default(), path).map_err(|e| explain(e.into_string()))?;
     let known = |name: &str| {
@@ -111,7 +112,7 @@ fn check_database(path: &Path) -> Result<(), String> {
         .iter()
         .all(|n| n == rocksdb::DEFAULT_COLUMN_FAMILY_NAME)
     {
-        let db = DB::open_for_read_only(&Options::default(), path, false)
+        let db = DB::open_for_read_only(&read_only_options(), path, false)
             .map_err(|e| explain(e.into_string()))?;
         let first = db.iterator(rocksdb::IteratorMode::Start).next();
         match first {
@@ -123,8 +124,20 @@ fn check_database(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Options for opening a directory read-only without writing to it:
+/// RocksDB's info log goes to `tracing` instead of a new `LOG` file (a
+/// file-backed log would rotate the server's own `LOG` aside).
+pub(crate) fn read_only_options() -> Options {
+    let mut opts = Options::default();
+    opts.set_info_logger(rocksdb::InfoLogger::new_callback_logger(
+        rocksdb::LogLevel::Warn,
+        |_, message| tracing::debug!(target: "rocksdb", "{}", message.trim_end()),
+    ));
+    opts
+}
+
 /// RocksDB's reason for refusing to open, with what it means for Kiwi.
-pub(super) fn explain(reason: String) -> String {
+pub(crate) fn explain(reason: String) -> String {
     let hint = if reason.contains("Corruption") {
         CORRUPT_HINT
     } else if reason.contains("LOCK") && reason.contains("temporarily unavailable") {

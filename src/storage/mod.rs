@@ -9,14 +9,15 @@
 //! observes half of an MSET or of an EXEC.
 
 mod backup;
-mod counts;
-mod dbmap;
-mod directory;
+pub(crate) mod counts;
+pub(crate) mod dbmap;
+pub(crate) mod directory;
 mod durability;
 mod encoding;
 pub mod events;
 pub use backup::{CheckpointJob, CompactionJob, CHECKPOINT_DIR};
 mod expiry;
+pub(crate) mod format;
 mod random;
 mod reclaim;
 pub(crate) mod replicated;
@@ -39,6 +40,7 @@ pub use encoding::{
     CollectionMeta, Expiry, KeyType, Meta, MetaBody, StreamId, StreamMeta, LIST_START_INDEX,
 };
 pub use expiry::SweepCursor;
+pub use format::DISK_FORMAT;
 pub use random::CommandRng;
 pub use txn::{log_versions, Ctx, Flushed, RangeIter, Touched, VERSIONS_PER_ENTRY};
 
@@ -65,7 +67,7 @@ pub enum Cf {
 impl Cf {
     pub const ALL: [Cf; 3] = [Cf::Meta, Cf::Data, Cf::ZScore];
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Cf::Meta => "meta",
             Cf::Data => "data",
@@ -94,7 +96,7 @@ pub(crate) enum RaftCf {
 impl RaftCf {
     pub const ALL: [RaftCf; 3] = [RaftCf::Log, RaftCf::State, RaftCf::Replicated];
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             RaftCf::Log => "raft_log",
             RaftCf::State => "raft_state",
@@ -202,6 +204,8 @@ impl Storage {
             reason,
         };
         directory::prepare(&path).map_err(open_err)?;
+        // Before anything is written: a newer format is refused untouched.
+        let recorded = format::read_before_open(&path).map_err(open_err)?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -243,6 +247,7 @@ impl Storage {
                 .map_err(|e| open_err(directory::explain(e.into_string())))?,
         );
         reclaim.attach(&db);
+        format::settle(&db, recorded).map_err(open_err)?;
         // The WAL is written on every command, so a crashed process loses
         // nothing; `appendfsync` decides when it reaches the disk.
         let mut write_opts = WriteOptions::default();

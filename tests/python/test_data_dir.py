@@ -229,3 +229,42 @@ def test_refusal_exits_with_status_1(tmp_path: Path) -> None:
     path = tmp_path / "file"
     path.write_text("x")
     assert start_server(path).returncode == 1
+
+
+def check_dir(path: Path) -> subprocess.CompletedProcess[str]:
+    """``kiwi-server --check-dir path`` run to completion."""
+    command = [*server_command(), "--check-dir", str(path)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL)
+
+
+def test_check_dir_passes_a_real_directory_and_leaves_it_alone(damaged: Path) -> None:
+    """The intact copy (keys in table files and in the WAL) checks clean,
+    every record read, and --check-dir changes none of its files."""
+    before = snapshot(damaged)
+    done = check_dir(damaged)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "standalone directory, disk format 1\n" in done.stdout, done.stdout
+    assert "keyspace: 1401 keys (string 1401)" in done.stdout, done.stdout
+    assert done.stdout.rstrip().endswith("no problems"), done.stdout
+    assert snapshot(damaged) == before, "--check-dir changed the directory"
+
+
+def test_check_dir_reports_damaged_table_files(damaged: Path) -> None:
+    """Bytes flipped inside table files' data blocks: named as checksum
+    problems, exit status 1, the directory untouched."""
+    tables = [t for t in damaged.glob("*.sst") if t.stat().st_size > 16 * 1024]
+    assert tables, "no table file holds several blocks"
+    for table in tables:
+        data = bytearray(table.read_bytes())
+        # Inside the first data block (4 KiB), which starts the file: far
+        # from the index and footer, so RocksDB opens the file.
+        for i in range(16, 48):
+            data[i] ^= 0xFF
+        table.write_bytes(bytes(data))
+    before = snapshot(damaged)
+    done = check_dir(damaged)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "PROBLEM [checksum] column family " in done.stdout, done.stdout
+    assert "Corruption" in done.stdout, done.stdout
+    assert "\nsummary: " in done.stdout and " problem" in done.stdout.splitlines()[-1], done.stdout
+    assert snapshot(damaged) == before, "--check-dir changed the directory"

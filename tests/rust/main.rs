@@ -1,5 +1,6 @@
 //! Kiwi's Rust integration tests, one binary (RocksDB links once).
 
+mod check_dir_tests;
 mod cli_tests;
 mod command_tests;
 mod common;

@@ -28,7 +28,7 @@ const NODE_MAX_ENTRIES: u64 = 100;
 const NODE_MAX_BYTES: u64 = 4096;
 
 pub const ENTRY: u8 = b'e';
-const NODE: u8 = b'n';
+pub(crate) const NODE: u8 = b'n';
 const GROUP: u8 = b'g';
 const CONSUMER: u8 = b'c';
 const PENDING: u8 = b'p';
@@ -159,7 +159,7 @@ pub fn decode_pending(id: StreamId, raw: &[u8]) -> Option<Pending> {
     })
 }
 
-fn decode_node(raw: &[u8]) -> Option<NodeInfo> {
+pub(crate) fn decode_node(raw: &[u8]) -> Option<NodeInfo> {
     let mut rest = raw;
     let live = take_u64(&mut rest)?;
     let total = take_u64(&mut rest)?;
