@@ -57,7 +57,19 @@ wheel="$dist/kiwi_kv-$version-cp39-abi3-manylinux_2_28_x86_64.whl"
 test -f "$wheel"
 echo "wheel: $(basename "$wheel"), $(($(stat -c %s "$wheel") / 1024)) KiB; sdist: $(($(stat -c %s "$sdist") / 1024)) KiB"
 python3 -m auditwheel show "$wheel" | tee "$work/auditwheel.txt"
-grep -q 'consistent with the following platform tag: "manylinux_2_28_x86_64"' <(tr -s ' \n' ' ' <"$work/auditwheel.txt")
+# The tag auditwheel finds the wheel's libraries and symbols consistent with
+# must need no newer glibc than the 2.28 the file name promises.
+python3 - "$work/auditwheel.txt" <<'PY'
+import re
+import sys
+
+text = " ".join(open(sys.argv[1]).read().split())
+found = re.search(r'consistent with the following platform tag: "manylinux_(\d+)_(\d+)_x86_64"', text)
+legacy = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+old = re.search(r'consistent with the following platform tag: "(manylinux\d+)_x86_64"', text)
+glibc = (int(found[1]), int(found[2])) if found else legacy.get(old[1], (99, 0)) if old else (99, 0)
+assert glibc <= (2, 28), f"auditwheel: the wheel needs glibc {glibc}, more than manylinux_2_28 allows"
+PY
 
 # Everything the install needs, fetched while the index is still in reach.
 python3 -m pip download -q --disable-pip-version-check --only-binary :all: -d "$dist" "redis>=5"
