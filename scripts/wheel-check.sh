@@ -46,7 +46,10 @@ test -f "$sdist"
 src="$cache/sdist-build"
 rm -rf "$src"
 mkdir -p "$src"
-tar -xzf "$sdist" -C "$src"
+# -m: the sdist's files carry a fixed old mtime (a reproducible archive); stamped
+# with the time of unpacking they are newer than any earlier build, so cargo
+# never takes a stale artifact for them.
+tar -xzmf "$sdist" -C "$src"
 if ! (cd "$src/kiwi_kv-$version" &&
   python3 -m maturin build --release --zig --compatibility manylinux_2_28 --strip --out "$dist") \
   >"$work/build.log" 2>&1; then
