@@ -18,7 +18,8 @@ bash scripts/setup-system.sh
 cache="$HOME/.cache/kiwi"
 export CARGO_TARGET_DIR="${KIWI_MANYLINUX_TARGET_DIR:-$cache/target-manylinux}"
 dist="${KIWI_DIST:-$cache/dist}"
-python3 -m pip install -q --disable-pip-version-check "maturin>=1.7,<2" "ziglang==0.17.1" "auditwheel>=6.1,<7"
+# zig 0.17.1 with maturin 1.16 is the pair this was built and checked with.
+python3 -m pip install -q --disable-pip-version-check "maturin>=1.16,<2" "ziglang==0.17.1" "auditwheel>=6.1,<7"
 version=$(python3 - <<'PY'
 import re
 from pathlib import Path
