@@ -89,7 +89,7 @@ def test_py_typed_and_stub_ship_in_the_installed_package() -> None:
     package = importlib.resources.files("kiwi")
     assert package.joinpath("py.typed").is_file()
     assert package.joinpath("_kiwi.pyi").is_file()
-    recorded = {str(path).replace("\\", "/") for path in importlib.metadata.files("kiwi") or ()}
+    recorded = {str(path).replace("\\", "/") for path in importlib.metadata.files("kiwi-kv") or ()}
     assert "kiwi/py.typed" in recorded
     assert "kiwi/_kiwi.pyi" in recorded
     # The installed stub is the one checked above (a stale install would hide drift).
