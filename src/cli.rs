@@ -553,6 +553,10 @@ fn serve(config: RuntimeConfig, raft: Option<RaftOptions>) -> i32 {
             return 1;
         }
     };
+    if let Err(e) = server.catch_signals() {
+        eprintln!("kiwi-server: {e}");
+        return 1;
+    }
     // The same words redis-server logs, for tools that wait for them.
     tracing::info!("Ready to accept connections on {}", server.addr());
     println!(

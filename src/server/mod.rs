@@ -42,6 +42,10 @@ pub struct Server {
     raft: Option<Arc<RaftNode>>,
     shutdown: CancellationToken,
     addr: SocketAddr,
+    /// Cancelled when SIGINT or SIGTERM arrives, once caught
+    /// ([`Server::catch_signals`]).
+    signalled: CancellationToken,
+    catching_signals: bool,
 }
 
 impl std::fmt::Debug for Server {
@@ -212,6 +216,8 @@ impl Server {
             raft,
             shutdown,
             addr,
+            signalled: CancellationToken::new(),
+            catching_signals: false,
         })
     }
 
@@ -242,37 +248,61 @@ impl Server {
             .is_none_or(|e| e.shutdown_request.is_cancelled())
     }
 
-    /// Block the calling thread until SIGINT or SIGTERM arrives, or a
-    /// client's SHUTDOWN.
-    pub fn wait_for_signal(&self) -> Result<(), KiwiError> {
+    /// Catch SIGINT and SIGTERM from now on instead of letting their
+    /// default action end the process: call it before telling anyone the
+    /// server is ready, so a signal sent right after is a clean stop.
+    /// [`Server::wait_for_signal`] returns once one arrives. Idempotent.
+    pub fn catch_signals(&mut self) -> Result<(), KiwiError> {
         let Some(runtime) = &self.runtime else {
             return Ok(());
         };
-        let requested = match &self.engine {
-            Some(engine) => engine.shutdown_request.clone(),
-            None => return Ok(()),
-        };
-        runtime.block_on(async {
-            #[cfg(unix)]
-            {
-                use tokio::signal::unix::{signal, SignalKind};
-                let mut term = signal(SignalKind::terminate()).map_err(KiwiError::Io)?;
-                let mut int = signal(SignalKind::interrupt()).map_err(KiwiError::Io)?;
+        if self.catching_signals {
+            return Ok(());
+        }
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let _entered = runtime.enter();
+            let mut term = signal(SignalKind::terminate()).map_err(KiwiError::Io)?;
+            let mut int = signal(SignalKind::interrupt()).map_err(KiwiError::Io)?;
+            let caught = self.signalled.clone();
+            runtime.spawn(async move {
                 tokio::select! {
                     _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
                     _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
-                    _ = requested.cancelled() => tracing::info!("SHUTDOWN received, shutting down"),
                 }
-            }
-            #[cfg(not(unix))]
-            {
-                tokio::select! {
-                    r = tokio::signal::ctrl_c() => r.map_err(KiwiError::Io)?,
-                    _ = requested.cancelled() => {}
+                caught.cancel();
+            });
+        }
+        #[cfg(not(unix))]
+        {
+            let caught = self.signalled.clone();
+            runtime.spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    caught.cancel();
                 }
+            });
+        }
+        self.catching_signals = true;
+        Ok(())
+    }
+
+    /// Block the calling thread until SIGINT or SIGTERM arrives, or a
+    /// client's SHUTDOWN.
+    pub fn wait_for_signal(&mut self) -> Result<(), KiwiError> {
+        self.catch_signals()?;
+        let (Some(runtime), Some(engine)) = (&self.runtime, &self.engine) else {
+            return Ok(());
+        };
+        let requested = engine.shutdown_request.clone();
+        let signalled = self.signalled.clone();
+        runtime.block_on(async {
+            tokio::select! {
+                _ = signalled.cancelled() => {}
+                _ = requested.cancelled() => tracing::info!("SHUTDOWN received, shutting down"),
             }
-            Ok(())
-        })
+        });
+        Ok(())
     }
 
     /// Before a clean stop (SIGTERM, SHUTDOWN): if this node leads a
