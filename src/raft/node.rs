@@ -188,8 +188,12 @@ pub struct RaftNode {
     leader_since: parking_lot::Mutex<Option<Instant>>,
     /// Stopping: proposes nothing more, hands leadership over (`handover.rs`).
     draining: std::sync::atomic::AtomicBool,
-    /// Linearizable reads waiting for a leadership check (`reads.rs`).
-    reads: Arc<reads::ReadBatcher>,
+    /// Linearizable reads waiting for a leadership check (`reads.rs`):
+    /// as leader, and as a follower asking the leader.
+    reads: reads::ReadBatcher,
+    remote_reads: reads::ReadBatcher,
+    /// This node, for tasks it starts that outlive a call.
+    me: std::sync::Weak<RaftNode>,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -322,7 +326,7 @@ impl RaftNode {
         engine.set_replicated(true);
         let (tx, rx) = mpsc::channel(16 * 1024);
         let shutdown = CancellationToken::new();
-        let node = Arc::new(RaftNode {
+        let node = Arc::new_cyclic(|me| RaftNode {
             id,
             addr: addr.clone(),
             raft,
@@ -339,7 +343,9 @@ impl RaftNode {
             leader_changes: std::sync::atomic::AtomicU64::new(0),
             leader_since: parking_lot::Mutex::new(None),
             draining: std::sync::atomic::AtomicBool::new(false),
-            reads: Arc::default(),
+            reads: Default::default(),
+            remote_reads: Default::default(),
+            me: me.clone(),
         });
         tokio::spawn(observe::count_leader_changes(node.clone()));
         tokio::spawn(network::serve(
@@ -639,6 +645,11 @@ impl RaftNode {
         rpc: Rpc,
         timeout: Duration,
     ) -> Result<RpcReply, CallError> {
+        self.peer_pool(target)?.call(rpc, timeout).await
+    }
+
+    /// The connections to `target` for Forward, ReadIndex and the like.
+    fn peer_pool(&self, target: NodeId) -> Result<Arc<PeerPool>, CallError> {
         if target == self.id {
             return Err(CallError::SelfRoute(target));
         }
@@ -678,7 +689,7 @@ impl RaftNode {
                 })
                 .clone()
         };
-        pool.call(rpc, timeout).await
+        Ok(pool)
     }
 
     // ----------------------------------------------------------------- reads
@@ -698,8 +709,8 @@ impl RaftNode {
                     Err(reads::ReadIndexError::Failed(_)) => return Err(ClientError::NoQuorum),
                 }
             } else {
-                match self.call_peer(leader, Rpc::ReadIndex, remaining).await {
-                    Ok(RpcReply::ReadIndex(Ok(index))) => {
+                match self.remote_read_index(remaining).await {
+                    Ok(index) => {
                         let remaining = deadline.saturating_duration_since(Instant::now());
                         return match index {
                             None => Ok(()),
@@ -712,10 +723,8 @@ impl RaftNode {
                                 .map_err(|_| ClientError::NoQuorum),
                         };
                     }
-                    Ok(RpcReply::ReadIndex(Err(ForwardError::NotLeader { .. }))) => {}
-                    Ok(_) => return Err(ClientError::NoQuorum),
-                    Err(e) if e.not_sent() => {}
-                    Err(_) => return Err(ClientError::NoQuorum),
+                    Err(reads::ReadIndexError::NotLeader(_)) => {}
+                    Err(reads::ReadIndexError::Failed(_)) => return Err(ClientError::NoQuorum),
                 }
             }
             if Instant::now() >= deadline {

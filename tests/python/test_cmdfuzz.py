@@ -78,7 +78,9 @@ def test_grammar_covers_every_command(kiwi_port: int) -> None:
         (listed,) = conn.pipeline([[b"COMMAND", b"LIST"]])
     finally:
         conn.close()
-    names = {item.split(b"\r\n", 1)[1].decode() for item in listed[1:]}
+    listed_names = {item.split(b"\r\n", 1)[1].decode() for item in listed[1:]}
+    # Subcommands (client|kill) are generated with their command.
+    names = {name for name in listed_names if "|" not in name}
     docs = grammar.load_docs()
     assert names - set(docs) - set(grammar.EXCLUDED) == set()
     assert set(docs) - names == set()

@@ -189,46 +189,46 @@ def busy_behaviour(port: int) -> list[Any]:
     threshold, SCRIPT KILL stops a script that did not write, and refuses
     (UNKILLABLE) one that did, which then runs to its end."""
     seen: list[Any] = []
-    admin = RawConnection(HOST, port)
-    admin.call("CONFIG", "SET", "busy-reply-threshold", "100")
-    try:
-        looper = RawConnection(HOST, port, timeout=30)
-        looper.send_command("EVAL", "while true do end", "0")
-        other = RawConnection(HOST, port)
+    with (
+        RawConnection(HOST, port) as admin,
+        RawConnection(HOST, port, timeout=30) as looper,
+        RawConnection(HOST, port) as other,
+    ):
+        admin.call("CONFIG", "SET", "busy-reply-threshold", "100")
+        try:
+            looper.send_command("EVAL", "while true do end", "0")
 
-        def busy() -> bool:
-            reply = other.call("GET", "x")
-            return isinstance(reply, str) and reply.startswith("BUSY")
+            def busy() -> bool:
+                reply = other.call("GET", "x")
+                return isinstance(reply, str) and reply.startswith("BUSY")
 
-        wait_until(busy, timeout=10, interval=0.05, message="BUSY while the script runs")
-        seen.append(other.call("PING"))
-        seen.append(other.call("SCRIPT", "EXISTS", "x"))
-        seen.append(admin.call("SCRIPT", "KILL"))
-        killed = looper.read()
-        seen.append(killed.split(" script:")[0])
-        seen.append(other.call("PING"))
-        seen.append(admin.call("SCRIPT", "KILL"))
+            wait_until(busy, timeout=10, interval=0.05, message="BUSY while the script runs")
+            seen.append(other.call("PING"))
+            seen.append(other.call("SCRIPT", "EXISTS", "x"))
+            seen.append(admin.call("SCRIPT", "KILL"))
+            killed = looper.read()
+            seen.append(killed.split(" script:")[0])
+            seen.append(other.call("PING"))
+            seen.append(admin.call("SCRIPT", "KILL"))
 
-        # A script that wrote runs for 1.5 s of its own clock, then ends.
-        looper.send_command(
-            "EVAL",
-            "redis.call('set', KEYS[1], 'v') "
-            "local t = redis.call('time') local stop = t[1] * 1000000 + t[2] + 1500000 "
-            "repeat local n = redis.call('time') until n[1] * 1000000 + n[2] >= stop "
-            "return 'done'",
-            "1",
-            "written",
-        )
-        wait_until(busy, timeout=10, interval=0.05, message="BUSY while the writing script runs")
-        seen.append(admin.call("SCRIPT", "KILL"))
-        seen.append(looper.read())
-        seen.append(other.call("GET", "written"))
-        looper.close()
-        other.close()
-    finally:
-        admin.call("CONFIG", "SET", "busy-reply-threshold", "5000")
-        admin.call("DEL", "written")
-        admin.close()
+            # A script that wrote runs for 4 s of its own clock, then ends
+            # (long enough to be seen busy on a loaded machine).
+            looper.send_command(
+                "EVAL",
+                "redis.call('set', KEYS[1], 'v') "
+                "local t = redis.call('time') local stop = t[1] * 1000000 + t[2] + 4000000 "
+                "repeat local n = redis.call('time') until n[1] * 1000000 + n[2] >= stop "
+                "return 'done'",
+                "1",
+                "written",
+            )
+            wait_until(busy, timeout=10, interval=0.05, message="BUSY while the writing script runs")
+            seen.append(admin.call("SCRIPT", "KILL"))
+            seen.append(looper.read())
+            seen.append(other.call("GET", "written"))
+        finally:
+            admin.call("CONFIG", "SET", "busy-reply-threshold", "5000")
+            admin.call("DEL", "written")
     return seen
 
 

@@ -1,21 +1,21 @@
-//! Linearizable reads on the leader, batched. Each read needs the leader
-//! to confirm with a quorum that it still leads (openraft's
-//! `ensure_linearizable`: a round of heartbeats, then the state machine
-//! caught up with the read index). One round serves every read that arrived
-//! before it started; reads arriving during a round wait for the next one,
-//! which starts as soon as this one ends. So concurrent reads cost a round
-//! each at most two round trips apart, not a round (and its connections to
-//! every peer) apiece.
+//! Linearizable reads, batched. A read needs the leader to confirm with a
+//! quorum that it still leads (openraft's `ensure_linearizable`: a round of
+//! heartbeats, then the state machine caught up with the read index); on a
+//! follower, it asks the leader for that index over the raft port. One such
+//! round serves every read that arrived before it started; reads arriving
+//! during a round wait for the next one, which starts as soon as this one
+//! ends. So concurrent reads share rounds at most two round trips apart
+//! instead of each paying for its own (and, on the leader, for openraft's
+//! connections to every peer). A round started after a read arrived is what
+//! makes the read linearizable, so no read uses a round already under way.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{CheckIsLeaderError, RaftError};
-use openraft::Raft;
 use tokio::sync::oneshot;
 
 use super::{NodeId, RaftNode};
-use crate::raft::TypeConfig;
+use crate::raft::network::{ForwardError, Rpc, RpcReply};
 
 /// What a round tells its reads: the index a reader must have applied
 /// (`None`: nothing is), or why there is none.
@@ -23,10 +23,20 @@ pub(super) type ReadIndex = Result<Option<u64>, ReadIndexError>;
 
 #[derive(Debug, Clone)]
 pub(super) enum ReadIndexError {
-    /// This node does not lead; `leader` may.
+    /// Not led from here (or the leader could not be reached before the
+    /// request was sent): try again with the leader, `leader` if known.
     NotLeader(Option<NodeId>),
     /// No quorum confirmed in time, or openraft failed.
     Failed(String),
+}
+
+/// Which round a batcher runs.
+#[derive(Debug, Clone, Copy)]
+enum Round {
+    /// This node leads: check with a quorum.
+    Leader,
+    /// Ask the leader for its read index.
+    Remote,
 }
 
 /// The reads waiting for the next round, and whether a round runs.
@@ -41,50 +51,94 @@ struct Batch {
     waiting: Vec<oneshot::Sender<ReadIndex>>,
 }
 
-impl ReadBatcher {
+impl RaftNode {
+    /// As leader, the read index of a read arriving now.
+    pub(super) async fn read_index(&self, timeout: Duration) -> ReadIndex {
+        self.batched(Round::Leader, timeout).await
+    }
+
+    /// As follower, the leader's read index of a read arriving now.
+    pub(super) async fn remote_read_index(&self, timeout: Duration) -> ReadIndex {
+        self.batched(Round::Remote, timeout).await
+    }
+
+    fn batcher(&self, round: Round) -> &ReadBatcher {
+        match round {
+            Round::Leader => &self.reads,
+            Round::Remote => &self.remote_reads,
+        }
+    }
+
+    /// Join the next round of `round` (starting the rounds if none runs)
+    /// and wait up to `timeout` for its answer.
+    async fn batched(&self, round: Round, timeout: Duration) -> ReadIndex {
+        let (tx, rx) = oneshot::channel();
+        let start = {
+            let mut batch = self.batcher(round).state.lock();
+            batch.waiting.push(tx);
+            !std::mem::replace(&mut batch.running, true)
+        };
+        if start {
+            match self.me.upgrade() {
+                Some(node) => {
+                    tokio::spawn(async move { node.run_rounds(round).await });
+                }
+                // Shutting down: nothing will answer.
+                None => self.batcher(round).state.lock().running = false,
+            }
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(result)) => result,
+            _ => Err(ReadIndexError::Failed("no quorum".into())),
+        }
+    }
+
     /// Run rounds until no read waits.
-    async fn run(&self, raft: Raft<TypeConfig>, timeout: Duration) {
+    async fn run_rounds(&self, round: Round) {
+        let timeout = self.timing.client_timeout;
         loop {
             let reads = {
-                let mut batch = self.state.lock();
+                let mut batch = self.batcher(round).state.lock();
                 if batch.waiting.is_empty() {
                     batch.running = false;
                     return;
                 }
                 std::mem::take(&mut batch.waiting)
             };
-            let result = match tokio::time::timeout(timeout, raft.ensure_linearizable()).await {
-                Ok(Ok(log_id)) => Ok(log_id.map(|l| l.index)),
-                Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
-                    Err(ReadIndexError::NotLeader(f.leader_id))
-                }
-                Ok(Err(e)) => Err(ReadIndexError::Failed(e.to_string())),
-                Err(_) => Err(ReadIndexError::Failed("no quorum".into())),
+            let result = match round {
+                Round::Leader => self.check_leadership(timeout).await,
+                Round::Remote => self.ask_leader(timeout).await,
             };
             for read in reads {
                 let _ = read.send(result.clone());
             }
         }
     }
-}
 
-impl RaftNode {
-    /// As leader, the read index of a read arriving now, confirmed by a
-    /// round that started after it arrived (shared with other reads).
-    pub(super) async fn read_index(&self, timeout: Duration) -> ReadIndex {
-        let (tx, rx) = oneshot::channel();
-        let start = {
-            let mut batch = self.reads.state.lock();
-            batch.waiting.push(tx);
-            !std::mem::replace(&mut batch.running, true)
-        };
-        if start {
-            let (reads, raft) = (Arc::clone(&self.reads), self.raft.clone());
-            tokio::spawn(async move { reads.run(raft, timeout).await });
+    async fn check_leadership(&self, timeout: Duration) -> ReadIndex {
+        match tokio::time::timeout(timeout, self.raft.ensure_linearizable()).await {
+            Ok(Ok(log_id)) => Ok(log_id.map(|l| l.index)),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+                Err(ReadIndexError::NotLeader(f.leader_id))
+            }
+            Ok(Err(e)) => Err(ReadIndexError::Failed(e.to_string())),
+            Err(_) => Err(ReadIndexError::Failed("no quorum".into())),
         }
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(result)) => result,
-            _ => Err(ReadIndexError::Failed("no quorum".into())),
+    }
+
+    async fn ask_leader(&self, timeout: Duration) -> ReadIndex {
+        let leader = match self.leader() {
+            Some(leader) if leader != self.id => leader,
+            other => return Err(ReadIndexError::NotLeader(other)),
+        };
+        match self.call_peer(leader, Rpc::ReadIndex, timeout).await {
+            Ok(RpcReply::ReadIndex(Ok(index))) => Ok(index),
+            Ok(RpcReply::ReadIndex(Err(ForwardError::NotLeader { leader }))) => {
+                Err(ReadIndexError::NotLeader(leader))
+            }
+            Ok(_) => Err(ReadIndexError::Failed("unexpected answer".into())),
+            Err(e) if e.not_sent() => Err(ReadIndexError::NotLeader(None)),
+            Err(e) => Err(ReadIndexError::Failed(e.to_string())),
         }
     }
 }
