@@ -8,6 +8,7 @@ bounded (``wait_until`` / ``wait_for_leader``).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -297,3 +298,53 @@ def test_a_directory_is_served_only_as_what_it_is(tmp_path) -> None:
     # The same cluster starts again on its directories, with its data.
     with kiwi.Cluster(1, dir=str(raft_base)) as c:
         assert c.client(socket_timeout=IO_TIMEOUT).get("k") == b"replicated"
+
+
+def peer_sockets(ports: set[int]) -> int:
+    """TCP sockets of this machine (any state, TIME_WAIT included) with one
+    end on one of ``ports``, from /proc/net/tcp and tcp6."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local, remote = (int(addr.rsplit(":", 1)[1], 16) for addr in fields[1:3])
+            count += local in ports or remote in ports
+    return count
+
+
+def test_linearizable_reads_do_not_open_a_connection_each(cluster: kiwi.Cluster) -> None:
+    """Concurrent linearizable reads share leadership checks and the
+    connections between nodes: the sockets on the raft ports do not grow
+    with the number of reads (each read used to open fresh connections to
+    every peer, left by thousands in TIME_WAIT)."""
+    leader = cluster.wait_for_leader()
+    follower = next(node.index for node in cluster.nodes if node.index != leader)
+    raft_ports = {node.raft_port for node in cluster.nodes}
+    node_client(cluster, leader).set("k", "v")
+    before = peer_sockets(raft_ports)
+    errors: list[BaseException] = []
+
+    def read(node: int) -> None:
+        r = node_client(cluster, node)
+        try:
+            for _ in range(300):
+                assert r.get("k") == "v"
+        except BaseException as e:  # reported below
+            errors.append(e)
+        finally:
+            r.close()
+
+    threads = [threading.Thread(target=read, args=(leader if i % 2 else follower,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    grown = peer_sockets(raft_ports) - before
+    # 4,800 reads; a handful of pooled connections per peer pair may open.
+    assert grown < 100, f"{grown} new sockets on the raft ports for 4,800 reads"
