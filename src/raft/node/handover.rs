@@ -32,7 +32,7 @@ impl RaftNode {
     /// `within`; the new leader when that worked. From the call on, this
     /// node proposes nothing: call it only when the node is about to stop.
     pub async fn hand_over(&self, within: Duration) -> Option<NodeId> {
-        if !self.is_leader() {
+        if !self.is_leader() || !self.has_other_voters() {
             return None;
         }
         self.draining.store(true, Ordering::Release);
@@ -69,6 +69,19 @@ impl RaftNode {
             "leadership not handed over in time; stopping anyway"
         );
         None
+    }
+
+    /// Whether any voter but this node exists (a one-node cluster has no
+    /// one to hand over to).
+    fn has_other_voters(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let has_others = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| id != self.id);
+        has_others
     }
 
     /// A voter other than this node that holds every entry of this node's
