@@ -33,21 +33,7 @@ const FAMILIES: [&str; 7] = [
 
 /// `kiwi-server ARGS` run to completion.
 fn kiwi_server(args: &[&str]) -> Output {
-    let mut child = Command::new(KIWI_SERVER)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn kiwi-server");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while child.try_wait().expect("wait").is_none() {
-        if std::time::Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("kiwi-server {args:?} did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
+    crate::common::run_kiwi_server(args, Duration::from_secs(60), "did not finish")
 }
 
 /// `kiwi-server --check-dir DIR`: (exit code, stdout, stderr).

@@ -123,3 +123,28 @@ pub fn start_cluster(n: usize) -> (Vec<tempfile::TempDir>, kiwi::raft::LocalClus
     let leader = leader.expect("leader");
     (dirs, cluster, leader)
 }
+
+/// `kiwi-server ARGS` run to completion and what it printed; killed, and
+/// the test failed with `why`, if it still runs after `within`.
+pub fn run_kiwi_server(
+    args: &[&str],
+    within: std::time::Duration,
+    why: &str,
+) -> std::process::Output {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiwi-server"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kiwi-server");
+    let deadline = std::time::Instant::now() + within;
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("kiwi-server {args:?} {why}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}

@@ -19,21 +19,11 @@ const KIWI_SERVER: &str = env!("CARGO_BIN_EXE_kiwi-server");
 /// Run `kiwi-server` to completion (it refuses at once, or is killed
 /// after 20 s) and return what it printed.
 fn refused_run(args: &[&str]) -> Output {
-    let mut child = Command::new(KIWI_SERVER)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn kiwi-server");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while child.try_wait().expect("wait").is_none() {
-        if std::time::Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("kiwi-server {args:?} still runs: it should have refused");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
+    crate::common::run_kiwi_server(
+        args,
+        Duration::from_secs(20),
+        "still runs: it should have refused",
+    )
 }
 
 fn stderr_of(out: &Output) -> String {
