@@ -569,14 +569,13 @@ impl PeerClient {
         let target = self.target;
         let deadline = tokio::time::Instant::now() + timeout;
         if let Link::Idle = self.link {
-            if let Some(conn) = self.outbound.idle.take(target, &self.addr) {
+            if let Some(mut conn) = self.outbound.idle.take(target, &self.addr) {
                 if !resendable {
                     self.link = Link::Open(conn);
                 } else {
                     // A connection another client left idle may have been
                     // closed by the peer since (it restarted): the request
                     // then goes once more on a new one.
-                    let mut conn = conn;
                     let sent =
                         tokio::time::timeout_at(deadline, exchange(&mut conn, target, frame)).await;
                     if let Ok(Ok(reply)) = sent {

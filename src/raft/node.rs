@@ -645,11 +645,6 @@ impl RaftNode {
         rpc: Rpc,
         timeout: Duration,
     ) -> Result<RpcReply, CallError> {
-        self.peer_pool(target)?.call(rpc, timeout).await
-    }
-
-    /// The connections to `target` for Forward, ReadIndex and the like.
-    fn peer_pool(&self, target: NodeId) -> Result<Arc<PeerPool>, CallError> {
         if target == self.id {
             return Err(CallError::SelfRoute(target));
         }
@@ -689,7 +684,7 @@ impl RaftNode {
                 })
                 .clone()
         };
-        Ok(pool)
+        pool.call(rpc, timeout).await
     }
 
     // ----------------------------------------------------------------- reads
