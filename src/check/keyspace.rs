@@ -33,6 +33,8 @@ use super::{Area, Families, Report};
 pub(super) fn check(db: &Families<'_>, report: &mut Report) {
     let map = database_map(db, report);
     let mut found = [KeyCount::default(); DATABASES as usize];
+    // The expiry index entries the deadlines call for (format 2 on).
+    let mut deadlines = std::collections::BTreeSet::new();
     let Some(meta_cf) = db.cf(Cf::Meta) else {
         return;
     };
@@ -60,6 +62,9 @@ pub(super) fn check(db: &Families<'_>, report: &mut Report) {
                     *count = count.step(None, Some(meta.expire_at_ms.is_some()));
                 }
                 report.count_key(meta.kind().name());
+                if let Some(at) = meta.expire_at_ms {
+                    deadlines.insert(crate::storage::deadlines::entry(raw_key, at));
+                }
                 if let MetaBody::Collection(c) = &meta.body {
                     let place = key_place(logical, key, Some(c.kind));
                     Collection::new(db, space, key, c, place).check(report);
@@ -76,7 +81,51 @@ pub(super) fn check(db: &Families<'_>, report: &mut Report) {
         );
     }
     recorded_counts(db, &found, &map, report);
+    if report.format >= 2 {
+        expiry_index(db, deadlines, report);
+    }
     report.stale_elements = stale_elements(db);
+}
+
+/// The expiry index must list exactly the keys with a deadline.
+fn expiry_index(
+    db: &Families<'_>,
+    mut expected: std::collections::BTreeSet<Vec<u8>>,
+    report: &mut Report,
+) {
+    let place = "expiry index";
+    let Some(cf) = db.db.cf_handle(crate::storage::deadlines::FAMILY) else {
+        report.problem(Area::Keyspace, place, "its column family is missing");
+        return;
+    };
+    let mut iter = db.db.raw_iterator_cf_opt(cf, db.read_opts());
+    iter.seek_to_first();
+    while let Some(entry) = iter.key() {
+        if !expected.remove(entry) {
+            report.problem(
+                Area::Keyspace,
+                place,
+                format!(
+                    "entry \"{}\" has no key of that deadline",
+                    entry.escape_ascii()
+                ),
+            );
+        }
+        iter.next();
+    }
+    if let Err(e) = iter.status() {
+        report.problem(Area::Keyspace, place, format!("the walk stopped: {e}"));
+    }
+    for missing in expected {
+        report.problem(
+            Area::Keyspace,
+            place,
+            format!(
+                "no entry \"{}\" for a key's deadline",
+                missing.escape_ascii()
+            ),
+        );
+    }
 }
 
 /// The database map (identity when unrecorded; a damaged one reported).

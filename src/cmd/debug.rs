@@ -65,7 +65,7 @@ pub fn debug(call: &mut Call<'_, '_>) -> CmdResult {
             .unwrap_or(0.0);
         if seconds > 0.0 {
             // As Redis's, the whole keyspace waits meanwhile.
-            let _stalled = call.engine.storage().lock().write();
+            let _stalled = call.engine.storage().locks().everything();
             std::thread::sleep(Duration::from_secs_f64(seconds.min(3600.0)));
         }
         return Ok(Reply::OK);

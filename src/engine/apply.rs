@@ -48,7 +48,7 @@ impl Engine {
         ops: Vec<Op>,
         raft_writes: Vec<(RaftCf, Vec<u8>, Vec<u8>)>,
     ) -> Result<Vec<Vec<Reply>>, StorageError> {
-        let _guard = self.storage.lock().write();
+        let _guard = self.storage.locks().everything();
         let clock = now_ms.max(self.storage.replicated_clock()?);
         let mut ctx = self.storage.ctx(0, clock);
         ctx.use_log_versions(log_versions(log_index)?);

@@ -14,6 +14,7 @@ use crate::cmd::{
 };
 use crate::raft::Op;
 use crate::resp::{Protocol, Reply};
+use crate::storage::locks::LockRequest;
 use crate::storage::{now_ms, Ctx};
 
 impl Engine {
@@ -268,8 +269,8 @@ impl Engine {
                 })
     }
 
-    /// Run `spec` under the storage lock (shared for a read, exclusive for
-    /// a write, none for a command without keys) and commit its writes.
+    /// Run `spec` under its locks (see [`lock_request`]) and commit its
+    /// writes.
     fn run(
         &self,
         spec: &'static CommandSpec,
@@ -283,16 +284,13 @@ impl Engine {
             .store(now_ms(), Ordering::Relaxed);
 
         let (handled, expired) = {
+            let mut request = LockRequest::default();
+            lock_request(&mut request, spec, args);
+            let hold = self.storage().locks().take(request);
+            // Made under the locks: a SWAPDB cannot change the map it read.
             let mut ctx = self.storage().ctx(session.db, self.read_now_ms());
+            ctx.limit_to(hold.stripes());
             ctx.writer = session.info.id;
-            let lock = self.storage().lock();
-            let _read_guard;
-            let _write_guard;
-            if spec.locks_exclusively() {
-                _write_guard = lock.write();
-            } else if !spec.flags.contains(Flags::NO_KEYS) {
-                _read_guard = lock.read();
-            }
             let (result, mut ctx) = self.call_handler(spec, session, args, ctx);
             let handled = result?;
             if ctx.is_dirty() {
@@ -323,8 +321,9 @@ impl Engine {
         session: &mut Session,
         args: &[Bytes],
     ) -> CmdResult<Handled> {
+        // Under Raft only, where every write holds the whole store.
+        let _read_guard = self.storage().locks().everything_shared();
         let ctx = self.storage().ctx(session.db, self.read_now_ms());
-        let _read_guard = self.storage().lock().read();
         let (result, _discarded) = self.run_handler(spec, session, args, ctx);
         result
     }
@@ -432,4 +431,20 @@ pub(super) fn unknown_command(args: &[Bytes]) -> CmdError {
     CmdError::err(format!(
         "unknown command '{name}', with args beginning with: {listed}"
     ))
+}
+
+/// Add what `spec` run with `args` must hold to `request`: its keys
+/// (exclusively when it writes, or may rewrite what it reads), the whole
+/// store, or nothing.
+pub(super) fn lock_request(request: &mut LockRequest, spec: &CommandSpec, args: &[Bytes]) {
+    match cmd::lock_scope(spec, args) {
+        cmd::LockScope::Nothing => {}
+        cmd::LockScope::Everything => request.add_everything(),
+        cmd::LockScope::Keys(keys) => {
+            let write = spec.locks_exclusively();
+            for key in &keys {
+                request.add_key(key, write);
+            }
+        }
+    }
 }

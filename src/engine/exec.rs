@@ -85,7 +85,7 @@ impl Engine {
 
     /// Run a transaction on this node (see the module's documentation).
     fn run_transaction(&self, session: &mut Session, queue: Vec<Vec<Bytes>>) -> Reply {
-        let _guard = self.storage().lock().write();
+        let _guard = self.storage().locks().everything();
         if session.watch.as_ref().is_some_and(|w| w.is_touched()) {
             self.unwatch(session);
             return Reply::NilArray;
@@ -293,7 +293,7 @@ impl Shared {
             .get_or_insert_with(|| Arc::new(Waiter::default()))
             .clone();
         let replicated = self.is_replicated();
-        let _read_guard = replicated.then(|| self.storage().lock().read());
+        let _read_guard = replicated.then(|| self.storage().locks().everything_shared());
         // Read before the keys: a later entry is then never counted as seen.
         let seen = self.applied_next.load(Ordering::Acquire);
         let ctx = self.storage().ctx(session.db, self.read_now_ms());

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use super::{Engine, Outcome};
 use crate::cmd::{self, BlockOn, CmdError, CommandSpec, Flags, Handled, Session};
 use crate::resp::Reply;
+use crate::storage::locks::LockRequest;
 use crate::storage::now_ms;
 
 impl Engine {
@@ -72,7 +73,7 @@ impl Engine {
         (replies, None)
     }
 
-    /// Run a group of data commands under one lock hold and commit them as
+    /// Run a group of data commands under one hold of all their locks and commit them as
     /// one batch; replies are pushed only once the batch is durable.
     fn run_group(
         &self,
@@ -85,16 +86,14 @@ impl Engine {
             .iter()
             .filter_map(|a| self.groupable(session, a))
             .collect();
-        let lock = self.storage().lock();
-        let _read_guard;
-        let _write_guard;
-        if specs.iter().any(|s| s.locks_exclusively()) {
-            _write_guard = lock.write();
-        } else {
-            _read_guard = lock.read();
+        let mut request = LockRequest::default();
+        for (spec, args) in specs.iter().zip(group) {
+            super::dispatch::lock_request(&mut request, spec, args);
         }
+        let hold = self.storage().locks().take(request);
         let now = now_ms();
         let mut ctx = self.storage().ctx(session.db, now);
+        ctx.limit_to(hold.stripes());
         ctx.writer = session.info.id;
         let mut results = Vec::with_capacity(group.len());
         let mut blocked = None;

@@ -57,6 +57,7 @@ use tokio_util::sync::CancellationToken;
 use super::identity::Credentials;
 use super::{KiwiRequest, KiwiResponse, NodeId, TypeConfig};
 
+mod append;
 pub mod auth;
 pub mod framing;
 pub mod snapshot_guard;
@@ -483,6 +484,8 @@ pub struct PeerClient {
     target: NodeId,
     addr: String,
     link: Link,
+    /// The AppendEntries on its way, if any (see [`append`]).
+    append: Option<append::InFlight>,
 }
 
 impl Drop for PeerClient {
@@ -502,6 +505,7 @@ impl PeerClient {
             target,
             addr,
             link: Link::Idle,
+            append: None,
         }
     }
 
@@ -705,6 +709,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcErr> {
         let entries = rpc.entries.len();
+        let key = append::AppendKey::of(&rpc);
         let frame = match self.encode(Rpc::AppendEntries(rpc)) {
             Ok(frame) => frame,
             Err(e) => return Err(self.rpc_error(e, RPCTypes::AppendEntries)),
@@ -716,7 +721,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
                 PayloadTooLarge::new_entries_hint(fit.clamp(1, entries - 1) as u64),
             ));
         }
-        match self.call_encoded(frame, option.hard_ttl(), true).await {
+        match self.send_append(key, frame, option.hard_ttl()).await {
             Ok(RpcReply::AppendEntries(result)) => self.remote(result),
             Ok(_) => Err(self.unexpected()),
             Err(e) => Err(self.rpc_error(e, RPCTypes::AppendEntries)),

@@ -212,7 +212,7 @@ impl StateMachine {
         let engine = &self.engine;
         let storage = engine.storage();
         // Exclusive: no command sees the keyspace between old and new.
-        let _guard = storage.lock().write();
+        let _guard = storage.locks().everything();
         let mut batch = WriteBatch::default();
         for family in FAMILIES {
             clear_family(storage, family, &mut batch)?;
@@ -232,6 +232,7 @@ impl StateMachine {
             None => batch.delete_cf(state, state_key::LAST_APPLIED),
         }
         batch.put_cf(state, state_key::MEMBERSHIP, encode(&meta.last_membership)?);
+        storage.mark_expiry_index_stale(&mut batch);
         if !self.save_current(batch, meta, &data)? {
             // Keyspace installed; a newer snapshot stays the current one.
             tracing::warn!(snapshot = %meta, "installed a snapshot older than the current one");
@@ -248,6 +249,8 @@ impl StateMachine {
         // SWAPDBs and key counts came with the snapshot too.
         storage.reload_db_map()?;
         storage.reload_counts()?;
+        // The expiry index is this node's own: built for the new keyspace.
+        storage.rebuild_expiry_index()?;
         // The FUNCTION libraries came with the snapshot: load them anew.
         engine.scripts.reload_functions();
         tracing::info!(snapshot = %meta, bytes = data.len(), "installed a snapshot");

@@ -67,6 +67,38 @@ impl KeyCount {
     }
 }
 
+/// How a commit changes one keyspace's count: a difference, not a new
+/// total, because writers of different keys commit side by side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CountChange {
+    /// The keyspace was emptied first (FLUSHDB, FLUSHALL).
+    pub emptied: bool,
+    pub keys: i64,
+    pub volatile: i64,
+}
+
+impl CountChange {
+    /// Note a key going from `old` to `new` (as [`KeyCount::step`]).
+    pub(crate) fn step(&mut self, old: Option<bool>, new: Option<bool>) {
+        self.keys += i64::from(new.is_some()) - i64::from(old.is_some());
+        self.volatile += i64::from(new == Some(true)) - i64::from(old == Some(true));
+    }
+
+    /// `count` after this change; never below zero, whatever a damaged
+    /// record said.
+    pub(crate) fn applied_to(self, count: KeyCount) -> KeyCount {
+        let base = if self.emptied {
+            KeyCount::default()
+        } else {
+            count
+        };
+        KeyCount {
+            keys: base.keys.saturating_add_signed(self.keys),
+            volatile: base.volatile.saturating_add_signed(self.volatile),
+        }
+    }
+}
+
 /// The committed counts, read without the storage lock by DBSIZE/INFO.
 #[derive(Debug, Default)]
 pub(super) struct KeyCounts {
@@ -84,6 +116,24 @@ impl KeyCounts {
             },
             _ => KeyCount::default(),
         }
+    }
+
+    /// Apply a commit's change. Each number moves atomically, so commits
+    /// of different keys never lose each other's steps; an emptying
+    /// commit holds the whole store, so nothing runs beside it.
+    pub(super) fn apply(&self, space: u8, change: CountChange) {
+        let i = usize::from(space);
+        let (Some(k), Some(v)) = (self.keys.get(i), self.volatile.get(i)) else {
+            return;
+        };
+        let step = |atomic: &AtomicU64, delta: i64| {
+            let _ = atomic.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                let base = if change.emptied { 0 } else { n };
+                Some(base.saturating_add_signed(delta))
+            });
+        };
+        step(k, change.keys);
+        step(v, change.volatile);
     }
 
     pub(super) fn set(&self, space: u8, count: KeyCount) {
@@ -107,9 +157,15 @@ impl Storage {
         self.counts.get(space)
     }
 
-    /// Make `counts` (new values of some keyspaces) the committed ones,
-    /// once their batch is written.
-    pub(super) fn publish_counts(&self, counts: &[(u8, KeyCount)]) {
+    /// Apply a commit's changes to the counts, once its batch is written.
+    pub(super) fn publish_counts(&self, changes: &[(u8, CountChange)]) {
+        for (space, change) in changes {
+            self.counts.apply(*space, *change);
+        }
+    }
+
+    /// Replace the counts of keyspaces (counted or loaded at open).
+    fn set_counts(&self, counts: &[(u8, KeyCount)]) {
         for (space, count) in counts {
             self.counts.set(*space, *count);
         }
@@ -135,7 +191,7 @@ impl Storage {
         if loaded.len() != N {
             loaded = self.count_by_scan()?;
         }
-        self.publish_counts(&loaded);
+        self.set_counts(&loaded);
         Ok(())
     }
 
@@ -201,6 +257,49 @@ mod tests {
             KeyCount::default().step(Some(true), None),
             KeyCount::default()
         );
+    }
+
+    #[test]
+    fn changes_add_up_and_an_emptying_one_starts_from_zero() {
+        let counts = KeyCounts::default();
+        counts.set(
+            3,
+            KeyCount {
+                keys: 10,
+                volatile: 2,
+            },
+        );
+        let mut change = CountChange::default();
+        change.step(None, Some(true));
+        change.step(Some(false), None);
+        change.step(Some(false), Some(true));
+        counts.apply(3, change);
+        counts.apply(3, change);
+        assert_eq!(
+            counts.get(3),
+            KeyCount {
+                keys: 10,
+                volatile: 6
+            }
+        );
+        let mut emptied = CountChange {
+            emptied: true,
+            ..CountChange::default()
+        };
+        emptied.step(None, Some(false));
+        counts.apply(3, emptied);
+        assert_eq!(
+            counts.get(3),
+            KeyCount {
+                keys: 1,
+                volatile: 0
+            }
+        );
+        // Never below zero.
+        let mut gone = CountChange::default();
+        gone.step(Some(true), None);
+        gone.step(Some(true), None);
+        assert_eq!(gone.applied_to(KeyCount::default()), KeyCount::default());
     }
 
     #[test]

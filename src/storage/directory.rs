@@ -92,6 +92,7 @@ fn check_database(path: &Path) -> Result<(), String> {
         name == rocksdb::DEFAULT_COLUMN_FAMILY_NAME
             || Cf::ALL.iter().any(|cf| cf.name() == name)
             || RaftCf::ALL.iter().any(|cf| cf.name() == name)
+            || name == super::deadlines::FAMILY
     };
     let foreign: Vec<&str> = families
         .iter()

@@ -1,33 +1,36 @@
-//! The active expiry sweep: walks the meta column family a slice at a time
-//! and deletes keys whose deadline passed, so a key that is never read
-//! again still leaves the disk.
+//! The active expiry sweep: takes the keys whose deadline passed from
+//! the expiry index (`deadlines.rs`) and deletes them, so a key that is
+//! never read again still leaves the disk; and lazy expiry, which deletes
+//! the keys a command's lookups found expired.
 
-use rocksdb::{Direction, IteratorMode, WriteBatch};
+use rocksdb::WriteBatch;
 
-use super::{Meta, Result, Storage, Touched};
+use super::deadlines::{self, Due};
+use super::locks::LockRequest;
+use super::{Result, Storage, Touched};
 
-/// Where the sweep resumes; empty = from the start of the keyspace.
+/// A key in a logical database.
+type DbKey = (u8, Vec<u8>);
+
+/// What the sweep learnt of the keyspace on its last step.
 #[derive(Debug, Default, Clone)]
 pub struct SweepCursor {
-    /// The key the next step starts at (empty: the beginning).
-    next: Vec<u8>,
-    /// A key with an expiry was seen in this pass over the keyspace.
-    volatile_now: bool,
-    /// … in the last complete pass.
-    volatile_before: bool,
+    /// Some key had a deadline.
+    volatile: bool,
 }
 
 impl SweepCursor {
     /// Whether the keyspace held keys with an expiry when last looked at.
     pub fn saw_volatile_keys(&self) -> bool {
-        self.volatile_now || self.volatile_before
+        self.volatile
     }
 }
 
 impl Storage {
-    /// Examine up to `budget` keys from `cursor`, deleting the expired ones.
-    /// Returns the (database, key) pairs deleted. Takes the command lock
-    /// exclusively; `on_deleted` runs under it (to wake WATCHers).
+    /// Delete up to `budget` of the keys whose deadline passed by
+    /// `now_ms`, each under its own key lock. Returns how many were
+    /// deleted; `on_deleted` hears of them, under the locks (to wake
+    /// WATCHers).
     pub fn sweep_expired(
         &self,
         cursor: &mut SweepCursor,
@@ -35,21 +38,35 @@ impl Storage {
         now_ms: u64,
         on_deleted: impl FnOnce(&Touched),
     ) -> Result<usize> {
-        let _guard = self.lock().write();
-        let expired = self.collect_expired(cursor, budget, now_ms)?;
-        self.remove_expired(expired, now_ms, on_deleted)
+        let due = self.due(budget, now_ms)?;
+        cursor.volatile = !due.is_empty() || self.has_deadlines()?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let mut request = LockRequest::default();
+        for d in &due {
+            request.add_key(&d.key, true);
+        }
+        let _held = self.locks().take(request);
+        let (keys, stale) = self.sort_due(due)?;
+        self.delete_stale_entries(stale)?;
+        self.remove_expired(keys, now_ms, on_deleted)
     }
 
     /// Delete those of `keys` (logical database, key) a lookup found
     /// expired and that still are, as Redis's lazy expiry deletes a key its
-    /// lookup finds expired. Takes the command lock exclusively.
+    /// lookup finds expired. Takes those keys' locks exclusively.
     pub fn delete_expired_keys(
         &self,
         keys: Vec<(u8, Vec<u8>)>,
         now_ms: u64,
         on_deleted: impl FnOnce(&Touched),
     ) -> Result<usize> {
-        let _guard = self.lock().write();
+        let mut request = super::locks::LockRequest::default();
+        for (_, key) in &keys {
+            request.add_key(key, true);
+        }
+        let _held = self.locks().take(request);
         self.remove_expired(keys, now_ms, on_deleted)
     }
 
@@ -71,16 +88,19 @@ impl Storage {
         for (db, key) in keys {
             let space = map.physical(db);
             let mk = super::meta_key(space, &key);
-            let still = match self.db.get_pinned_cf(cf, &mk)? {
-                Some(raw) => matches!(Meta::peek(&raw), Some((_, Some(at))) if at <= now_ms),
-                None => false,
+            let deadline = match self.db.get_pinned_cf(cf, &mk)? {
+                Some(raw) => deadlines::deadline_of(&raw),
+                None => None,
             };
-            if !still {
+            let Some(at) = deadline.filter(|at| *at <= now_ms) else {
                 continue;
-            }
+            };
+            batch.delete_cf(self.expiry_cf(), deadlines::entry(&mk, at));
             batch.delete_cf(cf, mk);
-            let count = counts.entry(space).or_insert_with(|| self.key_count(space));
-            *count = count.step(Some(true), None);
+            counts
+                .entry(space)
+                .or_insert_with(super::counts::CountChange::default)
+                .step(Some(true), None);
             deleted.push((db, key));
         }
         if deleted.is_empty() {
@@ -98,8 +118,8 @@ impl Storage {
         Ok(touched.keys.len())
     }
 
-    /// Examine up to `budget` keys from `cursor` and list the expired ones
-    /// as (logical database, key), deleting nothing: under Raft the leader
+    /// List up to `budget` keys whose deadline passed by `now_ms` as
+    /// (logical database, key), deleting nothing: under Raft the leader
     /// proposes their deletion through the log instead.
     pub fn collect_expired(
         &self,
@@ -107,36 +127,57 @@ impl Storage {
         budget: usize,
         now_ms: u64,
     ) -> Result<Vec<(u8, Vec<u8>)>> {
-        let cf = self.meta_cf();
-        let map = self.db_map();
-        let mut expired = Vec::new();
-        let mut next = None;
-        let iter = self
-            .db
-            .iterator_cf(cf, IteratorMode::From(&cursor.next, Direction::Forward));
-        for (examined, item) in iter.enumerate() {
-            let (k, v) = item?;
-            if examined == budget {
-                next = Some(k.to_vec());
-                break;
-            }
-            if let Some((_, Some(at))) = Meta::peek(&v) {
-                cursor.volatile_now = true;
-                if at <= now_ms {
-                    if let Some((db, key)) = k.split_first() {
-                        expired.push((map.logical(*db), key.to_vec()));
-                    }
-                }
-            }
-        }
-        match next {
-            Some(next) => cursor.next = next,
-            None => {
-                // The pass is complete: start the next one.
-                cursor.next = Vec::new();
-                cursor.volatile_before = std::mem::take(&mut cursor.volatile_now);
-            }
-        }
+        let due = self.due(budget, now_ms)?;
+        cursor.volatile = !due.is_empty() || self.has_deadlines()?;
+        let (expired, stale) = self.sort_due(due)?;
+        self.drop_stale_entries(stale)?;
         Ok(expired)
+    }
+
+    /// The listed keys whose record still has the listed deadline, as
+    /// (logical database, key); and the entries that no longer match
+    /// (the key changed since it was listed, or an entry out of step).
+    fn sort_due(&self, due: Vec<Due>) -> Result<(Vec<DbKey>, Vec<Due>)> {
+        let map = self.db_map();
+        let (mut expired, mut stale) = (Vec::with_capacity(due.len()), Vec::new());
+        for d in due {
+            match self.db.get_pinned_cf(self.meta_cf(), d.meta_key())? {
+                Some(raw) if deadlines::deadline_of(&raw) == Some(d.deadline) => {
+                    expired.push((map.logical(d.space), d.key));
+                }
+                _ => stale.push(d),
+            }
+        }
+        Ok((expired, stale))
+    }
+
+    /// Delete index entries that no longer match their key's record (under
+    /// each key's lock, so a commit setting that deadline again is not
+    /// undone). The index is this node's own: no log entry is needed.
+    fn drop_stale_entries(&self, stale: Vec<Due>) -> Result<()> {
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let mut request = LockRequest::default();
+        for d in &stale {
+            request.add_key(&d.key, true);
+        }
+        let _held = self.locks().take(request);
+        self.delete_stale_entries(stale)
+    }
+
+    /// [`Storage::drop_stale_entries`] with the keys' locks held.
+    fn delete_stale_entries(&self, stale: Vec<Due>) -> Result<()> {
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        for d in stale {
+            let current = self.db.get_pinned_cf(self.meta_cf(), d.meta_key())?;
+            if current.as_deref().and_then(deadlines::deadline_of) != Some(d.deadline) {
+                batch.delete_cf(self.expiry_cf(), d.entry());
+            }
+        }
+        self.write(batch)
     }
 }

@@ -29,7 +29,7 @@ use std::path::Path;
 use rocksdb::{WriteBatch, WriteOptions, DB};
 
 /// The format this binary writes, and the newest it reads.
-pub const DISK_FORMAT: u32 = 1;
+pub const DISK_FORMAT: u32 = 2;
 
 /// The record's key in the default column family.
 pub(crate) const RECORD: &[u8] = b"kiwi.format";
@@ -45,7 +45,10 @@ const UNRECORDED: u32 = 1;
 /// entries, snapshots) must also let a mixed cluster run during a rolling
 /// upgrade, or say it cannot (the snapshot carries its own version).
 type Step = fn(&DB) -> Result<(), String>;
-const STEPS: [Step; (DISK_FORMAT - 1) as usize] = [];
+const STEPS: [Step; (DISK_FORMAT - 1) as usize] = [
+    // 1 → 2: the expiry index (`deadlines.rs`), built from the meta records.
+    super::deadlines::rebuild,
+];
 
 /// What a directory records before it is opened for writing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,16 +1,18 @@
-//! The RocksDB engine: column families, the command lock, and the
+//! The RocksDB engine: column families, the command locks, and the
 //! per-command write context.
 //!
 //! Every command runs inside a [`Ctx`]. Reads go straight to RocksDB; writes
 //! collect in one `WriteBatch` that [`Ctx::commit`] applies at once, so a
 //! command is atomic on disk. Isolation between commands comes from
-//! [`Storage::lock`]: commands that write hold it exclusively for their whole
-//! read-modify-write, commands that only read share it, so no reader ever
-//! observes half of an MSET or of an EXEC.
+//! [`Storage::locks`]: a command holds its keys' locks (exclusively to write
+//! them) for its whole read-modify-write, and one that may touch any key
+//! holds the whole store, so no reader ever observes half of an MSET or of
+//! an EXEC (see [`locks`]).
 
 mod backup;
 pub(crate) mod counts;
 pub(crate) mod dbmap;
+pub(crate) mod deadlines;
 pub(crate) mod directory;
 mod durability;
 mod encoding;
@@ -18,6 +20,7 @@ pub mod events;
 pub use backup::{CheckpointJob, CompactionJob, CHECKPOINT_DIR};
 mod expiry;
 pub(crate) mod format;
+pub mod locks;
 mod random;
 mod reclaim;
 pub(crate) mod replicated;
@@ -28,7 +31,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use parking_lot::RwLock;
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use thiserror::Error;
 
@@ -140,7 +142,10 @@ pub struct Storage {
     /// before the database closes (see [`reclaim`]).
     reclaim: reclaim::ReclaimHandle,
     path: PathBuf,
-    lock: RwLock<()>,
+    locks: locks::KeyLocks,
+    /// Keys commands touched outside the locks they held (see
+    /// [`Ctx::limit_to`]); 0 unless a command's declared keys are wrong.
+    scope_misses: AtomicU64,
     last_version: AtomicU64,
     write_opts: WriteOptions,
     /// [`Storage::write_opts`] with the WAL synced before returning.
@@ -224,12 +229,14 @@ impl Storage {
                 ColumnFamilyDescriptor::new(cf.name(), cf_opts)
             })
             .into();
-        // Raft's families: no compaction filter, they hold no collection elements.
-        cfs.extend(RaftCf::ALL.map(|cf| {
+        // Raft's families and the expiry index: no compaction filter, they
+        // hold no collection elements.
+        let names = RaftCf::ALL.map(RaftCf::name).into_iter();
+        cfs.extend(names.chain([deadlines::FAMILY]).map(|name| {
             let mut cf_opts = Options::default();
             cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
             cf_opts.set_write_buffer_size(WRITE_BUFFER_BYTES);
-            ColumnFamilyDescriptor::new(cf.name(), cf_opts)
+            ColumnFamilyDescriptor::new(name, cf_opts)
         }));
         // The default family holds nothing, but the largest memtable size
         // of all families is the free space RocksDB waits for before it
@@ -263,7 +270,8 @@ impl Storage {
             db,
             reclaim,
             path,
-            lock: RwLock::new(()),
+            locks: locks::KeyLocks::default(),
+            scope_misses: AtomicU64::new(0),
             last_version: AtomicU64::new(0),
             write_opts,
             sync_opts,
@@ -278,6 +286,7 @@ impl Storage {
         .and_then(|storage| {
             storage.reload_db_map()?;
             storage.reload_counts()?;
+            storage.rebuild_expiry_index_if_stale()?;
             Ok(storage)
         })
     }
@@ -338,9 +347,14 @@ impl Storage {
         &self.path
     }
 
-    /// The command lock: shared for reads, exclusive for writes.
-    pub fn lock(&self) -> &RwLock<()> {
-        &self.lock
+    /// The command locks (see [`locks`]).
+    pub fn locks(&self) -> &locks::KeyLocks {
+        &self.locks
+    }
+
+    /// How many times a command touched a key it did not lock.
+    pub fn scope_misses(&self) -> u64 {
+        self.scope_misses.load(Ordering::Relaxed)
     }
 
     pub(crate) fn cf(&self, cf: Cf) -> &ColumnFamily {

@@ -8,10 +8,13 @@
 use std::cell::{Cell, RefCell, RefMut};
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use rocksdb::{DBRawIterator, ReadOptions, WriteBatch};
 
+use super::counts::CountChange;
+use super::deadlines::{self, deadline_of};
 use super::{
     data_prefix, meta_key, Cf, CommandRng, DbMap, Expiry, KeyCount, KeyType, Meta, RaftCf, Result,
     Storage, StorageError,
@@ -93,11 +96,14 @@ pub struct Ctx<'a> {
     /// How many of `events` were raised before the last savepoint.
     events_mark: usize,
     /// Committed meta records this context read: whether each existed and
-    /// had an expiry, so that counting keys at commit looks up only those
-    /// written blind (a plain SET).
-    committed_meta: RefCell<std::collections::HashMap<Vec<u8>, Option<bool>>>,
+    /// its deadline, so that counting keys and indexing deadlines at
+    /// commit looks up only those written blind (a plain SET).
+    committed_meta: RefCell<std::collections::HashMap<Vec<u8>, Option<Option<u64>>>>,
     /// See [`Ctx::take_expired_seen`].
     expired_seen: RefCell<Vec<(u8, Vec<u8>)>>,
+    /// The lock stripes held for this context's command (sorted); `None`
+    /// when it holds every key. See [`Ctx::limit_to`].
+    scope: Option<Vec<u16>>,
 }
 
 /// The databases pending FLUSHDBs/FLUSHALLs empty (bit `db` set). A set,
@@ -169,6 +175,40 @@ impl<'a> Ctx<'a> {
             events_mark: 0,
             committed_meta: RefCell::new(std::collections::HashMap::new()),
             expired_seen: RefCell::new(Vec::new()),
+            scope: None,
+        }
+    }
+
+    /// The command holds only these lock stripes (`None`: every key). A
+    /// key touched outside them is counted in [`Storage::scope_misses`]: a
+    /// command whose declared keys miss one it uses, which tests check
+    /// never happens.
+    pub fn limit_to(&mut self, stripes: Option<&[u16]>) {
+        self.scope = stripes.map(<[u16]>::to_vec);
+    }
+
+    /// Count `key` if it lies outside the locks held.
+    fn check_scope(&self, key: &[u8]) {
+        let Some(scope) = &self.scope else { return };
+        if scope.binary_search(&super::locks::stripe_of(key)).is_ok() {
+            return;
+        }
+        let before = self.storage.scope_misses.fetch_add(1, Ordering::Relaxed);
+        if before == 0 {
+            tracing::error!(
+                key = %String::from_utf8_lossy(key),
+                "a command touched a key it did not lock (further misses are only counted)"
+            );
+        }
+    }
+
+    /// Whether the context may walk the whole keyspace.
+    fn check_whole_scope(&self) {
+        if self.scope.is_some() {
+            let before = self.storage.scope_misses.fetch_add(1, Ordering::Relaxed);
+            if before == 0 {
+                tracing::error!("a command walked the keyspace without holding every key");
+            }
         }
     }
 
@@ -330,7 +370,7 @@ impl<'a> Ctx<'a> {
         }
         let value = self.storage.db.get_cf(self.storage.cf(cf), key)?;
         if cf == Cf::Meta {
-            let seen = value.as_deref().map(super::counts::volatile);
+            let seen = value.as_deref().map(deadline_of);
             self.committed_meta.borrow_mut().insert(key.to_vec(), seen);
         }
         Ok(value)
@@ -398,6 +438,7 @@ impl<'a> Ctx<'a> {
 
     /// The raw meta record of `key`, expired or not.
     pub fn get_raw_meta(&self, key: &[u8]) -> Result<Option<Meta>> {
+        self.check_scope(key);
         let mk = meta_key(self.keyspace(), key);
         if let Some(v) = self.pending.get(&(Cf::Meta, mk.clone())) {
             return v.as_deref().map(Meta::decode).transpose();
@@ -423,16 +464,22 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        let seen = raw.as_deref().map(super::counts::volatile);
+        let seen = raw.as_deref().map(deadline_of);
         self.committed_meta.borrow_mut().insert(mk, seen);
         Ok(raw)
     }
 
-    /// The keys this context found expired in committed records: (stored
-    /// keyspace, key). Redis deletes a key its lookup finds expired; the
+    /// The keys this context found expired in committed records: (logical
+    /// database, key). Redis deletes a key its lookup finds expired; the
     /// engine does so once the command's lock is released.
     pub fn take_expired_seen(&mut self) -> Vec<(u8, Vec<u8>)> {
-        std::mem::take(self.expired_seen.get_mut())
+        // Recorded by stored keyspace; told by logical database.
+        let map = self.map;
+        let mut seen = std::mem::take(self.expired_seen.get_mut());
+        for (space, _) in &mut seen {
+            *space = map.logical(*space);
+        }
+        seen
     }
 
     /// The meta record of `key` if the key exists and has not expired.
@@ -444,6 +491,7 @@ impl<'a> Ctx<'a> {
 
     /// Type and expiry of a live key without copying its value.
     pub fn peek(&self, key: &[u8]) -> Result<Option<(KeyType, Expiry)>> {
+        self.check_scope(key);
         let mk = meta_key(self.keyspace(), key);
         let found = match self.pending.get(&(Cf::Meta, mk.clone())) {
             Some(v) => v.as_deref().map(peek_raw).transpose()?,
@@ -466,7 +514,10 @@ impl<'a> Ctx<'a> {
         }
         let encoded: Vec<Vec<u8>> = keys
             .into_iter()
-            .map(|k| meta_key(self.keyspace(), k))
+            .map(|k| {
+                self.check_scope(k);
+                meta_key(self.keyspace(), k)
+            })
             .collect();
         let results = self
             .storage
@@ -492,6 +543,7 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn put_meta(&mut self, key: &[u8], meta: &Meta) {
+        self.check_scope(key);
         let mk = meta_key(self.keyspace(), key);
         self.set_pending((Cf::Meta, mk), Some(meta.encode()));
     }
@@ -499,6 +551,7 @@ impl<'a> Ctx<'a> {
     /// Remove `key` whatever its type: one meta delete; a collection's
     /// elements become unreachable and are reclaimed by compaction.
     pub fn delete_key(&mut self, key: &[u8]) {
+        self.check_scope(key);
         let mk = meta_key(self.keyspace(), key);
         self.set_pending((Cf::Meta, mk), None);
     }
@@ -510,6 +563,7 @@ impl<'a> Ctx<'a> {
         from: &[u8],
         mut visit: impl FnMut(&[u8], KeyType, Expiry) -> bool,
     ) -> Result<()> {
+        self.check_whole_scope();
         let space = self.keyspace();
         let start = meta_key(space, from);
         let end = [space.saturating_add(1)];
@@ -549,6 +603,7 @@ impl<'a> Ctx<'a> {
     /// Remove every key of this database (FLUSHDB): range deletions at
     /// commit; from now on this context sees the database empty.
     pub fn flush_db(&mut self) {
+        self.check_whole_scope();
         let db = self.keyspace();
         self.remember_flushed_writes(Some(db));
         match &mut self.undo {
@@ -573,6 +628,7 @@ impl<'a> Ctx<'a> {
 
     /// Remove every key of every database (FLUSHALL), atomically.
     pub fn flush_all(&mut self) {
+        self.check_whole_scope();
         self.remember_flushed_writes(None);
         let cleared = std::mem::take(&mut self.pending);
         if let Some(undo) = &mut self.undo {
@@ -644,27 +700,17 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// The key counts this context's writes leave in the keyspaces they
-    /// change (see `counts.rs`): each pending meta record compared with the
-    /// committed one, looked up in one batched read.
-    fn counts_after(&self) -> Result<Vec<(u8, KeyCount)>> {
-        let mut counts: BTreeMap<u8, KeyCount> = self
-            .flushed
-            .dbs()
-            .map(|space| (space, KeyCount::default()))
-            .collect();
-        let metas: Vec<(&[u8], Option<bool>)> = self
+    /// Each pending meta record with the committed one it replaces, looked
+    /// up in one batched read where this context did not read it: (meta
+    /// key, before, after), each `None` when absent, else its deadline.
+    fn meta_changes(&self) -> Result<Vec<MetaChange<'_>>> {
+        let metas: Vec<(&[u8], Option<Option<u64>>)> = self
             .pending
             .range((Cf::Meta, Vec::new())..(Cf::Data, Vec::new()))
-            .map(|((_, key), value)| {
-                (
-                    key.as_slice(),
-                    value.as_deref().map(super::counts::volatile),
-                )
-            })
+            .map(|((_, key), value)| (key.as_slice(), value.as_deref().map(deadline_of)))
             .collect();
         if metas.is_empty() {
-            return Ok(counts.into_iter().collect());
+            return Ok(Vec::new());
         }
         let known = self.committed_meta.borrow();
         let unknown: Vec<&[u8]> = metas
@@ -679,24 +725,48 @@ impl<'a> Ctx<'a> {
             many => self.storage.db.batched_multi_get_cf(cf, many, true),
         }
         .into_iter();
-        for (key, new) in metas {
-            let Some(&space) = key.first() else { continue };
-            let was = if self.flushed.hides(key) {
+        let mut changes = Vec::with_capacity(metas.len());
+        for (key, after) in metas {
+            let before = if self.flushed.hides(key) {
                 None
             } else if let Some(seen) = known.get(key) {
                 *seen
             } else {
                 match looked_up.next() {
-                    Some(found) => found?.map(|raw| super::counts::volatile(&raw)),
+                    Some(found) => found?.map(|raw| deadline_of(&raw)),
                     None => None,
                 }
             };
-            let count = counts
-                .entry(space)
-                .or_insert_with(|| self.storage.key_count(space));
-            *count = count.step(was, new);
+            changes.push(MetaChange { key, before, after });
         }
-        Ok(counts.into_iter().collect())
+        Ok(changes)
+    }
+
+    /// The key counts this context's writes leave in the keyspaces they
+    /// change (see `counts.rs`).
+    fn counts_after(&self, changes: &[MetaChange<'_>]) -> Vec<(u8, CountChange)> {
+        let mut counts: BTreeMap<u8, CountChange> = self
+            .flushed
+            .dbs()
+            .map(|space| {
+                let emptied = CountChange {
+                    emptied: true,
+                    ..CountChange::default()
+                };
+                (space, emptied)
+            })
+            .collect();
+        for change in changes {
+            let Some(&space) = change.key.first() else {
+                continue;
+            };
+            let volatile = |state: Option<Option<u64>>| state.map(|at| at.is_some());
+            counts
+                .entry(space)
+                .or_default()
+                .step(volatile(change.before), volatile(change.after));
+        }
+        counts.into_iter().collect()
     }
 
     /// Keys in the addressed database, this context's writes included
@@ -712,11 +782,12 @@ impl<'a> Ctx<'a> {
         if !mine {
             return Ok(self.storage.key_count(space));
         }
+        let committed = self.storage.key_count(space);
         Ok(self
-            .counts_after()?
+            .counts_after(&self.meta_changes()?)
             .into_iter()
             .find(|(s, _)| *s == space)
-            .map_or_else(|| self.storage.key_count(space), |(_, c)| c))
+            .map_or(committed, |(_, change)| change.applied_to(committed)))
     }
 
     /// Apply the collected writes as one atomic batch.
@@ -724,19 +795,37 @@ impl<'a> Ctx<'a> {
         if !self.is_dirty() && self.raft_writes.is_empty() {
             return Ok(());
         }
-        let counts = self.counts_after()?;
+        let changes = self.meta_changes()?;
+        let counts = self.counts_after(&changes);
         let mut batch = WriteBatch::default();
+        let index = self.storage.expiry_cf();
         if self.flushed == Flushed::ALL {
             for cf in Cf::ALL {
                 batch.delete_range_cf(self.storage.cf(cf), [0], [super::DATABASES]);
             }
+            batch.delete_range_cf(index, [0], [super::DATABASES]);
         } else {
             for db in self.flushed.dbs() {
                 for cf in Cf::ALL {
                     batch.delete_range_cf(self.storage.cf(cf), [db], [db + 1]);
                 }
+                batch.delete_range_cf(index, [db], [db + 1]);
             }
         }
+        // The expiry index follows each deadline set, changed or dropped.
+        for change in &changes {
+            let (before, after) = (change.before.flatten(), change.after.flatten());
+            if before == after {
+                continue;
+            }
+            if let Some(at) = before {
+                batch.delete_cf(index, deadlines::entry(change.key, at));
+            }
+            if let Some(at) = after {
+                batch.put_cf(index, deadlines::entry(change.key, at), []);
+            }
+        }
+        drop(changes);
         for ((cf, key), value) in std::mem::take(&mut self.pending) {
             let handle = self.storage.cf(cf);
             match value {
@@ -806,6 +895,14 @@ impl<'a> Ctx<'a> {
             }
         }
     }
+}
+
+/// A meta record a commit writes: its key, and the committed and new
+/// states (`None`: absent, else the deadline).
+struct MetaChange<'p> {
+    key: &'p [u8],
+    before: Option<Option<u64>>,
+    after: Option<Option<u64>>,
 }
 
 fn peek_raw(raw: &[u8]) -> Result<(KeyType, Expiry)> {

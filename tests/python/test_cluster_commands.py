@@ -280,3 +280,33 @@ def test_wait_counts_the_followers_that_hold_the_writes(cluster: kiwi.Cluster) -
     started = time.monotonic()
     assert follower.execute_command("WAIT", 1, 200) == 0
     assert time.monotonic() - started >= 0.15
+
+
+def raft_info(client: redis.Redis) -> dict[str, str]:
+    text = client.execute_command("RAFT.INFO")
+    text = text.decode() if isinstance(text, bytes) else text
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+
+def test_a_delay_on_the_leaders_messages_is_latency_not_a_partition(cluster: kiwi.Cluster) -> None:
+    """RAFT.FAULT DELAY 150 on the leader holds each of its messages 150 ms,
+    three heartbeat intervals: openraft gives an AppendEntries one interval,
+    so before, every one timed out and writes failed as if the followers
+    were cut off. Now a retry of the same entries waits for the one already
+    on its way: writes succeed, later, and the leader keeps its term."""
+    leader, followers = roles(cluster)
+    r = node_client(cluster, leader)
+    term = raft_info(r)["term"]
+    assert r.execute_command("RAFT.FAULT", "DELAY", 150) == "OK"
+    try:
+        for i in range(5):
+            started = time.monotonic()
+            assert r.set(f"slow{i}", i) is True
+            # Committed needs a follower's answer, which the delay holds back.
+            assert time.monotonic() - started >= 0.15
+    finally:
+        cluster.heal()
+    assert cluster.wait_for_leader() == leader
+    assert raft_info(r)["term"] == term
+    for f in followers:
+        assert node_client(cluster, f).mget([f"slow{i}" for i in range(5)]) == [str(i) for i in range(5)]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
+import redis
 
 import kiwi
 from kiwitest import reference_redis_server
@@ -68,6 +69,10 @@ def test_random_sequences_match_redis(
             f"  redis: {cmdfuzz.flat(d.ref)!r}\n  kiwi:  {cmdfuzz.flat(d.kiwi)!r}"
         )
     assert not report, f"seed {seed}, RESP{protocol}:\n" + "\n".join(report)
+    # Every command touched only keys it locked (its declared keys, or the
+    # whole store): a wrong key list would let writers interleave.
+    with redis.Redis(port=kiwi_port) as client:
+        assert client.info("stats")["kiwi_lock_scope_misses"] == 0
 
 
 def test_grammar_covers_every_command(kiwi_port: int) -> None:

@@ -243,7 +243,7 @@ def test_check_dir_passes_a_real_directory_and_leaves_it_alone(damaged: Path) ->
     before = snapshot(damaged)
     done = check_dir(damaged)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "standalone directory, disk format 1\n" in done.stdout, done.stdout
+    assert "standalone directory, disk format 2\n" in done.stdout, done.stdout
     assert "keyspace: 1401 keys (string 1401)" in done.stdout, done.stdout
     assert done.stdout.rstrip().endswith("no problems"), done.stdout
     assert snapshot(damaged) == before, "--check-dir changed the directory"

@@ -175,6 +175,13 @@ def compare_file(path: Path, protocol: int, reference_port: int, port: int, thro
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 def test_replies_match_redis(path: Path, protocol: int, reference_port: int, kiwi_port: int) -> None:
     compare_file(path, protocol, reference_port, kiwi_port, through_cluster=False)
+    # Each command touched only keys it locked (storage/locks.rs).
+    conn = Conn(kiwi_port)
+    try:
+        stats = conn.request(["INFO", "stats"])
+    finally:
+        conn.close()
+    assert isinstance(stats, bytes) and b"kiwi_lock_scope_misses:0\r\n" in stats
 
 
 @pytest.mark.parametrize("protocol", [2, 3], ids=["resp2", "resp3"])

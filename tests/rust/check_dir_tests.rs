@@ -121,7 +121,8 @@ fn snapshot_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 fn open_raw(dir: &Path) -> DB {
-    DB::open_cf(&Options::default(), dir, FAMILIES).expect("open with rocksdb")
+    let families = DB::list_cf(&Options::default(), dir).expect("list the families");
+    DB::open_cf(&Options::default(), dir, families).expect("open with rocksdb")
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -179,10 +180,12 @@ fn a_directory_without_the_record_is_format_1_and_gets_it() {
     let engine = Engine::open(RuntimeConfig::new(dir.path())).expect("open");
     let replies = run_all(&engine, &[&["GET", "s"], &["INFO", "server"]]);
     assert_eq!(replies[0], "v");
-    assert!(replies[1].contains("kiwi_disk_format:1"), "{}", replies[1]);
+    // Format 1, upgraded to this binary's at open.
+    let current = format!("kiwi_disk_format:{DISK_FORMAT}");
+    assert!(replies[1].contains(&current), "{}", replies[1]);
     drop(engine);
     let recorded = open_raw(dir.path()).get(b"kiwi.format").expect("read");
-    assert_eq!(recorded, Some(b"1".to_vec()));
+    assert_eq!(recorded, Some(DISK_FORMAT.to_string().into_bytes()));
 }
 
 /// What the committed directories hold (tests/data/disk-format-1/make.sh
@@ -233,6 +236,13 @@ fn the_committed_format_1_standalone_directory_reads_exactly() {
     let commands: Vec<&[&str]> = FIXTURE_READS.iter().map(|(c, _)| *c).collect();
     let expected: Vec<&str> = FIXTURE_READS.iter().map(|(_, r)| *r).collect();
     assert_eq!(run_all(&engine, &commands), expected);
+    // The upgrade to format 2 built the expiry index: `ttl` is in it.
+    let storage = engine.storage();
+    assert!(storage.has_deadlines().expect("read"));
+    assert_eq!(
+        storage.expiry_index_problems().expect("walk"),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -304,6 +314,13 @@ fn check_dir_passes_a_clean_directory_and_names_each_corruption() {
         let data = db.cf_handle("data").expect("data family");
         db.delete_cf(data, kiwi::storage::data_key(0, b"z", z.version, b"b"))
             .expect("delete the element");
+        // (c) The expiry index loses `ttl`'s entry (`db ‖ deadline ‖ key`).
+        let index = db.cf_handle("expiry").expect("expiry family");
+        let mut entry = vec![0u8];
+        entry.extend_from_slice(&4_102_444_800_000u64.to_be_bytes());
+        entry.extend_from_slice(b"ttl");
+        assert!(db.get_cf(index, &entry).expect("read").is_some());
+        db.delete_cf(index, &entry).expect("delete the entry");
     }
     let (code, out, _) = check_dir(dir.path());
     // Shown with --nocapture: what a user reads.
@@ -328,7 +345,11 @@ fn check_dir_passes_a_clean_directory_and_names_each_corruption() {
         "{out}"
     );
     assert!(
-        out.contains("summary: 3 problems (3 keyspace) in "),
+        out.contains("PROBLEM [keyspace] expiry index: no entry \"\\x00"),
+        "{out}"
+    );
+    assert!(
+        out.contains("summary: 4 problems (4 keyspace) in "),
         "{out}"
     );
 }

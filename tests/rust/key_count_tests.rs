@@ -1,7 +1,9 @@
 //! DBSIZE and INFO keyspace answer from per-keyspace counts kept with
 //! every batch (storage/counts.rs): over random histories of every kind of
 //! key creation and deletion, they must equal what a walk over the keys
-//! finds, in every database, after SWAPDB, inside MULTI, and after reopening.
+//! finds, in every database, after SWAPDB, inside MULTI, and after reopening;
+//! and the expiry index (storage/deadlines.rs) must list exactly the keys
+//! that have a deadline.
 
 use bytes::Bytes;
 use kiwi::resp::Reply;
@@ -29,7 +31,7 @@ fn random_command(rng: &mut ChaCha8Rng) -> Vec<String> {
     let key = |rng: &mut ChaCha8Rng| format!("k{}", rng.random_range(0..KEYS));
     let db = |rng: &mut ChaCha8Rng| rng.random_range(0..DBS).to_string();
     let (a, b) = (key(rng), key(rng));
-    match rng.random_range(0..17) {
+    match rng.random_range(0..21) {
         0 => words(&["SET", &a, "v"]),
         1 => words(&["SET", &a, "v", "PX", "10000000"]),
         2 => words(&["DEL", &a, &b]),
@@ -46,7 +48,11 @@ fn random_command(rng: &mut ChaCha8Rng) -> Vec<String> {
         13 => words(&["SPOP", &a]),
         14 => words(&["LPUSH", &a, "x"]),
         15 => words(&["LPOP", &a]),
-        _ => words(&["GETDEL", &a]),
+        16 => words(&["GETDEL", &a]),
+        17 => words(&["GETEX", &a, "PX", "20000000"]),
+        18 => words(&["SET", &a, "w", "KEEPTTL"]),
+        19 => words(&["PEXPIREAT", &a, "1"]),
+        _ => words(&["SET", &a, "v", "EX", "5000", "GET"]),
     }
 }
 
@@ -138,6 +144,9 @@ fn key_counts_equal_the_keys_over_random_histories() {
             }
             let (counted, walked) = counted_and_walked(&engine);
             assert_eq!(counted, walked, "seed {seed} step {step}");
+            // The expiry index follows every deadline alike.
+            let problems = engine.storage().expiry_index_problems().expect("walk");
+            assert!(problems.is_empty(), "seed {seed} step {step}: {problems:?}");
         }
         // A checkpoint is a directory no clean close left counts in (as
         // after a crash): opening it counts the keys.
@@ -161,4 +170,27 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         let entry = entry.expect("entry");
         std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
     }
+}
+
+#[test]
+fn a_lazily_expired_key_is_deleted_from_its_own_database_after_swapdb() {
+    // No server, so no active expiry: only a lookup deletes the key.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = Engine::open(RuntimeConfig::new(dir.path())).expect("open");
+    let mut s = engine.local_session();
+    run(&engine, &mut s, &words(&["SWAPDB", "0", "1"]));
+    run(&engine, &mut s, &words(&["SET", "k", "v", "PX", "30"]));
+    run(&engine, &mut s, &words(&["SELECT", "1"]));
+    run(&engine, &mut s, &words(&["SET", "other", "v"]));
+    run(&engine, &mut s, &words(&["SELECT", "0"]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while run(&engine, &mut s, &words(&["GET", "k"])) != Reply::Nil {
+        assert!(std::time::Instant::now() < deadline, "k never expired");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // The lookup that found it expired deleted it, as in Redis.
+    assert_eq!(run(&engine, &mut s, &words(&["DBSIZE"])), Reply::Int(0));
+    run(&engine, &mut s, &words(&["SELECT", "1"]));
+    assert_eq!(run(&engine, &mut s, &words(&["DBSIZE"])), Reply::Int(1));
+    engine.disconnect(&mut s);
 }

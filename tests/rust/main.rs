@@ -7,6 +7,7 @@ mod common;
 mod dir_identity_tests;
 mod durability_tests;
 mod key_count_tests;
+mod key_lock_tests;
 mod metrics_tests;
 mod raft_apply_tests;
 mod raft_auth_tests;

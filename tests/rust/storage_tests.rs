@@ -173,6 +173,53 @@ fn expired_keys_read_as_missing_and_the_sweep_removes_them() {
 }
 
 #[test]
+fn the_sweep_reaches_due_keys_without_walking_the_keyspace() {
+    let (_dir, storage) = open();
+    let mut ctx = storage.ctx(0, 1000);
+    // 50,000 keys without a deadline sort before the due ones: a walk of
+    // 500 keys a step would take 100 steps to reach them.
+    for i in 0..50_000 {
+        ctx.put_meta(
+            format!("a{i:06}").as_bytes(),
+            &Meta::string(Bytes::from_static(b"x"), None),
+        );
+    }
+    for i in 0..20 {
+        ctx.put_meta(
+            format!("z{i}").as_bytes(),
+            &Meta::string(Bytes::from_static(b"x"), Some(1500 + i)),
+        );
+    }
+    ctx.put_meta(
+        b"zlater",
+        &Meta::string(Bytes::from_static(b"x"), Some(10_000)),
+    );
+    ctx.commit().expect("commit");
+    let mut cursor = SweepCursor::default();
+    let deleted = storage
+        .sweep_expired(&mut cursor, 500, 2000, |_| {})
+        .expect("sweep");
+    assert_eq!(deleted, 20, "one step finds every due key");
+    assert!(cursor.saw_volatile_keys(), "zlater still has a deadline");
+    let after = storage.ctx(0, 2000);
+    assert_eq!(after.get_raw_meta(b"z3").expect("read"), None);
+    assert!(after.get_meta(b"zlater").expect("read").is_some());
+    assert_eq!(storage.key_count(0).keys, 50_001);
+    assert_eq!(storage.key_count(0).volatile, 1);
+    assert_eq!(
+        storage.expiry_index_problems().expect("walk"),
+        Vec::<String>::new()
+    );
+    // Nothing else is due: the next step deletes nothing.
+    assert_eq!(
+        storage
+            .sweep_expired(&mut cursor, 500, 2000, |_| {})
+            .expect("sweep"),
+        0
+    );
+}
+
+#[test]
 fn data_survives_reopen() {
     let dir = tempfile::tempdir().expect("temp dir");
     {
