@@ -5,10 +5,12 @@
 //! cargo run --release --example engine_writers -- [SECONDS] [THREADS...]
 //! ```
 //!
-//! Each thread has its own session and its own keys (`t<thread>:<n>`, 10,000
-//! per thread) and runs one workload for SECONDS (default 3); the default
+//! Each thread has its own session and its own keys
+//! (`<workload>:r<threads>:t<thread>:<n>`, 10,000 per thread, workload and
+//! run) and runs one workload for SECONDS (default 3); the default
 //! thread counts are 1 and 2. Prints commands per second per workload and
-//! thread count, and the ratio to one thread.
+//! thread count, and the ratio to one thread. `KIWI_WORKLOADS=SET,HSET`
+//! runs only those.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,10 +21,14 @@ use kiwi::{Engine, RuntimeConfig};
 
 const WORKLOADS: &[&str] = &["SET", "INCR", "LPUSH", "SADD", "HSET", "ZADD", "MSET"];
 
-fn command(workload: &str, thread: usize, n: u64) -> Vec<Bytes> {
-    let key = format!("t{thread}:{}", n % 10_000);
-    let other = format!("t{thread}:{}", (n + 5_000) % 10_000);
-    let member = (n % 100).to_string();
+fn command(workload: &str, run: usize, thread: usize, n: u64) -> Vec<Bytes> {
+    // Keys of their own per workload and run: an INCR of a SET's value
+    // would measure the error path, an SADD of a member an earlier run
+    // added a read.
+    let key = format!("{workload}:r{run}:t{thread}:{}", n % 10_000);
+    let other = format!("{workload}:r{run}:t{thread}:{}", (n + 5_000) % 10_000);
+    // A new member on every pass over the keys (not a no-op SADD).
+    let member = ((n / 10_000) % 1_000).to_string();
     let words: Vec<&str> = match workload {
         "SET" => vec![
             "SET",
@@ -53,7 +59,11 @@ fn run(engine: &Arc<Engine>, workload: &'static str, threads: usize, seconds: f6
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     for _ in 0..64 {
-                        engine.execute(&mut session, &command(workload, t, n));
+                        let reply = engine.execute(&mut session, &command(workload, threads, t, n));
+                        if let kiwi::resp::Reply::Error(e) = reply {
+                            eprintln!("{workload}: {e}");
+                            std::process::exit(1);
+                        }
                         n += 1;
                     }
                 }
@@ -100,7 +110,12 @@ fn main() {
         print!("{:>14}", format!("{n} thread(s)"));
     }
     println!();
+    // KIWI_WORKLOADS=SET,HSET runs only those (to profile one).
+    let only = std::env::var("KIWI_WORKLOADS").unwrap_or_default();
     for workload in WORKLOADS {
+        if !only.is_empty() && !only.split(',').any(|w| w.eq_ignore_ascii_case(workload)) {
+            continue;
+        }
         print!("{workload:<8}");
         let mut first = None;
         for &n in &counts {

@@ -19,6 +19,10 @@
 //! touch the same name in two databases and lock one stripe for both.
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use smallvec::SmallVec;
+
+/// The stripes of one command: most name one to four keys.
+pub type Stripes = SmallVec<[u16; 4]>;
 
 /// How many stripes keys hash to: enough that two busy keys rarely share
 /// one, few enough to stay in cache (8 bytes each).
@@ -55,7 +59,7 @@ impl Default for KeyLocks {
 pub struct LockRequest {
     everything: bool,
     /// Stripe and whether it is written, sorted and unique once `finish`ed.
-    stripes: Vec<(u16, bool)>,
+    stripes: SmallVec<[(u16, bool); 4]>,
 }
 
 impl LockRequest {
@@ -63,7 +67,7 @@ impl LockRequest {
     pub fn everything() -> LockRequest {
         LockRequest {
             everything: true,
-            stripes: Vec::new(),
+            stripes: SmallVec::new(),
         }
     }
 
@@ -92,7 +96,7 @@ impl LockRequest {
         self.stripes.sort_unstable();
         // Sorted with `false < true`, so the last of equal stripes is the
         // strongest; keep it.
-        let mut merged: Vec<(u16, bool)> = Vec::with_capacity(self.stripes.len());
+        let mut merged: SmallVec<[(u16, bool); 4]> = SmallVec::with_capacity(self.stripes.len());
         for &(stripe, write) in &self.stripes {
             match merged.last_mut() {
                 Some(last) if last.0 == stripe => last.1 |= write,
@@ -112,9 +116,9 @@ enum StripeGuard<'a> {
 pub struct Hold<'a> {
     _everything: Option<RwLockWriteGuard<'a, ()>>,
     _store: Option<RwLockReadGuard<'a, ()>>,
-    _stripes: Vec<StripeGuard<'a>>,
+    _stripes: SmallVec<[StripeGuard<'a>; 4]>,
     /// The stripes held, sorted; `None` for the whole store.
-    held: Option<Vec<u16>>,
+    held: Option<Stripes>,
 }
 
 impl Hold<'_> {
@@ -142,8 +146,8 @@ impl KeyLocks {
         let mut hold = Hold {
             _everything: None,
             _store: None,
-            _stripes: Vec::new(),
-            held: Some(Vec::new()),
+            _stripes: SmallVec::new(),
+            held: Some(Stripes::new()),
         };
         if request.everything {
             hold._everything = Some(self.everything.write());
@@ -155,7 +159,7 @@ impl KeyLocks {
         }
         request.finish();
         hold._store = Some(self.everything.read());
-        let mut held = Vec::with_capacity(request.stripes.len());
+        let mut held = Stripes::with_capacity(request.stripes.len());
         for (stripe, write) in request.stripes {
             let Some(lock) = self.stripes.get(usize::from(stripe)) else {
                 continue;

@@ -103,7 +103,7 @@ pub struct Ctx<'a> {
     expired_seen: RefCell<Vec<(u8, Vec<u8>)>>,
     /// The lock stripes held for this context's command (sorted); `None`
     /// when it holds every key. See [`Ctx::limit_to`].
-    scope: Option<Vec<u16>>,
+    scope: Option<super::locks::Stripes>,
 }
 
 /// The databases pending FLUSHDBs/FLUSHALLs empty (bit `db` set). A set,
@@ -184,7 +184,7 @@ impl<'a> Ctx<'a> {
     /// command whose declared keys miss one it uses, which tests check
     /// never happens.
     pub fn limit_to(&mut self, stripes: Option<&[u16]>) {
-        self.scope = stripes.map(<[u16]>::to_vec);
+        self.scope = stripes.map(super::locks::Stripes::from_slice);
     }
 
     /// Count `key` if it lies outside the locks held.
