@@ -45,6 +45,9 @@ Directives (also valid as `directive value` lines in the config file):
   --appendfsync always|everysec|no  when the write-ahead log is synced to disk:
                            before each reply, once a second (default), or when
                            the OS decides (see Durability in README.md)
+  --block-cache-size SIZE  RocksDB's block cache, shared by all data (default
+                           128mb; data beyond it and the memtables stays on disk)
+  --memtable-budget SIZE   all memtables together (default 128mb)
   --client-query-buffer-limit SIZE  close a client whose unprocessed input
                            passes SIZE (default 1gb)
   --client-output-buffer-limit CLASS HARD SOFT SECONDS  close a client whose
@@ -386,6 +389,8 @@ fn apply(s: &mut Settings, d: &Directive) -> Result<(), String> {
         | "tcp-keepalive"
         | "protected-mode"
         | "appendfsync"
+        | "block-cache-size"
+        | "memtable-budget"
         | "busy-reply-threshold"
         | "lua-time-limit"
         | "notify-keyspace-events"

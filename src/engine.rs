@@ -148,7 +148,7 @@ impl std::ops::Deref for Engine {
 
 impl Engine {
     pub fn open(config: RuntimeConfig) -> Result<Engine, StorageError> {
-        let storage = Storage::open_with(&config.dir, config.appendfsync)?;
+        let storage = Storage::open_sized(&config.dir, config.appendfsync, config.memory)?;
         storage.notify_mask().set(config.notify_keyspace_events);
         let run_id: String = (0..40)
             .map(|_| char::from(b"0123456789abcdef"[rand::random_range(0..16usize)]))

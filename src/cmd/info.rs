@@ -253,6 +253,11 @@ fn info_section(engine: &Shared, section: &str, out: &mut String) -> CmdResult<(
             ] {
                 field(name, &value);
             }
+            // RocksDB's share of it, against block-cache-size and
+            // memtable-budget.
+            let (cache, memtables) = engine.storage().memory_usage();
+            field("kiwi_block_cache_bytes", &cache);
+            field("kiwi_memtable_bytes", &memtables);
         }
         "persistence" => {
             let saves = &engine.saves;

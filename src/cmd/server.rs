@@ -641,6 +641,10 @@ pub fn config(call: &mut Call<'_, '_>) -> CmdResult {
                 }
             }
             call.engine.storage().set_appendfsync(updated.appendfsync);
+            // Only when changed: resizing rewrites RocksDB's options file.
+            if updated.memory != call.engine.config.read().memory {
+                call.engine.storage().set_memory(updated.memory);
+            }
             call.engine
                 .storage()
                 .notify_mask()

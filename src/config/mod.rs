@@ -106,6 +106,9 @@ pub struct RuntimeConfig {
     pub fault_injection: FaultInjection,
     /// When the write-ahead log is synced to disk (redis.conf's name).
     pub appendfsync: Appendfsync,
+    /// RocksDB's block cache and memtable budget (`block-cache-size`,
+    /// `memtable-budget`; see `storage::memory`).
+    pub memory: crate::storage::memory::MemoryConfig,
     /// `busy-reply-threshold` (alias `lua-time-limit`): how long a script
     /// runs before other clients are answered BUSY.
     pub busy_reply_threshold: std::time::Duration,
@@ -195,6 +198,7 @@ impl RuntimeConfig {
             metrics_port: 0,
             fault_injection: FaultInjection::No,
             appendfsync: Appendfsync::default(),
+            memory: crate::storage::memory::MemoryConfig::default(),
             busy_reply_threshold: std::time::Duration::from_millis(5000),
             notify_keyspace_events: 0,
             tracking_table_max_keys: 1_000_000,
@@ -289,6 +293,8 @@ impl RuntimeConfig {
                 self.fault_injection.as_str().into(),
             ),
             ("appendfsync", self.appendfsync.name().into()),
+            ("block-cache-size", self.memory.block_cache.to_string()),
+            ("memtable-budget", self.memory.memtables.to_string()),
         ]
     }
 
@@ -345,6 +351,8 @@ impl RuntimeConfig {
                 self.appendfsync = Appendfsync::parse(value)
                     .ok_or(ConfigSetError::Invalid(Appendfsync::INVALID))?;
             }
+            "block-cache-size" => self.memory.block_cache = parse_budget(value)?,
+            "memtable-budget" => self.memory.memtables = parse_budget(value)?,
             "hz" => {
                 let hz: u32 = value.parse().map_err(|_| {
                     ConfigSetError::Invalid("argument couldn't be parsed into an integer")
@@ -584,6 +592,18 @@ impl std::fmt::Display for OutputBufferLimits {
 }
 
 /// Parse `512mb`-style memory sizes as redis.conf does.
+/// A memory budget of RocksDB's: a memory value of at least 1 MB.
+fn parse_budget(value: &str) -> Result<usize, ConfigSetError> {
+    let bytes =
+        parse_memory(value).ok_or(ConfigSetError::Invalid("argument must be a memory value"))?;
+    if bytes < crate::storage::memory::MIN_BUDGET as u64 || bytes > i64::MAX as u64 {
+        return Err(ConfigSetError::Invalid(
+            "argument must be between 1048576 and 9223372036854775807 inclusive",
+        ));
+    }
+    Ok(usize::try_from(bytes).unwrap_or(usize::MAX))
+}
+
 pub fn parse_memory(value: &str) -> Option<u64> {
     let lower = value.to_ascii_lowercase();
     let (digits, mult) = [

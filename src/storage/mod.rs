@@ -21,6 +21,7 @@ pub use backup::{CheckpointJob, CompactionJob, CHECKPOINT_DIR};
 mod expiry;
 pub(crate) mod format;
 pub mod locks;
+pub mod memory;
 mod random;
 mod reclaim;
 pub(crate) mod replicated;
@@ -46,11 +47,13 @@ pub use format::DISK_FORMAT;
 pub use random::CommandRng;
 pub use txn::{log_versions, Ctx, Flushed, RangeIter, Touched, VERSIONS_PER_ENTRY};
 
-/// Memtable size per column family. Every write lands in a skiplist whose
-/// insert cost grows with its size (cache misses per level): with RocksDB's
-/// 64 MB default, random-key writes spent over half their time in
-/// `FindSpliceForLevel`. Smaller memtables flush more often but insert faster.
-const WRITE_BUFFER_BYTES: usize = 8 << 20;
+/// Largest memtable per column family. Every write lands in a skiplist
+/// whose insert cost grows with its size (cache misses per level): with
+/// RocksDB's 64 MB default, random-key writes spent over half their time in
+/// `FindSpliceForLevel`. Smaller memtables flush more often but insert
+/// faster. A small `memtable-budget` makes them smaller still
+/// ([`memory::family_buffer`]).
+pub(crate) const WRITE_BUFFER_BYTES: usize = 8 << 20;
 
 /// Number of logical databases (SELECT 0..15).
 pub const DATABASES: u8 = 16;
@@ -143,6 +146,8 @@ pub struct Storage {
     reclaim: reclaim::ReclaimHandle,
     path: PathBuf,
     locks: locks::KeyLocks,
+    /// The block cache and memtable budget (`memory.rs`).
+    memory: memory::MemoryBudget,
     /// Keys commands touched outside the locks they held (see
     /// [`Ctx::limit_to`]); 0 unless a command's declared keys are wrong.
     scope_misses: AtomicU64,
@@ -179,18 +184,6 @@ impl std::fmt::Debug for Storage {
     }
 }
 
-/// Bloom filters for point reads (GET, HGET, SISMEMBER… and every
-/// command's meta lookup): a lookup skips memtables and table files that
-/// cannot hold the key instead of searching each of them.
-fn point_lookup_filters(cf_opts: &mut Options) {
-    let mut table = rocksdb::BlockBasedOptions::default();
-    table.set_bloom_filter(10.0, false);
-    table.set_whole_key_filtering(true);
-    cf_opts.set_block_based_table_factory(&table);
-    cf_opts.set_memtable_prefix_bloom_ratio(0.1);
-    cf_opts.set_memtable_whole_key_filtering(true);
-}
-
 impl Storage {
     /// Open (creating if needed) the data directory at `path` with the
     /// default `appendfsync everysec`.
@@ -203,6 +196,16 @@ impl Storage {
     /// process is refused by RocksDB's lock file; one that is corrupt or
     /// holds another program's database is refused with the reason.
     pub fn open_with(path: impl AsRef<Path>, appendfsync: Appendfsync) -> Result<Storage> {
+        Storage::open_sized(path, appendfsync, memory::MemoryConfig::default())
+    }
+
+    /// [`Storage::open_with`], with RocksDB's memory sized as `sizes` says
+    /// (see [`memory`]).
+    pub fn open_sized(
+        path: impl AsRef<Path>,
+        appendfsync: Appendfsync,
+        sizes: memory::MemoryConfig,
+    ) -> Result<Storage> {
         let path = path.as_ref().to_path_buf();
         let open_err = |reason: String| StorageError::Open {
             path: path.clone(),
@@ -216,13 +219,16 @@ impl Storage {
         opts.create_missing_column_families(true);
         opts.set_keep_log_file_num(4);
         opts.increase_parallelism(2);
+        let budget = memory::MemoryBudget::new(sizes);
+        budget.apply_to_db(&mut opts);
+        let family_buffer = memory::family_buffer(sizes.memtables);
         let reclaim = reclaim::ReclaimHandle::default();
         let mut cfs: Vec<ColumnFamilyDescriptor> = Cf::ALL
             .map(|cf| {
                 let mut cf_opts = Options::default();
                 cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-                cf_opts.set_write_buffer_size(WRITE_BUFFER_BYTES);
-                point_lookup_filters(&mut cf_opts);
+                cf_opts.set_write_buffer_size(family_buffer);
+                budget.apply_to_family(&mut cf_opts);
                 if cf != Cf::Meta {
                     reclaim.install(&mut cf_opts);
                 }
@@ -235,7 +241,8 @@ impl Storage {
         cfs.extend(names.chain([deadlines::FAMILY]).map(|name| {
             let mut cf_opts = Options::default();
             cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-            cf_opts.set_write_buffer_size(WRITE_BUFFER_BYTES);
+            cf_opts.set_write_buffer_size(family_buffer);
+            budget.apply_to_family(&mut cf_opts);
             ColumnFamilyDescriptor::new(name, cf_opts)
         }));
         // The default family holds nothing, but the largest memtable size
@@ -244,7 +251,8 @@ impl Storage {
         // RocksDB's 64 MB default and hold writes back long after the disk
         // had room for Kiwi's.
         let mut default_opts = Options::default();
-        default_opts.set_write_buffer_size(WRITE_BUFFER_BYTES);
+        default_opts.set_write_buffer_size(family_buffer);
+        budget.apply_to_family(&mut default_opts);
         cfs.push(ColumnFamilyDescriptor::new(
             rocksdb::DEFAULT_COLUMN_FAMILY_NAME,
             default_opts,
@@ -271,6 +279,7 @@ impl Storage {
             reclaim,
             path,
             locks: locks::KeyLocks::default(),
+            memory: budget,
             scope_misses: AtomicU64::new(0),
             last_version: AtomicU64::new(0),
             write_opts,
@@ -350,6 +359,32 @@ impl Storage {
     /// The command locks (see [`locks`]).
     pub fn locks(&self) -> &locks::KeyLocks {
         &self.locks
+    }
+
+    /// Resize the block cache and the memtable budget (CONFIG SET).
+    pub fn set_memory(&self, sizes: memory::MemoryConfig) {
+        self.memory.resize(sizes);
+        let size = memory::family_buffer(sizes.memtables).to_string();
+        let names = Cf::ALL
+            .iter()
+            .map(|cf| cf.name())
+            .chain(RaftCf::ALL.iter().map(|cf| cf.name()))
+            .chain([deadlines::FAMILY, rocksdb::DEFAULT_COLUMN_FAMILY_NAME]);
+        for name in names {
+            if let Some(handle) = self.db.cf_handle(name) {
+                if let Err(e) = self
+                    .db
+                    .set_options_cf(handle, &[("write_buffer_size", size.as_str())])
+                {
+                    tracing::warn!(family = name, error = %e, "cannot resize the memtable");
+                }
+            }
+        }
+    }
+
+    /// Bytes RocksDB holds now: (block cache, memtables).
+    pub fn memory_usage(&self) -> (usize, usize) {
+        self.memory.usage()
     }
 
     /// How many times a command touched a key it did not lock.
@@ -509,14 +544,16 @@ impl Storage {
                     }
                     state.requested = false;
                 }
-                // Raft's families too: a WAL file is only deleted once every
-                // family with data in it was flushed, and each flush starts
-                // a new one, so leaving raft_log out kept one WAL file per
-                // FLUSHALL on a cluster node.
+                // Raft's families and the expiry index too: a WAL file is
+                // only deleted once every family with data in it was
+                // flushed, and each flush starts a new one, so leaving
+                // raft_log (or the index's range deletion) out kept one WAL
+                // file per FLUSHALL on a cluster node.
                 let names = Cf::ALL
                     .iter()
                     .map(|cf| cf.name())
-                    .chain(RaftCf::ALL.iter().map(|cf| cf.name()));
+                    .chain(RaftCf::ALL.iter().map(|cf| cf.name()))
+                    .chain([deadlines::FAMILY]);
                 for name in names {
                     if let Some(handle) = db.cf_handle(name) {
                         if let Err(e) = db.flush_cf(handle) {
