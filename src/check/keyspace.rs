@@ -21,6 +21,7 @@
 use crate::cmd::stream::store as stream;
 use crate::storage::counts::{self, KeyCount};
 use crate::storage::dbmap::{self, DbMap};
+use crate::storage::deadlines;
 use crate::storage::{
     data_prefix, decode_score, prefix_end, split_data_key, Cf, CollectionMeta, KeyType, Meta,
     MetaBody, RaftCf, StreamId, DATABASES,
@@ -34,7 +35,7 @@ pub(super) fn check(db: &Families<'_>, report: &mut Report) {
     let map = database_map(db, report);
     let mut found = [KeyCount::default(); DATABASES as usize];
     // The expiry index entries the deadlines call for (format 2 on).
-    let mut deadlines = std::collections::BTreeSet::new();
+    let mut due = std::collections::BTreeSet::new();
     let Some(meta_cf) = db.cf(Cf::Meta) else {
         return;
     };
@@ -63,7 +64,7 @@ pub(super) fn check(db: &Families<'_>, report: &mut Report) {
                 }
                 report.count_key(meta.kind().name());
                 if let Some(at) = meta.expire_at_ms {
-                    deadlines.insert(crate::storage::deadlines::entry(raw_key, at));
+                    due.insert(deadlines::entry(raw_key, at));
                 }
                 if let MetaBody::Collection(c) = &meta.body {
                     let place = key_place(logical, key, Some(c.kind));
@@ -82,7 +83,7 @@ pub(super) fn check(db: &Families<'_>, report: &mut Report) {
     }
     recorded_counts(db, &found, &map, report);
     if report.format >= 2 {
-        expiry_index(db, deadlines, report);
+        expiry_index(db, due, report);
     }
     report.stale_elements = stale_elements(db);
 }
@@ -90,41 +91,16 @@ pub(super) fn check(db: &Families<'_>, report: &mut Report) {
 /// The expiry index must list exactly the keys with a deadline.
 fn expiry_index(
     db: &Families<'_>,
-    mut expected: std::collections::BTreeSet<Vec<u8>>,
+    expected: std::collections::BTreeSet<Vec<u8>>,
     report: &mut Report,
 ) {
     let place = "expiry index";
-    let Some(cf) = db.db.cf_handle(crate::storage::deadlines::FAMILY) else {
+    let Some(cf) = db.db.cf_handle(deadlines::FAMILY) else {
         report.problem(Area::Keyspace, place, "its column family is missing");
         return;
     };
-    let mut iter = db.db.raw_iterator_cf_opt(cf, db.read_opts());
-    iter.seek_to_first();
-    while let Some(entry) = iter.key() {
-        if !expected.remove(entry) {
-            report.problem(
-                Area::Keyspace,
-                place,
-                format!(
-                    "entry \"{}\" has no key of that deadline",
-                    entry.escape_ascii()
-                ),
-            );
-        }
-        iter.next();
-    }
-    if let Err(e) = iter.status() {
-        report.problem(Area::Keyspace, place, format!("the walk stopped: {e}"));
-    }
-    for missing in expected {
-        report.problem(
-            Area::Keyspace,
-            place,
-            format!(
-                "no entry \"{}\" for a key's deadline",
-                missing.escape_ascii()
-            ),
-        );
+    for problem in deadlines::differences(db.db, cf, db.read_opts(), expected) {
+        report.problem(Area::Keyspace, place, problem);
     }
 }
 

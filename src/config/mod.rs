@@ -591,7 +591,6 @@ impl std::fmt::Display for OutputBufferLimits {
     }
 }
 
-/// Parse `512mb`-style memory sizes as redis.conf does.
 /// A memory budget of RocksDB's: a memory value of at least 1 MB.
 fn parse_budget(value: &str) -> Result<usize, ConfigSetError> {
     let bytes =
@@ -604,6 +603,7 @@ fn parse_budget(value: &str) -> Result<usize, ConfigSetError> {
     Ok(usize::try_from(bytes).unwrap_or(usize::MAX))
 }
 
+/// Parse `512mb`-style memory sizes as redis.conf does.
 pub fn parse_memory(value: &str) -> Option<u64> {
     let lower = value.to_ascii_lowercase();
     let (digits, mult) = [

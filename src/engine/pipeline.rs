@@ -73,8 +73,9 @@ impl Engine {
         (replies, None)
     }
 
-    /// Run a group of data commands under one hold of all their locks and commit them as
-    /// one batch; replies are pushed only once the batch is durable.
+    /// Run a group of data commands under one hold of all their locks and
+    /// commit them as one batch; replies are pushed only once the batch is
+    /// durable.
     fn run_group(
         &self,
         session: &mut Session,

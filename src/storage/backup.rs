@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rocksdb::checkpoint::Checkpoint;
 use rocksdb::DB;
 
-use super::{Cf, RaftCf, Result, Storage, StorageError};
+use super::{Cf, Result, Storage, StorageError};
 
 /// Where SAVE puts the checkpoint, inside the data directory.
 pub const CHECKPOINT_DIR: &str = "checkpoint";
@@ -52,11 +52,7 @@ impl Storage {
     /// RocksDB's memory, summed over the column families: memtables, block
     /// cache, table readers; and the compaction debt and key estimate.
     pub fn memory_figures(&self) -> Vec<(&'static str, u64)> {
-        let names: Vec<&'static str> = Cf::ALL
-            .iter()
-            .map(|cf| cf.name())
-            .chain(RaftCf::ALL.iter().map(|cf| cf.name()))
-            .collect();
+        let names: Vec<&'static str> = super::family_names().collect();
         let sum = |property: &str| -> u64 {
             names
                 .iter()
@@ -66,7 +62,8 @@ impl Storage {
         };
         vec![
             ("rocksdb.memtables", sum("rocksdb.cur-size-all-mem-tables")),
-            ("rocksdb.block-cache", sum("rocksdb.block-cache-usage")),
+            // One cache serves every family: its usage once, not per family.
+            ("rocksdb.block-cache", self.memory_usage().0 as u64),
             (
                 "rocksdb.table-readers",
                 sum("rocksdb.estimate-table-readers-mem"),
@@ -87,11 +84,7 @@ pub struct CompactionJob {
 
 impl CompactionJob {
     pub fn run(self) {
-        let families = Cf::ALL
-            .iter()
-            .map(|cf| cf.name())
-            .chain(RaftCf::ALL.iter().map(|cf| cf.name()));
-        for name in families {
+        for name in super::family_names() {
             if let Some(cf) = self.db.cf_handle(name) {
                 if let Err(e) = self.db.flush_cf(&cf) {
                     tracing::warn!(family = name, error = %e, "flush before compaction failed");

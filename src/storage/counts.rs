@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rocksdb::WriteBatch;
 
-use super::{Meta, RaftCf, Result, Storage, StorageError, DATABASES};
+use super::{RaftCf, Result, Storage, StorageError, DATABASES};
 
 const N: usize = DATABASES as usize;
 
@@ -148,7 +148,7 @@ impl KeyCounts {
 /// Whether a stored meta record has an expiry (`None`: unreadable, counted
 /// as a key without one).
 pub(super) fn volatile(raw: &[u8]) -> bool {
-    matches!(Meta::peek(raw), Some((_, Some(_))))
+    super::deadlines::deadline_of(raw).is_some()
 }
 
 impl Storage {

@@ -128,20 +128,12 @@ impl Storage {
                 expected.insert(entry(&key, at));
             }
         }
-        let mut problems = Vec::new();
-        for item in self.db.iterator_cf(self.expiry_cf(), IteratorMode::Start) {
-            let (entry, _) = item?;
-            if !expected.remove(entry.as_ref()) {
-                problems.push(format!(
-                    "index entry without its key: {}",
-                    entry.escape_ascii()
-                ));
-            }
-        }
-        for missing in expected {
-            problems.push(format!("deadline not indexed: {}", missing.escape_ascii()));
-        }
-        Ok(problems)
+        Ok(differences(
+            &self.db,
+            self.expiry_cf(),
+            ReadOptions::default(),
+            expected,
+        ))
     }
 
     /// Note in `batch`, which replaces the keyspace, that the index no
@@ -169,12 +161,46 @@ impl Storage {
     }
 }
 
+/// How the index in `cf` differs from the `expected` entries (those the
+/// meta records' deadlines call for): one text per difference, a read
+/// error among them, for tests and `--check-dir`.
+pub(crate) fn differences(
+    db: &DB,
+    cf: &ColumnFamily,
+    opts: ReadOptions,
+    mut expected: std::collections::BTreeSet<Vec<u8>>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut iter = db.raw_iterator_cf_opt(cf, opts);
+    iter.seek_to_first();
+    while let Some(entry) = iter.key() {
+        if !expected.remove(entry) {
+            problems.push(format!(
+                "entry \"{}\" has no key of that deadline",
+                entry.escape_ascii()
+            ));
+        }
+        iter.next();
+    }
+    if let Err(e) = iter.status() {
+        problems.push(format!("the walk stopped: {e}"));
+    }
+    for missing in expected {
+        problems.push(format!(
+            "no entry \"{}\" for a key's deadline",
+            missing.escape_ascii()
+        ));
+    }
+    problems
+}
+
 /// Build the index from the meta records, replacing what it held: the
 /// upgrade from disk format 1, and after a snapshot is installed. Safe to
 /// run again if interrupted.
 pub(crate) fn rebuild(db: &DB) -> Result<(), String> {
     let failed = |e: rocksdb::Error| format!("cannot build the expiry index: {e}");
-    let (Some(index), Some(meta)) = (db.cf_handle(FAMILY), db.cf_handle("meta")) else {
+    let (Some(index), Some(meta)) = (db.cf_handle(FAMILY), db.cf_handle(super::Cf::Meta.name()))
+    else {
         return Err("cannot build the expiry index: a column family is missing".into());
     };
     let mut batch = WriteBatch::default();

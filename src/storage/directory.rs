@@ -15,8 +15,6 @@ use std::path::Path;
 
 use rocksdb::{Options, DB};
 
-use super::{Cf, RaftCf};
-
 /// What to do about a directory Kiwi cannot use.
 const CORRUPT_HINT: &str =
     "the data directory is damaged: restore it from a backup, or move it aside to start empty";
@@ -90,9 +88,7 @@ fn check_database(path: &Path) -> Result<(), String> {
     let families = DB::list_cf(&Options::default(), path).map_err(|e| explain(e.into_string()))?;
     let known = |name: &str| {
         name == rocksdb::DEFAULT_COLUMN_FAMILY_NAME
-            || Cf::ALL.iter().any(|cf| cf.name() == name)
-            || RaftCf::ALL.iter().any(|cf| cf.name() == name)
-            || name == super::deadlines::FAMILY
+            || super::family_names().any(|known| known == name)
     };
     let foreign: Vec<&str> = families
         .iter()

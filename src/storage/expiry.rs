@@ -38,18 +38,15 @@ impl Storage {
         now_ms: u64,
         on_deleted: impl FnOnce(&Touched),
     ) -> Result<usize> {
-        let due = self.due(budget, now_ms)?;
-        cursor.volatile = !due.is_empty() || self.has_deadlines()?;
+        let due = self.due_noting(cursor, budget, now_ms)?;
         if due.is_empty() {
             return Ok(0);
         }
-        let mut request = LockRequest::default();
-        for d in &due {
-            request.add_key(&d.key, true);
-        }
-        let _held = self.locks().take(request);
+        let _held = self
+            .locks()
+            .take(LockRequest::writing(due.iter().map(|d| &d.key[..])));
         let (keys, stale) = self.sort_due(due)?;
-        self.delete_stale_entries(stale)?;
+        self.delete_entries(stale)?;
         self.remove_expired(keys, now_ms, on_deleted)
     }
 
@@ -62,11 +59,9 @@ impl Storage {
         now_ms: u64,
         on_deleted: impl FnOnce(&Touched),
     ) -> Result<usize> {
-        let mut request = super::locks::LockRequest::default();
-        for (_, key) in &keys {
-            request.add_key(key, true);
-        }
-        let _held = self.locks().take(request);
+        let _held = self
+            .locks()
+            .take(LockRequest::writing(keys.iter().map(|(_, k)| &k[..])));
         self.remove_expired(keys, now_ms, on_deleted)
     }
 
@@ -127,11 +122,17 @@ impl Storage {
         budget: usize,
         now_ms: u64,
     ) -> Result<Vec<(u8, Vec<u8>)>> {
-        let due = self.due(budget, now_ms)?;
-        cursor.volatile = !due.is_empty() || self.has_deadlines()?;
+        let due = self.due_noting(cursor, budget, now_ms)?;
         let (expired, stale) = self.sort_due(due)?;
         self.drop_stale_entries(stale)?;
         Ok(expired)
+    }
+
+    /// [`Storage::due`], noting in `cursor` whether any key has a deadline.
+    fn due_noting(&self, cursor: &mut SweepCursor, budget: usize, now_ms: u64) -> Result<Vec<Due>> {
+        let due = self.due(budget, now_ms)?;
+        cursor.volatile = !due.is_empty() || self.has_deadlines()?;
+        Ok(due)
     }
 
     /// The listed keys whose record still has the listed deadline, as
@@ -151,32 +152,29 @@ impl Storage {
         Ok((expired, stale))
     }
 
-    /// Delete index entries that no longer match their key's record (under
-    /// each key's lock, so a commit setting that deadline again is not
-    /// undone). The index is this node's own: no log entry is needed.
+    /// Delete index entries that no longer match their key's record, as
+    /// found again under each key's lock (so a commit setting that deadline
+    /// again meanwhile is not undone). The index is this node's own: no log
+    /// entry is needed.
     fn drop_stale_entries(&self, stale: Vec<Due>) -> Result<()> {
         if stale.is_empty() {
             return Ok(());
         }
-        let mut request = LockRequest::default();
-        for d in &stale {
-            request.add_key(&d.key, true);
-        }
-        let _held = self.locks().take(request);
-        self.delete_stale_entries(stale)
+        let _held = self
+            .locks()
+            .take(LockRequest::writing(stale.iter().map(|d| &d.key[..])));
+        let (_, still_stale) = self.sort_due(stale)?;
+        self.delete_entries(still_stale)
     }
 
-    /// [`Storage::drop_stale_entries`] with the keys' locks held.
-    fn delete_stale_entries(&self, stale: Vec<Due>) -> Result<()> {
+    /// Delete these index entries (found stale with the keys' locks held).
+    fn delete_entries(&self, stale: Vec<Due>) -> Result<()> {
         if stale.is_empty() {
             return Ok(());
         }
         let mut batch = WriteBatch::default();
         for d in stale {
-            let current = self.db.get_pinned_cf(self.meta_cf(), d.meta_key())?;
-            if current.as_deref().and_then(deadlines::deadline_of) != Some(d.deadline) {
-                batch.delete_cf(self.expiry_cf(), d.entry());
-            }
+            batch.delete_cf(self.expiry_cf(), d.entry());
         }
         self.write(batch)
     }

@@ -71,8 +71,13 @@ impl LockRequest {
         }
     }
 
-    pub fn wants_everything(&self) -> bool {
-        self.everything
+    /// These keys' stripes, each exclusively.
+    pub fn writing<'k>(keys: impl IntoIterator<Item = &'k [u8]>) -> LockRequest {
+        let mut request = LockRequest::default();
+        for key in keys {
+            request.add_key(key, true);
+        }
+        request
     }
 
     pub fn add_everything(&mut self) {
@@ -85,10 +90,6 @@ impl LockRequest {
         if !self.everything {
             self.stripes.push((stripe_of(key), write));
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        !self.everything && self.stripes.is_empty()
     }
 
     /// Sort and merge: one entry per stripe, written if any asked so.

@@ -184,6 +184,16 @@ impl std::fmt::Debug for Storage {
     }
 }
 
+/// Every column family Kiwi creates besides the default one: the data,
+/// Raft's, and the expiry index.
+pub(crate) fn family_names() -> impl Iterator<Item = &'static str> {
+    Cf::ALL
+        .iter()
+        .map(|cf| cf.name())
+        .chain(RaftCf::ALL.iter().map(|cf| cf.name()))
+        .chain([deadlines::FAMILY])
+}
+
 impl Storage {
     /// Open (creating if needed) the data directory at `path` with the
     /// default `appendfsync everysec`.
@@ -365,12 +375,7 @@ impl Storage {
     pub fn set_memory(&self, sizes: memory::MemoryConfig) {
         self.memory.resize(sizes);
         let size = memory::family_buffer(sizes.memtables).to_string();
-        let names = Cf::ALL
-            .iter()
-            .map(|cf| cf.name())
-            .chain(RaftCf::ALL.iter().map(|cf| cf.name()))
-            .chain([deadlines::FAMILY, rocksdb::DEFAULT_COLUMN_FAMILY_NAME]);
-        for name in names {
+        for name in family_names().chain([rocksdb::DEFAULT_COLUMN_FAMILY_NAME]) {
             if let Some(handle) = self.db.cf_handle(name) {
                 if let Err(e) = self
                     .db
@@ -549,12 +554,7 @@ impl Storage {
                 // flushed, and each flush starts a new one, so leaving
                 // raft_log (or the index's range deletion) out kept one WAL
                 // file per FLUSHALL on a cluster node.
-                let names = Cf::ALL
-                    .iter()
-                    .map(|cf| cf.name())
-                    .chain(RaftCf::ALL.iter().map(|cf| cf.name()))
-                    .chain([deadlines::FAMILY]);
-                for name in names {
+                for name in family_names() {
                     if let Some(handle) = db.cf_handle(name) {
                         if let Err(e) = db.flush_cf(handle) {
                             tracing::warn!(error = %e, "flushing range deletions failed");

@@ -190,25 +190,26 @@ impl<'a> Ctx<'a> {
     /// Count `key` if it lies outside the locks held.
     fn check_scope(&self, key: &[u8]) {
         let Some(scope) = &self.scope else { return };
-        if scope.binary_search(&super::locks::stripe_of(key)).is_ok() {
-            return;
-        }
-        let before = self.storage.scope_misses.fetch_add(1, Ordering::Relaxed);
-        if before == 0 {
-            tracing::error!(
-                key = %String::from_utf8_lossy(key),
-                "a command touched a key it did not lock (further misses are only counted)"
-            );
+        if scope.binary_search(&super::locks::stripe_of(key)).is_err() {
+            self.scope_miss(&String::from_utf8_lossy(key));
         }
     }
 
-    /// Whether the context may walk the whole keyspace.
+    /// Count a walk over the keyspace unless every key is held.
     fn check_whole_scope(&self) {
         if self.scope.is_some() {
-            let before = self.storage.scope_misses.fetch_add(1, Ordering::Relaxed);
-            if before == 0 {
-                tracing::error!("a command walked the keyspace without holding every key");
-            }
+            self.scope_miss("(the whole keyspace)");
+        }
+    }
+
+    /// Count a key touched outside the locks held; log the first.
+    fn scope_miss(&self, what: &str) {
+        let before = self.storage.scope_misses.fetch_add(1, Ordering::Relaxed);
+        if before == 0 {
+            tracing::error!(
+                key = what,
+                "a command touched a key it did not lock (further misses are only counted)"
+            );
         }
     }
 
