@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
-"""Writes to a three-node Kiwi Raft cluster next to a standalone Kiwi, in one run.
+"""Writes and linearizable reads on a three-node Kiwi Raft cluster next to a standalone Kiwi, in one run.
 
-    python3 bench/cluster.py [--requests N] [--quick] [--markdown FILE]
+    python3 bench/cluster.py [--requests N] [--tests set,mset,get] [--quick] [--markdown FILE]
 
 Starts a standalone ``kiwi.Server()`` and a ``kiwi.Cluster(3)`` in this
 process (loopback, temporary directories, all stopped at the end) and runs
-redis-benchmark's write workloads, SET and MSET of 10 keys with ``-r 100000``
-(random keys), against three targets:
+redis-benchmark's write workloads, SET and MSET of 10 keys, then GET (each a
+linearizable read in the cluster) with ``-r 100000`` (random keys), against
+three targets:
 
 * standalone: the single node, no replication;
-* leader: the cluster's leader, each write committed through Raft;
-* follower: a follower, which forwards each write to the leader.
+* leader: the cluster's leader, each write committed through Raft, each
+  read answered under its lease (or after a round of heartbeats);
+* follower: a follower, which forwards each write to the leader and asks
+  it for a read index before each batch of reads.
 
 at 1, 10, 50 and 200 clients unpipelined, and 50 clients with pipeline 16.
 It prints, per workload, requests per second and p50/p99 latency of each
@@ -40,8 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from compare import Row, Steps, ensure_tools, machine, redis_benchmark
 
-TESTS = ["set", "mset"]
-LABELS = {"set": "SET", "mset": "MSET (10 keys)"}
+TESTS = ["set", "mset", "get"]
+LABELS = {"set": "SET", "mset": "MSET (10 keys)", "get": "GET (linearizable)"}
 TARGETS = ["standalone", "leader", "follower"]
 #: (clients, pipeline) of every run, in order.
 CONFIGS: list[tuple[int, int]] = [(1, 1), (10, 1), (50, 1), (200, 1), (50, 16)]
@@ -142,7 +145,7 @@ def run_all(requests: int) -> tuple[dict[tuple[str, int, int], Run], list[str]]:
                     index = leader if target == "leader" else (leader + 1) % len(cluster.nodes)
                     port, where = cluster.nodes[index].port, f"{target} (node {cluster.nodes[index].id})"
                 who = "1 client" if clients == 1 else f"{clients} clients"
-                step(f"SET, MSET on {where}: {who}, pipeline {pipeline}, {n:,} requests per test")
+                step(f"SET, MSET, GET on {where}: {who}, pipeline {pipeline}, {n:,} requests per test")
                 flusher = standalone.client() if target == "standalone" else cluster.nodes[leader].client()
                 try:
                     flusher.flushall()
@@ -171,12 +174,20 @@ def main(argv: Optional[list[str]] = None) -> int:
         help="requests per test at 50+ clients (scaled down for fewer, x4 pipelined)",
     )
     parser.add_argument("--quick", action="store_true", help="small counts (--requests 2000), for a smoke run")
+    parser.add_argument(
+        "--tests", default=",".join(TESTS), help=f"workloads to run, comma-separated (default {','.join(TESTS)})"
+    )
     parser.add_argument("--markdown", type=Path, help="also append the tables to this file")
     args = parser.parse_args(argv)
     if args.quick:
         args.requests = 2_000
     if args.requests < 1:
         parser.error("--requests must be positive")
+    chosen = [t.strip() for t in args.tests.split(",") if t.strip()]
+    unknown = [t for t in chosen if t not in LABELS]
+    if unknown or not chosen:
+        parser.error(f"--tests takes some of {','.join(TESTS)}")
+    TESTS[:] = chosen
     ensure_tools()
     runs, notes = run_all(args.requests)
     text = [

@@ -26,6 +26,7 @@
 //! serde_json would store every byte of a value as a decimal number.
 
 pub mod identity;
+pub mod lease;
 pub mod local;
 mod log_store;
 mod nesting;

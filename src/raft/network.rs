@@ -374,6 +374,8 @@ pub struct Outbound {
     /// read's leadership check; this keeps each round from opening (and
     /// authenticating) connections of its own.
     pub idle: IdleConns,
+    /// When each peer last accepted this node's AppendEntries (leases).
+    pub acks: crate::raft::lease::AckClock,
 }
 
 /// The idle connections kept per peer at most.

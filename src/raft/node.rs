@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::identity::{self, Credentials, IdentityError};
+use super::lease::RestartHold;
 use super::network::framing::PROPOSAL_MAX;
 use super::network::snapshot_guard::SnapshotGuard;
 use super::network::{
@@ -192,6 +193,8 @@ pub struct RaftNode {
     /// as leader, and as a follower asking the leader.
     reads: reads::ReadBatcher,
     remote_reads: reads::ReadBatcher,
+    /// A restarted node votes and campaigns only after it (lease.rs).
+    hold: RestartHold,
     /// This node, for tasks it starts that outlive a call.
     me: std::sync::Weak<RaftNode>,
 }
@@ -277,6 +280,14 @@ impl RaftNode {
             .clone()
             .unwrap_or_else(|| bound.to_string());
         let t = options.timing;
+        // A node that voted in an earlier life may have acknowledged a
+        // leader whose lease still counts on it (lease.rs).
+        let voted_before = crate::raft::read_state::<openraft::Vote<NodeId>>(
+            engine.storage(),
+            crate::raft::state_key::VOTE,
+        )
+        .map_or(true, |vote| vote.is_some());
+        let hold = RestartHold::starting(voted_before, t.election_max_ms);
         let config = Config {
             cluster_name: "kiwi".into(),
             heartbeat_interval: t.heartbeat_ms,
@@ -286,6 +297,7 @@ impl RaftNode {
             max_payload_entries: 512,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_every),
             max_in_snapshot_log_to_keep: t.logs_to_keep,
+            enable_elect: hold.may_elect_now(),
             ..Config::default()
         }
         .validate()?;
@@ -312,6 +324,7 @@ impl RaftNode {
             config: options.net,
             refusals: RefusalLog::default(),
             idle: Default::default(),
+            acks: Default::default(),
         });
         let inbound = Arc::new(Inbound::new(
             id,
@@ -345,8 +358,16 @@ impl RaftNode {
             draining: std::sync::atomic::AtomicBool::new(false),
             reads: Default::default(),
             remote_reads: Default::default(),
+            hold,
             me: me.clone(),
         });
+        if !hold.may_elect_now() {
+            let node = node.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(hold.remaining()).await;
+                node.raft.runtime_config().elect(true);
+            });
+        }
         tokio::spawn(observe::count_leader_changes(node.clone()));
         tokio::spawn(network::serve(
             listener,
@@ -830,6 +851,12 @@ impl RaftNode {
             format!("fault_drop:{}", faults.drop_rate),
             format!("fault_delay_ms:{}", faults.delay.as_millis()),
             format!("fault_clock_ms:{}", self.engine.clock_offset_ms()),
+            format!("lease_reads:{}", self.reads.leased()),
+            format!(
+                "read_rounds:{}",
+                self.reads.rounds() + self.remote_reads.rounds()
+            ),
+            format!("vote_hold_ms:{}", self.hold.remaining().as_millis()),
             format!(
                 "cluster_id:{}",
                 self.credentials

@@ -11,9 +11,9 @@
 //! previous and last log id) does not send again: it waits for that task
 //! and takes its answer. A request for other entries replaces the task.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use openraft::raft::AppendEntriesRequest;
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
 use openraft::{LogId, RaftLogId, Vote};
 use tokio::task::JoinHandle;
 
@@ -41,6 +41,9 @@ impl AppendKey {
 /// The AppendEntries on its way to a peer.
 pub(super) struct InFlight {
     key: AppendKey,
+    /// When it left: the peer received it later (a leader lease counts
+    /// from here, never from a retry that joined it).
+    sent: Instant,
     task: JoinHandle<Result<RpcReply, CallError>>,
 }
 
@@ -76,8 +79,10 @@ impl PeerClient {
             // leaves it in the pool for the next one.
             courier.link = std::mem::replace(&mut self.link, Link::Idle);
             let budget = budget(bound, frame.len());
+            // Before the task can send it.
+            let sent = Instant::now();
             let task = tokio::spawn(async move { courier.call_encoded(frame, budget, true).await });
-            self.append = Some(InFlight { key, task });
+            self.append = Some(InFlight { key, sent, task });
         }
         let Some(in_flight) = self.append.as_mut() else {
             return Err(CallError::Closed(self.target));
@@ -85,8 +90,16 @@ impl PeerClient {
         // Awaited through `&mut`: if openraft drops this call, the task
         // goes on and a retry finds it.
         let joined = (&mut in_flight.task).await;
+        let (vote, sent) = (in_flight.key.vote, in_flight.sent);
         self.append = None;
-        joined.unwrap_or(Err(CallError::Closed(self.target)))
+        let reply = joined.unwrap_or(Err(CallError::Closed(self.target)));
+        if let Ok(RpcReply::AppendEntries(Ok(answer))) = &reply {
+            // Anything but a higher vote: the peer took this leader's.
+            if !matches!(answer, AppendEntriesResponse::HigherVote(_)) {
+                self.outbound.acks.acknowledged(self.target, vote, sent);
+            }
+        }
+        reply
     }
 }
 

@@ -9,12 +9,14 @@
 //! connections to every peer). A round started after a read arrived is what
 //! makes the read linearizable, so no read uses a round already under way.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use openraft::error::{CheckIsLeaderError, RaftError};
 use tokio::sync::oneshot;
 
 use super::{NodeId, RaftNode};
+use crate::raft::lease;
 use crate::raft::network::{ForwardError, Rpc, RpcReply};
 
 /// What a round tells its reads: the index a reader must have applied
@@ -43,6 +45,20 @@ enum Round {
 #[derive(Default)]
 pub(super) struct ReadBatcher {
     state: parking_lot::Mutex<Batch>,
+    /// Rounds that went to the network (heartbeats, or the leader).
+    rounds: AtomicU64,
+    /// Rounds the leader's lease answered.
+    leased: AtomicU64,
+}
+
+impl ReadBatcher {
+    pub(super) fn rounds(&self) -> u64 {
+        self.rounds.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn leased(&self) -> u64 {
+        self.leased.load(Ordering::Relaxed)
+    }
 }
 
 #[derive(Default)]
@@ -107,7 +123,10 @@ impl RaftNode {
             };
             let result = match round {
                 Round::Leader => self.check_leadership(timeout).await,
-                Round::Remote => self.ask_leader(timeout).await,
+                Round::Remote => {
+                    self.remote_reads.rounds.fetch_add(1, Ordering::Relaxed);
+                    self.ask_leader(timeout).await
+                }
             };
             for read in reads {
                 let _ = read.send(result.clone());
@@ -116,6 +135,19 @@ impl RaftNode {
     }
 
     async fn check_leadership(&self, timeout: Duration) -> ReadIndex {
+        if let Some(index) = self.lease_read_index().await {
+            self.reads.leased.fetch_add(1, Ordering::Relaxed);
+            let caught_up = self
+                .raft
+                .wait(Some(timeout))
+                .applied_index_at_least(Some(index), "lease read")
+                .await;
+            return match caught_up {
+                Ok(_) => Ok(Some(index)),
+                Err(e) => Err(ReadIndexError::Failed(e.to_string())),
+            };
+        }
+        self.reads.rounds.fetch_add(1, Ordering::Relaxed);
         match tokio::time::timeout(timeout, self.raft.ensure_linearizable()).await {
             Ok(Ok(log_id)) => Ok(log_id.map(|l| l.index)),
             Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
@@ -124,6 +156,21 @@ impl RaftNode {
             Ok(Err(e)) => Err(ReadIndexError::Failed(e.to_string())),
             Err(_) => Err(ReadIndexError::Failed("no quorum".into())),
         }
+    }
+
+    /// The read index this leader's lease gives now, if it holds
+    /// (lease.rs); never while handing leadership over.
+    async fn lease_read_index(&self) -> Option<u64> {
+        if self.is_draining() {
+            return None;
+        }
+        let (me, outbound) = (self.id, self.outbound.clone());
+        let lease = lease::leader_lease(self.timing.election_max_ms);
+        self.raft
+            .with_raft_state(move |state| lease::lease_read_index(state, me, &outbound.acks, lease))
+            .await
+            .ok()
+            .flatten()
     }
 
     async fn ask_leader(&self, timeout: Duration) -> ReadIndex {

@@ -18,7 +18,11 @@ impl RpcService for RaftNode {
     async fn handle(&self, _from: NodeId, rpc: Rpc) -> RpcReply {
         match rpc {
             Rpc::AppendEntries(req) => RpcReply::AppendEntries(self.raft.append_entries(req).await),
-            Rpc::Vote(req) => RpcReply::Vote(self.raft.vote(req).await),
+            Rpc::Vote(req) => {
+                // Restarted: no vote until a lease it may have given is over.
+                tokio::time::sleep(self.hold.remaining()).await;
+                RpcReply::Vote(self.raft.vote(req).await)
+            }
             Rpc::InstallSnapshot(req) => RpcReply::InstallSnapshot(
                 self.snapshots
                     .install(req, |req| self.raft.install_snapshot(req))
