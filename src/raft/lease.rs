@@ -128,15 +128,26 @@ pub fn lease_read_index<I: openraft::Instant>(
 #[derive(Debug, Clone, Copy)]
 pub struct RestartHold {
     until: Option<Instant>,
+    length: Duration,
 }
 
 impl RestartHold {
     /// For a node starting now: `voted_before` is whether its directory
     /// holds a vote (a brand-new node has acknowledged no leader).
     pub fn starting(voted_before: bool, election_max_ms: u64) -> RestartHold {
+        let length = match voted_before {
+            true => Duration::from_millis(election_max_ms),
+            false => Duration::ZERO,
+        };
         RestartHold {
-            until: voted_before.then(|| Instant::now() + Duration::from_millis(election_max_ms)),
+            until: voted_before.then(|| Instant::now() + length),
+            length,
         }
+    }
+
+    /// How long the node held back after it started (zero: not at all).
+    pub fn length(&self) -> Duration {
+        self.length
     }
 
     /// Whether the node may campaign from the start.
@@ -227,9 +238,15 @@ mod tests {
     #[test]
     fn the_leader_trusts_less_than_the_followers_keep() {
         assert_eq!(leader_lease(600), Duration::from_millis(540));
-        assert!(RestartHold::starting(false, 600).may_elect_now());
+        let new = RestartHold::starting(false, 600);
+        assert!(new.may_elect_now());
+        assert_eq!(
+            (new.length(), new.remaining()),
+            (Duration::ZERO, Duration::ZERO)
+        );
         let hold = RestartHold::starting(true, 600);
         assert!(!hold.may_elect_now());
+        assert_eq!(hold.length(), Duration::from_millis(600));
         assert!(hold.remaining() > Duration::from_millis(500));
     }
 }

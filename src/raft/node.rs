@@ -362,10 +362,12 @@ impl RaftNode {
             me: me.clone(),
         });
         if !hold.may_elect_now() {
-            let node = node.clone();
+            let node = Arc::downgrade(&node);
             tokio::spawn(async move {
                 tokio::time::sleep(hold.remaining()).await;
-                node.raft.runtime_config().elect(true);
+                if let Some(node) = node.upgrade() {
+                    node.raft.runtime_config().elect(true);
+                }
             });
         }
         tokio::spawn(observe::count_leader_changes(node.clone()));
@@ -856,7 +858,7 @@ impl RaftNode {
                 "read_rounds:{}",
                 self.reads.rounds() + self.remote_reads.rounds()
             ),
-            format!("vote_hold_ms:{}", self.hold.remaining().as_millis()),
+            format!("vote_hold_ms:{}", self.hold.length().as_millis()),
             format!(
                 "cluster_id:{}",
                 self.credentials

@@ -1,7 +1,9 @@
-//! Linearizable reads, batched. A read needs the leader to confirm with a
-//! quorum that it still leads (openraft's `ensure_linearizable`: a round of
-//! heartbeats, then the state machine caught up with the read index); on a
-//! follower, it asks the leader for that index over the raft port. One such
+//! Linearizable reads, batched. A read needs the leader to know it still
+//! leads: from its lease when that holds (`raft/lease.rs`: no messages),
+//! else by confirming with a quorum (openraft's `ensure_linearizable`: a
+//! round of heartbeats); then the state machine catches up with the read
+//! index. On a follower, it asks the leader for that index over the raft
+//! port. One such
 //! round serves every read that arrived before it started; reads arriving
 //! during a round wait for the next one, which starts as soon as this one
 //! ends. So concurrent reads share rounds at most two round trips apart
