@@ -127,7 +127,7 @@ pub fn lease_read_index<I: openraft::Instant>(
 /// documentation).
 #[derive(Debug, Clone, Copy)]
 pub struct RestartHold {
-    until: Option<Instant>,
+    started: Instant,
     length: Duration,
 }
 
@@ -140,7 +140,7 @@ impl RestartHold {
             false => Duration::ZERO,
         };
         RestartHold {
-            until: voted_before.then(|| Instant::now() + length),
+            started: Instant::now(),
             length,
         }
     }
@@ -152,14 +152,12 @@ impl RestartHold {
 
     /// Whether the node may campaign from the start.
     pub fn may_elect_now(&self) -> bool {
-        self.until.is_none()
+        self.length.is_zero()
     }
 
     /// How long until the hold ends (zero once it has).
     pub fn remaining(&self) -> Duration {
-        self.until.map_or(Duration::ZERO, |until| {
-            until.saturating_duration_since(Instant::now())
-        })
+        self.length.saturating_sub(self.started.elapsed())
     }
 }
 
